@@ -1,0 +1,17 @@
+/* log.h — leveled logging to stderr. The level is the only global, set once
+ * at start-up from the command line (QUEPT_LOG or --quiet/--verbose). */
+#ifndef QUEPT_LOG_H
+#define QUEPT_LOG_H
+
+typedef enum { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 } LogLevel;
+
+void log_set_level(LogLevel level);
+LogLevel log_get_level(void);
+void log_msg(LogLevel level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+#endif
