@@ -22,7 +22,17 @@ int qerr_wrap(QErr *err, const char *fmt, ...) {
     va_end(ap);
     char old[QERR_MSG_LEN];
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    /* both parts fit in msg or the tail is cut: truncation is acceptable */
+    size_t n = strlen(prefix);
+    if (n > sizeof err->msg - 3) n = sizeof err->msg - 3;
+    memcpy(err->msg, prefix, n);
+    err->msg[n] = ':';
+    err->msg[n + 1] = ' ';
+    size_t rest = sizeof err->msg - n - 3;
+    size_t m = strlen(old);
+    if (m > rest) m = rest;
+    memcpy(err->msg + n + 2, old, m);
+    err->msg[n + 2 + m] = '\0';
     return -1;
 }
 

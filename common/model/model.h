@@ -81,12 +81,17 @@ int model_load(Model *m, const char *path, QErr *err);
 void model_free(Model *m);
 /* Checks that every weight is finite; names block and tensor on failure. */
 int model_check_finite(const Model *m, QErr *err);
+int block_weights_check_finite(const BlockWeights *w, const ModelConfig *c, int j, QErr *err);
 
 /* Validates a config (positive dims, divisibility); `what` names the source. */
 int model_config_validate(const ModelConfig *c, const char *what, QErr *err);
 
-/* Allocates zeroed block tensors for cfg (for synthetic models and tests). */
+/* Allocates zeroed block tensors for cfg in one buffer owned by attn_norm
+ * (block_weights_free releases it). */
 int block_weights_alloc(BlockWeights *bw, const ModelConfig *c, QErr *err);
+
+/* A random model (N(0, 1/fan_in) weights, norms near 1) for tests and benchmarks. */
+int model_init_random(Model *m, const ModelConfig *cfg, uint64_t seed, QErr *err);
 
 /* --- format back ends (model.c dispatches to these) --- */
 typedef struct {

@@ -1,0 +1,42 @@
+/* metrics.h — the quality metrics every quept result is judged by
+ * (DESIGN.md §4, as llama.cpp's perplexity tool reports them):
+ *   perplexity  exp(mean NLL of token t+1 given tokens 0..t)
+ *   KLD         per position, KL(P_ref || P_model) of the next-token
+ *               distributions: mean and 99th percentile
+ *   top-1       share of positions where both argmax tokens are equal
+ * A sequence of T tokens contributes its T-1 next-token predictions. */
+#ifndef QUEPT_METRICS_H
+#define QUEPT_METRICS_H
+
+#include <stddef.h>
+
+#include "../base/err.h"
+
+typedef struct {
+    double nll_sum;
+    long n_pred;
+    double *kld; /* one per compared position */
+    size_t n_kld, cap_kld;
+    long top1_same;
+    int oom;
+} EvalAccum;
+
+typedef struct {
+    double ppl, nll_mean;
+    double kld_mean, kld_p99, top1_agree; /* NAN without a reference */
+    long tokens;
+} EvalResult;
+
+void eval_accum_init(EvalAccum *a);
+void eval_accum_free(EvalAccum *a);
+/* logits (T,V) of one sequence; ref_logits (T,V) or NULL. */
+void eval_accum_sequence(EvalAccum *a, const float *logits, const float *ref_logits,
+                         const int *tokens, int T, int V);
+int eval_accum_result(EvalAccum *a, EvalResult *r, QErr *err);
+
+/* log-softmax of one row into out (double precision). */
+void log_softmax_row(double *out, const float *logits, int V);
+/* KL(p || q) from log-probabilities. */
+double kl_divergence(const double *logp, const double *logq, int V);
+
+#endif

@@ -1,0 +1,756 @@
+/* hf.c — Hugging Face Llama-family checkpoint directories: reader (hf_open,
+ * a ModelBackend) and writer (hf_write_dir). See hf.h and model.h.
+ *
+ * Reader: config.json gives the ModelConfig; the weights come from
+ * model.safetensors or, failing that, from model.safetensors.index.json whose
+ * "weight_map" names a shard file per tensor (each shard is mapped once).
+ * hf_open checks that every tensor the config implies is present with the
+ * right shape (header only, no tensor bytes are touched); load_block(j) then
+ * converts only block j's tensors to fp32. */
+#include "hf.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "safetensors.h"
+
+#define HF_PATH_MAX 1200
+
+typedef struct {
+    char *name;
+    int shard;
+} HfMapEntry;
+
+typedef struct {
+    char dir[1024];
+    char weights_path[HF_PATH_MAX]; /* model.safetensors or the index json */
+    int indexed;                    /* 1: sharded via index json */
+    SafeTensors *shards;
+    char **shard_names; /* file names relative to dir */
+    int n_shards;
+    HfMapEntry *map; /* sorted by name (indexed only) */
+    int n_map;
+} HfImpl;
+
+/* ------------------------------------------------------------------------ */
+/* RoPE row permutation                                                      */
+
+/* Interleaved source row of HF row i (to_halves) or HF source row of
+ * interleaved row i (inverse). new[i] = old[next(i)]. */
+static int perm_next(int i, int hd, int to_halves) {
+    int h = hd / 2;
+    if (to_halves) return i < h ? 2 * i : 2 * (i - h) + 1;
+    return (i % 2 == 0) ? i / 2 : h + (i - 1) / 2;
+}
+
+static void swap_rows(float *a, float *b, int n) {
+    for (int k = 0; k < n; k++) {
+        float t = a[k];
+        a[k] = b[k];
+        b[k] = t;
+    }
+}
+
+void rope_permute_qk_rows(float *w, int n_heads, int head_dim, int in_dim, int to_halves) {
+    if (!w || n_heads <= 0 || head_dim <= 0 || in_dim <= 0 || head_dim % 2 != 0) return;
+    for (int hh = 0; hh < n_heads; hh++) {
+        float *head = w + (size_t)hh * head_dim * in_dim;
+        for (int s = 0; s < head_dim; s++) {
+            /* handle each cycle once, from its smallest index */
+            int leader = 1;
+            for (int a = perm_next(s, head_dim, to_halves); a != s; a = perm_next(a, head_dim, to_halves))
+                if (a < s) {
+                    leader = 0;
+                    break;
+                }
+            if (!leader) continue;
+            /* new[a_k] = old[a_{k+1}] along the cycle, by successive swaps */
+            int a = s;
+            for (int b = perm_next(a, head_dim, to_halves); b != s; b = perm_next(b, head_dim, to_halves)) {
+                swap_rows(head + (size_t)a * in_dim, head + (size_t)b * in_dim, in_dim);
+                a = b;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* tensor lookup                                                             */
+
+static int cmp_map(const void *a, const void *b) {
+    return strcmp(((const HfMapEntry *)a)->name, ((const HfMapEntry *)b)->name);
+}
+
+/* Finds a tensor; with err == NULL it is a silent presence test. */
+static const StTensor *hf_find(const HfImpl *h, const char *name, const SafeTensors **st,
+                               QErr *err) {
+    if (!h->indexed) {
+        const StTensor *t = st_find(&h->shards[0], name);
+        if (!t) qerr_set(err, "%s: missing tensor '%s'", h->weights_path, name);
+        *st = &h->shards[0];
+        return t;
+    }
+    HfMapEntry key = {(char *)name, 0};
+    const HfMapEntry *e = h->n_map ? bsearch(&key, h->map, (size_t)h->n_map, sizeof *h->map, cmp_map) : NULL;
+    if (!e) {
+        qerr_set(err, "%s: missing tensor '%s' (not in \"weight_map\")", h->weights_path, name);
+        return NULL;
+    }
+    *st = &h->shards[e->shard];
+    const StTensor *t = st_find(*st, name);
+    if (!t)
+        qerr_set(err, "%s: missing tensor '%s' (the \"weight_map\" of %s places it in this shard)",
+                 st_path(*st), name, h->weights_path);
+    return t;
+}
+
+static int hf_has(const HfImpl *h, const char *name) {
+    const SafeTensors *st;
+    return hf_find(h, name, &st, NULL) != NULL;
+}
+
+static int hf_check(const HfImpl *h, const char *name, int ndim, int64_t d0, int64_t d1, QErr *err) {
+    const SafeTensors *st;
+    const StTensor *t = hf_find(h, name, &st, err);
+    if (!t) return -1;
+    int64_t shape[2] = {d0, d1};
+    return st_check_shape(st, t, ndim, shape, err);
+}
+
+static int hf_read(const HfImpl *h, const char *name, int ndim, int64_t d0, int64_t d1, float *out,
+                   QErr *err) {
+    const SafeTensors *st;
+    const StTensor *t = hf_find(h, name, &st, err);
+    if (!t) return -1;
+    int64_t shape[2] = {d0, d1};
+    if (st_check_shape(st, t, ndim, shape, err) != 0) return -1;
+    size_t n = (size_t)d0 * (ndim == 2 ? (size_t)d1 : 1);
+    return st_read_f32(st, t, out, n, err);
+}
+
+/* ------------------------------------------------------------------------ */
+/* the tensors of a block                                                    */
+
+typedef enum { T_ATTN_NORM, T_Q, T_K, T_V, T_O, T_QB, T_KB, T_VB, T_MLP_NORM, T_GATE, T_UP, T_DOWN, T_COUNT } BlockTensor;
+
+static const char *const block_suffix[T_COUNT] = {
+    [T_ATTN_NORM] = "input_layernorm.weight",
+    [T_Q] = "self_attn.q_proj.weight",
+    [T_K] = "self_attn.k_proj.weight",
+    [T_V] = "self_attn.v_proj.weight",
+    [T_O] = "self_attn.o_proj.weight",
+    [T_QB] = "self_attn.q_proj.bias",
+    [T_KB] = "self_attn.k_proj.bias",
+    [T_VB] = "self_attn.v_proj.bias",
+    [T_MLP_NORM] = "post_attention_layernorm.weight",
+    [T_GATE] = "mlp.gate_proj.weight",
+    [T_UP] = "mlp.up_proj.weight",
+    [T_DOWN] = "mlp.down_proj.weight",
+};
+
+typedef struct {
+    int ndim;
+    int64_t d0, d1;
+} Shape2;
+
+static Shape2 block_shape(const ModelConfig *c, BlockTensor t) {
+    int64_t C = c->dim, H = c->hidden_dim;
+    int64_t QD = (int64_t)c->n_heads * c->head_dim, KVD = (int64_t)c->n_kv_heads * c->head_dim;
+    switch (t) {
+    case T_ATTN_NORM:
+    case T_MLP_NORM: return (Shape2){1, C, 0};
+    case T_Q: return (Shape2){2, QD, C};
+    case T_K:
+    case T_V: return (Shape2){2, KVD, C};
+    case T_O: return (Shape2){2, C, QD};
+    case T_QB: return (Shape2){1, QD, 0};
+    case T_KB:
+    case T_VB: return (Shape2){1, KVD, 0};
+    case T_GATE:
+    case T_UP: return (Shape2){2, H, C};
+    case T_DOWN: return (Shape2){2, C, H};
+    default: return (Shape2){0, 0, 0};
+    }
+}
+
+static float **block_ptr(BlockWeights *bw, BlockTensor t) {
+    switch (t) {
+    case T_ATTN_NORM: return &bw->attn_norm;
+    case T_Q: return &bw->wq;
+    case T_K: return &bw->wk;
+    case T_V: return &bw->wv;
+    case T_O: return &bw->wo;
+    case T_QB: return &bw->bq;
+    case T_KB: return &bw->bk;
+    case T_VB: return &bw->bv;
+    case T_MLP_NORM: return &bw->mlp_norm;
+    case T_GATE: return &bw->w_gate;
+    case T_UP: return &bw->w_up;
+    case T_DOWN: return &bw->w_down;
+    default: return NULL;
+    }
+}
+
+static int is_bias(BlockTensor t) { return t == T_QB || t == T_KB || t == T_VB; }
+
+static void block_name(char *buf, size_t n, int j, BlockTensor t) {
+    snprintf(buf, n, "model.layers.%d.%s", j, block_suffix[t]);
+}
+
+/* ------------------------------------------------------------------------ */
+/* backend                                                                   */
+
+static void hf_impl_free(HfImpl *h) {
+    if (!h) return;
+    for (int i = 0; i < h->n_shards; i++) {
+        st_close(&h->shards[i]);
+        free(h->shard_names[i]);
+    }
+    free(h->shards);
+    free(h->shard_names);
+    for (int i = 0; i < h->n_map; i++) free(h->map[i].name);
+    free(h->map);
+    free(h);
+}
+
+static void hf_close(void *impl) { hf_impl_free(impl); }
+
+static int hf_load_block(void *impl, const ModelConfig *c, int j, BlockWeights *bw, QErr *err) {
+    HfImpl *h = impl;
+    memset(bw, 0, sizeof *bw);
+    if (j < 0 || j >= c->n_layers)
+        return qerr_set(err, "%s: block %d out of range [0, %d)", h->dir, j, c->n_layers);
+    if (block_weights_alloc(bw, c, err) != 0) return qerr_wrap(err, "%s: block %d", h->dir, j);
+    for (int t = 0; t < T_COUNT; t++) {
+        if (is_bias((BlockTensor)t) && !c->has_qkv_bias) continue;
+        char name[128];
+        block_name(name, sizeof name, j, (BlockTensor)t);
+        Shape2 s = block_shape(c, (BlockTensor)t);
+        float *dst = *block_ptr(bw, (BlockTensor)t);
+        if (hf_read(h, name, s.ndim, s.d0, s.d1, dst, err) != 0) {
+            block_weights_free(bw);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int hf_load_embeddings(void *impl, const ModelConfig *c, float **tok_emb, float **final_norm,
+                              float **classifier, QErr *err) {
+    HfImpl *h = impl;
+    *tok_emb = *final_norm = *classifier = NULL;
+    size_t VC = (size_t)c->vocab_size * (size_t)c->dim;
+    float *emb = malloc(VC * sizeof *emb);
+    float *norm = malloc((size_t)c->dim * sizeof *norm);
+    float *cls = NULL;
+    if (!emb || !norm) {
+        free(emb);
+        free(norm);
+        return qerr_set(err, "%s: out of memory for the embeddings (%zu floats)", h->dir, VC);
+    }
+    int rc = hf_read(h, "model.embed_tokens.weight", 2, c->vocab_size, c->dim, emb, err);
+    if (rc == 0) rc = hf_read(h, "model.norm.weight", 1, c->dim, 0, norm, err);
+    if (rc == 0) {
+        if (c->tied_classifier) {
+            cls = emb;
+        } else {
+            cls = malloc(VC * sizeof *cls);
+            if (!cls)
+                rc = qerr_set(err, "%s: out of memory for the classifier (%zu floats)", h->dir, VC);
+            else
+                rc = hf_read(h, "lm_head.weight", 2, c->vocab_size, c->dim, cls, err);
+        }
+    }
+    if (rc != 0) {
+        if (cls != emb) free(cls);
+        free(emb);
+        free(norm);
+        return -1;
+    }
+    *tok_emb = emb;
+    *final_norm = norm;
+    *classifier = cls;
+    return 0;
+}
+
+static const ModelBackend hf_backend = {
+    .load_block = hf_load_block,
+    .load_embeddings = hf_load_embeddings,
+    .close = hf_close,
+};
+
+/* ------------------------------------------------------------------------ */
+/* config.json                                                               */
+
+static const char *json_type_name(const cJSON *v) {
+    if (cJSON_IsNull(v)) return "null";
+    if (cJSON_IsBool(v)) return "a boolean";
+    if (cJSON_IsNumber(v)) return "a number";
+    if (cJSON_IsString(v)) return "a string";
+    if (cJSON_IsArray(v)) return "an array";
+    if (cJSON_IsObject(v)) return "an object";
+    return "invalid";
+}
+
+/* A positive integer field; absent or null → def (or an error when required). */
+static int cfg_int(const cJSON *root, const char *key, int required, int def, int *out,
+                   const char *path, QErr *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!v || cJSON_IsNull(v)) {
+        if (required) return qerr_set(err, "%s: missing field '%s' (integer)", path, key);
+        *out = def;
+        return 0;
+    }
+    if (!cJSON_IsNumber(v))
+        return qerr_set(err, "%s: field '%s' must be a positive integer, found %s", path, key,
+                        json_type_name(v));
+    double d = v->valuedouble;
+    if (!isfinite(d) || floor(d) != d || d < 1 || d > 2147483647.0)
+        return qerr_set(err, "%s: field '%s' must be a positive integer, found %.17g", path, key, d);
+    *out = (int)d;
+    return 0;
+}
+
+static int cfg_float(const cJSON *root, const char *key, float def, float *out, const char *path,
+                     QErr *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!v || cJSON_IsNull(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!cJSON_IsNumber(v))
+        return qerr_set(err, "%s: field '%s' must be a positive number, found %s", path, key,
+                        json_type_name(v));
+    double d = v->valuedouble;
+    if (!isfinite(d) || !(d > 0) || d > 3.0e38)
+        return qerr_set(err, "%s: field '%s' must be a positive finite number, found %.17g", path,
+                        key, d);
+    *out = (float)d;
+    return 0;
+}
+
+static int cfg_bool(const cJSON *root, const char *key, int def, int *out, const char *path,
+                    QErr *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!v || cJSON_IsNull(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!cJSON_IsBool(v))
+        return qerr_set(err, "%s: field '%s' must be true or false, found %s", path, key,
+                        json_type_name(v));
+    *out = cJSON_IsTrue(v) ? 1 : 0;
+    return 0;
+}
+
+/* Parses config.json into c; *is_qwen2 tells whether model_type is "qwen2". */
+static int parse_config(const char *path, ModelConfig *c, int *is_qwen2, QErr *err) {
+    char *text = NULL;
+    size_t len = 0;
+    if (file_read_all(path, &text, &len, err) != 0) return -1;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!root) {
+        size_t at = (end && end >= text && end <= text + len) ? (size_t)(end - text) : 0;
+        free(text);
+        return qerr_set(err, "%s: not valid JSON (error near byte %zu)", path, at);
+    }
+    free(text);
+    int rc = -1;
+    memset(c, 0, sizeof *c);
+    *is_qwen2 = 0;
+    if (!cJSON_IsObject(root)) {
+        qerr_set(err, "%s: must be a JSON object", path);
+        goto out;
+    }
+
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    if (mt && !cJSON_IsNull(mt)) {
+        if (!cJSON_IsString(mt)) {
+            qerr_set(err, "%s: field 'model_type' must be a string, found %s", path, json_type_name(mt));
+            goto out;
+        }
+        const char *s = mt->valuestring;
+        if (strcmp(s, "llama") != 0 && strcmp(s, "mistral") != 0 && strcmp(s, "qwen2") != 0) {
+            qerr_set(err, "%s: model_type '%s' is not supported (expected llama, mistral or qwen2)",
+                     path, s);
+            goto out;
+        }
+        *is_qwen2 = strcmp(s, "qwen2") == 0;
+    }
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
+    if (act && !cJSON_IsNull(act) && !(cJSON_IsString(act) && strcmp(act->valuestring, "silu") == 0)) {
+        qerr_set(err, "%s: field 'hidden_act' must be \"silu\" (SwiGLU), found %s%s%s", path,
+                 cJSON_IsString(act) ? "\"" : "", cJSON_IsString(act) ? act->valuestring : json_type_name(act),
+                 cJSON_IsString(act) ? "\"" : "");
+        goto out;
+    }
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+    if (rs && !cJSON_IsNull(rs)) {
+        const cJSON *ty = cJSON_IsObject(rs) ? cJSON_GetObjectItemCaseSensitive(rs, "rope_type") : NULL;
+        if (!ty && cJSON_IsObject(rs)) ty = cJSON_GetObjectItemCaseSensitive(rs, "type");
+        if (!(cJSON_IsString(ty) && strcmp(ty->valuestring, "default") == 0)) {
+            qerr_set(err, "%s: rope_scaling (type '%s') is not supported: only plain RoPE", path,
+                     cJSON_IsString(ty) ? ty->valuestring : "?");
+            goto out;
+        }
+    }
+
+    if (cfg_int(root, "hidden_size", 1, 0, &c->dim, path, err) ||
+        cfg_int(root, "intermediate_size", 1, 0, &c->hidden_dim, path, err) ||
+        cfg_int(root, "num_hidden_layers", 1, 0, &c->n_layers, path, err) ||
+        cfg_int(root, "num_attention_heads", 1, 0, &c->n_heads, path, err) ||
+        cfg_int(root, "num_key_value_heads", 0, c->n_heads, &c->n_kv_heads, path, err) ||
+        cfg_int(root, "vocab_size", 1, 0, &c->vocab_size, path, err) ||
+        cfg_int(root, "max_position_embeddings", 1, 0, &c->seq_len, path, err))
+        goto out;
+    const cJSON *hd = cJSON_GetObjectItemCaseSensitive(root, "head_dim");
+    if ((!hd || cJSON_IsNull(hd)) && c->dim % c->n_heads != 0) {
+        qerr_set(err, "%s: hidden_size %d is not a multiple of num_attention_heads %d and no 'head_dim' is given",
+                 path, c->dim, c->n_heads);
+        goto out;
+    }
+    if (cfg_int(root, "head_dim", 0, c->dim / c->n_heads, &c->head_dim, path, err) ||
+        cfg_float(root, "rope_theta", 10000.0f, &c->rope_theta, path, err) ||
+        cfg_float(root, "rms_norm_eps", 1e-6f, &c->norm_eps, path, err) ||
+        cfg_bool(root, "tie_word_embeddings", 0, &c->tied_classifier, path, err))
+        goto out;
+    c->rope_halves = 1;
+    rc = 0;
+out:
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* opening                                                                   */
+
+static int join(char *buf, size_t n, const char *dir, const char *file, QErr *err) {
+    int w = snprintf(buf, n, "%s/%s", dir, file);
+    if (w < 0 || (size_t)w >= n) return qerr_set(err, "%s/%s: path too long", dir, file);
+    return 0;
+}
+
+static int is_file(const char *path) {
+    struct stat s;
+    return stat(path, &s) == 0 && S_ISREG(s.st_mode);
+}
+
+static int open_single(HfImpl *h, QErr *err) {
+    h->shards = calloc(1, sizeof *h->shards);
+    h->shard_names = calloc(1, sizeof *h->shard_names);
+    if (!h->shards || !h->shard_names) return qerr_set(err, "out of memory");
+    h->shard_names[0] = malloc(sizeof "model.safetensors");
+    if (!h->shard_names[0]) return qerr_set(err, "out of memory");
+    memcpy(h->shard_names[0], "model.safetensors", sizeof "model.safetensors");
+    if (st_open(&h->shards[0], h->weights_path, err) != 0) return -1;
+    h->n_shards = 1;
+    return 0;
+}
+
+static int open_indexed(HfImpl *h, QErr *err) {
+    const char *ip = h->weights_path;
+    char *text = NULL;
+    size_t len = 0;
+    if (file_read_all(ip, &text, &len, err) != 0) return -1;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!root) {
+        size_t at = (end && end >= text && end <= text + len) ? (size_t)(end - text) : 0;
+        free(text);
+        return qerr_set(err, "%s: not valid JSON (error near byte %zu)", ip, at);
+    }
+    free(text);
+    int rc = -1;
+    const cJSON *wm = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "weight_map") : NULL;
+    if (!cJSON_IsObject(wm)) {
+        qerr_set(err, "%s: missing object field 'weight_map'", ip);
+        goto out;
+    }
+    int n = cJSON_GetArraySize(wm);
+    if (n <= 0) {
+        qerr_set(err, "%s: 'weight_map' is empty", ip);
+        goto out;
+    }
+    h->map = calloc((size_t)n, sizeof *h->map);
+    h->shards = calloc((size_t)n, sizeof *h->shards);
+    h->shard_names = calloc((size_t)n, sizeof *h->shard_names);
+    if (!h->map || !h->shards || !h->shard_names) {
+        qerr_set(err, "%s: out of memory", ip);
+        goto out;
+    }
+    const cJSON *it;
+    cJSON_ArrayForEach(it, wm) {
+        const char *tname = it->string ? it->string : "";
+        if (!cJSON_IsString(it) || it->valuestring[0] == '\0' || strchr(it->valuestring, '/') ||
+            strcmp(it->valuestring, "..") == 0 || strcmp(it->valuestring, ".") == 0) {
+            qerr_set(err, "%s: weight_map['%s'] must be a shard file name in the same directory", ip,
+                     tname);
+            goto out;
+        }
+        int s = -1;
+        for (int i = 0; i < h->n_shards; i++)
+            if (strcmp(h->shard_names[i], it->valuestring) == 0) {
+                s = i;
+                break;
+            }
+        if (s < 0) { /* first mention of this shard: map it now */
+            char sp[HF_PATH_MAX];
+            if (join(sp, sizeof sp, h->dir, it->valuestring, err) != 0) goto out;
+            size_t nl = strlen(it->valuestring) + 1;
+            h->shard_names[h->n_shards] = malloc(nl);
+            if (!h->shard_names[h->n_shards]) {
+                qerr_set(err, "%s: out of memory", ip);
+                goto out;
+            }
+            memcpy(h->shard_names[h->n_shards], it->valuestring, nl);
+            if (st_open(&h->shards[h->n_shards], sp, err) != 0) {
+                free(h->shard_names[h->n_shards]);
+                h->shard_names[h->n_shards] = NULL;
+                qerr_wrap(err, "shard of %s", ip);
+                goto out;
+            }
+            s = h->n_shards++;
+        }
+        size_t nl = strlen(tname) + 1;
+        h->map[h->n_map].name = malloc(nl);
+        if (!h->map[h->n_map].name) {
+            qerr_set(err, "%s: out of memory", ip);
+            goto out;
+        }
+        memcpy(h->map[h->n_map].name, tname, nl);
+        h->map[h->n_map].shard = s;
+        h->n_map++;
+    }
+    qsort(h->map, (size_t)h->n_map, sizeof *h->map, cmp_map);
+    for (int i = 1; i < h->n_map; i++)
+        if (strcmp(h->map[i - 1].name, h->map[i].name) == 0) {
+            qerr_set(err, "%s: weight_map lists tensor '%s' twice", ip, h->map[i].name);
+            goto out;
+        }
+    rc = 0;
+out:
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* Checks presence and shape of every tensor the config implies (headers only). */
+static int check_all_tensors(const HfImpl *h, const ModelConfig *c, QErr *err) {
+    if (hf_check(h, "model.embed_tokens.weight", 2, c->vocab_size, c->dim, err) ||
+        hf_check(h, "model.norm.weight", 1, c->dim, 0, err))
+        return -1;
+    if (!c->tied_classifier && hf_check(h, "lm_head.weight", 2, c->vocab_size, c->dim, err))
+        return -1;
+    for (int j = 0; j < c->n_layers; j++) {
+        for (int t = 0; t < T_COUNT; t++) {
+            if (is_bias((BlockTensor)t) && !c->has_qkv_bias) continue;
+            char name[128];
+            block_name(name, sizeof name, j, (BlockTensor)t);
+            Shape2 s = block_shape(c, (BlockTensor)t);
+            if (hf_check(h, name, s.ndim, s.d0, s.d1, err) != 0) return -1;
+        }
+        /* biases we cannot represent must not be silently dropped */
+        static const char *const unsupported[] = {"self_attn.o_proj.bias", "mlp.gate_proj.bias",
+                                                  "mlp.up_proj.bias", "mlp.down_proj.bias"};
+        for (size_t u = 0; u < sizeof unsupported / sizeof *unsupported; u++) {
+            char name[128];
+            snprintf(name, sizeof name, "model.layers.%d.%s", j, unsupported[u]);
+            if (hf_has(h, name))
+                return qerr_set(err, "%s: tensor '%s' is not supported (no o_proj / MLP biases)",
+                                h->weights_path, name);
+        }
+    }
+    return 0;
+}
+
+int hf_open(const char *dir, ModelConfig *cfg, void **impl, const ModelBackend **be, QErr *err) {
+    *impl = NULL;
+    *be = NULL;
+    HfImpl *h = calloc(1, sizeof *h);
+    if (!h) return qerr_set(err, "%s: out of memory", dir);
+    int w = snprintf(h->dir, sizeof h->dir, "%s", dir);
+    if (w < 0 || (size_t)w >= sizeof h->dir) {
+        free(h);
+        return qerr_set(err, "%s: path too long", dir);
+    }
+    /* drop trailing slashes (not the root's) so messages read dir/file */
+    size_t dl = strlen(h->dir);
+    while (dl > 1 && h->dir[dl - 1] == '/') h->dir[--dl] = '\0';
+
+    char cpath[HF_PATH_MAX];
+    ModelConfig c;
+    int is_qwen2 = 0;
+    if (join(cpath, sizeof cpath, h->dir, "config.json", err) != 0) goto fail;
+    if (!is_file(cpath)) {
+        qerr_set(err, "%s: not a Hugging Face model directory: no config.json", h->dir);
+        goto fail;
+    }
+    if (parse_config(cpath, &c, &is_qwen2, err) != 0) goto fail;
+
+    char single[HF_PATH_MAX], index[HF_PATH_MAX];
+    if (join(single, sizeof single, h->dir, "model.safetensors", err) != 0 ||
+        join(index, sizeof index, h->dir, "model.safetensors.index.json", err) != 0)
+        goto fail;
+    if (is_file(single)) {
+        memcpy(h->weights_path, single, sizeof single);
+        if (open_single(h, err) != 0) goto fail;
+    } else if (is_file(index)) {
+        memcpy(h->weights_path, index, sizeof index);
+        h->indexed = 1;
+        if (open_indexed(h, err) != 0) goto fail;
+    } else {
+        qerr_set(err, "%s: no model.safetensors or model.safetensors.index.json", h->dir);
+        goto fail;
+    }
+
+    c.has_qkv_bias = is_qwen2 || hf_has(h, "model.layers.0.self_attn.q_proj.bias");
+    if (!hf_has(h, "lm_head.weight")) c.tied_classifier = 1;
+    if (model_config_validate(&c, cpath, err) != 0) goto fail;
+    if (check_all_tensors(h, &c, err) != 0) goto fail;
+
+    *cfg = c;
+    *impl = h;
+    *be = &hf_backend;
+    return 0;
+fail:
+    hf_impl_free(h);
+    return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* writer                                                                    */
+
+static int mkdir_p(const char *dir, QErr *err) {
+    char buf[1024];
+    if (!dir || !*dir) return qerr_set(err, "hf_write_dir: empty directory name");
+    int w = snprintf(buf, sizeof buf, "%s", dir);
+    if (w < 0 || (size_t)w >= sizeof buf) return qerr_set(err, "%s: path too long", dir);
+    for (char *p = buf + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char saved = *p;
+            *p = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return qerr_set(err, "%s: cannot create directory: %s", buf, strerror(errno));
+            *p = saved;
+            if (saved == '\0') break;
+        }
+    }
+    struct stat s;
+    if (stat(dir, &s) != 0 || !S_ISDIR(s.st_mode)) return qerr_set(err, "%s: not a directory", dir);
+    return 0;
+}
+
+/* A JSON number for f printed with the fewest digits that read back as f. */
+static cJSON *float_number(float f) {
+    char buf[48];
+    for (int p = 6; p <= 9; p++) {
+        snprintf(buf, sizeof buf, "%.*g", p, (double)f);
+        if (strtof(buf, NULL) == f) break;
+    }
+    return cJSON_CreateNumber(strtod(buf, NULL));
+}
+
+static int write_config(const char *path, const ModelConfig *c, int tied, int dtype_f16, QErr *err) {
+    cJSON *root = cJSON_CreateObject();
+    if (!root) return qerr_set(err, "%s: out of memory", path);
+    int ok = 1;
+    const char *arch = c->has_qkv_bias ? "Qwen2ForCausalLM" : "LlamaForCausalLM";
+    cJSON *archs = cJSON_AddArrayToObject(root, "architectures");
+    ok = ok && archs && cJSON_AddItemToArray(archs, cJSON_CreateString(arch));
+    /* q/k/v biases without an o_proj bias is Qwen2's layout; a "llama" config
+     * cannot express it (attention_bias adds an o_proj bias too). */
+    ok = ok && cJSON_AddStringToObject(root, "model_type", c->has_qkv_bias ? "qwen2" : "llama");
+    ok = ok && cJSON_AddNumberToObject(root, "hidden_size", c->dim);
+    ok = ok && cJSON_AddNumberToObject(root, "intermediate_size", c->hidden_dim);
+    ok = ok && cJSON_AddNumberToObject(root, "num_hidden_layers", c->n_layers);
+    ok = ok && cJSON_AddNumberToObject(root, "num_attention_heads", c->n_heads);
+    ok = ok && cJSON_AddNumberToObject(root, "num_key_value_heads", c->n_kv_heads);
+    ok = ok && cJSON_AddNumberToObject(root, "head_dim", c->head_dim);
+    ok = ok && cJSON_AddNumberToObject(root, "vocab_size", c->vocab_size);
+    ok = ok && cJSON_AddNumberToObject(root, "max_position_embeddings", c->seq_len);
+    cJSON *th = float_number(c->rope_theta), *eps = float_number(c->norm_eps);
+    if (th) ok = ok && cJSON_AddItemToObject(root, "rope_theta", th);
+    if (eps) ok = ok && cJSON_AddItemToObject(root, "rms_norm_eps", eps);
+    ok = ok && th && eps;
+    ok = ok && cJSON_AddBoolToObject(root, "tie_word_embeddings", tied);
+    ok = ok && cJSON_AddStringToObject(root, "hidden_act", "silu");
+    ok = ok && cJSON_AddBoolToObject(root, "attention_bias", 0);
+    ok = ok && cJSON_AddStringToObject(root, "torch_dtype", dtype_f16 ? "float16" : "float32");
+    char *text = ok ? cJSON_Print(root) : NULL;
+    cJSON_Delete(root);
+    if (!text) return qerr_set(err, "%s: out of memory building config.json", path);
+    size_t n = strlen(text);
+    int rc = file_write_all(path, text, n, err);
+    cJSON_free(text);
+    return rc;
+}
+
+int hf_write_dir(const char *dir, const Model *m, int dtype_f16, QErr *err) {
+    const ModelConfig *c = &m->cfg;
+    if (model_config_validate(c, dir, err) != 0) return -1;
+    if (!m->tok_emb || !m->final_norm || !m->blocks)
+        return qerr_set(err, "%s: cannot write an incomplete model (no embeddings, norm or blocks)", dir);
+    int tied = c->tied_classifier || m->classifier == m->tok_emb || m->classifier == NULL;
+    if (!c->tied_classifier && m->classifier == NULL)
+        return qerr_set(err, "%s: model has no classifier and is not tied", dir);
+    for (int j = 0; j < c->n_layers; j++)
+        for (int t = 0; t < T_COUNT; t++) {
+            if (is_bias((BlockTensor)t) && !c->has_qkv_bias) continue;
+            if (!*block_ptr(&m->blocks[j], (BlockTensor)t))
+                return qerr_set(err, "%s: block %d has no tensor %s", dir, j, block_suffix[t]);
+        }
+    if (mkdir_p(dir, err) != 0) return -1;
+
+    StDtype dt = dtype_f16 ? ST_F16 : ST_F32;
+    StWriter w;
+    st_writer_init(&w);
+    int rc = st_writer_set_metadata(&w, "format", "pt", err);
+    int64_t sh[2];
+    sh[0] = c->vocab_size;
+    sh[1] = c->dim;
+    if (rc == 0) rc = st_writer_add_f32(&w, "model.embed_tokens.weight", dt, 2, sh, m->tok_emb, err);
+    if (rc == 0 && !tied) rc = st_writer_add_f32(&w, "lm_head.weight", dt, 2, sh, m->classifier, err);
+    sh[0] = c->dim;
+    if (rc == 0) rc = st_writer_add_f32(&w, "model.norm.weight", dt, 1, sh, m->final_norm, err);
+    for (int j = 0; rc == 0 && j < c->n_layers; j++) {
+        BlockWeights *bw = &m->blocks[j];
+        for (int t = 0; rc == 0 && t < T_COUNT; t++) {
+            if (is_bias((BlockTensor)t) && !c->has_qkv_bias) continue;
+            char name[128];
+            block_name(name, sizeof name, j, (BlockTensor)t);
+            Shape2 s = block_shape(c, (BlockTensor)t);
+            sh[0] = s.d0;
+            sh[1] = s.d1;
+            const float *src = *block_ptr(bw, (BlockTensor)t);
+            int is_q = (t == T_Q || t == T_QB), is_k = (t == T_K || t == T_KB);
+            if (c->rope_halves == 0 && (is_q || is_k)) {
+                size_t n = (size_t)s.d0 * (s.ndim == 2 ? (size_t)s.d1 : 1);
+                float *copy = malloc(n * sizeof *copy);
+                if (!copy) {
+                    rc = qerr_set(err, "%s: out of memory", dir);
+                    break;
+                }
+                memcpy(copy, src, n * sizeof *copy);
+                rope_permute_qk_rows(copy, is_q ? c->n_heads : c->n_kv_heads, c->head_dim,
+                                     s.ndim == 2 ? c->dim : 1, 1);
+                rc = st_writer_add_f32_owned(&w, name, dt, s.ndim, sh, copy, err);
+            } else {
+                rc = st_writer_add_f32(&w, name, dt, s.ndim, sh, src, err);
+            }
+        }
+    }
+    char path[HF_PATH_MAX];
+    if (rc == 0) rc = join(path, sizeof path, dir, "model.safetensors", err);
+    if (rc == 0) rc = st_writer_write(&w, path, err);
+    st_writer_free(&w);
+    /* config.json last: a directory with a config has complete weights */
+    if (rc == 0) rc = join(path, sizeof path, dir, "config.json", err);
+    if (rc == 0) rc = write_config(path, c, tied, dtype_f16, err);
+    return rc;
+}

@@ -1,0 +1,21 @@
+/* hf.h — Hugging Face Llama-family checkpoint directories (config.json +
+ * model.safetensors or model.safetensors.index.json with shards).
+ * hf_open / hf_write_dir are declared in model.h; this header adds the RoPE
+ * row permutation between the llama2.c and the HF q/k layouts. */
+#ifndef QUEPT_HF_H
+#define QUEPT_HF_H
+
+#include "model.h"
+
+/* Reorders the rows of a q or k projection (n_heads * head_dim rows of in_dim
+ * floats; in_dim = 1 for a bias) within each head, in place, allocation-free.
+ *
+ * Within one head, HF ("halves") row i corresponds to interleaved (llama2.c /
+ * Meta) row  2i  for i < head_dim/2  and  2(i - head_dim/2) + 1  otherwise —
+ * the row order HF's convert_llama_weights_to_hf.py produces.
+ *   to_halves = 1: w holds interleaved rows, is rewritten in HF order;
+ *   to_halves = 0: the inverse (HF order → interleaved).
+ * Does nothing for an odd head_dim or non-positive sizes. */
+void rope_permute_qk_rows(float *w, int n_heads, int head_dim, int in_dim, int to_halves);
+
+#endif

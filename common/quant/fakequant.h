@@ -1,0 +1,120 @@
+/* fakequant.h — the quantized linear layer's weight path: fake quantization
+ * with learnable weight clipping (LWC) and cascaded low-rank adapters
+ * (MB-CLoRA), forward and backward (DESIGN.md §1).
+ *
+ * Shapes (all row-major float32):
+ *   W      (out, in)      frozen full-precision weight
+ *   Bd     (out, R)       adapter "down" factor; bit b uses columns [0, rank)
+ *   Bu     (R, in)        adapter "up" factor;   bit b uses rows    [0, rank)
+ *   gamma  (out, ng)      LWC logit of the upper bound, per group
+ *   beta   (out, ng)      LWC logit of the lower bound, per group
+ *   What   (out, in)      fake-quantized weight
+ * Groups run along the input dimension: row o, group k covers columns
+ * [k*group, min((k+1)*group, in)); ng = ceil(in/group). When in % group != 0
+ * the last group of each row is shorter and its min/max are taken over its
+ * real elements only (no zero padding — the reference pads with zeros, which
+ * forces 0 into that group's range; we do not).
+ *
+ * With A = Bd[:, :rank] @ Bu[:rank, :], qmax = 2^bits - 1, and per group
+ * fg = sigmoid(gamma), fb = sigmoid(beta) (both 1 when lwc == 0):
+ *   mode FQ_ADAPTER_BEFORE_QUANT (0):  X = W + A, the grid comes from X
+ *       xmax' = fg*max(X_grp), xmin' = fb*min(X_grp)
+ *       s = max((xmax' - xmin')/qmax, 1e-5), z = -round(xmin'/s)
+ *       q = clamp(round(X/s) + z, 0, qmax), What = (q - z)*s
+ *   mode FQ_ADAPTER_AFTER_SCALE (1): the grid (s, z) comes from W alone,
+ *       q = clamp(round(W/s + A/s) + z, 0, qmax), What = (q - z)*s
+ * round is round-half-to-even (nearbyintf, like torch.round). z is never
+ * clamped (the reference clamps xmin'/s to ±1e4, a float16 guard that only
+ * bites for groups of one sign with a range < 1e-4 of their offset).
+ *
+ * Gradients are exactly PyTorch autograd's for this definition: straight-
+ * through round; the max(., 1e-5) on s passes the gradient unconditionally;
+ * the clamp on q zeroes it where round(.)+z lies outside [0, qmax] (bounds
+ * inclusive, as torch.clamp); z carries none; in mode 0 the gradient of
+ * max/min goes to the arg-max/arg-min element(s) of X, split evenly between
+ * exact ties (as torch.amax/amin). W never receives a gradient.
+ *
+ * Use in a training step for one bit width b:
+ *   fq_forward(&spec, W, Bd, Bu, gamma, beta, What, scratch);   // no data
+ *   ... What in the block's matmuls, their backward gives dWhat ...
+ *   fq_backward(&spec, W, Bd, Bu, gamma, beta, scratch, dWhat,
+ *               dgamma, dbeta, dBd, dBu, work);                 // += grads
+ * The parameters must be unchanged between the two calls. The backward
+ * recomputes A with the same sgemm call (bitwise the same result), so the
+ * saved state is only a few floats per group.
+ *
+ * Cost per call: forward one (out x rank x in) sgemm + O(out*in);
+ * backward three such sgemms + O(out*in). Nothing allocates. */
+#ifndef QUEPT_FAKEQUANT_H
+#define QUEPT_FAKEQUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../base/err.h"
+
+enum { FQ_ADAPTER_BEFORE_QUANT = 0, FQ_ADAPTER_AFTER_SCALE = 1 };
+
+typedef struct {
+    int out, in; /* W is (out, in) */
+    int bits;    /* 1..8 (codes fit in uint8) */
+    int group;   /* group size along in, 1..in (per output channel: group = in) */
+    int rank;    /* r: adapter ranks used at this bit width, 0..R (0: no adapter) */
+    int R;       /* full adapter rank: row stride of Bd, rows of Bu (>= 0) */
+    int mode;    /* FQ_ADAPTER_BEFORE_QUANT or FQ_ADAPTER_AFTER_SCALE */
+    int lwc;     /* 1: clip factors sigmoid(gamma), sigmoid(beta);
+                    0: factors 1 (plain min/max grid), gamma/beta unused */
+} FqSpec;
+
+/* Validates a spec (ranges above, products fit in int). The functions below
+ * assume a valid spec and do not re-check it. */
+int fq_spec_check(const FqSpec *s, QErr *err);
+
+/* Groups per row: ceil(in / group). gamma, beta, scales, zeros are (out, ng). */
+int fq_ngroups(const FqSpec *s);
+
+/* Floats of state fq_forward saves for fq_backward: 4 per group
+ * (layout: s[out*ng], z[out*ng], xmax[out*ng], xmin[out*ng]; xmax/xmin are
+ * the unclipped group max/min of X (mode 0) or W (mode 1)). */
+size_t fq_scratch_floats(const FqSpec *s);
+
+/* Floats of the work buffer fq_backward and fq_quantize_codes need:
+ * out*in when rank > 0, else 0 (work may then be NULL). */
+size_t fq_work_floats(const FqSpec *s);
+
+/* What = Q_b(...) as above. Bd/Bu may be NULL when rank == 0, gamma/beta
+ * when lwc == 0. scratch (fq_scratch_floats) may be NULL if no backward
+ * follows. */
+void fq_forward(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
+                const float *gamma, const float *beta, float *What, float *scratch);
+
+/* Given dWhat (out, in), ACCUMULATES (+=) dgamma, dbeta (out, ng) and
+ * dBd (out, R; only columns [0, rank) touched), dBu (R, in; only rows
+ * [0, rank) touched). scratch is what fq_forward filled for the same inputs.
+ * work: fq_work_floats floats, clobbered. dgamma/dbeta may be NULL (their
+ * gradient is then not computed; they are unused when lwc == 0); dBd/dBu
+ * may be NULL when rank == 0. */
+void fq_backward(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
+                 const float *gamma, const float *beta, const float *scratch,
+                 const float *dWhat, float *dgamma, float *dbeta, float *dBd, float *dBu,
+                 float *work);
+
+/* Round-to-nearest baseline on the same grid: no adapter, clip factors 1.
+ * Uses out, in, bits, group of the spec; ignores rank, R, mode, lwc. */
+void fq_rtn(const FqSpec *s, const float *W, float *What);
+
+/* The integer form of fq_forward's result, for export: codes (out, in) in
+ * [0, qmax], scales and zeros (out, ng) with
+ *   What[o][j] == ((float)codes[o][j] - zeros[o][k]) * scales[o][k]
+ * bitwise equal to fq_forward's What (k = j / group). zeros are integers
+ * (possibly outside [0, qmax]). work: fq_work_floats floats, clobbered. */
+void fq_quantize_codes(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
+                       const float *gamma, const float *beta, uint8_t *codes, float *scales,
+                       float *zeros, float *work);
+
+/* What = (codes - zeros) * scales, group-wise (inverse of the above).
+ * Uses out, in, group of the spec. */
+void fq_dequantize(const FqSpec *s, const uint8_t *codes, const float *scales, const float *zeros,
+                   float *What);
+
+#endif

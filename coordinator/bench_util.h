@@ -1,0 +1,20 @@
+/* bench_util.h — timing and the machine's own reference figures, measured in
+ * the same run as the thing being benchmarked. */
+#ifndef QUEPT_BENCH_UTIL_H
+#define QUEPT_BENCH_UTIL_H
+
+#include "model/model.h"
+
+double now_seconds(void);
+/* Achieved GFLOP/s of cblas_sgemm on an (M,K) x (K,N) product, repeated for at
+ * least min_seconds. */
+double bench_sgemm_gflops(int M, int N, int K, double min_seconds);
+/* FLOPs of one block's forward on B sequences of T tokens (causal attention
+ * counted for the lower triangle only). */
+double block_forward_flops(const ModelConfig *c, int B, int T);
+/* FLOPs of the classifier head on N positions. */
+double head_forward_flops(const ModelConfig *c, int N);
+/* Peak resident set size of this process in bytes (VmHWM). */
+long peak_rss_bytes(void);
+
+#endif

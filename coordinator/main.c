@@ -1,0 +1,41 @@
+/* main.c — the `quept` command: dispatches to a subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "cli.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "quept %s — elastic-precision post-training quantization for Llama models\n"
+            "\n"
+            "usage: quept <command> [options]   (quept <command> --help for details)\n"
+            "\n"
+            "commands:\n"
+            "  sample     sample token sequences from a model (calibration/eval data)\n"
+            "  eval       perplexity, and KL divergence / top-1 agreement vs a reference\n"
+            "  bench      benchmarks (forward)\n",
+            QUEPT_VERSION);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("quept %s\n", QUEPT_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "sample") == 0) return cmd_sample(argc - 2, argv + 2);
+    if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 2, argv + 2);
+    if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 2, argv + 2);
+    log_error("unknown command '%s'", cmd);
+    usage(stderr);
+    return 2;
+}
