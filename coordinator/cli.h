@@ -26,6 +26,7 @@ int cli_wants_help(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_calibrate(int argc, char **argv);
 
 void print_eval_result(const EvalResult *r, int json);
 

@@ -2,13 +2,16 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/log.h"
 #include "cli.h"
+#include "artifact/elastic.h"
 #include "eval/evaluate.h"
 
 static const char *HELP =
     "usage: quept eval --model M --data F [--reference R] [--json] [options]\n"
+    "       quept eval --artifact A --bits B|all --data F --reference R [--json]\n"
     "\n"
     "Perplexity of model M on the token sequences in F; with a reference model R,\n"
     "also the per-token KL divergence KL(R || M) of the next-token distributions\n"
@@ -17,6 +20,9 @@ static const char *HELP =
     "  --model M        llama2.c checkpoint (.bin) or Hugging Face directory\n"
     "  --data F         QTOK token file, or a text file with --tokenizer\n"
     "  --reference R    reference model (same vocabulary)\n"
+    "  --artifact A     evaluate an elastic artifact switched to --bits\n"
+    "  --bits B         one width for every block (2..8), a comma list with one\n"
+    "                   width per block, or 'all' (one row per width)\n"
     "  --tokenizer TOK  llama2.c tokenizer.bin, to evaluate a text file\n"
     "  --seq-len T      sequence length when tokenizing text (default 256);\n"
     "                   for a token file it must match the file's\n"
@@ -50,6 +56,79 @@ void print_eval_result(const EvalResult *r, int json) {
     }
 }
 
+/* Parses --bits: "all", one width, or one width per block. */
+static int parse_block_bits(const char *s, const ElasticModel *em, int *all, int *bits, QErr *err) {
+    int L = em->cfg.n_layers;
+    *all = s == NULL || strcmp(s, "all") == 0;
+    if (*all) return 0;
+    int n = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        long b = strtol(p, &end, 10);
+        if (end == p || b < QBITS_MIN || b > QBITS_MAX)
+            return qerr_set(err, "--bits: expected widths in 2..8, got '%s'", s);
+        if (n >= L) return qerr_set(err, "--bits: more widths than the %d blocks", L);
+        bits[n++] = (int)b;
+        p = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') return qerr_set(err, "--bits: cannot parse '%s'", s);
+    }
+    if (n == 1)
+        for (int j = 1; j < L; j++) bits[j] = bits[0];
+    else if (n != L)
+        return qerr_set(err, "--bits: %d widths given, the model has %d blocks", n, L);
+    return 0;
+}
+
+static int eval_artifact(const char *art, const char *bits_arg, const char *data, const char *ref_path,
+                         int seq_len, int max_seqs, int batch, int json) {
+    QErr err = {{0}};
+    ElasticModel em;
+    if (elastic_load(&em, art, &err) != 0) {
+        log_error("eval: %s", err.msg);
+        return 1;
+    }
+    int L = em.cfg.n_layers, all;
+    int *bits = calloc((size_t)L, sizeof(int));
+    TokenSet ts = {0};
+    Model ref = {0}, q = {0};
+    int rc = bits ? parse_block_bits(bits_arg, &em, &all, bits, &err) : qerr_set(&err, "out of memory");
+    if (rc == 0) rc = tokens_load_any(data, NULL, seq_len, max_seqs, &ts, &err);
+    if (rc == 0 && ref_path) rc = model_load(&ref, ref_path, &err);
+    int n_rows = all ? em.qc.n_bits : 1;
+    if (json && all && rc == 0) printf("[");
+    for (int row = 0; rc == 0 && row < n_rows; row++) {
+        if (all)
+            for (int j = 0; j < L; j++) bits[j] = em.qc.bits[row];
+        rc = elastic_switch(&em, bits, &q, &err);
+        if (rc) break;
+        /* embeddings and head are shared with the artifact's base (not quantized) */
+        q.tok_emb = em.base.tok_emb;
+        q.final_norm = em.base.final_norm;
+        q.classifier = em.base.classifier;
+        EvalResult r;
+        rc = evaluate_model(&q, ref_path ? &ref : NULL, &ts, batch, &r, &err);
+        if (rc) break;
+        if (all && !json) printf("== %d bits (%s)\n", bits[0], quant_method_name(em.qc.method));
+        if (json && all) {
+            printf("%s{\"bits\": %d, \"method\": \"%s\", \"result\": ", row ? ", " : "", bits[0],
+                   quant_method_name(em.qc.method));
+            fflush(stdout);
+        }
+        print_eval_result(&r, json);
+        if (json && all) printf("}");
+    }
+    if (json && all && rc == 0) printf("]\n");
+    if (rc) log_error("eval: %s", err.msg);
+    q.tok_emb = q.final_norm = q.classifier = NULL;
+    model_free(&q);
+    model_free(&ref);
+    tokens_free(&ts);
+    free(bits);
+    elastic_free(&em);
+    return rc == 0 ? 0 : 1;
+}
+
 int cmd_eval(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) {
         fputs(HELP, stdout);
@@ -57,7 +136,7 @@ int cmd_eval(int argc, char **argv) {
     }
     CliOpt o[] = {{"model", 1, 0},   {"data", 1, 0},     {"reference", 1, 0},
                   {"tokenizer", 1, 0}, {"seq-len", 1, 0}, {"max-seqs", 1, 0},
-                  {"batch", 1, 0},   {"json", 0, 0}};
+                  {"batch", 1, 0},   {"json", 0, 0}, {"artifact", 1, 0}, {"bits", 1, 0}};
     int no = sizeof o / sizeof o[0], npos;
     const char *pos[1];
     QErr err = {{0}};
@@ -71,10 +150,13 @@ int cmd_eval(int argc, char **argv) {
     }
     const char *model_path = cli_get(o, no, "model"), *data = cli_get(o, no, "data");
     const char *ref_path = cli_get(o, no, "reference");
-    if (!model_path || !data) {
-        log_error("eval: --model and --data are required (see --help)");
+    const char *art = cli_get(o, no, "artifact");
+    if ((!model_path && !art) || (model_path && art) || !data) {
+        log_error("eval: --data and exactly one of --model / --artifact are required (see --help)");
         return 2;
     }
+    if (art) return eval_artifact(art, cli_get(o, no, "bits"), data, ref_path, seq_len, max_seqs,
+                                  batch, cli_get(o, no, "json") != NULL);
     /* a token file carries its own sequence length; text is cut into 256 by default */
     if (seq_len == 0 && cli_get(o, no, "tokenizer")) seq_len = 256;
     TokenSet ts;

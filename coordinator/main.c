@@ -13,6 +13,7 @@ static void usage(FILE *f) {
             "\n"
             "commands:\n"
             "  sample     sample token sequences from a model (calibration/eval data)\n"
+            "  calibrate  calibrate one elastic artifact for bits 2-8 (quept, rtn, gptq)\n"
             "  eval       perplexity, and KL divergence / top-1 agreement vs a reference\n"
             "  bench      benchmarks (forward)\n",
             QUEPT_VERSION);
@@ -33,6 +34,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(cmd, "sample") == 0) return cmd_sample(argc - 2, argv + 2);
+    if (strcmp(cmd, "calibrate") == 0) return cmd_calibrate(argc - 2, argv + 2);
     if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 2, argv + 2);
     log_error("unknown command '%s'", cmd);

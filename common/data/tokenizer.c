@@ -9,6 +9,8 @@
 
 #include "../base/mapfile.h"
 
+#define MAX_VOCAB (1 << 28) /* keeps the hash table size within uint32 */
+
 typedef struct {
     const char *str;
     int len;
@@ -18,12 +20,13 @@ typedef struct {
 struct Tokenizer {
     int vocab_size;
     int max_token_length; /* as declared by the file */
-    int longest;          /* longest token actually present */
     char *arena;          /* all token strings, each NUL-terminated */
     char **vocab;         /* vocab[i] points into arena */
     int *len;             /* strlen(vocab[i]) */
     float *scores;
-    TokenIndex *sorted;    /* sorted by (string, id) for binary search */
+    int *slots;            /* open-addressing hash table of ids, -1 = empty */
+    uint32_t mask;         /* table size - 1 (a power of two) */
+    unsigned char *inert;  /* 1: can never take part in a merge (see find_inert) */
     char byte_pieces[512]; /* byte b as a 1-char string at 2*b */
 };
 
@@ -58,20 +61,28 @@ static int cmp_index(const void *pa, const void *pb) {
     return (a->id > b->id) - (a->id < b->id);
 }
 
-/* Id of the vocab string equal to s[0..n), lowest id if duplicated, or -1. */
-static int lookup(const Tokenizer *t, const char *s, int n) {
-    int lo = 0, hi = t->vocab_size; /* first entry >= key */
-    while (lo < hi) {
-        int mid = lo + (hi - lo) / 2;
-        if (cmp_bytes(t->sorted[mid].str, t->sorted[mid].len, s, n) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo < t->vocab_size && cmp_bytes(t->sorted[lo].str, t->sorted[lo].len, s, n) == 0)
-        return t->sorted[lo].id;
-    return -1;
+#define HASH_START 2166136261u /* FNV-1a */
+
+static uint32_t hash_bytes(uint32_t h, const char *s, int n) {
+    for (int i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
 }
+
+/* Id of the vocab string equal to a[0..la) followed by b[0..lb), or -1.
+ * Taking the key in two parts saves copying when we look up a pair. */
+static int lookup2(const Tokenizer *t, const char *a, int la, const char *b, int lb) {
+    uint32_t h = hash_bytes(hash_bytes(HASH_START, a, la), b, lb);
+    for (uint32_t i = h & t->mask;; i = (i + 1) & t->mask) {
+        int id = t->slots[i];
+        if (id < 0) return -1;
+        const char *v = t->vocab[id];
+        if (t->len[id] == la + lb && memcmp(v, a, (size_t)la) == 0 &&
+            (lb == 0 || memcmp(v + la, b, (size_t)lb) == 0))
+            return id;
+    }
+}
+
+static int lookup(const Tokenizer *t, const char *s, int n) { return lookup2(t, s, n, "", 0); }
 
 /* "token 5", or "token 5 of 32000" when the count is known. */
 static const char *token_at(char *buf, size_t n, int i, int want) {
@@ -111,7 +122,7 @@ static int scan_records(const MappedFile *mf, int max_len, int want, int *count,
                             left - 8);
         off += 8 + (size_t)len;
         total += (size_t)len;
-        if (i == INT_MAX) return qerr_set(err, "%s: too many tokens", mf->path);
+        if (i == MAX_VOCAB) return qerr_set(err, "%s: more than %d tokens", mf->path, MAX_VOCAB);
         i++;
     }
     if (off < mf->size)
@@ -125,14 +136,84 @@ static int scan_records(const MappedFile *mf, int max_len, int want, int *count,
     return 0;
 }
 
+/* Marks in `mark` every string in the sorted list that is a proper prefix
+ * of another one. The strings that start with x sort right after x. */
+static void mark_prefixes(const TokenIndex *sorted, int n, unsigned char *mark) {
+    for (int k = 0; k < n; k++) {
+        const TokenIndex *x = &sorted[k];
+        int j = k + 1;
+        while (j < n && cmp_bytes(sorted[j].str, sorted[j].len, x->str, x->len) == 0) j++;
+        if (j < n && sorted[j].len > x->len && memcmp(sorted[j].str, x->str, (size_t)x->len) == 0)
+            mark[x->id] = 1;
+    }
+}
+
+/* A token is inert when no vocab string starts or ends with it (other than
+ * itself): then no concatenation with a neighbour is ever in the vocab, so
+ * it never merges, and the greedy merges on its two sides never interact.
+ * Encoding uses that to merge long texts in short independent segments
+ * (mostly split at byte tokens such as "<0x0A>"), with the exact same result.
+ * An empty vocab string would make x + "" == x a merge: then nothing is. */
+static int find_inert(Tokenizer *t, size_t bytes, const char *path, QErr *err) {
+    int n = t->vocab_size;
+    unsigned char *mark = calloc((size_t)n, 1);
+    char *rev = malloc(bytes + 1);
+    TokenIndex *idx = malloc((size_t)n * sizeof *idx);
+    if (!mark || !rev || !idx) {
+        free(mark);
+        free(rev);
+        free(idx);
+        return qerr_set(err, "%s: out of memory for %d tokens", path, n);
+    }
+    int any_empty = 0;
+    for (int pass = 0; pass < 2; pass++) { /* prefixes, then suffixes */
+        char *dst = rev;
+        for (int i = 0; i < n; i++) {
+            int l = t->len[i];
+            if (l == 0) any_empty = 1;
+            if (pass == 0) {
+                idx[i] = (TokenIndex){t->vocab[i], l, i};
+            } else { /* suffixes are the prefixes of the reversed strings */
+                for (int c = 0; c < l; c++) dst[c] = t->vocab[i][l - 1 - c];
+                idx[i] = (TokenIndex){dst, l, i};
+                dst += l;
+            }
+        }
+        qsort(idx, (size_t)n, sizeof *idx, cmp_index);
+        mark_prefixes(idx, n, mark);
+    }
+    for (int i = 0; i < n; i++) mark[i] = !any_empty && !mark[i];
+    free(rev);
+    free(idx);
+    t->inert = mark;
+    return 0;
+}
+
+/* The hash table for lookup: at most half full, so probes stay short. The
+ * lowest id wins for duplicated strings (llama2.c's bsearch picks any). */
+static int build_table(Tokenizer *t, const char *path, QErr *err) {
+    uint32_t size = 1024;
+    while (size < 2u * (uint32_t)t->vocab_size) size *= 2;
+    t->slots = malloc(size * sizeof *t->slots);
+    if (!t->slots) return qerr_set(err, "%s: out of memory for the vocab table", path);
+    t->mask = size - 1;
+    for (uint32_t i = 0; i < size; i++) t->slots[i] = -1;
+    for (int id = 0; id < t->vocab_size; id++) {
+        if (lookup(t, t->vocab[id], t->len[id]) >= 0) continue; /* duplicate */
+        uint32_t i = hash_bytes(HASH_START, t->vocab[id], t->len[id]) & t->mask;
+        while (t->slots[i] >= 0) i = (i + 1) & t->mask;
+        t->slots[i] = id;
+    }
+    return 0;
+}
+
 static int build(Tokenizer *t, const MappedFile *mf, size_t bytes, QErr *err) {
     int n = t->vocab_size;
     t->arena = malloc(bytes + (size_t)n);
     t->vocab = malloc((size_t)n * sizeof *t->vocab);
     t->len = malloc((size_t)n * sizeof *t->len);
     t->scores = malloc((size_t)n * sizeof *t->scores);
-    t->sorted = malloc((size_t)n * sizeof *t->sorted);
-    if (!t->arena || !t->vocab || !t->len || !t->scores || !t->sorted)
+    if (!t->arena || !t->vocab || !t->len || !t->scores)
         return qerr_set(err, "%s: out of memory for %d tokens", mf->path, n);
     size_t off = 4;
     char *dst = t->arena;
@@ -143,19 +224,18 @@ static int build(Tokenizer *t, const MappedFile *mf, size_t bytes, QErr *err) {
         dst[len] = '\0';
         t->vocab[i] = dst;
         t->len[i] = (int)strlen(dst); /* an embedded NUL ends it, as in llama2.c */
-        if (t->len[i] > t->longest) t->longest = t->len[i];
-        t->sorted[i] = (TokenIndex){dst, t->len[i], i};
         dst += len + 1;
         off += 8 + (size_t)len;
     }
-    qsort(t->sorted, (size_t)n, sizeof *t->sorted, cmp_index);
-    return 0;
+    if (build_table(t, mf->path, err) != 0) return -1;
+    return find_inert(t, bytes, mf->path, err);
 }
 
 int tokenizer_load(Tokenizer **out, const char *path, int vocab_size, QErr *err) {
     *out = NULL;
-    if (vocab_size < 0)
-        return qerr_set(err, "%s: expected vocab_size %d must be >= 0", path, vocab_size);
+    if (vocab_size < 0 || vocab_size > MAX_VOCAB)
+        return qerr_set(err, "%s: expected vocab_size %d must be in 0..%d", path, vocab_size,
+                        MAX_VOCAB);
     MappedFile mf;
     if (mapfile_open(&mf, path, err) != 0) return -1;
     if (mf.size < 4) {
@@ -201,7 +281,8 @@ void tokenizer_free(Tokenizer *t) {
     free(t->vocab);
     free(t->len);
     free(t->scores);
-    free(t->sorted);
+    free(t->slots);
+    free(t->inert);
     free(t);
 }
 
@@ -281,9 +362,9 @@ static Pair heap_pop(Heap *h) {
 
 typedef struct {
     const Tokenizer *t;
-    int *tok, *prev, *next; /* a doubly linked list over the tokens */
+    int *tok;         /* the segment being merged */
+    int *prev, *next; /* a doubly linked list over it */
     unsigned *ver;
-    char *buf; /* room for two concatenated tokens */
     Heap heap;
 } Merger;
 
@@ -292,17 +373,17 @@ typedef struct {
 static int consider(Merger *m, int a, int b) {
     if (a < 0 || b < 0) return 0;
     const Tokenizer *t = m->t;
-    int la = t->len[m->tok[a]], lb = t->len[m->tok[b]];
-    memcpy(m->buf, t->vocab[m->tok[a]], (size_t)la);
-    memcpy(m->buf + la, t->vocab[m->tok[b]], (size_t)lb);
-    int id = lookup(t, m->buf, la + lb);
+    int ta = m->tok[a], tb = m->tok[b];
+    int id = lookup2(t, t->vocab[ta], t->len[ta], t->vocab[tb], t->len[tb]);
     if (id < 0 || !(t->scores[id] > -1e10f)) return 0;
     Pair p = {t->scores[id], a, b, id, m->ver[a], m->ver[b]};
     return heap_push(&m->heap, p);
 }
 
 /* Greedy BPE over tok[0..n): returns the new count, or -1 on out of memory. */
-static int merge_all(Merger *m, int n) {
+static int merge_segment(Merger *m, int *tok, int n) {
+    m->tok = tok;
+    m->heap.n = 0;
     for (int i = 0; i < n; i++) {
         m->prev[i] = i - 1;
         m->next[i] = i + 1 < n ? i + 1 : -1;
@@ -314,7 +395,7 @@ static int merge_all(Merger *m, int n) {
         Pair p = heap_pop(&m->heap);
         if (m->ver[p.left] != p.vl || m->ver[p.right] != p.vr) continue; /* stale */
         int a = p.left, b = p.right;
-        m->tok[a] = p.id;
+        tok[a] = p.id;
         m->ver[a]++;
         m->ver[b]++; /* b is gone */
         m->next[a] = m->next[b];
@@ -323,8 +404,25 @@ static int merge_all(Merger *m, int n) {
     }
     /* compact the surviving nodes, in order, to the front */
     int k = 0;
-    for (int i = n > 0 ? 0 : -1; i >= 0; i = m->next[i]) m->tok[k++] = m->tok[i];
+    for (int i = n > 0 ? 0 : -1; i >= 0; i = m->next[i]) tok[k++] = tok[i];
     return k;
+}
+
+/* Merges tok[0..n) segment by segment between inert tokens (see find_inert)
+ * and packs the results to the front: returns the new count, or -1. */
+static int merge_all(Merger *m, int *tok, int n) {
+    int out = 0;
+    for (int s = 0; s < n;) {
+        int e = s;
+        while (e < n && !m->t->inert[tok[e]]) e++;
+        int k = merge_segment(m, tok + s, e - s);
+        if (k < 0) return -1;
+        memmove(tok + out, tok + s, (size_t)k * sizeof *tok);
+        out += k;
+        for (; e < n && m->t->inert[tok[e]]; e++) tok[out++] = tok[e];
+        s = e;
+    }
+    return out;
 }
 
 /* Appends the token for one codepoint s[0..n), or its bytes as byte tokens. */
@@ -359,45 +457,43 @@ int tokenizer_encode(const Tokenizer *t, const char *text, int bos, int eos, int
     if (n_text > (size_t)INT_MAX / 2 - 4)
         return qerr_set(err, "tokenizer_encode: text of %zu bytes is too long", n_text);
     size_t cap = n_text + 3; /* BOS + dummy prefix + one per byte + EOS */
+    int *tok = malloc(cap * sizeof *tok);
     Merger m = {.t = t};
-    m.tok = malloc(cap * sizeof *m.tok);
     m.prev = malloc(cap * sizeof *m.prev);
     m.next = malloc(cap * sizeof *m.next);
     m.ver = malloc(cap * sizeof *m.ver);
-    m.buf = malloc(2 * (size_t)t->longest + 1);
     int n = 0, rc = -1;
-    if (!m.tok || !m.prev || !m.next || !m.ver || !m.buf) {
+    if (!tok || !m.prev || !m.next || !m.ver) {
         qerr_set(err, "tokenizer_encode: out of memory for %zu bytes of text", n_text);
         goto done;
     }
-    if (bos) m.tok[n++] = TOKEN_BOS;
-    if (text[0] != '\0' && push_piece(t, " ", 1, 0, m.tok, &n, err) != 0) goto done;
+    if (bos) tok[n++] = TOKEN_BOS;
+    if (text[0] != '\0' && push_piece(t, " ", 1, 0, tok, &n, err) != 0) goto done;
     /* One piece per UTF-8 codepoint: a byte plus its continuation bytes, at
      * most 4 in all (llama2.c groups exactly like this, even for bad UTF-8). */
     for (size_t i = 0; i < n_text;) {
         size_t j = i + 1;
         while (j < n_text && ((unsigned char)text[j] & 0xC0) == 0x80 && j - i < 4) j++;
-        if (push_piece(t, text + i, (int)(j - i), i, m.tok, &n, err) != 0) goto done;
+        if (push_piece(t, text + i, (int)(j - i), i, tok, &n, err) != 0) goto done;
         i = j;
     }
-    n = merge_all(&m, n);
+    n = merge_all(&m, tok, n);
     if (n < 0) {
         qerr_set(err, "tokenizer_encode: out of memory while merging");
         goto done;
     }
-    if (eos) m.tok[n++] = TOKEN_EOS;
+    if (eos) tok[n++] = TOKEN_EOS;
     rc = 0;
 done:
     free(m.prev);
     free(m.next);
     free(m.ver);
-    free(m.buf);
     free(m.heap.p);
     if (rc != 0) {
-        free(m.tok);
+        free(tok);
         return -1;
     }
-    *tokens = m.tok;
+    *tokens = tok;
     *n_tokens = n;
     return 0;
 }

@@ -11,12 +11,17 @@
  * byte fallback (byte b -> token b+3) otherwise, then repeatedly merge the
  * adjacent pair whose concatenation is the best-scoring vocab entry (ties:
  * leftmost pair). BOS (1) takes part in the merges, as in llama2.c; EOS (2)
- * is appended after them. We get the same result in O(n log n) with a heap
- * over adjacent pairs instead of rescanning all pairs after each merge.
+ * is appended after them. We get the same result faster: vocab lookups go
+ * through a hash table, and the merges through a heap over adjacent pairs
+ * (O(n log n) instead of rescanning all pairs after each merge), run
+ * separately between tokens that can never merge, such as "<0x0A>".
  *
- * Deviations only where llama2.c has undefined behaviour: a missing " " token
- * falls back to its byte token like any other character, and byte tokens are
- * recognised only in the exact form "<0xHH>". */
+ * Deviations, none of which matter for the Llama 2 vocab: a missing " "
+ * token falls back to its byte token like any other character (llama2.c
+ * emits id -1); byte tokens are recognised only in the exact form "<0xHH>"
+ * (llama2.c's sscanf also takes e.g. "<0x4"); a duplicated vocab string
+ * resolves to its lowest id (llama2.c: whichever one bsearch hits); and a
+ * token longer than max_token_length is an error (llama2.c overflows). */
 #ifndef QUEPT_TOKENIZER_H
 #define QUEPT_TOKENIZER_H
 
@@ -36,8 +41,8 @@ int tokenizer_vocab_size(const Tokenizer *t);
 int tokenizer_max_token_length(const Tokenizer *t);
 /* The raw vocab string of a token (as stored in the file), NULL if out of range. */
 const char *tokenizer_vocab_str(const Tokenizer *t, int token);
-float tokenizer_score(const Tokenizer *t, int token);
-/* Id of the vocab entry equal to str, or -1. */
+float tokenizer_score(const Tokenizer *t, int token); /* 0 if out of range */
+/* Id of the vocab entry equal to str (the lowest if duplicated), or -1. */
 int tokenizer_lookup(const Tokenizer *t, const char *str);
 
 /* Encodes NUL-terminated text; *tokens is malloc'd (free it), also when

@@ -1,0 +1,482 @@
+/* elastic.c — writing, loading and switching the elastic artifact. */
+#include "elastic.h"
+
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef QUEPT_VERSION
+#define QUEPT_VERSION "dev"
+#endif
+
+int elastic_alloc(ElasticModel *em, const ModelConfig *c, const QuantConfig *qc, QErr *err) {
+    memset(em, 0, sizeof *em);
+    em->cfg = *c;
+    em->qc = *qc;
+    em->params = calloc((size_t)c->n_layers, sizeof *em->params);
+    em->stats = calloc((size_t)c->n_layers, sizeof *em->stats);
+    em->gptq = calloc((size_t)c->n_layers, sizeof *em->gptq);
+    if (!em->params || !em->stats || !em->gptq) {
+        elastic_free(em);
+        return qerr_set(err, "out of memory");
+    }
+    return 0;
+}
+
+void elastic_free(ElasticModel *em) {
+    if (em->params)
+        for (int j = 0; j < em->cfg.n_layers; j++) qblock_params_free(&em->params[j]);
+    if (em->gptq)
+        for (int j = 0; j < em->cfg.n_layers; j++)
+            for (int l = 0; l < N_LIN; l++)
+                for (int bi = 0; bi < QMAX_NBITS; bi++) {
+                    free(em->gptq[j][l][bi].codes);
+                    free(em->gptq[j][l][bi].scales);
+                    free(em->gptq[j][l][bi].zeros);
+                }
+    free(em->params);
+    free(em->gptq);
+    free(em->stats);
+    model_free(&em->base);
+    memset(em, 0, sizeof *em);
+}
+
+/* ---- metadata ---- */
+
+static void kv_int(msgpack_packer *pk, const char *k, int64_t v) {
+    art_pack_str(pk, k);
+    msgpack_pack_int64(pk, v);
+}
+static void kv_float(msgpack_packer *pk, const char *k, double v) {
+    art_pack_str(pk, k);
+    msgpack_pack_double(pk, v);
+}
+static void kv_str(msgpack_packer *pk, const char *k, const char *v) {
+    art_pack_str(pk, k);
+    art_pack_str(pk, v);
+}
+
+static void pack_model_config(msgpack_packer *pk, const ModelConfig *c) {
+    msgpack_pack_map(pk, 13);
+    kv_int(pk, "dim", c->dim);
+    kv_int(pk, "hidden_dim", c->hidden_dim);
+    kv_int(pk, "n_layers", c->n_layers);
+    kv_int(pk, "n_heads", c->n_heads);
+    kv_int(pk, "n_kv_heads", c->n_kv_heads);
+    kv_int(pk, "head_dim", c->head_dim);
+    kv_int(pk, "vocab_size", c->vocab_size);
+    kv_int(pk, "seq_len", c->seq_len);
+    kv_float(pk, "rope_theta", c->rope_theta);
+    kv_float(pk, "norm_eps", c->norm_eps);
+    kv_int(pk, "rope_halves", c->rope_halves);
+    kv_int(pk, "has_qkv_bias", c->has_qkv_bias);
+    kv_int(pk, "tied_classifier", c->tied_classifier);
+}
+
+static void pack_int_list(msgpack_packer *pk, const char *k, const int *v, int n) {
+    art_pack_str(pk, k);
+    msgpack_pack_array(pk, (size_t)n);
+    for (int i = 0; i < n; i++) msgpack_pack_int64(pk, v[i]);
+}
+
+static void pack_quant_config(msgpack_packer *pk, const QuantConfig *q) {
+    msgpack_pack_map(pk, 21);
+    kv_str(pk, "method", quant_method_name(q->method));
+    pack_int_list(pk, "bits", q->bits, q->n_bits);
+    pack_int_list(pk, "group", q->group, QBITS_MAX + 1);
+    pack_int_list(pk, "rank", q->rank, QBITS_MAX + 1);
+    kv_int(pk, "rank_ref_width", q->rank_ref_width);
+    kv_float(pk, "rank_cap", q->rank_cap);
+    kv_int(pk, "adapter_mode", q->adapter_mode);
+    kv_int(pk, "lwc", q->lwc);
+    kv_int(pk, "epochs", q->epochs);
+    kv_int(pk, "batch", q->batch);
+    kv_float(pk, "lr_lwc", q->lr_lwc);
+    kv_float(pk, "lr_adapter", q->lr_adapter);
+    kv_float(pk, "weight_decay", q->weight_decay);
+    kv_str(pk, "loss", q->loss_l2 ? "l2" : "l1");
+    kv_float(pk, "merge_keep", q->merge_keep);
+    kv_str(pk, "stream", quant_stream_name(q->stream));
+    kv_int(pk, "normalize_loss", q->normalize_loss);
+    kv_int(pk, "prefix_grad_stop", q->prefix_grad_stop);
+    kv_float(pk, "gptq_damp", q->gptq_damp);
+    kv_int(pk, "seed", (int64_t)q->seed);
+    kv_int(pk, "elastic_version", ELASTIC_VERSION);
+}
+
+static int get_i(const msgpack_object *m, const char *k, int *out, QErr *err) {
+    int64_t v;
+    if (art_meta_int(m, k, &v, err) != 0) return -1;
+    if (v < -2147483647 || v > 2147483647) return qerr_set(err, "key \"%s\": %lld out of range", k, (long long)v);
+    *out = (int)v;
+    return 0;
+}
+static int get_f(const msgpack_object *m, const char *k, float *out, QErr *err) {
+    double v;
+    if (art_meta_float(m, k, &v, err) != 0) return -1;
+    *out = (float)v;
+    return 0;
+}
+
+static int get_int_list(const msgpack_object *m, const char *k, int *out, int max, int *n, QErr *err) {
+    const msgpack_object *a;
+    if (art_meta_array(m, k, &a, err) != 0) return -1;
+    if ((int)a->via.array.size > max) return qerr_set(err, "key \"%s\": more than %d entries", k, max);
+    for (uint32_t i = 0; i < a->via.array.size; i++) {
+        int64_t v;
+        if (art_obj_int(&a->via.array.ptr[i], k, &v, err) != 0) return -1;
+        out[i] = (int)v;
+    }
+    if (n) *n = (int)a->via.array.size;
+    else if ((int)a->via.array.size != max) return qerr_set(err, "key \"%s\": expected %d entries", k, max);
+    return 0;
+}
+
+static int parse_model_config(const msgpack_object *m, ModelConfig *c, QErr *err) {
+    memset(c, 0, sizeof *c);
+    if (get_i(m, "dim", &c->dim, err) || get_i(m, "hidden_dim", &c->hidden_dim, err) ||
+        get_i(m, "n_layers", &c->n_layers, err) || get_i(m, "n_heads", &c->n_heads, err) ||
+        get_i(m, "n_kv_heads", &c->n_kv_heads, err) || get_i(m, "head_dim", &c->head_dim, err) ||
+        get_i(m, "vocab_size", &c->vocab_size, err) || get_i(m, "seq_len", &c->seq_len, err) ||
+        get_f(m, "rope_theta", &c->rope_theta, err) || get_f(m, "norm_eps", &c->norm_eps, err) ||
+        get_i(m, "rope_halves", &c->rope_halves, err) ||
+        get_i(m, "has_qkv_bias", &c->has_qkv_bias, err) ||
+        get_i(m, "tied_classifier", &c->tied_classifier, err))
+        return -1;
+    return model_config_validate(c, "artifact model config", err);
+}
+
+static int parse_quant_config(const msgpack_object *m, QuantConfig *q, QErr *err) {
+    quant_config_reference(q);
+    char s[32];
+    if (art_meta_str(m, "method", s, sizeof s, err) != 0) return -1;
+    if (strcmp(s, "quept") == 0) q->method = METHOD_QUEPT;
+    else if (strcmp(s, "rtn") == 0) q->method = METHOD_RTN;
+    else if (strcmp(s, "gptq") == 0) q->method = METHOD_GPTQ;
+    else return qerr_set(err, "key \"method\": unknown method '%s'", s);
+    int seed = 0;
+    if (get_int_list(m, "bits", q->bits, QMAX_NBITS, &q->n_bits, err) ||
+        get_int_list(m, "group", q->group, QBITS_MAX + 1, NULL, err) ||
+        get_int_list(m, "rank", q->rank, QBITS_MAX + 1, NULL, err) ||
+        get_i(m, "rank_ref_width", &q->rank_ref_width, err) || get_f(m, "rank_cap", &q->rank_cap, err) ||
+        get_i(m, "adapter_mode", &q->adapter_mode, err) || get_i(m, "lwc", &q->lwc, err) ||
+        get_i(m, "epochs", &q->epochs, err) || get_i(m, "batch", &q->batch, err) ||
+        get_f(m, "lr_lwc", &q->lr_lwc, err) || get_f(m, "lr_adapter", &q->lr_adapter, err) ||
+        get_f(m, "merge_keep", &q->merge_keep, err) || get_i(m, "seed", &seed, err))
+        return -1;
+    q->seed = (uint64_t)(uint32_t)seed;
+    if (art_meta_str(m, "stream", s, sizeof s, err) != 0) return -1;
+    q->stream = strcmp(s, "merged") == 0 ? STREAM_MERGED : strcmp(s, "fp") == 0 ? STREAM_FP : STREAM_PER_GROUP;
+    return quant_config_validate(q, err);
+}
+
+/* ---- tensors ---- */
+
+static int add_f32(ArtWriter *w, const char *name, const float *x, int64_t d0, int64_t d1, QErr *err) {
+    int64_t shape[2] = {d0, d1};
+    return art_writer_add(w, name, ART_F32, d1 > 0 ? 2 : 1, shape, x, 1, err);
+}
+
+static int read_f32(const ArtReader *r, const char *name, float *dst, size_t n, QErr *err) {
+    int i = art_find(r, name);
+    if (i < 0) return qerr_set(err, "%s: missing tensor '%s'", art_name(r), name);
+    const ArtTensorInfo *t = art_tensor_info(r, i);
+    if (t->dtype != ART_F32 || (size_t)t->numel != n)
+        return qerr_set(err, "%s: tensor '%s' should be f32 with %zu elements, has %s with %lld",
+                        art_name(r), name, n, art_dtype_name(t->dtype), (long long)t->numel);
+    return art_read(r, i, dst, n * sizeof(float), err);
+}
+
+static void base_sizes(const ModelConfig *c, int l, size_t *n) {
+    int out, in;
+    qblock_linear_shape(c, l, &out, &in);
+    *n = (size_t)out * in;
+}
+
+int elastic_write(const ElasticModel *em, const char *path, QErr *err) {
+    const ModelConfig *c = &em->cfg;
+    const QuantConfig *q = &em->qc;
+    ArtWriter *w = art_writer_new(err);
+    if (!w) return -1;
+    msgpack_packer *pk = art_writer_meta(w);
+    msgpack_pack_map(pk, 7);
+    kv_str(pk, "format", "quept-elastic");
+    kv_int(pk, "artifact_version", ELASTIC_VERSION);
+    art_pack_str(pk, "model");
+    pack_model_config(pk, c);
+    art_pack_str(pk, "quant");
+    pack_quant_config(pk, q);
+    art_pack_str(pk, "ranks");
+    msgpack_pack_array(pk, N_LIN);
+    for (int l = 0; l < N_LIN; l++) {
+        msgpack_pack_array(pk, (size_t)q->n_bits);
+        for (int bi = 0; bi < q->n_bits; bi++) {
+            int out, in;
+            qblock_linear_shape(c, l, &out, &in);
+            msgpack_pack_int64(pk, quant_rank(q, q->bits[bi], out, in));
+        }
+    }
+    art_pack_str(pk, "losses");
+    msgpack_pack_array(pk, (size_t)c->n_layers);
+    for (int j = 0; j < c->n_layers; j++) {
+        msgpack_pack_array(pk, (size_t)q->n_bits);
+        for (int bi = 0; bi < q->n_bits; bi++) {
+            msgpack_pack_array(pk, 3);
+            msgpack_pack_double(pk, em->stats[j].loss_rtn[bi]);
+            msgpack_pack_double(pk, em->stats[j].loss_init[bi]);
+            msgpack_pack_double(pk, em->stats[j].loss_final[bi]);
+        }
+    }
+    art_pack_str(pk, "provenance");
+    msgpack_pack_map(pk, 4);
+    kv_str(pk, "model_sha256", em->model_sha256);
+    kv_str(pk, "data_sha256", em->data_sha256);
+    kv_int(pk, "seed", (int64_t)q->seed);
+    kv_str(pk, "quept_version", QUEPT_VERSION);
+
+    const Model *m = &em->base;
+    int rc = add_f32(w, "tok_emb", m->tok_emb, c->vocab_size, c->dim, err);
+    rc = rc || add_f32(w, "final_norm", m->final_norm, c->dim, 0, err);
+    if (!c->tied_classifier) rc = rc || add_f32(w, "classifier", m->classifier, c->vocab_size, c->dim, err);
+    char name[256];
+    for (int j = 0; rc == 0 && j < c->n_layers; j++) {
+        BlockWeights *bw = &m->blocks[j];
+        snprintf(name, sizeof name, "blk.%d.attn_norm", j);
+        rc = rc || add_f32(w, name, bw->attn_norm, c->dim, 0, err);
+        snprintf(name, sizeof name, "blk.%d.mlp_norm", j);
+        rc = rc || add_f32(w, name, bw->mlp_norm, c->dim, 0, err);
+        if (c->has_qkv_bias) {
+            int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+            snprintf(name, sizeof name, "blk.%d.bq", j);
+            rc = rc || add_f32(w, name, bw->bq, qd, 0, err);
+            snprintf(name, sizeof name, "blk.%d.bk", j);
+            rc = rc || add_f32(w, name, bw->bk, kvd, 0, err);
+            snprintf(name, sizeof name, "blk.%d.bv", j);
+            rc = rc || add_f32(w, name, bw->bv, kvd, 0, err);
+        }
+        for (int l = 0; rc == 0 && l < N_LIN; l++) {
+            int out, in;
+            qblock_linear_shape(c, l, &out, &in);
+            snprintf(name, sizeof name, "blk.%d.%s", j, LIN_NAMES[l]);
+            rc = add_f32(w, name, *qblock_linear_slot(bw, l), out, in, err);
+            if (rc == 0 && q->method == METHOD_QUEPT) {
+                const QBlockParams *p = &em->params[j];
+                const QLinear *ql = &p->lin[l];
+                snprintf(name, sizeof name, "blk.%d.%s.Bd", j, LIN_NAMES[l]);
+                rc = rc || add_f32(w, name, p->adapter + ql->off_Bd, ql->out, ql->R, err);
+                snprintf(name, sizeof name, "blk.%d.%s.Bu", j, LIN_NAMES[l]);
+                rc = rc || add_f32(w, name, p->adapter + ql->off_Bu, ql->R, ql->in, err);
+                for (int bi = 0; rc == 0 && bi < q->n_bits; bi++) {
+                    int ng = fq_ngroups(&ql->spec[bi]);
+                    snprintf(name, sizeof name, "blk.%d.%s.gamma.%d", j, LIN_NAMES[l], q->bits[bi]);
+                    rc = rc || add_f32(w, name, p->lwc + ql->off_gamma[bi], ql->out, ng, err);
+                    snprintf(name, sizeof name, "blk.%d.%s.beta.%d", j, LIN_NAMES[l], q->bits[bi]);
+                    rc = rc || add_f32(w, name, p->lwc + ql->off_beta[bi], ql->out, ng, err);
+                }
+            }
+            if (rc == 0 && q->method == METHOD_GPTQ) {
+                for (int bi = 0; rc == 0 && bi < q->n_bits; bi++) {
+                    const GptqLinear *g = &em->gptq[j][l][bi];
+                    int ng = (in + quant_group(q, q->bits[bi], in) - 1) / quant_group(q, q->bits[bi], in);
+                    int64_t shape[2] = {out, in};
+                    snprintf(name, sizeof name, "blk.%d.%s.codes.%d", j, LIN_NAMES[l], q->bits[bi]);
+                    rc = art_writer_add(w, name, ART_U8, 2, shape, g->codes, 1, err);
+                    snprintf(name, sizeof name, "blk.%d.%s.scales.%d", j, LIN_NAMES[l], q->bits[bi]);
+                    rc = rc || add_f32(w, name, g->scales, out, ng, err);
+                    snprintf(name, sizeof name, "blk.%d.%s.zeros.%d", j, LIN_NAMES[l], q->bits[bi]);
+                    rc = rc || add_f32(w, name, g->zeros, out, ng, err);
+                }
+            }
+        }
+    }
+    if (rc == 0) rc = art_writer_write(w, path, err);
+    art_writer_free(w);
+    return rc;
+}
+
+int elastic_load(ElasticModel *em, const char *path, QErr *err) {
+    memset(em, 0, sizeof *em);
+    ArtReader *r;
+    if (art_open(&r, path, err) != 0) return -1;
+    const msgpack_object *meta = art_meta(r), *mm, *qm, *prov, *losses;
+    char fmt[32];
+    int64_t ver;
+    ModelConfig c;
+    QuantConfig q;
+    int rc = 0;
+    if (art_meta_str(meta, "format", fmt, sizeof fmt, err) || art_meta_int(meta, "artifact_version", &ver, err)) {
+        rc = -1;
+    } else if (strcmp(fmt, "quept-elastic") != 0) {
+        rc = qerr_set(err, "not a quept elastic artifact (format '%s')", fmt);
+    } else if (ver > ELASTIC_VERSION) {
+        rc = qerr_set(err, "artifact version %lld is newer than this quept reads (%d): upgrade quept",
+                      (long long)ver, ELASTIC_VERSION);
+    } else if (art_meta_map(meta, "model", &mm, err) || parse_model_config(mm, &c, err) ||
+               art_meta_map(meta, "quant", &qm, err) || parse_quant_config(qm, &q, err) ||
+               art_meta_map(meta, "provenance", &prov, err) ||
+               art_meta_array(meta, "losses", &losses, err)) {
+        rc = -1;
+    }
+    if (rc == 0) rc = elastic_alloc(em, &c, &q, err);
+    if (rc == 0) {
+        art_meta_str(prov, "model_sha256", em->model_sha256, sizeof em->model_sha256, err);
+        art_meta_str(prov, "data_sha256", em->data_sha256, sizeof em->data_sha256, err);
+        if (losses->via.array.size != (uint32_t)c.n_layers) rc = qerr_set(err, "key \"losses\": expected %d blocks", c.n_layers);
+        for (int j = 0; rc == 0 && j < c.n_layers; j++) {
+            const msgpack_object *lb = &losses->via.array.ptr[j];
+            if (lb->type != MSGPACK_OBJECT_ARRAY || lb->via.array.size != (uint32_t)q.n_bits) {
+                rc = qerr_set(err, "key \"losses\"[%d]: expected %d entries", j, q.n_bits);
+                break;
+            }
+            for (int bi = 0; rc == 0 && bi < q.n_bits; bi++) {
+                const msgpack_object *e = &lb->via.array.ptr[bi];
+                if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 3) {
+                    rc = qerr_set(err, "key \"losses\"[%d][%d]: expected 3 numbers", j, bi);
+                    break;
+                }
+                rc = art_obj_float(&e->via.array.ptr[0], "loss", &em->stats[j].loss_rtn[bi], err) ||
+                     art_obj_float(&e->via.array.ptr[1], "loss", &em->stats[j].loss_init[bi], err) ||
+                     art_obj_float(&e->via.array.ptr[2], "loss", &em->stats[j].loss_final[bi], err);
+            }
+        }
+    }
+    Model *m = &em->base;
+    if (rc == 0) {
+        m->cfg = c;
+        size_t VC = (size_t)c.vocab_size * c.dim;
+        m->blocks = calloc((size_t)c.n_layers, sizeof(BlockWeights));
+        m->tok_emb = malloc(VC * sizeof(float));
+        m->final_norm = malloc((size_t)c.dim * sizeof(float));
+        m->classifier = c.tied_classifier ? m->tok_emb : malloc(VC * sizeof(float));
+        if (!m->blocks || !m->tok_emb || !m->final_norm || !m->classifier) rc = qerr_set(err, "out of memory");
+        rc = rc || read_f32(r, "tok_emb", m->tok_emb, VC, err);
+        rc = rc || read_f32(r, "final_norm", m->final_norm, c.dim, err);
+        if (!c.tied_classifier) rc = rc || read_f32(r, "classifier", m->classifier, VC, err);
+    }
+    char name[256];
+    for (int j = 0; rc == 0 && j < c.n_layers; j++) {
+        BlockWeights *bw = &m->blocks[j];
+        rc = block_weights_alloc(bw, &c, err);
+        snprintf(name, sizeof name, "blk.%d.attn_norm", j);
+        rc = rc || read_f32(r, name, bw->attn_norm, c.dim, err);
+        snprintf(name, sizeof name, "blk.%d.mlp_norm", j);
+        rc = rc || read_f32(r, name, bw->mlp_norm, c.dim, err);
+        if (c.has_qkv_bias) {
+            size_t qd = (size_t)c.n_heads * c.head_dim, kvd = (size_t)c.n_kv_heads * c.head_dim;
+            snprintf(name, sizeof name, "blk.%d.bq", j);
+            rc = rc || read_f32(r, name, bw->bq, qd, err);
+            snprintf(name, sizeof name, "blk.%d.bk", j);
+            rc = rc || read_f32(r, name, bw->bk, kvd, err);
+            snprintf(name, sizeof name, "blk.%d.bv", j);
+            rc = rc || read_f32(r, name, bw->bv, kvd, err);
+        }
+        if (rc == 0 && q.method == METHOD_QUEPT) rc = qblock_params_init(&em->params[j], &c, &q, j, err);
+        for (int l = 0; rc == 0 && l < N_LIN; l++) {
+            size_t n;
+            base_sizes(&c, l, &n);
+            snprintf(name, sizeof name, "blk.%d.%s", j, LIN_NAMES[l]);
+            rc = read_f32(r, name, *qblock_linear_slot(bw, l), n, err);
+            if (rc == 0 && q.method == METHOD_QUEPT) {
+                QBlockParams *p = &em->params[j];
+                const QLinear *ql = &p->lin[l];
+                snprintf(name, sizeof name, "blk.%d.%s.Bd", j, LIN_NAMES[l]);
+                rc = rc || read_f32(r, name, p->adapter + ql->off_Bd, (size_t)ql->out * ql->R, err);
+                snprintf(name, sizeof name, "blk.%d.%s.Bu", j, LIN_NAMES[l]);
+                rc = rc || read_f32(r, name, p->adapter + ql->off_Bu, (size_t)ql->R * ql->in, err);
+                for (int bi = 0; rc == 0 && bi < q.n_bits; bi++) {
+                    size_t ng = (size_t)ql->out * fq_ngroups(&ql->spec[bi]);
+                    snprintf(name, sizeof name, "blk.%d.%s.gamma.%d", j, LIN_NAMES[l], q.bits[bi]);
+                    rc = rc || read_f32(r, name, p->lwc + ql->off_gamma[bi], ng, err);
+                    snprintf(name, sizeof name, "blk.%d.%s.beta.%d", j, LIN_NAMES[l], q.bits[bi]);
+                    rc = rc || read_f32(r, name, p->lwc + ql->off_beta[bi], ng, err);
+                }
+            }
+            if (rc == 0 && q.method == METHOD_GPTQ) {
+                int out, in;
+                qblock_linear_shape(&c, l, &out, &in);
+                for (int bi = 0; rc == 0 && bi < q.n_bits; bi++) {
+                    GptqLinear *g = &em->gptq[j][l][bi];
+                    int gs = quant_group(&q, q.bits[bi], in);
+                    size_t ng = (size_t)out * ((in + gs - 1) / gs);
+                    g->codes = malloc((size_t)out * in);
+                    g->scales = malloc(ng * sizeof(float));
+                    g->zeros = malloc(ng * sizeof(float));
+                    if (!g->codes || !g->scales || !g->zeros) {
+                        rc = qerr_set(err, "out of memory");
+                        break;
+                    }
+                    snprintf(name, sizeof name, "blk.%d.%s.codes.%d", j, LIN_NAMES[l], q.bits[bi]);
+                    int ti = art_find(r, name);
+                    const ArtTensorInfo *ti_info = ti >= 0 ? art_tensor_info(r, ti) : NULL;
+                    if (!ti_info || ti_info->dtype != ART_U8 || (size_t)ti_info->numel != (size_t)out * in)
+                        rc = qerr_set(err, "%s: missing or malformed tensor '%s'", path, name);
+                    rc = rc || art_read(r, ti, g->codes, (size_t)out * in, err);
+                    snprintf(name, sizeof name, "blk.%d.%s.scales.%d", j, LIN_NAMES[l], q.bits[bi]);
+                    rc = rc || read_f32(r, name, g->scales, ng, err);
+                    snprintf(name, sizeof name, "blk.%d.%s.zeros.%d", j, LIN_NAMES[l], q.bits[bi]);
+                    rc = rc || read_f32(r, name, g->zeros, ng, err);
+                }
+            }
+        }
+    }
+    art_close(r);
+    if (rc != 0) {
+        qerr_wrap(err, "%s", path);
+        elastic_free(em);
+        return -1;
+    }
+    return 0;
+}
+
+int elastic_switch(const ElasticModel *em, const int *bits, Model *out, QErr *err) {
+    const ModelConfig *c = &em->cfg;
+    const QuantConfig *q = &em->qc;
+    int bis[4096];
+    if (c->n_layers > 4096) return qerr_set(err, "too many blocks");
+    for (int j = 0; j < c->n_layers; j++) {
+        bis[j] = quant_bit_index(q, bits[j]);
+        if (bis[j] < 0) return qerr_set(err, "block %d: %d bits is not in the artifact's bit list", j, bits[j]);
+    }
+    if (!out->blocks) {
+        /* first switch: share embeddings and norms with the base (read-only),
+         * own the quantized linears */
+        out->cfg = *c;
+        out->tok_emb = NULL;
+        out->blocks = calloc((size_t)c->n_layers, sizeof(BlockWeights));
+        if (!out->blocks) return qerr_set(err, "out of memory");
+        for (int j = 0; j < c->n_layers; j++)
+            if (block_weights_alloc(&out->blocks[j], c, err) != 0) return -1;
+    }
+    const Model *m = &em->base;
+    for (int j = 0; j < c->n_layers; j++) {
+        BlockWeights *dst = &out->blocks[j], *src = &m->blocks[j];
+        memcpy(dst->attn_norm, src->attn_norm, sizeof(float) * c->dim);
+        memcpy(dst->mlp_norm, src->mlp_norm, sizeof(float) * c->dim);
+        if (c->has_qkv_bias) {
+            memcpy(dst->bq, src->bq, sizeof(float) * c->n_heads * c->head_dim);
+            memcpy(dst->bk, src->bk, sizeof(float) * c->n_kv_heads * c->head_dim);
+            memcpy(dst->bv, src->bv, sizeof(float) * c->n_kv_heads * c->head_dim);
+        }
+        int bi = bis[j];
+        for (int l = 0; l < N_LIN; l++) {
+            float *W = *qblock_linear_slot(src, l), *Wq = *qblock_linear_slot(dst, l);
+            int o, in;
+            qblock_linear_shape(c, l, &o, &in);
+            if (q->method == METHOD_QUEPT) {
+                const QBlockParams *p = &em->params[j];
+                const QLinear *ql = &p->lin[l];
+                fq_forward(&ql->spec[bi], W, p->adapter + ql->off_Bd, p->adapter + ql->off_Bu,
+                           p->lwc + ql->off_gamma[bi], p->lwc + ql->off_beta[bi], Wq, NULL);
+            } else {
+                FqSpec s = {.out = o, .in = in, .bits = bits[j], .group = quant_group(q, bits[j], in)};
+                if (q->method == METHOD_RTN) fq_rtn(&s, W, Wq);
+                else {
+                    const GptqLinear *g = &em->gptq[j][l][bi];
+                    fq_dequantize(&s, g->codes, g->scales, g->zeros, Wq);
+                }
+            }
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,58 @@
+/* elastic.h — the quept elastic artifact (version 1) on top of the tensor
+ * container (container.h, docs/artifact-format.md): base weights + every
+ * block's learned parameters for every bit width, switchable at load time.
+ *
+ * Metadata tree (a msgpack map):
+ *   "format": "quept-elastic", "artifact_version": 1,
+ *   "model":  {dim, hidden_dim, n_layers, n_heads, n_kv_heads, head_dim,
+ *              vocab_size, seq_len, rope_theta, norm_eps, rope_halves,
+ *              has_qkv_bias, tied_classifier}
+ *   "quant":  the QuantConfig (method, bits, group, rank, ...)
+ *   "ranks":  [linear][bit index] adapter ranks (same for every block)
+ *   "losses": [block][bit index] [rtn, init, final] calibration losses
+ *   "provenance": {model_sha256, data_sha256, seed, quept_version}
+ * Tensors: tok_emb, final_norm, classifier (untied only); blk.J.attn_norm,
+ *   blk.J.mlp_norm, blk.J.{wq,wk,wv,wo,w_gate,w_up,w_down} (fp32 base), blk.J.{bq,bk,bv};
+ *   quept: blk.J.L.Bd (out,R), blk.J.L.Bu (R,in), blk.J.L.gamma.B / beta.B (out,ng)
+ *   gptq:  blk.J.L.codes.B (u8, out x in), blk.J.L.scales.B / zeros.B (out,ng)
+ * Nothing that varies between runs (time, host, path) is stored. */
+#ifndef QUEPT_ELASTIC_H
+#define QUEPT_ELASTIC_H
+
+#include <stdint.h>
+
+#include "../engine/qblock.h"
+#include "../engine/recon.h"
+#include "container.h"
+
+#define ELASTIC_VERSION 1
+
+/* GPTQ's per-bit result for one linear: codes, scales, zeros. */
+typedef struct {
+    uint8_t *codes;
+    float *scales, *zeros;
+} GptqLinear;
+
+/* What a calibration produced (also what the artifact holds once loaded). */
+typedef struct {
+    ModelConfig cfg;
+    QuantConfig qc;
+    Model base;              /* full-precision weights */
+    QBlockParams *params;    /* [n_layers] (quept) */
+    GptqLinear (*gptq)[N_LIN][QMAX_NBITS]; /* [n_layers] (gptq) */
+    ReconStats *stats;       /* [n_layers] */
+    char model_sha256[65], data_sha256[65];
+} ElasticModel;
+
+int elastic_alloc(ElasticModel *em, const ModelConfig *c, const QuantConfig *qc, QErr *err);
+void elastic_free(ElasticModel *em);
+
+int elastic_write(const ElasticModel *em, const char *path, QErr *err);
+int elastic_load(ElasticModel *em, const char *path, QErr *err);
+
+/* Materialises the model at bits[j] for block j (one value per block) into
+ * out, which is allocated on the first call and reused after: switching
+ * again never re-reads the file. */
+int elastic_switch(const ElasticModel *em, const int *bits, Model *out, QErr *err);
+
+#endif

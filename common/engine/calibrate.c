@@ -1,0 +1,197 @@
+#include "calibrate.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../base/log.h"
+#include "../base/sha256.h"
+#include "../data/tokens.h"
+#include "../nn/forward.h"
+#include "../quant/gptq.h"
+
+typedef struct {
+    int n_layers, quiet;
+    double t_start;
+    int blocks_done;
+} ProgressState;
+
+static double wall_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void on_epoch(int block, int epoch, int epochs, const double gl[QN_GROUPS], double tps,
+                     void *user) {
+    ProgressState *ps = user;
+    if (ps->quiet) return;
+    double elapsed = wall_now() - ps->t_start;
+    double done = ps->blocks_done + (double)epoch / epochs;
+    double eta = done > 0 ? elapsed / done * (ps->n_layers - done) : 0.0;
+    char buf[256];
+    int n = 0;
+    static const char *names[QN_GROUPS] = {"{7,8}", "{5,6}", "{3,4}", "{2}"};
+    for (int g = 0; g < QN_GROUPS; g++)
+        if (!isnan(gl[g])) n += snprintf(buf + n, sizeof buf - (size_t)n, " %s %.4f", names[g], gl[g]);
+    fprintf(stderr, "block %d/%d epoch %2d/%d  loss%s  %.0f tok/s  ETA %.0fs\n", block + 1,
+            ps->n_layers, epoch, epochs, buf, tps, eta);
+}
+
+/* GPTQ for every bit: one quantized stream per bit, Hessians from the FP
+ * block run on that stream (all linears of the block at once). */
+static int gptq_block(ElasticModel *em, int j, float *const *streams_q, int n_seq, int T, QErr *err);
+
+int calibrate_run(const CalibJob *job, const QuantConfig *qc, QErr *err) {
+    if (quant_config_validate(qc, err) != 0) return -1;
+    Model m;
+    if (model_load(&m, job->model_path, err) != 0) return -1;
+    if (model_check_finite(&m, err) != 0) {
+        qerr_wrap(err, "%s", job->model_path);
+        model_free(&m);
+        return -1;
+    }
+    const ModelConfig *c = &m.cfg;
+    TokenSet ts;
+    if (tokens_load_any(job->data_path, NULL, 0, job->max_seqs, &ts, err) != 0) {
+        model_free(&m);
+        return -1;
+    }
+    int rc = tokens_check_vocab(&ts, c->vocab_size, job->data_path, err);
+    if (rc == 0 && ts.seq_len > c->seq_len)
+        rc = qerr_set(err, "%s: sequences of %d tokens exceed the model's context of %d",
+                      job->data_path, ts.seq_len, c->seq_len);
+    if (rc == 0 && ts.n_seq < qc->batch)
+        rc = qerr_set(err, "%s: %d calibration sequences, need at least the batch size %d",
+                      job->data_path, ts.n_seq, qc->batch);
+    if (rc == 0 && ts.seq_len < 2)
+        rc = qerr_set(err, "%s: sequences of %d tokens are too short", job->data_path, ts.seq_len);
+    ElasticModel em;
+    memset(&em, 0, sizeof em);
+    Streams st;
+    memset(&st, 0, sizeof st);
+    if (rc == 0) rc = elastic_alloc(&em, c, qc, err);
+    if (rc == 0) rc = sha256_path_hex(job->model_path, em.model_sha256, err);
+    if (rc == 0) rc = sha256_path_hex(job->data_path, em.data_sha256, err);
+    int T = ts.seq_len, n_seq = ts.n_seq;
+    QuantConfig sq = *qc;
+    if (qc->method == METHOD_GPTQ) sq.stream = STREAM_FP; /* GPTQ keeps its own per-bit streams */
+    if (rc == 0) rc = streams_init(&st, &sq, n_seq, T, c->dim, err);
+    float *gq[QMAX_NBITS] = {0};
+    if (rc == 0 && qc->method == METHOD_GPTQ)
+        for (int bi = 0; bi < qc->n_bits && rc == 0; bi++)
+            if (!(gq[bi] = malloc(sizeof(float) * (size_t)n_seq * T * c->dim)))
+                rc = qerr_set(err, "out of memory for GPTQ streams");
+    if (rc == 0) {
+        embed_forward(st.fp, m.tok_emb, ts.tokens, n_seq * T, c->dim);
+        streams_reset_q(&st);
+        for (int bi = 0; bi < qc->n_bits && gq[bi]; bi++)
+            memcpy(gq[bi], st.fp, sizeof(float) * (size_t)n_seq * T * c->dim);
+    }
+    ProgressState ps = {c->n_layers, job->quiet, wall_now(), 0};
+    for (int j = 0; rc == 0 && j < c->n_layers; j++) {
+        double t0 = wall_now();
+        if (qc->method == METHOD_QUEPT) {
+            rc = recon_block(c, qc, j, &m.blocks[j], &st, &em.params[j], &em.stats[j], on_epoch, &ps, err);
+        } else if (qc->method == METHOD_GPTQ) {
+            em.base = m; /* borrowed for the duration of the call */
+            rc = gptq_block(&em, j, gq, n_seq, T, err);
+            memset(&em.base, 0, sizeof em.base);
+        }
+        ps.blocks_done = j + 1;
+        if (rc == 0 && !job->quiet && qc->method != METHOD_RTN) {
+            fprintf(stderr, "block %d/%d done in %.1fs; loss per bit (rtn -> final):", j + 1, c->n_layers,
+                    wall_now() - t0);
+            for (int bi = 0; bi < qc->n_bits; bi++)
+                fprintf(stderr, " %d:%.4f->%.4f", qc->bits[bi], em.stats[j].loss_rtn[bi],
+                        em.stats[j].loss_final[bi]);
+            fputc('\n', stderr);
+        }
+    }
+    if (rc == 0) {
+        em.base = m; /* the artifact owns the model from here */
+        memset(&m, 0, sizeof m);
+        log_info("calibration took %.1fs", wall_now() - ps.t_start);
+        rc = elastic_write(&em, job->out_path, err);
+    }
+    for (int bi = 0; bi < QMAX_NBITS; bi++) free(gq[bi]);
+    streams_free(&st);
+    elastic_free(&em);
+    model_free(&m);
+    tokens_free(&ts);
+    return rc;
+}
+
+static int gptq_block(ElasticModel *em, int j, float *const *streams_q, int n_seq, int T, QErr *err) {
+    const ModelConfig *c = &em->cfg;
+    const QuantConfig *qc = &em->qc;
+    BlockWeights *w = &em->base.blocks[j];
+    int B = qc->batch;
+    size_t stride = (size_t)T * c->dim;
+    BlockActs a;
+    if (block_acts_init(&a, c, B, T, 0, err) != 0) return -1;
+    float *H[N_LIN] = {0}, *out = malloc(sizeof(float) * stride * B);
+    float *wq[N_LIN] = {0};
+    int rc = out ? 0 : qerr_set(err, "out of memory");
+    for (int l = 0; l < N_LIN && rc == 0; l++) {
+        int o, in;
+        qblock_linear_shape(c, l, &o, &in);
+        H[l] = malloc(sizeof(float) * (size_t)in * in);
+        wq[l] = malloc(sizeof(float) * (size_t)o * in);
+        if (!H[l] || !wq[l]) rc = qerr_set(err, "out of memory for GPTQ Hessians");
+    }
+    for (int bi = 0; bi < qc->n_bits && rc == 0; bi++) {
+        for (int l = 0; l < N_LIN; l++) {
+            int o, in;
+            qblock_linear_shape(c, l, &o, &in);
+            memset(H[l], 0, sizeof(float) * (size_t)in * in);
+        }
+        /* Hessians: inputs of each linear when the FP block runs on this bit's stream */
+        for (int s0 = 0; s0 < n_seq; s0 += B) {
+            int nb = n_seq - s0 < B ? n_seq - s0 : B, N = nb * T;
+            a.B = nb;
+            block_forward(c, w, &a, streams_q[bi] + s0 * stride, out);
+            gptq_accumulate_h(H[LIN_Q], a.ln1, N, c->dim);
+            gptq_accumulate_h(H[LIN_O], a.atty, N, c->n_heads * c->head_dim);
+            gptq_accumulate_h(H[LIN_GATE], a.ln2, N, c->dim);
+            gptq_accumulate_h(H[LIN_DOWN], a.swi, N, c->hidden_dim);
+        }
+        BlockWeights view = *w;
+        for (int l = 0; l < N_LIN && rc == 0; l++) {
+            int o, in;
+            qblock_linear_shape(c, l, &o, &in);
+            const float *Hl = H[l == LIN_K || l == LIN_V ? LIN_Q : l == LIN_UP ? LIN_GATE : l];
+            int gs = quant_group(qc, qc->bits[bi], in);
+            size_t ng = (size_t)o * ((in + gs - 1) / gs);
+            GptqLinear *g = &em->gptq[j][l][bi];
+            g->codes = malloc((size_t)o * in);
+            g->scales = malloc(ng * sizeof(float));
+            g->zeros = malloc(ng * sizeof(float));
+            if (!g->codes || !g->scales || !g->zeros) {
+                rc = qerr_set(err, "out of memory");
+                break;
+            }
+            GptqSpec spec = {.out = o, .in = in, .bits = qc->bits[bi], .group = gs,
+                             .damp = qc->gptq_damp, .block_size = 128};
+            rc = gptq_quantize(&spec, *qblock_linear_slot(w, l), Hl, wq[l], g->codes, g->scales,
+                               g->zeros, NULL, err);
+            if (rc) qerr_wrap(err, "block %d %s %d bits", j, LIN_NAMES[l], qc->bits[bi]);
+            *qblock_linear_slot(&view, l) = wq[l];
+        }
+        /* advance this bit's stream through the quantized block */
+        for (int s0 = 0; s0 < n_seq && rc == 0; s0 += B) {
+            int nb = n_seq - s0 < B ? n_seq - s0 : B;
+            a.B = nb;
+            block_forward(c, &view, &a, streams_q[bi] + s0 * stride, streams_q[bi] + s0 * stride);
+        }
+    }
+    for (int l = 0; l < N_LIN; l++) {
+        free(H[l]);
+        free(wq[l]);
+    }
+    free(out);
+    block_acts_free(&a);
+    return rc;
+}

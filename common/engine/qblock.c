@@ -1,0 +1,124 @@
+#include "qblock.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/rng.h"
+
+const char *const LIN_NAMES[N_LIN] = {"wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down"};
+
+void qblock_linear_shape(const ModelConfig *c, int l, int *out, int *in) {
+    int C = c->dim, H = c->hidden_dim;
+    int QD = c->n_heads * c->head_dim, KVD = c->n_kv_heads * c->head_dim;
+    switch (l) {
+    case LIN_Q: *out = QD, *in = C; break;
+    case LIN_K:
+    case LIN_V: *out = KVD, *in = C; break;
+    case LIN_O: *out = C, *in = QD; break;
+    case LIN_GATE:
+    case LIN_UP: *out = H, *in = C; break;
+    default: *out = C, *in = H; break;
+    }
+}
+
+float **qblock_linear_slot(BlockWeights *w, int l) {
+    switch (l) {
+    case LIN_Q: return &w->wq;
+    case LIN_K: return &w->wk;
+    case LIN_V: return &w->wv;
+    case LIN_O: return &w->wo;
+    case LIN_GATE: return &w->w_gate;
+    case LIN_UP: return &w->w_up;
+    default: return &w->w_down;
+    }
+}
+
+int qblock_params_init(QBlockParams *p, const ModelConfig *c, const QuantConfig *qc, int block,
+                       QErr *err) {
+    memset(p, 0, sizeof *p);
+    p->n_bits = qc->n_bits;
+    memcpy(p->bits, qc->bits, sizeof p->bits);
+    size_t nl = 0, na = 0;
+    for (int l = 0; l < N_LIN; l++) {
+        QLinear *q = &p->lin[l];
+        qblock_linear_shape(c, l, &q->out, &q->in);
+        q->R = 0;
+        for (int bi = 0; bi < qc->n_bits; bi++) {
+            int r = quant_rank(qc, qc->bits[bi], q->out, q->in);
+            if (r > q->R) q->R = r;
+        }
+        q->off_Bd = na;
+        na += (size_t)q->out * q->R;
+        q->off_Bu = na;
+        na += (size_t)q->R * q->in;
+        for (int bi = 0; bi < qc->n_bits; bi++) {
+            int b = qc->bits[bi];
+            FqSpec *s = &q->spec[bi];
+            s->out = q->out;
+            s->in = q->in;
+            s->bits = b;
+            s->group = quant_group(qc, b, q->in);
+            s->rank = quant_rank(qc, b, q->out, q->in);
+            s->R = q->R;
+            s->mode = qc->adapter_mode;
+            s->lwc = qc->lwc;
+            if (fq_spec_check(s, err) != 0) return qerr_wrap(err, "block %d %s", block, LIN_NAMES[l]);
+            size_t ng = (size_t)q->out * fq_ngroups(s);
+            q->off_gamma[bi] = nl;
+            nl += ng;
+            q->off_beta[bi] = nl;
+            nl += ng;
+        }
+    }
+    p->n_lwc = nl;
+    p->n_adapter = na;
+    p->lwc = malloc((nl ? nl : 1) * sizeof(float));
+    p->adapter = calloc(na ? na : 1, sizeof(float));
+    if (!p->lwc || !p->adapter) {
+        qblock_params_free(p);
+        return qerr_set(err, "out of memory for block %d parameters", block);
+    }
+    for (size_t i = 0; i < nl; i++) p->lwc[i] = 4.0f;
+    Rng rng;
+    rng_seed(&rng, rng_mix(qc->seed, 0x494e4954 /* "INIT" */, (uint64_t)block, 0));
+    for (int l = 0; l < N_LIN; l++) {
+        QLinear *q = &p->lin[l];
+        /* Xavier-uniform for Bu (R, in): fan_in = in, fan_out = R */
+        float bound = q->R > 0 ? sqrtf(6.0f / (float)(q->in + q->R)) : 0.0f;
+        float *bu = p->adapter + q->off_Bu;
+        for (size_t i = 0; i < (size_t)q->R * q->in; i++) bu[i] = bound * (2.0f * rng_uniform(&rng) - 1.0f);
+    }
+    return 0;
+}
+
+void qblock_params_free(QBlockParams *p) {
+    free(p->lwc);
+    free(p->adapter);
+    p->lwc = p->adapter = NULL;
+}
+
+void qblock_build(const QBlockParams *p, const BlockWeights *base, int bi, const float *lwc,
+                  const float *adapter, float *const wq[N_LIN], float *const scratch[N_LIN],
+                  BlockWeights *view) {
+    *view = *base;
+    BlockWeights *b = (BlockWeights *)base;
+    for (int l = 0; l < N_LIN; l++) {
+        const QLinear *q = &p->lin[l];
+        const FqSpec *s = &q->spec[bi];
+        const float *W = *qblock_linear_slot(b, l);
+        fq_forward(s, W, adapter + q->off_Bd, adapter + q->off_Bu, lwc + q->off_gamma[bi],
+                   lwc + q->off_beta[bi], wq[l], scratch ? scratch[l] : NULL);
+        *qblock_linear_slot(view, l) = wq[l];
+    }
+}
+
+void qblock_build_rtn(const QBlockParams *p, const BlockWeights *base, int bi,
+                      float *const wq[N_LIN], BlockWeights *view) {
+    *view = *base;
+    BlockWeights *b = (BlockWeights *)base;
+    for (int l = 0; l < N_LIN; l++) {
+        fq_rtn(&p->lin[l].spec[bi], *qblock_linear_slot(b, l), wq[l]);
+        *qblock_linear_slot(view, l) = wq[l];
+    }
+}

@@ -1,0 +1,56 @@
+/* qblock.h — the learned parameters of one decoder block, and building the
+ * block's fake-quantized weights at one bit width from them.
+ *
+ * Per linear layer l (q, k, v, o, gate, up, down) of shape (out, in):
+ *   Bd (out, R_l), Bu (R_l, in)     cascaded adapters, R_l = max rank over bits
+ *   gamma_b, beta_b (out, ng_b)     clipping logits for each bit b
+ * All logits live in one array (`lwc`), all adapters in another (`adapter`),
+ * so gradients and optimizer state are two arrays of the same layout — the
+ * two AdamW parameter groups. */
+#ifndef QUEPT_QBLOCK_H
+#define QUEPT_QBLOCK_H
+
+#include "../model/model.h"
+#include "../quant/fakequant.h"
+#include "../quant/qconfig.h"
+
+enum { LIN_Q, LIN_K, LIN_V, LIN_O, LIN_GATE, LIN_UP, LIN_DOWN, N_LIN };
+extern const char *const LIN_NAMES[N_LIN];
+
+typedef struct {
+    int out, in, R;
+    size_t off_Bd, off_Bu;                 /* into adapter */
+    size_t off_gamma[QMAX_NBITS], off_beta[QMAX_NBITS]; /* into lwc, per bit index */
+    FqSpec spec[QMAX_NBITS];               /* per bit index */
+} QLinear;
+
+typedef struct {
+    int n_bits, bits[QMAX_NBITS];
+    QLinear lin[N_LIN];
+    size_t n_lwc, n_adapter;
+    float *lwc, *adapter;
+} QBlockParams;
+
+/* Shapes (out, in) of the seven linears of a block. */
+void qblock_linear_shape(const ModelConfig *c, int l, int *out, int *in);
+/* Base weight pointer of linear l in w (and the slot to redirect in a view). */
+float **qblock_linear_slot(BlockWeights *w, int l);
+
+/* Lays out and initialises parameters: logits 4.0, Bd = 0, Bu Xavier-uniform
+ * from an Rng seeded with (seed, block). */
+int qblock_params_init(QBlockParams *p, const ModelConfig *c, const QuantConfig *qc, int block,
+                       QErr *err);
+void qblock_params_free(QBlockParams *p);
+
+/* Fake-quantized weights at bit index bi. view: a copy of base whose linear
+ * pointers are redirected to wq[l] (caller-owned (out,in) buffers); scratch[l]
+ * (fq_scratch_floats) is filled for a following backward, may be NULL. */
+void qblock_build(const QBlockParams *p, const BlockWeights *base, int bi, const float *lwc,
+                  const float *adapter, float *const wq[N_LIN], float *const scratch[N_LIN],
+                  BlockWeights *view);
+
+/* The round-to-nearest weights at bit index bi (same grid, no clipping). */
+void qblock_build_rtn(const QBlockParams *p, const BlockWeights *base, int bi,
+                      float *const wq[N_LIN], BlockWeights *view);
+
+#endif

@@ -1,0 +1,48 @@
+/* recon.h — the reconstruction engine: QuEPT block-wise multi-bit
+ * calibration of ONE block. The distributed pipeline calls this unchanged,
+ * block by block: inputs are the block's weights, its input streams and the
+ * job config; outputs are the learned parameters, per-bit losses, and the
+ * next block's input streams (updated in place).
+ *
+ * Streams (n_seq, T, C): `fp` is the full-precision stream (targets come
+ * from it); `q[g]` the quantized stream(s): one merged stream (q[0]) in
+ * STREAM_MERGED, one per bit group g in STREAM_PER_GROUP, none in STREAM_FP.
+ *
+ * Every random draw comes from rng_mix(seed, block, epoch, step), so a
+ * block's result depends only on its inputs and the config. */
+#ifndef QUEPT_RECON_H
+#define QUEPT_RECON_H
+
+#include "../quant/qconfig.h"
+#include "qblock.h"
+
+typedef struct {
+    int n_seq, T, C;
+    float *fp;
+    float *q[QN_GROUPS];
+} Streams;
+
+int streams_init(Streams *s, const QuantConfig *qc, int n_seq, int T, int C, QErr *err);
+void streams_free(Streams *s);
+/* Copies fp into every quantized stream (block 0, or a shard start). */
+void streams_reset_q(Streams *s);
+/* The quantized stream bit b trains on / is evaluated on (fp in STREAM_FP). */
+float *streams_for_bit(Streams *s, const QuantConfig *qc, int bit);
+
+typedef struct {
+    double loss_rtn[QMAX_NBITS];   /* round-to-nearest, per bit index */
+    double loss_init[QMAX_NBITS];  /* initial parameters (clipping 4.0, Bd = 0) */
+    double loss_final[QMAX_NBITS]; /* after training */
+    double seconds, tokens_per_s;
+} ReconStats;
+
+/* Called after every epoch: group losses are the mean loss of the bit drawn
+ * from each group in that epoch (NAN for a group not in the bit list). */
+typedef void (*ReconProgress)(int block, int epoch, int epochs, const double group_loss[QN_GROUPS],
+                              double tokens_per_s, void *user);
+
+int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const BlockWeights *w,
+                Streams *st, QBlockParams *params, ReconStats *stats, ReconProgress progress,
+                void *user, QErr *err);
+
+#endif

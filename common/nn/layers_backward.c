@@ -1,0 +1,125 @@
+/* layers_backward.c — backward passes of the decoder-block layers.
+ *
+ * Every function ACCUMULATES (+=) into its d-inputs (layers.h); NULL
+ * d-pointers are skipped (frozen weights, or an input whose gradient nobody
+ * needs). The heavy math is in sgemm; the per-element loops are plain
+ * and vectorisable. */
+#include <cblas.h>
+#include <math.h>
+#include <stddef.h>
+
+#include "layers.h"
+#include "rope_internal.h"
+
+/* out_i = x_i * r * w_i with r = (mean(x^2) + eps)^-1/2, so
+ *   dx_j = r * w_j * dout_j - (r^3 / C) * x_j * sum_i dout_i * w_i * x_i
+ *   dw_i = sum_n dout_i * x_i * r */
+void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
+                      const float *weight, const float *rstd, int N, int C) {
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        const float *g = dout + (size_t)n * C;
+        float r = rstd[n];
+        if (dinp) {
+            float *dx = dinp + (size_t)n * C;
+            double dot = 0.0; /* double, like the forward's sum of squares */
+            for (int i = 0; i < C; i++) dot += (double)g[i] * weight[i] * x[i];
+            float k = (float)(dot * r * r * r / C);
+            for (int i = 0; i < C; i++) dx[i] += r * weight[i] * g[i] - k * x[i];
+        }
+        if (dweight) {
+            for (int i = 0; i < C; i++) dweight[i] += g[i] * x[i] * r;
+        }
+    }
+}
+
+/* out (N,OC) = inp (N,IC) @ W (OC,IC)^T + bias:
+ *   dinp (N,IC) += dout (N,OC) @ W (OC,IC)
+ *   dW (OC,IC)  += dout^T (OC,N) @ inp (N,IC)
+ *   dbias (OC)  += column sums of dout */
+void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                     const float *inp, const float *weight, int N, int IC, int OC) {
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, weight,
+                    IC, 1.0f, dinp, IC);
+    if (dweight)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC,
+                    1.0f, dweight, IC);
+    if (dbias) {
+        for (int n = 0; n < N; n++) {
+            const float *g = dout + (size_t)n * OC;
+            for (int i = 0; i < OC; i++) dbias[i] += g[i];
+        }
+    }
+}
+
+/* The rotation is orthogonal: its transpose is the rotation by -angle. In
+ * place (dx holds d/d(rotated x) on entry, d/d(x) on return). */
+void rope_backward(float *dx, const RopeTable *rt, int B, int T, int n_heads) {
+    rope_rotate(dx, rt, B, T, n_heads, -1.0f);
+}
+
+/* Per (b, h), with S = scale * Q_h K_h^T (causal), P = softmax(S), O = P V_h:
+ *   dP  = dO V_h^T                 dV_h += P^T dO
+ *   dS  = P * (dP - rowsum(dP * P))
+ *   dQ_h += scale * dS K_h         dK_h += scale * dS^T Q_h
+ * Query heads h of one group share kv head h / group, so dK/dV accumulate
+ * over the group. Strides are those of attention_forward. */
+void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *dout,
+                        const float *q, const float *k, const float *v, const float *att,
+                        int B, int T, int NH, int NKV, int hd) {
+    int QD = NH * hd, KVD = NKV * hd, group = NH / NKV;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            int kvh = h / group;
+            size_t qoff = (size_t)b * T * QD + (size_t)h * hd;
+            size_t kvoff = (size_t)b * T * KVD + (size_t)kvh * hd;
+            const float *P = att + ((size_t)b * NH + h) * T * T;
+            const float *doh = dout + qoff;
+            /* dP (T,T) = dO_h (T,hd) V_h^T (hd,T) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, doh, QD,
+                        v + kvoff, KVD, 0.0f, datt, T);
+            /* dV_h (T,hd) += P^T (T,T) dO_h (T,hd) */
+            if (dv)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, doh, QD,
+                            1.0f, dv + kvoff, KVD);
+            /* softmax backward, in place on datt; the masked upper triangle is 0 */
+            for (int t = 0; t < T; t++) {
+                const float *p = P + (size_t)t * T;
+                float *d = datt + (size_t)t * T;
+                float dot = 0.0f;
+                for (int s = 0; s <= t; s++) dot += d[s] * p[s];
+                for (int s = 0; s <= t; s++) d[s] = p[s] * (d[s] - dot);
+                for (int s = t + 1; s < T; s++) d[s] = 0.0f;
+            }
+            /* dQ_h (T,hd) += scale * dS (T,T) K_h (T,hd) */
+            if (dq)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, datt, T,
+                            k + kvoff, KVD, 1.0f, dq + qoff, QD);
+            /* dK_h (T,hd) += scale * dS^T (T,T) Q_h (T,hd) */
+            if (dk)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, datt, T,
+                            q + qoff, QD, 1.0f, dk + kvoff, KVD);
+        }
+    }
+}
+
+/* out = silu(g) * u, silu(g) = g * sig(g):
+ *   dg += dout * u * sig(g) * (1 + g * (1 - sig(g)))     du += dout * silu(g) */
+void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                     const float *up, size_t n) {
+    if (dgate) {
+        for (size_t i = 0; i < n; i++) {
+            float g = gate[i];
+            float sg = 1.0f / (1.0f + expf(-g));
+            dgate[i] += dout[i] * up[i] * (sg + g * sg * (1.0f - sg));
+        }
+    }
+    if (dup) {
+        for (size_t i = 0; i < n; i++) {
+            float g = gate[i];
+            dup[i] += dout[i] * g / (1.0f + expf(-g));
+        }
+    }
+}

@@ -1,0 +1,123 @@
+#include "qconfig.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const int QGROUP_LO[QN_GROUPS] = {7, 5, 3, 2};
+const int QGROUP_HI[QN_GROUPS] = {8, 6, 4, 2};
+
+void quant_config_reference(QuantConfig *qc) {
+    memset(qc, 0, sizeof *qc);
+    qc->method = METHOD_QUEPT;
+    qc->n_bits = 7;
+    for (int i = 0; i < 7; i++) qc->bits[i] = 2 + i;
+    for (int b = 0; b <= QBITS_MAX; b++) {
+        qc->group[b] = b <= 4 ? 128 : 0;
+        qc->rank[b] = b <= 4 ? 192 : b <= 6 ? 128 : 64;
+    }
+    qc->rank_ref_width = 0; /* the reference uses the ranks as they are ... */
+    qc->rank_cap = 1.0f;    /* ... capped by the layer size */
+    qc->adapter_mode = 0;
+    qc->lwc = 1;
+    qc->epochs = 15;
+    qc->batch = 2;
+    qc->lr_lwc = 2e-2f;
+    qc->lr_adapter = 7e-4f;
+    qc->weight_decay = 0.0f;
+    qc->loss_l2 = 0;
+    qc->merge_keep = 0.5f;
+    qc->stream = STREAM_MERGED;
+    qc->normalize_loss = 0;
+    qc->prefix_grad_stop = 0;
+    qc->gptq_damp = 0.01f;
+    qc->seed = 0;
+}
+
+void quant_config_default(QuantConfig *qc) {
+    quant_config_reference(qc);
+    qc->stream = STREAM_PER_GROUP;
+}
+
+int quant_config_validate(const QuantConfig *qc, QErr *err) {
+    if (qc->n_bits < 1 || qc->n_bits > QMAX_NBITS) return qerr_set(err, "--bits: need 1 to 7 bit widths");
+    for (int i = 0; i < qc->n_bits; i++) {
+        if (qc->bits[i] < QBITS_MIN || qc->bits[i] > QBITS_MAX)
+            return qerr_set(err, "--bits: %d is outside 2..8", qc->bits[i]);
+        if (i > 0 && qc->bits[i] <= qc->bits[i - 1])
+            return qerr_set(err, "--bits: widths must be unique");
+    }
+    for (int b = QBITS_MIN; b <= QBITS_MAX; b++) {
+        if (qc->group[b] < 0) return qerr_set(err, "group size for %d bits must be >= 0", b);
+        if (qc->rank[b] < 0) return qerr_set(err, "rank for %d bits must be >= 0", b);
+    }
+    if (!(qc->rank_cap >= 0.0f && qc->rank_cap <= 1.0f)) return qerr_set(err, "--rank-cap must be in [0, 1]");
+    if (qc->epochs < 0) return qerr_set(err, "--epochs must be >= 0");
+    if (qc->batch < 1) return qerr_set(err, "--batch must be >= 1");
+    if (!(qc->lr_lwc >= 0.0f) || !(qc->lr_adapter >= 0.0f)) return qerr_set(err, "learning rates must be >= 0");
+    if (!(qc->merge_keep >= 0.0f && qc->merge_keep <= 1.0f)) return qerr_set(err, "--merge-keep must be in [0, 1]");
+    if (qc->adapter_mode != 0 && qc->adapter_mode != 1) return qerr_set(err, "--adapter-mode must be 0 or 1");
+    return 0;
+}
+
+int quant_parse_bits(QuantConfig *qc, const char *s, QErr *err) {
+    int seen[QBITS_MAX + 2] = {0};
+    const char *p = s;
+    while (*p) {
+        char *end;
+        long a = strtol(p, &end, 10), b = a;
+        if (end == p) return qerr_set(err, "--bits: cannot parse '%s' (expected e.g. 2,3,4 or 2-8)", s);
+        p = end;
+        if (*p == '-') {
+            b = strtol(p + 1, &end, 10);
+            if (end == p + 1) return qerr_set(err, "--bits: cannot parse '%s'", s);
+            p = end;
+        }
+        if (a < QBITS_MIN || b > QBITS_MAX || a > b)
+            return qerr_set(err, "--bits: '%s' has a width outside 2..8", s);
+        for (long x = a; x <= b; x++) seen[x] = 1;
+        if (*p == ',') p++;
+        else if (*p) return qerr_set(err, "--bits: unexpected '%c' in '%s'", *p, s);
+    }
+    qc->n_bits = 0;
+    for (int x = QBITS_MIN; x <= QBITS_MAX; x++)
+        if (seen[x]) qc->bits[qc->n_bits++] = x;
+    if (qc->n_bits == 0) return qerr_set(err, "--bits: empty list");
+    return 0;
+}
+
+int quant_group(const QuantConfig *qc, int bit, int in) {
+    int g = qc->group[bit];
+    return (g <= 0 || g > in) ? in : g;
+}
+
+int quant_rank(const QuantConfig *qc, int bit, int out, int in) {
+    if (qc->method != METHOD_QUEPT) return 0;
+    int width = out < in ? out : in;
+    double r = qc->rank[bit];
+    if (qc->rank_ref_width > 0) r = r * width / qc->rank_ref_width;
+    int ri = (int)lround(r);
+    if (qc->rank[bit] > 0 && ri < 1) ri = 1;
+    int cap = (int)floor(qc->rank_cap * width);
+    return ri < cap ? ri : cap;
+}
+
+int quant_bit_index(const QuantConfig *qc, int bit) {
+    for (int i = 0; i < qc->n_bits; i++)
+        if (qc->bits[i] == bit) return i;
+    return -1;
+}
+
+int quant_bit_group(int bit) {
+    for (int g = 0; g < QN_GROUPS; g++)
+        if (bit >= QGROUP_LO[g] && bit <= QGROUP_HI[g]) return g;
+    return -1;
+}
+
+const char *quant_method_name(QuantMethod m) {
+    return m == METHOD_QUEPT ? "quept" : m == METHOD_RTN ? "rtn" : "gptq";
+}
+
+const char *quant_stream_name(StreamMode s) {
+    return s == STREAM_MERGED ? "merged" : s == STREAM_PER_GROUP ? "per-group" : "fp";
+}

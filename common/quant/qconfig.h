@@ -1,0 +1,67 @@
+/* qconfig.h — the calibration job's quantization configuration, with the
+ * reference weight-only defaults of DESIGN.md §1. Everything here is part of
+ * the artifact's provenance: the same config gives the same bytes. */
+#ifndef QUEPT_QCONFIG_H
+#define QUEPT_QCONFIG_H
+
+#include <stdint.h>
+
+#include "../base/err.h"
+
+#define QBITS_MIN 2
+#define QBITS_MAX 8
+#define QMAX_NBITS 7
+
+typedef enum { METHOD_QUEPT = 0, METHOD_RTN = 1, METHOD_GPTQ = 2 } QuantMethod;
+
+/* Which quantized input stream block j trains on:
+ *   MERGED     one stream, MB-ToMe merge of the bit groups (the reference)
+ *   PER_GROUP  one stream per bit group, each advanced at its own bits
+ *   FP         the full-precision stream (no quantized stream at all) */
+typedef enum { STREAM_MERGED = 0, STREAM_PER_GROUP = 1, STREAM_FP = 2 } StreamMode;
+
+/* The four bit groups of the multi-bit objective. */
+#define QN_GROUPS 4
+extern const int QGROUP_LO[QN_GROUPS], QGROUP_HI[QN_GROUPS]; /* {7,8} {5,6} {3,4} {2} */
+
+typedef struct {
+    QuantMethod method;
+    int n_bits;
+    int bits[QMAX_NBITS];       /* ascending, unique, in [2, 8] */
+    int group[QBITS_MAX + 1];   /* group size per bit; 0 = per output channel */
+    int rank[QBITS_MAX + 1];    /* adapter rank schedule per bit (reference: for 4096-wide layers) */
+    int rank_ref_width;         /* >0: ranks scale by min(in,out)/rank_ref_width; 0: absolute */
+    float rank_cap;             /* rank <= rank_cap * min(in,out) */
+    int adapter_mode;           /* 0: adapter before quantization, 1: after scaling */
+    int lwc;                    /* learnable clipping on */
+    int epochs, batch;
+    float lr_lwc, lr_adapter, weight_decay;
+    int loss_l2;                /* 0: L1 (reference), 1: L2 */
+    float merge_keep;           /* MB-ToMe: share of tokens kept from the highest bit */
+    StreamMode stream;
+    int normalize_loss;         /* divide each bit's loss by its starting loss */
+    int prefix_grad_stop;       /* lower bit groups do not train higher groups' adapter ranks */
+    float gptq_damp;
+    uint64_t seed;
+} QuantConfig;
+
+/* The reference weight-only defaults (faithful QuEPT). */
+void quant_config_reference(QuantConfig *qc);
+/* quept's default: the reference plus the fixes documented in the README. */
+void quant_config_default(QuantConfig *qc);
+int quant_config_validate(const QuantConfig *qc, QErr *err);
+/* Parses "2,3,4" or "2-8" into qc->bits. */
+int quant_parse_bits(QuantConfig *qc, const char *s, QErr *err);
+
+/* Group size at bit b for a row of `in` elements (capped at in). */
+int quant_group(const QuantConfig *qc, int bit, int in);
+/* Adapter rank at bit b for an (out, in) layer (0 for rtn/gptq). */
+int quant_rank(const QuantConfig *qc, int bit, int out, int in);
+/* Index of bit b in qc->bits, or -1. */
+int quant_bit_index(const QuantConfig *qc, int bit);
+/* Group (0..3) of bit b. */
+int quant_bit_group(int bit);
+const char *quant_method_name(QuantMethod m);
+const char *quant_stream_name(StreamMode s);
+
+#endif
