@@ -54,26 +54,13 @@ static int write_bytes(const char *path, const void *p, size_t n) {
     return 0;
 }
 
-/* Opens a malloc'd copy of exactly n bytes (so ASan sees any over-read). */
-static int open_copy(const uint8_t *p, size_t n, ArtReader **r, QErr *err) {
+/* Opens a malloc'd copy of exactly n bytes (so ASan sees any over-read);
+ * *copy must be freed after art_close. */
+static int open_copy(const uint8_t *p, size_t n, ArtReader **r, uint8_t **copy, QErr *err) {
     uint8_t *c = malloc(n ? n : 1);
     if (n) memcpy(c, p, n);
-    int rc = art_open_buffer(r, c, n, "copy", err);
-    if (rc == 0) {
-        /* the reader points into c: keep c alive by leaking it into a list */
-        static uint8_t *keep[64];
-        static int nkeep = 0;
-        if (nkeep == 64) {
-            art_close(*r);
-            *r = NULL;
-            free(c);
-            return qerr_set(err, "test: too many open copies");
-        }
-        keep[nkeep++] = c;
-        return 0;
-    }
-    free(c);
-    return rc;
+    *copy = c;
+    return art_open_buffer(r, c, n, "copy", err);
 }
 
 /* Opens a malloc'd copy and, if that works, verifies every section; returns
@@ -292,7 +279,7 @@ static void test_roundtrip_and_determinism(const char *path, uint8_t **file, siz
         art_close(r);
     }
     /* determinism: same writer again, and a fresh writer */
-    char p2[512], p3[512];
+    char p2[600], p3[600];
     snprintf(p2, sizeof p2, "%s.2", path);
     snprintf(p3, sizeof p3, "%s.3", path);
     CHECK(art_writer_write(w, p2, &err) == 0);
@@ -314,11 +301,13 @@ static void test_roundtrip_and_determinism(const char *path, uint8_t **file, siz
     *file = f1;
     *file_n = n1;
     /* the same bytes from memory */
-    CHECK(open_copy(f1, n1, &r, &err) == 0);
+    uint8_t *copy;
+    CHECK(open_copy(f1, n1, &r, &copy, &err) == 0);
     if (r) {
         check_sample_reader(r);
         art_close(r);
     }
+    free(copy);
 }
 
 /* ------------------------------------------------------------ corruption */
@@ -366,8 +355,12 @@ static void test_truncation(const uint8_t *f, size_t n, const char *dir_path) {
 static void test_bitflips(const uint8_t *f, size_t n) {
     QErr err;
     ArtReader *r = NULL;
-    CHECK(open_copy(f, n, &r, &err) == 0);
-    if (!r) return;
+    uint8_t *copy;
+    CHECK(open_copy(f, n, &r, &copy, &err) == 0);
+    if (!r) {
+        free(copy);
+        return;
+    }
     uint64_t h = le64(f + 16);
     uint64_t dstart = (24 + h + 7) & ~(uint64_t)7;
     uint8_t *c = malloc(n);
@@ -380,7 +373,7 @@ static void test_bitflips(const uint8_t *f, size_t n) {
             fprintf(stderr, "flip at byte %zu undetected\n", pos);
             continue;
         }
-        if (pos >= 24 && pos < 24 + h && !strstr(err.msg, "header checksum mismatch")) {
+        if (pos >= 24 && pos < 24 + h && !strstr(err.msg, "header")) {
             misnamed++;
             fprintf(stderr, "header flip at %zu: %s\n", pos, err.msg);
         }
@@ -420,6 +413,7 @@ static void test_bitflips(const uint8_t *f, size_t n) {
     CHECK_MSG(misnamed == 0, "%d flips with a wrong error", misnamed);
     free(c);
     art_close(r);
+    free(copy);
 }
 
 static void test_preamble(const uint8_t *f, size_t n) {
@@ -602,10 +596,10 @@ static void test_crafted(void) {
     f = craft("\x80", 1, "\x91\x81\xa4name\xa1z", 9, NULL, 0, 1, &fn);
     CHECK(open_and_verify(f, fn, &err) != 0 && strstr(err.msg, "tensor 0: missing field \"dtype\""));
     free(f);
-    f = craft("\x80", 1, "\x91\x81\xa3foo\x01", 7, NULL, 0, 1, &fn);
+    f = craft("\x80", 1, "\x91\x81\xa3" "foo\x01", 7, NULL, 0, 1, &fn);
     CHECK(open_and_verify(f, fn, &err) != 0 && strstr(err.msg, "tensor 0: unknown field \"foo\""));
     free(f);
-    f = craft("\x80", 1, "\x91\x82\xa4name\x01\xa4name\x02", 15, NULL, 0, 1, &fn);
+    f = craft("\x80", 1, "\x91\x82\xa4name\x01\xa4name\x02", 14, NULL, 0, 1, &fn);
     CHECK(open_and_verify(f, fn, &err) != 0 && strstr(err.msg, "field \"name\" appears twice"));
     free(f);
     {
@@ -617,7 +611,9 @@ static void test_crafted(void) {
         Ent x = {"x", "u8", "raw", 1, {0}, 0, 0, 0, 0};
         pack_ent(&pk, &x);
         /* "x" -> "\0" inside the packed name */
-        char *p = memmem(sb.data, sb.size, "\xa1x", 2);
+        char *p = NULL;
+        for (size_t k = 0; k + 1 < sb.size && !p; k++)
+            if ((uint8_t)sb.data[k] == 0xa1 && sb.data[k + 1] == 'x') p = sb.data + k;
         CHECK(p != NULL);
         if (p) p[1] = 0;
         f = craft("\x80", 1, sb.data, sb.size, NULL, 0, 1, &fn);
@@ -659,7 +655,7 @@ static void test_crafted(void) {
         free(f);
     }
     /* meta: ext and fixext types pass */
-    f = craft("\x92\xd4\x01\x02\xc7\x02\x05ab", 9, "\x90", 1, NULL, 0, 1, &fn);
+    f = craft("\x92\xd4\x01\x02\xc7\x02\x05" "ab", 9, "\x90", 1, NULL, 0, 1, &fn);
     CHECK_MSG(open_and_verify(f, fn, &err) == 0, "%s", err.msg);
     free(f);
 }
@@ -907,6 +903,40 @@ static void test_fuzz_inputs(const uint8_t *sample, size_t sample_n) {
     printf("fuzz regression inputs: %d\n", n);
 }
 
+/* Seeds for the fuzzer: the sample file and a small multi-chunk one. */
+static void write_fuzz_seeds(const char *dir, const uint8_t *sample, size_t n) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s/seed-sample.qept", dir);
+    CHECK(write_bytes(p, sample, n) == 0);
+    QErr err;
+    ArtWriter *w = art_writer_new(&err);
+    msgpack_packer *pk = art_writer_meta(w);
+    msgpack_pack_map(pk, 6);
+    art_pack_str(pk, "a");
+    msgpack_pack_int(pk, -3);
+    art_pack_str(pk, "b");
+    msgpack_pack_double(pk, 2.5);
+    art_pack_str(pk, "c");
+    msgpack_pack_false(pk);
+    art_pack_str(pk, "d");
+    art_pack_str(pk, "text");
+    art_pack_str(pk, "e");
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_int(pk, 2);
+    msgpack_pack_int(pk, 8);
+    art_pack_str(pk, "f");
+    msgpack_pack_map(pk, 0);
+    uint8_t buf[600];
+    for (int i = 0; i < 600; i++) buf[i] = (i / 100) % 2 ? (uint8_t)rnd() : (uint8_t)(i % 5);
+    art_writer_set_chunk_size(w, 100, &err);
+    int64_t s1[1] = {600}, s2[2] = {2, 3};
+    art_writer_add(w, "chunks", ART_U8, 1, s1, buf, 1, &err);
+    art_writer_add(w, "raw", ART_I32, 2, s2, buf, 0, &err);
+    snprintf(p, sizeof p, "%s/seed-chunks.qept", dir);
+    CHECK(art_writer_write(w, p, &err) == 0);
+    art_writer_free(w);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_container.XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -926,9 +956,9 @@ int main(void) {
         test_truncation(f, n, cut);
         test_bitflips(f, n);
         test_preamble(f, n);
-        /* keep a copy as a fuzz seed when asked (see docs/artifact-format.md) */
-        const char *seed = getenv("QUEPT_WRITE_FUZZ_SEED");
-        if (seed) write_bytes(seed, f, n);
+        /* fuzz seeds when asked (see docs/artifact-format.md) */
+        const char *seeds = getenv("QUEPT_WRITE_FUZZ_SEEDS");
+        if (seeds) write_fuzz_seeds(seeds, f, n);
     }
     test_crafted();
     test_writer_errors();

@@ -1,0 +1,204 @@
+/* The reconstruction engine: AdamW and the cosine schedule against
+ * hand-computed values, MB-ToMe on hand-built tensors, the whole calibrate
+ * pipeline on a tiny synthetic model (byte-identical artifacts from two runs,
+ * training below the round-to-nearest start), and its failure paths. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "artifact/elastic.h"
+#include "base/mapfile.h"
+#include "check.h"
+#include "data/tokens.h"
+#include "engine/calibrate.h"
+#include "engine/optim.h"
+#include "engine/tome.h"
+#include "eval/sample.h"
+
+static char tmpdir[256];
+
+static void test_optim(void) {
+    /* AdamW step 1 from m=v=0: update = lr * g/|g| (bias-corrected), minus decay */
+    AdamW o;
+    CHECK(adamw_init(&o, 2, 0.1f) == 0);
+    float p[2] = {1.0f, -2.0f}, g[2] = {0.5f, -3.0f};
+    adamw_step(&o, p, g, 0.01f);
+    /* p*(1 - lr*wd) - lr * m_hat/(sqrt(v_hat)+eps), m_hat = g, v_hat = g^2 */
+    CHECK_CLOSE(p[0], 1.0 * (1 - 0.001) - 0.01 * 0.5 / (0.5 + 1e-8), 1e-6, 0);
+    CHECK_CLOSE(p[1], -2.0 * (1 - 0.001) + 0.01, 1e-6, 0);
+    /* step 2 with g = 0: m = 0.09*g1... hand-computed for p[0]:
+     * m2 = 0.9*0.05 = 0.045, v2 = 0.999*0.00025 = 0.00024975,
+     * m_hat = 0.045/0.19, v_hat = 0.00024975/0.001999 */
+    float z[2] = {0.0f, 0.0f}, p0 = p[0];
+    adamw_step(&o, p, z, 0.01f);
+    double mh = 0.045 / 0.19, vh = 0.00024975 / (1 - 0.999 * 0.999);
+    CHECK_CLOSE(p[0], p0 * (1 - 0.001) - 0.01 * mh / (sqrt(vh) + 1e-8), 1e-6, 0);
+    adamw_free(&o);
+    /* cosine: lr at 0, half-way, end */
+    CHECK_CLOSE(cosine_lr(1.0f, 0, 100), 1.0, 1e-7, 0);
+    CHECK_CLOSE(cosine_lr(1.0f, 50, 100), 0.01 + 0.99 * 0.5, 1e-6, 0);
+    CHECK_CLOSE(cosine_lr(1.0f, 100, 100), 0.01, 1e-7, 0);
+    CHECK_CLOSE(cosine_lr(2e-2f, 25, 100), 2e-4 + (2e-2 - 2e-4) * 0.5 * (1 + cos(3.14159265358979 / 4)), 1e-8, 0);
+}
+
+static void test_tome(void) {
+    /* T=4 tokens, C=2, 2 outputs (hi, lo). Token similarity: t0 identical
+     * (cos 1), t1 orthogonal (0), t2 opposite (-1), t3 at 45 deg (0.707). */
+    float hi[8] = {1, 0, 1, 0, 1, 0, 1, 0};
+    float lo[8] = {2, 0, 0, 1, -1, 0, 1, 1};
+    const float *outs[2] = {hi, lo};
+    float out[8], sim[4];
+    int idx[4];
+    tome_merge(out, outs, 2, 4, 2, 0.5f, sim, idx);
+    /* keep the 2 most similar (t0, t3) from hi; t1, t2 get the mean */
+    float expect[8] = {1, 0, 0.5f, 0.5f, 0, 0, 1, 0};
+    for (int i = 0; i < 8; i++) CHECK_CLOSE(out[i], expect[i], 1e-6, 0);
+    CHECK_CLOSE(sim[3], sqrt(0.5), 1e-6, 0);
+    tome_merge(out, outs, 2, 4, 2, 1.0f, sim, idx); /* keep all */
+    for (int i = 0; i < 8; i++) CHECK_CLOSE(out[i], hi[i], 0, 0);
+}
+
+static int files_equal(const char *a, const char *b) {
+    QErr err;
+    MappedFile fa, fb;
+    if (mapfile_open(&fa, a, &err) || mapfile_open(&fb, b, &err)) return 0;
+    int eq = fa.size == fb.size && memcmp(fa.data, fb.data, fa.size) == 0;
+    mapfile_close(&fa);
+    mapfile_close(&fb);
+    return eq;
+}
+
+static void write_tiny(const char *model, const char *data, int n_seq, int T, int nan) {
+    ModelConfig c = {.dim = 32, .hidden_dim = 48, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                     .head_dim = 8, .vocab_size = 64, .seq_len = 32, .rope_theta = 10000.0f,
+                     .norm_eps = 1e-5f, .tied_classifier = 1};
+    Model m;
+    QErr err;
+    CHECK(model_init_random(&m, &c, 11, &err) == 0);
+    if (nan) m.blocks[1].w_up[5] = NAN;
+    CHECK(llama2c_write_legacy(model, &m, &err) == 0);
+    if (!nan) {
+        TokenSet ts;
+        CHECK(sample_sequences(&m, n_seq, T, 3, 1.0f, &ts, NULL, NULL, &err) == 0);
+        CHECK(tokens_write(data, &ts, &err) == 0);
+        tokens_free(&ts);
+    }
+    model_free(&m);
+}
+
+static void test_pipeline(void) {
+    char model[512], data[512], a1[512], a2[512];
+    snprintf(model, sizeof model, "%s/tiny.bin", tmpdir);
+    snprintf(data, sizeof data, "%s/calib.qtok", tmpdir);
+    snprintf(a1, sizeof a1, "%s/a1.qept", tmpdir);
+    snprintf(a2, sizeof a2, "%s/a2.qept", tmpdir);
+    write_tiny(model, data, 8, 16, 0);
+    QuantConfig qc;
+    quant_config_default(&qc);
+    qc.epochs = 4;
+    qc.group[2] = qc.group[3] = qc.group[4] = 16;
+    qc.seed = 5;
+    QErr err = {{0}};
+    CalibJob job = {model, data, a1, 0, 1};
+    CHECK_MSG(calibrate_run(&job, &qc, &err) == 0, "%s", err.msg);
+    job.out_path = a2;
+    CHECK_MSG(calibrate_run(&job, &qc, &err) == 0, "%s", err.msg);
+    CHECK_MSG(files_equal(a1, a2), "two runs of the same job must give the same bytes");
+
+    ElasticModel em;
+    CHECK_MSG(elastic_load(&em, a1, &err) == 0, "%s", err.msg);
+    if (!check_failures) {
+        /* Training must beat round-to-nearest where the method is meant to
+         * win: at 2 bits, in every block. At higher bits the current method
+         * does NOT yet reliably beat RTN (see README, "Known gaps"); those
+         * losses are printed, not asserted. */
+        for (int j = 0; j < em.cfg.n_layers; j++)
+            for (int bi = 0; bi < em.qc.n_bits; bi++) {
+                printf("block %d, %d bits: rtn %.4f -> trained %.4f\n", j, em.qc.bits[bi],
+                       em.stats[j].loss_rtn[bi], em.stats[j].loss_final[bi]);
+                if (em.qc.bits[bi] == 2)
+                CHECK_MSG(em.stats[j].loss_final[bi] < em.stats[j].loss_rtn[bi],
+                          "block %d, %d bits: trained loss %.5f not below RTN %.5f", j,
+                          em.qc.bits[bi], em.stats[j].loss_final[bi], em.stats[j].loss_rtn[bi]);
+            }
+        /* switching twice gives the same weights; 8 bits differs from 2 */
+        int b8[2] = {8, 8}, b2[2] = {2, 2};
+        Model q = {0};
+        CHECK(elastic_switch(&em, b8, &q, &err) == 0);
+        size_t n = (size_t)em.cfg.dim * em.cfg.hidden_dim;
+        float *w8 = malloc(n * sizeof(float));
+        memcpy(w8, q.blocks[1].w_down, n * sizeof(float));
+        CHECK(elastic_switch(&em, b2, &q, &err) == 0);
+        CHECK(memcmp(w8, q.blocks[1].w_down, n * sizeof(float)) != 0);
+        CHECK(elastic_switch(&em, b8, &q, &err) == 0);
+        CHECK(memcmp(w8, q.blocks[1].w_down, n * sizeof(float)) == 0);
+        int b9[2] = {9, 8};
+        CHECK(elastic_switch(&em, b9, &q, &err) != 0);
+        free(w8);
+        model_free(&q);
+        elastic_free(&em);
+    }
+
+    /* out of disk while writing: the old artifact survives, no temp file */
+    pid_t pid = fork();
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {4096, 4096};
+        setrlimit(RLIMIT_FSIZE, &rl);
+        QErr e2;
+        CalibJob j2 = {model, data, a1, 0, 1};
+        _exit(calibrate_run(&j2, &qc, &e2) == 0 ? 0 : 3);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 3, "write past the file-size limit must fail cleanly");
+    CHECK_MSG(files_equal(a1, a2), "the old artifact must survive a failed write");
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "ls %s | grep -c tmp >/dev/null", tmpdir);
+    CHECK_MSG(system(cmd) != 0, "no temp file may be left behind");
+
+    /* bad input */
+    QuantConfig bad = qc;
+    CHECK(quant_parse_bits(&bad, "1,2", &err) != 0 && strstr(err.msg, "2..8"));
+    CHECK(quant_parse_bits(&bad, "2-9", &err) != 0);
+    CHECK(quant_parse_bits(&bad, "", &err) != 0);
+    bad = qc;
+    bad.batch = 16; /* more than the 8 sequences */
+    job.out_path = a2;
+    CHECK(calibrate_run(&job, &bad, &err) != 0 && strstr(err.msg, "batch"));
+    char longd[512];
+    snprintf(longd, sizeof longd, "%s/long.qtok", tmpdir);
+    int ids[2 * 40];
+    for (int i = 0; i < 80; i++) ids[i] = i % 64;
+    TokenSet ts = {.n_seq = 2, .seq_len = 40, .vocab_size = 64, .tokens = ids};
+    CHECK(tokens_write(longd, &ts, &err) == 0);
+    CalibJob jl = {model, longd, a2, 0, 1};
+    CHECK(calibrate_run(&jl, &qc, &err) != 0 && strstr(err.msg, "context"));
+    char nanm[512];
+    snprintf(nanm, sizeof nanm, "%s/nan.bin", tmpdir);
+    write_tiny(nanm, NULL, 0, 0, 1);
+    CalibJob jn = {nanm, data, a2, 0, 1};
+    CHECK(calibrate_run(&jn, &qc, &err) != 0);
+    CHECK_MSG(strstr(err.msg, "block 1") && strstr(err.msg, "w_up"), "NaN error should name block and tensor: %s", err.msg);
+    char empty[512];
+    snprintf(empty, sizeof empty, "%s/empty.qtok", tmpdir);
+    FILE *f = fopen(empty, "wb");
+    fclose(f);
+    CalibJob je = {model, empty, a2, 0, 1};
+    CHECK(calibrate_run(&je, &qc, &err) != 0);
+}
+
+int main(void) {
+    test_optim();
+    test_tome();
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/quept_recon_XXXXXX");
+    if (!mkdtemp(tmpdir)) SKIP("no temp dir");
+    test_pipeline();
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    CHECK_DONE();
+}
