@@ -40,8 +40,9 @@ static const char *HELP =
     "                      (the reference's MB-ToMe stream) | fp\n"
     "  --normalize-loss    divide each bit's loss by its starting loss\n"
     "  --prefix-grad-stop  lower bit groups do not train higher groups' ranks\n"
+    "                      (default on; off with --reference-method)\n"
     "  --reference-method  the faithful QuEPT reference settings (merged stream,\n"
-    "                      no normalisation) before the flags above apply\n"
+    "                      shared-rank gradients) before the flags above apply\n"
     "  --quiet             no progress lines\n";
 
 int cmd_calibrate(int argc, char **argv) {

@@ -109,7 +109,13 @@ static int eval_artifact(const char *art, const char *bits_arg, const char *data
         EvalResult r;
         rc = evaluate_model(&q, ref_path ? &ref : NULL, &ts, batch, &r, &err);
         if (rc) break;
-        if (all && !json) printf("== %d bits (%s)\n", bits[0], quant_method_name(em.qc.method));
+        if (all && !json) {
+            /* one table row per bit width */
+            if (row == 0) printf("%-6s %5s %10s %10s %10s %8s\n", "method", "bits", "ppl", "kld_mean", "kld_p99", "top1");
+            printf("%-6s %5d %10.3f %10.4f %10.3f %8.4f\n", quant_method_name(em.qc.method), bits[0], r.ppl,
+                   r.kld_mean, r.kld_p99, r.top1_agree);
+            continue;
+        }
         if (json && all) {
             printf("%s{\"bits\": %d, \"method\": \"%s\", \"result\": ", row ? ", " : "", bits[0],
                    quant_method_name(em.qc.method));

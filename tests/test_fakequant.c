@@ -27,6 +27,7 @@
 #include "base/mapfile.h"
 #include "base/rng.h"
 #include "check.h"
+#include "golden_reader.h"
 #include "quant/fakequant.h"
 
 #define TOL_W_REL 1e-5
@@ -36,28 +37,6 @@
 #define TOL_G_RELNORM 1e-4
 #define TOL_G_MAXREL 1e-4
 
-typedef struct {
-    const char *buf;
-    size_t len, pos;
-} Reader;
-
-static int rd_bytes(Reader *r, void *dst, size_t n) {
-    if (r->len - r->pos < n) return -1;
-    memcpy(dst, r->buf + r->pos, n);
-    r->pos += n;
-    return 0;
-}
-
-static float *rd_floats(Reader *r, size_t n) {
-    float *p = malloc(n ? n * sizeof(float) : 1);
-    if (!p || rd_bytes(r, p, n * sizeof(float)) != 0) {
-        free(p);
-        return NULL;
-    }
-    return p;
-}
-
-static float *zalloc(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
 
 /* ||c - ref|| / ||ref|| and max|c - ref| / max|ref|; both 0 when ref == c == 0. */
 static void grad_err(const float *c, const float *ref, size_t n, double *relnorm, double *maxrel) {

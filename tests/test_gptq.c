@@ -31,6 +31,7 @@
 #include "base/mapfile.h"
 #include "base/rng.h"
 #include "check.h"
+#include "golden_reader.h"
 #include "quant/fakequant.h"
 #include "quant/gptq.h"
 
@@ -41,28 +42,6 @@
 #define TOL_RTN_REL 1e-5
 #define TOL_SCALE_REL 1e-4
 
-typedef struct {
-    const char *buf;
-    size_t len, pos;
-} Reader;
-
-static int rd_bytes(Reader *r, void *dst, size_t n) {
-    if (r->len - r->pos < n) return -1;
-    memcpy(dst, r->buf + r->pos, n);
-    r->pos += n;
-    return 0;
-}
-
-static float *rd_floats(Reader *r, size_t n) {
-    float *p = malloc(n ? n * sizeof(float) : 1);
-    if (!p || rd_bytes(r, p, n * sizeof(float)) != 0) {
-        free(p);
-        return NULL;
-    }
-    return p;
-}
-
-static float *zalloc(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
 
 static void fill_normal(Rng *g, float *x, size_t n, float sd) {
     for (size_t i = 0; i < n; i++) x[i] = sd * rng_normal(g);
