@@ -287,9 +287,16 @@ static void test_roundtrip_and_determinism(const char *path, uint8_t **file, siz
     w = build_sample();
     CHECK(w && art_writer_write(w, p3, &err) == 0);
     art_writer_free(w);
-    uint8_t *f1, *f2, *f3;
-    size_t n1, n2, n3;
-    CHECK(read_file(path, &f1, &n1) == 0 && read_file(p2, &f2, &n2) == 0 && read_file(p3, &f3, &n3) == 0);
+    uint8_t *f1 = NULL, *f2 = NULL, *f3 = NULL;
+    size_t n1 = 0, n2 = 0, n3 = 0;
+    int ok = read_file(path, &f1, &n1) == 0 && read_file(p2, &f2, &n2) == 0 && read_file(p3, &f3, &n3) == 0;
+    CHECK(ok);
+    if (!ok) {
+        free(f1);
+        free(f2);
+        free(f3);
+        return;
+    }
     CHECK(n1 == n2 && n1 == n3 && memcmp(f1, f2, n1) == 0 && memcmp(f1, f3, n1) == 0);
     free(f2);
     free(f3);

@@ -674,7 +674,7 @@ static int decode_impl(const uint8_t *src, uint64_t stored, ArtCodec codec, uint
         if (dst) {
             cd = dst + out;
         } else {
-            if (*scratch_cap < rl) {
+            if (!*scratch || *scratch_cap < rl) {
                 uint8_t *ns = realloc(*scratch, rl);
                 if (!ns) return qerr_set(err, "out of memory (%" PRIu32 " bytes) checking a chunk", rl);
                 *scratch = ns;
