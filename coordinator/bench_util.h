@@ -3,9 +3,9 @@
 #ifndef QUEPT_BENCH_UTIL_H
 #define QUEPT_BENCH_UTIL_H
 
+#include "base/numeric.h"
 #include "model/model.h"
 
-double now_seconds(void);
 /* Achieved GFLOP/s of cblas_sgemm on an (M,K) x (K,N) product, repeated for at
  * least min_seconds. */
 double bench_sgemm_gflops(int M, int N, int K, double min_seconds);

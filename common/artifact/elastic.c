@@ -259,7 +259,7 @@ int elastic_write(const ElasticModel *em, const char *path, QErr *err) {
             int out, in;
             qblock_linear_shape(c, l, &out, &in);
             snprintf(name, sizeof name, "blk.%d.%s", j, LIN_NAMES[l]);
-            rc = add_f32(w, name, *qblock_linear_slot(bw, l), out, in, err);
+            rc = add_f32(w, name, qblock_linear_weight(bw, l), out, in, err);
             if (rc == 0 && q->method == METHOD_QUEPT) {
                 const QBlockParams *p = &em->params[j];
                 const QLinear *ql = &p->lin[l];
@@ -460,7 +460,8 @@ int elastic_switch(const ElasticModel *em, const int *bits, Model *out, QErr *er
         }
         int bi = bis[j];
         for (int l = 0; l < N_LIN; l++) {
-            float *W = *qblock_linear_slot(src, l), *Wq = *qblock_linear_slot(dst, l);
+            const float *W = qblock_linear_weight(src, l);
+            float *Wq = *qblock_linear_slot(dst, l);
             int o, in;
             qblock_linear_shape(c, l, &o, &in);
             if (q->method == METHOD_QUEPT) {

@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../base/log.h"
+#include "../base/numeric.h"
 #include "../base/sha256.h"
 #include "../data/tokens.h"
 #include "../nn/forward.h"
@@ -18,17 +18,11 @@ typedef struct {
     int blocks_done;
 } ProgressState;
 
-static double wall_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void on_epoch(int block, int epoch, int epochs, const double gl[QN_GROUPS], double tps,
                      void *user) {
     ProgressState *ps = user;
     if (ps->quiet) return;
-    double elapsed = wall_now() - ps->t_start;
+    double elapsed = now_seconds() - ps->t_start;
     double done = ps->blocks_done + (double)epoch / epochs;
     double eta = done > 0 ? elapsed / done * (ps->n_layers - done) : 0.0;
     char buf[256];
@@ -78,21 +72,22 @@ int calibrate_run(const CalibJob *job, const QuantConfig *qc, QErr *err) {
     int T = ts.seq_len, n_seq = ts.n_seq;
     QuantConfig sq = *qc;
     if (qc->method == METHOD_GPTQ) sq.stream = STREAM_FP; /* GPTQ keeps its own per-bit streams */
-    if (rc == 0) rc = streams_init(&st, &sq, n_seq, T, c->dim, err);
+    /* RTN needs no activations at all */
+    if (rc == 0 && qc->method != METHOD_RTN) rc = streams_init(&st, &sq, n_seq, T, c->dim, err);
     float *gq[QMAX_NBITS] = {0};
     if (rc == 0 && qc->method == METHOD_GPTQ)
         for (int bi = 0; bi < qc->n_bits && rc == 0; bi++)
             if (!(gq[bi] = malloc(sizeof(float) * (size_t)n_seq * T * c->dim)))
                 rc = qerr_set(err, "out of memory for GPTQ streams");
-    if (rc == 0) {
+    if (rc == 0 && st.fp) {
         embed_forward(st.fp, m.tok_emb, ts.tokens, n_seq * T, c->dim);
         streams_reset_q(&st);
         for (int bi = 0; bi < qc->n_bits && gq[bi]; bi++)
             memcpy(gq[bi], st.fp, sizeof(float) * (size_t)n_seq * T * c->dim);
     }
-    ProgressState ps = {c->n_layers, job->quiet, wall_now(), 0};
+    ProgressState ps = {c->n_layers, job->quiet, now_seconds(), 0};
     for (int j = 0; rc == 0 && j < c->n_layers; j++) {
-        double t0 = wall_now();
+        double t0 = now_seconds();
         if (qc->method == METHOD_QUEPT) {
             rc = recon_block(c, qc, j, &m.blocks[j], &st, &em.params[j], &em.stats[j], on_epoch, &ps, err);
         } else if (qc->method == METHOD_GPTQ) {
@@ -103,7 +98,7 @@ int calibrate_run(const CalibJob *job, const QuantConfig *qc, QErr *err) {
         ps.blocks_done = j + 1;
         if (rc == 0 && !job->quiet && qc->method != METHOD_RTN) {
             fprintf(stderr, "block %d/%d done in %.1fs; loss per bit (rtn -> final):", j + 1, c->n_layers,
-                    wall_now() - t0);
+                    now_seconds() - t0);
             for (int bi = 0; bi < qc->n_bits; bi++)
                 fprintf(stderr, " %d:%.4f->%.4f", qc->bits[bi], em.stats[j].loss_rtn[bi],
                         em.stats[j].loss_final[bi]);
@@ -113,7 +108,7 @@ int calibrate_run(const CalibJob *job, const QuantConfig *qc, QErr *err) {
     if (rc == 0) {
         em.base = m; /* the artifact owns the model from here */
         memset(&m, 0, sizeof m);
-        log_info("calibration took %.1fs", wall_now() - ps.t_start);
+        log_info("calibration took %.1fs", now_seconds() - ps.t_start);
         rc = elastic_write(&em, job->out_path, err);
     }
     for (int bi = 0; bi < QMAX_NBITS; bi++) free(gq[bi]);
@@ -175,7 +170,7 @@ static int gptq_block(ElasticModel *em, int j, float *const *streams_q, int n_se
             }
             GptqSpec spec = {.out = o, .in = in, .bits = qc->bits[bi], .group = gs,
                              .damp = qc->gptq_damp, .block_size = 128};
-            rc = gptq_quantize(&spec, *qblock_linear_slot(w, l), Hl, wq[l], g->codes, g->scales,
+            rc = gptq_quantize(&spec, qblock_linear_weight(w, l), Hl, wq[l], g->codes, g->scales,
                                g->zeros, NULL, err);
             if (rc) qerr_wrap(err, "block %d %s %d bits", j, LIN_NAMES[l], qc->bits[bi]);
             *qblock_linear_slot(&view, l) = wq[l];

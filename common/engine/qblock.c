@@ -34,6 +34,11 @@ float **qblock_linear_slot(BlockWeights *w, int l) {
     }
 }
 
+const float *qblock_linear_weight(const BlockWeights *w, int l) {
+    const float *const ptrs[N_LIN] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
+    return ptrs[l];
+}
+
 int qblock_params_init(QBlockParams *p, const ModelConfig *c, const QuantConfig *qc, int block,
                        QErr *err) {
     memset(p, 0, sizeof *p);
@@ -102,11 +107,10 @@ void qblock_build(const QBlockParams *p, const BlockWeights *base, int bi, const
                   const float *adapter, float *const wq[N_LIN], float *const scratch[N_LIN],
                   BlockWeights *view) {
     *view = *base;
-    BlockWeights *b = (BlockWeights *)base;
     for (int l = 0; l < N_LIN; l++) {
         const QLinear *q = &p->lin[l];
         const FqSpec *s = &q->spec[bi];
-        const float *W = *qblock_linear_slot(b, l);
+        const float *W = qblock_linear_weight(base, l);
         fq_forward(s, W, adapter + q->off_Bd, adapter + q->off_Bu, lwc + q->off_gamma[bi],
                    lwc + q->off_beta[bi], wq[l], scratch ? scratch[l] : NULL);
         *qblock_linear_slot(view, l) = wq[l];
@@ -116,9 +120,8 @@ void qblock_build(const QBlockParams *p, const BlockWeights *base, int bi, const
 void qblock_build_rtn(const QBlockParams *p, const BlockWeights *base, int bi,
                       float *const wq[N_LIN], BlockWeights *view) {
     *view = *base;
-    BlockWeights *b = (BlockWeights *)base;
     for (int l = 0; l < N_LIN; l++) {
-        fq_rtn(&p->lin[l].spec[bi], *qblock_linear_slot(b, l), wq[l]);
+        fq_rtn(&p->lin[l].spec[bi], qblock_linear_weight(base, l), wq[l]);
         *qblock_linear_slot(view, l) = wq[l];
     }
 }

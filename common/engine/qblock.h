@@ -33,8 +33,9 @@ typedef struct {
 
 /* Shapes (out, in) of the seven linears of a block. */
 void qblock_linear_shape(const ModelConfig *c, int l, int *out, int *in);
-/* Base weight pointer of linear l in w (and the slot to redirect in a view). */
+/* The slot of linear l in w (to redirect a view), and its weight, read-only. */
 float **qblock_linear_slot(BlockWeights *w, int l);
+const float *qblock_linear_weight(const BlockWeights *w, int l);
 
 /* Lays out and initialises parameters: logits 4.0, Bd = 0, Bu Xavier-uniform
  * from an Rng seeded with (seed, block). */

@@ -4,8 +4,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <stdio.h>
 
+#include "../base/numeric.h"
 #include "../base/rng.h"
 #include "../nn/block.h"
 #include "optim.h"
@@ -173,12 +174,6 @@ static int higher_groups_rank(const QBlockParams *p, const QuantConfig *qc, int 
     return r;
 }
 
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* One training step's work for bit index bi: forward, loss, backward into
  * b->g_lwc / b->g_adapter. Returns the (unnormalised) loss. */
 static double train_bit(const ModelConfig *c, const QuantConfig *qc, const QBlockParams *p,
@@ -198,11 +193,10 @@ static double train_bit(const ModelConfig *c, const QuantConfig *qc, const QBloc
     block_backward(c, &view, &b->acts, x, b->dout, b->dx, &gw, b->bscratch);
     float *gad = qc->prefix_grad_stop ? b->g_adapter_bit : b->g_adapter;
     if (qc->prefix_grad_stop) memset(gad, 0, p->n_adapter * sizeof(float));
-    BlockWeights *base = (BlockWeights *)w;
     for (int l = 0; l < N_LIN; l++) {
         const QLinear *q = &p->lin[l];
         const FqSpec *s = &q->spec[bi];
-        fq_backward(s, *qblock_linear_slot(base, l), p->adapter + q->off_Bd, p->adapter + q->off_Bu,
+        fq_backward(s, qblock_linear_weight(w, l), p->adapter + q->off_Bd, p->adapter + q->off_Bu,
                     p->lwc + q->off_gamma[bi], p->lwc + q->off_beta[bi], b->fqs[l], b->dW[l],
                     b->g_lwc + q->off_gamma[bi], b->g_lwc + q->off_beta[bi],
                     s->rank ? gad + q->off_Bd : NULL, s->rank ? gad + q->off_Bu : NULL, b->work);
@@ -219,10 +213,9 @@ static double train_bit(const ModelConfig *c, const QuantConfig *qc, const QBloc
 }
 
 static int check_finite(const float *x, size_t n, int block, const char *what, QErr *err) {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i]))
-            return qerr_set(err, "block %d: non-finite value in %s at index %zu", block, what, i);
-    return 0;
+    char w[128];
+    snprintf(w, sizeof w, "block %d: %s", block, what);
+    return floats_check_finite(x, n, w, err);
 }
 
 int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const BlockWeights *w,
@@ -252,7 +245,7 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
         rc = qerr_set(err, "out of memory for block %d targets", block);
         goto done;
     }
-    double t0 = seconds_now();
+    double t0 = now_seconds();
     /* targets: the full-precision block on the full-precision stream */
     for (int s0 = 0; s0 < n_seq; s0 += B) {
         int nb = n_seq - s0 < B ? n_seq - s0 : B;
@@ -274,7 +267,7 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
     long steps_per_epoch = n_seq / B, total_steps = steps_per_epoch * qc->epochs, step = 0;
     for (int e = 0; e < qc->epochs && qc->method == METHOD_QUEPT; e++) {
         double gl[QN_GROUPS] = {0};
-        double te = seconds_now();
+        double te = now_seconds();
         for (long s = 0; s < steps_per_epoch; s++, step++) {
             Rng rng;
             rng_seed(&rng, rng_mix(qc->seed, (uint64_t)block, (uint64_t)e, (uint64_t)s));
@@ -292,7 +285,7 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
             adamw_step(&opt_lwc, p->lwc, b.g_lwc, cosine_lr(qc->lr_lwc, step, total_steps));
             adamw_step(&opt_ad, p->adapter, b.g_adapter, cosine_lr(qc->lr_adapter, step, total_steps));
         }
-        double dt = seconds_now() - te;
+        double dt = now_seconds() - te;
         for (int g = 0; g < QN_GROUPS; g++) gl[g] = gn[g] ? gl[g] / steps_per_epoch : NAN;
         if (check_finite(p->lwc, p->n_lwc, block, "the clipping logits (training diverged)", err) ||
             check_finite(p->adapter, p->n_adapter, block, "the adapters (training diverged)", err)) {
@@ -352,7 +345,7 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
     }
     if (rc == 0) {
         memcpy(st->fp, target, total * sizeof(float));
-        stats->seconds = seconds_now() - t0;
+        stats->seconds = now_seconds() - t0;
         stats->tokens_per_s = total_steps > 0 ? (double)total_steps * B * T / stats->seconds : 0.0;
     }
 done:

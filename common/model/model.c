@@ -1,7 +1,8 @@
 /* model.c — opens a checkpoint of any supported format and loads it. */
 #include "model.h"
 
-#include <math.h>
+#include "../base/numeric.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,12 +154,9 @@ void model_free(Model *m) {
 
 static int check_finite_array(const float *x, size_t n, const char *block, const char *name,
                               QErr *err) {
-    if (!x) return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i]))
-            return qerr_set(err, "%s tensor %s: non-finite value %g at index %zu", block, name,
-                            (double)x[i], i);
-    return 0;
+    char what[96];
+    snprintf(what, sizeof what, "%s tensor %s", block, name);
+    return floats_check_finite(x, n, what, err);
 }
 
 int block_weights_check_finite(const BlockWeights *w, const ModelConfig *c, int j, QErr *err) {
