@@ -15,6 +15,7 @@
 
 #include "../quant/qconfig.h"
 #include "qblock.h"
+#include "recon_step.h"
 
 typedef struct {
     int n_seq, T, C;
