@@ -34,6 +34,8 @@ static const char *HELP =
     "  --rank-cap X        rank <= X * min(in,out) (default 1.0)\n"
     "  --adapter-mode N    0: adapter before quantization (default), 1: after scaling\n"
     "  --no-lwc            turn learnable clipping off\n"
+    "  --lwc-init-low X    initial clipping logit for 2-4 bits (default 4.0)\n"
+    "  --lwc-init-high X   initial clipping logit for 5-8 bits (default 4.0)\n"
     "  --loss l1|l2        reconstruction loss (default l1)\n"
     "  --merge-keep X      MB-ToMe: share of tokens kept from the highest bit (0.5)\n"
     "  --stream S          quantized input stream: per-group (default) | merged\n"
@@ -43,6 +45,11 @@ static const char *HELP =
     "                      (default on; off with --reference-method)\n"
     "  --reference-method  the faithful QuEPT reference settings (merged stream,\n"
     "                      shared-rank gradients) before the flags above apply\n"
+    "  --fallback / --no-fallback  per block and bit, keep the trained adapters,\n"
+    "                      drop them, or fall back to RTN, by the held-out loss\n"
+    "                      (default on; off with --reference-method)\n"
+    "  --holdout X         share of calibration sequences held out of training\n"
+    "                      to judge the fallback (default 0.125)\n"
     "  --quiet             no progress lines\n";
 
 int cmd_calibrate(int argc, char **argv) {
@@ -58,7 +65,9 @@ int cmd_calibrate(int argc, char **argv) {
                   {"rank-high", 1, 0},      {"rank-ref-width", 1, 0}, {"rank-cap", 1, 0},
                   {"adapter-mode", 1, 0},   {"no-lwc", 0, 0},        {"loss", 1, 0},
                   {"merge-keep", 1, 0},     {"stream", 1, 0},        {"normalize-loss", 0, 0},
-                  {"prefix-grad-stop", 0, 0}, {"reference-method", 0, 0}, {"quiet", 0, 0}};
+                  {"prefix-grad-stop", 0, 0}, {"reference-method", 0, 0}, {"quiet", 0, 0},
+                  {"lwc-init-low", 1, 0},   {"lwc-init-high", 1, 0},
+                  {"holdout", 1, 0},        {"no-fallback", 0, 0}, {"fallback", 0, 0}};
     int no = sizeof o / sizeof o[0], npos;
     const char *pos[1];
     QErr err = {{0}};
@@ -96,7 +105,7 @@ int cmd_calibrate(int argc, char **argv) {
         qc.loss_l2 = strcmp(s, "l2") == 0;
     }
     int seed, max_seqs, glo, ghi, rlo, rmid, rhi;
-    double lr1, lr2, cap, keep;
+    double lr1, lr2, cap, keep, li_lo, li_hi, hold;
     glo = qc.group[2], ghi = qc.group[8];
     if (((s = cli_get(o, no, "bits")) && quant_parse_bits(&qc, s, &err)) ||
         cli_get_int(o, no, "epochs", qc.epochs, 0, 100000, &qc.epochs, &err) ||
@@ -113,7 +122,10 @@ int cmd_calibrate(int argc, char **argv) {
         cli_get_int(o, no, "rank-ref-width", qc.rank_ref_width, 0, 1 << 20, &qc.rank_ref_width, &err) ||
         cli_get_float(o, no, "rank-cap", qc.rank_cap, 0, 1, &cap, &err) ||
         cli_get_int(o, no, "adapter-mode", qc.adapter_mode, 0, 1, &qc.adapter_mode, &err) ||
-        cli_get_float(o, no, "merge-keep", qc.merge_keep, 0, 1, &keep, &err)) {
+        cli_get_float(o, no, "merge-keep", qc.merge_keep, 0, 1, &keep, &err) ||
+        cli_get_float(o, no, "lwc-init-low", qc.lwc_init[2], -30, 30, &li_lo, &err) ||
+        cli_get_float(o, no, "lwc-init-high", qc.lwc_init[8], -30, 30, &li_hi, &err) ||
+        cli_get_float(o, no, "holdout", qc.holdout, 0, 0.9, &hold, &err)) {
         log_error("calibrate: %s", err.msg);
         return 2;
     }
@@ -125,7 +137,12 @@ int cmd_calibrate(int argc, char **argv) {
     for (int b = QBITS_MIN; b <= QBITS_MAX; b++) {
         qc.group[b] = b <= 4 ? glo : ghi;
         qc.rank[b] = b <= 4 ? rlo : b <= 6 ? rmid : rhi;
+        qc.lwc_init[b] = (float)(b <= 4 ? li_lo : li_hi);
     }
+    qc.holdout = (float)hold;
+    if (cli_get(o, no, "fallback")) qc.fallback = 1;
+    if (cli_get(o, no, "no-fallback")) qc.fallback = 0;
+    if (qc.fallback && qc.holdout == 0.0f && cli_get(o, no, "fallback") && !cli_get(o, no, "holdout")) qc.holdout = 0.125f;
     if (cli_get(o, no, "no-lwc")) qc.lwc = 0;
     if (cli_get(o, no, "normalize-loss")) qc.normalize_loss = 1;
     if (cli_get(o, no, "prefix-grad-stop")) qc.prefix_grad_stop = 1;

@@ -17,6 +17,7 @@
 #include "engine/optim.h"
 #include "engine/tome.h"
 #include "eval/sample.h"
+#include "nn/forward.h"
 
 static char tmpdir[256];
 
@@ -59,6 +60,81 @@ static void test_tome(void) {
     CHECK_CLOSE(sim[3], sqrt(0.5), 1e-6, 0);
     tome_merge(out, outs, 2, 4, 2, 1.0f, sim, idx); /* keep all */
     for (int i = 0; i < 8; i++) CHECK_CLOSE(out[i], hi[i], 0, 0);
+}
+
+/* QB_RTN makes a bit's fake-quantized weights exactly the RTN weights. */
+static void test_rtn_choice(void) {
+    ModelConfig c = {.dim = 48, .hidden_dim = 80, .n_layers = 1, .n_heads = 4, .n_kv_heads = 2,
+                     .head_dim = 12, .vocab_size = 16, .seq_len = 8, .rope_theta = 10000.0f,
+                     .norm_eps = 1e-5f, .tied_classifier = 1};
+    Model m;
+    QErr err;
+    CHECK(model_init_random(&m, &c, 3, &err) == 0);
+    QuantConfig qc;
+    quant_config_default(&qc);
+    qc.group[2] = qc.group[3] = qc.group[4] = 32; /* partial last groups */
+    QBlockParams p;
+    CHECK(qblock_params_init(&p, &c, &qc, 0, &err) == 0);
+    for (size_t i = 0; i < p.n_adapter; i++) p.adapter[i] += 0.01f; /* nonzero Bd */
+    float *wq[N_LIN], *wr[N_LIN];
+    for (int l = 0; l < N_LIN; l++) {
+        wq[l] = malloc(sizeof(float) * (size_t)p.lin[l].out * p.lin[l].in);
+        wr[l] = malloc(sizeof(float) * (size_t)p.lin[l].out * p.lin[l].in);
+    }
+    BlockWeights v1, v2;
+    int bi = quant_bit_index(&qc, 3);
+    qblock_build(&p, &m.blocks[0], bi, p.lwc, p.adapter, wq, NULL, &v1);
+    qblock_build_rtn(&p, &m.blocks[0], bi, wr, &v2);
+    CHECK(memcmp(wq[LIN_UP], wr[LIN_UP], sizeof(float) * (size_t)c.hidden_dim * c.dim) != 0);
+    qblock_set_choice(&p, bi, QB_RTN);
+    qblock_build(&p, &m.blocks[0], bi, p.lwc, p.adapter, wq, NULL, &v1);
+    for (int l = 0; l < N_LIN; l++)
+        CHECK_MSG(memcmp(wq[l], wr[l], sizeof(float) * (size_t)p.lin[l].out * p.lin[l].in) == 0,
+                  "linear %s at the RTN choice differs from RTN", LIN_NAMES[l]);
+    for (int l = 0; l < N_LIN; l++) {
+        free(wq[l]);
+        free(wr[l]);
+    }
+    qblock_params_free(&p);
+    model_free(&m);
+}
+
+/* recon_block with the fallback: what the block holds at every bit is no
+ * worse than RTN on the held-out sequences, and an RTN choice is exactly RTN. */
+static void test_fallback_block(void) {
+    ModelConfig c = {.dim = 32, .hidden_dim = 48, .n_layers = 1, .n_heads = 4, .n_kv_heads = 2,
+                     .head_dim = 8, .vocab_size = 64, .seq_len = 32, .rope_theta = 10000.0f,
+                     .norm_eps = 1e-5f, .tied_classifier = 1};
+    Model m;
+    QErr err = {{0}};
+    CHECK(model_init_random(&m, &c, 21, &err) == 0);
+    QuantConfig qc;
+    quant_config_default(&qc);
+    qc.epochs = 3;
+    qc.group[2] = qc.group[3] = qc.group[4] = 16;
+    qc.holdout = 0.25f;
+    int n_seq = 16, T = 16;
+    TokenSet ts;
+    CHECK(sample_sequences(&m, n_seq, T, 9, 1.0f, &ts, NULL, NULL, &err) == 0);
+    Streams st;
+    CHECK(streams_init(&st, &qc, n_seq, T, c.dim, &err) == 0);
+    embed_forward(st.fp, m.tok_emb, ts.tokens, n_seq * T, c.dim);
+    streams_reset_q(&st);
+    QBlockParams p;
+    ReconStats rs;
+    CHECK_MSG(recon_block(&c, &qc, 0, &m.blocks[0], &st, &p, &rs, NULL, NULL, &err) == 0, "%s", err.msg);
+    int n_choice[3] = {0};
+    for (int bi = 0; bi < qc.n_bits; bi++) {
+        n_choice[rs.choice[bi]]++;
+        CHECK_MSG(rs.hold_final[bi] <= rs.hold_rtn[bi], "%d bits: held-out %.6f above RTN %.6f",
+                  qc.bits[bi], rs.hold_final[bi], rs.hold_rtn[bi]);
+        if (rs.choice[bi] == QB_RTN) CHECK(rs.hold_final[bi] == rs.hold_rtn[bi]);
+    }
+    printf("fallback choices: trained %d, no adapter %d, rtn %d\n", n_choice[0], n_choice[1], n_choice[2]);
+    qblock_params_free(&p);
+    streams_free(&st);
+    tokens_free(&ts);
+    model_free(&m);
 }
 
 static int files_equal(const char *a, const char *b) {
@@ -124,6 +200,12 @@ static void test_pipeline(void) {
                           "block %d, %d bits: trained loss %.5f not below RTN %.5f", j,
                           em.qc.bits[bi], em.stats[j].loss_final[bi], em.stats[j].loss_rtn[bi]);
             }
+        /* the fallback applied what it measured: per bit, the held-out loss of
+         * what the artifact holds is no worse than round-to-nearest's */
+        for (int j = 0; j < em.cfg.n_layers; j++)
+            for (int bi = 0; bi < em.qc.n_bits; bi++)
+                CHECK_MSG(em.stats[j].choice[bi] >= QB_TRAINED && em.stats[j].choice[bi] <= QB_RTN,
+                          "choice %d", em.stats[j].choice[bi]);
         /* switching twice gives the same weights; 8 bits differs from 2 */
         int b8[2] = {8, 8}, b2[2] = {2, 2};
         Model q = {0};
@@ -194,6 +276,8 @@ static void test_pipeline(void) {
 int main(void) {
     test_optim();
     test_tome();
+    test_rtn_choice();
+    test_fallback_block();
     snprintf(tmpdir, sizeof tmpdir, "/tmp/quept_recon_XXXXXX");
     if (!mkdtemp(tmpdir)) SKIP("no temp dir");
     test_pipeline();

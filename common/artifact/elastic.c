@@ -81,7 +81,7 @@ static void pack_int_list(msgpack_packer *pk, const char *k, const int *v, int n
 }
 
 static void pack_quant_config(msgpack_packer *pk, const QuantConfig *q) {
-    msgpack_pack_map(pk, 21);
+    msgpack_pack_map(pk, 24);
     kv_str(pk, "method", quant_method_name(q->method));
     pack_int_list(pk, "bits", q->bits, q->n_bits);
     pack_int_list(pk, "group", q->group, QBITS_MAX + 1);
@@ -90,6 +90,9 @@ static void pack_quant_config(msgpack_packer *pk, const QuantConfig *q) {
     kv_float(pk, "rank_cap", q->rank_cap);
     kv_int(pk, "adapter_mode", q->adapter_mode);
     kv_int(pk, "lwc", q->lwc);
+    art_pack_str(pk, "lwc_init");
+    msgpack_pack_array(pk, QBITS_MAX + 1);
+    for (int b = 0; b <= QBITS_MAX; b++) msgpack_pack_double(pk, q->lwc_init[b]);
     kv_int(pk, "epochs", q->epochs);
     kv_int(pk, "batch", q->batch);
     kv_float(pk, "lr_lwc", q->lr_lwc);
@@ -100,6 +103,8 @@ static void pack_quant_config(msgpack_packer *pk, const QuantConfig *q) {
     kv_str(pk, "stream", quant_stream_name(q->stream));
     kv_int(pk, "normalize_loss", q->normalize_loss);
     kv_int(pk, "prefix_grad_stop", q->prefix_grad_stop);
+    kv_float(pk, "holdout", q->holdout);
+    kv_int(pk, "fallback", q->fallback);
     kv_float(pk, "gptq_damp", q->gptq_damp);
     kv_int(pk, "seed", (int64_t)q->seed);
     kv_int(pk, "elastic_version", ELASTIC_VERSION);
@@ -200,7 +205,7 @@ int elastic_write(const ElasticModel *em, const char *path, QErr *err) {
     ArtWriter *w = art_writer_new(err);
     if (!w) return -1;
     msgpack_packer *pk = art_writer_meta(w);
-    msgpack_pack_map(pk, 7);
+    msgpack_pack_map(pk, 8);
     kv_str(pk, "format", "quept-elastic");
     kv_int(pk, "artifact_version", ELASTIC_VERSION);
     art_pack_str(pk, "model");
@@ -227,6 +232,12 @@ int elastic_write(const ElasticModel *em, const char *path, QErr *err) {
             msgpack_pack_double(pk, em->stats[j].loss_init[bi]);
             msgpack_pack_double(pk, em->stats[j].loss_final[bi]);
         }
+    }
+    art_pack_str(pk, "choice"); /* per block and bit: 0 trained, 1 no adapter, 2 RTN */
+    msgpack_pack_array(pk, (size_t)c->n_layers);
+    for (int j = 0; j < c->n_layers; j++) {
+        msgpack_pack_array(pk, (size_t)q->n_bits);
+        for (int bi = 0; bi < q->n_bits; bi++) msgpack_pack_int64(pk, em->stats[j].choice[bi]);
     }
     art_pack_str(pk, "provenance");
     msgpack_pack_map(pk, 4);
@@ -299,7 +310,7 @@ int elastic_load(ElasticModel *em, const char *path, QErr *err) {
     memset(em, 0, sizeof *em);
     ArtReader *r;
     if (art_open(&r, path, err) != 0) return -1;
-    const msgpack_object *meta = art_meta(r), *mm, *qm, *prov, *losses;
+    const msgpack_object *meta = art_meta(r), *mm, *qm, *prov, *losses, *choice;
     char fmt[32];
     int64_t ver;
     ModelConfig c;
@@ -323,6 +334,23 @@ int elastic_load(ElasticModel *em, const char *path, QErr *err) {
         art_meta_str(prov, "model_sha256", em->model_sha256, sizeof em->model_sha256, err);
         art_meta_str(prov, "data_sha256", em->data_sha256, sizeof em->data_sha256, err);
         if (losses->via.array.size != (uint32_t)c.n_layers) rc = qerr_set(err, "key \"losses\": expected %d blocks", c.n_layers);
+        /* "choice" is absent in artifacts calibrated without the fallback: all trained */
+        choice = art_meta_get(meta, "choice");
+        if (choice && choice->type != MSGPACK_OBJECT_ARRAY) rc = qerr_set(err, "key \"choice\": expected an array");
+        else if (choice && choice->via.array.size != (uint32_t)c.n_layers) rc = qerr_set(err, "key \"choice\": expected %d blocks", c.n_layers);
+        for (int j = 0; rc == 0 && choice && j < c.n_layers; j++) {
+            const msgpack_object *cb = &choice->via.array.ptr[j];
+            if (cb->type != MSGPACK_OBJECT_ARRAY || cb->via.array.size != (uint32_t)q.n_bits) {
+                rc = qerr_set(err, "key \"choice\"[%d]: expected %d entries", j, q.n_bits);
+                break;
+            }
+            for (int bi = 0; rc == 0 && bi < q.n_bits; bi++) {
+                int64_t v;
+                rc = art_obj_int(&cb->via.array.ptr[bi], "choice", &v, err);
+                if (rc == 0 && (v < QB_TRAINED || v > QB_RTN)) rc = qerr_set(err, "key \"choice\"[%d][%d]: %lld is not 0, 1 or 2", j, bi, (long long)v);
+                if (rc == 0) em->stats[j].choice[bi] = (int)v;
+            }
+        }
         for (int j = 0; rc == 0 && j < c.n_layers; j++) {
             const msgpack_object *lb = &losses->via.array.ptr[j];
             if (lb->type != MSGPACK_OBJECT_ARRAY || lb->via.array.size != (uint32_t)q.n_bits) {
@@ -371,7 +399,13 @@ int elastic_load(ElasticModel *em, const char *path, QErr *err) {
             snprintf(name, sizeof name, "blk.%d.bv", j);
             rc = rc || read_f32(r, name, bw->bv, kvd, err);
         }
-        if (rc == 0 && q.method == METHOD_QUEPT) rc = qblock_params_init(&em->params[j], &c, &q, j, err);
+        if (rc == 0 && q.method == METHOD_QUEPT) {
+            rc = qblock_params_init(&em->params[j], &c, &q, j, err);
+            /* ranks first; the RTN logits (20) come with the tensors read below */
+            for (int bi = 0; rc == 0 && bi < q.n_bits; bi++)
+                if (em->stats[j].choice[bi] != QB_TRAINED)
+                    qblock_set_choice(&em->params[j], bi, em->stats[j].choice[bi]);
+        }
         for (int l = 0; rc == 0 && l < N_LIN; l++) {
             size_t n;
             base_sizes(&c, l, &n);

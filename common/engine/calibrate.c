@@ -99,9 +99,10 @@ int calibrate_run(const CalibJob *job, const QuantConfig *qc, QErr *err) {
         if (rc == 0 && !job->quiet && qc->method != METHOD_RTN) {
             fprintf(stderr, "block %d/%d done in %.1fs; loss per bit (rtn -> final):", j + 1, c->n_layers,
                     now_seconds() - t0);
+            static const char *mark[3] = {"", "(no adapter)", "(rtn)"};
             for (int bi = 0; bi < qc->n_bits; bi++)
-                fprintf(stderr, " %d:%.4f->%.4f", qc->bits[bi], em.stats[j].loss_rtn[bi],
-                        em.stats[j].loss_final[bi]);
+                fprintf(stderr, " %d:%.4f->%.4f%s", qc->bits[bi], em.stats[j].loss_rtn[bi],
+                        em.stats[j].loss_final[bi], mark[em.stats[j].choice[bi]]);
             fputc('\n', stderr);
         }
     }

@@ -84,7 +84,13 @@ int qblock_params_init(QBlockParams *p, const ModelConfig *c, const QuantConfig 
         qblock_params_free(p);
         return qerr_set(err, "out of memory for block %d parameters", block);
     }
-    for (size_t i = 0; i < nl; i++) p->lwc[i] = 4.0f;
+    for (int l = 0; l < N_LIN; l++)
+        for (int bi = 0; bi < qc->n_bits; bi++) {
+            const QLinear *q = &p->lin[l];
+            size_t ng = (size_t)q->out * fq_ngroups(&q->spec[bi]);
+            float init = qc->lwc_init[qc->bits[bi]];
+            for (size_t i = 0; i < ng; i++) p->lwc[q->off_gamma[bi] + i] = p->lwc[q->off_beta[bi] + i] = init;
+        }
     Rng rng;
     rng_seed(&rng, rng_mix(qc->seed, 0x494e4954 /* "INIT" */, (uint64_t)block, 0));
     for (int l = 0; l < N_LIN; l++) {
@@ -95,6 +101,18 @@ int qblock_params_init(QBlockParams *p, const ModelConfig *c, const QuantConfig 
         for (size_t i = 0; i < (size_t)q->R * q->in; i++) bu[i] = bound * (2.0f * rng_uniform(&rng) - 1.0f);
     }
     return 0;
+}
+
+void qblock_set_choice(QBlockParams *p, int bi, int choice) {
+    p->choice[bi] = choice;
+    for (int l = 0; l < N_LIN && choice != QB_TRAINED; l++) {
+        QLinear *q = &p->lin[l];
+        q->spec[bi].rank = 0;
+        if (choice == QB_RTN) {
+            size_t ng = (size_t)q->out * fq_ngroups(&q->spec[bi]);
+            for (size_t i = 0; i < ng; i++) p->lwc[q->off_gamma[bi] + i] = p->lwc[q->off_beta[bi] + i] = 20.0f;
+        }
+    }
 }
 
 void qblock_params_free(QBlockParams *p) {

@@ -24,8 +24,12 @@ typedef struct {
     FqSpec spec[QMAX_NBITS];               /* per bit index */
 } QLinear;
 
+/* What block j uses at a bit, chosen after training (QuantConfig.fallback). */
+enum { QB_TRAINED = 0, QB_NO_ADAPTER = 1, QB_RTN = 2 };
+
 typedef struct {
     int n_bits, bits[QMAX_NBITS];
+    int choice[QMAX_NBITS]; /* QB_* per bit index */
     QLinear lin[N_LIN];
     size_t n_lwc, n_adapter;
     float *lwc, *adapter;
@@ -42,6 +46,11 @@ const float *qblock_linear_weight(const BlockWeights *w, int l);
 int qblock_params_init(QBlockParams *p, const ModelConfig *c, const QuantConfig *qc, int block,
                        QErr *err);
 void qblock_params_free(QBlockParams *p);
+
+/* Applies a choice at bit index bi: QB_NO_ADAPTER sets the bit's ranks to 0;
+ * QB_RTN also sets its clipping logits to 20 (sigmoid(20) == 1.0f: the
+ * round-to-nearest grid, exactly). */
+void qblock_set_choice(QBlockParams *p, int bi, int choice);
 
 /* Fake-quantized weights at bit index bi. view: a copy of base whose linear
  * pointers are redirected to wq[l] (caller-owned (out,in) buffers); scratch[l]

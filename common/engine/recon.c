@@ -62,6 +62,44 @@ static int check_finite(const float *x, size_t n, int block, const char *what, Q
     return floats_check_finite(x, n, w, err);
 }
 
+/* Held-out loss at bit index bi with the bit's adapters switched off
+ * (ranks restored afterwards). */
+static double loss_without_adapter(const ModelConfig *c, const QuantConfig *qc, QBlockParams *p,
+                                   const BlockWeights *w, ReconStep *b, int bi, const float *in,
+                                   const float *target, int n, int T) {
+    int saved[N_LIN];
+    for (int l = 0; l < N_LIN; l++) {
+        saved[l] = p->lin[l].spec[bi].rank;
+        p->lin[l].spec[bi].rank = 0;
+    }
+    double loss = recon_eval_loss(c, qc, p, w, b, bi, 0, in, target, n, T);
+    for (int l = 0; l < N_LIN; l++) p->lin[l].spec[bi].rank = saved[l];
+    return loss;
+}
+
+/* After training: per bit, keep whichever of trained / adapter-free / RTN
+ * has the lowest loss on the held-out sequences [n_train, n_seq). */
+static void choose_fallbacks(const ModelConfig *c, const QuantConfig *qc, QBlockParams *p,
+                             const BlockWeights *w, ReconStep *b, Streams *st, const float *target,
+                             int n_train, int n_hold, int T, ReconStats *stats) {
+    size_t off = (size_t)n_train * T * c->dim;
+    for (int bi = 0; bi < qc->n_bits; bi++) {
+        const float *in = streams_for_bit(st, qc, qc->bits[bi]) + off;
+        double l_tr = recon_eval_loss(c, qc, p, w, b, bi, 0, in, target + off, n_hold, T);
+        double l_na = loss_without_adapter(c, qc, p, w, b, bi, in, target + off, n_hold, T);
+        double l_rtn = recon_eval_loss(c, qc, p, w, b, bi, 1, in, target + off, n_hold, T);
+        int choice = QB_TRAINED;
+        double best = l_tr;
+        if (l_na < best) choice = QB_NO_ADAPTER, best = l_na;
+        if (l_rtn < best) choice = QB_RTN, best = l_rtn;
+        qblock_set_choice(p, bi, choice);
+        stats->choice[bi] = choice;
+        stats->hold_rtn[bi] = l_rtn;
+        /* measured again with the choice applied: what the artifact will hold */
+        stats->hold_final[bi] = recon_eval_loss(c, qc, p, w, b, bi, 0, in, target + off, n_hold, T);
+    }
+}
+
 int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const BlockWeights *w,
                 Streams *st, QBlockParams *p, ReconStats *stats, ReconProgress progress,
                 void *user, QErr *err) {
@@ -108,7 +146,11 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
     }
     int gb[QN_GROUPS][2], gn[QN_GROUPS];
     recon_group_bits(qc, gb, gn);
-    long steps_per_epoch = n_seq / B, total_steps = steps_per_epoch * qc->epochs, step = 0;
+    /* sequences [n_train, n_seq) are held out of training to judge the fallback */
+    int n_hold = qc->fallback ? (int)(qc->holdout * n_seq) / B * B : 0;
+    if (n_seq - n_hold < B) n_hold = 0;
+    int n_train = n_seq - n_hold;
+    long steps_per_epoch = n_train / B, total_steps = steps_per_epoch * qc->epochs, step = 0;
     for (int e = 0; e < qc->epochs && qc->method == METHOD_QUEPT; e++) {
         double gl[QN_GROUPS] = {0};
         double te = now_seconds();
@@ -140,6 +182,9 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
             progress(block, e + 1, qc->epochs, gl,
                      dt > 0 ? (double)steps_per_epoch * B * T / dt : 0.0, user);
     }
+    if (qc->fallback && qc->method == METHOD_QUEPT)
+        choose_fallbacks(c, qc, p, w, &b, st, target, n_hold ? n_train : 0, n_hold ? n_hold : n_seq, T,
+                         stats);
     for (int bi = 0; bi < qc->n_bits; bi++) {
         const float *in = streams_for_bit(st, qc, qc->bits[bi]);
         stats->loss_final[bi] = qc->method == METHOD_QUEPT

@@ -33,7 +33,9 @@ float *streams_for_bit(Streams *s, const QuantConfig *qc, int bit);
 typedef struct {
     double loss_rtn[QMAX_NBITS];   /* round-to-nearest, per bit index */
     double loss_init[QMAX_NBITS];  /* initial parameters (clipping 4.0, Bd = 0) */
-    double loss_final[QMAX_NBITS]; /* after training */
+    double loss_final[QMAX_NBITS]; /* after training (and the fallback choice) */
+    int choice[QMAX_NBITS];        /* QB_* per bit index (fallback) */
+    double hold_rtn[QMAX_NBITS], hold_final[QMAX_NBITS]; /* held-out losses behind the choice */
     double seconds, tokens_per_s;
 } ReconStats;
 

@@ -15,6 +15,7 @@ void quant_config_reference(QuantConfig *qc) {
     for (int b = 0; b <= QBITS_MAX; b++) {
         qc->group[b] = b <= 4 ? 128 : 0;
         qc->rank[b] = b <= 4 ? 192 : b <= 6 ? 128 : 64;
+        qc->lwc_init[b] = 4.0f;
     }
     qc->rank_ref_width = 0; /* the reference uses the ranks as they are ... */
     qc->rank_cap = 1.0f;    /* ... capped by the layer size */
@@ -30,6 +31,8 @@ void quant_config_reference(QuantConfig *qc) {
     qc->stream = STREAM_MERGED;
     qc->normalize_loss = 0;
     qc->prefix_grad_stop = 0;
+    qc->holdout = 0.0f;
+    qc->fallback = 0;
     qc->gptq_damp = 0.01f;
     qc->seed = 0;
 }
@@ -40,6 +43,8 @@ void quant_config_default(QuantConfig *qc) {
      * from the low-bit error that the reference lets through */
     qc->stream = STREAM_PER_GROUP;
     qc->prefix_grad_stop = 1;
+    qc->holdout = 0.125f;
+    qc->fallback = 1;
 }
 
 int quant_config_validate(const QuantConfig *qc, QErr *err) {
@@ -59,6 +64,7 @@ int quant_config_validate(const QuantConfig *qc, QErr *err) {
     if (qc->batch < 1) return qerr_set(err, "--batch must be >= 1");
     if (!(qc->lr_lwc >= 0.0f) || !(qc->lr_adapter >= 0.0f)) return qerr_set(err, "learning rates must be >= 0");
     if (!(qc->merge_keep >= 0.0f && qc->merge_keep <= 1.0f)) return qerr_set(err, "--merge-keep must be in [0, 1]");
+    if (!(qc->holdout >= 0.0f && qc->holdout < 1.0f)) return qerr_set(err, "--holdout must be in [0, 1)");
     if (qc->adapter_mode != 0 && qc->adapter_mode != 1) return qerr_set(err, "--adapter-mode must be 0 or 1");
     return 0;
 }

@@ -34,6 +34,7 @@ typedef struct {
     float rank_cap;             /* rank <= rank_cap * min(in,out) */
     int adapter_mode;           /* 0: adapter before quantization, 1: after scaling */
     int lwc;                    /* learnable clipping on */
+    float lwc_init[QBITS_MAX + 1]; /* initial clipping logits per bit (reference: 4.0) */
     int epochs, batch;
     float lr_lwc, lr_adapter, weight_decay;
     int loss_l2;                /* 0: L1 (reference), 1: L2 */
@@ -41,6 +42,9 @@ typedef struct {
     StreamMode stream;
     int normalize_loss;         /* divide each bit's loss by its starting loss */
     int prefix_grad_stop;       /* lower bit groups do not train higher groups' adapter ranks */
+    float holdout;              /* share of calibration sequences held out of training for the fallback */
+    int fallback;               /* per block and bit: keep the adapters, drop them, or fall back to
+                                   RTN — whichever has the lowest held-out loss */
     float gptq_damp;
     uint64_t seed;
 } QuantConfig;
