@@ -10,6 +10,8 @@
  *   "quant":  the QuantConfig (method, bits, group, rank, ...)
  *   "ranks":  [linear][bit index] adapter ranks (same for every block)
  *   "losses": [block][bit index] [rtn, init, final] calibration losses
+ *   "choice": [block][bit index] 0 trained, 1 adapters dropped, 2 RTN
+ *             (the fallback; absent = all trained)
  *   "provenance": {model_sha256, data_sha256, seed, quept_version}
  * Tensors: tok_emb, final_norm, classifier (untied only); blk.J.attn_norm,
  *   blk.J.mlp_norm, blk.J.{wq,wk,wv,wo,w_gate,w_up,w_down} (fp32 base), blk.J.{bq,bk,bv};
