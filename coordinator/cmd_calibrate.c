@@ -92,8 +92,9 @@ int cmd_calibrate(int argc, char **argv) {
         if (strcmp(s, "merged") == 0) qc.stream = STREAM_MERGED;
         else if (strcmp(s, "per-group") == 0) qc.stream = STREAM_PER_GROUP;
         else if (strcmp(s, "fp") == 0) qc.stream = STREAM_FP;
+        else if (strcmp(s, "per-bit") == 0) qc.stream = STREAM_PER_BIT;
         else {
-            log_error("calibrate: --stream: expected per-group, merged or fp, got '%s'", s);
+            log_error("calibrate: --stream: expected per-group, per-bit, merged or fp, got '%s'", s);
             return 2;
         }
     }

@@ -172,7 +172,8 @@ static int parse_quant_config(const msgpack_object *m, QuantConfig *q, QErr *err
         return -1;
     q->seed = (uint64_t)(uint32_t)seed;
     if (art_meta_str(m, "stream", s, sizeof s, err) != 0) return -1;
-    q->stream = strcmp(s, "merged") == 0 ? STREAM_MERGED : strcmp(s, "fp") == 0 ? STREAM_FP : STREAM_PER_GROUP;
+    q->stream = strcmp(s, "merged") == 0 ? STREAM_MERGED : strcmp(s, "fp") == 0 ? STREAM_FP
+                : strcmp(s, "per-bit") == 0 ? STREAM_PER_BIT : STREAM_PER_GROUP;
     return quant_config_validate(q, err);
 }
 

@@ -12,24 +12,27 @@
 #include "optim.h"
 #include "tome.h"
 
+/* The stream slot bit b uses, or -1 for the full-precision stream. */
+static int stream_slot(const QuantConfig *qc, int bit) {
+    switch (qc->stream) {
+    case STREAM_MERGED: return 0;
+    case STREAM_PER_GROUP: return quant_bit_group(bit);
+    case STREAM_PER_BIT: return quant_bit_index(qc, bit);
+    default: return -1;
+    }
+}
+
 int streams_init(Streams *s, const QuantConfig *qc, int n_seq, int T, int C, QErr *err) {
     memset(s, 0, sizeof *s);
     s->n_seq = n_seq;
     s->T = T;
     s->C = C;
     size_t n = (size_t)n_seq * T * C;
-    int nq = qc->stream == STREAM_MERGED ? 1 : qc->stream == STREAM_PER_GROUP ? QN_GROUPS : 0;
     s->fp = malloc(n * sizeof(float));
     int ok = s->fp != NULL;
-    for (int g = 0; g < nq; g++) {
-        if (qc->stream == STREAM_PER_GROUP) {
-            /* only groups with a bit in the list need a stream */
-            int used = 0;
-            for (int i = 0; i < qc->n_bits; i++) used |= quant_bit_group(qc->bits[i]) == g;
-            if (!used) continue;
-        }
-        s->q[g] = malloc(n * sizeof(float));
-        ok = ok && s->q[g];
+    for (int i = 0; i < qc->n_bits && ok; i++) {
+        int k = stream_slot(qc, qc->bits[i]);
+        if (k >= 0 && !s->q[k]) ok = (s->q[k] = malloc(n * sizeof(float))) != NULL;
     }
     if (!ok) {
         streams_free(s);
@@ -40,20 +43,82 @@ int streams_init(Streams *s, const QuantConfig *qc, int n_seq, int T, int C, QEr
 
 void streams_free(Streams *s) {
     free(s->fp);
-    for (int g = 0; g < QN_GROUPS; g++) free(s->q[g]);
+    for (int k = 0; k < QMAX_NBITS; k++) free(s->q[k]);
     memset(s, 0, sizeof *s);
 }
 
 void streams_reset_q(Streams *s) {
     size_t n = (size_t)s->n_seq * s->T * s->C;
-    for (int g = 0; g < QN_GROUPS; g++)
-        if (s->q[g]) memcpy(s->q[g], s->fp, n * sizeof(float));
+    for (int k = 0; k < QMAX_NBITS; k++)
+        if (s->q[k]) memcpy(s->q[k], s->fp, n * sizeof(float));
 }
 
 float *streams_for_bit(Streams *s, const QuantConfig *qc, int bit) {
-    if (qc->stream == STREAM_FP) return s->fp;
-    if (qc->stream == STREAM_MERGED) return s->q[0];
-    return s->q[quant_bit_group(bit)];
+    int k = stream_slot(qc, bit);
+    return k < 0 ? s->fp : s->q[k];
+}
+
+/* Pushes the quantized streams through the trained block: every per-bit or
+ * per-group stream at its own bit (a group's bit drawn per batch); the merged
+ * stream by MB-ToMe over one random bit per group. */
+static int advance_streams(const ModelConfig *c, const QuantConfig *qc, const QBlockParams *p,
+                           const BlockWeights *w, ReconStep *b, Streams *st, int block, QErr *err) {
+    if (qc->stream == STREAM_FP) return 0;
+    int n_seq = st->n_seq, T = st->T, C = c->dim, B = qc->batch;
+    size_t stride = (size_t)T * C;
+    int gb[QN_GROUPS][2], gn[QN_GROUPS];
+    recon_group_bits(qc, gb, gn);
+    float *outs[QN_GROUPS] = {0}, *next = NULL, *sim = NULL;
+    int *idx = NULL, rc = 0;
+    if (qc->stream == STREAM_MERGED) {
+        next = malloc((size_t)n_seq * stride * sizeof(float));
+        sim = malloc(sizeof(float) * T);
+        idx = malloc(sizeof(int) * T);
+        int ok = next && sim && idx;
+        for (int g = 0; g < QN_GROUPS && ok; g++)
+            if (gn[g]) ok = (outs[g] = malloc(stride * B * sizeof(float))) != NULL;
+        if (!ok) rc = qerr_set(err, "out of memory for the token merge of block %d", block);
+    }
+    BlockWeights view;
+    for (int s0 = 0; rc == 0 && s0 < n_seq; s0 += B) {
+        int nb = n_seq - s0 < B ? n_seq - s0 : B;
+        b->acts.B = nb;
+        if (qc->stream == STREAM_PER_BIT) {
+            for (int bi = 0; bi < qc->n_bits; bi++) {
+                float *x = st->q[bi] + s0 * stride;
+                qblock_build(p, w, bi, p->lwc, p->adapter, b->wq, NULL, &view);
+                block_forward(c, &view, &b->acts, x, x); /* forward-only: in place is safe */
+            }
+            continue;
+        }
+        Rng rng;
+        rng_seed(&rng, rng_mix(qc->seed, (uint64_t)block, 0x544f4d45 /* "TOME" */, (uint64_t)s0));
+        for (int g = 0; g < QN_GROUPS; g++) {
+            if (!gn[g]) continue;
+            int bi = gb[g][rng_int(&rng, gn[g])];
+            float *x = streams_for_bit(st, qc, qc->bits[bi]) + s0 * stride;
+            qblock_build(p, w, bi, p->lwc, p->adapter, b->wq, NULL, &view);
+            block_forward(c, &view, &b->acts, x, qc->stream == STREAM_PER_GROUP ? x : outs[g]);
+        }
+        if (qc->stream == STREAM_MERGED) {
+            const float *present[QN_GROUPS];
+            int np = 0;
+            for (int g = 0; g < QN_GROUPS; g++) /* groups run from the highest bits down */
+                if (gn[g]) present[np++] = outs[g];
+            for (int k = 0; k < nb; k++) {
+                const float *seq_outs[QN_GROUPS];
+                for (int i = 0; i < np; i++) seq_outs[i] = present[i] + k * stride;
+                tome_merge(next + (s0 + k) * stride, seq_outs, np, T, C, qc->merge_keep, sim, idx);
+            }
+        }
+    }
+    b->acts.B = B;
+    if (rc == 0 && qc->stream == STREAM_MERGED) memcpy(st->q[0], next, (size_t)n_seq * stride * sizeof(float));
+    for (int g = 0; g < QN_GROUPS; g++) free(outs[g]);
+    free(next);
+    free(sim);
+    free(idx);
+    return rc;
 }
 
 static int check_finite(const float *x, size_t n, int block, const char *what, QErr *err) {
@@ -118,12 +183,11 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
         return -1;
     }
     float *target = malloc(total * sizeof(float));
-    float *next = malloc(total * sizeof(float));
     AdamW opt_lwc, opt_ad;
     int have_opt = adamw_init(&opt_lwc, p->n_lwc, qc->weight_decay) == 0;
     have_opt = (adamw_init(&opt_ad, p->n_adapter, qc->weight_decay) == 0) && have_opt;
     int rc = 0;
-    if (!target || !next || !have_opt) {
+    if (!target || !have_opt) {
         rc = qerr_set(err, "out of memory for block %d targets", block);
         goto done;
     }
@@ -192,46 +256,7 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
                                     : stats->loss_rtn[bi];
     }
     /* next block's quantized streams */
-    if (qc->stream != STREAM_FP) {
-        float *outs[QN_GROUPS] = {0};
-        float *sim = malloc(sizeof(float) * T);
-        int *idx = malloc(sizeof(int) * T);
-        int ok = sim && idx;
-        for (int g = 0; g < QN_GROUPS && ok; g++)
-            if (gn[g]) ok = (outs[g] = malloc(stride * B * sizeof(float))) != NULL;
-        if (!ok) rc = qerr_set(err, "out of memory for the token merge of block %d", block);
-        for (int s0 = 0; rc == 0 && s0 < n_seq; s0 += B) {
-            int nb = n_seq - s0 < B ? n_seq - s0 : B;
-            b.acts.B = nb;
-            Rng rng;
-            rng_seed(&rng, rng_mix(qc->seed, (uint64_t)block, 0x544f4d45 /* "TOME" */, (uint64_t)s0));
-            for (int g = 0; g < QN_GROUPS; g++) {
-                if (!gn[g]) continue;
-                int bi = gb[g][rng_int(&rng, gn[g])];
-                BlockWeights view;
-                qblock_build(p, w, bi, p->lwc, p->adapter, b.wq, NULL, &view);
-                const float *in = streams_for_bit(st, qc, qc->bits[bi]) + s0 * stride;
-                if (qc->stream == STREAM_PER_GROUP) block_forward(c, &view, &b.acts, in, st->q[g] + s0 * stride);
-                else block_forward(c, &view, &b.acts, in, outs[g]);
-            }
-            if (qc->stream == STREAM_MERGED) {
-                const float *present[QN_GROUPS];
-                int np = 0;
-                for (int g = 0; g < QN_GROUPS; g++) /* groups run from the highest bits down */
-                    if (gn[g]) present[np++] = outs[g];
-                for (int k = 0; k < nb; k++) {
-                    const float *seq_outs[QN_GROUPS];
-                    for (int i = 0; i < np; i++) seq_outs[i] = present[i] + k * stride;
-                    tome_merge(next + (s0 + k) * stride, seq_outs, np, T, C, qc->merge_keep, sim, idx);
-                }
-            }
-        }
-        b.acts.B = B;
-        if (rc == 0 && qc->stream == STREAM_MERGED) memcpy(st->q[0], next, total * sizeof(float));
-        for (int g = 0; g < QN_GROUPS; g++) free(outs[g]);
-        free(sim);
-        free(idx);
-    }
+    if (rc == 0) rc = advance_streams(c, qc, p, w, &b, st, block, err);
     if (rc == 0) {
         memcpy(st->fp, target, total * sizeof(float));
         stats->seconds = now_seconds() - t0;
@@ -239,7 +264,6 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
     }
 done:
     free(target);
-    free(next);
     adamw_free(&opt_lwc);
     adamw_free(&opt_ad);
     recon_step_free(&b);

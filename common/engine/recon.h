@@ -5,8 +5,9 @@
  * next block's input streams (updated in place).
  *
  * Streams (n_seq, T, C): `fp` is the full-precision stream (targets come
- * from it); `q[g]` the quantized stream(s): one merged stream (q[0]) in
- * STREAM_MERGED, one per bit group g in STREAM_PER_GROUP, none in STREAM_FP.
+ * from it); `q[k]` the quantized stream(s): one merged stream (q[0]) in
+ * STREAM_MERGED, one per bit group in STREAM_PER_GROUP, one per bit index in
+ * STREAM_PER_BIT, none in STREAM_FP.
  *
  * Every random draw comes from rng_mix(seed, block, epoch, step), so a
  * block's result depends only on its inputs and the config. */
@@ -20,7 +21,7 @@
 typedef struct {
     int n_seq, T, C;
     float *fp;
-    float *q[QN_GROUPS];
+    float *q[QMAX_NBITS];
 } Streams;
 
 int streams_init(Streams *s, const QuantConfig *qc, int n_seq, int T, int C, QErr *err);

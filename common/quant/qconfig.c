@@ -128,5 +128,5 @@ const char *quant_method_name(QuantMethod m) {
 }
 
 const char *quant_stream_name(StreamMode s) {
-    return s == STREAM_MERGED ? "merged" : s == STREAM_PER_GROUP ? "per-group" : "fp";
+    return s == STREAM_MERGED ? "merged" : s == STREAM_PER_GROUP ? "per-group" : s == STREAM_PER_BIT ? "per-bit" : "fp";
 }

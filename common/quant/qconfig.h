@@ -16,9 +16,10 @@ typedef enum { METHOD_QUEPT = 0, METHOD_RTN = 1, METHOD_GPTQ = 2 } QuantMethod;
 
 /* Which quantized input stream block j trains on:
  *   MERGED     one stream, MB-ToMe merge of the bit groups (the reference)
- *   PER_GROUP  one stream per bit group, each advanced at its own bits
+ *   PER_GROUP  one stream per bit group, each advanced at a random bit of it
+ *   PER_BIT    one stream per bit width, each advanced at its own bit
  *   FP         the full-precision stream (no quantized stream at all) */
-typedef enum { STREAM_MERGED = 0, STREAM_PER_GROUP = 1, STREAM_FP = 2 } StreamMode;
+typedef enum { STREAM_MERGED = 0, STREAM_PER_GROUP = 1, STREAM_FP = 2, STREAM_PER_BIT = 3 } StreamMode;
 
 /* The four bit groups of the multi-bit objective. */
 #define QN_GROUPS 4
