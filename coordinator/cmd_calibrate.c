@@ -30,21 +30,23 @@ static const char *HELP =
     "  --rank-low R        adapter rank for 2-4 bits (default 192)\n"
     "  --rank-mid R        adapter rank for 5-6 bits (default 128)\n"
     "  --rank-high R       adapter rank for 7-8 bits (default 64)\n"
-    "  --rank-ref-width W  scale ranks by min(in,out)/W (default 0: absolute)\n"
+    "  --rank-ref-width W  scale ranks by min(in,out)/W (default 4096; 0: absolute)\n"
     "  --rank-cap X        rank <= X * min(in,out) (default 1.0)\n"
     "  --adapter-mode N    0: adapter before quantization (default), 1: after scaling\n"
     "  --no-lwc            turn learnable clipping off\n"
     "  --lwc-init-low X    initial clipping logit for 2-4 bits (default 4.0)\n"
-    "  --lwc-init-high X   initial clipping logit for 5-8 bits (default 4.0)\n"
+    "  --lwc-init-high X   initial clipping logit for 5-8 bits (default 8.0)\n"
     "  --loss l1|l2        reconstruction loss (default l1)\n"
     "  --merge-keep X      MB-ToMe: share of tokens kept from the highest bit (0.5)\n"
-    "  --stream S          quantized input stream: per-group (default) | merged\n"
-    "                      (the reference's MB-ToMe stream) | fp\n"
+    "  --stream S          quantized input stream: per-bit (default) | per-group |\n"
+    "                      merged (the reference's MB-ToMe stream) | fp\n"
     "  --normalize-loss    divide each bit's loss by its starting loss\n"
-    "  --prefix-grad-stop  lower bit groups do not train higher groups' ranks\n"
+    "  --prefix-grad-stop / --no-prefix-grad-stop\n"
+    "                      lower bit groups do not train higher groups' ranks\n"
     "                      (default on; off with --reference-method)\n"
     "  --reference-method  the faithful QuEPT reference settings (merged stream,\n"
-    "                      shared-rank gradients) before the flags above apply\n"
+    "                      absolute ranks, logits 4.0, shared-rank gradients, no\n"
+    "                      fallback) before the flags above apply\n"
     "  --fallback / --no-fallback  per block and bit, keep the trained adapters,\n"
     "                      drop them, or fall back to RTN, by the held-out loss\n"
     "                      (default on; off with --reference-method)\n"
@@ -65,7 +67,7 @@ int cmd_calibrate(int argc, char **argv) {
                   {"rank-high", 1, 0},      {"rank-ref-width", 1, 0}, {"rank-cap", 1, 0},
                   {"adapter-mode", 1, 0},   {"no-lwc", 0, 0},        {"loss", 1, 0},
                   {"merge-keep", 1, 0},     {"stream", 1, 0},        {"normalize-loss", 0, 0},
-                  {"prefix-grad-stop", 0, 0}, {"reference-method", 0, 0}, {"quiet", 0, 0},
+                  {"prefix-grad-stop", 0, 0}, {"no-prefix-grad-stop", 0, 0}, {"reference-method", 0, 0}, {"quiet", 0, 0},
                   {"lwc-init-low", 1, 0},   {"lwc-init-high", 1, 0},
                   {"holdout", 1, 0},        {"no-fallback", 0, 0}, {"fallback", 0, 0}};
     int no = sizeof o / sizeof o[0], npos;
@@ -147,6 +149,7 @@ int cmd_calibrate(int argc, char **argv) {
     if (cli_get(o, no, "no-lwc")) qc.lwc = 0;
     if (cli_get(o, no, "normalize-loss")) qc.normalize_loss = 1;
     if (cli_get(o, no, "prefix-grad-stop")) qc.prefix_grad_stop = 1;
+    if (cli_get(o, no, "no-prefix-grad-stop")) qc.prefix_grad_stop = 0;
     CalibJob job = {cli_get(o, no, "model"), cli_get(o, no, "data"), cli_get(o, no, "out"),
                     max_seqs, cli_get(o, no, "quiet") != NULL};
     if (!job.model_path || !job.data_path || !job.out_path) {

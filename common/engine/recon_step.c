@@ -1,10 +1,59 @@
-/* recon_step.c — one bit's training step (see recon_step.h). */
+/* recon_step.c — one bit's training step (see recon_step.h).
+ *
+ * The step runs the block's forward and backward itself, composed from the
+ * layers (common/nn/layers.h) in exactly the order and with exactly the
+ * arithmetic of block_forward / block_backward (block.c,
+ * block_backward.c), so its results are the same; what differs is where
+ * things live, to keep the step's memory near the analytic minimum
+ * (weights + trainables + optimizer state + one forward's activations):
+ *
+ *   - One weight buffer S (the largest linear's wq slot) holds the
+ *     fake-quantized weight of ONE linear at a time: the forward builds each
+ *     linear's weight just before its matmul; the backward rebuilds the
+ *     weights of gate, up and o for their input gradients (down's is still
+ *     in S after the forward; q, k, v need none, see below). fq_forward is
+ *     deterministic, so the rebuilt weight is bitwise the forward's.
+ *   - Each weight gradient dW is computed in slices of SLICE_ROWS output
+ *     rows into b->work and consumed by fq_backward of that slice right away
+ *     (the rest of b->work is its work buffer), so there are no seven dW
+ *     buffers and no memsets of them (the gradient sgemms write with beta = 0
+ *     instead of accumulating into zeroed buffers). The quantizer is
+ *     row-separable, so the forward quantizes in the same slices, and the
+ *     saved grid (b->fqs[l]) is laid out slice by slice.
+ *   - Activation gradients overwrite activations that are dead by then:
+ *     dout and dh1 live in a->tmp, dswi in a->swi (after dW_down), dgate and
+ *     dup in a->gate and a->up, dln2 in a->ln2 (after dW_gate, dW_up), datty
+ *     in a->atty (after dW_o), dq / dk / dv in a->gate / a->up when they fit
+ *     (else in bscratch). b->out keeps the block output.
+ *   - The gradient of the block input is not computed (nothing uses it):
+ *     this skips the dX products of q, k, v and the first rmsnorm backward.
+ *     block_backward (which does compute dx) is unchanged.
+ * The remaining wq slots are allocated for the callers that build all seven
+ * weights at once (recon.c's token merge); the step itself never touches
+ * them. dW[] and dx are not allocated (NULL). */
 #include "recon_step.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Output rows per slice of a weight gradient (a multiple of fakequant.c's
+ * row chunks, so slicing does not change its sgemm calls). */
+#define SLICE_ROWS 256
+
+/* The linear whose wq slot is the step's one weight buffer (the largest). */
+static int weight_slot(const QBlockParams *p) {
+    int big = 0;
+    for (int l = 1; l < N_LIN; l++)
+        if ((size_t)p->lin[l].out * p->lin[l].in > (size_t)p->lin[big].out * p->lin[big].in) big = l;
+    return big;
+}
+
+/* Whether dq fits in a->gate and dk, dv in a->up (all (N, H)). */
+static int attn_grads_fit(const ModelConfig *c) {
+    return c->n_heads * c->head_dim <= c->hidden_dim && 2 * c->n_kv_heads * c->head_dim <= c->hidden_dim;
+}
 
 void recon_step_free(ReconStep *b) {
     block_acts_free(&b->acts);
@@ -27,12 +76,14 @@ int recon_step_init(ReconStep *b, const ModelConfig *c, const QBlockParams *p, i
                               int T, QErr *err) {
     memset(b, 0, sizeof *b);
     if (block_acts_init(&b->acts, c, B, T, 1, err) != 0) return -1;
-    size_t NC = (size_t)B * T * c->dim, maxw = 0, maxs = 0;
-    b->out = malloc(NC * sizeof(float));
-    b->dout = malloc(NC * sizeof(float));
-    b->dx = malloc(NC * sizeof(float));
-    b->bscratch = malloc(block_backward_scratch_floats(c, B, T) * sizeof(float));
-    int ok = b->out && b->dout && b->dx && b->bscratch;
+    size_t N = (size_t)B * T, NC = N * c->dim, maxw = 0, maxa = 0;
+    size_t QD = (size_t)c->n_heads * c->head_dim, KVD = (size_t)c->n_kv_heads * c->head_dim;
+    b->out = malloc(NC * sizeof(float)); /* the block output */
+    /* datt (T,T) of attention_backward, then dq, dk, dv if they do not fit
+     * in the dead MLP activations */
+    size_t nbs = (size_t)T * T + (attn_grads_fit(c) ? 0 : N * (QD + 2 * KVD));
+    b->bscratch = malloc(nbs * sizeof(float));
+    int ok = b->out && b->bscratch;
     for (int l = 0; l < N_LIN; l++) {
         const QLinear *q = &p->lin[l];
         size_t n = (size_t)q->out * q->in, ns = 0;
@@ -40,17 +91,19 @@ int recon_step_init(ReconStep *b, const ModelConfig *c, const QBlockParams *p, i
             size_t s = fq_scratch_floats(&q->spec[bi]);
             if (s > ns) ns = s;
         }
-        if (n > maxw) maxw = n;
-        if (ns > maxs) maxs = ns;
+        if ((size_t)SLICE_ROWS * q->in > maxw) maxw = (size_t)SLICE_ROWS * q->in;
+        size_t na = (size_t)q->R * (q->out + q->in);
+        if (na > maxa) maxa = na;
         b->wq[l] = malloc(n * sizeof(float));
         b->fqs[l] = malloc((ns ? ns : 1) * sizeof(float));
-        b->dW[l] = malloc(n * sizeof(float));
-        ok = ok && b->wq[l] && b->fqs[l] && b->dW[l];
+        ok = ok && b->wq[l] && b->fqs[l];
     }
-    b->work = malloc(maxw * sizeof(float));
+    /* one slice of a weight gradient, then fq_backward's work for it */
+    b->work = malloc(2 * maxw * sizeof(float));
     b->g_lwc = malloc((p->n_lwc ? p->n_lwc : 1) * sizeof(float));
     b->g_adapter = malloc((p->n_adapter ? p->n_adapter : 1) * sizeof(float));
-    b->g_adapter_bit = malloc((p->n_adapter ? p->n_adapter : 1) * sizeof(float));
+    /* one linear's adapter gradient at a time (prefix_grad_stop) */
+    b->g_adapter_bit = malloc((maxa ? maxa : 1) * sizeof(float));
     ok = ok && b->work && b->g_lwc && b->g_adapter && b->g_adapter_bit;
     if (!ok) {
         recon_step_free(b);
@@ -59,8 +112,79 @@ int recon_step_init(ReconStep *b, const ModelConfig *c, const QBlockParams *p, i
     return 0;
 }
 
+/* Where the step's fake-quantized weights come from: bit index bi of p on
+ * w, trained (fq_forward) or round-to-nearest (fq_rtn). */
+typedef struct {
+    const QBlockParams *p;
+    const BlockWeights *w;
+    int bi, rtn;
+} WeightSrc;
+
+/* The spec of rows [o0, o0+m) of a linear (the quantizer is row-separable:
+ * the rows' groups, logits, Bd rows and saved grid are independent of the
+ * other rows'; only dBu sums over rows). */
+static FqSpec slice_spec(const FqSpec *s, int m) {
+    FqSpec r = *s;
+    r.out = m;
+    return r;
+}
+
+/* Builds linear l's fake-quantized weight into buf (as qblock_build /
+ * qblock_build_rtn do, slice by slice); fills scratch (laid out slice by
+ * slice) for fq_backward unless NULL. */
+static const float *build_weight(const WeightSrc *s, int l, float *buf, float *scratch) {
+    const QLinear *q = &s->p->lin[l];
+    const FqSpec *sp = &q->spec[s->bi];
+    const float *W = qblock_linear_weight(s->w, l);
+    const size_t ng = (size_t)fq_ngroups(sp);
+    const float *Bd = s->p->adapter + q->off_Bd, *Bu = s->p->adapter + q->off_Bu;
+    const float *gam = s->p->lwc + q->off_gamma[s->bi], *bet = s->p->lwc + q->off_beta[s->bi];
+    for (int o0 = 0; o0 < q->out; o0 += SLICE_ROWS) {
+        const int m = q->out - o0 < SLICE_ROWS ? q->out - o0 : SLICE_ROWS;
+        const FqSpec sl = slice_spec(sp, m);
+        const size_t wo = (size_t)o0 * q->in, go = (size_t)o0 * ng;
+        if (s->rtn)
+            fq_rtn(&sl, W + wo, buf + wo);
+        else
+            fq_forward(&sl, W + wo, Bd + (size_t)o0 * q->R, Bu, gam + go, bet + go, buf + wo,
+                       scratch ? scratch + 4 * go : NULL);
+    }
+    return buf;
+}
+
+/* block_forward (block.c) with each linear's weight built into buf just
+ * before its matmul; fqs[l] (may be NULL) receive fq_forward's scratch.
+ * On return buf holds w_down's weight. */
+static void step_forward(const ModelConfig *c, const WeightSrc *src, BlockActs *a, const float *x,
+                         float *out, float *buf, float *const *fqs) {
+    const BlockWeights *w = src->w;
+    int B = a->B, T = a->T, N = B * T, C = c->dim, H = c->hidden_dim;
+    int QD = c->n_heads * c->head_dim, KVD = c->n_kv_heads * c->head_dim;
+    size_t NC = (size_t)N * C;
+#define W_(l) build_weight(src, (l), buf, fqs ? fqs[(l)] : NULL)
+    rmsnorm_forward(a->ln1, a->ln1_rstd, x, w->attn_norm, N, C, c->norm_eps);
+    matmul_forward(a->q, a->ln1, W_(LIN_Q), w->bq, N, C, QD);
+    matmul_forward(a->k, a->ln1, W_(LIN_K), w->bk, N, C, KVD);
+    matmul_forward(a->v, a->ln1, W_(LIN_V), w->bv, N, C, KVD);
+    rope_forward(a->q, &a->rope, B, T, c->n_heads);
+    rope_forward(a->k, &a->rope, B, T, c->n_kv_heads);
+    attention_forward(a->atty, a->att, a->q, a->k, a->v, B, T, c->n_heads, c->n_kv_heads,
+                      c->head_dim, a->save_att);
+    matmul_forward(a->tmp, a->atty, W_(LIN_O), NULL, N, QD, C);
+    residual_forward(a->h1, x, a->tmp, NC);
+
+    rmsnorm_forward(a->ln2, a->ln2_rstd, a->h1, w->mlp_norm, N, C, c->norm_eps);
+    matmul_forward(a->gate, a->ln2, W_(LIN_GATE), NULL, N, C, H);
+    matmul_forward(a->up, a->ln2, W_(LIN_UP), NULL, N, C, H);
+    swiglu_forward(a->swi, a->gate, a->up, (size_t)N * H);
+    matmul_forward(a->tmp, a->swi, W_(LIN_DOWN), NULL, N, H, C);
+    residual_forward(out, a->h1, a->tmp, NC);
+#undef W_
+}
+
 /* Reconstruction loss of out vs target (N = B*T rows of C) and its gradient:
- * |d| (or d^2) summed over tokens, averaged over batch and hidden. */
+ * |d| (or d^2) summed over tokens, averaged over batch and hidden. dout may
+ * alias out (each element is read before it is written). */
 double recon_loss(const float *out, const float *target, float *dout, int B, int T, int C,
                          int l2, float grad_scale) {
     size_t n = (size_t)B * T * C;
@@ -84,15 +208,14 @@ double recon_loss(const float *out, const float *target, float *dout, int B, int
 double recon_eval_loss(const ModelConfig *c, const QuantConfig *qc, const QBlockParams *p,
                         const BlockWeights *w, ReconStep *b, int bi, int rtn, const float *in,
                         const float *target, int n_seq, int T) {
-    BlockWeights view;
-    if (rtn) qblock_build_rtn(p, w, bi, b->wq, &view);
-    else qblock_build(p, w, bi, p->lwc, p->adapter, b->wq, NULL, &view);
+    WeightSrc src = {p, w, bi, rtn};
+    float *buf = b->wq[weight_slot(p)];
     int B = b->acts.B;
     size_t stride = (size_t)T * c->dim;
     double sum = 0.0;
     int nb = 0;
     for (int s0 = 0; s0 + B <= n_seq; s0 += B, nb++) {
-        block_forward(c, &view, &b->acts, in + s0 * stride, b->out);
+        step_forward(c, &src, &b->acts, in + s0 * stride, b->out, buf, NULL);
         sum += recon_loss(b->out, target + s0 * stride, NULL, B, T, c->dim, qc->loss_l2, 1.0f);
     }
     return nb ? sum / nb : 0.0;
@@ -116,41 +239,124 @@ static int higher_groups_rank(const QBlockParams *p, const QuantConfig *qc, int 
     return r;
 }
 
+/* The weight gradient of linear l, dW = dY^T X (dY (N, out), X (N, in)),
+ * slice by slice into b->work, each slice consumed by fq_backward at bit
+ * index bi (whose work buffer is the second half of b->work). With
+ * prefix_grad_stop, the adapter
+ * gradient goes through b->g_adapter_bit and only the ranks above the higher
+ * groups' reach g_adapter. */
+static void linear_backward(const QuantConfig *qc, const QBlockParams *p, const BlockWeights *w,
+                            ReconStep *b, int bi, int l, const float *dY, const float *X, int N) {
+    const QLinear *q = &p->lin[l];
+    const FqSpec *s = &q->spec[bi];
+    const size_t ng = (size_t)fq_ngroups(s);
+    const float *W = qblock_linear_weight(w, l);
+    const float *Bd = p->adapter + q->off_Bd, *Bu = p->adapter + q->off_Bu;
+    const float *gam = p->lwc + q->off_gamma[bi], *bet = p->lwc + q->off_beta[bi];
+    float *dgam = b->g_lwc + q->off_gamma[bi], *dbet = b->g_lwc + q->off_beta[bi];
+    float *gBd = b->g_adapter + q->off_Bd, *gBu = b->g_adapter + q->off_Bu;
+    float *dW = b->work, *work = b->work + (size_t)SLICE_ROWS * q->in;
+    int r0 = qc->prefix_grad_stop && s->rank > 0 ? higher_groups_rank(p, qc, l, bi) : 0;
+    if (r0 > 0) { /* this linear's adapter gradient alone, zeroed */
+        gBd = b->g_adapter_bit;
+        gBu = gBd + (size_t)q->out * q->R;
+        memset(gBd, 0, (size_t)q->R * (q->out + q->in) * sizeof(float));
+    }
+    for (int o0 = 0; o0 < q->out; o0 += SLICE_ROWS) {
+        const int m = q->out - o0 < SLICE_ROWS ? q->out - o0 : SLICE_ROWS;
+        const FqSpec sl = slice_spec(s, m);
+        const size_t go = (size_t)o0 * ng, bo = (size_t)o0 * q->R;
+        /* dW[rows] (m, in) = dY[:, rows]^T X */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, q->in, N, 1.0f, dY + o0, q->out, X,
+                    q->in, 0.0f, dW, q->in);
+        fq_backward(&sl, W + (size_t)o0 * q->in, Bd + bo, Bu, gam + go, bet + go,
+                    b->fqs[l] + 4 * go, dW, dgam + go, dbet + go, s->rank ? gBd + bo : NULL,
+                    s->rank ? gBu : NULL, work);
+    }
+    if (r0 > 0) {
+        for (int o = 0; o < q->out; o++)
+            for (int k = r0; k < s->rank; k++)
+                b->g_adapter[q->off_Bd + (size_t)o * q->R + k] += gBd[(size_t)o * q->R + k];
+        for (size_t i = (size_t)r0 * q->in; i < (size_t)s->rank * q->in; i++)
+            b->g_adapter[q->off_Bu + i] += gBu[i];
+    }
+}
+
+/* dst (M,N) = op(A) @ B with beta = 0: a layer's gradient product written
+ * in place of accumulating into a zeroed buffer (the same values). */
+static void gemm0(int transA, int M, int N, int K, const float *A, int lda, const float *Bm,
+                  int ldb, float beta, float *dst, int ldd) {
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A,
+                lda, Bm, ldb, beta, dst, ldd);
+}
+
+/* swiglu_backward in place: gate <- dgate, up <- dup (from dout = dswi),
+ * through the layer function on small zeroed chunks. */
+static void swiglu_backward_inplace(float *gate, float *up, const float *dswi, size_t n) {
+    enum { CH = 2048 };
+    float dg[CH], du[CH];
+    for (size_t i = 0; i < n; i += CH) {
+        size_t m = n - i < CH ? n - i : CH;
+        memset(dg, 0, m * sizeof(float));
+        memset(du, 0, m * sizeof(float));
+        swiglu_backward(dg, du, dswi + i, gate + i, up + i, m);
+        memcpy(gate + i, dg, m * sizeof(float));
+        memcpy(up + i, du, m * sizeof(float));
+    }
+}
+
 /* One training step's work for bit index bi: forward, loss, backward into
- * b->g_lwc / b->g_adapter. Returns the (unnormalised) loss. */
+ * b->g_lwc / b->g_adapter. Returns the (unnormalised) loss. The order and
+ * arithmetic are block_backward's (block_backward.c), minus the block-input
+ * gradient; see the top of this file for where each tensor lives. */
 double recon_step_bit(const ModelConfig *c, const QuantConfig *qc, const QBlockParams *p,
                         const BlockWeights *w, ReconStep *b, int bi, const float *x,
                         const float *target, float grad_scale) {
-    BlockWeights view;
-    qblock_build(p, w, bi, p->lwc, p->adapter, b->wq, b->fqs, &view);
-    int B = b->acts.B, T = b->acts.T;
-    size_t NC = (size_t)B * T * c->dim;
-    block_forward(c, &view, &b->acts, x, b->out);
-    double loss = recon_loss(b->out, target, b->dout, B, T, c->dim, qc->loss_l2, grad_scale);
-    BlockWeightGrads gw = {b->dW[LIN_Q], b->dW[LIN_K], b->dW[LIN_V], b->dW[LIN_O],
-                           b->dW[LIN_GATE], b->dW[LIN_UP], b->dW[LIN_DOWN]};
-    for (int l = 0; l < N_LIN; l++)
-        memset(b->dW[l], 0, sizeof(float) * (size_t)p->lin[l].out * p->lin[l].in);
-    memset(b->dx, 0, NC * sizeof(float));
-    block_backward(c, &view, &b->acts, x, b->dout, b->dx, &gw, b->bscratch);
-    float *gad = qc->prefix_grad_stop ? b->g_adapter_bit : b->g_adapter;
-    if (qc->prefix_grad_stop) memset(gad, 0, p->n_adapter * sizeof(float));
-    for (int l = 0; l < N_LIN; l++) {
-        const QLinear *q = &p->lin[l];
-        const FqSpec *s = &q->spec[bi];
-        fq_backward(s, qblock_linear_weight(w, l), p->adapter + q->off_Bd, p->adapter + q->off_Bu,
-                    p->lwc + q->off_gamma[bi], p->lwc + q->off_beta[bi], b->fqs[l], b->dW[l],
-                    b->g_lwc + q->off_gamma[bi], b->g_lwc + q->off_beta[bi],
-                    s->rank ? gad + q->off_Bd : NULL, s->rank ? gad + q->off_Bu : NULL, b->work);
-        if (qc->prefix_grad_stop && s->rank > 0) {
-            int r0 = higher_groups_rank(p, qc, l, bi);
-            for (int o = 0; o < q->out; o++)
-                for (int k = r0; k < s->rank; k++)
-                    b->g_adapter[q->off_Bd + (size_t)o * q->R + k] += gad[q->off_Bd + (size_t)o * q->R + k];
-            for (size_t i = (size_t)r0 * q->in; i < (size_t)s->rank * q->in; i++)
-                b->g_adapter[q->off_Bu + i] += gad[q->off_Bu + i];
-        }
+    BlockActs *a = &b->acts;
+    int B = a->B, T = a->T, N = B * T, C = c->dim, H = c->hidden_dim;
+    int NH = c->n_heads, NKV = c->n_kv_heads, hd = c->head_dim;
+    int QD = NH * hd, KVD = NKV * hd;
+    float *S = b->wq[weight_slot(p)];
+    WeightSrc src = {p, w, bi, 0};
+
+    step_forward(c, &src, a, x, b->out, S, b->fqs);
+    float *dh1 = a->tmp; /* dout, then dh1 */
+    double loss = recon_loss(b->out, target, dh1, B, T, C, qc->loss_l2, grad_scale);
+
+    /* out = h1 + W_down swiglu(W_gate ln2, W_up ln2), ln2 = rmsnorm(h1);
+     * S still holds W_down's fake-quantized weight */
+    linear_backward(qc, p, w, b, bi, LIN_DOWN, dh1, a->swi, N); /* dW_down = dout^T swi */
+    gemm0(0, N, H, C, dh1, C, S, H, 0.0f, a->swi, H);          /* dswi = dout W_down */
+    swiglu_backward_inplace(a->gate, a->up, a->swi, (size_t)N * H);
+    linear_backward(qc, p, w, b, bi, LIN_GATE, a->gate, a->ln2, N); /* dW_gate = dgate^T ln2 */
+    linear_backward(qc, p, w, b, bi, LIN_UP, a->up, a->ln2, N);     /* dW_up = dup^T ln2 */
+    float *dln2 = a->ln2; /* ln2 is dead now */
+    build_weight(&src, LIN_GATE, S, NULL);
+    gemm0(0, N, C, H, a->gate, H, S, C, 0.0f, dln2, C);        /* dln2 = dgate W_gate */
+    build_weight(&src, LIN_UP, S, NULL);
+    gemm0(0, N, C, H, a->up, H, S, C, 1.0f, dln2, C);          /* dln2 += dup W_up */
+    rmsnorm_backward(dh1, NULL, dln2, a->h1, w->mlp_norm, a->ln2_rstd, N, C);
+
+    /* h1 = x + W_o attention(rope(W_q ln1), rope(W_k ln1), W_v ln1) */
+    linear_backward(qc, p, w, b, bi, LIN_O, dh1, a->atty, N);  /* dW_o = dh1^T atty */
+    build_weight(&src, LIN_O, S, NULL);
+    gemm0(0, N, QD, C, dh1, C, S, QD, 0.0f, a->atty, QD);      /* datty = dh1 W_o */
+    float *datt = b->bscratch, *dq, *dk, *dv;
+    if (attn_grads_fit(c)) {
+        dq = a->gate;
+        dk = a->up;
+    } else {
+        dq = datt + (size_t)T * T;
+        dk = dq + (size_t)N * QD;
     }
+    dv = dk + (size_t)N * KVD;
+    memset(dq, 0, (size_t)N * QD * sizeof(float));
+    memset(dk, 0, 2 * (size_t)N * KVD * sizeof(float));
+    attention_backward(dq, dk, dv, datt, a->atty, a->q, a->k, a->v, a->att, B, T, NH, NKV, hd);
+    rope_backward(dq, &a->rope, B, T, NH);
+    rope_backward(dk, &a->rope, B, T, NKV);
+    linear_backward(qc, p, w, b, bi, LIN_Q, dq, a->ln1, N); /* dW_q = dq^T ln1 */
+    linear_backward(qc, p, w, b, bi, LIN_K, dk, a->ln1, N); /* dW_k = dk^T ln1 */
+    linear_backward(qc, p, w, b, bi, LIN_V, dv, a->ln1, N); /* dW_v = dv^T ln1 */
     return loss;
 }
-

@@ -64,7 +64,11 @@ void rope_backward(float *dx, const RopeTable *rt, int B, int T, int n_heads) {
  *   dS  = P * (dP - rowsum(dP * P))
  *   dQ_h += scale * dS K_h         dK_h += scale * dS^T Q_h
  * Query heads h of one group share kv head h / group, so dK/dV accumulate
- * over the group. Strides are those of attention_forward. */
+ * over the group. Strides are those of attention_forward. The products run
+ * on row tiles of ATT_TILE queries [t0, t1), which only involve keys
+ * [0, t1): the blocks above the diagonal (P = dS = 0 there) are skipped. */
+#define ATT_TILE 128
+
 void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *dout,
                         const float *q, const float *k, const float *v, const float *att,
                         int B, int T, int NH, int NKV, int hd) {
@@ -77,30 +81,36 @@ void attention_backward(float *dq, float *dk, float *dv, float *datt, const floa
             size_t kvoff = (size_t)b * T * KVD + (size_t)kvh * hd;
             const float *P = att + ((size_t)b * NH + h) * T * T;
             const float *doh = dout + qoff;
-            /* dP (T,T) = dO_h (T,hd) V_h^T (hd,T) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, doh, QD,
-                        v + kvoff, KVD, 0.0f, datt, T);
-            /* dV_h (T,hd) += P^T (T,T) dO_h (T,hd) */
-            if (dv)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, doh, QD,
-                            1.0f, dv + kvoff, KVD);
-            /* softmax backward, in place on datt; the masked upper triangle is 0 */
-            for (int t = 0; t < T; t++) {
-                const float *p = P + (size_t)t * T;
-                float *d = datt + (size_t)t * T;
-                float dot = 0.0f;
-                for (int s = 0; s <= t; s++) dot += d[s] * p[s];
-                for (int s = 0; s <= t; s++) d[s] = p[s] * (d[s] - dot);
-                for (int s = t + 1; s < T; s++) d[s] = 0.0f;
+            for (int t0 = 0; t0 < T; t0 += ATT_TILE) {
+                int t1 = t0 + ATT_TILE < T ? t0 + ATT_TILE : T, m = t1 - t0;
+                const float *Pt = P + (size_t)t0 * T;
+                const float *dot0 = doh + (size_t)t0 * QD;
+                float *dSt = datt + (size_t)t0 * T;
+                /* dP[t0:t1, 0:t1] = dO_h[t0:t1] V_h[0:t1]^T */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, t1, hd, 1.0f, dot0, QD,
+                            v + kvoff, KVD, 0.0f, dSt, T);
+                /* dV_h[0:t1] += P[t0:t1, 0:t1]^T dO_h[t0:t1] */
+                if (dv)
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t1, hd, m, 1.0f, Pt, T,
+                                dot0, QD, 1.0f, dv + kvoff, KVD);
+                /* softmax backward, in place on the tile's rows of datt */
+                for (int t = t0; t < t1; t++) {
+                    const float *p = P + (size_t)t * T;
+                    float *d = datt + (size_t)t * T;
+                    float dot = 0.0f;
+                    for (int s = 0; s <= t; s++) dot += d[s] * p[s];
+                    for (int s = 0; s <= t; s++) d[s] = p[s] * (d[s] - dot);
+                    for (int s = t + 1; s < t1; s++) d[s] = 0.0f;
+                }
+                /* dQ_h[t0:t1] += scale * dS[t0:t1, 0:t1] K_h[0:t1] */
+                if (dq)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, t1, scale, dSt,
+                                T, k + kvoff, KVD, 1.0f, dq + qoff + (size_t)t0 * QD, QD);
+                /* dK_h[0:t1] += scale * dS[t0:t1, 0:t1]^T Q_h[t0:t1] */
+                if (dk)
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t1, hd, m, scale, dSt, T,
+                                q + qoff + (size_t)t0 * QD, QD, 1.0f, dk + kvoff, KVD);
             }
-            /* dQ_h (T,hd) += scale * dS (T,T) K_h (T,hd) */
-            if (dq)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, datt, T,
-                            k + kvoff, KVD, 1.0f, dq + qoff, QD);
-            /* dK_h (T,hd) += scale * dS^T (T,T) Q_h (T,hd) */
-            if (dk)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, datt, T,
-                            q + qoff, QD, 1.0f, dk + kvoff, KVD);
         }
     }
 }

@@ -1,11 +1,23 @@
 /* fakequant.c — LWC fake quantization with MB-CLoRA adapters, forward and
  * backward. The math and its gradients are spelled out in fakequant.h.
  *
- * Layout of the work: the adapter product goes through cblas_sgemm; every
- * other step is a per-group loop over contiguous floats (min/max, quantize,
- * gradient) that the compiler vectorises. The per-group kernels are written
- * once and shared by forward, backward, codes and RTN, so all of them use the
- * same grid bit for bit. */
+ * Layout of the work: the weight is processed in chunks of whole rows
+ * (chunk_rows: ~2 MB of floats), so that the adapter product of a chunk
+ * (cblas_sgemm), the per-group loops over it (min/max, quantize, gradient)
+ * and, in the backward, the two adapter-gradient sgemms that read it all
+ * find it in cache. The forward and the backward use the same chunks, so the
+ * backward's recomputed X is bitwise the forward's. Rows are independent
+ * everywhere except in dBu += Bd^T dA, which sums over rows: chunking only
+ * changes the order of that sum.
+ *
+ * The per-group kernels are written once and shared by forward, backward,
+ * codes and RTN, so all of them use the same grid bit for bit. On x86-64
+ * CPUs with AVX2 (checked at run time; the build targets x86-64-v2) the
+ * mode-0 kernels run as 8-wide AVX2 code doing exactly the scalar code's
+ * per-element operations (IEEE division, round-to-nearest-even, the same
+ * compare/select order, no FMA contraction), so What, the codes, the scales
+ * and zero points, and dX are bitwise those of the scalar code; only the
+ * per-group sum of the scale gradient is added in a different order. */
 #include "fakequant.h"
 
 #include <cblas.h>
@@ -13,7 +25,16 @@
 #include <math.h>
 #include <string.h>
 
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#define FQ_X86 1
+#include <immintrin.h>
+#endif
+
 #define FQ_SCALE_MIN 1e-5f
+/* A chunk is ~FQ_CHUNK_FLOATS floats of whole rows, at least FQ_CHUNK_MIN_ROWS
+ * rows (smaller sgemms lose efficiency). */
+#define FQ_CHUNK_FLOATS (1 << 19)
+#define FQ_CHUNK_MIN_ROWS 128
 
 int fq_spec_check(const FqSpec *s, QErr *err) {
     if (!s) return qerr_set(err, "fakequant: spec is NULL");
@@ -148,69 +169,277 @@ static void grp_dx_wa(const float *w, const float *a, const float *dy, int n, fl
     }
 }
 
-/* ------------------------------------------------------------------------ */
-
-/* dst (out, in) = Bd[:, :r] @ Bu[:r, :] + beta*dst. */
-static void adapter_product(const FqSpec *s, const float *Bd, const float *Bu, float beta,
-                            float *dst) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->out, s->in, s->rank, 1.0f, Bd, s->R,
-                Bu, s->in, beta, dst, s->in);
+/* Mode 0: the number of elements equal to xmax and to xmin. */
+static void grp_ties(const float *x, int n, float xmax, float xmin, int *cmax, int *cmin) {
+    int a = 0, b = 0;
+    for (int j = 0; j < n; j++) {
+        a += x[j] == xmax;
+        b += x[j] == xmin;
+    }
+    *cmax = a;
+    *cmin = b;
 }
 
-/* Fills buf with X = W + A (mode 0) or A (mode 1) when rank > 0; returns the
- * pointer the grid statistics come from (X, or W) and sets *adapter to A in
- * mode 1 (NULL otherwise). */
-static const float *prepare_x(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
-                              float *buf, const float **adapter) {
+/* Mode 0: dx[j] = masked dy[j] (STE, clamp mask) plus amax / amin at the
+ * elements equal to gmax / gmin. dx may equal x. */
+static void grp_dx_x(const float *x, const float *dy, int n, float s, float z, float qmax,
+                     float gmax, float gmin, float amax, float amin, float *dx) {
+    for (int j = 0; j < n; j++) {
+        float xv = x[j];
+        float t = nearbyintf(xv / s) + z;
+        float d = (t >= 0.0f && t <= qmax) ? dy[j] : 0.0f;
+        d += xv == gmax ? amax : 0.0f;
+        d += xv == gmin ? amin : 0.0f;
+        dx[j] = d;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* AVX2 versions of the mode-0 kernels: the same per-element operations as
+ * the scalar ones above, 8 lanes at a time, scalar code for the tail.
+ * select(c, a, b) = c ? a : b is _mm256_blendv_ps(b, a, c); the clamps
+ * t < 0 ? 0 : t and t > qmax ? qmax : t are max(0, t) and min(qmax, t) with
+ * the constant first (MAXPS/MINPS return the second operand unless the
+ * first compares greater / less), which keeps -0 and NaN as the scalar
+ * code does. */
+#ifdef FQ_X86
+#define FQ_AVX2 __attribute__((target("avx2")))
+#define FQ_RND (_MM_FROUND_CUR_DIRECTION | _MM_FROUND_NO_EXC)
+
+FQ_AVX2 static void grp_minmax_avx2(const float *x, int n, float *xmax, float *xmin) {
+    if (n < 16) {
+        grp_minmax(x, n, xmax, xmin);
+        return;
+    }
+    __m256 mx = _mm256_set1_ps(x[0]), mn = mx;
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 v = _mm256_loadu_ps(x + j);
+        mx = _mm256_max_ps(v, mx); /* v > mx ? v : mx */
+        mn = _mm256_min_ps(v, mn); /* v < mn ? v : mn */
+    }
+    float a[8], b[8];
+    _mm256_storeu_ps(a, mx);
+    _mm256_storeu_ps(b, mn);
+    float m0 = a[0], m1 = b[0];
+    for (int l = 1; l < 8; l++) {
+        m0 = a[l] > m0 ? a[l] : m0;
+        m1 = b[l] < m1 ? b[l] : m1;
+    }
+    for (; j < n; j++) {
+        m0 = x[j] > m0 ? x[j] : m0;
+        m1 = x[j] < m1 ? x[j] : m1;
+    }
+    /* The scalar scan keeps the first of equal values; only +0 and -0 are
+     * equal but distinguishable: take the first zero's sign. */
+    if (m0 == 0.0f || m1 == 0.0f)
+        for (j = 0; j < n; j++)
+            if (x[j] == 0.0f) {
+                if (m0 == 0.0f) m0 = x[j];
+                if (m1 == 0.0f) m1 = x[j];
+                break;
+            }
+    *xmax = m0;
+    *xmin = m1;
+}
+
+FQ_AVX2 static void grp_quant_x_avx2(const float *x, int n, float s, float z, float qmax,
+                                     float *out) {
+    const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(z), vq = _mm256_set1_ps(qmax);
+    const __m256 v0 = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 t = _mm256_add_ps(_mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + j), vs), FQ_RND), vz);
+        t = _mm256_min_ps(vq, _mm256_max_ps(v0, t));
+        _mm256_storeu_ps(out + j, _mm256_mul_ps(_mm256_sub_ps(t, vz), vs));
+    }
+    if (j < n) grp_quant_x(x + j, n - j, s, z, qmax, out + j);
+}
+
+FQ_AVX2 static void grp_codes_x_avx2(const float *x, int n, float s, float z, float qmax,
+                                     uint8_t *codes) {
+    const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(z), vq = _mm256_set1_ps(qmax);
+    const __m256 v0 = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 t = _mm256_add_ps(_mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + j), vs), FQ_RND), vz);
+        t = _mm256_min_ps(vq, _mm256_max_ps(v0, t));
+        float tt[8];
+        _mm256_storeu_ps(tt, t);
+        for (int l = 0; l < 8; l++) codes[j + l] = (uint8_t)tt[l];
+    }
+    if (j < n) grp_codes_x(x + j, n - j, s, z, qmax, codes + j);
+}
+
+/* Also counts the ties with xmax / xmin (grp_ties) in the same pass. */
+FQ_AVX2 static float grp_dscale_ties_x_avx2(const float *x, const float *dy, int n, float s,
+                                            float z, float qmax, float xmax, float xmin,
+                                            int *cmax, int *cmin) {
+    const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(z), vq = _mm256_set1_ps(qmax);
+    const __m256 v0 = _mm256_setzero_ps(), vnz = _mm256_set1_ps(-z), vqz = _mm256_set1_ps(qmax - z);
+    const __m256 vmax = _mm256_set1_ps(xmax), vmin = _mm256_set1_ps(xmin);
+    __m256 acc = _mm256_setzero_ps();
+    __m256i ca = _mm256_setzero_si256(), cb = _mm256_setzero_si256();
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 xv = _mm256_loadu_ps(x + j);
+        __m256 u = _mm256_div_ps(xv, vs);
+        __m256 r = _mm256_round_ps(u, FQ_RND);
+        __m256 t = _mm256_add_ps(r, vz);
+        /* e = t < 0 ? -z : (t > qmax ? qmax - z : r - u) */
+        __m256 e = _mm256_blendv_ps(_mm256_sub_ps(r, u), vqz, _mm256_cmp_ps(t, vq, _CMP_GT_OQ));
+        e = _mm256_blendv_ps(e, vnz, _mm256_cmp_ps(t, v0, _CMP_LT_OQ));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_loadu_ps(dy + j), e));
+        /* each equal lane is all ones (-1): subtracting counts it */
+        ca = _mm256_sub_epi32(ca, _mm256_castps_si256(_mm256_cmp_ps(xv, vmax, _CMP_EQ_OQ)));
+        cb = _mm256_sub_epi32(cb, _mm256_castps_si256(_mm256_cmp_ps(xv, vmin, _CMP_EQ_OQ)));
+    }
+    float a[8];
+    int ia[8], ib[8];
+    _mm256_storeu_ps(a, acc);
+    _mm256_storeu_si256((__m256i *)ia, ca);
+    _mm256_storeu_si256((__m256i *)ib, cb);
+    float ds = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+    int na = 0, nb = 0;
+    for (int l = 0; l < 8; l++) {
+        na += ia[l];
+        nb += ib[l];
+    }
+    if (j < n) {
+        int ta, tb;
+        ds += grp_dscale_x(x + j, dy + j, n - j, s, z, qmax);
+        grp_ties(x + j, n - j, xmax, xmin, &ta, &tb);
+        na += ta;
+        nb += tb;
+    }
+    *cmax = na;
+    *cmin = nb;
+    return ds;
+}
+
+FQ_AVX2 static void grp_dx_x_avx2(const float *x, const float *dy, int n, float s, float z,
+                                  float qmax, float gmax, float gmin, float amax, float amin,
+                                  float *dx) {
+    const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(z), vq = _mm256_set1_ps(qmax);
+    const __m256 v0 = _mm256_setzero_ps();
+    const __m256 vgmax = _mm256_set1_ps(gmax), vgmin = _mm256_set1_ps(gmin);
+    const __m256 vamax = _mm256_set1_ps(amax), vamin = _mm256_set1_ps(amin);
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 xv = _mm256_loadu_ps(x + j);
+        __m256 t = _mm256_add_ps(_mm256_round_ps(_mm256_div_ps(xv, vs), FQ_RND), vz);
+        __m256 in = _mm256_and_ps(_mm256_cmp_ps(t, v0, _CMP_GE_OQ), _mm256_cmp_ps(t, vq, _CMP_LE_OQ));
+        __m256 d = _mm256_blendv_ps(v0, _mm256_loadu_ps(dy + j), in);
+        d = _mm256_add_ps(d, _mm256_blendv_ps(v0, vamax, _mm256_cmp_ps(xv, vgmax, _CMP_EQ_OQ)));
+        d = _mm256_add_ps(d, _mm256_blendv_ps(v0, vamin, _mm256_cmp_ps(xv, vgmin, _CMP_EQ_OQ)));
+        _mm256_storeu_ps(dx + j, d);
+    }
+    if (j < n) grp_dx_x(x + j, dy + j, n - j, s, z, qmax, gmax, gmin, amax, amin, dx + j);
+}
+
+static int fq_use_avx2(void) {
+    static int v = -1; /* a benign race: every thread computes the same value */
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx2") ? 1 : 0;
+    }
+    return v;
+}
+#else
+static int fq_use_avx2(void) { return 0; }
+#define grp_minmax_avx2 grp_minmax
+#define grp_quant_x_avx2 grp_quant_x
+#define grp_codes_x_avx2 grp_codes_x
+#define grp_dx_x_avx2 grp_dx_x
+static float grp_dscale_ties_x_avx2(const float *x, const float *dy, int n, float s, float z,
+                                    float qmax, float xmax, float xmin, int *cmax, int *cmin) {
+    grp_ties(x, n, xmax, xmin, cmax, cmin);
+    return grp_dscale_x(x, dy, n, s, z, qmax);
+}
+#endif
+
+/* ------------------------------------------------------------------------ */
+
+/* Rows per chunk (see the top of the file). */
+static int chunk_rows(const FqSpec *s) {
+    int r = FQ_CHUNK_FLOATS / s->in;
+    if (r < FQ_CHUNK_MIN_ROWS) r = FQ_CHUNK_MIN_ROWS;
+    return r < s->out ? r : s->out;
+}
+
+/* Rows [o0, o0+m) of the adapter product, Bd[o0:o0+m, :r] @ Bu[:r, :],
+ * added to buf (beta = 1) or written (beta = 0); buf is (m, in). */
+static void adapter_rows(const FqSpec *s, const float *Bd, const float *Bu, int o0, int m,
+                         float beta, float *buf) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, s->in, s->rank, 1.0f,
+                Bd + (size_t)o0 * s->R, s->R, Bu, s->in, beta, buf, s->in);
+}
+
+/* Rows [o0, o0+m): fills buf (m, in) with X = W + A (mode 0) or A (mode 1)
+ * when rank > 0; returns the rows the grid statistics come from (X in buf,
+ * or W's rows) and sets *adapter to A's rows in mode 1 (NULL otherwise). */
+static const float *prepare_rows(const FqSpec *s, const float *W, const float *Bd,
+                                 const float *Bu, int o0, int m, float *buf,
+                                 const float **adapter) {
+    const float *Wr = W + (size_t)o0 * s->in;
     *adapter = NULL;
-    if (s->rank == 0) return W;
+    if (s->rank == 0) return Wr;
     if (s->mode == FQ_ADAPTER_BEFORE_QUANT) {
-        memcpy(buf, W, (size_t)s->out * (size_t)s->in * sizeof(float));
-        adapter_product(s, Bd, Bu, 1.0f, buf);
+        memcpy(buf, Wr, (size_t)m * (size_t)s->in * sizeof(float));
+        adapter_rows(s, Bd, Bu, o0, m, 1.0f, buf);
         return buf;
     }
-    adapter_product(s, Bd, Bu, 0.0f, buf);
+    adapter_rows(s, Bd, Bu, o0, m, 0.0f, buf);
     *adapter = buf;
-    return W;
+    return Wr;
 }
 
 /* Grid of one group (n floats at row, logits at gamma/beta[gi]): s, z, and
  * the unclipped xmax, xmin. */
 static void group_grid(const FqSpec *s, const float *row, int n, const float *gamma,
-                       const float *beta, size_t gi, float qmax, float *sc, float *z, float *xmax,
-                       float *xmin) {
+                       const float *beta, size_t gi, float qmax, int avx2, float *sc, float *z,
+                       float *xmax, float *xmin) {
     float fg = 1.0f, fb = 1.0f;
     if (s->lwc) {
         fg = sigmoidf(gamma[gi]);
         fb = sigmoidf(beta[gi]);
     }
-    grp_minmax(row, n, xmax, xmin);
+    if (avx2) grp_minmax_avx2(row, n, xmax, xmin);
+    else grp_minmax(row, n, xmax, xmin);
     grp_grid(*xmax, *xmin, fg, fb, qmax, sc, z);
 }
 
 void fq_forward(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
                 const float *gamma, const float *beta, float *What, float *scratch) {
-    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s);
+    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = chunk_rows(s);
     const size_t ngt = (size_t)out * (size_t)ng;
     const float qmax = (float)((1 << s->bits) - 1);
-    const float *A;
-    /* X (mode 0) or A (mode 1) is built in What and quantized in place. */
-    const float *X = prepare_x(s, W, Bd, Bu, What, &A);
-    for (int o = 0; o < out; o++) {
-        for (int k = 0; k < ng; k++) {
-            const size_t off = (size_t)o * in + (size_t)k * g, gi = (size_t)o * ng + k;
-            const int n = (k + 1) * g <= in ? g : in - k * g;
-            float sc, z, xmax, xmin;
-            group_grid(s, X + off, n, gamma, beta, gi, qmax, &sc, &z, &xmax, &xmin);
-            if (A)
-                grp_quant_wa(W + off, A + off, n, sc, z, qmax, What + off);
-            else
-                grp_quant_x(X + off, n, sc, z, qmax, What + off);
-            if (scratch) {
-                scratch[gi] = sc;
-                scratch[ngt + gi] = z;
-                scratch[2 * ngt + gi] = xmax;
-                scratch[3 * ngt + gi] = xmin;
+    const int avx2 = fq_use_avx2();
+    for (int o0 = 0; o0 < out; o0 += rc) {
+        const int m = out - o0 < rc ? out - o0 : rc;
+        float *Wh = What + (size_t)o0 * in;
+        const float *A;
+        /* X (mode 0) or A (mode 1) is built in What's rows and quantized in place. */
+        const float *X = prepare_rows(s, W, Bd, Bu, o0, m, Wh, &A);
+        const float *Wr = W + (size_t)o0 * in;
+        for (int o = 0; o < m; o++) {
+            for (int k = 0; k < ng; k++) {
+                const size_t off = (size_t)o * in + (size_t)k * g, gi = (size_t)(o0 + o) * ng + k;
+                const int n = (k + 1) * g <= in ? g : in - k * g;
+                float sc, z, xmax, xmin;
+                group_grid(s, X + off, n, gamma, beta, gi, qmax, avx2, &sc, &z, &xmax, &xmin);
+                if (A)
+                    grp_quant_wa(Wr + off, A + off, n, sc, z, qmax, Wh + off);
+                else if (avx2)
+                    grp_quant_x_avx2(X + off, n, sc, z, qmax, Wh + off);
+                else
+                    grp_quant_x(X + off, n, sc, z, qmax, Wh + off);
+                if (scratch) {
+                    scratch[gi] = sc;
+                    scratch[ngt + gi] = z;
+                    scratch[2 * ngt + gi] = xmax;
+                    scratch[3 * ngt + gi] = xmin;
+                }
             }
         }
     }
@@ -220,79 +449,80 @@ void fq_backward(const FqSpec *s, const float *W, const float *Bd, const float *
                  const float *gamma, const float *beta, const float *scratch,
                  const float *dWhat, float *dgamma, float *dbeta, float *dBd, float *dBu,
                  float *work) {
-    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s);
+    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = chunk_rows(s);
     const size_t ngt = (size_t)out * (size_t)ng;
     const float qmax = (float)((1 << s->bits) - 1);
     const int mode0 = s->mode == FQ_ADAPTER_BEFORE_QUANT;
-    const float *A;
-    /* Same sgemm as the forward: work holds X (mode 0) or A (mode 1) bitwise
-     * as the forward saw it; it is overwritten group by group with dX / dA. */
-    const float *X = prepare_x(s, W, Bd, Bu, work, &A);
-    for (int o = 0; o < out; o++) {
-        for (int k = 0; k < ng; k++) {
-            const size_t off = (size_t)o * in + (size_t)k * g, gi = (size_t)o * ng + k;
-            const int n = (k + 1) * g <= in ? g : in - k * g;
-            const float sc = scratch[gi], z = scratch[ngt + gi];
-            const float xmax = scratch[2 * ngt + gi], xmin = scratch[3 * ngt + gi];
-            const float *dy = dWhat + off;
-            float fg = 1.0f, fb = 1.0f;
-            if (s->lwc) {
-                fg = sigmoidf(gamma[gi]);
-                fb = sigmoidf(beta[gi]);
-            }
-            /* ds flows unchanged through max(., 1e-5) into the range:
-             * s = (fg*xmax - fb*xmin)/qmax. */
-            float ds = A ? grp_dscale_wa(W + off, A + off, dy, n, sc, z, qmax)
-                         : grp_dscale_x(X + off, dy, n, sc, z, qmax);
-            float dr = ds / qmax;
-            if (s->lwc) {
-                if (dgamma) dgamma[gi] += dr * xmax * fg * (1.0f - fg);
-                if (dbeta) dbeta[gi] += -dr * xmin * fb * (1.0f - fb);
-            }
-            if (s->rank == 0) continue; /* X = W (or A = 0): nothing else learns */
-            if (!mode0) {
-                /* mode 1: xmax/xmin come from frozen W; dA = STE-masked dy. */
-                grp_dx_wa(W + off, work + off, dy, n, sc, z, qmax, work + off);
-                continue;
-            }
-            /* mode 0: dX = masked dy, plus d max / d min at the arg-max /
-             * arg-min element(s), split evenly between exact ties. */
-            const float dmax = dr * fg, dmin = -dr * fb;
-            float *xg = work + off;
-            int cmax = 0, cmin = 0;
-            for (int j = 0; j < n; j++) {
-                cmax += xg[j] == xmax;
-                cmin += xg[j] == xmin;
-            }
-            float gmax = xmax, gmin = xmin;
-            if (cmax == 0 || cmin == 0) {
-                /* Only if the recomputed X differs from the forward's (it
-                 * does not with a deterministic sgemm): use this X's own
-                 * extremes so the gradient is never lost. */
-                grp_minmax(xg, n, &gmax, &gmin);
-                cmax = cmin = 0;
-                for (int j = 0; j < n; j++) {
-                    cmax += xg[j] == gmax;
-                    cmin += xg[j] == gmin;
+    const int avx2 = fq_use_avx2();
+    for (int o0 = 0; o0 < out; o0 += rc) {
+        const int m = out - o0 < rc ? out - o0 : rc;
+        const float *A;
+        /* The forward's chunk and sgemm: work holds X (mode 0) or A (mode 1)
+         * bitwise as the forward saw it; it is overwritten group by group
+         * with dX / dA. */
+        const float *X = prepare_rows(s, W, Bd, Bu, o0, m, work, &A);
+        const float *Wr = W + (size_t)o0 * in;
+        for (int o = 0; o < m; o++) {
+            for (int k = 0; k < ng; k++) {
+                const size_t off = (size_t)o * in + (size_t)k * g, gi = (size_t)(o0 + o) * ng + k;
+                const int n = (k + 1) * g <= in ? g : in - k * g;
+                const float sc = scratch[gi], z = scratch[ngt + gi];
+                const float xmax = scratch[2 * ngt + gi], xmin = scratch[3 * ngt + gi];
+                const float *dy = dWhat + (size_t)(o0 + o) * in + (size_t)k * g;
+                float fg = 1.0f, fb = 1.0f;
+                if (s->lwc) {
+                    fg = sigmoidf(gamma[gi]);
+                    fb = sigmoidf(beta[gi]);
                 }
-            }
-            const float amax = dmax / (float)cmax, amin = dmin / (float)cmin;
-            for (int j = 0; j < n; j++) {
-                float x = xg[j];
-                float t = nearbyintf(x / sc) + z;
-                float d = (t >= 0.0f && t <= qmax) ? dy[j] : 0.0f;
-                d += x == gmax ? amax : 0.0f;
-                d += x == gmin ? amin : 0.0f;
-                xg[j] = d;
+                /* ds flows unchanged through max(., 1e-5) into the range:
+                 * s = (fg*xmax - fb*xmin)/qmax. In mode 0 with an adapter,
+                 * the ties with xmax / xmin are counted in the same pass. */
+                int cmax = 0, cmin = 0;
+                float ds;
+                if (A)
+                    ds = grp_dscale_wa(Wr + off, A + off, dy, n, sc, z, qmax);
+                else if (s->rank > 0 && avx2)
+                    ds = grp_dscale_ties_x_avx2(X + off, dy, n, sc, z, qmax, xmax, xmin, &cmax, &cmin);
+                else {
+                    ds = grp_dscale_x(X + off, dy, n, sc, z, qmax);
+                    if (s->rank > 0) grp_ties(X + off, n, xmax, xmin, &cmax, &cmin);
+                }
+                float dr = ds / qmax;
+                if (s->lwc) {
+                    if (dgamma) dgamma[gi] += dr * xmax * fg * (1.0f - fg);
+                    if (dbeta) dbeta[gi] += -dr * xmin * fb * (1.0f - fb);
+                }
+                if (s->rank == 0) continue; /* X = W (or A = 0): nothing else learns */
+                if (!mode0) {
+                    /* mode 1: xmax/xmin come from frozen W; dA = STE-masked dy. */
+                    grp_dx_wa(Wr + off, work + off, dy, n, sc, z, qmax, work + off);
+                    continue;
+                }
+                /* mode 0: dX = masked dy, plus d max / d min at the arg-max /
+                 * arg-min element(s), split evenly between exact ties. */
+                const float dmax = dr * fg, dmin = -dr * fb;
+                float *xg = work + off;
+                float gmax = xmax, gmin = xmin;
+                if (cmax == 0 || cmin == 0) {
+                    /* Only if the recomputed X differs from the forward's (it
+                     * does not with a deterministic sgemm): use this X's own
+                     * extremes so the gradient is never lost. */
+                    grp_minmax(xg, n, &gmax, &gmin);
+                    grp_ties(xg, n, gmax, gmin, &cmax, &cmin);
+                }
+                const float amax = dmax / (float)cmax, amin = dmin / (float)cmin;
+                if (avx2) grp_dx_x_avx2(xg, dy, n, sc, z, qmax, gmax, gmin, amax, amin, xg);
+                else grp_dx_x(xg, dy, n, sc, z, qmax, gmax, gmin, amax, amin, xg);
             }
         }
+        if (s->rank == 0) continue;
+        /* work now holds this chunk's dX = dA (m, in). */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, s->rank, in, 1.0f, work, in, Bu,
+                    in, 1.0f, dBd + (size_t)o0 * s->R, s->R); /* dBd[rows, :r] += dA @ Bu[:r, :]^T */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->rank, in, m, 1.0f,
+                    Bd + (size_t)o0 * s->R, s->R, work, in, 1.0f, dBu,
+                    in); /* dBu[:r, :] += Bd[rows, :r]^T @ dA */
     }
-    if (s->rank == 0) return;
-    /* work now holds dX = dA (out, in). */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, out, s->rank, in, 1.0f, work, in, Bu, in,
-                1.0f, dBd, s->R); /* dBd[:, :r] += dA @ Bu[:r, :]^T */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->rank, in, out, 1.0f, Bd, s->R, work, in,
-                1.0f, dBu, in); /* dBu[:r, :] += Bd[:, :r]^T @ dA */
 }
 
 void fq_rtn(const FqSpec *s, const float *W, float *What) {
@@ -307,22 +537,30 @@ void fq_rtn(const FqSpec *s, const float *W, float *What) {
 void fq_quantize_codes(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
                        const float *gamma, const float *beta, uint8_t *codes, float *scales,
                        float *zeros, float *work) {
-    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s);
+    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = chunk_rows(s);
     const float qmax = (float)((1 << s->bits) - 1);
-    const float *A;
-    const float *X = prepare_x(s, W, Bd, Bu, work, &A);
-    for (int o = 0; o < out; o++) {
-        for (int k = 0; k < ng; k++) {
-            const size_t off = (size_t)o * in + (size_t)k * g, gi = (size_t)o * ng + k;
-            const int n = (k + 1) * g <= in ? g : in - k * g;
-            float sc, z, xmax, xmin;
-            group_grid(s, X + off, n, gamma, beta, gi, qmax, &sc, &z, &xmax, &xmin);
-            if (A)
-                grp_codes_wa(W + off, A + off, n, sc, z, qmax, codes + off);
-            else
-                grp_codes_x(X + off, n, sc, z, qmax, codes + off);
-            scales[gi] = sc;
-            zeros[gi] = z;
+    const int avx2 = fq_use_avx2();
+    for (int o0 = 0; o0 < out; o0 += rc) {
+        const int m = out - o0 < rc ? out - o0 : rc;
+        const float *A;
+        const float *X = prepare_rows(s, W, Bd, Bu, o0, m, work, &A);
+        const float *Wr = W + (size_t)o0 * in;
+        uint8_t *cr = codes + (size_t)o0 * in;
+        for (int o = 0; o < m; o++) {
+            for (int k = 0; k < ng; k++) {
+                const size_t off = (size_t)o * in + (size_t)k * g, gi = (size_t)(o0 + o) * ng + k;
+                const int n = (k + 1) * g <= in ? g : in - k * g;
+                float sc, z, xmax, xmin;
+                group_grid(s, X + off, n, gamma, beta, gi, qmax, avx2, &sc, &z, &xmax, &xmin);
+                if (A)
+                    grp_codes_wa(Wr + off, A + off, n, sc, z, qmax, cr + off);
+                else if (avx2)
+                    grp_codes_x_avx2(X + off, n, sc, z, qmax, cr + off);
+                else
+                    grp_codes_x(X + off, n, sc, z, qmax, cr + off);
+                scales[gi] = sc;
+                zeros[gi] = z;
+            }
         }
     }
 }
