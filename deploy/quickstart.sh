@@ -19,9 +19,9 @@ $Q sample --model "$MODEL" --n 128 --len 256 --seed 1 --out "$OUT/calib.qtok"
 $Q sample --model "$MODEL" --n 32 --len 256 --seed 2 --out "$OUT/eval.qtok"
 echo "== full-precision model on held-out samples"
 $Q eval --model "$MODEL" --data "$OUT/eval.qtok" --reference "$MODEL"
-# one artifact per method, each holding bits 2-8; QuEPT with a short
-# schedule here (QUEPT_EPOCHS, default 2) — the reference uses 15 epochs
-EPOCHS=${QUEPT_EPOCHS:-2}
+# one artifact per method, each holding bits 2-8 (QuEPT: 15 epochs per
+# block, a few minutes here; QUEPT_EPOCHS=N for a quicker look)
+EPOCHS=${QUEPT_EPOCHS:-15}
 $Q calibrate --model "$MODEL" --data "$OUT/calib.qtok" --out "$OUT/rtn.qept" --method rtn --quiet
 $Q calibrate --model "$MODEL" --data "$OUT/calib.qtok" --out "$OUT/gptq.qept" --method gptq --quiet
 $Q calibrate --model "$MODEL" --data "$OUT/calib.qtok" --out "$OUT/quept.qept" --epochs "$EPOCHS"
