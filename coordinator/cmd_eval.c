@@ -7,11 +7,13 @@
 #include "base/log.h"
 #include "cli.h"
 #include "artifact/elastic.h"
+#include "artifact/mixed.h"
 #include "eval/evaluate.h"
 
 static const char *HELP =
     "usage: quept eval --model M --data F [--reference R] [--json] [options]\n"
     "       quept eval --artifact A --bits B|all --data F --reference R [--json]\n"
+    "       quept eval --artifact A --avg-bits X --data F --reference R [--json]\n"
     "\n"
     "Perplexity of model M on the token sequences in F; with a reference model R,\n"
     "also the per-token KL divergence KL(R || M) of the next-token distributions\n"
@@ -23,13 +25,23 @@ static const char *HELP =
     "  --artifact A     evaluate an elastic artifact switched to --bits\n"
     "  --bits B         one width for every block (2..8), a comma list with one\n"
     "                   width per block, or 'all' (one row per width)\n"
+    "  --avg-bits X     mixed precision: one width per block from the artifact's\n"
+    "                   bit list, least total sensitivity (the artifact's KLD\n"
+    "                   table; the calibration-loss proxy if it has none) with a\n"
+    "                   parameter-weighted average of exactly X bits (else the\n"
+    "                   closest below); X in [min bit, max bit]. Prints the\n"
+    "                   widths, the average and the true bits per weight (fp16\n"
+    "                   scale + zero per group included), then the metrics\n"
+    "  --proxy          with --avg-bits: use the calibration-loss proxy even if\n"
+    "                   the artifact has a sensitivity table\n"
     "  --tokenizer TOK  llama2.c tokenizer.bin, to evaluate a text file\n"
     "  --seq-len T      sequence length when tokenizing text (default 256);\n"
     "                   for a token file it must match the file's\n"
     "  --max-seqs N     evaluate at most N sequences (default: all)\n"
     "  --batch B        sequences per forward pass (default 8)\n"
     "  --json           print one JSON object: ppl, nll, kld_mean, kld_p99,\n"
-    "                   top1_agree (a fraction), tokens\n";
+    "                   top1_agree (a fraction), tokens; with --avg-bits also\n"
+    "                   bits (array), avg_bits, bits_per_weight, cost_measure\n";
 
 static void json_num(FILE *f, const char *key, double v, int last) {
     if (isfinite(v)) fprintf(f, "\"%s\": %.9g%s", key, v, last ? "" : ", ");
@@ -80,8 +92,35 @@ static int parse_block_bits(const char *s, const ElasticModel *em, int *all, int
     return 0;
 }
 
-static int eval_artifact(const char *art, const char *bits_arg, const char *data, const char *ref_path,
-                         int seq_len, int max_seqs, int batch, int json) {
+/* --avg-bits: the DP's assignment, printed before the metrics. */
+static int assign_mixed(const ElasticModel *em, double avg, int proxy, int *bits, int json, QErr *err) {
+    int use_proxy = proxy || !em->sens;
+    if (!em->sens && !proxy)
+        log_warn("eval: the artifact has no sensitivity table: assigning bits by the calibration-loss proxy");
+    double achieved;
+    if (mixed_assign_bits(em, avg, use_proxy, bits, &achieved, err) != 0) return -1;
+    double bpw = true_bits_per_weight(em, bits);
+    int L = em->cfg.n_layers;
+    const char *measure = use_proxy ? "proxy" : em->sens_measure;
+    if (json) {
+        printf("{\"bits\": [");
+        for (int j = 0; j < L; j++) printf("%s%d", j ? ", " : "", bits[j]);
+        printf("], \"avg_bits\": %.9g, \"bits_per_weight\": %.9g, \"cost_measure\": \"%s\", ", achieved, bpw,
+               measure);
+        return 0;
+    }
+    printf("target      %g bits (cost: %s)\n", avg, use_proxy ? "calibration-loss proxy" : measure);
+    printf("bits       ");
+    for (int j = 0; j < L; j++) printf(" %d", bits[j]);
+    printf("\n");
+    if (achieved < avg - 1e-9) printf("avg_bits    %.4f (%g is not reachable: closest below)\n", achieved, avg);
+    else printf("avg_bits    %.4f\n", achieved);
+    printf("bits/weight %.4f (with an fp16 scale + zero per group)\n", bpw);
+    return 0;
+}
+
+static int eval_artifact(const char *art, const char *bits_arg, double avg_bits, int proxy, const char *data,
+                         const char *ref_path, int seq_len, int max_seqs, int batch, int json) {
     QErr err = {{0}};
     ElasticModel em;
     if (elastic_load(&em, art, &err) != 0) {
@@ -92,9 +131,13 @@ static int eval_artifact(const char *art, const char *bits_arg, const char *data
     int *bits = calloc((size_t)L, sizeof(int));
     TokenSet ts = {0};
     Model ref = {0}, q = {0};
-    int rc = bits ? parse_block_bits(bits_arg, &em, &all, bits, &err) : qerr_set(&err, "out of memory");
+    int rc = bits ? 0 : qerr_set(&err, "out of memory");
+    int mixed = avg_bits >= 0.0;
+    all = 0;
+    if (rc == 0 && !mixed) rc = parse_block_bits(bits_arg, &em, &all, bits, &err);
     if (rc == 0) rc = tokens_load_any(data, NULL, seq_len, max_seqs, &ts, &err);
     if (rc == 0 && ref_path) rc = model_load(&ref, ref_path, &err);
+    if (rc == 0 && mixed) rc = assign_mixed(&em, avg_bits, proxy, bits, json, &err);
     int n_rows = all ? em.qc.n_bits : 1;
     if (json && all && rc == 0) printf("[");
     for (int row = 0; rc == 0 && row < n_rows; row++) {
@@ -121,6 +164,16 @@ static int eval_artifact(const char *art, const char *bits_arg, const char *data
                    quant_method_name(em.qc.method));
             fflush(stdout);
         }
+        if (mixed && json) {
+            /* the object opened by assign_mixed: continue it with the metrics */
+            json_num(stdout, "ppl", r.ppl, 0);
+            json_num(stdout, "nll", r.nll_mean, 0);
+            json_num(stdout, "kld_mean", r.kld_mean, 0);
+            json_num(stdout, "kld_p99", r.kld_p99, 0);
+            json_num(stdout, "top1_agree", r.top1_agree, 0);
+            printf("\"tokens\": %ld}\n", r.tokens);
+            continue;
+        }
         print_eval_result(&r, json);
         if (json && all) printf("}");
     }
@@ -142,7 +195,8 @@ int cmd_eval(int argc, char **argv) {
     }
     CliOpt o[] = {{"model", 1, 0},   {"data", 1, 0},     {"reference", 1, 0},
                   {"tokenizer", 1, 0}, {"seq-len", 1, 0}, {"max-seqs", 1, 0},
-                  {"batch", 1, 0},   {"json", 0, 0}, {"artifact", 1, 0}, {"bits", 1, 0}};
+                  {"batch", 1, 0},   {"json", 0, 0}, {"artifact", 1, 0}, {"bits", 1, 0},
+                  {"avg-bits", 1, 0}, {"proxy", 0, 0}};
     int no = sizeof o / sizeof o[0], npos;
     const char *pos[1];
     QErr err = {{0}};
@@ -161,8 +215,22 @@ int cmd_eval(int argc, char **argv) {
         log_error("eval: --data and exactly one of --model / --artifact are required (see --help)");
         return 2;
     }
-    if (art) return eval_artifact(art, cli_get(o, no, "bits"), data, ref_path, seq_len, max_seqs,
-                                  batch, cli_get(o, no, "json") != NULL);
+    double avg_bits = -1.0;
+    if (cli_get(o, no, "avg-bits")) {
+        if (!art || cli_get(o, no, "bits")) {
+            log_error("eval: --avg-bits needs --artifact and excludes --bits");
+            return 2;
+        }
+        if (cli_get_float(o, no, "avg-bits", -1.0, QBITS_MIN, QBITS_MAX, &avg_bits, &err)) {
+            log_error("eval: %s", err.msg);
+            return 2;
+        }
+    } else if (cli_get(o, no, "proxy")) {
+        log_error("eval: --proxy only goes with --avg-bits");
+        return 2;
+    }
+    if (art) return eval_artifact(art, cli_get(o, no, "bits"), avg_bits, cli_get(o, no, "proxy") != NULL, data,
+                                  ref_path, seq_len, max_seqs, batch, cli_get(o, no, "json") != NULL);
     /* a token file carries its own sequence length; text is cut into 256 by default */
     if (seq_len == 0 && cli_get(o, no, "tokenizer")) seq_len = 256;
     TokenSet ts;

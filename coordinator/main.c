@@ -15,6 +15,8 @@ static void usage(FILE *f) {
             "  sample     sample token sequences from a model (calibration/eval data)\n"
             "  calibrate  calibrate one elastic artifact for bits 2-8 (quept, rtn, gptq)\n"
             "  eval       perplexity, and KL divergence / top-1 agreement vs a reference\n"
+            "  export     write a switched artifact as HF safetensors (F16 or GPTQ int) or GGUF\n"
+            "  inspect    describe an artifact: config, storage, losses, sensitivity, checksums\n"
             "  bench      benchmarks (forward)\n",
             QUEPT_VERSION);
 }
@@ -36,7 +38,9 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "sample") == 0) return cmd_sample(argc - 2, argv + 2);
     if (strcmp(cmd, "calibrate") == 0) return cmd_calibrate(argc - 2, argv + 2);
     if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 2, argv + 2);
+    if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 2, argv + 2);
+    if (strcmp(cmd, "export") == 0) return cmd_export(argc - 2, argv + 2);
     log_error("unknown command '%s'", cmd);
     usage(stderr);
     return 2;

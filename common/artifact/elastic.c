@@ -1,6 +1,7 @@
 /* elastic.c — writing, loading and switching the elastic artifact. */
 #include "elastic.h"
 
+#include <math.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,7 @@ void elastic_free(ElasticModel *em) {
     free(em->params);
     free(em->gptq);
     free(em->stats);
+    free(em->sens);
     model_free(&em->base);
     memset(em, 0, sizeof *em);
 }
@@ -206,7 +208,7 @@ int elastic_write(const ElasticModel *em, const char *path, QErr *err) {
     ArtWriter *w = art_writer_new(err);
     if (!w) return -1;
     msgpack_packer *pk = art_writer_meta(w);
-    msgpack_pack_map(pk, 8);
+    msgpack_pack_map(pk, em->sens ? 9 : 8);
     kv_str(pk, "format", "quept-elastic");
     kv_int(pk, "artifact_version", ELASTIC_VERSION);
     art_pack_str(pk, "model");
@@ -239,6 +241,17 @@ int elastic_write(const ElasticModel *em, const char *path, QErr *err) {
     for (int j = 0; j < c->n_layers; j++) {
         msgpack_pack_array(pk, (size_t)q->n_bits);
         for (int bi = 0; bi < q->n_bits; bi++) msgpack_pack_int64(pk, em->stats[j].choice[bi]);
+    }
+    if (em->sens) {
+        art_pack_str(pk, "sensitivity");
+        msgpack_pack_map(pk, 2);
+        kv_str(pk, "measure", em->sens_measure[0] ? em->sens_measure : "kld");
+        art_pack_str(pk, "table");
+        msgpack_pack_array(pk, (size_t)q->n_bits);
+        for (int bi = 0; bi < q->n_bits; bi++) {
+            msgpack_pack_array(pk, (size_t)c->n_layers);
+            for (int j = 0; j < c->n_layers; j++) msgpack_pack_double(pk, em->sens[(size_t)bi * c->n_layers + j]);
+        }
     }
     art_pack_str(pk, "provenance");
     msgpack_pack_map(pk, 4);
@@ -307,10 +320,34 @@ int elastic_write(const ElasticModel *em, const char *path, QErr *err) {
     return rc;
 }
 
-int elastic_load(ElasticModel *em, const char *path, QErr *err) {
+/* "sensitivity" (optional): {"measure": str, "table": [n_bits][n_layers]} */
+static int parse_sensitivity(const msgpack_object *meta, ElasticModel *em, QErr *err) {
+    const msgpack_object *sm = art_meta_get(meta, "sensitivity"), *tab;
+    if (!sm) return 0;
+    int L = em->cfg.n_layers, NB = em->qc.n_bits;
+    if (art_meta_str(sm, "measure", em->sens_measure, sizeof em->sens_measure, err) != 0 ||
+        art_meta_array(sm, "table", &tab, err) != 0)
+        return qerr_wrap(err, "key \"sensitivity\"");
+    if (tab->via.array.size != (uint32_t)NB) return qerr_set(err, "key \"sensitivity\": expected %d bit rows", NB);
+    em->sens = malloc(sizeof(double) * (size_t)NB * L);
+    if (!em->sens) return qerr_set(err, "out of memory");
+    for (int bi = 0; bi < NB; bi++) {
+        const msgpack_object *row = &tab->via.array.ptr[bi];
+        if (row->type != MSGPACK_OBJECT_ARRAY || row->via.array.size != (uint32_t)L)
+            return qerr_set(err, "key \"sensitivity\"[%d]: expected %d blocks", bi, L);
+        for (int j = 0; j < L; j++) {
+            double v;
+            if (art_obj_float(&row->via.array.ptr[j], "sensitivity", &v, err) != 0) return -1;
+            if (!(v >= 0.0) || !isfinite(v))
+                return qerr_set(err, "key \"sensitivity\"[%d][%d]: %g is not a finite value >= 0", bi, j, v);
+            em->sens[(size_t)bi * L + j] = v;
+        }
+    }
+    return 0;
+}
+
+int elastic_load_meta(ElasticModel *em, const ArtReader *r, QErr *err) {
     memset(em, 0, sizeof *em);
-    ArtReader *r;
-    if (art_open(&r, path, err) != 0) return -1;
     const msgpack_object *meta = art_meta(r), *mm, *qm, *prov, *losses, *choice;
     char fmt[32];
     int64_t ver;
@@ -370,6 +407,21 @@ int elastic_load(ElasticModel *em, const char *path, QErr *err) {
             }
         }
     }
+    if (rc == 0) rc = parse_sensitivity(meta, em, err);
+    if (rc != 0) {
+        elastic_free(em);
+        return -1;
+    }
+    return 0;
+}
+
+int elastic_load(ElasticModel *em, const char *path, QErr *err) {
+    memset(em, 0, sizeof *em);
+    ArtReader *r;
+    if (art_open(&r, path, err) != 0) return -1;
+    int rc = elastic_load_meta(em, r, err);
+    const ModelConfig c = em->cfg;
+    const QuantConfig q = em->qc;
     Model *m = &em->base;
     if (rc == 0) {
         m->cfg = c;

@@ -12,6 +12,10 @@
  *   "losses": [block][bit index] [rtn, init, final] calibration losses
  *   "choice": [block][bit index] 0 trained, 1 adapters dropped, 2 RTN
  *             (the fallback; absent = all trained)
+ *   "sensitivity": {"measure": "kld", "table": [bit index][block]} — the
+ *             output KL divergence with only that block quantized at that bit
+ *             (sensitivity.h); absent in older artifacts (mixed precision then
+ *             falls back to the "losses" proxy)
  *   "provenance": {model_sha256, data_sha256, seed, quept_version}
  * Tensors: tok_emb, final_norm, classifier (untied only); blk.J.attn_norm,
  *   blk.J.mlp_norm, blk.J.{wq,wk,wv,wo,w_gate,w_up,w_down} (fp32 base), blk.J.{bq,bk,bv};
@@ -44,6 +48,8 @@ typedef struct {
     GptqLinear (*gptq)[N_LIN][QMAX_NBITS]; /* [n_layers] (gptq) */
     ReconStats *stats;       /* [n_layers] */
     char model_sha256[65], data_sha256[65];
+    double *sens;            /* [n_bits][n_layers] row-major (sens[bi*n_layers + j]), NULL = absent */
+    char sens_measure[16];   /* what sens holds: "kld" */
 } ElasticModel;
 
 int elastic_alloc(ElasticModel *em, const ModelConfig *c, const QuantConfig *qc, QErr *err);
@@ -51,6 +57,10 @@ void elastic_free(ElasticModel *em);
 
 int elastic_write(const ElasticModel *em, const char *path, QErr *err);
 int elastic_load(ElasticModel *em, const char *path, QErr *err);
+/* Only the metadata of an open artifact (config, losses, choices,
+ * sensitivity, provenance) into a freshly allocated em; no tensor is read
+ * (em->base stays empty, parameters zeroed). Free with elastic_free. */
+int elastic_load_meta(ElasticModel *em, const ArtReader *r, QErr *err);
 
 /* Materialises the model at bits[j] for block j (one value per block) into
  * out, which is allocated on the first call and reused after: switching

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../artifact/sensitivity.h"
 #include "../base/log.h"
 #include "../base/numeric.h"
 #include "../base/sha256.h"
@@ -110,6 +111,13 @@ int calibrate_run(const CalibJob *job, const QuantConfig *qc, QErr *err) {
         em.base = m; /* the artifact owns the model from here */
         memset(&m, 0, sizeof m);
         log_info("calibration took %.1fs", now_seconds() - ps.t_start);
+        double t_sens = now_seconds();
+        rc = sensitivity_compute(&em, &ts, err);
+        if (rc == 0 && !job->quiet)
+            log_info("sensitivity table (kld, last %d sequences) took %.1fs", sens_holdout_count(ts.n_seq),
+                     now_seconds() - t_sens);
+    }
+    if (rc == 0) {
         rc = elastic_write(&em, job->out_path, err);
     }
     for (int bi = 0; bi < QMAX_NBITS; bi++) free(gq[bi]);

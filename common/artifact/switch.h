@@ -1,0 +1,77 @@
+/* switch.h — switching an elastic artifact to INTEGER codes (the form export
+ * writes), next to elastic_switch's dequantized fp32 weights.
+ *
+ * For block j at width b = bits[j] and each of its seven linears (out, in):
+ *   codes  (out, in)  uint8, one code per byte, in [0, 2^b - 1]
+ *   scales (out, ng)  fp32, ng = ceil(in / group_b) groups along the input dim
+ *   zeros  (out, ng)  fp32 holding integers (usually in [0, 2^b - 1]; a group
+ *                     whose clipped range does not contain 0 has one outside)
+ *   W[o][i] = ((float)codes[o][i] - zeros[o][i/g]) * scales[o][i/g]
+ * equals elastic_switch's weight bitwise (switched_dequantize computes it).
+ * The last group of a row is shorter when in % group != 0.
+ *
+ * Per method: quept runs fq_quantize_codes with the block's parameters at b
+ * (adapter prefix + learned clipping, the choice applied at load); rtn runs it
+ * with no adapter and no clipping (the plain min/max grid); gptq copies the
+ * stored codes, scales and zeros.
+ *
+ * Codes are NOT bit-packed in memory: one byte per code is what the group pass
+ * writes at memory speed; packing is an export step (cmd_export.c: GPTQ int32
+ * words, GGUF Q4_1/Q5_1/Q8_0 blocks). The first call allocates every buffer
+ * at its largest size over the artifact's widths; switching again reuses them
+ * and never touches the artifact file.
+ *
+ * Linears are switched in parallel, one whole linear per task (each exactly
+ * the fq_quantize_codes call fq_forward's chunking mirrors, so the result does
+ * not depend on the thread count): QUEPT_SWITCH_THREADS, default the online
+ * CPUs (at most 8). */
+#ifndef QUEPT_SWITCH_H
+#define QUEPT_SWITCH_H
+
+#include <stdint.h>
+
+#include "elastic.h"
+
+typedef struct {
+    int out, in;  /* weight shape */
+    int bits;     /* current width */
+    int group;    /* current group size along in (1..in) */
+    int ng;       /* ceil(in / group) */
+    uint8_t *codes;        /* (out, in) */
+    float *scales, *zeros; /* (out, ng) */
+} SwitchedLinear;
+
+typedef struct {
+    ModelConfig cfg;
+    int n_layers;
+    int *bits;                    /* [n_layers] current width per block */
+    SwitchedLinear (*lin)[N_LIN]; /* [n_layers][N_LIN] */
+    int n_threads;                /* linears switched in parallel */
+    float **work;                 /* [n_threads] fq_quantize_codes work buffers */
+    size_t work_floats;
+} SwitchedModel;
+
+/* Materialises codes/scales/zeros at bits[j] for block j into out (zero it
+ * before the first call; allocated then, reused after). A width not in the
+ * artifact's bit list is an error naming the block, and out is unchanged. */
+int elastic_switch_codes(const ElasticModel *em, const int *bits, SwitchedModel *out, QErr *err);
+void switched_free(SwitchedModel *s);
+
+/* W = (codes - zeros) * scales for one linear (out*in floats). */
+void switched_dequantize(const SwitchedLinear *l, float *W);
+
+/* Bytes the last switch read (base weights, adapter prefixes, clipping
+ * logits; gptq: stored codes/scales/zeros) and wrote (codes, scales, zeros)
+ * for the given widths — the accounting of `quept bench switch`. */
+void switch_bytes(const ElasticModel *em, const int *bits, double *bytes_read, double *bytes_written);
+
+
+/* An artifact without calibration, for tests and `quept bench switch`:
+ * takes ownership of base (moved into em->base; base is zeroed), lays out
+ * every block's parameters for qc (quept: Bd ~ N(0, 0.02^2) so the adapters
+ * are not zero, clipping logits = init + N(0, 0.5^2); gptq: RTN codes with
+ * some codes moved by one step, as stored codes). Seeded, deterministic. */
+int elastic_build_synthetic(ElasticModel *em, Model *base, const QuantConfig *qc, uint64_t seed,
+                            QErr *err);
+
+#endif
