@@ -17,4 +17,7 @@ double head_forward_flops(const ModelConfig *c, int N);
 /* Peak resident set size of this process in bytes (VmHWM). */
 long peak_rss_bytes(void);
 
+/* `quept bench recon` (bench_recon.c). */
+int bench_recon(int argc, char **argv);
+
 #endif

@@ -6,18 +6,26 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "bench_switch.h"
 #include "bench_util.h"
 #include "cli.h"
 #include "nn/forward.h"
 
 static const char *HELP =
     "usage: quept bench forward [--model M] [--json] [--seconds S]\n"
+    "       quept bench recon [--json] [--steps N] [--seconds S]\n"
+    "       quept bench switch [--json] (see quept bench switch --help)\n"
     "\n"
     "forward: tokens/s and achieved GFLOP/s of the full-precision forward pass on\n"
     "  model M (default ../shared/models/stories260K.bin, B=8 x T=256) and on a\n"
     "  synthetic stack of two 1B-class blocks (hidden 2048, FFN 5632, 32 heads,\n"
     "  4 KV heads, T=512), next to OpenBLAS sgemm GFLOP/s measured in this run.\n"
-    "  --seconds S: minimum time per measurement (default 2)\n";
+    "  --seconds S: minimum time per measurement (default 2)\n"
+    "recon: seconds per QuEPT training step (bits 2,4,6,8, forward + backward of\n"
+    "  each, two AdamW steps) on a synthetic 1B-class block (B=2 x T=512), its\n"
+    "  GFLOP/s and ratio to OpenBLAS sgemm measured in this run, the OpenBLAS\n"
+    "  thread count, and peak RSS next to the analytic minimum.\n"
+    "  --steps N: timed steps after one warm-up (default 3)\n";
 
 typedef struct {
     const char *name;
@@ -166,6 +174,14 @@ int cmd_bench(int argc, char **argv) {
         }
         return bench_forward(argc - 1, argv + 1);
     }
-    log_error("bench: unknown benchmark '%s' (forward)", argv[0]);
+    if (strcmp(argv[0], "recon") == 0) {
+        if (cli_wants_help(argc - 1, argv + 1)) {
+            fputs(HELP, stdout);
+            return 0;
+        }
+        return bench_recon(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[0], "switch") == 0) return bench_switch_main(argc - 1, argv + 1);
+    log_error("bench: unknown benchmark '%s' (forward, recon, switch)", argv[0]);
     return 2;
 }

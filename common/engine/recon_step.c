@@ -38,9 +38,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Output rows per slice of a weight gradient (a multiple of fakequant.c's
- * row chunks, so slicing does not change its sgemm calls). */
-#define SLICE_ROWS 256
+/* Output rows per slice of a weight gradient. Every call of the quantizer
+ * in the step (forward, rebuild, backward) uses the same slices, so the X
+ * that fq_backward recomputes is bitwise the forward's. */
+#define SLICE_ROWS 512
 
 /* The linear whose wq slot is the step's one weight buffer (the largest). */
 static int weight_slot(const QBlockParams *p) {

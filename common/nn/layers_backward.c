@@ -7,9 +7,17 @@
 #include <cblas.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "layers.h"
 #include "rope_internal.h"
+
+/* Internal, defined in layers_forward.c: y = e^x elementwise (vectorized);
+ * fn(ctx, i, tid) for i in [0, n) on nt threads; the attention's thread
+ * count. */
+void layers_vexpf(const float *x, float *y, size_t n);
+void layers_parallel_for(int n, int nt, void (*fn)(void *ctx, int i, int tid), void *ctx);
+int layers_attention_threads(void);
 
 /* out_i = x_i * r * w_i with r = (mean(x^2) + eps)^-1/2, so
  *   dx_j = r * w_j * dout_j - (r^3 / C) * x_j * sum_i dout_i * w_i * x_i
@@ -66,70 +74,100 @@ void rope_backward(float *dx, const RopeTable *rt, int B, int T, int n_heads) {
  * Query heads h of one group share kv head h / group, so dK/dV accumulate
  * over the group. Strides are those of attention_forward. The products run
  * on row tiles of ATT_TILE queries [t0, t1), which only involve keys
- * [0, t1): the blocks above the diagonal (P = dS = 0 there) are skipped. */
+ * [0, t1): the blocks above the diagonal (P = dS = 0 there) are skipped.
+ * The (b, kv head) pairs run in parallel (layers_parallel_for: each owns its
+ * dK/dV rows; threads other than the caller get their own datt). */
 #define ATT_TILE 128
 
-void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *dout,
-                        const float *q, const float *k, const float *v, const float *att,
-                        int B, int T, int NH, int NKV, int hd) {
-    int QD = NH * hd, KVD = NKV * hd, group = NH / NKV;
+typedef struct {
+    float *dq, *dk, *dv, *datt, *datt_extra;
+    const float *dout, *q, *k, *v, *att;
+    int T, NH, NKV, hd;
+} AttBwd;
+
+static void attention_backward_group(void *ctx, int i, int tid) {
+    const AttBwd *a = ctx;
+    int T = a->T, NH = a->NH, NKV = a->NKV, hd = a->hd, group = NH / NKV;
+    int b = i / NKV, kvh = i % NKV, QD = NH * hd, KVD = NKV * hd;
     float scale = 1.0f / sqrtf((float)hd);
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < NH; h++) {
-            int kvh = h / group;
-            size_t qoff = (size_t)b * T * QD + (size_t)h * hd;
-            size_t kvoff = (size_t)b * T * KVD + (size_t)kvh * hd;
-            const float *P = att + ((size_t)b * NH + h) * T * T;
-            const float *doh = dout + qoff;
-            for (int t0 = 0; t0 < T; t0 += ATT_TILE) {
-                int t1 = t0 + ATT_TILE < T ? t0 + ATT_TILE : T, m = t1 - t0;
-                const float *Pt = P + (size_t)t0 * T;
-                const float *dot0 = doh + (size_t)t0 * QD;
-                float *dSt = datt + (size_t)t0 * T;
-                /* dP[t0:t1, 0:t1] = dO_h[t0:t1] V_h[0:t1]^T */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, t1, hd, 1.0f, dot0, QD,
-                            v + kvoff, KVD, 0.0f, dSt, T);
-                /* dV_h[0:t1] += P[t0:t1, 0:t1]^T dO_h[t0:t1] */
-                if (dv)
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t1, hd, m, 1.0f, Pt, T,
-                                dot0, QD, 1.0f, dv + kvoff, KVD);
-                /* softmax backward, in place on the tile's rows of datt */
-                for (int t = t0; t < t1; t++) {
-                    const float *p = P + (size_t)t * T;
-                    float *d = datt + (size_t)t * T;
-                    float dot = 0.0f;
-                    for (int s = 0; s <= t; s++) dot += d[s] * p[s];
-                    for (int s = 0; s <= t; s++) d[s] = p[s] * (d[s] - dot);
-                    for (int s = t + 1; s < t1; s++) d[s] = 0.0f;
-                }
-                /* dQ_h[t0:t1] += scale * dS[t0:t1, 0:t1] K_h[0:t1] */
-                if (dq)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, t1, scale, dSt,
-                                T, k + kvoff, KVD, 1.0f, dq + qoff + (size_t)t0 * QD, QD);
-                /* dK_h[0:t1] += scale * dS[t0:t1, 0:t1]^T Q_h[t0:t1] */
-                if (dk)
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t1, hd, m, scale, dSt, T,
-                                q + qoff + (size_t)t0 * QD, QD, 1.0f, dk + kvoff, KVD);
+    float *datt = tid == 0 ? a->datt : a->datt_extra + (size_t)(tid - 1) * T * T;
+    size_t kvoff = (size_t)b * T * KVD + (size_t)kvh * hd;
+    for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+        size_t qoff = (size_t)b * T * QD + (size_t)h * hd;
+        const float *P = a->att + ((size_t)b * NH + h) * T * T;
+        const float *doh = a->dout + qoff;
+        for (int t0 = 0; t0 < T; t0 += ATT_TILE) {
+            int t1 = t0 + ATT_TILE < T ? t0 + ATT_TILE : T, m = t1 - t0;
+            const float *Pt = P + (size_t)t0 * T;
+            const float *dot0 = doh + (size_t)t0 * QD;
+            float *dSt = datt + (size_t)t0 * T;
+            /* dP[t0:t1, 0:t1] = dO_h[t0:t1] V_h[0:t1]^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, t1, hd, 1.0f, dot0, QD,
+                        a->v + kvoff, KVD, 0.0f, dSt, T);
+            /* dV_h[0:t1] += P[t0:t1, 0:t1]^T dO_h[t0:t1] */
+            if (a->dv)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t1, hd, m, 1.0f, Pt, T, dot0,
+                            QD, 1.0f, a->dv + kvoff, KVD);
+            /* softmax backward, in place on the tile's rows of datt */
+            for (int t = t0; t < t1; t++) {
+                const float *p = P + (size_t)t * T;
+                float *d = datt + (size_t)t * T;
+                float dot = 0.0f;
+                for (int s = 0; s <= t; s++) dot += d[s] * p[s];
+                for (int s = 0; s <= t; s++) d[s] = p[s] * (d[s] - dot);
+                for (int s = t + 1; s < t1; s++) d[s] = 0.0f;
             }
+            /* dQ_h[t0:t1] += scale * dS[t0:t1, 0:t1] K_h[0:t1] */
+            if (a->dq)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, t1, scale, dSt, T,
+                            a->k + kvoff, KVD, 1.0f, a->dq + qoff + (size_t)t0 * QD, QD);
+            /* dK_h[0:t1] += scale * dS[t0:t1, 0:t1]^T Q_h[t0:t1] */
+            if (a->dk)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t1, hd, m, scale, dSt, T,
+                            a->q + qoff + (size_t)t0 * QD, QD, 1.0f, a->dk + kvoff, KVD);
         }
     }
 }
 
+void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *dout,
+                        const float *q, const float *k, const float *v, const float *att,
+                        int B, int T, int NH, int NKV, int hd) {
+    int nt = layers_attention_threads();
+    if (nt > B * NKV) nt = B * NKV;
+    float *extra = NULL;
+    if (nt > 1) {
+        extra = malloc((size_t)(nt - 1) * T * T * sizeof(float));
+        if (!extra) nt = 1; /* no scratch for more threads: run in turn */
+    }
+    AttBwd a = {dq, dk, dv, datt, extra, dout, q, k, v, att, T, NH, NKV, hd};
+    layers_parallel_for(B * NKV, nt, attention_backward_group, &a);
+    free(extra);
+}
+
 /* out = silu(g) * u, silu(g) = g * sig(g):
- *   dg += dout * u * sig(g) * (1 + g * (1 - sig(g)))     du += dout * silu(g) */
+ *   dg += dout * u * sig(g) * (1 + g * (1 - sig(g)))     du += dout * silu(g)
+ * In chunks: one vectorized exp per element for both gradients. */
 void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
                      const float *up, size_t n) {
-    if (dgate) {
-        for (size_t i = 0; i < n; i++) {
-            float g = gate[i];
-            float sg = 1.0f / (1.0f + expf(-g));
-            dgate[i] += dout[i] * up[i] * (sg + g * sg * (1.0f - sg));
+    enum { CH = 1024 };
+    float e[CH];
+    for (size_t i0 = 0; i0 < n; i0 += CH) {
+        size_t m = n - i0 < CH ? n - i0 : CH;
+        const float *g = gate + i0, *d = dout + i0;
+        for (size_t i = 0; i < m; i++) e[i] = -g[i];
+        layers_vexpf(e, e, m);
+        for (size_t i = 0; i < m; i++) e[i] += 1.0f; /* 1 + e^-g */
+        if (dgate) {
+            const float *u = up + i0;
+            float *dg = dgate + i0;
+            for (size_t i = 0; i < m; i++) {
+                float sg = 1.0f / e[i];
+                dg[i] += d[i] * u[i] * (sg + g[i] * sg * (1.0f - sg));
+            }
         }
-    }
-    if (dup) {
-        for (size_t i = 0; i < n; i++) {
-            float g = gate[i];
-            dup[i] += dout[i] * g / (1.0f + expf(-g));
+        if (dup) {
+            float *du = dup + i0;
+            for (size_t i = 0; i < m; i++) du[i] += d[i] * g[i] / e[i];
         }
     }
 }

@@ -1,11 +1,136 @@
 /* layers_forward.c — forward passes of the decoder-block layers. */
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "layers.h"
 #include "rope_internal.h"
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#include <immintrin.h>
+#define LAYERS_X86 1
+#endif
+
+/* y[i] = e^x[i] (y may equal x). Internal: also used by layers_backward.c,
+ * which declares it. On CPUs with AVX2+FMA (checked at run time; the build
+ * targets x86-64-v2) 8 lanes at a time with the Cephes single-precision
+ * polynomial (max error ~1 ulp against expf's ~0.5); a vector holding any
+ * x outside [-87, 88] (or NaN) goes through expf, so underflow to
+ * subnormals / 0, overflow to inf and NaN behave exactly as expf. */
+void layers_vexpf(const float *x, float *y, size_t n);
+
+#ifdef LAYERS_X86
+__attribute__((target("avx2,fma"))) static void vexpf_avx2(const float *x, float *y, size_t n) {
+    const __m256 lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f);
+    const __m256 log2e = _mm256_set1_ps(1.44269504088896341f);
+    const __m256 ln2_hi = _mm256_set1_ps(0.693359375f), ln2_lo = _mm256_set1_ps(-2.12194440e-4f);
+    const __m256 p0 = _mm256_set1_ps(1.9875691500e-4f), p1 = _mm256_set1_ps(1.3981999507e-3f);
+    const __m256 p2 = _mm256_set1_ps(8.3334519073e-3f), p3 = _mm256_set1_ps(4.1665795894e-2f);
+    const __m256 p4 = _mm256_set1_ps(1.6666665459e-1f), p5 = _mm256_set1_ps(5.0000001201e-1f);
+    const __m256 one = _mm256_set1_ps(1.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 ok = _mm256_and_ps(_mm256_cmp_ps(v, lo, _CMP_GE_OQ), _mm256_cmp_ps(v, hi, _CMP_LE_OQ));
+        if (_mm256_movemask_ps(ok) != 0xff) {
+            for (int l = 0; l < 8; l++) y[i + l] = expf(x[i + l]);
+            continue;
+        }
+        __m256 fn = _mm256_round_ps(_mm256_mul_ps(v, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m256 r = _mm256_fnmadd_ps(fn, ln2_hi, v);
+        r = _mm256_fnmadd_ps(fn, ln2_lo, r);
+        __m256 r2 = _mm256_mul_ps(r, r);
+        __m256 p = _mm256_fmadd_ps(p0, r, p1);
+        p = _mm256_fmadd_ps(p, r, p2);
+        p = _mm256_fmadd_ps(p, r, p3);
+        p = _mm256_fmadd_ps(p, r, p4);
+        p = _mm256_fmadd_ps(p, r, p5);
+        p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, one));
+        __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fn), _mm256_set1_epi32(127)), 23);
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+    }
+    for (; i < n; i++) y[i] = expf(x[i]);
+}
+
+/* (libgcc fills in the CPU model in a constructor, before any of this runs) */
+static int layers_use_avx2(void) {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#endif
+
+void layers_vexpf(const float *x, float *y, size_t n) {
+#ifdef LAYERS_X86
+    if (layers_use_avx2()) {
+        vexpf_avx2(x, y, n);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++) y[i] = expf(x[i]);
+}
+
+/* Runs fn(ctx, i, tid) for every i in [0, n) on nt threads (the caller is
+ * tid 0, tids 1..nt-1 are pthreads; a thread that cannot be started just
+ * leaves its share to the others). Internal: also used by
+ * layers_backward.c, which declares it.
+ *
+ * For the attention's many small per-head products: OpenBLAS does not
+ * scale on them (two threads are slower than one here), so each task calls
+ * single-threaded sgemm and the tasks run side by side. OpenBLAS is set to
+ * one thread for the duration and restored after, which assumes no other
+ * thread of the process calls BLAS meanwhile (true of quept: the only
+ * other multi-threaded BLAS user, the artifact switch, never runs during a
+ * forward). Results do not depend on the schedule: each task is computed
+ * by one thread in a fixed order. */
+void layers_parallel_for(int n, int nt, void (*fn)(void *ctx, int i, int tid), void *ctx);
+
+enum { LAYERS_MAX_THREADS = 64 };
+
+typedef struct {
+    void (*fn)(void *, int, int);
+    void *ctx;
+    int n;
+    atomic_int next;
+} ParJob;
+
+typedef struct {
+    ParJob *job;
+    int tid;
+} ParArg;
+
+static void *par_worker(void *p) {
+    ParArg *a = p;
+    int i;
+    while ((i = atomic_fetch_add(&a->job->next, 1)) < a->job->n) a->job->fn(a->job->ctx, i, a->tid);
+    return NULL;
+}
+
+void layers_parallel_for(int n, int nt, void (*fn)(void *ctx, int i, int tid), void *ctx) {
+    if (nt > n) nt = n;
+    if (nt > LAYERS_MAX_THREADS) nt = LAYERS_MAX_THREADS;
+    if (nt <= 1) {
+        for (int i = 0; i < n; i++) fn(ctx, i, 0);
+        return;
+    }
+    int blas_nt = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    ParJob job = {fn, ctx, n, 0};
+    ParArg args[LAYERS_MAX_THREADS];
+    pthread_t th[LAYERS_MAX_THREADS];
+    int started[LAYERS_MAX_THREADS] = {0};
+    for (int t = 0; t < nt; t++) args[t] = (ParArg){&job, t};
+    for (int t = 1; t < nt; t++) started[t] = pthread_create(&th[t], NULL, par_worker, &args[t]) == 0;
+    par_worker(&args[0]);
+    for (int t = 1; t < nt; t++)
+        if (started[t]) pthread_join(th[t], NULL);
+    openblas_set_num_threads(blas_nt);
+}
+
+/* Threads for the per-head attention work: OpenBLAS's thread count. */
+int layers_attention_threads(void);
+int layers_attention_threads(void) { return openblas_get_num_threads(); }
 
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight,
                      int N, int C, float eps) {
@@ -67,52 +192,67 @@ void rope_forward(float *x, const RopeTable *rt, int B, int T, int n_heads) {
 
 /* Causal attention works on row tiles of ATT_TILE queries: tile [t0, t1)
  * only needs keys [0, t1), so the products skip the blocks above the
- * diagonal (about 3/8 of the full T x T work at T = 512). */
+ * diagonal (about 3/8 of the full T x T work at T = 512). With saved
+ * probabilities (one (T,T) slice per head) the heads run in parallel
+ * (layers_parallel_for); with the single scratch they run in turn. */
 #define ATT_TILE 128
+
+typedef struct {
+    float *out, *att;
+    const float *q, *k, *v;
+    int T, NH, NKV, hd, save_att;
+} AttFwd;
+
+static void attention_forward_head(void *ctx, int i, int tid) {
+    const AttFwd *a = ctx;
+    int T = a->T, NH = a->NH, hd = a->hd, b = i / NH, h = i % NH;
+    int QD = NH * hd, KVD = a->NKV * hd, kvh = h / (NH / a->NKV);
+    float scale = 1.0f / sqrtf((float)hd);
+    const float *qh = a->q + (size_t)b * T * QD + (size_t)h * hd;
+    const float *kh = a->k + (size_t)b * T * KVD + (size_t)kvh * hd;
+    const float *vh = a->v + (size_t)b * T * KVD + (size_t)kvh * hd;
+    float *P = a->save_att ? a->att + ((size_t)b * NH + h) * T * T : a->att;
+    float *oh = a->out + (size_t)b * T * QD + (size_t)h * hd;
+    for (int t0 = 0; t0 < T; t0 += ATT_TILE) {
+        int t1 = t0 + ATT_TILE < T ? t0 + ATT_TILE : T, m = t1 - t0;
+        float *Pt = P + (size_t)t0 * T;
+        /* scores (m, t1) = scale * Q_h[t0:t1] K_h[0:t1]^T; only s <= t is used */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, t1, hd, scale,
+                    qh + (size_t)t0 * QD, QD, kh, KVD, 0.0f, Pt, T);
+        for (int t = t0; t < t1; t++) {
+            float *row = P + (size_t)t * T;
+            float mx = row[0];
+            for (int s = 1; s <= t; s++) mx = row[s] > mx ? row[s] : mx;
+            for (int s = 0; s <= t; s++) row[s] -= mx;
+            layers_vexpf(row, row, (size_t)t + 1);
+            float sum = 0.0f;
+            for (int s = 0; s <= t; s++) sum += row[s];
+            float inv = 1.0f / sum;
+            for (int s = 0; s <= t; s++) row[s] *= inv;
+            for (int s = t + 1; s < T; s++) row[s] = 0.0f;
+        }
+        /* out_h[t0:t1] (m, hd) = P[t0:t1, 0:t1] V_h[0:t1] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, t1, 1.0f, Pt, T, vh, KVD,
+                    0.0f, oh + (size_t)t0 * QD, QD);
+    }
+    (void)tid;
+}
 
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                        int B, int T, int NH, int NKV, int hd, int save_att) {
-    int QD = NH * hd, KVD = NKV * hd, group = NH / NKV;
-    float scale = 1.0f / sqrtf((float)hd);
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < NH; h++) {
-            int kvh = h / group;
-            const float *qh = q + (size_t)b * T * QD + (size_t)h * hd;
-            const float *kh = k + (size_t)b * T * KVD + (size_t)kvh * hd;
-            const float *vh = v + (size_t)b * T * KVD + (size_t)kvh * hd;
-            float *P = save_att ? att + ((size_t)b * NH + h) * T * T : att;
-            float *oh = out + (size_t)b * T * QD + (size_t)h * hd;
-            for (int t0 = 0; t0 < T; t0 += ATT_TILE) {
-                int t1 = t0 + ATT_TILE < T ? t0 + ATT_TILE : T, m = t1 - t0;
-                float *Pt = P + (size_t)t0 * T;
-                /* scores (m, t1) = scale * Q_h[t0:t1] K_h[0:t1]^T; only s <= t is used */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, t1, hd, scale,
-                            qh + (size_t)t0 * QD, QD, kh, KVD, 0.0f, Pt, T);
-                for (int t = t0; t < t1; t++) {
-                    float *row = P + (size_t)t * T;
-                    float mx = row[0];
-                    for (int s = 1; s <= t; s++) mx = row[s] > mx ? row[s] : mx;
-                    float sum = 0.0f;
-                    for (int s = 0; s <= t; s++) {
-                        row[s] = expf(row[s] - mx);
-                        sum += row[s];
-                    }
-                    float inv = 1.0f / sum;
-                    for (int s = 0; s <= t; s++) row[s] *= inv;
-                    for (int s = t + 1; s < T; s++) row[s] = 0.0f;
-                }
-                /* out_h[t0:t1] (m, hd) = P[t0:t1, 0:t1] V_h[0:t1] */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, t1, 1.0f, Pt, T, vh,
-                            KVD, 0.0f, oh + (size_t)t0 * QD, QD);
-            }
-        }
-    }
+    AttFwd a = {out, att, q, k, v, T, NH, NKV, hd, save_att};
+    layers_parallel_for(B * NH, save_att ? layers_attention_threads() : 1, attention_forward_head, &a);
 }
 
 void swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        float g = gate[i];
-        out[i] = g / (1.0f + expf(-g)) * up[i];
+    enum { CH = 1024 };
+    float e[CH];
+    for (size_t i0 = 0; i0 < n; i0 += CH) {
+        size_t m = n - i0 < CH ? n - i0 : CH;
+        const float *g = gate + i0;
+        for (size_t i = 0; i < m; i++) e[i] = -g[i];
+        layers_vexpf(e, e, m);
+        for (size_t i = 0; i < m; i++) out[i0 + i] = g[i] / (1.0f + e[i]) * up[i0 + i];
     }
 }
 

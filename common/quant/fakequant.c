@@ -337,14 +337,8 @@ FQ_AVX2 static void grp_dx_x_avx2(const float *x, const float *dy, int n, float 
     if (j < n) grp_dx_x(x + j, dy + j, n - j, s, z, qmax, gmax, gmin, amax, amin, dx + j);
 }
 
-static int fq_use_avx2(void) {
-    static int v = -1; /* a benign race: every thread computes the same value */
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx2") ? 1 : 0;
-    }
-    return v;
-}
+/* (libgcc fills in the CPU model in a constructor, before any of this runs) */
+static int fq_use_avx2(void) { return __builtin_cpu_supports("avx2") ? 1 : 0; }
 #else
 static int fq_use_avx2(void) { return 0; }
 #define grp_minmax_avx2 grp_minmax
