@@ -22,6 +22,9 @@ int cli_get_int(const CliOpt *opts, int n_opts, const char *name, int def, int l
 int cli_get_float(const CliOpt *opts, int n_opts, const char *name, double def, double lo,
                   double hi, double *out, QErr *err);
 int cli_wants_help(int argc, char **argv);
+/* --bits for a switch: one width (2..8) for every block, or a comma list
+ * with one width per block. */
+int cli_parse_block_bits(const char *s, int n_layers, int *bits, QErr *err);
 
 int cmd_sample(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

@@ -68,30 +68,6 @@ void print_eval_result(const EvalResult *r, int json) {
     }
 }
 
-/* Parses --bits: "all", one width, or one width per block. */
-static int parse_block_bits(const char *s, const ElasticModel *em, int *all, int *bits, QErr *err) {
-    int L = em->cfg.n_layers;
-    *all = s == NULL || strcmp(s, "all") == 0;
-    if (*all) return 0;
-    int n = 0;
-    const char *p = s;
-    while (*p) {
-        char *end;
-        long b = strtol(p, &end, 10);
-        if (end == p || b < QBITS_MIN || b > QBITS_MAX)
-            return qerr_set(err, "--bits: expected widths in 2..8, got '%s'", s);
-        if (n >= L) return qerr_set(err, "--bits: more widths than the %d blocks", L);
-        bits[n++] = (int)b;
-        p = *end == ',' ? end + 1 : end;
-        if (*end && *end != ',') return qerr_set(err, "--bits: cannot parse '%s'", s);
-    }
-    if (n == 1)
-        for (int j = 1; j < L; j++) bits[j] = bits[0];
-    else if (n != L)
-        return qerr_set(err, "--bits: %d widths given, the model has %d blocks", n, L);
-    return 0;
-}
-
 /* --avg-bits: the DP's assignment, printed before the metrics. */
 static int assign_mixed(const ElasticModel *em, double avg, int proxy, int *bits, int json, QErr *err) {
     int use_proxy = proxy || !em->sens;
@@ -133,8 +109,8 @@ static int eval_artifact(const char *art, const char *bits_arg, double avg_bits,
     Model ref = {0}, q = {0};
     int rc = bits ? 0 : qerr_set(&err, "out of memory");
     int mixed = avg_bits >= 0.0;
-    all = 0;
-    if (rc == 0 && !mixed) rc = parse_block_bits(bits_arg, &em, &all, bits, &err);
+    all = !mixed && (!bits_arg || strcmp(bits_arg, "all") == 0);
+    if (rc == 0 && !mixed && !all) rc = cli_parse_block_bits(bits_arg, em.cfg.n_layers, bits, &err);
     if (rc == 0) rc = tokens_load_any(data, NULL, seq_len, max_seqs, &ts, &err);
     if (rc == 0 && ref_path) rc = model_load(&ref, ref_path, &err);
     if (rc == 0 && mixed) rc = assign_mixed(&em, avg_bits, proxy, bits, json, &err);

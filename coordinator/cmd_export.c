@@ -90,43 +90,6 @@ static int src_row(const ModelConfig *c, int l, int r, int want_halves) {
     return head * hd + s;
 }
 
-static int parse_bits(const char *s, int L, int *bits, QErr *err) {
-    if (!s) return qerr_set(err, "--bits is required");
-    int n = 0;
-    const char *p = s;
-    while (*p) {
-        char *end;
-        long b = strtol(p, &end, 10);
-        if (end == p || b < QBITS_MIN || b > QBITS_MAX)
-            return qerr_set(err, "--bits: expected widths in 2..8, got '%s'", s);
-        if (n >= L) return qerr_set(err, "--bits: more widths than the %d blocks", L);
-        bits[n++] = (int)b;
-        if (*end && *end != ',') return qerr_set(err, "--bits: cannot parse '%s'", s);
-        p = *end == ',' ? end + 1 : end;
-    }
-    if (n == 1)
-        for (int j = 1; j < L; j++) bits[j] = bits[0];
-    else if (n != L)
-        return qerr_set(err, "--bits: %d widths given, the model has %d blocks", n, L);
-    return 0;
-}
-
-static int mkdir_p(const char *dir, QErr *err) {
-    char buf[1024];
-    int w = snprintf(buf, sizeof buf, "%s", dir);
-    if (w <= 0 || (size_t)w >= sizeof buf) return qerr_set(err, "%s: bad path", dir);
-    for (char *p = buf + 1;; p++)
-        if (*p == '/' || *p == '\0') {
-            char saved = *p;
-            *p = '\0';
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-                return qerr_set(err, "%s: cannot create directory: %s", buf, strerror(errno));
-            *p = saved;
-            if (!saved) break;
-        }
-    return 0;
-}
-
 /* ---- safetensors-fp16 ---- */
 
 static int export_fp16(const ElasticModel *em, const int *bits, const char *out, QErr *err) {
@@ -279,7 +242,7 @@ static int export_int(const ElasticModel *em, const SwitchedModel *sw, const cha
         return qerr_set(err, "safetensors-int: %d bits is not supported (GPTQ int32 packing is "
                         "implemented for 2, 4 and 8 bits; 3/5/6/7-bit codes would straddle words)", b);
     if (c->has_qkv_bias) return qerr_set(err, "safetensors-int: models with q/k/v biases are not supported");
-    if (mkdir_p(dir, err) != 0) return -1;
+    if (dir_make_all(dir, err) != 0) return -1;
     StWriter w;
     Owned ow = {0};
     st_writer_init(&w);
@@ -664,7 +627,7 @@ int cmd_export(int argc, char **argv) {
             log_info("export: --avg-bits %g -> widths %s (average %.4f)", avg, list, achieved);
         }
     } else if (rc == 0) {
-        rc = parse_bits(cli_get(o, no, "bits"), em.cfg.n_layers, bits, &err);
+        rc = cli_parse_block_bits(cli_get(o, no, "bits"), em.cfg.n_layers, bits, &err);
     }
     if (rc == 0) rc = kind == 0 ? export_fp16(&em, bits, out, &err) : elastic_switch_codes(&em, bits, &sw, &err);
     if (rc == 0 && kind == 1) rc = export_int(&em, &sw, out, &err);

@@ -162,3 +162,23 @@ int file_read_all(const char *path, char **out, size_t *out_len, QErr *err) {
     if (out_len) *out_len = len;
     return 0;
 }
+
+int dir_make_all(const char *dir, QErr *err) {
+    char buf[1024];
+    if (!dir || !*dir) return qerr_set(err, "empty directory name");
+    int w = snprintf(buf, sizeof buf, "%s", dir);
+    if (w < 0 || (size_t)w >= sizeof buf) return qerr_set(err, "%s: path too long", dir);
+    for (char *p = buf + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char saved = *p;
+            *p = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return qerr_set(err, "%s: cannot create directory: %s", buf, strerror(errno));
+            *p = saved;
+            if (saved == '\0') break;
+        }
+    }
+    struct stat s;
+    if (stat(dir, &s) != 0 || !S_ISDIR(s.st_mode)) return qerr_set(err, "%s: not a directory", dir);
+    return 0;
+}

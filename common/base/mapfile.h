@@ -25,6 +25,10 @@ int atomic_commit(AtomicFile *af, QErr *err); /* frees af */
 void atomic_abort(AtomicFile *af);            /* frees af, removes temp */
 
 int file_write_all(const char *path, const void *buf, size_t n, QErr *err);
+/* mkdir -p: creates dir and its missing parents (0755); fails when dir
+ * exists but is not a directory. */
+int dir_make_all(const char *dir, QErr *err);
+
 /* Reads a whole file into a malloc'd, NUL-terminated buffer. */
 int file_read_all(const char *path, char **out, size_t *out_len, QErr *err);
 

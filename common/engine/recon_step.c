@@ -30,7 +30,7 @@
  *     block_backward (which does compute dx) is unchanged.
  * The remaining wq slots are allocated for the callers that build all seven
  * weights at once (recon.c's token merge); the step itself never touches
- * them. dW[] and dx are not allocated (NULL). */
+ * them. */
 #include "recon_step.h"
 
 #include <cblas.h>
@@ -60,13 +60,11 @@ void recon_step_free(ReconStep *b) {
     block_acts_free(&b->acts);
     free(b->out);
     free(b->dout);
-    free(b->dx);
     free(b->bscratch);
     free(b->work);
     for (int l = 0; l < N_LIN; l++) {
         free(b->wq[l]);
         free(b->fqs[l]);
-        free(b->dW[l]);
     }
     free(b->g_lwc);
     free(b->g_adapter);

@@ -12,10 +12,11 @@
 
 typedef struct {
     BlockActs acts;
-    float *out, *dout, *dx, *bscratch, *work;
-    float *wq[N_LIN], *fqs[N_LIN], *dW[N_LIN];
+    float *out, *dout, *bscratch, *work;
+    float *wq[N_LIN], *fqs[N_LIN];
     float *g_lwc, *g_adapter;  /* gradients, same layout as p->lwc, p->adapter */
-    float *g_adapter_bit;      /* one bit's adapter gradient (prefix_grad_stop) */
+    float *g_adapter_bit;      /* one linear's adapter gradient for the current bit
+                                  (prefix_grad_stop routes it rank by rank) */
 } ReconStep;
 
 int recon_step_init(ReconStep *b, const ModelConfig *c, const QBlockParams *p, int B, int T,

@@ -626,26 +626,6 @@ fail:
 /* ------------------------------------------------------------------------ */
 /* writer                                                                    */
 
-static int mkdir_p(const char *dir, QErr *err) {
-    char buf[1024];
-    if (!dir || !*dir) return qerr_set(err, "hf_write_dir: empty directory name");
-    int w = snprintf(buf, sizeof buf, "%s", dir);
-    if (w < 0 || (size_t)w >= sizeof buf) return qerr_set(err, "%s: path too long", dir);
-    for (char *p = buf + 1; ; p++) {
-        if (*p == '/' || *p == '\0') {
-            char saved = *p;
-            *p = '\0';
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-                return qerr_set(err, "%s: cannot create directory: %s", buf, strerror(errno));
-            *p = saved;
-            if (saved == '\0') break;
-        }
-    }
-    struct stat s;
-    if (stat(dir, &s) != 0 || !S_ISDIR(s.st_mode)) return qerr_set(err, "%s: not a directory", dir);
-    return 0;
-}
-
 /* A JSON number for f printed with the fewest digits that read back as f. */
 static cJSON *float_number(float f) {
     char buf[48];
@@ -705,7 +685,8 @@ int hf_write_dir(const char *dir, const Model *m, int dtype_f16, QErr *err) {
             if (!*block_ptr(&m->blocks[j], (BlockTensor)t))
                 return qerr_set(err, "%s: block %d has no tensor %s", dir, j, block_suffix[t]);
         }
-    if (mkdir_p(dir, err) != 0) return -1;
+    if (!dir || !*dir) return qerr_set(err, "hf_write_dir: empty directory name");
+    if (dir_make_all(dir, err) != 0) return -1;
 
     StDtype dt = dtype_f16 ? ST_F16 : ST_F32;
     StWriter w;

@@ -12,12 +12,7 @@
 #include "layers.h"
 #include "rope_internal.h"
 
-/* Internal, defined in layers_forward.c: y = e^x elementwise (vectorized);
- * fn(ctx, i, tid) for i in [0, n) on nt threads; the attention's thread
- * count. */
-void layers_vexpf(const float *x, float *y, size_t n);
-void layers_parallel_for(int n, int nt, void (*fn)(void *ctx, int i, int tid), void *ctx);
-int layers_attention_threads(void);
+#include "layers_internal.h"
 
 /* out_i = x_i * r * w_i with r = (mean(x^2) + eps)^-1/2, so
  *   dx_j = r * w_j * dout_j - (r^3 / C) * x_j * sum_i dout_i * w_i * x_i

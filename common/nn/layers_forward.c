@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "layers.h"
+#include "layers_internal.h"
 #include "rope_internal.h"
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
@@ -20,8 +21,6 @@
  * polynomial (max error ~1 ulp against expf's ~0.5); a vector holding any
  * x outside [-87, 88] (or NaN) goes through expf, so underflow to
  * subnormals / 0, overflow to inf and NaN behave exactly as expf. */
-void layers_vexpf(const float *x, float *y, size_t n);
-
 #ifdef LAYERS_X86
 __attribute__((target("avx2,fma"))) static void vexpf_avx2(const float *x, float *y, size_t n) {
     const __m256 lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f);
@@ -84,8 +83,6 @@ void layers_vexpf(const float *x, float *y, size_t n) {
  * other multi-threaded BLAS user, the artifact switch, never runs during a
  * forward). Results do not depend on the schedule: each task is computed
  * by one thread in a fixed order. */
-void layers_parallel_for(int n, int nt, void (*fn)(void *ctx, int i, int tid), void *ctx);
-
 enum { LAYERS_MAX_THREADS = 64 };
 
 typedef struct {
@@ -128,8 +125,6 @@ void layers_parallel_for(int n, int nt, void (*fn)(void *ctx, int i, int tid), v
     openblas_set_num_threads(blas_nt);
 }
 
-/* Threads for the per-head attention work: OpenBLAS's thread count. */
-int layers_attention_threads(void);
 int layers_attention_threads(void) { return openblas_get_num_threads(); }
 
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight,
