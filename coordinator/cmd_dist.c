@@ -233,9 +233,12 @@ int cmd_worker(int argc, char **argv) {
     /* test hook: QUEPT_TEST_WORKER_DIE=name:block:epoch */
     const char *die = getenv("QUEPT_TEST_WORKER_DIE");
     if (die) {
-        char nm[64];
+        char nm[64] = "";
         int b, e;
-        if (sscanf(die, "%63[^:]:%d:%d", nm, &b, &e) == 3 && strcmp(nm, wo.name) == 0) wo.die_block = b, wo.die_epoch = e;
+        sscanf(die, "%63[^:]", nm);
+        /* "*" matches every first-incarnation worker (a respawned one, "local-1.1", lives) */
+        int match = strcmp(nm, wo.name) == 0 || (strcmp(nm, "*") == 0 && !strchr(wo.name, '.'));
+        if (sscanf(die, "%63[^:]:%d:%d", nm, &b, &e) == 3 && match) wo.die_block = b, wo.die_epoch = e;
     }
     if (worker_run(&wo, &err) != 0) {
         log_error("worker %s: %s", wo.name, err.msg);

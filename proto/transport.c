@@ -13,8 +13,17 @@
 int wire_socket_limits(void *sock, int64_t max_msg, QErr *err) {
     int linger = 1000; /* ms: a final shutdown message gets out, a dead peer cannot hold us */
     int hwm = 1000;
+    int sndtimeo = 2000; /* ms: a send to a peer that is gone or stuck fails instead of blocking the loop */
+    int type = 0;
+    size_t tl = sizeof type;
+    zmq_getsockopt(sock, ZMQ_TYPE, &type, &tl);
+    /* a DEALER queues only on a finished handshake: with no coordinator (or a
+     * CURVE refusal) a send fails at once rather than piling up */
+    int immediate = type == ZMQ_DEALER;
     if (zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg) != 0 ||
         zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(sock, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo) != 0 ||
+        zmq_setsockopt(sock, ZMQ_IMMEDIATE, &immediate, sizeof immediate) != 0 ||
         zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0)
         return qerr_set(err, "socket options: %s", zmq_strerror(errno));

@@ -44,6 +44,8 @@ typedef struct {
 static void *compute_main(void *arg) {
     ComputeShared *cs = arg;
     void *pipe = zmq_socket(cs->ctx, ZMQ_PAIR);
+    int zero = 0;
+    if (pipe) zmq_setsockopt(pipe, ZMQ_LINGER, &zero, sizeof zero);
     if (!pipe || zmq_connect(pipe, PIPE_ENDPOINT) != 0) {
         log_error("worker: compute pipe: %s", zmq_strerror(zmq_errno()));
         if (pipe) zmq_close(pipe);
@@ -213,6 +215,8 @@ int worker_run(const WorkerOpts *o, QErr *err) {
     ComputeShared cs = {w.ctx, o->threads, 0};
     w.cs = &cs;
     w.pipe = zmq_socket(w.ctx, ZMQ_PAIR);
+    int zero = 0;
+    if (w.pipe) zmq_setsockopt(w.pipe, ZMQ_LINGER, &zero, sizeof zero);
     if (!w.pipe || zmq_bind(w.pipe, PIPE_ENDPOINT) != 0) {
         zmq_ctx_term(w.ctx);
         return qerr_set(err, "compute pipe: %s", zmq_strerror(zmq_errno()));
