@@ -19,5 +19,7 @@ long peak_rss_bytes(void);
 
 /* `quept bench recon` (bench_recon.c). */
 int bench_recon(int argc, char **argv);
+/* `quept bench distributed` (bench_dist.c). */
+int bench_distributed(int argc, char **argv);
 
 #endif

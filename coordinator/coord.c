@@ -570,6 +570,12 @@ static int merge(Coord *c, const TokenSet *ts, QErr *err) {
 
 /* ---- the loop ---- */
 
+static double cpu_seconds(int who) {
+    struct rusage r;
+    getrusage(who, &r);
+    return r.ru_utime.tv_sec + r.ru_utime.tv_usec * 1e-6 + r.ru_stime.tv_sec + r.ru_stime.tv_usec * 1e-6;
+}
+
 static void shutdown_workers(Coord *c, const char *text) {
     for (int i = 0; i < COORD_MAX_WORKERS; i++) {
         if (!c->workers[i].used) continue;
@@ -665,6 +671,7 @@ int coordinator_run(const CoordOpts *o, QErr *err) {
     if (!c) return qerr_set(err, "out of memory");
     c->o = o;
     c->t_start = now_seconds();
+    double cpu_self0 = cpu_seconds(RUSAGE_SELF), cpu_kids0 = cpu_seconds(RUSAGE_CHILDREN);
     c->state = JOB_STARTING;
     /* a session id that differs between runs: workers recognise a restart */
     c->session = ((uint64_t)getpid() << 32) ^ (uint64_t)(now_seconds() * 1e6);
@@ -699,10 +706,17 @@ int coordinator_run(const CoordOpts *o, QErr *err) {
         c->state = JOB_DONE;
         linger_shutdown(c, "job complete", o->liveness * o->heartbeat_s + 1.0);
     } else if (rc == 0) {
+        double t0 = now_seconds(), cpu0 = cpu_seconds(RUSAGE_SELF);
         rc = run_loop(c, &ts, err);
+        double t1 = now_seconds(), cpu1 = cpu_seconds(RUSAGE_SELF);
         if (rc == 0) {
             shutdown_workers(c, "calibration done; merging");
             rc = merge(c, &ts, err);
+        }
+        if (o->report) {
+            o->report->calib_wall_s = t1 - t0;
+            o->report->cpu_coord_calib_s = cpu1 - cpu0;
+            o->report->merge_wall_s = now_seconds() - t1;
         }
         c->state = rc == 0 ? JOB_DONE : JOB_FAILED;
         if (rc != 0) snprintf(c->fail_msg, sizeof c->fail_msg, "%.500s", err->msg);
@@ -710,16 +724,17 @@ int coordinator_run(const CoordOpts *o, QErr *err) {
         if (o->local_workers) local_stop_all(c, 3.0);
         else if (rc == 0) linger_shutdown(c, "job complete", 2.0 * o->heartbeat_s);
     }
+    if (o->local_workers) local_stop_all(c, 0.5);
     if (c->ctx) {
-        struct rusage self, kids;
-        getrusage(RUSAGE_SELF, &self);
-        getrusage(RUSAGE_CHILDREN, &kids);
-        double cs = self.ru_utime.tv_sec + self.ru_utime.tv_usec * 1e-6 + self.ru_stime.tv_sec + self.ru_stime.tv_usec * 1e-6;
-        double ks = kids.ru_utime.tv_sec + kids.ru_utime.tv_usec * 1e-6 + kids.ru_stime.tv_sec + kids.ru_stime.tv_usec * 1e-6;
+        double cs = cpu_seconds(RUSAGE_SELF) - cpu_self0, ks = cpu_seconds(RUSAGE_CHILDREN) - cpu_kids0;
         if (!o->quiet)
             log_info("coordinator: %.1fs wall; CPU: coordinator %.2fs, local workers %.2fs", now_seconds() - c->t_start, cs, ks);
+        if (o->report) {
+            o->report->wall_s = now_seconds() - c->t_start;
+            o->report->cpu_coord_s = cs;
+            o->report->cpu_workers_s = ks;
+        }
     }
-    if (o->local_workers) local_stop_all(c, 0.5);
     for (int k = 0; k < c->spec.n_shards; k++) {
         free(c->shards[k].fp_out);
         free(c->shards[k].fp_seen);

@@ -19,6 +19,13 @@
 
 #include "proto/transport.h"
 
+/* What a run cost (filled at the end when CoordOpts.report is set). CPU
+ * seconds of the coordinator process itself, and of its local workers. */
+typedef struct {
+    double wall_s, calib_wall_s, merge_wall_s;
+    double cpu_coord_s, cpu_coord_calib_s, cpu_workers_s;
+} CoordReport;
+
 typedef struct {
     const char *model_path, *data_path, *out_path, *ckpt_dir;
     const char *bind, *status_bind; /* endpoints; NULL = local mode's private ipc:// */
@@ -37,6 +44,7 @@ typedef struct {
     int local_workers, local_threads;
     const char *self_exe;
     int die_after_blocks;           /* test hook: SIGKILL ourselves after journaling this many blocks */
+    CoordReport *report;            /* optional */
 } CoordOpts;
 
 void coord_opts_default(CoordOpts *o);
