@@ -7,6 +7,10 @@
 #include "cli.h"
 #include "engine/calibrate.h"
 
+/* --format pot: the learning rate of the scale refinements Γ unless
+ * --lr-lwc is given (README, "PoT on stories260K"). */
+#define POT_LR_DEFAULT 5e-3f
+
 static const char *HELP =
     "usage: quept calibrate --model M --data F --out A [options]\n"
     "\n"
@@ -52,6 +56,13 @@ static const char *HELP =
     "                      (default on; off with --reference-method)\n"
     "  --holdout X         share of calibration sequences held out of training\n"
     "                      to judge the fallback (default 0.125)\n"
+    "  --format F          weight codes: int (default) | pot (sign + exponent,\n"
+    "                      value ±s·2^E, bits 2-5, default --bits 2-5): data-free\n"
+    "                      scales, refined (Γ in place of the clipping logits,\n"
+    "                      --lr-lwc, default 5e-3 for pot) by --method quept;\n"
+    "                      --method rtn or --epochs 0: data-free only; groups of\n"
+    "                      128 at every width unless --group-high is given\n"
+    "  --pot-l2 X          pot: L2 penalty X·ΣΓ² on the scale refinements (1e-4)\n"
     "  --quiet             no progress lines\n";
 
 int cmd_calibrate(int argc, char **argv) {
@@ -69,7 +80,8 @@ int cmd_calibrate(int argc, char **argv) {
                   {"merge-keep", 1, 0},     {"stream", 1, 0},        {"normalize-loss", 0, 0},
                   {"prefix-grad-stop", 0, 0}, {"no-prefix-grad-stop", 0, 0}, {"reference-method", 0, 0}, {"quiet", 0, 0},
                   {"lwc-init-low", 1, 0},   {"lwc-init-high", 1, 0},
-                  {"holdout", 1, 0},        {"no-fallback", 0, 0}, {"fallback", 0, 0}};
+                  {"holdout", 1, 0},        {"no-fallback", 0, 0}, {"fallback", 0, 0},
+                  {"format", 1, 0},         {"pot-l2", 1, 0}};
     int no = sizeof o / sizeof o[0], npos;
     const char *pos[1];
     QErr err = {{0}};
@@ -107,6 +119,23 @@ int cmd_calibrate(int argc, char **argv) {
         }
         qc.loss_l2 = strcmp(s, "l2") == 0;
     }
+    if ((s = cli_get(o, no, "format"))) {
+        if (quant_parse_format(s, &qc.format, &err) != 0) {
+            log_error("calibrate: %s", err.msg);
+            return 2;
+        }
+        if (qc.format == QFORMAT_POT) { /* PoT defaults: its widths, Γ's learning rate */
+            quant_parse_bits(&qc, "2-5", &err);
+            qc.lr_lwc = POT_LR_DEFAULT;
+            for (int b = 5; b <= QBITS_MAX; b++) qc.group[b] = 128; /* one scale per 128 at every width */
+        }
+    }
+    double pot_l2;
+    if (cli_get_float(o, no, "pot-l2", qc.pot_l2, 0, 1e6, &pot_l2, &err)) {
+        log_error("calibrate: %s", err.msg);
+        return 2;
+    }
+    qc.pot_l2 = (float)pot_l2;
     int seed, max_seqs, glo, ghi, rlo, rmid, rhi;
     double lr1, lr2, cap, keep, li_lo, li_hi, hold;
     glo = qc.group[2], ghi = qc.group[8];
