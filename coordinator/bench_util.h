@@ -19,5 +19,7 @@ long peak_rss_bytes(void);
 
 /* `quept bench recon` (bench_recon.c). */
 int bench_recon(int argc, char **argv);
+/* `quept bench pot` (bench_pot.c). */
+int bench_pot(int argc, char **argv);
 
 #endif

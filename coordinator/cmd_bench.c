@@ -15,6 +15,7 @@ static const char *HELP =
     "usage: quept bench forward [--model M] [--json] [--seconds S]\n"
     "       quept bench recon [--json] [--steps N] [--seconds S]\n"
     "       quept bench switch [--json] (see quept bench switch --help)\n"
+    "       quept bench pot [--json] (see quept bench pot --help)\n"
     "\n"
     "forward: tokens/s and achieved GFLOP/s of the full-precision forward pass on\n"
     "  model M (default ../shared/models/stories260K.bin, B=8 x T=256) and on a\n"
@@ -182,6 +183,7 @@ int cmd_bench(int argc, char **argv) {
         return bench_recon(argc - 1, argv + 1);
     }
     if (strcmp(argv[0], "switch") == 0) return bench_switch_main(argc - 1, argv + 1);
-    log_error("bench: unknown benchmark '%s' (forward, recon, switch)", argv[0]);
+    if (strcmp(argv[0], "pot") == 0) return bench_pot(argc - 1, argv + 1);
+    log_error("bench: unknown benchmark '%s' (forward, recon, switch, pot)", argv[0]);
     return 2;
 }

@@ -17,7 +17,7 @@ static void usage(FILE *f) {
             "  eval       perplexity, and KL divergence / top-1 agreement vs a reference\n"
             "  export     write a switched artifact as HF safetensors (F16 or GPTQ int) or GGUF\n"
             "  inspect    describe an artifact: config, storage, losses, sensitivity, checksums\n"
-            "  bench      benchmarks (forward, recon, switch)\n",
+            "  bench      benchmarks (forward, recon, switch, pot)\n",
             QUEPT_VERSION);
 }
 

@@ -1,6 +1,9 @@
-/* pot.c — power-of-two quantization kernels (see pot.h). Every loop works
- * on the float's bits with integer shifts, adds and selects and has no
- * data-dependent branch, so gcc vectorises it at -O3. */
+/* pot.c — power-of-two quantization kernels (see pot.h). The loops work on
+ * the float's bits with integer shifts, adds and selects and have no
+ * data-dependent branch; gcc vectorises the quantize, codes and dequantize
+ * loops at -O3 (-fopt-info-vec). The loops that sum floats (the backward's
+ * scale gradient, the search's errors) stay scalar: without -ffast-math the
+ * compiler may not reorder the sum. */
 #include "pot.h"
 
 #include <string.h>
@@ -54,8 +57,12 @@ float pot_group_backward(const float *x, const float *dy, int n, float s, int em
         int in = er >= 0 && er <= emax;
         float q = pot_level(ub, pot_clampe(er, emax));
         ds += dy[j] * (in ? q - u : q);
-        if (dx) dx[j] = in ? dy[j] : 0.0f;
     }
+    if (dx) /* after the sum: dx may equal x */
+        for (int j = 0; j < n; j++) {
+            int er = pot_eraw(f2u(x[j] / s) & 0x7fffffffu);
+            dx[j] = (er >= 0 && er <= emax) ? dy[j] : 0.0f;
+        }
     return ds;
 }
 
