@@ -7,10 +7,6 @@
 #include "cli.h"
 #include "engine/calibrate.h"
 
-/* --format pot: the learning rate of the scale refinements Γ unless
- * --lr-lwc is given (README, "PoT on stories260K"). */
-#define POT_LR_DEFAULT 5e-3f
-
 static const char *HELP =
     "usage: quept calibrate --model M --data F --out A [options]\n"
     "\n"
@@ -59,7 +55,7 @@ static const char *HELP =
     "  --format F          weight codes: int (default) | pot (sign + exponent,\n"
     "                      value ±s·2^E, bits 2-5, default --bits 2-5): data-free\n"
     "                      scales, refined (Γ in place of the clipping logits,\n"
-    "                      --lr-lwc, default 5e-3 for pot) by --method quept;\n"
+    "                      --lr-lwc, default 3e-4 for pot) by --method quept;\n"
     "                      --method rtn or --epochs 0: data-free only; groups of\n"
     "                      128 at every width unless --group-high is given\n"
     "  --pot-l2 X          pot: L2 penalty X·ΣΓ² on the scale refinements (1e-4)\n"
@@ -124,11 +120,7 @@ int cmd_calibrate(int argc, char **argv) {
             log_error("calibrate: %s", err.msg);
             return 2;
         }
-        if (qc.format == QFORMAT_POT) { /* PoT defaults: its widths, Γ's learning rate */
-            quant_parse_bits(&qc, "2-5", &err);
-            qc.lr_lwc = POT_LR_DEFAULT;
-            for (int b = 5; b <= QBITS_MAX; b++) qc.group[b] = 128; /* one scale per 128 at every width */
-        }
+        if (qc.format == QFORMAT_POT) quant_config_set_pot(&qc); /* its widths, groups, Γ's lr */
     }
     double pot_l2;
     if (cli_get_float(o, no, "pot-l2", qc.pot_l2, 0, 1e6, &pot_l2, &err)) {

@@ -152,6 +152,14 @@ const char *quant_stream_name(StreamMode s) {
     return s == STREAM_MERGED ? "merged" : s == STREAM_PER_GROUP ? "per-group" : s == STREAM_PER_BIT ? "per-bit" : "fp";
 }
 
+void quant_config_set_pot(QuantConfig *qc) {
+    qc->format = QFORMAT_POT;
+    qc->n_bits = 4;
+    for (int i = 0; i < 4; i++) qc->bits[i] = 2 + i;
+    for (int b = 5; b <= QBITS_MAX; b++) qc->group[b] = 128;
+    qc->lr_lwc = 3e-4f;
+}
+
 const char *quant_format_name(WeightFormat f) { return f == QFORMAT_POT ? "pot" : "int"; }
 
 int quant_parse_format(const char *s, WeightFormat *f, QErr *err) {

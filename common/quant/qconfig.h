@@ -77,6 +77,10 @@ int quant_bit_group(int bit);
 const char *quant_method_name(QuantMethod m);
 const char *quant_stream_name(StreamMode s);
 const char *quant_format_name(WeightFormat f);
+/* Switches qc to power-of-two codes with their defaults: bits 2-5, one
+ * scale per group of 128 at every width, learning rate of the scale
+ * refinements 3e-4 (README, "PoT on stories260K"); later flags still apply. */
+void quant_config_set_pot(QuantConfig *qc);
 /* "int" / "pot" -> *f; -1 (and err) otherwise. */
 int quant_parse_format(const char *s, WeightFormat *f, QErr *err);
 
