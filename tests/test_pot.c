@@ -16,7 +16,8 @@
  *     weights are ±s·2^E with E fixed and the loss is smooth in Γ);
  *  4. the data-free scale search against a brute-force reference (every
  *     multiplier, every exponent by exhaustive nearest-level search, errors
- *     in double); the kernel's exponent is the nearest level's;
+ *     in double); the kernel's exponent is the nearest level's; hand cases
+ *     for the ties (up), the ends of the STE range, -0 and tiny values;
  *  5. switching a PoT artifact gives the documented codes (sign bit b-1,
  *     exponent below it; zeros 0) that decode to elastic_switch's weights
  *     bitwise; the artifact records the format per tensor, reloads as PoT,
@@ -476,6 +477,25 @@ static void check_search(void) {
     CHECK_MSG(e_mismatch == 0, "search: %d elements not at the nearest level", e_mismatch);
     printf("data-free search: %d groups (bits 2-5, 1-128 elements), error / brute-force minimum "
            "<= %.6f; every element at its nearest level\n", n_groups, worst_ratio);
+    /* hand cases at s = 1, 4 bits (Emax 7): ties go up (1.5 -> 2, -3 -> -4),
+     * the STE range is 0.75 <= |u| < 1.5·2^7 = 192 (0.75 in, 0.74 out; 191
+     * in, 192 out), -0 is negative, no zero code (0.01 -> 1) */
+    const float hx[10] = {1.5f, -3.0f, 0.74f, 0.75f, 1.4999999f, 191.0f, 192.0f, 1e6f, -0.0f, 0.01f};
+    const float hv[10] = {2, -4, 1, 1, 1, 128, 128, 128, -1, 1};
+    const uint8_t hc[10] = {1, 8 | 2, 0, 0, 0, 7, 7, 7, 8 | 0, 0};
+    const float hin[10] = {1, 1, 0, 1, 1, 1, 0, 0, 0, 0};
+    float hq[10], hdx[10], hdy[10] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    uint8_t hcodes[10];
+    pot_group_quant(hx, 10, 1.0f, 7, hq);
+    pot_group_codes(hx, 10, 1.0f, 4, hcodes);
+    float hds = pot_group_backward(hx, hdy, 10, 1.0f, 7, hdx), hds_ref = 0;
+    for (int j = 0; j < 10; j++) {
+        CHECK_MSG(hq[j] == hv[j] && hcodes[j] == hc[j] && hdx[j] == hin[j],
+                  "hand case %g: value %g (want %g), code %u (want %u), dx %g (want %g)", (double)hx[j],
+                  (double)hq[j], (double)hv[j], hcodes[j], hc[j], (double)hdx[j], (double)hin[j]);
+        hds_ref += hv[j] - hin[j] * hx[j];
+    }
+    CHECK_CLOSE(hds, hds_ref, 1e-3, 1e-6);
     /* an all-zero group and a two-level (2-bit) group with a known answer */
     float z[4] = {0, 0, 0, 0};
     CHECK(pot_search_scale(z, 4, 3) == POT_ZERO_GROUP_SCALE);
