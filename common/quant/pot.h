@@ -6,9 +6,11 @@
  * with one positive scale s per group (no zero point, no code for zero: the
  * smallest magnitude is s). Widths 2..5 (POT_BITS_MIN..POT_BITS_MAX): b = 2
  * has a 1-bit exponent (values ±s, ±2s); at b = 5 the grid already spans
- * 2^15 (s .. 32768 s), and each further bit doubles the number of exponents
- * below s·2^-15 — magnitudes the weights' own error never reaches — so 6..8
- * bits would store more bits for (measured, README) no less error.
+ * 2^15 (s .. 32768 s), and each further bit only adds exponents for
+ * magnitudes below 2^-15 of the group's largest, while the relative step
+ * between levels stays 2 — the data-free weight error is the same at 4, 5
+ * and 6 bits (README, tests/ref/pot_weight_error.py), so 6..8 bits are not
+ * offered (and 5 buys nothing over 4).
  *
  * Quantizing x with scale s: u = x / s, E = the exponent of the power of two
  * NEAREST to |u| (ties up), clamped to [0, Emax]:
