@@ -21,5 +21,7 @@ long peak_rss_bytes(void);
 int bench_recon(int argc, char **argv);
 /* `quept bench distributed` (bench_dist.c). */
 int bench_distributed(int argc, char **argv);
+/* `quept bench pot` (bench_pot.c). */
+int bench_pot(int argc, char **argv);
 
 #endif

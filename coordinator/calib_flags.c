@@ -39,9 +39,18 @@ const char CALIB_FLAGS_HELP[] =
     "                      (default on; off with --reference-method)\n"
     "  --holdout X         share of calibration sequences held out of training\n"
     "                      to judge the fallback (default 0.125)\n"
+    "  --format F          weight codes: int (default) | pot (sign + exponent,\n"
+    "                      value ±s·2^E, bits 2-5, default --bits 2-5): data-free\n"
+    "                      scales, refined (Γ in place of the clipping logits,\n"
+    "                      --lr-lwc, default 3e-4 for pot) by --method quept;\n"
+    "                      --method rtn or --epochs 0: data-free only; groups of\n"
+    "                      128 at every width unless --group-high is given\n"
+    "  --pot-l2 X          pot: L2 penalty X·ΣΓ² on the scale refinements (1e-4)\n"
     "  --quiet             no progress lines\n";
 
 static const CliOpt CALIB_OPTS[] = {
+    {"format", 1, 0},
+    {"pot-l2", 1, 0},
     {"method", 1, 0},
     {"bits", 1, 0},
     {"epochs", 1, 0},
@@ -100,6 +109,13 @@ int calib_opts_config(const CliOpt *o, int no, QuantConfig *qc, int *max_seqs, Q
         if (strcmp(s, "l1") && strcmp(s, "l2")) return qerr_set(err, "--loss: expected l1 or l2, got '%s'", s);
         qc->loss_l2 = strcmp(s, "l2") == 0;
     }
+    if ((s = cli_get(o, no, "format"))) {
+        if (quant_parse_format(s, &qc->format, err) != 0) return -1;
+        if (qc->format == QFORMAT_POT) quant_config_set_pot(qc); /* its widths, groups, Γ's lr */
+    }
+    double pot_l2;
+    if (cli_get_float(o, no, "pot-l2", qc->pot_l2, 0, 1e6, &pot_l2, err)) return -1;
+    qc->pot_l2 = (float)pot_l2;
     int seed, glo, ghi, rlo, rmid, rhi;
     double lr1, lr2, cap, keep, li_lo, li_hi, hold;
     glo = qc->group[2], ghi = qc->group[8];

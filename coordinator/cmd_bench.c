@@ -16,6 +16,7 @@ static const char *HELP =
     "       quept bench recon [--json] [--steps N] [--seconds S]\n"
     "       quept bench switch [--json] (see quept bench switch --help)\n"
     "       quept bench distributed [--json] (see quept bench distributed --help)\n"
+    "       quept bench pot [--json] (see quept bench pot --help)\n"
     "\n"
     "forward: tokens/s and achieved GFLOP/s of the full-precision forward pass on\n"
     "  model M (default ../shared/models/stories260K.bin, B=8 x T=256) and on a\n"
@@ -184,6 +185,7 @@ int cmd_bench(int argc, char **argv) {
     }
     if (strcmp(argv[0], "switch") == 0) return bench_switch_main(argc - 1, argv + 1);
     if (strcmp(argv[0], "distributed") == 0) return bench_distributed(argc - 1, argv + 1);
-    log_error("bench: unknown benchmark '%s' (forward, recon, switch, distributed)", argv[0]);
+    if (strcmp(argv[0], "pot") == 0) return bench_pot(argc - 1, argv + 1);
+    log_error("bench: unknown benchmark '%s' (forward, recon, switch, distributed, pot)", argv[0]);
     return 2;
 }

@@ -63,6 +63,7 @@ static const char *HELP =
     "separated) and writes it for other tools.\n"
     "\n"
     "  --format F       safetensors-fp16  HF Llama dir, dequantized F16 weights\n"
+    "                                     (the only one for power-of-two artifacts)\n"
     "                   safetensors-int   HF dir, GPTQ (v2) packed int32 codes,\n"
     "                                     F16 scales, qzeros, g_idx (2/4/8 bits)\n"
     "                   gguf              GGUF v3 for llama.cpp (llama arch)\n"
@@ -611,6 +612,13 @@ int cmd_export(int argc, char **argv) {
     ElasticModel em;
     if (elastic_load(&em, art, &err) != 0) {
         log_error("export: %s", err.msg);
+        return 1;
+    }
+    if (em.qc.format == QFORMAT_POT && kind != 0) {
+        log_error("export: %s holds power-of-two codes (sign + exponent, W = ±s·2^E); %s stores "
+                  "integer grids (W = (q - z)·s) that cannot represent them: use --format "
+                  "safetensors-fp16 (the switched weights, dequantized)", art, fmt);
+        elastic_free(&em);
         return 1;
     }
     int *bits = calloc((size_t)em.cfg.n_layers, sizeof(int));

@@ -159,6 +159,9 @@ static void print_text(const char *path, long long fsize, const ArtReader *r, co
            c->dim, c->hidden_dim, L, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, c->seq_len,
            c->has_qkv_bias ? ", qkv bias" : "", c->tied_classifier ? ", tied head" : "");
     printf("method      %s\n", quant_method_name(q->method));
+    printf("codes       %s%s\n", quant_format_name(q->format),
+           q->format == QFORMAT_POT ? " (power of two: sign + exponent, gamma = scale refinement, "
+                                      "beta = data-free scale)" : " (integer)");
     printf("bits       ");
     for (int bi = 0; bi < NB; bi++) printf(" %d", q->bits[bi]);
     printf("\nquant       ");
@@ -241,6 +244,7 @@ static void print_json(const char *path, long long fsize, const ArtReader *r, co
     printf(", \"file_bytes\": %lld, \"tensors\": %d", fsize, art_n_tensors(r));
     json_key_obj("model", art_meta_get(meta, "model"));
     json_key_obj("quant", art_meta_get(meta, "quant"));
+    printf(", \"weight_format\": \"%s\"", quant_format_name(em->qc.format));
     printf(", \"bits\": [");
     for (int bi = 0; bi < em->qc.n_bits; bi++) printf("%s%d", bi ? ", " : "", em->qc.bits[bi]);
     printf("]");

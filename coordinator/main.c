@@ -18,7 +18,7 @@ static void usage(FILE *f) {
             "  eval       perplexity, and KL divergence / top-1 agreement vs a reference\n"
             "  export     write a switched artifact as HF safetensors (F16 or GPTQ int) or GGUF\n"
             "  inspect    describe an artifact: config, storage, losses, sensitivity, checksums\n"
-            "  bench      benchmarks (forward, recon, switch, distributed)\n"
+            "  bench      benchmarks (forward, recon, switch, distributed, pot)\n"
             "\n"
             "distributed calibration (also: quept calibrate --workers N):\n"
             "  coordinator  plan shards, hand them to workers, journal, merge\n"

@@ -11,7 +11,9 @@
  *    shapes and types, and its Q4_1 / Q5_1 blocks decode to the switched
  *    weights up to F16 rounding of d and m;
  *  - bad input: unknown format, widths not in the artifact, widths the int
- *    packing does not support, Q4_1 requested where the grid does not map. */
+ *    packing does not support, Q4_1 requested where the grid does not map;
+ *  - a power-of-two artifact exports to safetensors-fp16 (logits as above)
+ *    and safetensors-int / gguf refuse it, naming the cause. */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -449,6 +451,22 @@ int main(void) {
     free(outp);
     snprintf(a, sizeof a, "%s --avg-bits 3.5 --bits 3 --format gguf --out %s", art, o);
     expect_fail(a, "exclude each other");
+    elastic_free(&em);
+
+    /* power-of-two artifact: the F16 export carries the switched (±s·2^E)
+     * weights; the integer formats refuse it, naming the cause */
+    QuantConfig pq;
+    small_qc(&pq, METHOD_QUEPT);
+    pq.format = QFORMAT_POT;
+    CHECK(quant_parse_bits(&pq, "2-5", &err) == 0);
+    build(&em, &c, &pq, 6);
+    snprintf(art, sizeof art, "%s/pot.qept", tmpdir);
+    CHECK_MSG(elastic_write(&em, art, &err) == 0, "%s", err.msg);
+    test_fp16(&em, art);
+    snprintf(a, sizeof a, "%s --bits 4 --format safetensors-int --out %s", art, o);
+    expect_fail(a, "holds power-of-two codes");
+    snprintf(a, sizeof a, "%s --bits 4 --format gguf --out %s", art, o);
+    expect_fail(a, "use --format safetensors-fp16");
     elastic_free(&em);
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

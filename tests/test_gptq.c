@@ -62,7 +62,7 @@ static double out_err(const float *X, int N, const float *What, const float *W, 
 }
 
 static double rtn_err(const float *X, int N, const float *W, int out, int in, int bits, int group) {
-    FqSpec fs = {out, in, bits, group, 0, 0, FQ_ADAPTER_BEFORE_QUANT, 0};
+    FqSpec fs = {out, in, bits, group, 0, 0, FQ_ADAPTER_BEFORE_QUANT, 0, FQ_FORMAT_INT};
     float *Wr = zalloc((size_t)out * in);
     fq_rtn(&fs, W, Wr);
     double e = out_err(X, N, Wr, W, out, in);
@@ -174,7 +174,7 @@ static int run_case(Reader *r, int pi, int out, int in, int N, float damp, const
         CHECK_MSG(eg < er, "problem %d bits %d: GPTQ out err %.6g not below RTN %.6g", pi, bits,
                   eg, er);
         CHECK(info.retries == 0 && info.damp_used == damp);
-        FqSpec fs = {out, in, bits, group, 0, 0, FQ_ADAPTER_BEFORE_QUANT, 0};
+        FqSpec fs = {out, in, bits, group, 0, 0, FQ_ADAPTER_BEFORE_QUANT, 0, FQ_FORMAT_INT};
         fq_dequantize(&fs, codes, S, Z, D);
         CHECK_MSG(memcmp(D, Q, nw * sizeof(float)) == 0, "problem %d bits %d: dequantized codes "
                   "differ from What", pi, bits);
@@ -372,7 +372,7 @@ static void test_diagonal_is_rtn(void) {
         s.block_size = 32;
         QErr err = {{0}};
         CHECK_MSG(gptq_quantize(&s, W, H, Q, NULL, NULL, NULL, NULL, &err) == 0, "%s", err.msg);
-        FqSpec fs = {out, in, bits, group, 0, 0, FQ_ADAPTER_BEFORE_QUANT, 0};
+        FqSpec fs = {out, in, bits, group, 0, 0, FQ_ADAPTER_BEFORE_QUANT, 0, FQ_FORMAT_INT};
         fq_rtn(&fs, W, R);
         CHECK_MSG(memcmp(Q, R, (size_t)out * in * sizeof(float)) == 0,
                   "bits %d: GPTQ with diagonal H differs from RTN", bits);

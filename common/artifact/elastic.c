@@ -201,6 +201,52 @@ static int parse_quant_config(const msgpack_object *m, QuantConfig *q, QErr *err
     return quant_config_validate(q, err);
 }
 
+/* "weight_format": {"default": "int"|"pot", "pot_l2": x,
+ *                   "tensors": {"blk.J.L": "int"|"pot", ...}} — the code format of every
+ * quantized linear (absent in older artifacts: all "int"). */
+static void pack_weight_format(msgpack_packer *pk, const ModelConfig *c, const QuantConfig *q) {
+    const char *f = quant_format_name(q->format);
+    char name[96];
+    art_pack_str(pk, "weight_format");
+    msgpack_pack_map(pk, 3);
+    kv_str(pk, "default", f);
+    kv_float(pk, "pot_l2", q->pot_l2);
+    art_pack_str(pk, "tensors");
+    msgpack_pack_map(pk, (size_t)c->n_layers * N_LIN);
+    for (int j = 0; j < c->n_layers; j++)
+        for (int l = 0; l < N_LIN; l++) {
+            snprintf(name, sizeof name, "blk.%d.%s", j, LIN_NAMES[l]);
+            kv_str(pk, name, f);
+        }
+}
+
+/* Reads "weight_format" into q (absent: integer codes, as every artifact
+ * before it). Every quantized linear must be listed; one artifact holds one
+ * format (a mix is refused, naming the tensor). */
+static int parse_weight_format(const msgpack_object *meta, const ModelConfig *c, QuantConfig *q,
+                               QErr *err) {
+    const msgpack_object *wf = art_meta_get(meta, "weight_format"), *tens;
+    q->format = QFORMAT_INT;
+    if (!wf) return 0;
+    char s[16], name[96];
+    if (wf->type != MSGPACK_OBJECT_MAP) return qerr_set(err, "key \"weight_format\": expected a map");
+    if (art_meta_str(wf, "default", s, sizeof s, err) != 0 || quant_parse_format(s, &q->format, err) != 0)
+        return qerr_wrap(err, "key \"weight_format\"");
+    if (art_meta_get(wf, "pot_l2") && get_f(wf, "pot_l2", &q->pot_l2, err) != 0) return -1;
+    if (art_meta_map(wf, "tensors", &tens, err) != 0) return qerr_wrap(err, "key \"weight_format\"");
+    for (int j = 0; j < c->n_layers; j++)
+        for (int l = 0; l < N_LIN; l++) {
+            WeightFormat f;
+            snprintf(name, sizeof name, "blk.%d.%s", j, LIN_NAMES[l]);
+            if (art_meta_str(tens, name, s, sizeof s, err) != 0 || quant_parse_format(s, &f, err) != 0)
+                return qerr_wrap(err, "key \"weight_format\".tensors");
+            if (f != q->format)
+                return qerr_set(err, "key \"weight_format\": %s is %s but the artifact's default is %s "
+                                "(one format per artifact)", name, s, quant_format_name(q->format));
+        }
+    return quant_config_validate(q, err);
+}
+
 /* ---- tensors ---- */
 
 static int add_f32(ArtWriter *w, const char *name, const float *x, int64_t d0, int64_t d1, QErr *err) {
@@ -230,7 +276,7 @@ int elastic_write(const ElasticModel *em, const char *path, QErr *err) {
     ArtWriter *w = art_writer_new(err);
     if (!w) return -1;
     msgpack_packer *pk = art_writer_meta(w);
-    msgpack_pack_map(pk, em->sens ? 9 : 8);
+    msgpack_pack_map(pk, (em->sens ? 9 : 8) + 1 /* weight_format */);
     kv_str(pk, "format", "quept-elastic");
     kv_int(pk, "artifact_version", ELASTIC_VERSION);
     art_pack_str(pk, "model");
@@ -275,6 +321,7 @@ int elastic_write(const ElasticModel *em, const char *path, QErr *err) {
             for (int j = 0; j < c->n_layers; j++) msgpack_pack_double(pk, em->sens[(size_t)bi * c->n_layers + j]);
         }
     }
+    pack_weight_format(pk, c, q);
     art_pack_str(pk, "provenance");
     msgpack_pack_map(pk, 4);
     kv_str(pk, "model_sha256", em->model_sha256);
@@ -311,7 +358,10 @@ int elastic_write(const ElasticModel *em, const char *path, QErr *err) {
                 const QBlockParams *p = &em->params[j];
                 const QLinear *ql = &p->lin[l];
                 snprintf(name, sizeof name, "blk.%d.%s.Bd", j, LIN_NAMES[l]);
-                rc = rc || add_f32(w, name, p->adapter + ql->off_Bd, ql->out, ql->R, err);
+                { /* always 2-D: add_f32 would write (out) for R = 0 (no adapter) */
+                    int64_t shape[2] = {ql->out, ql->R};
+                    rc = rc || art_writer_add(w, name, ART_F32, 2, shape, p->adapter + ql->off_Bd, 1, err);
+                }
                 snprintf(name, sizeof name, "blk.%d.%s.Bu", j, LIN_NAMES[l]);
                 rc = rc || add_f32(w, name, p->adapter + ql->off_Bu, ql->R, ql->in, err);
                 for (int bi = 0; rc == 0 && bi < q->n_bits; bi++) {
@@ -385,6 +435,7 @@ int elastic_load_meta(ElasticModel *em, const ArtReader *r, QErr *err) {
                       (long long)ver, ELASTIC_VERSION);
     } else if (art_meta_map(meta, "model", &mm, err) || parse_model_config(mm, &c, err) ||
                art_meta_map(meta, "quant", &qm, err) || parse_quant_config(qm, &q, err) ||
+               parse_weight_format(meta, &c, &q, err) ||
                art_meta_map(meta, "provenance", &prov, err) ||
                art_meta_array(meta, "losses", &losses, err)) {
         rc = -1;
@@ -579,7 +630,8 @@ int elastic_switch(const ElasticModel *em, const int *bits, Model *out, QErr *er
                 fq_forward(&ql->spec[bi], W, p->adapter + ql->off_Bd, p->adapter + ql->off_Bu,
                            p->lwc + ql->off_gamma[bi], p->lwc + ql->off_beta[bi], Wq, NULL);
             } else {
-                FqSpec s = {.out = o, .in = in, .bits = bits[j], .group = quant_group(q, bits[j], in)};
+                FqSpec s = {.out = o, .in = in, .bits = bits[j], .group = quant_group(q, bits[j], in),
+                            .format = (int)q->format};
                 if (q->method == METHOD_RTN) fq_rtn(&s, W, Wq);
                 else {
                     const GptqLinear *g = &em->gptq[j][l][bi];

@@ -16,10 +16,14 @@
  *             output KL divergence with only that block quantized at that bit
  *             (sensitivity.h); absent in older artifacts (mixed precision then
  *             falls back to the "losses" proxy)
+ *   "weight_format": {"default": "int"|"pot", "pot_l2": x,
+ *             "tensors": {"blk.J.L": "int"|"pot"}} — the code format of every
+ *             quantized linear; absent in older artifacts (= all "int")
  *   "provenance": {model_sha256, data_sha256, seed, quept_version}
  * Tensors: tok_emb, final_norm, classifier (untied only); blk.J.attn_norm,
  *   blk.J.mlp_norm, blk.J.{wq,wk,wv,wo,w_gate,w_up,w_down} (fp32 base), blk.J.{bq,bk,bv};
  *   quept: blk.J.L.Bd (out,R), blk.J.L.Bu (R,in), blk.J.L.gamma.B / beta.B (out,ng)
+ *          (PoT: gamma.B = the scale refinement Γ, beta.B = the data-free scale s0)
  *   gptq:  blk.J.L.codes.B (u8, out x in), blk.J.L.scales.B / zeros.B (out,ng)
  * Nothing that varies between runs (time, host, path) is stored. */
 #ifndef QUEPT_ELASTIC_H

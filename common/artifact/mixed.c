@@ -134,7 +134,7 @@ double true_bits_per_weight(const ElasticModel *em, const int *bits) {
             qblock_linear_shape(c, l, &o, &in);
             int gs = quant_group(&em->qc, bits[j], in);
             double ng = (double)o * ((in + gs - 1) / gs);
-            num += (double)bits[j] * o * in + 32.0 * ng;
+            num += (double)bits[j] * o * in + (em->qc.format == QFORMAT_POT ? 16.0 : 32.0) * ng;
             den += (double)o * in;
         }
     return den > 0 ? num / den : 0.0;

@@ -38,7 +38,8 @@ int mixed_assign_bits(const ElasticModel *em, double avg_bits, int use_proxy, in
 /* Storage cost per quantized weight of the assignment bits[n_layers] as an
  * integer export stores it: b bits per code plus one fp16 scale and one fp16
  * zero point per group (32 bits per group, group size from the artifact's
- * config at that bit):  sum (b * n + 32 * n_groups) / sum n. Embeddings,
+ * config at that bit):  sum (b * n + 32 * n_groups) / sum n (power-of-two
+ * codes have no zero point: 16 bits per group). Embeddings,
  * norms and the head (kept in full precision) are not counted. */
 double true_bits_per_weight(const ElasticModel *em, const int *bits);
 

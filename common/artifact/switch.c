@@ -86,6 +86,7 @@ static void switch_linear(const ElasticModel *em, SwitchedModel *out, int j, int
         const QBlockParams *p = &em->params[j];
         const QLinear *ql = &p->lin[l];
         const FqSpec *sp = &ql->spec[bi];
+        sl->format = sp->format;
         sl->group = sp->group;
         sl->ng = fq_ngroups(sp);
         fq_quantize_codes(sp, W, p->adapter + ql->off_Bd, p->adapter + ql->off_Bu,
@@ -93,7 +94,9 @@ static void switch_linear(const ElasticModel *em, SwitchedModel *out, int j, int
                           sl->zeros, work);
         return;
     }
-    FqSpec sp = {.out = sl->out, .in = sl->in, .bits = b, .group = quant_group(q, b, sl->in)};
+    FqSpec sp = {.out = sl->out, .in = sl->in, .bits = b, .group = quant_group(q, b, sl->in),
+                 .format = (int)q->format};
+    sl->format = sp.format;
     sl->group = sp.group;
     sl->ng = fq_ngroups(&sp);
     size_t ng = (size_t)sl->out * (size_t)sl->ng;
@@ -167,7 +170,7 @@ int elastic_switch_codes(const ElasticModel *em, const int *bits, SwitchedModel 
 }
 
 void switched_dequantize(const SwitchedLinear *l, float *W) {
-    FqSpec s = {.out = l->out, .in = l->in, .bits = l->bits, .group = l->group};
+    FqSpec s = {.out = l->out, .in = l->in, .bits = l->bits, .group = l->group, .format = l->format};
     fq_dequantize(&s, l->codes, l->scales, l->zeros, W);
 }
 
@@ -217,7 +220,17 @@ int elastic_build_synthetic(ElasticModel *em, Model *base, const QuantConfig *qc
                 float *Bd = p->adapter + ql->off_Bd;
                 for (size_t i = 0; i < (size_t)ql->out * ql->R; i++) Bd[i] = 0.02f * rng_normal(&r);
             }
-            for (size_t i = 0; i < p->n_lwc; i++) p->lwc[i] += 0.5f * rng_normal(&r);
+            if (qc->format == QFORMAT_POT) { /* data-free scales, refinements Γ ~ N(0, 0.1^2) */
+                qblock_params_init_scales(p, &em->base.blocks[j]);
+                for (int l = 0; l < N_LIN; l++)
+                    for (int bi = 0; bi < qc->n_bits; bi++) {
+                        const QLinear *ql = &p->lin[l];
+                        size_t ng = (size_t)ql->out * fq_ngroups(&ql->spec[bi]);
+                        for (size_t i = 0; i < ng; i++) p->lwc[ql->off_gamma[bi] + i] = 0.1f * rng_normal(&r);
+                    }
+            } else {
+                for (size_t i = 0; i < p->n_lwc; i++) p->lwc[i] += 0.5f * rng_normal(&r);
+            }
         } else if (qc->method == METHOD_GPTQ) {
             for (int l = 0; l < N_LIN; l++) {
                 int o, in;

@@ -9,6 +9,8 @@
  *   W[o][i] = ((float)codes[o][i] - zeros[o][i/g]) * scales[o][i/g]
  * equals elastic_switch's weight bitwise (switched_dequantize computes it).
  * The last group of a row is shorter when in % group != 0.
+ * Power-of-two artifacts (format pot) give PoT codes instead: codes =
+ * (sign << (b-1)) | E, W = ±scales·2^E (an exponent add, pot.h), zeros 0.
  *
  * Per method: quept runs fq_quantize_codes with the block's parameters at b
  * (adapter prefix + learned clipping, the choice applied at load); rtn runs it
@@ -33,6 +35,8 @@
 #include "elastic.h"
 
 typedef struct {
+    int format;   /* FQ_FORMAT_INT, or FQ_FORMAT_POT: codes are (sign << (b-1)) | E,
+                     W = ±scales·2^E, zeros all 0 (pot.h) */
     int out, in;  /* weight shape */
     int bits;     /* current width */
     int group;    /* current group size along in (1..in) */

@@ -68,6 +68,7 @@ int qblock_params_init(QBlockParams *p, const ModelConfig *c, const QuantConfig 
             s->R = q->R;
             s->mode = qc->adapter_mode;
             s->lwc = qc->lwc;
+            s->format = (int)qc->format;
             if (fq_spec_check(s, err) != 0) return qerr_wrap(err, "block %d %s", block, LIN_NAMES[l]);
             size_t ng = (size_t)q->out * fq_ngroups(s);
             q->off_gamma[bi] = nl;
@@ -88,8 +89,12 @@ int qblock_params_init(QBlockParams *p, const ModelConfig *c, const QuantConfig 
         for (int bi = 0; bi < qc->n_bits; bi++) {
             const QLinear *q = &p->lin[l];
             size_t ng = (size_t)q->out * fq_ngroups(&q->spec[bi]);
-            float init = qc->lwc_init[qc->bits[bi]];
+            /* PoT: gamma is the refinement Γ (0), beta the data-free scale
+             * (qblock_params_init_scales; 1 until then) */
+            float init = qc->format == QFORMAT_POT ? 0.0f : qc->lwc_init[qc->bits[bi]];
             for (size_t i = 0; i < ng; i++) p->lwc[q->off_gamma[bi] + i] = p->lwc[q->off_beta[bi] + i] = init;
+            if (qc->format == QFORMAT_POT)
+                for (size_t i = 0; i < ng; i++) p->lwc[q->off_beta[bi] + i] = 1.0f;
         }
     Rng rng;
     rng_seed(&rng, rng_mix(qc->seed, 0x494e4954 /* "INIT" */, (uint64_t)block, 0));
@@ -110,7 +115,10 @@ void qblock_set_choice(QBlockParams *p, int bi, int choice) {
         q->spec[bi].rank = 0;
         if (choice == QB_RTN) {
             size_t ng = (size_t)q->out * fq_ngroups(&q->spec[bi]);
-            for (size_t i = 0; i < ng; i++) p->lwc[q->off_gamma[bi] + i] = p->lwc[q->off_beta[bi] + i] = 20.0f;
+            if (q->spec[bi].format == FQ_FORMAT_POT) /* Γ = 0: the data-free scales */
+                for (size_t i = 0; i < ng; i++) p->lwc[q->off_gamma[bi] + i] = 0.0f;
+            else
+                for (size_t i = 0; i < ng; i++) p->lwc[q->off_gamma[bi] + i] = p->lwc[q->off_beta[bi] + i] = 20.0f;
         }
     }
 }
@@ -135,6 +143,15 @@ int qblock_params_restore(QBlockParams *p, const ModelConfig *c, const QuantConf
     /* after the copy: an RTN choice rewrites its logits to the same 20.0 */
     for (int bi = 0; bi < qc->n_bits; bi++) qblock_set_choice(p, bi, choice[bi]);
     return 0;
+}
+
+void qblock_params_init_scales(QBlockParams *p, const BlockWeights *w) {
+    for (int l = 0; l < N_LIN; l++) {
+        const QLinear *q = &p->lin[l];
+        for (int bi = 0; bi < p->n_bits; bi++)
+            if (q->spec[bi].format == FQ_FORMAT_POT)
+                fq_pot_init_scales(&q->spec[bi], qblock_linear_weight(w, l), p->lwc + q->off_beta[bi]);
+    }
 }
 
 void qblock_params_free(QBlockParams *p) {

@@ -4,6 +4,9 @@
  * Per linear layer l (q, k, v, o, gate, up, down) of shape (out, in):
  *   Bd (out, R_l), Bu (R_l, in)     cascaded adapters, R_l = max rank over bits
  *   gamma_b, beta_b (out, ng_b)     clipping logits for each bit b
+ * PoT format (QuantConfig.format): gamma_b is the scale refinement Γ
+ * (init 0) and beta_b the group's data-free scale s0 (set from the weights
+ * by qblock_params_init_scales, never trained).
  * All logits live in one array (`lwc`), all adapters in another (`adapter`),
  * so gradients and optimizer state are two arrays of the same layout — the
  * two AdamW parameter groups. */
@@ -46,6 +49,9 @@ const float *qblock_linear_weight(const BlockWeights *w, int l);
 int qblock_params_init(QBlockParams *p, const ModelConfig *c, const QuantConfig *qc, int block,
                        QErr *err);
 void qblock_params_free(QBlockParams *p);
+/* PoT: the data-free scales (beta) of every PoT bit from the block's
+ * weights (fq_pot_init_scales); nothing for integer codes. */
+void qblock_params_init_scales(QBlockParams *p, const BlockWeights *w);
 
 /* Parameters saved before (journal, wire): the layout of qblock_params_init
  * filled from lwc/adapter (sizes must match it), then every bit's choice
@@ -56,7 +62,7 @@ int qblock_params_restore(QBlockParams *p, const ModelConfig *c, const QuantConf
 
 /* Applies a choice at bit index bi: QB_NO_ADAPTER sets the bit's ranks to 0;
  * QB_RTN also sets its clipping logits to 20 (sigmoid(20) == 1.0f: the
- * round-to-nearest grid, exactly). */
+ * round-to-nearest grid, exactly); PoT: Γ = 0 (the data-free scales). */
 void qblock_set_choice(QBlockParams *p, int bi, int choice);
 
 /* Fake-quantized weights at bit index bi. view: a copy of base whose linear

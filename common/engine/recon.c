@@ -192,6 +192,7 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
     if (block_weights_check_finite(w, c, block, err) != 0) return -1;
     if (check_finite(st->fp, total, block, "the full-precision input activations", err) != 0) return -1;
     if (qblock_params_init(p, c, qc, block, err) != 0) return -1;
+    qblock_params_init_scales(p, w); /* PoT: data-free scales */
     ReconStep b;
     if (recon_step_init(&b, c, p, B, T, err) != 0) {
         qblock_params_free(p);

@@ -142,7 +142,12 @@ static const float *build_weight(const WeightSrc *s, int l, float *buf, float *s
         const int m = q->out - o0 < SLICE_ROWS ? q->out - o0 : SLICE_ROWS;
         const FqSpec sl = slice_spec(sp, m);
         const size_t wo = (size_t)o0 * q->in, go = (size_t)o0 * ng;
-        if (s->rtn)
+        if (s->rtn && sp->format == FQ_FORMAT_POT) { /* the stored data-free scales, Γ = 0 */
+            FqSpec r = sl;
+            r.rank = 0;
+            r.lwc = 0;
+            fq_forward(&r, W + wo, NULL, NULL, NULL, bet + go, buf + wo, NULL);
+        } else if (s->rtn)
             fq_rtn(&sl, W + wo, buf + wo);
         else
             fq_forward(&sl, W + wo, Bd + (size_t)o0 * q->R, Bu, gam + go, bet + go, buf + wo,
@@ -281,6 +286,24 @@ static void linear_backward(const QuantConfig *qc, const QBlockParams *p, const 
     }
 }
 
+/* PoT: the gradient of the L2 penalty pot_l2·ΣΓ² on bit index bi's scale
+ * refinements of every linear, times grad_scale (the penalty is part of the
+ * step's objective but not of the reconstruction loss it returns). */
+static void pot_penalty_grad(const QuantConfig *qc, const QBlockParams *p, ReconStep *b, int bi,
+                             float grad_scale) {
+    if (qc->pot_l2 <= 0.0f) return;
+    const float k = 2.0f * qc->pot_l2 * grad_scale;
+    for (int l = 0; l < N_LIN; l++) {
+        const QLinear *q = &p->lin[l];
+        const FqSpec *s = &q->spec[bi];
+        if (s->format != FQ_FORMAT_POT || !s->lwc) continue;
+        const size_t n = (size_t)q->out * (size_t)fq_ngroups(s);
+        const float *gam = p->lwc + q->off_gamma[bi];
+        float *dgam = b->g_lwc + q->off_gamma[bi];
+        for (size_t i = 0; i < n; i++) dgam[i] += k * gam[i];
+    }
+}
+
 /* dst (M,N) = op(A) @ B with beta = 0: a layer's gradient product written
  * in place of accumulating into a zeroed buffer (the same values). */
 static void gemm0(int transA, int M, int N, int K, const float *A, int lda, const float *Bm,
@@ -357,5 +380,6 @@ double recon_step_bit(const ModelConfig *c, const QuantConfig *qc, const QBlockP
     linear_backward(qc, p, w, b, bi, LIN_Q, dq, a->ln1, N); /* dW_q = dq^T ln1 */
     linear_backward(qc, p, w, b, bi, LIN_K, dk, a->ln1, N); /* dW_k = dk^T ln1 */
     linear_backward(qc, p, w, b, bi, LIN_V, dv, a->ln1, N); /* dW_v = dv^T ln1 */
+    pot_penalty_grad(qc, p, b, bi, grad_scale);
     return loss;
 }

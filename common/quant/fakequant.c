@@ -25,6 +25,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "pot.h"
+
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #define FQ_X86 1
 #include <immintrin.h>
@@ -56,6 +58,14 @@ int fq_spec_check(const FqSpec *s, QErr *err) {
         return qerr_set(err, "fakequant: mode %d: expected 0 (adapter before quant) or 1 "
                              "(adapter after scaling)", s->mode);
     if (s->lwc != 0 && s->lwc != 1) return qerr_set(err, "fakequant: lwc %d: expected 0 or 1", s->lwc);
+    if (s->format != FQ_FORMAT_INT && s->format != FQ_FORMAT_POT)
+        return qerr_set(err, "fakequant: format %d: expected 0 (int) or 1 (pot)", s->format);
+    if (s->format == FQ_FORMAT_POT && (s->bits < POT_BITS_MIN || s->bits > POT_BITS_MAX))
+        return qerr_set(err, "fakequant: power-of-two codes at %d bits: expected %d..%d", s->bits,
+                        POT_BITS_MIN, POT_BITS_MAX);
+    if (s->format == FQ_FORMAT_POT && s->mode != FQ_ADAPTER_BEFORE_QUANT)
+        return qerr_set(err, "fakequant: power-of-two codes need adapter mode 0 (the scale never "
+                             "depends on the adapter, so mode 1 would be the same quantizer)");
     return 0;
 }
 
@@ -403,8 +413,109 @@ static void group_grid(const FqSpec *s, const float *row, int n, const float *ga
     grp_grid(*xmax, *xmin, fg, fb, qmax, sc, z);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Power-of-two format (pot.h): the group scale is beta * max(1 + gamma,
+ * POT_FACTOR_MIN) (gamma ignored when lwc == 0); the rows are prepared as in
+ * mode 0 (X = W + A in the output / work buffer). */
+
+static float pot_scale(const FqSpec *s, const float *gamma, const float *beta, size_t gi) {
+    float f = s->lwc ? 1.0f + gamma[gi] : 1.0f;
+    return beta[gi] * (f < POT_FACTOR_MIN ? POT_FACTOR_MIN : f);
+}
+
+static void pot_forward(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
+                        const float *gamma, const float *beta, float *What, float *scratch) {
+    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = chunk_rows(s);
+    const size_t ngt = (size_t)out * (size_t)ng;
+    const int emax = pot_emax(s->bits);
+    for (int o0 = 0; o0 < out; o0 += rc) {
+        const int m = out - o0 < rc ? out - o0 : rc;
+        float *Wh = What + (size_t)o0 * in;
+        const float *A;
+        const float *X = prepare_rows(s, W, Bd, Bu, o0, m, Wh, &A);
+        for (int o = 0; o < m; o++)
+            for (int k = 0; k < ng; k++) {
+                const size_t off = (size_t)o * in + (size_t)k * g, gi = (size_t)(o0 + o) * ng + k;
+                const int n = (k + 1) * g <= in ? g : in - k * g;
+                const float sc = pot_scale(s, gamma, beta, gi);
+                pot_group_quant(X + off, n, sc, emax, Wh + off);
+                if (scratch) {
+                    scratch[gi] = sc;
+                    scratch[ngt + gi] = beta[gi];
+                    scratch[2 * ngt + gi] = scratch[3 * ngt + gi] = 0.0f;
+                }
+            }
+    }
+}
+
+static void pot_backward(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
+                         const float *scratch, const float *dWhat, float *dgamma, float *dBd,
+                         float *dBu, float *work) {
+    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = chunk_rows(s);
+    const size_t ngt = (size_t)out * (size_t)ng;
+    const int emax = pot_emax(s->bits);
+    for (int o0 = 0; o0 < out; o0 += rc) {
+        const int m = out - o0 < rc ? out - o0 : rc;
+        const float *A;
+        /* X = W + A bitwise as the forward built it (rank > 0: in work, then
+         * overwritten group by group with dX) */
+        const float *X = prepare_rows(s, W, Bd, Bu, o0, m, work, &A);
+        for (int o = 0; o < m; o++)
+            for (int k = 0; k < ng; k++) {
+                const size_t off = (size_t)o * in + (size_t)k * g, gi = (size_t)(o0 + o) * ng + k;
+                const int n = (k + 1) * g <= in ? g : in - k * g;
+                const float *dy = dWhat + (size_t)(o0 + o) * in + (size_t)k * g;
+                float ds = pot_group_backward(X + off, dy, n, scratch[gi], emax,
+                                              s->rank > 0 ? work + off : NULL);
+                if (s->lwc && dgamma) dgamma[gi] += ds * scratch[ngt + gi];
+            }
+        if (s->rank == 0) continue;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, s->rank, in, 1.0f, work, in, Bu,
+                    in, 1.0f, dBd + (size_t)o0 * s->R, s->R); /* dBd[rows, :r] += dX @ Bu[:r, :]^T */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->rank, in, m, 1.0f,
+                    Bd + (size_t)o0 * s->R, s->R, work, in, 1.0f, dBu,
+                    in); /* dBu[:r, :] += Bd[rows, :r]^T @ dX */
+    }
+}
+
+static void pot_codes(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
+                      const float *gamma, const float *beta, uint8_t *codes, float *scales,
+                      float *zeros, float *work) {
+    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = chunk_rows(s);
+    for (int o0 = 0; o0 < out; o0 += rc) {
+        const int m = out - o0 < rc ? out - o0 : rc;
+        const float *A;
+        const float *X = prepare_rows(s, W, Bd, Bu, o0, m, work, &A);
+        uint8_t *cr = codes + (size_t)o0 * in;
+        for (int o = 0; o < m; o++)
+            for (int k = 0; k < ng; k++) {
+                const size_t off = (size_t)o * in + (size_t)k * g, gi = (size_t)(o0 + o) * ng + k;
+                const int n = (k + 1) * g <= in ? g : in - k * g;
+                const float sc = pot_scale(s, gamma, beta, gi);
+                pot_group_codes(X + off, n, sc, s->bits, cr + off);
+                scales[gi] = sc;
+                zeros[gi] = 0.0f;
+            }
+    }
+}
+
+void fq_pot_init_scales(const FqSpec *s, const float *W, float *s0) {
+    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s);
+    for (int o = 0; o < out; o++)
+        for (int k = 0; k < ng; k++) {
+            const int n = (k + 1) * g <= in ? g : in - k * g;
+            s0[(size_t)o * ng + k] = pot_search_scale(W + (size_t)o * in + (size_t)k * g, n, s->bits);
+        }
+}
+
+/* ------------------------------------------------------------------------ */
+
 void fq_forward(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
                 const float *gamma, const float *beta, float *What, float *scratch) {
+    if (s->format == FQ_FORMAT_POT) {
+        pot_forward(s, W, Bd, Bu, gamma, beta, What, scratch);
+        return;
+    }
     const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = chunk_rows(s);
     const size_t ngt = (size_t)out * (size_t)ng;
     const float qmax = (float)((1 << s->bits) - 1);
@@ -443,6 +554,10 @@ void fq_backward(const FqSpec *s, const float *W, const float *Bd, const float *
                  const float *gamma, const float *beta, const float *scratch,
                  const float *dWhat, float *dgamma, float *dbeta, float *dBd, float *dBu,
                  float *work) {
+    if (s->format == FQ_FORMAT_POT) {
+        pot_backward(s, W, Bd, Bu, scratch, dWhat, dgamma, dBd, dBu, work);
+        return;
+    }
     const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = chunk_rows(s);
     const size_t ngt = (size_t)out * (size_t)ng;
     const float qmax = (float)((1 << s->bits) - 1);
@@ -520,6 +635,16 @@ void fq_backward(const FqSpec *s, const float *W, const float *Bd, const float *
 }
 
 void fq_rtn(const FqSpec *s, const float *W, float *What) {
+    if (s->format == FQ_FORMAT_POT) { /* data-free scales, searched per group */
+        const int in = s->in, g = s->group, ng = fq_ngroups(s), emax = pot_emax(s->bits);
+        for (int o = 0; o < s->out; o++)
+            for (int k = 0; k < ng; k++) {
+                const size_t off = (size_t)o * in + (size_t)k * g;
+                const int n = (k + 1) * g <= in ? g : in - k * g;
+                pot_group_quant(W + off, n, pot_search_scale(W + off, n, s->bits), emax, What + off);
+            }
+        return;
+    }
     FqSpec r = *s;
     r.rank = 0;
     r.R = 0;
@@ -531,6 +656,18 @@ void fq_rtn(const FqSpec *s, const float *W, float *What) {
 void fq_quantize_codes(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
                        const float *gamma, const float *beta, uint8_t *codes, float *scales,
                        float *zeros, float *work) {
+    if (s->format == FQ_FORMAT_POT) {
+        if (!beta) { /* no parameters (rtn): the data-free scales */
+            FqSpec r = *s;
+            r.rank = 0;
+            r.lwc = 0;
+            fq_pot_init_scales(&r, W, scales);
+            pot_codes(&r, W, NULL, NULL, NULL, scales, codes, scales, zeros, NULL);
+            return;
+        }
+        pot_codes(s, W, Bd, Bu, gamma, beta, codes, scales, zeros, work);
+        return;
+    }
     const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = chunk_rows(s);
     const float qmax = (float)((1 << s->bits) - 1);
     const int avx2 = fq_use_avx2();
@@ -562,6 +699,15 @@ void fq_quantize_codes(const FqSpec *s, const float *W, const float *Bd, const f
 void fq_dequantize(const FqSpec *s, const uint8_t *codes, const float *scales, const float *zeros,
                    float *What) {
     const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s);
+    if (s->format == FQ_FORMAT_POT) {
+        for (int o = 0; o < out; o++)
+            for (int k = 0; k < ng; k++) {
+                const size_t off = (size_t)o * in + (size_t)k * g;
+                const int n = (k + 1) * g <= in ? g : in - k * g;
+                pot_group_dequant(codes + off, n, scales[(size_t)o * ng + k], s->bits, What + off);
+            }
+        return;
+    }
     for (int o = 0; o < out; o++) {
         for (int k = 0; k < ng; k++) {
             const size_t off = (size_t)o * in + (size_t)k * g, gi = (size_t)o * ng + k;

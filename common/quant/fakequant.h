@@ -43,6 +43,17 @@
  * recomputes A with the same sgemm call (bitwise the same result), so the
  * saved state is only a few floats per group.
  *
+ * Power-of-two format (format == FQ_FORMAT_POT, pot.h): the same calls
+ * quantize X = W + A (mode 0 only) to sign + exponent codes, value
+ * ±s·2^E, with one scale per group
+ *   s = beta · max(1 + gamma, 0.01)      (gamma = 0 when lwc == 0)
+ * i.e. beta holds the group's data-free scale s0 (fq_pot_init_scales; it is
+ * never trained: fq_backward leaves dbeta alone) and gamma the learned
+ * refinement Γ of PoTPTQ. Gradients (straight-through, pot.h):
+ *   dgamma += s0 · sum_j dy_j·(pot(u_j) - in_j·u_j),   dX = in·dy
+ * (the floor on 1 + Γ passes the gradient). The scales never depend on X,
+ * so nothing flows through a max/min; zeros are 0 in fq_quantize_codes.
+ *
  * Cost per call: forward one (out x rank x in) sgemm + O(out*in);
  * backward three such sgemms + O(out*in). Nothing allocates. */
 #ifndef QUEPT_FAKEQUANT_H
@@ -54,6 +65,7 @@
 #include "../base/err.h"
 
 enum { FQ_ADAPTER_BEFORE_QUANT = 0, FQ_ADAPTER_AFTER_SCALE = 1 };
+enum { FQ_FORMAT_INT = 0, FQ_FORMAT_POT = 1 };
 
 typedef struct {
     int out, in; /* W is (out, in) */
@@ -63,7 +75,9 @@ typedef struct {
     int R;       /* full adapter rank: row stride of Bd, rows of Bu (>= 0) */
     int mode;    /* FQ_ADAPTER_BEFORE_QUANT or FQ_ADAPTER_AFTER_SCALE */
     int lwc;     /* 1: clip factors sigmoid(gamma), sigmoid(beta);
-                    0: factors 1 (plain min/max grid), gamma/beta unused */
+                    0: factors 1 (plain min/max grid), gamma/beta unused
+                    (PoT: 1 = refinement gamma used, 0 = gamma ignored) */
+    int format;  /* FQ_FORMAT_INT (0, default) or FQ_FORMAT_POT (bits 2..5, mode 0) */
 } FqSpec;
 
 /* Validates a spec (ranges above, products fit in int). The functions below
@@ -100,7 +114,8 @@ void fq_backward(const FqSpec *s, const float *W, const float *Bd, const float *
                  float *work);
 
 /* Round-to-nearest baseline on the same grid: no adapter, clip factors 1.
- * Uses out, in, bits, group of the spec; ignores rank, R, mode, lwc. */
+ * Uses out, in, bits, group, format of the spec; ignores rank, R, mode, lwc.
+ * PoT: the data-free scales (fq_pot_init_scales), searched on the fly. */
 void fq_rtn(const FqSpec *s, const float *W, float *What);
 
 /* The integer form of fq_forward's result, for export: codes (out, in) in
@@ -113,8 +128,13 @@ void fq_quantize_codes(const FqSpec *s, const float *W, const float *Bd, const f
                        float *zeros, float *work);
 
 /* What = (codes - zeros) * scales, group-wise (inverse of the above).
- * Uses out, in, group of the spec. */
+ * Uses out, in, group, format of the spec (PoT: ±scales·2^E by an exponent
+ * add, zeros unused). */
 void fq_dequantize(const FqSpec *s, const uint8_t *codes, const float *scales, const float *zeros,
                    float *What);
+
+/* PoT: the data-free scale of every group of W (out, in) into s0 (out, ng)
+ * (pot_search_scale per group). */
+void fq_pot_init_scales(const FqSpec *s, const float *W, float *s0);
 
 #endif

@@ -35,6 +35,8 @@ void quant_config_reference(QuantConfig *qc) {
     qc->fallback = 0;
     qc->gptq_damp = 0.01f;
     qc->seed = 0;
+    qc->format = QFORMAT_INT;
+    qc->pot_l2 = 1e-4f;
 }
 
 void quant_config_default(QuantConfig *qc) {
@@ -73,6 +75,18 @@ int quant_config_validate(const QuantConfig *qc, QErr *err) {
     if (!(qc->merge_keep >= 0.0f && qc->merge_keep <= 1.0f)) return qerr_set(err, "--merge-keep must be in [0, 1]");
     if (!(qc->holdout >= 0.0f && qc->holdout < 1.0f)) return qerr_set(err, "--holdout must be in [0, 1)");
     if (qc->adapter_mode != 0 && qc->adapter_mode != 1) return qerr_set(err, "--adapter-mode must be 0 or 1");
+    if (qc->format != QFORMAT_INT && qc->format != QFORMAT_POT) return qerr_set(err, "unknown weight format %d", (int)qc->format);
+    if (qc->format == QFORMAT_POT) {
+        for (int i = 0; i < qc->n_bits; i++)
+            if (qc->bits[i] < 2 || qc->bits[i] > 5)
+                return qerr_set(err, "--format pot: %d bits is outside 2..5 (sign + exponent codes: 6-8 "
+                                "bits add only exponents below 2^-15 of the group maximum)", qc->bits[i]);
+        if (qc->method == METHOD_GPTQ) return qerr_set(err, "--format pot: GPTQ is not implemented for "
+                                                       "power-of-two codes (use --method quept or rtn)");
+        if (qc->adapter_mode != 0) return qerr_set(err, "--format pot needs --adapter-mode 0");
+        if (qc->weight_decay != 0.0f) return qerr_set(err, "--format pot needs weight decay 0 (the data-free scales share the logits' parameter group)");
+        if (!(qc->pot_l2 >= 0.0f)) return qerr_set(err, "--pot-l2 must be >= 0");
+    }
     return 0;
 }
 
@@ -136,4 +150,21 @@ const char *quant_method_name(QuantMethod m) {
 
 const char *quant_stream_name(StreamMode s) {
     return s == STREAM_MERGED ? "merged" : s == STREAM_PER_GROUP ? "per-group" : s == STREAM_PER_BIT ? "per-bit" : "fp";
+}
+
+void quant_config_set_pot(QuantConfig *qc) {
+    qc->format = QFORMAT_POT;
+    qc->n_bits = 4;
+    for (int i = 0; i < 4; i++) qc->bits[i] = 2 + i;
+    for (int b = 5; b <= QBITS_MAX; b++) qc->group[b] = 128;
+    qc->lr_lwc = 3e-4f;
+}
+
+const char *quant_format_name(WeightFormat f) { return f == QFORMAT_POT ? "pot" : "int"; }
+
+int quant_parse_format(const char *s, WeightFormat *f, QErr *err) {
+    if (strcmp(s, "int") == 0) *f = QFORMAT_INT;
+    else if (strcmp(s, "pot") == 0) *f = QFORMAT_POT;
+    else return qerr_set(err, "--format: expected int or pot, got '%s'", s);
+    return 0;
 }

@@ -21,6 +21,11 @@ typedef enum { METHOD_QUEPT = 0, METHOD_RTN = 1, METHOD_GPTQ = 2 } QuantMethod;
  *   FP         the full-precision stream (no quantized stream at all) */
 typedef enum { STREAM_MERGED = 0, STREAM_PER_GROUP = 1, STREAM_FP = 2, STREAM_PER_BIT = 3 } StreamMode;
 
+/* Weight code format (values equal fakequant.h's FQ_FORMAT_*):
+ *   INT  asymmetric integer codes, W = (code - zero)·scale (QuEPT's grid)
+ *   POT  sign + exponent codes, W = ±scale·2^E (PoTPTQ; bits 2..5, pot.h) */
+typedef enum { QFORMAT_INT = 0, QFORMAT_POT = 1 } WeightFormat;
+
 /* The four bit groups of the multi-bit objective. */
 #define QN_GROUPS 4
 extern const int QGROUP_LO[QN_GROUPS], QGROUP_HI[QN_GROUPS]; /* {7,8} {5,6} {3,4} {2} */
@@ -48,6 +53,9 @@ typedef struct {
                                    RTN — whichever has the lowest held-out loss */
     float gptq_damp;
     uint64_t seed;
+    WeightFormat format;        /* int (default) | pot; the lwc array holds PoT's
+                                   refinement Γ (gamma) and data-free scale (beta) */
+    float pot_l2;               /* PoT: L2 penalty pot_l2·ΣΓ² per linear and bit */
 } QuantConfig;
 
 /* The reference weight-only defaults (faithful QuEPT). */
@@ -68,5 +76,12 @@ int quant_bit_index(const QuantConfig *qc, int bit);
 int quant_bit_group(int bit);
 const char *quant_method_name(QuantMethod m);
 const char *quant_stream_name(StreamMode s);
+const char *quant_format_name(WeightFormat f);
+/* Switches qc to power-of-two codes with their defaults: bits 2-5, one
+ * scale per group of 128 at every width, learning rate of the scale
+ * refinements 3e-4 (README, "PoT on stories260K"); later flags still apply. */
+void quant_config_set_pot(QuantConfig *qc);
+/* "int" / "pot" -> *f; -1 (and err) otherwise. */
+int quant_parse_format(const char *s, WeightFormat *f, QErr *err);
 
 #endif
