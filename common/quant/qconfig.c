@@ -35,6 +35,8 @@ void quant_config_reference(QuantConfig *qc) {
     qc->fallback = 0;
     qc->gptq_damp = 0.01f;
     qc->seed = 0;
+    qc->teq = TEQ_OFF;
+    qc->lr_teq = 1e-3f; /* the published TEQ's Adam learning rate */
 }
 
 void quant_config_default(QuantConfig *qc) {
@@ -73,6 +75,9 @@ int quant_config_validate(const QuantConfig *qc, QErr *err) {
     if (!(qc->merge_keep >= 0.0f && qc->merge_keep <= 1.0f)) return qerr_set(err, "--merge-keep must be in [0, 1]");
     if (!(qc->holdout >= 0.0f && qc->holdout < 1.0f)) return qerr_set(err, "--holdout must be in [0, 1)");
     if (qc->adapter_mode != 0 && qc->adapter_mode != 1) return qerr_set(err, "--adapter-mode must be 0 or 1");
+    if (qc->teq != TEQ_OFF && qc->teq != TEQ_NORM && qc->teq != TEQ_WIDE)
+        return qerr_set(err, "--teq-placement: unknown placement %d", (int)qc->teq);
+    if (!(qc->lr_teq >= 0.0f)) return qerr_set(err, "--lr-teq must be >= 0");
     return 0;
 }
 
@@ -136,4 +141,16 @@ const char *quant_method_name(QuantMethod m) {
 
 const char *quant_stream_name(StreamMode s) {
     return s == STREAM_MERGED ? "merged" : s == STREAM_PER_GROUP ? "per-group" : s == STREAM_PER_BIT ? "per-bit" : "fp";
+}
+
+const char *quant_teq_name(TeqPlacement t) {
+    return t == TEQ_NORM ? "norm" : t == TEQ_WIDE ? "wide" : "off";
+}
+
+int quant_parse_teq(const char *s, TeqPlacement *t, QErr *err) {
+    if (strcmp(s, "off") == 0) *t = TEQ_OFF;
+    else if (strcmp(s, "norm") == 0) *t = TEQ_NORM;
+    else if (strcmp(s, "wide") == 0) *t = TEQ_WIDE;
+    else return qerr_set(err, "--teq-placement: expected norm (q/k/v, gate/up) or wide (also o, down), got '%s'", s);
+    return 0;
 }

@@ -21,6 +21,13 @@ typedef enum { METHOD_QUEPT = 0, METHOD_RTN = 1, METHOD_GPTQ = 2 } QuantMethod;
  *   FP         the full-precision stream (no quantized stream at all) */
 typedef enum { STREAM_MERGED = 0, STREAM_PER_GROUP = 1, STREAM_FP = 2, STREAM_PER_BIT = 3 } StreamMode;
 
+/* TEQ (trainable equivalent transformation, DESIGN.md §2): which groups of
+ * linears sharing an input get a trained per-input-channel scale.
+ *   NORM  q/k/v (after the attention norm) and gate/up (after the MLP
+ *         norm), folded into the RMSNorm weights (the published placement)
+ *   WIDE  also o (folded into v's rows) and down (folded into up's rows) */
+typedef enum { TEQ_OFF = 0, TEQ_NORM = 1, TEQ_WIDE = 2 } TeqPlacement;
+
 /* The four bit groups of the multi-bit objective. */
 #define QN_GROUPS 4
 extern const int QGROUP_LO[QN_GROUPS], QGROUP_HI[QN_GROUPS]; /* {7,8} {5,6} {3,4} {2} */
@@ -48,6 +55,8 @@ typedef struct {
                                    RTN — whichever has the lowest held-out loss */
     float gptq_damp;
     uint64_t seed;
+    TeqPlacement teq;           /* TEQ scales, trained with the block, folded at the end */
+    float lr_teq;               /* their AdamW learning rate */
 } QuantConfig;
 
 /* The reference weight-only defaults (faithful QuEPT). */
@@ -68,5 +77,8 @@ int quant_bit_index(const QuantConfig *qc, int bit);
 int quant_bit_group(int bit);
 const char *quant_method_name(QuantMethod m);
 const char *quant_stream_name(StreamMode s);
+/* "off", "norm", "wide"; quant_parse_teq is its inverse (error names the value). */
+const char *quant_teq_name(TeqPlacement t);
+int quant_parse_teq(const char *s, TeqPlacement *t, QErr *err);
 
 #endif
