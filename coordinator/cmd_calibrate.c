@@ -52,6 +52,14 @@ static const char *HELP =
     "                      (default on; off with --reference-method)\n"
     "  --holdout X         share of calibration sequences held out of training\n"
     "                      to judge the fallback (default 0.125)\n"
+    "  --teq               TEQ: train a positive per-input-channel scale for each\n"
+    "                      group of linears sharing an input, with the block, shared\n"
+    "                      by all widths, folded into the base weights at the end\n"
+    "                      (any --method; rtn/gptq train the scales alone)\n"
+    "  --teq-placement P   norm (q/k/v, gate/up; into the RMSNorms; default) |\n"
+    "                      wide (also o into v's rows, down into up's rows);\n"
+    "                      implies --teq\n"
+    "  --lr-teq X          TEQ scale learning rate (default 1e-3)\n"
     "  --quiet             no progress lines\n";
 
 int cmd_calibrate(int argc, char **argv) {
@@ -69,7 +77,8 @@ int cmd_calibrate(int argc, char **argv) {
                   {"merge-keep", 1, 0},     {"stream", 1, 0},        {"normalize-loss", 0, 0},
                   {"prefix-grad-stop", 0, 0}, {"no-prefix-grad-stop", 0, 0}, {"reference-method", 0, 0}, {"quiet", 0, 0},
                   {"lwc-init-low", 1, 0},   {"lwc-init-high", 1, 0},
-                  {"holdout", 1, 0},        {"no-fallback", 0, 0}, {"fallback", 0, 0}};
+                  {"holdout", 1, 0},        {"no-fallback", 0, 0}, {"fallback", 0, 0},
+                  {"teq", 0, 0},            {"teq-placement", 1, 0}, {"lr-teq", 1, 0}};
     int no = sizeof o / sizeof o[0], npos;
     const char *pos[1];
     QErr err = {{0}};
@@ -107,8 +116,15 @@ int cmd_calibrate(int argc, char **argv) {
         }
         qc.loss_l2 = strcmp(s, "l2") == 0;
     }
+    if (cli_get(o, no, "teq")) qc.teq = TEQ_NORM;
+    if ((s = cli_get(o, no, "teq-placement"))) {
+        if (quant_parse_teq(s, &qc.teq, &err) != 0) {
+            log_error("calibrate: %s", err.msg);
+            return 2;
+        }
+    }
     int seed, max_seqs, glo, ghi, rlo, rmid, rhi;
-    double lr1, lr2, cap, keep, li_lo, li_hi, hold;
+    double lr1, lr2, lr3, cap, keep, li_lo, li_hi, hold;
     glo = qc.group[2], ghi = qc.group[8];
     if (((s = cli_get(o, no, "bits")) && quant_parse_bits(&qc, s, &err)) ||
         cli_get_int(o, no, "epochs", qc.epochs, 0, 100000, &qc.epochs, &err) ||
@@ -117,6 +133,7 @@ int cmd_calibrate(int argc, char **argv) {
         cli_get_int(o, no, "max-seqs", 0, 0, 1 << 30, &max_seqs, &err) ||
         cli_get_float(o, no, "lr-lwc", qc.lr_lwc, 0, 10, &lr1, &err) ||
         cli_get_float(o, no, "lr-adapter", qc.lr_adapter, 0, 10, &lr2, &err) ||
+        cli_get_float(o, no, "lr-teq", qc.lr_teq, 0, 10, &lr3, &err) ||
         cli_get_int(o, no, "group-low", glo, 0, 1 << 20, &glo, &err) ||
         cli_get_int(o, no, "group-high", ghi, 0, 1 << 20, &ghi, &err) ||
         cli_get_int(o, no, "rank-low", qc.rank[2], 0, 1 << 16, &rlo, &err) ||
@@ -135,6 +152,7 @@ int cmd_calibrate(int argc, char **argv) {
     qc.seed = (uint64_t)seed;
     qc.lr_lwc = (float)lr1;
     qc.lr_adapter = (float)lr2;
+    qc.lr_teq = (float)lr3;
     qc.rank_cap = (float)cap;
     qc.merge_keep = (float)keep;
     for (int b = QBITS_MIN; b <= QBITS_MAX; b++) {
@@ -160,7 +178,8 @@ int cmd_calibrate(int argc, char **argv) {
         log_error("calibrate: %s", err.msg);
         return 1;
     }
-    log_info("wrote %s (%s, bits %d-%d)", job.out_path, quant_method_name(qc.method), qc.bits[0],
+    log_info("wrote %s (%s%s%s, bits %d-%d)", job.out_path, quant_method_name(qc.method),
+             qc.teq ? " + TEQ " : "", qc.teq ? quant_teq_name(qc.teq) : "", qc.bits[0],
              qc.bits[qc.n_bits - 1]);
     return 0;
 }

@@ -83,7 +83,10 @@ static void pack_int_list(msgpack_packer *pk, const char *k, const int *v, int n
 }
 
 static void pack_quant_config(msgpack_packer *pk, const QuantConfig *q) {
-    msgpack_pack_map(pk, 24);
+    /* "teq" and "lr_teq" only when TEQ was used: artifacts without it keep
+     * their bytes, and readers that predate TEQ ignore the keys (the base
+     * weights are stored folded, so they evaluate the artifact correctly) */
+    msgpack_pack_map(pk, q->teq ? 26 : 24);
     kv_str(pk, "method", quant_method_name(q->method));
     pack_int_list(pk, "bits", q->bits, q->n_bits);
     pack_int_list(pk, "group", q->group, QBITS_MAX + 1);
@@ -110,6 +113,10 @@ static void pack_quant_config(msgpack_packer *pk, const QuantConfig *q) {
     kv_float(pk, "gptq_damp", q->gptq_damp);
     kv_int(pk, "seed", (int64_t)q->seed);
     kv_int(pk, "elastic_version", ELASTIC_VERSION);
+    if (q->teq) {
+        kv_str(pk, "teq", quant_teq_name(q->teq));
+        kv_float(pk, "lr_teq", q->lr_teq);
+    }
 }
 
 static int get_i(const msgpack_object *m, const char *k, int *out, QErr *err) {
@@ -176,6 +183,13 @@ static int parse_quant_config(const msgpack_object *m, QuantConfig *q, QErr *err
     if (art_meta_str(m, "stream", s, sizeof s, err) != 0) return -1;
     q->stream = strcmp(s, "merged") == 0 ? STREAM_MERGED : strcmp(s, "fp") == 0 ? STREAM_FP
                 : strcmp(s, "per-bit") == 0 ? STREAM_PER_BIT : STREAM_PER_GROUP;
+    /* TEQ (optional: absent in artifacts without it); its scales are folded
+     * into the stored base weights, so this is provenance only */
+    if (art_meta_get(m, "teq")) {
+        if (art_meta_str(m, "teq", s, sizeof s, err) != 0 || quant_parse_teq(s, &q->teq, err) != 0 ||
+            get_f(m, "lr_teq", &q->lr_teq, err) != 0)
+            return qerr_wrap(err, "key \"quant\"");
+    }
     return quant_config_validate(q, err);
 }
 
