@@ -97,7 +97,13 @@ int calibrate_run(const CalibJob *job, const QuantConfig *qc, QErr *err) {
             rc = recon_block(c, &sq, j, &m.blocks[j], &st, &em.params[j], &em.stats[j], on_epoch, &ps, err);
         /* TEQ's scales go into the base weights: what the artifact stores
          * and every later consumer (GPTQ below, switch, export) sees */
-        if (rc == 0 && qc->teq) teq_fold(&em.params[j], c, &m.blocks[j]);
+        if (rc == 0 && qc->teq) {
+            const QBlockParams *p = &em.params[j];
+            float lo = INFINITY, hi = -INFINITY;
+            for (size_t i = 0; i < p->n_teq; i++) lo = fminf(lo, p->teq[i]), hi = fmaxf(hi, p->teq[i]);
+            if (!job->quiet) fprintf(stderr, "block %d/%d TEQ scales in [%.3f, %.3f]\n", j + 1, c->n_layers, lo, hi);
+            teq_fold(&em.params[j], c, &m.blocks[j]);
+        }
         if (rc == 0 && qc->method == METHOD_GPTQ) {
             em.base = m; /* borrowed for the duration of the call */
             rc = gptq_block(&em, j, gq, n_seq, T, err);
