@@ -30,7 +30,13 @@
  *     block_backward (which does compute dx) is unchanged.
  * The remaining wq slots are allocated for the callers that build all seven
  * weights at once (recon.c's token merge); the step itself never touches
- * them. */
+ * them.
+ *
+ * With TEQ (teq.h) the step runs on the transformed block and also needs the
+ * quantizer's input gradient of each linear (a third slice of b->work, from
+ * fq_backward_w, reduced into the scales' bracket at once), the attention
+ * norm's weight gradient — so dln1 = dq Wq + dk Wk + dv Wv after all (three
+ * more products, in the dead a->ln2) — and the MLP norm's. */
 #include "recon_step.h"
 
 #include <cblas.h>
