@@ -46,9 +46,20 @@ const char CALIB_FLAGS_HELP[] =
     "                      --method rtn or --epochs 0: data-free only; groups of\n"
     "                      128 at every width unless --group-high is given\n"
     "  --pot-l2 X          pot: L2 penalty X·ΣΓ² on the scale refinements (1e-4)\n"
+    "  --teq               TEQ: train a positive per-input-channel scale for each\n"
+    "                      group of linears sharing an input, with the block, shared\n"
+    "                      by all widths, folded into the base weights at the end\n"
+    "                      (any --method; rtn/gptq train the scales alone)\n"
+    "  --teq-placement P   norm (q/k/v, gate/up; into the RMSNorms; default) |\n"
+    "                      wide (also o into v's rows, down into up's rows);\n"
+    "                      implies --teq\n"
+    "  --lr-teq X          TEQ scale learning rate (default 1e-3)\n"
     "  --quiet             no progress lines\n";
 
 static const CliOpt CALIB_OPTS[] = {
+    {"teq", 0, 0},
+    {"teq-placement", 1, 0},
+    {"lr-teq", 1, 0},
     {"format", 1, 0},
     {"pot-l2", 1, 0},
     {"method", 1, 0},
@@ -113,6 +124,11 @@ int calib_opts_config(const CliOpt *o, int no, QuantConfig *qc, int *max_seqs, Q
         if (quant_parse_format(s, &qc->format, err) != 0) return -1;
         if (qc->format == QFORMAT_POT) quant_config_set_pot(qc); /* its widths, groups, Γ's lr */
     }
+    if (cli_get(o, no, "teq")) qc->teq = TEQ_NORM;
+    if ((s = cli_get(o, no, "teq-placement")) && quant_parse_teq(s, &qc->teq, err) != 0) return -1;
+    double lr_teq;
+    if (cli_get_float(o, no, "lr-teq", qc->lr_teq, 0, 10, &lr_teq, err)) return -1;
+    qc->lr_teq = (float)lr_teq;
     double pot_l2;
     if (cli_get_float(o, no, "pot-l2", qc->pot_l2, 0, 1e6, &pot_l2, err)) return -1;
     qc->pot_l2 = (float)pot_l2;

@@ -64,7 +64,8 @@ int cmd_calibrate(int argc, char **argv) {
         log_error("calibrate: %s", err.msg);
         return 1;
     }
-    log_info("wrote %s (%s, bits %d-%d)", job.out_path, quant_method_name(qc.method), qc.bits[0],
+    log_info("wrote %s (%s%s%s, bits %d-%d)", job.out_path, quant_method_name(qc.method),
+             qc.teq ? " + TEQ " : "", qc.teq ? quant_teq_name(qc.teq) : "", qc.bits[0],
              qc.bits[qc.n_bits - 1]);
     return 0;
 }

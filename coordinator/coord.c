@@ -18,6 +18,7 @@
 #include "base/numeric.h"
 #include "base/sha256.h"
 #include "data/tokens.h"
+#include "engine/teq.h"
 #include "nn/forward.h"
 
 void coord_opts_default(CoordOpts *o) {
@@ -103,13 +104,12 @@ static int scan_journal(Coord *c, QErr *err) {
         /* a shard resumes after its last block journaled without a gap */
         sh->next = sh->begin;
         for (int j = sh->begin; j < sh->end; j++) {
-            float *lwc, *ad;
-            size_t nl, na;
+            QBlockParams raw;
             ReconStats st;
-            int b = journal_read_block(c->o->ckpt_dir, j, s, &lwc, &nl, &ad, &na, &st, &e);
-            free(lwc);
-            free(ad);
-            if (b != 0 || nl != c->n_lwc || na != c->n_adapter) {
+            int b = journal_read_block(c->o->ckpt_dir, j, s, &raw, &st, &e);
+            int fits = raw.n_lwc == c->n_lwc && raw.n_adapter == c->n_adapter && raw.n_teq == c->n_teq;
+            qblock_params_free(&raw);
+            if (b != 0 || !fits) {
                 if (b == 0) log_warn("journal: block %d has parameters of the wrong size; recomputing", j);
                 break;
             }
@@ -133,7 +133,7 @@ static int param_sizes(Coord *c, QErr *err) {
     model_source_close(src);
     QBlockParams p;
     if (qblock_params_init(&p, &mc, &c->spec.qc, 0, err) != 0) return -1;
-    c->n_lwc = p.n_lwc, c->n_adapter = p.n_adapter;
+    c->n_lwc = p.n_lwc, c->n_adapter = p.n_adapter, c->n_teq = p.n_teq;
     qblock_params_free(&p);
     return 0;
 }
@@ -235,13 +235,12 @@ static int assign_shard(Coord *c, int k, int wi, QErr *err) {
     ShardRec *sh = &c->shards[k];
     const JobSpec *s = &c->spec;
     int n_rep = sh->next - sh->begin, rc = 0;
-    float **lwc = calloc((size_t)n_rep + 1, sizeof *lwc), **ad = calloc((size_t)n_rep + 1, sizeof *ad);
+    QBlockParams *raw = calloc((size_t)n_rep + 1, sizeof *raw);
     ReconStats *st = calloc((size_t)n_rep + 1, sizeof *st);
-    size_t nl, na;
-    if (!lwc || !ad || !st) rc = qerr_set(err, "out of memory");
+    if (!raw || !st) rc = qerr_set(err, "out of memory");
     for (int i = 0; rc == 0 && i < n_rep; i++) {
         QErr e;
-        if (journal_read_block(o->ckpt_dir, sh->begin + i, s, &lwc[i], &nl, &ad[i], &na, &st[i], &e) != 0) {
+        if (journal_read_block(o->ckpt_dir, sh->begin + i, s, &raw[i], &st[i], &e) != 0) {
             for (int j = sh->begin + i; j < sh->next; j++) c->blocks[j].done = 0;
             sh->next = sh->begin + i;
             n_rep = i;
@@ -277,17 +276,14 @@ static int assign_shard(Coord *c, int k, int wi, QErr *err) {
         Msg p;
         msg_init(&p, MSG_PARAMS);
         p.assign = m.assign, p.block = sh->begin + i, p.n_bits = s->qc.n_bits, p.stats = st[i];
-        int64_t a1 = (int64_t)c->n_lwc, a2 = (int64_t)c->n_adapter;
-        sent = msg_add_tensor(&p, "lwc", MSG_F32, 1, &a1, lwc[i], err) == 0 &&
-               msg_add_tensor(&p, "adapter", MSG_F32, 1, &a2, ad[i], err) == 0 && send_to(c, wi, &p) == 0;
+        int64_t a1 = (int64_t)raw[i].n_lwc, a2 = (int64_t)raw[i].n_adapter, a3 = (int64_t)raw[i].n_teq;
+        sent = msg_add_tensor(&p, "lwc", MSG_F32, 1, &a1, raw[i].lwc, err) == 0 &&
+               msg_add_tensor(&p, "adapter", MSG_F32, 1, &a2, raw[i].adapter, err) == 0 &&
+               (a3 == 0 || msg_add_tensor(&p, "teq", MSG_F32, 1, &a3, raw[i].teq, err) == 0) && send_to(c, wi, &p) == 0;
     }
     art_close(r);
-    for (int i = 0; lwc && ad && i <= n_rep; i++) {
-        free(lwc[i]);
-        free(ad[i]);
-    }
-    free(lwc);
-    free(ad);
+    for (int i = 0; raw && i <= n_rep; i++) qblock_params_free(&raw[i]);
+    free(raw);
     free(st);
     if (rc != 0) return rc;
     if (!sent) {
@@ -403,21 +399,25 @@ static int on_fp_out(Coord *c, int k, const Msg *m, QErr *err) {
 
 static int on_result(Coord *c, int k, const Msg *m, QErr *err) {
     ShardRec *sh = &c->shards[k];
-    const MsgTensor *lwc = msg_tensor(m, "lwc"), *ad = msg_tensor(m, "adapter");
+    const MsgTensor *lwc = msg_tensor(m, "lwc"), *ad = msg_tensor(m, "adapter"), *teq = msg_tensor(m, "teq");
+    size_t nt = teq ? teq->nbytes / sizeof(float) : 0;
     if (m->block != sh->next || m->n_bits != c->spec.qc.n_bits || lwc->nbytes != c->n_lwc * sizeof(float) ||
-        ad->nbytes != c->n_adapter * sizeof(float) || lwc->dtype != MSG_F32 || ad->dtype != MSG_F32) {
+        ad->nbytes != c->n_adapter * sizeof(float) || lwc->dtype != MSG_F32 || ad->dtype != MSG_F32 ||
+        nt != c->n_teq || (teq && teq->dtype != MSG_F32)) {
         log_warn("coordinator: result for block %d does not fit (expected block %d with %zu+%zu parameters); ignored",
                  m->block, sh->next, c->n_lwc, c->n_adapter);
         return 0;
     }
     QErr e;
-    if (floats_check_finite(lwc->data, c->n_lwc, "clipping", &e) || floats_check_finite(ad->data, c->n_adapter, "adapters", &e)) {
+    if (floats_check_finite(lwc->data, c->n_lwc, "clipping", &e) || floats_check_finite(ad->data, c->n_adapter, "adapters", &e) ||
+        (teq && floats_check_finite(teq->data, nt, "TEQ scales", &e))) {
         log_warn("coordinator: result for block %d has %s; ignored", m->block, e.msg);
         return 0;
     }
     QBlockParams view;
     memset(&view, 0, sizeof view);
     view.lwc = lwc->data, view.adapter = ad->data, view.n_lwc = c->n_lwc, view.n_adapter = c->n_adapter;
+    view.teq = teq ? teq->data : NULL, view.n_teq = nt;
     if (journal_write_block(c->o->ckpt_dir, m->block, &view, &m->stats, m->n_bits, err) != 0) return -1;
     BlockRec *b = &c->blocks[m->block];
     b->done = 1;
@@ -546,16 +546,17 @@ static int merge(Coord *c, const TokenSet *ts, QErr *err) {
     memcpy(em.model_sha256, c->spec.model_sha256, sizeof em.model_sha256);
     memcpy(em.data_sha256, c->spec.data_sha256, sizeof em.data_sha256);
     for (int j = 0; rc == 0 && j < m.cfg.n_layers; j++) {
-        float *lwc, *ad;
-        size_t nl, na;
-        int r = journal_read_block(o->ckpt_dir, j, &c->spec, &lwc, &nl, &ad, &na, &em.stats[j], err);
+        QBlockParams raw;
+        int r = journal_read_block(o->ckpt_dir, j, &c->spec, &raw, &em.stats[j], err);
         if (r != 0) {
             rc = qerr_set(err, "block %d vanished from the journal before the merge (run again to recompute it)", j);
             break;
         }
-        rc = qblock_params_restore(&em.params[j], &m.cfg, &c->spec.qc, j, lwc, nl, ad, na, em.stats[j].choice, err);
-        free(lwc);
-        free(ad);
+        rc = qblock_params_restore(&em.params[j], &m.cfg, &c->spec.qc, j, raw.lwc, raw.n_lwc, raw.adapter, raw.n_adapter,
+                                   raw.teq, raw.n_teq, em.stats[j].choice, err);
+        qblock_params_free(&raw);
+        /* TEQ's scales go into the base weights, as the single-process path does */
+        if (rc == 0 && em.params[j].n_teq) teq_fold(&em.params[j], &m.cfg, &m.blocks[j]);
     }
     em.base = m; /* the artifact owns the model from here */
     if (rc == 0) rc = sensitivity_compute(&em, ts, err);

@@ -57,7 +57,7 @@ typedef struct {
     WorkerRec workers[COORD_MAX_WORKERS];
     ShardRec shards[JOURNAL_MAX_SHARDS];
     BlockRec *blocks;      /* [n_layers] */
-    size_t n_lwc, n_adapter; /* parameter sizes of every block */
+    size_t n_lwc, n_adapter, n_teq; /* parameter sizes of every block */
     double t_start, t_last_hb;
     int blocks_done_at_start, blocks_journaled_now;
     long tokens_per_block;

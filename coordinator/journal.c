@@ -222,9 +222,10 @@ int journal_write_block(const char *dir, int block, const QBlockParams *p, const
     for (int i = 0; i < n_bits; i++) msgpack_pack_int64(pk, st->choice[i]);
     art_pack_str(pk, "seconds");
     msgpack_pack_double(pk, st->seconds);
-    int64_t nl = (int64_t)p->n_lwc, na = (int64_t)p->n_adapter;
+    int64_t nl = (int64_t)p->n_lwc, na = (int64_t)p->n_adapter, nt = (int64_t)p->n_teq;
     int rc = art_writer_add(w, "lwc", ART_F32, 1, &nl, p->lwc, 0, err);
     if (rc == 0) rc = art_writer_add(w, "adapter", ART_F32, 1, &na, p->adapter, 0, err);
+    if (rc == 0 && nt) rc = art_writer_add(w, "teq", ART_F32, 1, &nt, p->teq, 0, err);
     if (rc == 0) rc = art_writer_write(w, path, err);
     art_writer_free(w);
     return rc;
@@ -254,12 +255,11 @@ static int read_f32_tensor(ArtReader *r, const char *name, float **out, size_t *
     return 0;
 }
 
-int journal_read_block(const char *dir, int block, const JobSpec *spec, float **lwc, size_t *n_lwc, float **adapter,
-                       size_t *n_adapter, ReconStats *st, QErr *err) {
+int journal_read_block(const char *dir, int block, const JobSpec *spec, QBlockParams *p, ReconStats *st, QErr *err) {
     char name[64], path[4096];
     snprintf(name, sizeof name, "block-%d.qckp", block);
     journal_path(path, sizeof path, dir, name);
-    *lwc = *adapter = NULL;
+    memset(p, 0, sizeof *p);
     if (access(path, F_OK) != 0) return 1;
     ArtReader *r;
     if (art_open(&r, path, err) != 0) return drop_corrupt(path, err);
@@ -282,13 +282,12 @@ int journal_read_block(const char *dir, int block, const JobSpec *spec, float **
             st->choice[i] = (int)v;
         }
     }
-    if (rc == 0) rc = read_f32_tensor(r, "lwc", lwc, n_lwc, err);
-    if (rc == 0) rc = read_f32_tensor(r, "adapter", adapter, n_adapter, err);
+    if (rc == 0) rc = read_f32_tensor(r, "lwc", &p->lwc, &p->n_lwc, err);
+    if (rc == 0) rc = read_f32_tensor(r, "adapter", &p->adapter, &p->n_adapter, err);
+    if (rc == 0 && art_find(r, "teq") >= 0) rc = read_f32_tensor(r, "teq", &p->teq, &p->n_teq, err);
     art_close(r);
     if (rc != 0) {
-        free(*lwc);
-        free(*adapter);
-        *lwc = *adapter = NULL;
+        qblock_params_free(p);
         return drop_corrupt(path, err);
     }
     return 0;

@@ -45,10 +45,11 @@ int journal_open_input(const char *dir, int shard, const JobSpec *spec, ArtReade
 
 int journal_write_block(const char *dir, int block, const QBlockParams *p, const ReconStats *st, int n_bits,
                         QErr *err);
-/* The raw journaled arrays of block j (lwc, adapter malloc'd) and its
- * stats; 1 if absent, -1 if corrupt (deleted; err says why). */
-int journal_read_block(const char *dir, int block, const JobSpec *spec, float **lwc, size_t *n_lwc, float **adapter,
-                       size_t *n_adapter, ReconStats *st, QErr *err);
+/* Block j's journaled parameter arrays (malloc'd into p->lwc, p->adapter,
+ * p->teq with their sizes; the layout is the caller's business:
+ * qblock_params_restore) and its stats; 1 if absent, -1 if corrupt
+ * (deleted; err says why). Free with qblock_params_free. */
+int journal_read_block(const char *dir, int block, const JobSpec *spec, QBlockParams *p, ReconStats *st, QErr *err);
 
 int journal_mark_done(const char *dir, const char *artifact, const char *sha256, QErr *err);
 /* 1 and the artifact path if the journal says the job is complete. */

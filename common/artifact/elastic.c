@@ -83,7 +83,13 @@ static void pack_int_list(msgpack_packer *pk, const char *k, const int *v, int n
 }
 
 static void pack_quant_config(msgpack_packer *pk, const QuantConfig *q) {
-    msgpack_pack_map(pk, 24);
+    /* "teq" and "lr_teq" only when TEQ was used: artifacts without it keep
+     * their bytes, and readers that predate TEQ ignore the keys (the base
+     * weights are stored folded, so they evaluate the artifact correctly) */
+    /* likewise "format" and "pot_l2" only for power-of-two codes (the
+     * artifact also says so per tensor in "weight_format"; here they make the
+     * config complete for the wire protocol and the checkpoint journal) */
+    msgpack_pack_map(pk, (size_t)(24 + (q->teq ? 2 : 0) + (q->format != QFORMAT_INT ? 2 : 0)));
     kv_str(pk, "method", quant_method_name(q->method));
     pack_int_list(pk, "bits", q->bits, q->n_bits);
     pack_int_list(pk, "group", q->group, QBITS_MAX + 1);
@@ -110,6 +116,14 @@ static void pack_quant_config(msgpack_packer *pk, const QuantConfig *q) {
     kv_float(pk, "gptq_damp", q->gptq_damp);
     kv_int(pk, "seed", (int64_t)q->seed);
     kv_int(pk, "elastic_version", ELASTIC_VERSION);
+    if (q->teq) {
+        kv_str(pk, "teq", quant_teq_name(q->teq));
+        kv_float(pk, "lr_teq", q->lr_teq);
+    }
+    if (q->format != QFORMAT_INT) {
+        kv_str(pk, "format", quant_format_name(q->format));
+        kv_float(pk, "pot_l2", q->pot_l2);
+    }
 }
 
 static int get_i(const msgpack_object *m, const char *k, int *out, QErr *err) {
@@ -197,6 +211,18 @@ static int parse_quant_config(const msgpack_object *m, QuantConfig *q, QErr *err
     if (art_meta_get(m, "loss")) {
         if (art_meta_str(m, "loss", s, sizeof s, err) != 0) return -1;
         q->loss_l2 = strcmp(s, "l2") == 0;
+    }
+    /* TEQ (optional: absent in artifacts without it); its scales are folded
+     * into the stored base weights, so this is provenance only */
+    if (art_meta_get(m, "teq")) {
+        if (art_meta_str(m, "teq", s, sizeof s, err) != 0 || quant_parse_teq(s, &q->teq, err) != 0 ||
+            get_f(m, "lr_teq", &q->lr_teq, err) != 0)
+            return qerr_wrap(err, "key \"quant\"");
+    }
+    if (art_meta_get(m, "format")) {
+        if (art_meta_str(m, "format", s, sizeof s, err) != 0 || quant_parse_format(s, &q->format, err) != 0 ||
+            get_f(m, "pot_l2", &q->pot_l2, err) != 0)
+            return qerr_wrap(err, "key \"quant\"");
     }
     return quant_config_validate(q, err);
 }

@@ -7,7 +7,9 @@
  *   "model":  {dim, hidden_dim, n_layers, n_heads, n_kv_heads, head_dim,
  *              vocab_size, seq_len, rope_theta, norm_eps, rope_halves,
  *              has_qkv_bias, tied_classifier}
- *   "quant":  the QuantConfig (method, bits, group, rank, ...)
+ *   "quant":  the QuantConfig (method, bits, group, rank, ...; "teq":
+ *             "norm"|"wide" and "lr_teq" only when TEQ was used — its scales
+ *             are already folded into the stored base weights and norms)
  *   "ranks":  [linear][bit index] adapter ranks (same for every block)
  *   "losses": [block][bit index] [rtn, init, final] calibration losses
  *   "choice": [block][bit index] 0 trained, 1 adapters dropped, 2 RTN

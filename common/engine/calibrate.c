@@ -12,6 +12,7 @@
 #include "../data/tokens.h"
 #include "../nn/forward.h"
 #include "../quant/gptq.h"
+#include "teq.h"
 
 typedef struct {
     int n_layers, quiet;
@@ -74,8 +75,9 @@ int calibrate_run(const CalibJob *job, const QuantConfig *qc, QErr *err) {
     int T = ts.seq_len, n_seq = ts.n_seq;
     QuantConfig sq = *qc;
     if (qc->method == METHOD_GPTQ) sq.stream = STREAM_FP; /* GPTQ keeps its own per-bit streams */
-    /* RTN needs no activations at all */
-    if (rc == 0 && qc->method != METHOD_RTN) rc = streams_init(&st, &sq, n_seq, T, c->dim, err);
+    /* RTN needs no activations at all (unless TEQ trains its scales) */
+    if (rc == 0 && (qc->method != METHOD_RTN || qc->teq))
+        rc = streams_init(&st, &sq, n_seq, T, c->dim, err);
     float *gq[QMAX_NBITS] = {0};
     if (rc == 0 && qc->method == METHOD_GPTQ)
         for (int bi = 0; bi < qc->n_bits && rc == 0; bi++)
@@ -90,15 +92,26 @@ int calibrate_run(const CalibJob *job, const QuantConfig *qc, QErr *err) {
     ProgressState ps = {c->n_layers, job->quiet, now_seconds(), 0};
     for (int j = 0; rc == 0 && j < c->n_layers; j++) {
         double t0 = now_seconds();
-        if (qc->method == METHOD_QUEPT) {
-            rc = recon_block(c, qc, j, &m.blocks[j], &st, &em.params[j], &em.stats[j], on_epoch, &ps, err);
-        } else if (qc->method == METHOD_GPTQ) {
+        /* QuEPT, and TEQ for every method: the block's parameters, trained
+         * (gptq: its scales on the full-precision stream, through RTN) */
+        if (qc->method == METHOD_QUEPT || qc->teq)
+            rc = recon_block(c, &sq, j, &m.blocks[j], &st, &em.params[j], &em.stats[j], on_epoch, &ps, err);
+        /* TEQ's scales go into the base weights: what the artifact stores
+         * and every later consumer (GPTQ below, switch, export) sees */
+        if (rc == 0 && qc->teq) {
+            const QBlockParams *p = &em.params[j];
+            float lo = INFINITY, hi = -INFINITY;
+            for (size_t i = 0; i < p->n_teq; i++) lo = fminf(lo, p->teq[i]), hi = fmaxf(hi, p->teq[i]);
+            if (!job->quiet) fprintf(stderr, "block %d/%d TEQ scales in [%.3f, %.3f]\n", j + 1, c->n_layers, lo, hi);
+            teq_fold(&em.params[j], c, &m.blocks[j]);
+        }
+        if (rc == 0 && qc->method == METHOD_GPTQ) {
             em.base = m; /* borrowed for the duration of the call */
             rc = gptq_block(&em, j, gq, n_seq, T, err);
             memset(&em.base, 0, sizeof em.base);
         }
         ps.blocks_done = j + 1;
-        if (rc == 0 && !job->quiet && qc->method != METHOD_RTN) {
+        if (rc == 0 && !job->quiet && (qc->method != METHOD_RTN || qc->teq)) {
             fprintf(stderr, "block %d/%d done in %.1fs; loss per bit (rtn -> final):", j + 1, c->n_layers,
                     now_seconds() - t0);
             static const char *mark[3] = {"", "(no adapter)", "(rtn)"};

@@ -67,7 +67,7 @@ int qblock_params_init(QBlockParams *p, const ModelConfig *c, const QuantConfig 
             s->rank = quant_rank(qc, b, q->out, q->in);
             s->R = q->R;
             s->mode = qc->adapter_mode;
-            s->lwc = qc->lwc;
+            s->lwc = qc->lwc && qc->method == METHOD_QUEPT;
             s->format = (int)qc->format;
             if (fq_spec_check(s, err) != 0) return qerr_wrap(err, "block %d %s", block, LIN_NAMES[l]);
             size_t ng = (size_t)q->out * fq_ngroups(s);
@@ -79,6 +79,20 @@ int qblock_params_init(QBlockParams *p, const ModelConfig *c, const QuantConfig 
     }
     p->n_lwc = nl;
     p->n_adapter = na;
+    if (qc->teq != TEQ_OFF) {
+        const int len[TEQ_NGROUPS] = {c->dim, c->dim, c->n_kv_heads * c->head_dim, c->hidden_dim};
+        for (int g = 0; g < TEQ_NGROUPS; g++) {
+            p->teq_len[g] = (g == TEQ_ATTN || g == TEQ_MLP || qc->teq == TEQ_WIDE) ? len[g] : 0;
+            p->teq_off[g] = p->n_teq;
+            p->n_teq += (size_t)p->teq_len[g];
+        }
+        p->teq = malloc(p->n_teq * sizeof(float));
+        if (!p->teq) {
+            qblock_params_free(p);
+            return qerr_set(err, "out of memory for block %d TEQ scales", block);
+        }
+        for (size_t i = 0; i < p->n_teq; i++) p->teq[i] = 1.0f;
+    }
     p->lwc = malloc((nl ? nl : 1) * sizeof(float));
     p->adapter = calloc(na ? na : 1, sizeof(float));
     if (!p->lwc || !p->adapter) {
@@ -125,11 +139,11 @@ void qblock_set_choice(QBlockParams *p, int bi, int choice) {
 
 int qblock_params_restore(QBlockParams *p, const ModelConfig *c, const QuantConfig *qc, int block,
                           const float *lwc, size_t n_lwc, const float *adapter, size_t n_adapter,
-                          const int *choice, QErr *err) {
+                          const float *teq, size_t n_teq, const int *choice, QErr *err) {
     if (qblock_params_init(p, c, qc, block, err) != 0) return -1;
-    if (n_lwc != p->n_lwc || n_adapter != p->n_adapter) {
-        qerr_set(err, "block %d: %zu clipping and %zu adapter values, the config needs %zu and %zu", block,
-                 n_lwc, n_adapter, p->n_lwc, p->n_adapter);
+    if (n_lwc != p->n_lwc || n_adapter != p->n_adapter || n_teq != p->n_teq) {
+        qerr_set(err, "block %d: %zu clipping, %zu adapter and %zu TEQ values, the config needs %zu, %zu and %zu",
+                 block, n_lwc, n_adapter, n_teq, p->n_lwc, p->n_adapter, p->n_teq);
         qblock_params_free(p);
         return -1;
     }
@@ -140,6 +154,7 @@ int qblock_params_restore(QBlockParams *p, const ModelConfig *c, const QuantConf
         }
     if (n_lwc) memcpy(p->lwc, lwc, n_lwc * sizeof(float));
     if (n_adapter) memcpy(p->adapter, adapter, n_adapter * sizeof(float));
+    if (n_teq) memcpy(p->teq, teq, n_teq * sizeof(float));
     /* after the copy: an RTN choice rewrites its logits to the same 20.0 */
     for (int bi = 0; bi < qc->n_bits; bi++) qblock_set_choice(p, bi, choice[bi]);
     return 0;
@@ -157,7 +172,10 @@ void qblock_params_init_scales(QBlockParams *p, const BlockWeights *w) {
 void qblock_params_free(QBlockParams *p) {
     free(p->lwc);
     free(p->adapter);
-    p->lwc = p->adapter = NULL;
+    free(p->teq);
+    p->lwc = p->adapter = p->teq = NULL;
+    p->n_teq = 0;
+    for (int g = 0; g < TEQ_NGROUPS; g++) p->teq_len[g] = 0;
 }
 
 void qblock_build(const QBlockParams *p, const BlockWeights *base, int bi, const float *lwc,

@@ -30,12 +30,23 @@ typedef struct {
 /* What block j uses at a bit, chosen after training (QuantConfig.fallback). */
 enum { QB_TRAINED = 0, QB_NO_ADAPTER = 1, QB_RTN = 2 };
 
+/* TEQ scale vectors (QuantConfig.teq), one per group of linears sharing an
+ * input: ATTN (dim) for q/k/v, MLP (dim) for gate/up, O (n_kv_heads*head_dim,
+ * one per row of v) for o, DOWN (hidden) for down. See teq.h. */
+enum { TEQ_ATTN, TEQ_MLP, TEQ_O, TEQ_DOWN, TEQ_NGROUPS };
+
 typedef struct {
     int n_bits, bits[QMAX_NBITS];
     int choice[QMAX_NBITS]; /* QB_* per bit index */
     QLinear lin[N_LIN];
     size_t n_lwc, n_adapter;
     float *lwc, *adapter;
+    /* TEQ: a third parameter group, shared by all bit widths; teq_len[g] = 0
+     * for a group not transformed (n_teq = 0: TEQ off, or already folded
+     * into the base weights by teq_fold) */
+    int teq_len[TEQ_NGROUPS];
+    size_t teq_off[TEQ_NGROUPS], n_teq;
+    float *teq;
 } QBlockParams;
 
 /* Shapes (out, in) of the seven linears of a block. */
@@ -45,7 +56,9 @@ float **qblock_linear_slot(BlockWeights *w, int l);
 const float *qblock_linear_weight(const BlockWeights *w, int l);
 
 /* Lays out and initialises parameters: logits 4.0, Bd = 0, Bu Xavier-uniform
- * from an Rng seeded with (seed, block). */
+ * from an Rng seeded with (seed, block), TEQ scales 1. For rtn and gptq
+ * (ranks 0) the specs have no clipping: the round-to-nearest grid, which
+ * TEQ trains through. */
 int qblock_params_init(QBlockParams *p, const ModelConfig *c, const QuantConfig *qc, int block,
                        QErr *err);
 void qblock_params_free(QBlockParams *p);
@@ -58,7 +71,7 @@ void qblock_params_init_scales(QBlockParams *p, const BlockWeights *w);
  * applied — exactly the state recon_block returned. */
 int qblock_params_restore(QBlockParams *p, const ModelConfig *c, const QuantConfig *qc, int block,
                           const float *lwc, size_t n_lwc, const float *adapter, size_t n_adapter,
-                          const int *choice, QErr *err);
+                          const float *teq, size_t n_teq, const int *choice, QErr *err);
 
 /* Applies a choice at bit index bi: QB_NO_ADAPTER sets the bit's ranks to 0;
  * QB_RTN also sets its clipping logits to 20 (sigmoid(20) == 1.0f: the

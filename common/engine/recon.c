@@ -10,6 +10,7 @@
 #include "../base/rng.h"
 #include "../nn/block.h"
 #include "optim.h"
+#include "teq.h"
 #include "tome.h"
 
 /* The stream slot bit b uses, or -1 for the full-precision stream. */
@@ -199,10 +200,25 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
         return -1;
     }
     float *target = malloc(total * sizeof(float));
-    AdamW opt_lwc, opt_ad;
+    AdamW opt_lwc, opt_ad, opt_teq;
+    memset(&opt_teq, 0, sizeof opt_teq);
     int have_opt = adamw_init(&opt_lwc, p->n_lwc, qc->weight_decay) == 0;
     have_opt = (adamw_init(&opt_ad, p->n_adapter, qc->weight_decay) == 0) && have_opt;
+    /* TEQ: every step trains on the transformed block tw (teq.h), rebuilt
+     * from w after every update of the scales; wt is what the block is */
+    BlockWeights tw;
+    memset(&tw, 0, sizeof tw);
+    const BlockWeights *wt = w;
     int rc = 0;
+    if (p->n_teq) {
+        have_opt = (adamw_init(&opt_teq, p->n_teq, qc->weight_decay) == 0) && have_opt;
+        if (block_weights_alloc(&tw, c, err) != 0) {
+            rc = -1;
+            goto done;
+        }
+        teq_transform(p, c, w, &tw);
+        wt = &tw;
+    }
     if (!target || !have_opt) {
         rc = qerr_set(err, "out of memory for block %d targets", block);
         goto done;
@@ -220,12 +236,14 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
     }
     int gb[QN_GROUPS][2], gn[QN_GROUPS];
     recon_group_bits(qc, gb, gn);
+    const int quept = qc->method == METHOD_QUEPT;
     /* sequences [n_train, n_seq) are held out of training to judge the fallback */
-    int n_hold = qc->fallback ? (int)(qc->holdout * n_seq) / B * B : 0;
+    int n_hold = qc->fallback && quept ? (int)(qc->holdout * n_seq) / B * B : 0;
     if (n_seq - n_hold < B) n_hold = 0;
     int n_train = n_seq - n_hold;
     long steps_per_epoch = n_train / B, total_steps = steps_per_epoch * qc->epochs, step = 0;
-    for (int e = 0; e < qc->epochs && qc->method == METHOD_QUEPT; e++) {
+    /* rtn / gptq with TEQ train the scales alone, through the RTN grid */
+    for (int e = 0; e < qc->epochs && (quept || p->n_teq); e++) {
         double gl[QN_GROUPS] = {0};
         double te = now_seconds();
         for (long s = 0; s < steps_per_epoch; s++, step++) {
@@ -233,6 +251,7 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
             rng_seed(&rng, rng_mix(qc->seed, (uint64_t)block, (uint64_t)e, (uint64_t)s));
             memset(b.g_lwc, 0, p->n_lwc * sizeof(float));
             memset(b.g_adapter, 0, p->n_adapter * sizeof(float));
+            if (p->n_teq) memset(b.g_teq, 0, p->n_teq * sizeof(float));
             for (int g = 0; g < QN_GROUPS; g++) {
                 if (!gn[g]) continue;
                 int bi = gb[g][rng_int(&rng, gn[g])];
@@ -240,15 +259,23 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
                 float scale = 1.0f;
                 if (qc->normalize_loss && stats->loss_init[bi] > 0.0)
                     scale = (float)(1.0 / stats->loss_init[bi]);
-                gl[g] += recon_step_bit(c, qc, p, w, &b, bi, x, target + (size_t)s * B * stride, scale);
+                gl[g] += recon_step_bit(c, qc, p, wt, &b, bi, x, target + (size_t)s * B * stride, scale);
             }
-            adamw_step(&opt_lwc, p->lwc, b.g_lwc, cosine_lr(qc->lr_lwc, step, total_steps));
-            adamw_step(&opt_ad, p->adapter, b.g_adapter, cosine_lr(qc->lr_adapter, step, total_steps));
+            if (quept) {
+                adamw_step(&opt_lwc, p->lwc, b.g_lwc, cosine_lr(qc->lr_lwc, step, total_steps));
+                adamw_step(&opt_ad, p->adapter, b.g_adapter, cosine_lr(qc->lr_adapter, step, total_steps));
+            }
+            if (p->n_teq) {
+                adamw_step(&opt_teq, p->teq, b.g_teq, cosine_lr(qc->lr_teq, step, total_steps));
+                teq_clip(p);
+                teq_transform(p, c, w, &tw);
+            }
         }
         double dt = now_seconds() - te;
         for (int g = 0; g < QN_GROUPS; g++) gl[g] = gn[g] ? gl[g] / steps_per_epoch : NAN;
         if (check_finite(p->lwc, p->n_lwc, block, "the clipping logits (training diverged)", err) ||
-            check_finite(p->adapter, p->n_adapter, block, "the adapters (training diverged)", err)) {
+            check_finite(p->adapter, p->n_adapter, block, "the adapters (training diverged)", err) ||
+            (p->n_teq && check_finite(p->teq, p->n_teq, block, "the TEQ scales (training diverged)", err))) {
             rc = -1;
             goto done;
         }
@@ -258,17 +285,19 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
             goto done;
         }
     }
-    if (qc->fallback && qc->method == METHOD_QUEPT)
-        choose_fallbacks(c, qc, p, w, &b, st, target, n_hold ? n_train : 0, n_hold ? n_hold : n_seq, T,
+    if (qc->fallback && quept)
+        choose_fallbacks(c, qc, p, wt, &b, st, target, n_hold ? n_train : 0, n_hold ? n_hold : n_seq, T,
                          stats);
+    /* rtn / gptq with TEQ: round-to-nearest of the transformed weights (for
+     * gptq a proxy: GPTQ itself runs after the scales are folded) */
     for (int bi = 0; bi < qc->n_bits; bi++) {
         const float *in = streams_for_bit(st, qc, qc->bits[bi]);
-        stats->loss_final[bi] = qc->method == METHOD_QUEPT
-                                    ? recon_eval_loss(c, qc, p, w, &b, bi, 0, in, target, n_seq, T)
+        stats->loss_final[bi] = quept || p->n_teq
+                                    ? recon_eval_loss(c, qc, p, wt, &b, bi, !quept, in, target, n_seq, T)
                                     : stats->loss_rtn[bi];
     }
     /* next block's quantized streams */
-    if (rc == 0) rc = advance_streams(c, qc, p, w, &b, st, block, err);
+    if (rc == 0) rc = advance_streams(c, qc, p, wt, &b, st, block, err);
     if (rc == 0) {
         memcpy(st->fp, target, total * sizeof(float));
         stats->seconds = now_seconds() - t0;
@@ -278,6 +307,8 @@ done:
     free(target);
     adamw_free(&opt_lwc);
     adamw_free(&opt_ad);
+    adamw_free(&opt_teq);
+    block_weights_free(&tw);
     recon_step_free(&b);
     if (rc != 0) qblock_params_free(p);
     return rc;
@@ -294,8 +325,17 @@ int recon_replay_block(const ModelConfig *c, const QuantConfig *qc, int block, c
         compute_targets(c, qc, w, &b, st, target);
         rc = check_finite(target, total, block, "the full-precision block output", err);
     }
-    if (rc == 0) rc = advance_streams(c, qc, p, w, &b, st, block, err);
+    /* the quantized streams go through the TEQ-transformed block, as in recon_block */
+    BlockWeights tw;
+    memset(&tw, 0, sizeof tw);
+    const BlockWeights *wt = w;
+    if (rc == 0 && p->n_teq) {
+        rc = block_weights_alloc(&tw, c, err);
+        if (rc == 0) teq_transform(p, c, w, &tw), wt = &tw;
+    }
+    if (rc == 0) rc = advance_streams(c, qc, p, wt, &b, st, block, err);
     if (rc == 0) memcpy(st->fp, target, total * sizeof(float));
+    if (p->n_teq) block_weights_free(&tw);
     free(target);
     recon_step_free(&b);
     return rc;

@@ -10,7 +10,13 @@
  * STREAM_PER_BIT, none in STREAM_FP.
  *
  * Every random draw comes from rng_mix(seed, block, epoch, step), so a
- * block's result depends only on its inputs and the config. */
+ * block's result depends only on its inputs and the config.
+ *
+ * TEQ (qc->teq): the block trains on its transformed weights (teq.h) but w
+ * is not modified; the trained scales come back in params->teq, part of the
+ * block's self-contained result. Whoever merges the result into an artifact
+ * folds them into the block's base weights (teq_fold), as calibrate_run
+ * does, before anything else uses those weights. */
 #ifndef QUEPT_RECON_H
 #define QUEPT_RECON_H
 

@@ -30,13 +30,21 @@
  *     block_backward (which does compute dx) is unchanged.
  * The remaining wq slots are allocated for the callers that build all seven
  * weights at once (recon.c's token merge); the step itself never touches
- * them. */
+ * them.
+ *
+ * With TEQ (teq.h) the step runs on the transformed block and also needs the
+ * quantizer's input gradient of each linear (a third slice of b->work, from
+ * fq_backward_w, reduced into the scales' bracket at once), the attention
+ * norm's weight gradient — so dln1 = dq Wq + dk Wk + dv Wv after all (three
+ * more products, in the dead a->ln2) — and the MLP norm's. */
 #include "recon_step.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "teq.h"
 
 /* Output rows per slice of a weight gradient. Every call of the quantizer
  * in the step (forward, rebuild, backward) uses the same slices, so the X
@@ -69,6 +77,9 @@ void recon_step_free(ReconStep *b) {
     free(b->g_lwc);
     free(b->g_adapter);
     free(b->g_adapter_bit);
+    free(b->g_teq);
+    free(b->teq_G);
+    free(b->teq_dvec);
 }
 
 int recon_step_init(ReconStep *b, const ModelConfig *c, const QBlockParams *p, int B,
@@ -97,8 +108,16 @@ int recon_step_init(ReconStep *b, const ModelConfig *c, const QBlockParams *p, i
         b->fqs[l] = malloc((ns ? ns : 1) * sizeof(float));
         ok = ok && b->wq[l] && b->fqs[l];
     }
-    /* one slice of a weight gradient, then fq_backward's work for it */
-    b->work = malloc(2 * maxw * sizeof(float));
+    /* one slice of a weight gradient, then fq_backward's work for it, then
+     * (TEQ) the slice's quantizer-input gradient */
+    b->work = malloc((p->n_teq ? 3 : 2) * maxw * sizeof(float));
+    if (p->n_teq) {
+        size_t nv = (size_t)c->dim > KVD ? (size_t)c->dim : KVD;
+        b->g_teq = malloc(p->n_teq * sizeof(float));
+        b->teq_G = malloc(p->n_teq * sizeof(float));
+        b->teq_dvec = malloc(nv * sizeof(float));
+        ok = ok && b->g_teq && b->teq_G && b->teq_dvec;
+    }
     b->g_lwc = malloc((p->n_lwc ? p->n_lwc : 1) * sizeof(float));
     b->g_adapter = malloc((p->n_adapter ? p->n_adapter : 1) * sizeof(float));
     /* one linear's adapter gradient at a time (prefix_grad_stop) */
@@ -116,7 +135,7 @@ int recon_step_init(ReconStep *b, const ModelConfig *c, const QBlockParams *p, i
 typedef struct {
     const QBlockParams *p;
     const BlockWeights *w;
-    int bi, rtn;
+    int bi, rtn, no_quant; /* no_quant: W as it is (ReconStep.no_quant) */
 } WeightSrc;
 
 /* The spec of rows [o0, o0+m) of a linear (the quantizer is row-separable:
@@ -142,7 +161,9 @@ static const float *build_weight(const WeightSrc *s, int l, float *buf, float *s
         const int m = q->out - o0 < SLICE_ROWS ? q->out - o0 : SLICE_ROWS;
         const FqSpec sl = slice_spec(sp, m);
         const size_t wo = (size_t)o0 * q->in, go = (size_t)o0 * ng;
-        if (s->rtn && sp->format == FQ_FORMAT_POT) { /* the stored data-free scales, Γ = 0 */
+        if (s->no_quant)
+            memcpy(buf + wo, W + wo, (size_t)m * q->in * sizeof(float));
+        else if (s->rtn && sp->format == FQ_FORMAT_POT) { /* the stored data-free scales, Γ = 0 */
             FqSpec r = sl;
             r.rank = 0;
             r.lwc = 0;
@@ -212,7 +233,7 @@ double recon_loss(const float *out, const float *target, float *dout, int B, int
 double recon_eval_loss(const ModelConfig *c, const QuantConfig *qc, const QBlockParams *p,
                         const BlockWeights *w, ReconStep *b, int bi, int rtn, const float *in,
                         const float *target, int n_seq, int T) {
-    WeightSrc src = {p, w, bi, rtn};
+    WeightSrc src = {p, w, bi, rtn, b->no_quant};
     float *buf = b->wq[weight_slot(p)];
     int B = b->acts.B;
     size_t stride = (size_t)T * c->dim;
@@ -249,8 +270,9 @@ static int higher_groups_rank(const QBlockParams *p, const QuantConfig *qc, int 
  * prefix_grad_stop, the adapter
  * gradient goes through b->g_adapter_bit and only the ranks above the higher
  * groups' reach g_adapter. */
-static void linear_backward(const QuantConfig *qc, const QBlockParams *p, const BlockWeights *w,
-                            ReconStep *b, int bi, int l, const float *dY, const float *X, int N) {
+static void linear_backward(const ModelConfig *c, const QuantConfig *qc, const QBlockParams *p,
+                            const BlockWeights *w, ReconStep *b, int bi, int l, const float *dY,
+                            const float *X, int N) {
     const QLinear *q = &p->lin[l];
     const FqSpec *s = &q->spec[bi];
     const size_t ng = (size_t)fq_ngroups(s);
@@ -260,6 +282,18 @@ static void linear_backward(const QuantConfig *qc, const QBlockParams *p, const 
     float *dgam = b->g_lwc + q->off_gamma[bi], *dbet = b->g_lwc + q->off_beta[bi];
     float *gBd = b->g_adapter + q->off_Bd, *gBu = b->g_adapter + q->off_Bu;
     float *dW = b->work, *work = b->work + (size_t)SLICE_ROWS * q->in;
+    /* TEQ: the quantizer's input gradient of the slice, for the scales */
+    const int teq = b->teq_G && (teq_col_group(p, l) >= 0 || teq_row_group(p, l) >= 0);
+    float *dWin = teq ? work + (size_t)SLICE_ROWS * q->in : NULL;
+    if (b->no_quant) { /* What = W: dL/dW is dW itself, nothing else learns */
+        for (int o0 = 0; teq && o0 < q->out; o0 += SLICE_ROWS) {
+            const int m = q->out - o0 < SLICE_ROWS ? q->out - o0 : SLICE_ROWS;
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, q->in, N, 1.0f, dY + o0, q->out,
+                        X, q->in, 0.0f, dW, q->in);
+            teq_grad_linear(p, c, l, o0, m, W + (size_t)o0 * q->in, dW, b->teq_G);
+        }
+        return;
+    }
     int r0 = qc->prefix_grad_stop && s->rank > 0 ? higher_groups_rank(p, qc, l, bi) : 0;
     if (r0 > 0) { /* this linear's adapter gradient alone, zeroed */
         gBd = b->g_adapter_bit;
@@ -273,9 +307,16 @@ static void linear_backward(const QuantConfig *qc, const QBlockParams *p, const 
         /* dW[rows] (m, in) = dY[:, rows]^T X */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, q->in, N, 1.0f, dY + o0, q->out, X,
                     q->in, 0.0f, dW, q->in);
-        fq_backward(&sl, W + (size_t)o0 * q->in, Bd + bo, Bu, gam + go, bet + go,
-                    b->fqs[l] + 4 * go, dW, dgam + go, dbet + go, s->rank ? gBd + bo : NULL,
-                    s->rank ? gBu : NULL, work);
+        if (!teq) {
+            fq_backward(&sl, W + (size_t)o0 * q->in, Bd + bo, Bu, gam + go, bet + go,
+                        b->fqs[l] + 4 * go, dW, dgam + go, dbet + go, s->rank ? gBd + bo : NULL,
+                        s->rank ? gBu : NULL, work);
+            continue;
+        }
+        fq_backward_w(&sl, W + (size_t)o0 * q->in, Bd + bo, Bu, gam + go, bet + go,
+                      b->fqs[l] + 4 * go, dW, dgam + go, dbet + go, s->rank ? gBd + bo : NULL,
+                      s->rank ? gBu : NULL, dWin, work);
+        teq_grad_linear(p, c, l, o0, m, W + (size_t)o0 * q->in, dWin, b->teq_G);
     }
     if (r0 > 0) {
         for (int o = 0; o < q->out; o++)
@@ -339,7 +380,9 @@ double recon_step_bit(const ModelConfig *c, const QuantConfig *qc, const QBlockP
     int NH = c->n_heads, NKV = c->n_kv_heads, hd = c->head_dim;
     int QD = NH * hd, KVD = NKV * hd;
     float *S = b->wq[weight_slot(p)];
-    WeightSrc src = {p, w, bi, 0};
+    WeightSrc src = {p, w, bi, 0, b->no_quant};
+    float *G = b->teq_G; /* TEQ's log-scale gradient of this call (NULL: no TEQ) */
+    if (G) memset(G, 0, p->n_teq * sizeof(float));
 
     step_forward(c, &src, a, x, b->out, S, b->fqs);
     float *dh1 = a->tmp; /* dout, then dh1 */
@@ -347,20 +390,23 @@ double recon_step_bit(const ModelConfig *c, const QuantConfig *qc, const QBlockP
 
     /* out = h1 + W_down swiglu(W_gate ln2, W_up ln2), ln2 = rmsnorm(h1);
      * S still holds W_down's fake-quantized weight */
-    linear_backward(qc, p, w, b, bi, LIN_DOWN, dh1, a->swi, N); /* dW_down = dout^T swi */
+    linear_backward(c, qc, p, w, b, bi, LIN_DOWN, dh1, a->swi, N); /* dW_down = dout^T swi */
     gemm0(0, N, H, C, dh1, C, S, H, 0.0f, a->swi, H);          /* dswi = dout W_down */
     swiglu_backward_inplace(a->gate, a->up, a->swi, (size_t)N * H);
-    linear_backward(qc, p, w, b, bi, LIN_GATE, a->gate, a->ln2, N); /* dW_gate = dgate^T ln2 */
-    linear_backward(qc, p, w, b, bi, LIN_UP, a->up, a->ln2, N);     /* dW_up = dup^T ln2 */
+    linear_backward(c, qc, p, w, b, bi, LIN_GATE, a->gate, a->ln2, N); /* dW_gate = dgate^T ln2 */
+    linear_backward(c, qc, p, w, b, bi, LIN_UP, a->up, a->ln2, N);     /* dW_up = dup^T ln2 */
     float *dln2 = a->ln2; /* ln2 is dead now */
     build_weight(&src, LIN_GATE, S, NULL);
     gemm0(0, N, C, H, a->gate, H, S, C, 0.0f, dln2, C);        /* dln2 = dgate W_gate */
     build_weight(&src, LIN_UP, S, NULL);
     gemm0(0, N, C, H, a->up, H, S, C, 1.0f, dln2, C);          /* dln2 += dup W_up */
-    rmsnorm_backward(dh1, NULL, dln2, a->h1, w->mlp_norm, a->ln2_rstd, N, C);
+    float *dnorm = G && p->teq_len[TEQ_MLP] ? b->teq_dvec : NULL; /* TEQ: d mlp_norm' */
+    if (dnorm) memset(dnorm, 0, (size_t)C * sizeof(float));
+    rmsnorm_backward(dh1, dnorm, dln2, a->h1, w->mlp_norm, a->ln2_rstd, N, C);
+    if (dnorm) teq_grad_divided(p, TEQ_MLP, w->mlp_norm, dnorm, G);
 
     /* h1 = x + W_o attention(rope(W_q ln1), rope(W_k ln1), W_v ln1) */
-    linear_backward(qc, p, w, b, bi, LIN_O, dh1, a->atty, N);  /* dW_o = dh1^T atty */
+    linear_backward(c, qc, p, w, b, bi, LIN_O, dh1, a->atty, N);  /* dW_o = dh1^T atty */
     build_weight(&src, LIN_O, S, NULL);
     gemm0(0, N, QD, C, dh1, C, S, QD, 0.0f, a->atty, QD);      /* datty = dh1 W_o */
     float *datt = b->bscratch, *dq, *dk, *dv;
@@ -377,9 +423,28 @@ double recon_step_bit(const ModelConfig *c, const QuantConfig *qc, const QBlockP
     attention_backward(dq, dk, dv, datt, a->atty, a->q, a->k, a->v, a->att, B, T, NH, NKV, hd);
     rope_backward(dq, &a->rope, B, T, NH);
     rope_backward(dk, &a->rope, B, T, NKV);
-    linear_backward(qc, p, w, b, bi, LIN_Q, dq, a->ln1, N); /* dW_q = dq^T ln1 */
-    linear_backward(qc, p, w, b, bi, LIN_K, dk, a->ln1, N); /* dW_k = dk^T ln1 */
-    linear_backward(qc, p, w, b, bi, LIN_V, dv, a->ln1, N); /* dW_v = dv^T ln1 */
+    linear_backward(c, qc, p, w, b, bi, LIN_Q, dq, a->ln1, N); /* dW_q = dq^T ln1 */
+    linear_backward(c, qc, p, w, b, bi, LIN_K, dk, a->ln1, N); /* dW_k = dk^T ln1 */
+    linear_backward(c, qc, p, w, b, bi, LIN_V, dv, a->ln1, N); /* dW_v = dv^T ln1 */
     pot_penalty_grad(qc, p, b, bi, grad_scale);
+    if (G) {
+        if (p->teq_len[TEQ_ATTN]) { /* attn_norm' = attn_norm / s_a: needs dln1 after all */
+            float *dln1 = a->ln2;   /* ln2 is dead (and dln2 consumed) by now */
+            gemm0(0, N, C, QD, dq, QD, build_weight(&src, LIN_Q, S, NULL), C, 0.0f, dln1, C);
+            gemm0(0, N, C, KVD, dk, KVD, build_weight(&src, LIN_K, S, NULL), C, 1.0f, dln1, C);
+            gemm0(0, N, C, KVD, dv, KVD, build_weight(&src, LIN_V, S, NULL), C, 1.0f, dln1, C);
+            memset(b->teq_dvec, 0, (size_t)C * sizeof(float));
+            rmsnorm_backward(NULL, b->teq_dvec, dln1, x, w->attn_norm, a->ln1_rstd, N, C);
+            teq_grad_divided(p, TEQ_ATTN, w->attn_norm, b->teq_dvec, G);
+        }
+        if (p->teq_len[TEQ_O] && c->has_qkv_bias) { /* bv' = bv / t */
+            float *dbv = b->teq_dvec;
+            memset(dbv, 0, (size_t)KVD * sizeof(float));
+            for (int n = 0; n < N; n++)
+                for (int r = 0; r < KVD; r++) dbv[r] += dv[(size_t)n * KVD + r];
+            teq_grad_divided(p, TEQ_O, w->bv, dbv, G);
+        }
+        teq_grad_finish(p, G, b->g_teq);
+    }
     return loss;
 }

@@ -17,6 +17,13 @@ typedef struct {
     float *g_lwc, *g_adapter;  /* gradients, same layout as p->lwc, p->adapter */
     float *g_adapter_bit;      /* one linear's adapter gradient for the current bit
                                   (prefix_grad_stop routes it rank by rank) */
+    /* TEQ (p->n_teq > 0 at init; else NULL): */
+    float *g_teq;              /* the scales' gradient, layout of p->teq */
+    float *teq_G, *teq_dvec;   /* one call's log-scale gradient (teq.h); a norm's or
+                                  bias's gradient */
+    int no_quant;              /* 1: the linears use their weights as they are, no
+                                  fake quantization (tests of the transformation
+                                  alone: equivalence, finite differences); 0 after init */
 } ReconStep;
 
 int recon_step_init(ReconStep *b, const ModelConfig *c, const QBlockParams *p, int B, int T,
@@ -30,8 +37,10 @@ double recon_loss(const float *out, const float *target, float *dout, int B, int
                   float grad_scale);
 
 /* Forward + loss + backward at bit index bi on x (B,T,C) against target;
- * ACCUMULATES the gradients into b->g_lwc and b->g_adapter (zero them per
- * step). Returns the loss (before grad_scale). */
+ * ACCUMULATES the gradients into b->g_lwc and b->g_adapter, and with TEQ
+ * into b->g_teq (zero them per step). With TEQ, w must be the transformed
+ * block (teq_transform of the base under p's scales). Returns the loss
+ * (before grad_scale). */
 double recon_step_bit(const ModelConfig *c, const QuantConfig *qc, const QBlockParams *p,
                       const BlockWeights *w, ReconStep *b, int bi, const float *x,
                       const float *target, float grad_scale);

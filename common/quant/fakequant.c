@@ -550,10 +550,13 @@ void fq_forward(const FqSpec *s, const float *W, const float *Bd, const float *B
     }
 }
 
-void fq_backward(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
-                 const float *gamma, const float *beta, const float *scratch,
-                 const float *dWhat, float *dgamma, float *dbeta, float *dBd, float *dBu,
-                 float *work) {
+/* fq_backward and fq_backward_w: dW == NULL skips the input gradient (TEQ
+ * needs it; PoT codes have no weight gradient here: TEQ with PoT is refused
+ * by quant_config_validate). */
+static void backward_impl(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
+                          const float *gamma, const float *beta, const float *scratch,
+                          const float *dWhat, float *dgamma, float *dbeta, float *dBd,
+                          float *dBu, float *dW, float *work) {
     if (s->format == FQ_FORMAT_POT) {
         pot_backward(s, W, Bd, Bu, scratch, dWhat, dgamma, dBd, dBu, work);
         return;
@@ -601,16 +604,28 @@ void fq_backward(const FqSpec *s, const float *W, const float *Bd, const float *
                     if (dgamma) dgamma[gi] += dr * xmax * fg * (1.0f - fg);
                     if (dbeta) dbeta[gi] += -dr * xmin * fb * (1.0f - fb);
                 }
-                if (s->rank == 0) continue; /* X = W (or A = 0): nothing else learns */
-                if (!mode0) {
-                    /* mode 1: xmax/xmin come from frozen W; dA = STE-masked dy. */
+                /* X = W (or A = 0) and W frozen: nothing else learns */
+                if (s->rank == 0 && !dW) continue;
+                const float dmax = dr * fg, dmin = -dr * fb;
+                float *dWg = dW ? dW + (size_t)(o0 + o) * in + (size_t)k * g : NULL;
+                if (!mode0 && s->rank > 0) {
+                    /* mode 1: xmax/xmin come from W; dA = STE-masked dy. */
                     grp_dx_wa(Wr + off, work + off, dy, n, sc, z, qmax, work + off);
+                    if (dWg) { /* dW = dA + the grid's max/min terms at W's extremes */
+                        grp_ties(Wr + off, n, xmax, xmin, &cmax, &cmin);
+                        const float am = dmax / (float)cmax, an = dmin / (float)cmin;
+                        for (int j = 0; j < n; j++)
+                            dWg[j] = work[off + j] + (Wr[off + j] == xmax ? am : 0.0f) +
+                                     (Wr[off + j] == xmin ? an : 0.0f);
+                    }
                     continue;
                 }
-                /* mode 0: dX = masked dy, plus d max / d min at the arg-max /
-                 * arg-min element(s), split evenly between exact ties. */
-                const float dmax = dr * fg, dmin = -dr * fb;
-                float *xg = work + off;
+                /* mode 0 (or rank 0, where X = W): dX = masked dy, plus d max /
+                 * d min at the arg-max / arg-min element(s), split evenly
+                 * between exact ties. At rank 0 X is W's rows (read-only) and
+                 * dX goes straight to dW. */
+                const float *xg = X + off;
+                float *dxg = s->rank > 0 ? work + off : dWg;
                 float gmax = xmax, gmin = xmin;
                 if (cmax == 0 || cmin == 0) {
                     /* Only if the recomputed X differs from the forward's (it
@@ -620,8 +635,9 @@ void fq_backward(const FqSpec *s, const float *W, const float *Bd, const float *
                     grp_ties(xg, n, gmax, gmin, &cmax, &cmin);
                 }
                 const float amax = dmax / (float)cmax, amin = dmin / (float)cmin;
-                if (avx2) grp_dx_x_avx2(xg, dy, n, sc, z, qmax, gmax, gmin, amax, amin, xg);
-                else grp_dx_x(xg, dy, n, sc, z, qmax, gmax, gmin, amax, amin, xg);
+                if (avx2) grp_dx_x_avx2(xg, dy, n, sc, z, qmax, gmax, gmin, amax, amin, dxg);
+                else grp_dx_x(xg, dy, n, sc, z, qmax, gmax, gmin, amax, amin, dxg);
+                if (dWg && s->rank > 0) memcpy(dWg, dxg, (size_t)n * sizeof(float));
             }
         }
         if (s->rank == 0) continue;
@@ -632,6 +648,20 @@ void fq_backward(const FqSpec *s, const float *W, const float *Bd, const float *
                     Bd + (size_t)o0 * s->R, s->R, work, in, 1.0f, dBu,
                     in); /* dBu[:r, :] += Bd[rows, :r]^T @ dA */
     }
+}
+
+void fq_backward(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
+                 const float *gamma, const float *beta, const float *scratch,
+                 const float *dWhat, float *dgamma, float *dbeta, float *dBd, float *dBu,
+                 float *work) {
+    backward_impl(s, W, Bd, Bu, gamma, beta, scratch, dWhat, dgamma, dbeta, dBd, dBu, NULL, work);
+}
+
+void fq_backward_w(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
+                   const float *gamma, const float *beta, const float *scratch,
+                   const float *dWhat, float *dgamma, float *dbeta, float *dBd, float *dBu,
+                   float *dW, float *work) {
+    backward_impl(s, W, Bd, Bu, gamma, beta, scratch, dWhat, dgamma, dbeta, dBd, dBu, dW, work);
 }
 
 void fq_rtn(const FqSpec *s, const float *W, float *What) {

@@ -113,6 +113,17 @@ void fq_backward(const FqSpec *s, const float *W, const float *Bd, const float *
                  const float *dWhat, float *dgamma, float *dbeta, float *dBd, float *dBu,
                  float *work);
 
+/* fq_backward plus the gradient of the quantizer's input W (TEQ trains a
+ * scale of W, so W is not frozen there): dW (out, in) is OVERWRITTEN with
+ * dL/dW — the STE-masked dWhat, plus in mode 0 (or at rank 0) the arg-max /
+ * arg-min terms of X = W + A, and in mode 1 dA plus the arg-max / arg-min
+ * terms of W, whose grid it is (ties split evenly, as torch.amax/amin).
+ * work: as fq_backward (unused at rank 0). */
+void fq_backward_w(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
+                   const float *gamma, const float *beta, const float *scratch,
+                   const float *dWhat, float *dgamma, float *dbeta, float *dBd, float *dBu,
+                   float *dW, float *work);
+
 /* Round-to-nearest baseline on the same grid: no adapter, clip factors 1.
  * Uses out, in, bits, group, format of the spec; ignores rank, R, mode, lwc.
  * PoT: the data-free scales (fq_pot_init_scales), searched on the fly. */

@@ -37,6 +37,8 @@ void quant_config_reference(QuantConfig *qc) {
     qc->seed = 0;
     qc->format = QFORMAT_INT;
     qc->pot_l2 = 1e-4f;
+    qc->teq = TEQ_OFF;
+    qc->lr_teq = 1e-3f; /* the published TEQ's Adam learning rate */
 }
 
 void quant_config_default(QuantConfig *qc) {
@@ -87,6 +89,12 @@ int quant_config_validate(const QuantConfig *qc, QErr *err) {
         if (qc->weight_decay != 0.0f) return qerr_set(err, "--format pot needs weight decay 0 (the data-free scales share the logits' parameter group)");
         if (!(qc->pot_l2 >= 0.0f)) return qerr_set(err, "--pot-l2 must be >= 0");
     }
+    if (qc->teq != TEQ_OFF && qc->teq != TEQ_NORM && qc->teq != TEQ_WIDE)
+        return qerr_set(err, "--teq-placement: unknown placement %d", (int)qc->teq);
+    if (!(qc->lr_teq >= 0.0f)) return qerr_set(err, "--lr-teq must be >= 0");
+    if (qc->teq != TEQ_OFF && qc->format == QFORMAT_POT)
+        return qerr_set(err, "--teq with --format pot is not implemented (the TEQ scales need the weight gradient "
+                             "through the quantizer, which the PoT path does not compute)");
     return 0;
 }
 
@@ -166,5 +174,17 @@ int quant_parse_format(const char *s, WeightFormat *f, QErr *err) {
     if (strcmp(s, "int") == 0) *f = QFORMAT_INT;
     else if (strcmp(s, "pot") == 0) *f = QFORMAT_POT;
     else return qerr_set(err, "--format: expected int or pot, got '%s'", s);
+    return 0;
+}
+
+const char *quant_teq_name(TeqPlacement t) {
+    return t == TEQ_NORM ? "norm" : t == TEQ_WIDE ? "wide" : "off";
+}
+
+int quant_parse_teq(const char *s, TeqPlacement *t, QErr *err) {
+    if (strcmp(s, "off") == 0) *t = TEQ_OFF;
+    else if (strcmp(s, "norm") == 0) *t = TEQ_NORM;
+    else if (strcmp(s, "wide") == 0) *t = TEQ_WIDE;
+    else return qerr_set(err, "--teq-placement: expected norm (q/k/v, gate/up) or wide (also o, down), got '%s'", s);
     return 0;
 }

@@ -25,6 +25,12 @@ typedef enum { STREAM_MERGED = 0, STREAM_PER_GROUP = 1, STREAM_FP = 2, STREAM_PE
  *   INT  asymmetric integer codes, W = (code - zero)·scale (QuEPT's grid)
  *   POT  sign + exponent codes, W = ±scale·2^E (PoTPTQ; bits 2..5, pot.h) */
 typedef enum { QFORMAT_INT = 0, QFORMAT_POT = 1 } WeightFormat;
+/* TEQ (trainable equivalent transformation, DESIGN.md §2): which groups of
+ * linears sharing an input get a trained per-input-channel scale.
+ *   NORM  q/k/v (after the attention norm) and gate/up (after the MLP
+ *         norm), folded into the RMSNorm weights (the published placement)
+ *   WIDE  also o (folded into v's rows) and down (folded into up's rows) */
+typedef enum { TEQ_OFF = 0, TEQ_NORM = 1, TEQ_WIDE = 2 } TeqPlacement;
 
 /* The four bit groups of the multi-bit objective. */
 #define QN_GROUPS 4
@@ -56,6 +62,8 @@ typedef struct {
     WeightFormat format;        /* int (default) | pot; the lwc array holds PoT's
                                    refinement Γ (gamma) and data-free scale (beta) */
     float pot_l2;               /* PoT: L2 penalty pot_l2·ΣΓ² per linear and bit */
+    TeqPlacement teq;           /* TEQ scales, trained with the block, folded at the end */
+    float lr_teq;               /* their AdamW learning rate */
 } QuantConfig;
 
 /* The reference weight-only defaults (faithful QuEPT). */
@@ -83,5 +91,8 @@ const char *quant_format_name(WeightFormat f);
 void quant_config_set_pot(QuantConfig *qc);
 /* "int" / "pot" -> *f; -1 (and err) otherwise. */
 int quant_parse_format(const char *s, WeightFormat *f, QErr *err);
+/* "off", "norm", "wide"; quant_parse_teq is its inverse (error names the value). */
+const char *quant_teq_name(TeqPlacement t);
+int quant_parse_teq(const char *s, TeqPlacement *t, QErr *err);
 
 #endif
