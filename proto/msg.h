@@ -17,8 +17,9 @@
  *   activations  both ways: block (whose input they are), seq0; tensor "x"
  *                (n, T, dim) for sequences [seq0, seq0 + n)
  *   params       coordinator -> worker: a journaled block (replayed, not
- *                trained): block, stats; tensors "lwc", "adapter"
- *   result       worker -> coordinator: block, stats; tensors "lwc", "adapter"
+ *                trained): block, stats; tensors "lwc", "adapter" (and
+ *                "teq" when the job trains TEQ scales)
+ *   result       worker -> coordinator: block, stats; the same tensors
  *   progress     worker -> coordinator: block, epoch, epochs, group_loss[4],
  *                tokens_per_s
  *   heartbeat    both ways, no fields

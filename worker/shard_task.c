@@ -71,15 +71,18 @@ int shard_task_add(ShardTask *t, const Msg *m, QErr *err) {
         if (m->n_bits != a->qc.n_bits) return qerr_set(err, "parameters for %d bit widths, the job has %d", m->n_bits, a->qc.n_bits);
         if (t->replay_seen[k]) return qerr_set(err, "parameters for block %d sent twice", m->block);
         /* the layout needs the model config: kept raw until the compute thread builds it */
-        const MsgTensor *lwc = msg_tensor(m, "lwc"), *ad = msg_tensor(m, "adapter");
+        const MsgTensor *lwc = msg_tensor(m, "lwc"), *ad = msg_tensor(m, "adapter"), *teq = msg_tensor(m, "teq");
         QBlockParams *p = &t->replay[k];
         p->n_lwc = lwc->nbytes / sizeof(float);
         p->n_adapter = ad->nbytes / sizeof(float);
+        p->n_teq = teq ? teq->nbytes / sizeof(float) : 0;
         p->lwc = malloc(lwc->nbytes ? lwc->nbytes : 1);
         p->adapter = malloc(ad->nbytes ? ad->nbytes : 1);
-        if (!p->lwc || !p->adapter) return qerr_set(err, "out of memory");
+        p->teq = malloc(p->n_teq ? teq->nbytes : 1);
+        if (!p->lwc || !p->adapter || !p->teq) return qerr_set(err, "out of memory");
         memcpy(p->lwc, lwc->data, lwc->nbytes);
         memcpy(p->adapter, ad->data, ad->nbytes);
+        if (p->n_teq) memcpy(p->teq, teq->data, teq->nbytes);
         memcpy(p->choice, m->stats.choice, sizeof p->choice);
         t->replay_seen[k] = 1;
         t->replay_received++;
@@ -142,9 +145,10 @@ static int send_result(RunCtx *r, int block, const QBlockParams *p, const ReconS
     m.block = block;
     m.stats = *st;
     m.n_bits = r->t->assign.qc.n_bits;
-    int64_t nl = (int64_t)p->n_lwc, na = (int64_t)p->n_adapter;
+    int64_t nl = (int64_t)p->n_lwc, na = (int64_t)p->n_adapter, nt = (int64_t)p->n_teq;
     if (msg_add_tensor(&m, "lwc", MSG_F32, 1, &nl, p->lwc, r->err) != 0 ||
-        msg_add_tensor(&m, "adapter", MSG_F32, 1, &na, p->adapter, r->err) != 0)
+        msg_add_tensor(&m, "adapter", MSG_F32, 1, &na, p->adapter, r->err) != 0 ||
+        (nt && msg_add_tensor(&m, "teq", MSG_F32, 1, &nt, p->teq, r->err) != 0))
         return -1;
     return send_msg(r, &m);
 }
@@ -204,7 +208,8 @@ int shard_task_run(ShardTask *t, void *pipe, atomic_int *cancel, QErr *err) {
     }
     for (int j = a->block_begin; rc == 0 && j < a->block_start; j++) {
         QBlockParams *raw = &t->replay[j - a->block_begin], p;
-        rc = qblock_params_restore(&p, &c, qc, j, raw->lwc, raw->n_lwc, raw->adapter, raw->n_adapter, raw->choice, err);
+        rc = qblock_params_restore(&p, &c, qc, j, raw->lwc, raw->n_lwc, raw->adapter, raw->n_adapter, raw->teq,
+                                   raw->n_teq, raw->choice, err);
         if (rc == 0) {
             rc = recon_replay_block(&c, qc, j, &w[j - a->block_begin], &st, &p, err);
             qblock_params_free(&p);
