@@ -17,7 +17,8 @@ static void usage(FILE *f) {
             "  eval       perplexity, and KL divergence / top-1 agreement vs a reference\n"
             "  export     write a switched artifact as HF safetensors (F16 or GPTQ int) or GGUF\n"
             "  inspect    describe an artifact: config, storage, losses, sensitivity, checksums\n"
-            "  bench      benchmarks (forward, recon, switch)\n",
+            "  bench      benchmarks (forward, recon, switch)\n"
+            "  submit     run a calibration job on Kubernetes (kustomize overlay, kubectl)\n",
             QUEPT_VERSION);
 }
 
@@ -41,6 +42,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 2, argv + 2);
     if (strcmp(cmd, "export") == 0) return cmd_export(argc - 2, argv + 2);
+    if (strcmp(cmd, "submit") == 0) return cmd_submit(argc - 2, argv + 2);
     log_error("unknown command '%s'", cmd);
     usage(stderr);
     return 2;
