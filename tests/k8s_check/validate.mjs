@@ -226,7 +226,7 @@ function checkJob(j, objs) {
     if (cname === "worker") {
       const keys = spec.volumes.find((x) => x.secret);
       const items = (keys?.secret.items || []).map((i) => `${i.key}->${i.path}`).sort().join(",");
-      check(items === "client.key->client.key,server.pub->server.key", `${P} worker key items ${items}: workers must not get the server's secret key`);
+      check(items === "client.key->client.key,server.pub->server.pub", `${P} worker key items ${items}: workers must not get the server's secret key`);
       check(dataMount?.readOnly === true, `${P} workers mount the data volume read-only`);
     } else {
       const keys = spec.volumes.find((x) => x.secret);
