@@ -7,7 +7,8 @@
 #
 # The environment comes from the job's ConfigMap (k8s/base/kustomization.yaml
 # lists every key; `quept submit` fills them in) and the pod spec:
-#   QUEPT_MODEL QUEPT_DATA QUEPT_OUT QUEPT_CHECKPOINT   paths on the data volume
+#   QUEPT_MODEL QUEPT_DATA QUEPT_OUT QUEPT_CHECKPOINT   paths on the data volume (workers:
+#                                                       the checkpoint only to see done.json)
 #   QUEPT_WORKERS QUEPT_SHARDS                          --expect-workers, --shards
 #   QUEPT_PORT QUEPT_STATUS_PORT                        the coordinator's ports
 #   QUEPT_CONNECT                                       the workers' endpoint (the Service)
@@ -55,6 +56,13 @@ coordinator)
 worker)
     shift
     for k in QUEPT_CONNECT JOB_COMPLETION_INDEX; do need "$k"; done
+    # A worker pod started after the job finished (a replacement that came up
+    # late) would wait for a coordinator that is gone: the journal's done.json
+    # (on the shared volume) says there is nothing left to do.
+    if [ -n "${QUEPT_CHECKPOINT:-}" ] && [ -f "$QUEPT_CHECKPOINT/done.json" ]; then
+        echo "quept-entrypoint: $QUEPT_CHECKPOINT/done.json: the job is complete; nothing to do"
+        exit 0
+    fi
     set -- worker --connect "$QUEPT_CONNECT" --name "worker-$JOB_COMPLETION_INDEX" "$@"
     if [ -n "${QUEPT_THREADS:-}" ]; then set -- "$@" --threads "$QUEPT_THREADS"; fi
     if [ -n "${QUEPT_MAX_LOST:-}" ]; then set -- "$@" --max-lost "$QUEPT_MAX_LOST"; fi

@@ -22,7 +22,8 @@
 //    podFailurePolicy (FailJob / Ignore / Count on exit codes), then
 //    backoffLimit.
 // Scenario 1: the job runs to completion; the artifact passes `quept
-// inspect` (checksums ok, the bit list asked for). Scenario 2: the same job
+// inspect` (checksums ok, the bit list asked for); a worker pod started
+// after that exits 0 at once. Scenario 2: the same job
 // from scratch, the coordinator process SIGKILLed once after its first
 // journaled block (exit 137, counted, replaced): the new coordinator pod
 // must resume (its log names the blocks already journaled and it does not
@@ -371,7 +372,7 @@ async function scenario(label, { killCoordinatorAfterBlocks = 0, timeoutS = 150 
     fail(`${label}: quept inspect ${cm.QUEPT_OUT}: exit ${insp.status}, checksums ${JSON.stringify(info?.checksums)}: ${insp.stderr}`);
   if (JSON.stringify(info.bits) !== JSON.stringify(BITS.split(",").map(Number)))
     fail(`${label}: artifact bits ${JSON.stringify(info.bits)}, submitted --bits ${BITS}`);
-  return { state, killed, sha: createHash("sha256").update(readFileSync(art)).digest("hex"), coordJob };
+  return { state, root, killed, sha: createHash("sha256").update(readFileSync(art)).digest("hex"), coordJob };
 }
 
 // calibration data: sampled from the model itself (its tokenizer is not available)
@@ -393,6 +394,15 @@ ok(`job ran to completion: artifact ${one.sha.slice(0, 12)}, checksums ok, bits 
   const idx = one.state.pods.filter((p) => p.index !== null).map((p) => p.env.JOB_COMPLETION_INDEX).sort().join(",");
   if (idx !== "0,1") fail(`run: worker pods ran with JOB_COMPLETION_INDEX ${idx}, expected 0,1`);
   ok("each worker pod ran with its own JOB_COMPLETION_INDEX (0, 1)");
+}
+
+{
+  // a worker pod that comes up after the job is done (a late replacement)
+  const late = startPod(jobs.find((j) => j.spec.completionMode === "Indexed"), 0, one.root, one.state);
+  const t = Date.now();
+  const code = await Promise.race([late.exited, new Promise((r) => setTimeout(() => r("timeout"), 20000))]);
+  if (code !== 0) fail(`a worker pod started after the job was done: exit ${code}: ${late.log()}`);
+  ok(`a worker pod started after the job was done exits 0 at once (${Date.now() - t} ms)`);
 }
 
 const two = await scenario("kill", { killCoordinatorAfterBlocks: 1 });
