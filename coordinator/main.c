@@ -4,6 +4,7 @@
 
 #include "base/log.h"
 #include "cli.h"
+#include "dist_cmds.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -17,8 +18,14 @@ static void usage(FILE *f) {
             "  eval       perplexity, and KL divergence / top-1 agreement vs a reference\n"
             "  export     write a switched artifact as HF safetensors (F16 or GPTQ int) or GGUF\n"
             "  inspect    describe an artifact: config, storage, losses, sensitivity, checksums\n"
-            "  bench      benchmarks (forward, recon, switch)\n"
-            "  submit     run a calibration job on Kubernetes (kustomize overlay, kubectl)\n",
+            "  bench      benchmarks (forward, recon, switch, distributed)\n"
+            "\n"
+            "distributed calibration (also: quept calibrate --workers N):\n"
+            "  coordinator  plan shards, hand them to workers, journal, merge\n"
+            "  worker       calibrate the shards a coordinator assigns\n"
+            "  status       progress of a running job, or what a checkpoint holds\n"
+            "  keygen       CURVE keys for coordinator and workers\n"
+            "  submit       run a job on Kubernetes (kustomize overlay, kubectl apply)\n",
             QUEPT_VERSION);
 }
 
@@ -42,6 +49,10 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 2, argv + 2);
     if (strcmp(cmd, "export") == 0) return cmd_export(argc - 2, argv + 2);
+    if (strcmp(cmd, "coordinator") == 0) return cmd_coordinator(argc - 2, argv + 2);
+    if (strcmp(cmd, "worker") == 0) return cmd_worker(argc - 2, argv + 2);
+    if (strcmp(cmd, "status") == 0) return cmd_status(argc - 2, argv + 2);
+    if (strcmp(cmd, "keygen") == 0) return cmd_keygen(argc - 2, argv + 2);
     if (strcmp(cmd, "submit") == 0) return cmd_submit(argc - 2, argv + 2);
     log_error("unknown command '%s'", cmd);
     usage(stderr);

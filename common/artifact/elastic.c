@@ -176,6 +176,28 @@ static int parse_quant_config(const msgpack_object *m, QuantConfig *q, QErr *err
     if (art_meta_str(m, "stream", s, sizeof s, err) != 0) return -1;
     q->stream = strcmp(s, "merged") == 0 ? STREAM_MERGED : strcmp(s, "fp") == 0 ? STREAM_FP
                 : strcmp(s, "per-bit") == 0 ? STREAM_PER_BIT : STREAM_PER_GROUP;
+    /* every other field, so a worker or a journal gets the exact config back */
+    const msgpack_object *li = art_meta_get(m, "lwc_init");
+    if (li) {
+        if (li->type != MSGPACK_OBJECT_ARRAY || li->via.array.size != QBITS_MAX + 1)
+            return qerr_set(err, "key \"lwc_init\": expected %d numbers", QBITS_MAX + 1);
+        for (int b = 0; b <= QBITS_MAX; b++) {
+            double v;
+            if (art_obj_float(&li->via.array.ptr[b], "lwc_init", &v, err) != 0) return -1;
+            q->lwc_init[b] = (float)v;
+        }
+    }
+    if ((art_meta_get(m, "weight_decay") && get_f(m, "weight_decay", &q->weight_decay, err)) ||
+        (art_meta_get(m, "normalize_loss") && get_i(m, "normalize_loss", &q->normalize_loss, err)) ||
+        (art_meta_get(m, "prefix_grad_stop") && get_i(m, "prefix_grad_stop", &q->prefix_grad_stop, err)) ||
+        (art_meta_get(m, "holdout") && get_f(m, "holdout", &q->holdout, err)) ||
+        (art_meta_get(m, "fallback") && get_i(m, "fallback", &q->fallback, err)) ||
+        (art_meta_get(m, "gptq_damp") && get_f(m, "gptq_damp", &q->gptq_damp, err)))
+        return -1;
+    if (art_meta_get(m, "loss")) {
+        if (art_meta_str(m, "loss", s, sizeof s, err) != 0) return -1;
+        q->loss_l2 = strcmp(s, "l2") == 0;
+    }
     return quant_config_validate(q, err);
 }
 
@@ -567,4 +589,11 @@ int elastic_switch(const ElasticModel *em, const int *bits, Model *out, QErr *er
         }
     }
     return 0;
+}
+
+/* The job config as the artifact stores it, for the distributed protocol and
+ * the checkpoint journal (one serialisation of a QuantConfig everywhere). */
+void elastic_pack_quant_config(msgpack_packer *pk, const QuantConfig *q) { pack_quant_config(pk, q); }
+int elastic_parse_quant_config(const msgpack_object *m, QuantConfig *q, QErr *err) {
+    return parse_quant_config(m, q, err);
 }

@@ -67,4 +67,9 @@ int elastic_load_meta(ElasticModel *em, const ArtReader *r, QErr *err);
  * again never re-reads the file. */
 int elastic_switch(const ElasticModel *em, const int *bits, Model *out, QErr *err);
 
+/* The "quant" metadata map: the same serialisation of a QuantConfig in the
+ * artifact, the wire protocol and the checkpoint journal. */
+void elastic_pack_quant_config(msgpack_packer *pk, const QuantConfig *q);
+int elastic_parse_quant_config(const msgpack_object *m, QuantConfig *q, QErr *err);
+
 #endif

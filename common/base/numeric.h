@@ -8,6 +8,8 @@
 
 /* Monotonic wall-clock seconds (for timings and ETAs; never stored). */
 double now_seconds(void);
+/* Sleeps s seconds (a signal may end it early). */
+void sleep_seconds(double s);
 
 /* Fails on the first NaN/Inf in x, with "<what>: non-finite value V at index I".
  * x may be NULL (an absent optional tensor). */

@@ -19,10 +19,10 @@ typedef struct {
     int blocks_done;
 } ProgressState;
 
-static void on_epoch(int block, int epoch, int epochs, const double gl[QN_GROUPS], double tps,
-                     void *user) {
+static int on_epoch(int block, int epoch, int epochs, const double gl[QN_GROUPS], double tps,
+                    void *user) {
     ProgressState *ps = user;
-    if (ps->quiet) return;
+    if (ps->quiet) return 0;
     double elapsed = now_seconds() - ps->t_start;
     double done = ps->blocks_done + (double)epoch / epochs;
     double eta = done > 0 ? elapsed / done * (ps->n_layers - done) : 0.0;
@@ -33,6 +33,7 @@ static void on_epoch(int block, int epoch, int epochs, const double gl[QN_GROUPS
         if (!isnan(gl[g])) n += snprintf(buf + n, sizeof buf - (size_t)n, " %s %.4f", names[g], gl[g]);
     fprintf(stderr, "block %d/%d epoch %2d/%d  loss%s  %.0f tok/s  ETA %.0fs\n", block + 1,
             ps->n_layers, epoch, epochs, buf, tps, eta);
+    return 0;
 }
 
 /* GPTQ for every bit: one quantized stream per bit, Hessians from the FP

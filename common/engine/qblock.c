@@ -115,6 +115,28 @@ void qblock_set_choice(QBlockParams *p, int bi, int choice) {
     }
 }
 
+int qblock_params_restore(QBlockParams *p, const ModelConfig *c, const QuantConfig *qc, int block,
+                          const float *lwc, size_t n_lwc, const float *adapter, size_t n_adapter,
+                          const int *choice, QErr *err) {
+    if (qblock_params_init(p, c, qc, block, err) != 0) return -1;
+    if (n_lwc != p->n_lwc || n_adapter != p->n_adapter) {
+        qerr_set(err, "block %d: %zu clipping and %zu adapter values, the config needs %zu and %zu", block,
+                 n_lwc, n_adapter, p->n_lwc, p->n_adapter);
+        qblock_params_free(p);
+        return -1;
+    }
+    for (int bi = 0; bi < qc->n_bits; bi++)
+        if (choice[bi] < QB_TRAINED || choice[bi] > QB_RTN) {
+            qblock_params_free(p);
+            return qerr_set(err, "block %d: choice %d is not 0, 1 or 2", block, choice[bi]);
+        }
+    if (n_lwc) memcpy(p->lwc, lwc, n_lwc * sizeof(float));
+    if (n_adapter) memcpy(p->adapter, adapter, n_adapter * sizeof(float));
+    /* after the copy: an RTN choice rewrites its logits to the same 20.0 */
+    for (int bi = 0; bi < qc->n_bits; bi++) qblock_set_choice(p, bi, choice[bi]);
+    return 0;
+}
+
 void qblock_params_free(QBlockParams *p) {
     free(p->lwc);
     free(p->adapter);

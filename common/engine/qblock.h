@@ -47,6 +47,13 @@ int qblock_params_init(QBlockParams *p, const ModelConfig *c, const QuantConfig 
                        QErr *err);
 void qblock_params_free(QBlockParams *p);
 
+/* Parameters saved before (journal, wire): the layout of qblock_params_init
+ * filled from lwc/adapter (sizes must match it), then every bit's choice
+ * applied — exactly the state recon_block returned. */
+int qblock_params_restore(QBlockParams *p, const ModelConfig *c, const QuantConfig *qc, int block,
+                          const float *lwc, size_t n_lwc, const float *adapter, size_t n_adapter,
+                          const int *choice, QErr *err);
+
 /* Applies a choice at bit index bi: QB_NO_ADAPTER sets the bit's ranks to 0;
  * QB_RTN also sets its clipping logits to 20 (sigmoid(20) == 1.0f: the
  * round-to-nearest grid, exactly). */

@@ -121,6 +121,21 @@ static int advance_streams(const ModelConfig *c, const QuantConfig *qc, const QB
     return rc;
 }
 
+/* target = the full-precision block on the full-precision stream, in
+ * batches of the job's batch size (the same calls in recon_block and in a
+ * replay, so both give the same bits). */
+static void compute_targets(const ModelConfig *c, const QuantConfig *qc, const BlockWeights *w, ReconStep *b,
+                            const Streams *st, float *target) {
+    int B = qc->batch;
+    size_t stride = (size_t)st->T * c->dim;
+    for (int s0 = 0; s0 < st->n_seq; s0 += B) {
+        int nb = st->n_seq - s0 < B ? st->n_seq - s0 : B;
+        b->acts.B = nb;
+        block_forward(c, w, &b->acts, st->fp + s0 * stride, target + s0 * stride);
+    }
+    b->acts.B = B;
+}
+
 static int check_finite(const float *x, size_t n, int block, const char *what, QErr *err) {
     char w[128];
     snprintf(w, sizeof w, "block %d: %s", block, what);
@@ -192,13 +207,7 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
         goto done;
     }
     double t0 = now_seconds();
-    /* targets: the full-precision block on the full-precision stream */
-    for (int s0 = 0; s0 < n_seq; s0 += B) {
-        int nb = n_seq - s0 < B ? n_seq - s0 : B;
-        b.acts.B = nb;
-        block_forward(c, w, &b.acts, st->fp + s0 * stride, target + s0 * stride);
-    }
-    b.acts.B = B;
+    compute_targets(c, qc, w, &b, st, target);
     if (check_finite(target, total, block, "the full-precision block output", err) != 0) {
         rc = -1;
         goto done;
@@ -242,9 +251,11 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
             rc = -1;
             goto done;
         }
-        if (progress)
-            progress(block, e + 1, qc->epochs, gl,
-                     dt > 0 ? (double)steps_per_epoch * B * T / dt : 0.0, user);
+        if (progress &&
+            progress(block, e + 1, qc->epochs, gl, dt > 0 ? (double)steps_per_epoch * B * T / dt : 0.0, user)) {
+            rc = qerr_set(err, "block %d: cancelled", block);
+            goto done;
+        }
     }
     if (qc->fallback && qc->method == METHOD_QUEPT)
         choose_fallbacks(c, qc, p, w, &b, st, target, n_hold ? n_train : 0, n_hold ? n_hold : n_seq, T,
@@ -268,5 +279,23 @@ done:
     adamw_free(&opt_ad);
     recon_step_free(&b);
     if (rc != 0) qblock_params_free(p);
+    return rc;
+}
+
+int recon_replay_block(const ModelConfig *c, const QuantConfig *qc, int block, const BlockWeights *w,
+                       Streams *st, const QBlockParams *p, QErr *err) {
+    size_t total = (size_t)st->n_seq * st->T * c->dim;
+    ReconStep b;
+    if (recon_step_init(&b, c, p, qc->batch, st->T, err) != 0) return -1;
+    float *target = malloc(total * sizeof(float));
+    int rc = target ? 0 : qerr_set(err, "out of memory for block %d targets", block);
+    if (rc == 0) {
+        compute_targets(c, qc, w, &b, st, target);
+        rc = check_finite(target, total, block, "the full-precision block output", err);
+    }
+    if (rc == 0) rc = advance_streams(c, qc, p, w, &b, st, block, err);
+    if (rc == 0) memcpy(st->fp, target, total * sizeof(float));
+    free(target);
+    recon_step_free(&b);
     return rc;
 }

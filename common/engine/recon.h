@@ -41,12 +41,20 @@ typedef struct {
 } ReconStats;
 
 /* Called after every epoch: group losses are the mean loss of the bit drawn
- * from each group in that epoch (NAN for a group not in the bit list). */
-typedef void (*ReconProgress)(int block, int epoch, int epochs, const double group_loss[QN_GROUPS],
-                              double tokens_per_s, void *user);
+ * from each group in that epoch (NAN for a group not in the bit list).
+ * A nonzero return cancels: recon_block returns -1 with "cancelled". */
+typedef int (*ReconProgress)(int block, int epoch, int epochs, const double group_loss[QN_GROUPS],
+                             double tokens_per_s, void *user);
 
 int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const BlockWeights *w,
                 Streams *st, QBlockParams *params, ReconStats *stats, ReconProgress progress,
                 void *user, QErr *err);
+
+/* Replays a block calibrated before (params as recon_block left them, with
+ * its choices applied): the same targets and the same stream updates as
+ * recon_block, without training — how a resumed shard rebuilds its streams
+ * from its stored input and the journaled parameters, bit for bit. */
+int recon_replay_block(const ModelConfig *c, const QuantConfig *qc, int block, const BlockWeights *w,
+                       Streams *st, const QBlockParams *params, QErr *err);
 
 #endif

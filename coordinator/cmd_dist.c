@@ -1,0 +1,268 @@
+/* cmd_dist.c — `quept coordinator`, `quept worker`, `quept keygen`,
+ * `quept calibrate --workers N`. (`quept status` is in cmd_status.c.) */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "calib_flags.h"
+#include "coord.h"
+#include "dist_cmds.h"
+#include "journal.h"
+#include "worker/worker.h"
+
+/* ---- shared by coordinator and calibrate --workers ---- */
+
+static int load_curve_server(CoordOpts *co, const char *dir, QErr *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/server.key", dir);
+    if (curve_read_pair(path, &co->server, err) != 0) return -1;
+    snprintf(path, sizeof path, "%s/authorized", dir);
+    if (curve_read_authorized(path, &co->auth, err) != 0) return -1;
+    co->curve = 1;
+    co->curve_dir = dir;
+    return 0;
+}
+
+/* Test hooks, read once at start (documented in tests/dist/README.md). */
+static void read_test_hooks(CoordOpts *co) {
+    const char *s = getenv("QUEPT_TEST_COORD_DIE_AFTER");
+    if (s) co->die_after_blocks = atoi(s);
+}
+
+static int finish(const CoordOpts *co, int keep, int rc, const QErr *err, const char *cmd) {
+    if (rc != 0) {
+        log_error("%s: %s", cmd, err->msg);
+        return strstr(err->msg, "interrupted by signal") ? 130 : 1;
+    }
+    if (!keep) journal_cleanup(co->ckpt_dir);
+    log_info("wrote %s", co->out_path);
+    return 0;
+}
+
+/* ---- quept calibrate --workers N ---- */
+
+int calibrate_local(const CliOpt *o, int no, const QuantConfig *qc, int max_seqs, int workers) {
+    QErr err = {{0}};
+    CoordOpts co;
+    coord_opts_default(&co);
+    co.model_path = cli_get(o, no, "model");
+    co.data_path = cli_get(o, no, "data");
+    co.out_path = cli_get(o, no, "out");
+    co.qc = *qc;
+    co.max_seqs = max_seqs;
+    co.quiet = cli_get(o, no, "quiet") != NULL;
+    co.local_workers = workers;
+    co.expect_workers = workers;
+    char ckpt[4096], exe[PATH_MAX];
+    const char *c = cli_get(o, no, "checkpoint");
+    if (!c) {
+        snprintf(ckpt, sizeof ckpt, "%s.ckpt", co.out_path);
+        c = ckpt;
+    }
+    co.ckpt_dir = c;
+    /* the cores split between the workers; OPENBLAS_NUM_THREADS caps the total */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *env = getenv("OPENBLAS_NUM_THREADS");
+    if (env && atoi(env) > 0) cores = atoi(env);
+    int per = (int)(cores / workers);
+    if (cli_get_int(o, no, "threads-per-worker", per > 0 ? per : 1, 1, 1024, &co.local_threads, &err) != 0 ||
+        cli_get_int(o, no, "shards", 0, 1, JOURNAL_MAX_SHARDS, &co.n_shards, &err) != 0) {
+        log_error("calibrate: %s", err.msg);
+        return 2;
+    }
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        log_error("calibrate: cannot find our own executable to start workers");
+        return 1;
+    }
+    exe[n] = 0;
+    co.self_exe = exe;
+    read_test_hooks(&co);
+    log_info("calibrate: %d local workers, %d OpenBLAS thread%s each; checkpoint %s", workers, co.local_threads,
+             co.local_threads > 1 ? "s" : "", co.ckpt_dir);
+    int rc = coordinator_run(&co, &err);
+    return finish(&co, cli_get(o, no, "keep-checkpoint") != NULL, rc, &err, "calibrate");
+}
+
+/* ---- quept coordinator ---- */
+
+static const char *COORD_HELP =
+    "usage: quept coordinator --model M --data F --out A --checkpoint DIR [options]\n"
+    "\n"
+    "Runs a distributed calibration: plans contiguous block shards, hands them\n"
+    "to the workers that register (quept worker --connect ...), journals every\n"
+    "finished block in DIR and merges them into the artifact A. Restarted with\n"
+    "the same DIR, it carries on from the journal (and exits at once when the\n"
+    "journal says the job is complete).\n"
+    "\n"
+    "  --model M            model path, the same on every worker's machine\n"
+    "  --data F             QTOK calibration sequences\n"
+    "  --out A              artifact path\n"
+    "  --checkpoint DIR     journal directory (created if missing)\n"
+    "  --bind EP            work socket (default tcp://*:5555)\n"
+    "  --status-bind EP     status socket for quept status (default tcp://*:5556)\n"
+    "  --expect-workers N   plan one shard per worker (default 1)\n"
+    "  --shards K           contiguous block shards (default N; on resume: the\n"
+    "                       checkpoint's plan)\n"
+    "  --curve-keys DIR     CURVE on: DIR/server.key, DIR/authorized (quept keygen)\n"
+    "  --heartbeat S        heartbeat interval in seconds (default 1); a worker\n"
+    "                       silent for 3 intervals is declared dead\n"
+    "  --compress           LZ4 on tensor frames (activations compress little)\n"
+    "  --keep-checkpoint    keep the journal's inputs and blocks after success\n"
+    "\n"
+    "calibration flags (as quept calibrate; --method quept only):\n";
+
+int cmd_coordinator(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) {
+        fputs(COORD_HELP, stdout);
+        fputs(CALIB_FLAGS_HELP, stdout);
+        return 0;
+    }
+    CliOpt o[16 + CALIB_MAX_OPTS] = {{"model", 1, 0},       {"data", 1, 0},           {"out", 1, 0},
+                                     {"checkpoint", 1, 0},  {"bind", 1, 0},           {"status-bind", 1, 0},
+                                     {"expect-workers", 1, 0}, {"shards", 1, 0},      {"curve-keys", 1, 0},
+                                     {"heartbeat", 1, 0},   {"compress", 0, 0},       {"keep-checkpoint", 0, 0},
+                                     {"quiet", 0, 0}};
+    int no = calib_opts_add(o, 13), npos;
+    QErr err = {{0}};
+    CoordOpts co;
+    coord_opts_default(&co);
+    double hb;
+    if (cli_parse(argc, argv, o, no, NULL, 0, &npos, &err) != 0 ||
+        calib_opts_config(o, no, &co.qc, &co.max_seqs, &err) != 0 ||
+        cli_get_int(o, no, "expect-workers", 1, 1, 4096, &co.expect_workers, &err) != 0 ||
+        cli_get_int(o, no, "shards", 0, 1, JOURNAL_MAX_SHARDS, &co.n_shards, &err) != 0 ||
+        cli_get_float(o, no, "heartbeat", 1.0, 0.05, 60, &hb, &err) != 0) {
+        log_error("coordinator: %s", err.msg);
+        return 2;
+    }
+    co.heartbeat_s = hb;
+    co.model_path = cli_get(o, no, "model");
+    co.data_path = cli_get(o, no, "data");
+    co.out_path = cli_get(o, no, "out");
+    co.ckpt_dir = cli_get(o, no, "checkpoint");
+    co.bind = cli_get(o, no, "bind") ? cli_get(o, no, "bind") : "tcp://*:5555";
+    co.status_bind = cli_get(o, no, "status-bind") ? cli_get(o, no, "status-bind") : "tcp://*:5556";
+    co.compress = cli_get(o, no, "compress") != NULL;
+    co.quiet = cli_get(o, no, "quiet") != NULL;
+    if (!co.model_path || !co.data_path || !co.out_path || !co.ckpt_dir) {
+        log_error("coordinator: --model, --data, --out and --checkpoint are required (see --help)");
+        return 2;
+    }
+    const char *kd = cli_get(o, no, "curve-keys");
+    if (kd && load_curve_server(&co, kd, &err) != 0) {
+        log_error("coordinator: --curve-keys: %s", err.msg);
+        return 2;
+    }
+    read_test_hooks(&co);
+    int rc = coordinator_run(&co, &err);
+    curve_authorized_free(&co.auth);
+    return finish(&co, cli_get(o, no, "keep-checkpoint") != NULL, rc, &err, "coordinator");
+}
+
+/* ---- quept worker ---- */
+
+static const char *WORKER_HELP =
+    "usage: quept worker --connect EP [options]\n"
+    "\n"
+    "Registers with a coordinator and calibrates the block shards it assigns.\n"
+    "Exits 0 when the coordinator says the job is over; reconnects (with\n"
+    "back-off) when it goes away; gives up after --max-lost seconds.\n"
+    "\n"
+    "  --connect EP       the coordinator's work socket, e.g. tcp://host:5555\n"
+    "  --threads T        OpenBLAS threads for the calibration (default 1)\n"
+    "  --name NAME        shown in quept status (default: host-pid)\n"
+    "  --curve-keys DIR   CURVE on: DIR/server.pub and DIR/client.key\n"
+    "  --max-lost S       seconds without a coordinator before giving up (default 300)\n"
+    "  --heartbeat S      heartbeat interval in seconds (default 1)\n"
+    "  --compress         LZ4 on tensor frames sent\n"
+    "  --quiet            warnings and errors only\n";
+
+int cmd_worker(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) {
+        fputs(WORKER_HELP, stdout);
+        return 0;
+    }
+    CliOpt o[] = {{"connect", 1, 0}, {"threads", 1, 0}, {"name", 1, 0},      {"curve-keys", 1, 0},
+                  {"max-lost", 1, 0}, {"heartbeat", 1, 0}, {"compress", 0, 0}, {"quiet", 0, 0}};
+    int no = sizeof o / sizeof o[0], npos;
+    QErr err = {{0}};
+    WorkerOpts wo;
+    worker_opts_default(&wo);
+    double lost, hb;
+    if (cli_parse(argc, argv, o, no, NULL, 0, &npos, &err) != 0 ||
+        cli_get_int(o, no, "threads", 1, 1, 1024, &wo.threads, &err) != 0 ||
+        cli_get_float(o, no, "max-lost", 300, 1, 1e7, &lost, &err) != 0 ||
+        cli_get_float(o, no, "heartbeat", 1.0, 0.05, 60, &hb, &err) != 0) {
+        log_error("worker: %s", err.msg);
+        return 2;
+    }
+    wo.max_lost_s = lost, wo.heartbeat_s = hb;
+    wo.connect = cli_get(o, no, "connect");
+    wo.compress = cli_get(o, no, "compress") != NULL;
+    if (cli_get(o, no, "quiet")) log_set_level(LOG_WARN);
+    if (!wo.connect) {
+        log_error("worker: --connect is required (see --help)");
+        return 2;
+    }
+    if (cli_get(o, no, "name")) {
+        snprintf(wo.name, sizeof wo.name, "%s", cli_get(o, no, "name"));
+    } else {
+        char host[48] = "worker";
+        gethostname(host, sizeof host - 1);
+        snprintf(wo.name, sizeof wo.name, "%s-%d", host, (int)getpid());
+    }
+    const char *kd = cli_get(o, no, "curve-keys");
+    if (kd) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/server.pub", kd);
+        if (curve_read_public(path, wo.server_pub, &err) != 0) {
+            log_error("worker: --curve-keys: %s", err.msg);
+            return 2;
+        }
+        snprintf(path, sizeof path, "%s/client.key", kd);
+        if (curve_read_pair(path, &wo.client, &err) != 0) {
+            log_error("worker: --curve-keys: %s", err.msg);
+            return 2;
+        }
+        wo.curve = 1;
+    }
+    /* test hook: QUEPT_TEST_WORKER_DIE=name:block:epoch */
+    const char *die = getenv("QUEPT_TEST_WORKER_DIE");
+    if (die) {
+        char nm[64];
+        int b, e;
+        if (sscanf(die, "%63[^:]:%d:%d", nm, &b, &e) == 3 && strcmp(nm, wo.name) == 0) wo.die_block = b, wo.die_epoch = e;
+    }
+    if (worker_run(&wo, &err) != 0) {
+        log_error("worker %s: %s", wo.name, err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- quept keygen ---- */
+
+int cmd_keygen(int argc, char **argv) {
+    if (cli_wants_help(argc, argv) || argc != 1) {
+        fputs("usage: quept keygen DIR\n"
+              "\n"
+              "Writes CURVE keys for a distributed job: DIR/server.key (the coordinator's\n"
+              "pair), DIR/server.pub (its public key, all a worker needs of it),\n"
+              "DIR/client.key (the workers' pair) and DIR/authorized (the worker\n"
+              "public keys the coordinator admits, one per line; add more with other\n"
+              "pairs). Pass --curve-keys DIR to the coordinator and to every worker.\n",
+              argc == 1 ? stdout : stderr);
+        return argc == 1 ? 0 : 2;
+    }
+    QErr err = {{0}};
+    if (curve_keygen_dir(argv[0], &err) != 0) {
+        log_error("keygen: %s", err.msg);
+        return 1;
+    }
+    log_info("wrote %s/server.key, server.pub, client.key, authorized", argv[0]);
+    return 0;
+}

@@ -1,0 +1,79 @@
+/* coord_internal.h — the coordinator's state, shared by its loop
+ * (coord.c), its status report (coord_status.c) and its local worker
+ * processes (local_workers.c). */
+#ifndef QUEPT_COORD_INTERNAL_H
+#define QUEPT_COORD_INTERNAL_H
+
+#include <sys/types.h>
+
+#include "coord.h"
+#include "journal.h"
+
+#define COORD_MAX_WORKERS 256
+
+typedef struct {
+    int used;
+    uint8_t id[WIRE_MAX_ID];
+    size_t id_len;
+    char name[64];
+    int threads;
+    double registered_at, last_seen;
+    int shard; /* -1 idle */
+} WorkerRec;
+
+typedef struct {
+    int begin, end, next;  /* next: first block of the shard not journaled */
+    int input_ready;
+    int worker;            /* index into workers, -1 none */
+    uint64_t assign;
+    double assigned_at;
+    float *fp_out;         /* the next shard's input, while it arrives */
+    unsigned char *fp_seen;
+    int fp_received;
+} ShardRec;
+
+typedef struct {
+    int done;
+    int epoch, epochs;
+    double group_loss[QN_GROUPS], tokens_per_s;
+    double loss_final[QMAX_NBITS], seconds;
+} BlockRec;
+
+typedef struct {
+    pid_t pid;
+    int incarnation, restarts;
+} LocalSlot;
+
+typedef enum { JOB_STARTING, JOB_RUNNING, JOB_MERGING, JOB_DONE, JOB_FAILED } JobState;
+
+typedef struct {
+    const CoordOpts *o;
+    JobSpec spec;
+    JobState state;
+    char fail_msg[512];
+    uint64_t session, next_assign;
+    void *ctx, *router, *status, *zap;
+    char work_ep[512], status_ep[512], private_dir[256];
+    WorkerRec workers[COORD_MAX_WORKERS];
+    ShardRec shards[JOURNAL_MAX_SHARDS];
+    BlockRec *blocks;      /* [n_layers] */
+    size_t n_lwc, n_adapter; /* parameter sizes of every block */
+    double t_start, t_last_hb;
+    int blocks_done_at_start, blocks_journaled_now;
+    long tokens_per_block;
+    LocalSlot local[COORD_MAX_WORKERS];
+} Coord;
+
+/* coord_status.c */
+char *coord_status_json(const Coord *c);                 /* malloc'd */
+char *journal_status_json(const char *dir, QErr *err);   /* no coordinator: what the journal holds */
+
+/* local_workers.c */
+int local_spawn(Coord *c, int slot, QErr *err);
+/* Reaps exited workers; respawns a slot that died while the job runs
+ * (at most 3 times). */
+void local_reap(Coord *c, int respawn);
+/* Ends every local worker: waits up to grace_s, then SIGKILL. */
+void local_stop_all(Coord *c, double grace_s);
+
+#endif

@@ -1,0 +1,347 @@
+/* journal.c — the checkpoint directory of a distributed calibration. */
+#include "journal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "artifact/elastic.h"
+#include "base/log.h"
+#include "base/mapfile.h"
+
+#define JOURNAL_VERSION 1
+
+void journal_path(char *buf, size_t n, const char *dir, const char *name) { snprintf(buf, n, "%s/%s", dir, name); }
+
+int journal_plan_shards(JobSpec *spec, int n_shards, QErr *err) {
+    int L = spec->n_layers;
+    if (n_shards < 1 || n_shards > L || n_shards > JOURNAL_MAX_SHARDS)
+        return qerr_set(err, "--shards %d: need 1 to %d shards for %d blocks", n_shards,
+                        L < JOURNAL_MAX_SHARDS ? L : JOURNAL_MAX_SHARDS, L);
+    spec->n_shards = n_shards;
+    for (int k = 0; k < n_shards; k++) {
+        spec->shard_begin[k] = (int)((long)k * L / n_shards);
+        spec->shard_end[k] = (int)((long)(k + 1) * L / n_shards);
+    }
+    return 0;
+}
+
+static void kv_int(msgpack_packer *pk, const char *k, int64_t v) {
+    art_pack_str(pk, k);
+    msgpack_pack_int64(pk, v);
+}
+
+static void pack_spec(msgpack_packer *pk, const JobSpec *s) {
+    msgpack_pack_map(pk, 10);
+    art_pack_str(pk, "format");
+    art_pack_str(pk, "quept-checkpoint");
+    kv_int(pk, "version", JOURNAL_VERSION);
+    art_pack_str(pk, "model_sha256");
+    art_pack_str(pk, s->model_sha256);
+    art_pack_str(pk, "data_sha256");
+    art_pack_str(pk, s->data_sha256);
+    kv_int(pk, "n_layers", s->n_layers);
+    kv_int(pk, "dim", s->dim);
+    kv_int(pk, "n_seq", s->n_seq);
+    kv_int(pk, "T", s->T);
+    art_pack_str(pk, "quant");
+    elastic_pack_quant_config(pk, &s->qc);
+    art_pack_str(pk, "shards");
+    msgpack_pack_array(pk, (size_t)s->n_shards);
+    for (int k = 0; k < s->n_shards; k++) {
+        msgpack_pack_array(pk, 2);
+        msgpack_pack_int64(pk, s->shard_begin[k]);
+        msgpack_pack_int64(pk, s->shard_end[k]);
+    }
+}
+
+/* Names the first field where the stored job differs from ours. */
+static int compare_maps(const msgpack_object *old, const msgpack_object *new_, const char *prefix, const char *dir,
+                        QErr *err) {
+    for (uint32_t i = 0; i < new_->via.map.size; i++) {
+        const msgpack_object_kv *kv = &new_->via.map.ptr[i];
+        char key[64];
+        snprintf(key, sizeof key, "%.*s", (int)kv->key.via.str.size, kv->key.via.str.ptr);
+        if (strcmp(key, "shards") == 0) continue; /* compared by the caller */
+        const msgpack_object *o = art_meta_get(old, key);
+        if (o && msgpack_object_equal(*o, kv->val)) continue;
+        char a[256] = "(absent)", b[256];
+        if (o) msgpack_object_print_buffer(a, sizeof a, *o);
+        msgpack_object_print_buffer(b, sizeof b, kv->val);
+        if (o && o->type == MSGPACK_OBJECT_MAP && kv->val.type == MSGPACK_OBJECT_MAP) {
+            char p2[96];
+            snprintf(p2, sizeof p2, "%s%s.", prefix, key);
+            return compare_maps(o, &kv->val, p2, dir, err);
+        }
+        return qerr_set(err,
+                        "checkpoint %s belongs to another job: %s%s is %s there, %s here "
+                        "(use a new --checkpoint directory, or the original settings to resume)",
+                        dir, prefix, key, a, b);
+    }
+    return 0;
+}
+
+int journal_open(const char *dir, JobSpec *spec, int adopt_shards, QErr *err) {
+    if (dir_make_all(dir, err) != 0) return -1;
+    char path[4096];
+    journal_path(path, sizeof path, dir, "job.qckp");
+    ArtWriter *w = art_writer_new(err);
+    if (!w) return -1;
+    if (access(path, F_OK) != 0) {
+        pack_spec(art_writer_meta(w), spec);
+        int rc = art_writer_write(w, path, err);
+        art_writer_free(w);
+        return rc;
+    }
+    ArtReader *r;
+    if (art_open(&r, path, err) != 0) {
+        art_writer_free(w);
+        return qerr_wrap(err, "checkpoint job file (delete the directory %s to start over)", dir);
+    }
+    /* ours packed the same way, read back through a buffer for comparison */
+    pack_spec(art_writer_meta(w), spec);
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.probe.%d", path, (int)getpid());
+    int rc = art_writer_write(w, tmp, err);
+    art_writer_free(w);
+    ArtReader *r2 = NULL;
+    if (rc == 0) rc = art_open(&r2, tmp, err);
+    unlink(tmp);
+    const msgpack_object *old = art_meta(r), *cur = r2 ? art_meta(r2) : NULL;
+    char fmt[32];
+    if (rc == 0 && (art_meta_str(old, "format", fmt, sizeof fmt, err) != 0 || strcmp(fmt, "quept-checkpoint") != 0))
+        rc = qerr_set(err, "%s: not a quept checkpoint", path);
+    if (rc == 0) rc = compare_maps(old, cur, "", dir, err);
+    if (rc == 0) {
+        const msgpack_object *sh;
+        rc = art_meta_array(old, "shards", &sh, err);
+        JobSpec stored = *spec;
+        stored.n_shards = rc == 0 ? (int)sh->via.array.size : 0;
+        if (rc == 0 && (stored.n_shards < 1 || stored.n_shards > JOURNAL_MAX_SHARDS))
+            rc = qerr_set(err, "%s: bad shard plan", path);
+        for (int k = 0; rc == 0 && k < stored.n_shards; k++) {
+            const msgpack_object *p = &sh->via.array.ptr[k];
+            int64_t a, b;
+            if (p->type != MSGPACK_OBJECT_ARRAY || p->via.array.size != 2 ||
+                art_obj_int(&p->via.array.ptr[0], "shard", &a, err) || art_obj_int(&p->via.array.ptr[1], "shard", &b, err) ||
+                a < 0 || b <= a || b > spec->n_layers)
+                rc = qerr_set(err, "%s: bad shard %d", path, k);
+            else
+                stored.shard_begin[k] = (int)a, stored.shard_end[k] = (int)b;
+        }
+        if (rc == 0 && !adopt_shards) {
+            int same = stored.n_shards == spec->n_shards;
+            for (int k = 0; same && k < spec->n_shards; k++)
+                same = stored.shard_begin[k] == spec->shard_begin[k] && stored.shard_end[k] == spec->shard_end[k];
+            if (!same)
+                rc = qerr_set(err,
+                              "checkpoint %s was planned as %d shards, this run asks for %d "
+                              "(drop --shards to resume with the checkpoint's plan)",
+                              dir, stored.n_shards, spec->n_shards);
+        }
+        if (rc == 0) *spec = stored;
+    }
+    art_close(r);
+    art_close(r2);
+    return rc;
+}
+
+/* ---- inputs ---- */
+
+int journal_write_input(const char *dir, int shard, const float *x, const JobSpec *spec, QErr *err) {
+    char name[64], path[4096];
+    snprintf(name, sizeof name, "input-%d.qckp", shard);
+    journal_path(path, sizeof path, dir, name);
+    ArtWriter *w = art_writer_new(err);
+    if (!w) return -1;
+    msgpack_packer *pk = art_writer_meta(w);
+    msgpack_pack_map(pk, 2);
+    kv_int(pk, "shard", shard);
+    kv_int(pk, "block", spec->shard_begin[shard]);
+    int64_t shape[3] = {spec->n_seq, spec->T, spec->dim};
+    int rc = art_writer_add(w, "x", ART_F32, 3, shape, x, 0, err);
+    if (rc == 0) rc = art_writer_write(w, path, err);
+    art_writer_free(w);
+    return rc;
+}
+
+static int drop_corrupt(const char *path, QErr *err) {
+    log_warn("journal: %s is corrupt (%s): deleted, it will be recomputed", path, err->msg);
+    unlink(path);
+    return -1;
+}
+
+int journal_open_input(const char *dir, int shard, const JobSpec *spec, ArtReader **r, const float **x, QErr *err) {
+    char name[64], path[4096];
+    snprintf(name, sizeof name, "input-%d.qckp", shard);
+    journal_path(path, sizeof path, dir, name);
+    *r = NULL;
+    if (access(path, F_OK) != 0) return 1;
+    if (art_open(r, path, err) != 0) return drop_corrupt(path, err);
+    int i = art_find(*r, "x");
+    const ArtTensorInfo *ti = art_tensor_info(*r, i);
+    int ok = ti && ti->dtype == ART_F32 && ti->ndim == 3 && ti->shape[0] == spec->n_seq && ti->shape[1] == spec->T &&
+             ti->shape[2] == spec->dim;
+    if (!ok) qerr_set(err, "tensor x missing or of the wrong shape");
+    if (ok && !(*x = art_view(*r, i, err))) ok = 0;
+    if (!ok) {
+        art_close(*r);
+        *r = NULL;
+        return drop_corrupt(path, err);
+    }
+    return 0;
+}
+
+/* ---- blocks ---- */
+
+static void pack_dbl_list(msgpack_packer *pk, const char *k, const double *v, int n) {
+    art_pack_str(pk, k);
+    msgpack_pack_array(pk, (size_t)n);
+    for (int i = 0; i < n; i++) msgpack_pack_double(pk, v[i]);
+}
+
+int journal_write_block(const char *dir, int block, const QBlockParams *p, const ReconStats *st, int n_bits,
+                        QErr *err) {
+    char name[64], path[4096];
+    snprintf(name, sizeof name, "block-%d.qckp", block);
+    journal_path(path, sizeof path, dir, name);
+    ArtWriter *w = art_writer_new(err);
+    if (!w) return -1;
+    msgpack_packer *pk = art_writer_meta(w);
+    msgpack_pack_map(pk, 8);
+    kv_int(pk, "block", block);
+    pack_dbl_list(pk, "rtn", st->loss_rtn, n_bits);
+    pack_dbl_list(pk, "init", st->loss_init, n_bits);
+    pack_dbl_list(pk, "final", st->loss_final, n_bits);
+    pack_dbl_list(pk, "hold_rtn", st->hold_rtn, n_bits);
+    pack_dbl_list(pk, "hold_final", st->hold_final, n_bits);
+    art_pack_str(pk, "choice");
+    msgpack_pack_array(pk, (size_t)n_bits);
+    for (int i = 0; i < n_bits; i++) msgpack_pack_int64(pk, st->choice[i]);
+    art_pack_str(pk, "seconds");
+    msgpack_pack_double(pk, st->seconds);
+    int64_t nl = (int64_t)p->n_lwc, na = (int64_t)p->n_adapter;
+    int rc = art_writer_add(w, "lwc", ART_F32, 1, &nl, p->lwc, 0, err);
+    if (rc == 0) rc = art_writer_add(w, "adapter", ART_F32, 1, &na, p->adapter, 0, err);
+    if (rc == 0) rc = art_writer_write(w, path, err);
+    art_writer_free(w);
+    return rc;
+}
+
+static int read_dbl_list(const msgpack_object *m, const char *k, double *out, int n, QErr *err) {
+    const msgpack_object *a;
+    if (art_meta_array(m, k, &a, err) != 0) return -1;
+    if ((int)a->via.array.size != n) return qerr_set(err, "\"%s\": %u entries, expected %d", k, a->via.array.size, n);
+    for (int i = 0; i < n; i++)
+        if (art_obj_float(&a->via.array.ptr[i], k, &out[i], err) != 0) return -1;
+    return 0;
+}
+
+static int read_f32_tensor(ArtReader *r, const char *name, float **out, size_t *n, QErr *err) {
+    int i = art_find(r, name);
+    const ArtTensorInfo *ti = art_tensor_info(r, i);
+    if (!ti || ti->dtype != ART_F32 || ti->ndim != 1) return qerr_set(err, "tensor %s missing or not f32[n]", name);
+    *n = (size_t)ti->numel;
+    *out = malloc(ti->raw_bytes ? ti->raw_bytes : 1);
+    if (!*out) return qerr_set(err, "out of memory");
+    if (art_read(r, i, *out, ti->raw_bytes, err) != 0) {
+        free(*out);
+        *out = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int journal_read_block(const char *dir, int block, const JobSpec *spec, float **lwc, size_t *n_lwc, float **adapter,
+                       size_t *n_adapter, ReconStats *st, QErr *err) {
+    char name[64], path[4096];
+    snprintf(name, sizeof name, "block-%d.qckp", block);
+    journal_path(path, sizeof path, dir, name);
+    *lwc = *adapter = NULL;
+    if (access(path, F_OK) != 0) return 1;
+    ArtReader *r;
+    if (art_open(&r, path, err) != 0) return drop_corrupt(path, err);
+    const msgpack_object *m = art_meta(r);
+    int n = spec->qc.n_bits, rc = 0;
+    int64_t b;
+    memset(st, 0, sizeof *st);
+    if (art_meta_int(m, "block", &b, err) != 0 || b != block) rc = b != block ? qerr_set(err, "holds block %lld", (long long)b) : -1;
+    if (rc == 0)
+        rc = read_dbl_list(m, "rtn", st->loss_rtn, n, err) || read_dbl_list(m, "init", st->loss_init, n, err) ||
+             read_dbl_list(m, "final", st->loss_final, n, err) || read_dbl_list(m, "hold_rtn", st->hold_rtn, n, err) ||
+             read_dbl_list(m, "hold_final", st->hold_final, n, err) || art_meta_float(m, "seconds", &st->seconds, err);
+    const msgpack_object *c;
+    if (rc == 0 && (rc = art_meta_array(m, "choice", &c, err)) == 0) {
+        if ((int)c->via.array.size != n) rc = qerr_set(err, "\"choice\": wrong length");
+        for (int i = 0; rc == 0 && i < n; i++) {
+            int64_t v;
+            rc = art_obj_int(&c->via.array.ptr[i], "choice", &v, err);
+            if (rc == 0 && (v < QB_TRAINED || v > QB_RTN)) rc = qerr_set(err, "\"choice\": %lld", (long long)v);
+            st->choice[i] = (int)v;
+        }
+    }
+    if (rc == 0) rc = read_f32_tensor(r, "lwc", lwc, n_lwc, err);
+    if (rc == 0) rc = read_f32_tensor(r, "adapter", adapter, n_adapter, err);
+    art_close(r);
+    if (rc != 0) {
+        free(*lwc);
+        free(*adapter);
+        *lwc = *adapter = NULL;
+        return drop_corrupt(path, err);
+    }
+    return 0;
+}
+
+/* ---- completion ---- */
+
+int journal_mark_done(const char *dir, const char *artifact, const char *sha256, QErr *err) {
+    char path[4096], buf[8192];
+    journal_path(path, sizeof path, dir, "done.json");
+    int n = snprintf(buf, sizeof buf, "{\"artifact\": \"%s\", \"sha256\": \"%s\"}\n", artifact, sha256);
+    if (n < 0 || (size_t)n >= sizeof buf) return qerr_set(err, "artifact path too long");
+    return file_write_all(path, buf, (size_t)n, err);
+}
+
+int journal_is_done(const char *dir, char *artifact, size_t n) {
+    char path[4096], *txt;
+    size_t len;
+    QErr err;
+    journal_path(path, sizeof path, dir, "done.json");
+    if (access(path, F_OK) != 0 || file_read_all(path, &txt, &len, &err) != 0) return 0;
+    const char *k = strstr(txt, "\"artifact\": \"");
+    int ok = 0;
+    if (k) {
+        k += 13;
+        const char *e = strchr(k, '"');
+        if (e && (size_t)(e - k) < n) {
+            memcpy(artifact, k, (size_t)(e - k));
+            artifact[e - k] = 0;
+            ok = 1;
+        }
+    }
+    free(txt);
+    return ok;
+}
+
+void journal_cleanup(const char *dir) {
+    /* what a finished job no longer needs: inputs and block entries (the
+     * artifact holds them); job.qckp and done.json stay */
+    char name[64], path[4096];
+    for (int k = 0; k < JOURNAL_MAX_SHARDS; k++) {
+        snprintf(name, sizeof name, "input-%d.qckp", k);
+        journal_path(path, sizeof path, dir, name);
+        unlink(path);
+    }
+    for (int j = 0;; j++) {
+        snprintf(name, sizeof name, "block-%d.qckp", j);
+        journal_path(path, sizeof path, dir, name);
+        if (unlink(path) != 0 && j > 0) {
+            /* stop at the first gap past the last block */
+            snprintf(name, sizeof name, "block-%d.qckp", j + 1);
+            journal_path(path, sizeof path, dir, name);
+            if (access(path, F_OK) != 0) break;
+        }
+    }
+}

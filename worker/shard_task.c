@@ -1,0 +1,228 @@
+/* shard_task.c — one assignment on the worker's compute thread. */
+#include "shard_task.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "engine/recon.h"
+#include "base/numeric.h"
+#include "nn/block.h"
+#include "proto/transport.h"
+
+int shard_task_new(const Msg *assign, ShardTask **out, QErr *err) {
+    ShardTask *t = calloc(1, sizeof *t);
+    if (!t) return qerr_set(err, "out of memory");
+    t->assign = *assign;
+    t->assign.n_tensors = 0;
+    const Msg *a = assign;
+    size_t n = (size_t)a->n_seq * a->T * a->dim;
+    int n_replay = a->block_start - a->block_begin;
+    t->input = malloc(n * sizeof(float));
+    t->seq_seen = calloc((size_t)a->n_seq, 1);
+    t->replay = calloc((size_t)(n_replay > 0 ? n_replay : 1), sizeof *t->replay);
+    t->replay_seen = calloc((size_t)(n_replay > 0 ? n_replay : 1), 1);
+    t->die_block = t->die_epoch = -1;
+    if (!t->input || !t->seq_seen || !t->replay || !t->replay_seen) {
+        shard_task_free(t);
+        return qerr_set(err, "out of memory for the shard's %zu input activations", n);
+    }
+    *out = t;
+    return 0;
+}
+
+void shard_task_free(ShardTask *t) {
+    if (!t) return;
+    int n_replay = t->assign.block_start - t->assign.block_begin;
+    for (int i = 0; t->replay && i < n_replay; i++) qblock_params_free(&t->replay[i]);
+    free(t->replay);
+    free(t->replay_seen);
+    free(t->input);
+    free(t->seq_seen);
+    free(t);
+}
+
+int shard_task_ready(const ShardTask *t) {
+    return t->seqs_received == t->assign.n_seq && t->replay_received == t->assign.block_start - t->assign.block_begin;
+}
+
+int shard_task_add(ShardTask *t, const Msg *m, QErr *err) {
+    const Msg *a = &t->assign;
+    if (m->type == MSG_ACTIVATIONS) {
+        const MsgTensor *x = msg_tensor(m, "x");
+        if (m->block != a->block_begin) return qerr_set(err, "activations for block %d, the shard starts at %d", m->block, a->block_begin);
+        if (x->dtype != MSG_F32 || x->shape[1] != a->T || x->shape[2] != a->dim || x->shape[0] < 1 ||
+            m->seq0 + x->shape[0] > a->n_seq)
+            return qerr_set(err, "activations of shape (%lld, %lld, %lld) at sequence %d do not fit (%d, %d, %d)",
+                            (long long)x->shape[0], (long long)x->shape[1], (long long)x->shape[2], m->seq0, a->n_seq,
+                            a->T, a->dim);
+        size_t stride = (size_t)a->T * a->dim;
+        memcpy(t->input + (size_t)m->seq0 * stride, x->data, x->nbytes);
+        for (int s = m->seq0; s < m->seq0 + (int)x->shape[0]; s++)
+            if (!t->seq_seen[s]) t->seq_seen[s] = 1, t->seqs_received++;
+        return 0;
+    }
+    if (m->type == MSG_PARAMS) {
+        int k = m->block - a->block_begin;
+        if (m->block < a->block_begin || m->block >= a->block_start)
+            return qerr_set(err, "parameters for block %d, replay covers [%d, %d)", m->block, a->block_begin, a->block_start);
+        if (m->n_bits != a->qc.n_bits) return qerr_set(err, "parameters for %d bit widths, the job has %d", m->n_bits, a->qc.n_bits);
+        if (t->replay_seen[k]) return qerr_set(err, "parameters for block %d sent twice", m->block);
+        /* the layout needs the model config: kept raw until the compute thread builds it */
+        const MsgTensor *lwc = msg_tensor(m, "lwc"), *ad = msg_tensor(m, "adapter");
+        QBlockParams *p = &t->replay[k];
+        p->n_lwc = lwc->nbytes / sizeof(float);
+        p->n_adapter = ad->nbytes / sizeof(float);
+        p->lwc = malloc(lwc->nbytes ? lwc->nbytes : 1);
+        p->adapter = malloc(ad->nbytes ? ad->nbytes : 1);
+        if (!p->lwc || !p->adapter) return qerr_set(err, "out of memory");
+        memcpy(p->lwc, lwc->data, lwc->nbytes);
+        memcpy(p->adapter, ad->data, ad->nbytes);
+        memcpy(p->choice, m->stats.choice, sizeof p->choice);
+        t->replay_seen[k] = 1;
+        t->replay_received++;
+        return 0;
+    }
+    return qerr_set(err, "unexpected %s message for an assignment", msg_type_name(m->type));
+}
+
+/* ---- compute ---- */
+
+typedef struct {
+    ShardTask *t;
+    void *pipe;
+    atomic_int *cancel;
+    QErr *err;
+} RunCtx;
+
+static int send_msg(RunCtx *r, Msg *m) {
+    m->session = r->t->assign.session;
+    m->assign = r->t->assign.assign;
+    return wire_send(r->pipe, NULL, 0, m, r->t->compress, r->err);
+}
+
+static int on_epoch(int block, int epoch, int epochs, const double gl[QN_GROUPS], double tps, void *user) {
+    RunCtx *r = user;
+    if (block == r->t->die_block && epoch == r->t->die_epoch) {
+        log_warn("test hook: worker killing itself at block %d epoch %d", block, epoch);
+        raise(SIGKILL);
+    }
+    Msg m;
+    msg_init(&m, MSG_PROGRESS);
+    m.block = block, m.epoch = epoch, m.epochs = epochs, m.tokens_per_s = tps;
+    memcpy(m.group_loss, gl, sizeof m.group_loss);
+    if (send_msg(r, &m) != 0) return 1;
+    return atomic_load(r->cancel);
+}
+
+/* Sends X (n_seq, T, dim) as activations of `block` in chunks of whole sequences. */
+static int send_activations(RunCtx *r, const float *x, int block) {
+    const Msg *a = &r->t->assign;
+    size_t seq_bytes = (size_t)a->T * a->dim * sizeof(float);
+    int per = (int)(PROTO_CHUNK_BYTES / seq_bytes);
+    if (per < 1) per = 1;
+    for (int s0 = 0; s0 < a->n_seq; s0 += per) {
+        int n = a->n_seq - s0 < per ? a->n_seq - s0 : per;
+        Msg m;
+        msg_init(&m, MSG_ACTIVATIONS);
+        m.block = block, m.seq0 = s0;
+        int64_t shape[3] = {n, a->T, a->dim};
+        if (msg_add_tensor(&m, "x", MSG_F32, 3, shape, x + (size_t)s0 * a->T * a->dim, r->err) != 0 ||
+            send_msg(r, &m) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int send_result(RunCtx *r, int block, const QBlockParams *p, const ReconStats *st) {
+    Msg m;
+    msg_init(&m, MSG_RESULT);
+    m.block = block;
+    m.stats = *st;
+    m.n_bits = r->t->assign.qc.n_bits;
+    int64_t nl = (int64_t)p->n_lwc, na = (int64_t)p->n_adapter;
+    if (msg_add_tensor(&m, "lwc", MSG_F32, 1, &nl, p->lwc, r->err) != 0 ||
+        msg_add_tensor(&m, "adapter", MSG_F32, 1, &na, p->adapter, r->err) != 0)
+        return -1;
+    return send_msg(r, &m);
+}
+
+/* The full-precision pass through the shard on a copy of its input: the
+ * next shard's input (same batches as the engine's targets). */
+static int fp_pass(RunCtx *r, const ModelConfig *c, BlockWeights *w, float *x) {
+    const Msg *a = &r->t->assign;
+    int B = a->qc.batch;
+    size_t stride = (size_t)a->T * c->dim;
+    BlockActs acts;
+    if (block_acts_init(&acts, c, B, a->T, 0, r->err) != 0) return -1;
+    for (int j = a->block_begin; j < a->block_end && !atomic_load(r->cancel); j++)
+        for (int s0 = 0; s0 < a->n_seq; s0 += B) {
+            acts.B = a->n_seq - s0 < B ? a->n_seq - s0 : B;
+            block_forward(c, &w[j - a->block_begin], &acts, x + s0 * stride, x + s0 * stride);
+        }
+    block_acts_free(&acts);
+    if (atomic_load(r->cancel)) return qerr_set(r->err, "cancelled");
+    return floats_check_finite(x, (size_t)a->n_seq * stride, "the shard's full-precision output", r->err);
+}
+
+int shard_task_run(ShardTask *t, void *pipe, atomic_int *cancel, QErr *err) {
+    const Msg *a = &t->assign;
+    const QuantConfig *qc = &a->qc;
+    RunCtx r = {t, pipe, cancel, err};
+    ModelSource *src = NULL;
+    if (model_source_open(&src, a->model_path, err) != 0) return -1;
+    ModelConfig c = *model_source_config(src);
+    int nb = a->block_end - a->block_begin, rc = 0;
+    if (c.n_layers != a->n_layers || c.dim != a->dim)
+        rc = qerr_set(err, "%s: %d blocks of width %d, the coordinator's model has %d of width %d", a->model_path,
+                      c.n_layers, c.dim, a->n_layers, a->dim);
+    BlockWeights *w = calloc((size_t)nb, sizeof *w);
+    if (rc == 0 && !w) rc = qerr_set(err, "out of memory");
+    /* only this shard's blocks are ever read */
+    for (int j = a->block_begin; rc == 0 && j < a->block_end; j++)
+        rc = model_source_load_block(src, j, &w[j - a->block_begin], err);
+    Streams st;
+    memset(&st, 0, sizeof st);
+    if (rc == 0) rc = streams_init(&st, qc, a->n_seq, a->T, c.dim, err);
+    size_t total = (size_t)a->n_seq * a->T * c.dim;
+    if (rc == 0 && a->send_fp_out) {
+        /* FP pass first: the next shard can start while this one calibrates */
+        float *x = malloc(total * sizeof(float));
+        if (!x) rc = qerr_set(err, "out of memory");
+        if (rc == 0) {
+            memcpy(x, t->input, total * sizeof(float));
+            rc = fp_pass(&r, &c, w, x);
+        }
+        if (rc == 0) rc = send_activations(&r, x, a->block_end);
+        free(x);
+    }
+    if (rc == 0) {
+        memcpy(st.fp, t->input, total * sizeof(float));
+        streams_reset_q(&st);
+    }
+    for (int j = a->block_begin; rc == 0 && j < a->block_start; j++) {
+        QBlockParams *raw = &t->replay[j - a->block_begin], p;
+        rc = qblock_params_restore(&p, &c, qc, j, raw->lwc, raw->n_lwc, raw->adapter, raw->n_adapter, raw->choice, err);
+        if (rc == 0) {
+            rc = recon_replay_block(&c, qc, j, &w[j - a->block_begin], &st, &p, err);
+            qblock_params_free(&p);
+        }
+        if (rc == 0 && atomic_load(cancel)) rc = qerr_set(err, "cancelled");
+    }
+    for (int j = a->block_start; rc == 0 && j < a->block_end; j++) {
+        QBlockParams p;
+        ReconStats s;
+        rc = recon_block(&c, qc, j, &w[j - a->block_begin], &st, &p, &s, on_epoch, &r, err);
+        if (rc == 0) {
+            rc = send_result(&r, j, &p, &s);
+            qblock_params_free(&p);
+        }
+    }
+    streams_free(&st);
+    for (int i = 0; w && i < nb; i++) block_weights_free(&w[i]);
+    free(w);
+    model_source_close(src);
+    return rc;
+}
