@@ -22,8 +22,10 @@
 //    podFailurePolicy (FailJob / Ignore / Count on exit codes), then
 //    backoffLimit.
 // Scenario 1: the job runs to completion; the artifact passes `quept
-// inspect` (checksums ok, the bit list asked for); a worker pod started
-// after that exits 0 at once. Scenario 2: the same job
+// inspect` (checksums ok, the bit list asked for); while it runs, `quept
+// status` answers through the Service name and a worker with the job's
+// server key but a key pair of its own is refused (CURVE is on); a worker
+// pod started after the job is done exits 0 at once. Scenario 2: the same job
 // from scratch, the coordinator process SIGKILLed once after its first
 // journaled block (exit 137, counted, replaced): the new coordinator pod
 // must resume (its log names the blocks already journaled and it does not
@@ -249,6 +251,7 @@ function startPod(job, index, root, state) {
   const exe = imageFiles.get(command[0]);
   if (!exe) fail(`${podName}: ${command[0]} is not a file the Dockerfile installs`);
   const argv = [...command.slice(1), ...args].map(mapPath);
+  say(`start ${podName}: ${command[0]} ${argv.join(" ")}${index !== null ? ` (JOB_COMPLETION_INDEX=${index})` : ""}`);
   const logFile = join(podDir, "log");
   const out = [];
   const p = spawn(exe, argv, { env, cwd: volDirs.get("tmp") || podDir, detached: true, stdio: ["ignore", "pipe", "pipe"] });
@@ -320,7 +323,29 @@ function runJob(job, root, state) {
 }
 
 // ---- one run of the whole job on a fresh volume ----
-async function scenario(label, { killCoordinatorAfterBlocks = 0, timeoutS = 150 } = {}) {
+// A process run beside the pods (not from the manifests), resolving the
+// Service the way the pods do; resolves to { code, out }.
+function sideProcess(args, env = {}) {
+  return new Promise((res) => {
+    const p = spawn(quept, args, { env: { ...process.env, ...env }, detached: true });
+    procs.add(p);
+    const out = [];
+    p.stdout.on("data", (d) => out.push(d));
+    p.stderr.on("data", (d) => out.push(d));
+    p.on("exit", (code) => {
+      procs.delete(p);
+      res({ code, out: Buffer.concat(out).toString() });
+    });
+    res.proc = p;
+  });
+}
+const svcHost = (port) => {
+  const s = services[0];
+  const p = s.spec.ports.find((x) => x.name === port);
+  return `tcp://${INNER ? s.metadata.name : "127.0.0.1"}:${p.port}`;
+};
+
+async function scenario(label, { killCoordinatorAfterBlocks = 0, timeoutS = 150, probes = false } = {}) {
   const root = join(tmp, label);
   const pv = join(root, "pv");
   for (const c of claims) mkdirSync(join(pv, c), { recursive: true });
@@ -348,7 +373,25 @@ async function scenario(label, { killCoordinatorAfterBlocks = 0, timeoutS = 150 
     }
   }, 20);
   const timer = new Promise((res) => setTimeout(() => res("timeout"), timeoutS * 1000));
-  const results = await Promise.race([Promise.all(jobs.map((j) => runJob(j, root, state))), timer]);
+  const running = Promise.all(jobs.map((j) => runJob(j, root, state)));
+  let statusProbe = null, intruder = null;
+  if (probes) {
+    // once the coordinator listens: `quept status` through the Service, and
+    // a worker with the job's server key but a key pair of its own (CURVE
+    // must refuse it: only the Secret's client key is authorised)
+    while (!existsSync(join(ckpt, "coordinator.json")) && Date.now() - T0 < timeoutS * 1000) await new Promise((r) => setTimeout(r, 20));
+    statusProbe = await sideProcess(["status", "--connect", svcHost("status"), "--json", "--timeout", "10"]);
+    const keys = join(root, "intruder-keys");
+    spawnSync(quept, ["keygen", keys]);
+    writeFileSync(join(keys, "server.pub"), secrets.values().next().value["server.pub"]);
+    intruder = sideProcess(["worker", "--connect", svcHost("work"), "--name", "intruder", "--curve-keys", keys, "--max-lost", "30"]);
+  }
+  const results = await Promise.race([running, timer]);
+  let intruderOut = null;
+  if (intruder) {
+    for (const p of procs) if (p.spawnargs.includes("intruder")) try { process.kill(-p.pid, "SIGKILL"); } catch { /* gone */ }
+    intruderOut = (await intruder).out;
+  }
   if (watcher) clearInterval(watcher);
   state.stopped = true;
   const dump = () => {
@@ -372,7 +415,7 @@ async function scenario(label, { killCoordinatorAfterBlocks = 0, timeoutS = 150 
     fail(`${label}: quept inspect ${cm.QUEPT_OUT}: exit ${insp.status}, checksums ${JSON.stringify(info?.checksums)}: ${insp.stderr}`);
   if (JSON.stringify(info.bits) !== JSON.stringify(BITS.split(",").map(Number)))
     fail(`${label}: artifact bits ${JSON.stringify(info.bits)}, submitted --bits ${BITS}`);
-  return { state, root, killed, sha: createHash("sha256").update(readFileSync(art)).digest("hex"), coordJob };
+  return { state, root, killed, statusProbe, intruderOut, sha: createHash("sha256").update(readFileSync(art)).digest("hex"), coordJob };
 }
 
 // calibration data: sampled from the model itself (its tokenizer is not available)
@@ -388,8 +431,19 @@ const ok = (msg) => {
   say(`ok: ${msg}`);
 };
 
-const one = await scenario("run");
+const one = await scenario("run", { probes: true });
 ok(`job ran to completion: artifact ${one.sha.slice(0, 12)}, checksums ok, bits ${BITS}`);
+{
+  let st = null;
+  try { st = JSON.parse(one.statusProbe.out.trim().split("\n").find((l) => l.startsWith("{"))); } catch { /* below */ }
+  if (one.statusProbe.code !== 0 || !st || st.blocks_total !== 5)
+    fail(`quept status --connect ${svcHost("status")}: exit ${one.statusProbe.code}: ${one.statusProbe.out}`);
+  ok(`quept status through the Service (${svcHost("status")}): state ${st.state}, ${st.blocks_done}/${st.blocks_total} blocks`);
+  const coordLog = one.state.pods.find((p) => p.index === null).log();
+  if (!/unauthori[sz]ed CURVE key was refused/.test(coordLog) || /worker intruder registered/.test(coordLog))
+    fail(`a worker with an unauthorised CURVE key was not refused:\n${coordLog.slice(0, 3000)}\n---- intruder ----\n${one.intruderOut}`);
+  ok("CURVE is on: a worker with the server's public key but its own key pair was refused");
+}
 {
   const idx = one.state.pods.filter((p) => p.index !== null).map((p) => p.env.JOB_COMPLETION_INDEX).sort().join(",");
   if (idx !== "0,1") fail(`run: worker pods ran with JOB_COMPLETION_INDEX ${idx}, expected 0,1`);
