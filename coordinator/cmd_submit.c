@@ -19,6 +19,7 @@
 
 #include "base/log.h"
 #include "base/mapfile.h"
+#include "calib_flags.h"
 #include "cli.h"
 
 extern char **environ;
@@ -76,25 +77,36 @@ static const char *HELP =
     "  --delete J             delete job J's objects (kubectl delete -l); the data\n"
     "                         volume, the checkpoint and the artifact stay\n"
     "\n"
-    "Calibration flags are those of `quept calibrate` (--method, --bits, --epochs,\n"
-    "--seed, --batch, ...: quept calibrate --help); they are handed to the\n"
-    "coordinator unchanged. kubectl is $KUBECTL when set, else kubectl on PATH.\n";
+    "Calibration flags are those of `quept coordinator` (--bits, --epochs, --seed,\n"
+    "--batch, ...: quept coordinator --help), checked here as the coordinator\n"
+    "checks them (--method quept only) and handed to it unchanged. kubectl is\n"
+    "$KUBECTL when set, else kubectl on PATH.\n";
 
-/* The flags of `quept calibrate` (coordinator/cmd_calibrate.c) other than
- * --model, --data and --out, which submit takes itself. */
-static const struct {
-    const char *name;
-    int takes_value;
-} CALIB_FLAGS[] = {
-    {"method", 1},        {"bits", 1},         {"epochs", 1},         {"batch", 1},
-    {"seed", 1},          {"max-seqs", 1},     {"lr-lwc", 1},         {"lr-adapter", 1},
-    {"group-low", 1},     {"group-high", 1},   {"rank-low", 1},       {"rank-mid", 1},
-    {"rank-high", 1},     {"rank-ref-width", 1}, {"rank-cap", 1},     {"adapter-mode", 1},
-    {"no-lwc", 0},        {"loss", 1},         {"merge-keep", 1},     {"stream", 1},
-    {"normalize-loss", 0}, {"prefix-grad-stop", 0}, {"no-prefix-grad-stop", 0},
-    {"reference-method", 0}, {"quiet", 0},     {"lwc-init-low", 1},   {"lwc-init-high", 1},
-    {"holdout", 1},       {"no-fallback", 0},  {"fallback", 0},
-};
+/* The calibration flags: those of `quept calibrate` and `quept coordinator`
+ * (coordinator/calib_flags.c) and --quiet. Fills o; returns the count. */
+static int calib_flag_table(CliOpt *o) {
+    int n = calib_opts_add(o, 0);
+    o[n++] = (CliOpt){"quiet", 0, 0};
+    return n;
+}
+
+/* Checks the calibration flags as the coordinator will: values, and
+ * --method quept (the only method it distributes). */
+static int check_calib_flags(const char *const *words, int n_words, QErr *err) {
+    CliOpt o[CALIB_MAX_OPTS + 1];
+    int no = calib_flag_table(o), npos;
+    QuantConfig qc;
+    int max_seqs = 0;
+    if (cli_parse(n_words, (char **)words, o, no, NULL, 0, &npos, err) != 0 ||
+        calib_opts_config(o, no, &qc, &max_seqs, err) != 0)
+        return qerr_wrap(err, "calibration flag");
+    if (qc.method != METHOD_QUEPT)
+        return qerr_set(err,
+                        "--method %s: a distributed job runs quept only (rtn needs no "
+                        "calibration data; run gptq with quept calibrate on one machine)",
+                        quant_method_name(qc.method));
+    return 0;
+}
 
 /* ---- a growable string ---- */
 
@@ -669,6 +681,8 @@ int cmd_submit(int argc, char **argv) {
     QErr err = {{0}};
 
     /* submit's own options, and calibration flags kept in order */
+    CliOpt cal[CALIB_MAX_OPTS + 1];
+    int n_cal = calib_flag_table(cal);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
@@ -697,25 +711,24 @@ int cmd_submit(int argc, char **argv) {
             }
             continue;
         }
-        for (size_t c = 0; c < sizeof CALIB_FLAGS / sizeof CALIB_FLAGS[0]; c++) {
-            if (strlen(CALIB_FLAGS[c].name) != len || strncmp(CALIB_FLAGS[c].name, nm, len) != 0)
-                continue;
+        for (int c = 0; c < n_cal; c++) {
+            if (strlen(cal[c].name) != len || strncmp(cal[c].name, nm, len) != 0) continue;
             found = 1;
             const char *val = NULL;
-            if (CALIB_FLAGS[c].takes_value) {
+            if (cal[c].takes_value) {
                 if (!eq && (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)) {
-                    log_error("submit: calibration flag --%s needs a value", CALIB_FLAGS[c].name);
+                    log_error("submit: calibration flag --%s needs a value", cal[c].name);
                     return 2;
                 }
                 val = eq ? eq + 1 : argv[++i];
                 if (!*val || strpbrk(val, " \t\r\n")) {
                     log_error("submit: calibration flag --%s: the value '%s' is empty or holds "
                               "white space",
-                              CALIB_FLAGS[c].name, val);
+                              cal[c].name, val);
                     return 2;
                 }
             } else if (eq) {
-                log_error("submit: calibration flag --%s takes no value", CALIB_FLAGS[c].name);
+                log_error("submit: calibration flag --%s takes no value", cal[c].name);
                 return 2;
             }
             if (j.n_calib + 2 > MAX_CALIB) {
@@ -723,7 +736,7 @@ int cmd_submit(int argc, char **argv) {
                 return 2;
             }
             /* one word a line for the entrypoint: "--flag=value" becomes two */
-            snprintf(j.flag_words[j.n_calib], sizeof j.flag_words[0], "--%s", CALIB_FLAGS[c].name);
+            snprintf(j.flag_words[j.n_calib], sizeof j.flag_words[0], "--%s", cal[c].name);
             j.calib[j.n_calib] = j.flag_words[j.n_calib];
             j.n_calib++;
             if (val) j.calib[j.n_calib++] = val;
@@ -731,7 +744,7 @@ int cmd_submit(int argc, char **argv) {
         }
         if (!found) {
             log_error("submit: unknown option '%s': neither a submit option nor a calibration "
-                      "flag of `quept calibrate` (see quept submit --help, quept calibrate --help)",
+                      "flag of `quept coordinator` (see quept submit --help, quept coordinator --help)",
                       a);
             return 2;
         }
@@ -771,7 +784,7 @@ int cmd_submit(int argc, char **argv) {
     if (!j.coord_mem) j.coord_mem = "8Gi";
     j.curve = cli_get(o, no, "no-curve") == NULL;
 
-    if (validate_job(o, no, &j, &err) != 0) {
+    if (validate_job(o, no, &j, &err) != 0 || check_calib_flags(j.calib, j.n_calib, &err) != 0) {
         log_error("submit: %s", err.msg);
         return 2;
     }

@@ -1,7 +1,8 @@
 /* test_submit.c — `quept submit` without a cluster:
  *  - bad input is refused with exit status 2 and a message naming the flag
  *    and what was expected: workers < 1, no image, a model outside the data
- *    volume, an unknown calibration flag, and more;
+ *    volume, an unknown calibration flag, a bad calibration value or a
+ *    method the coordinator does not distribute, and more;
  *  - --dry-run writes the overlay (base, config, calibration flags in order,
  *    patches, CURVE keys mode 0600), prints it without the secret keys, and
  *    keeps the keys when the same job is rendered again;
@@ -91,6 +92,10 @@ int main(void) {
            "--out", "not inside the data volume");
     refuse(GOOD " --epochz 3", "unknown option '--epochz'", "calibration flag");
     refuse(GOOD " --bits", "--bits needs a value", NULL);
+    refuse(GOOD " --bits 2,9", "--bits", NULL);
+    refuse(GOOD " --epochs many", "--epochs: expected an integer", NULL);
+    refuse(GOOD " --method gptq", "--method gptq", "quept only");
+    refuse(GOOD " --stream sideways", "--stream", NULL);
     refuse(GOOD " --no-lwc=1", "--no-lwc takes no value", NULL);
     refuse("--name My_Job --image q:1 --model /data/m --data /data/d --workers 1", "--name",
            "not a valid job name");
@@ -107,7 +112,7 @@ int main(void) {
     /* ---- --dry-run renders and prints ---- */
     char dir[400];
     snprintf(dir, sizeof dir, "%s/overlay", tmp);
-    snprintf(args, sizeof args, GOOD " --dry-run --out-dir %s --namespace ml --method gptq "
+    snprintf(args, sizeof args, GOOD " --dry-run --out-dir %s --namespace ml --method quept "
                                 "--bits=2,3,4 --seed 7 --quiet --max-lost 120", dir);
     int rc = submit("KUBECTL=/bin/false", args);
     CHECK_MSG(rc == 0, "dry run exit %d: %s", rc, errtxt);
@@ -122,7 +127,7 @@ int main(void) {
     CHECK(strstr(out, "dry run: nothing applied") != NULL);
     snprintf(path, sizeof path, "%s/calibrate.args", dir);
     char *cal = slurp(path);
-    CHECK_MSG(cal && strcmp(cal, "--method\ngptq\n--bits\n2,3,4\n--seed\n7\n--quiet\n") == 0,
+    CHECK_MSG(cal && strcmp(cal, "--method\nquept\n--bits\n2,3,4\n--seed\n7\n--quiet\n") == 0,
               "calibrate.args: %s", cal ? cal : "(missing)");
     snprintf(path, sizeof path, "%s/patches/workers.yaml", dir);
     char *pw = slurp(path);
