@@ -66,6 +66,16 @@ check(/COPY deploy\/entrypoint\.sh \/usr\/local\/bin\/quept-entrypoint/.test(run
 check(/COPY --from=build \S+\/quept \/usr\/local\/bin\/quept\b/.test(runtime),
   "Dockerfile: the runtime stage installs the quept binary as /usr/local/bin/quept");
 check(/^USER 10001/m.test(runtime), "Dockerfile: runs as the non-root user 10001");
+// the build stage copies the tree: .dockerignore must not leave out a source directory
+{
+  const ignored = readFileSync(join(repo, ".dockerignore"), "utf8").split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+  const cm = readFileSync(join(repo, "CMakeLists.txt"), "utf8");
+  const srcDirs = [...new Set([...cm.matchAll(/\$\{CMAKE_SOURCE_DIR\}\/([A-Za-z0-9_]+)\//g)].map((m) => m[1]))];
+  check(srcDirs.length >= 3, `CMakeLists.txt names source directories (${srcDirs})`);
+  for (const d of [...srcDirs, "CMakeLists.txt"])
+    check(!ignored.some((pat) => pat.replace(/^\/|\/$/g, "") === d || new RegExp("^" + pat.replace(/\*+/g, ".*").replace(/\/$/, "") + "$").test(d)),
+      `.dockerignore leaves ${d} out of the image build`);
+}
 const aptLine = (runtime.match(/apt-get install[^&]*/) || [""])[0];
 const runtimePkgs = new Set(aptLine.split(/\s+/).filter((w) => /^lib/.test(w)));
 // the libraries quept itself links (DT_NEEDED); their own dependencies come
