@@ -58,7 +58,8 @@ static const char *HELP =
     "  --model PATH           model on the data volume, e.g. " VOLUME_MOUNT "/models/llama-7b\n"
     "  --data PATH            QTOK calibration tokens on the data volume\n"
     "  --workers N            worker pods (1-1000)\n"
-    "  --shards K             block ranges to plan (default N)\n"
+    "  --shards K             block ranges to plan (default: N, or on resume the\n"
+    "                         journal's plan)\n"
     "  --out PATH             artifact on the data volume (default " VOLUME_MOUNT "/jobs/J/J.qept;\n"
     "                         the checkpoint directory is " VOLUME_MOUNT "/jobs/J/checkpoint)\n"
     "  --namespace NS         Kubernetes namespace (default: kubectl's current one)\n"
@@ -358,7 +359,7 @@ typedef struct {
     const char *name, *image, *model, *data, *ns, *pvc;
     const char *worker_cpu, *worker_mem, *coord_cpu, *coord_mem;
     char out[1024], out_dir[1024];
-    int workers, shards, max_lost, curve, dry_run;
+    int workers, shards, max_lost, curve, dry_run; /* shards 0: the coordinator's choice */
     const char *calib[MAX_CALIB]; /* calibration flags and values, in order */
     char flag_words[MAX_CALIB][32];
     int n_calib;
@@ -426,17 +427,19 @@ static void render_kustomization(const Job *j, Buf *b) {
 }
 
 static void render_config(const Job *j, Buf *b) {
+    char shards[16] = ""; /* empty: the coordinator's default */
+    if (j->shards > 0) snprintf(shards, sizeof shards, "%d", j->shards);
     buf_printf(b,
                "QUEPT_MODEL=%s\n"
                "QUEPT_DATA=%s\n"
                "QUEPT_OUT=%s\n"
                "QUEPT_CHECKPOINT=" VOLUME_MOUNT "/jobs/%s/checkpoint\n"
                "QUEPT_WORKERS=%d\n"
-               "QUEPT_SHARDS=%d\n"
+               "QUEPT_SHARDS=%s\n"
                "QUEPT_CONNECT=tcp://%s-coordinator:5555\n"
                "QUEPT_CURVE=%d\n"
                "QUEPT_MAX_LOST=%d\n",
-               j->model, j->data, j->out, j->name, j->workers, j->shards, j->name, j->curve,
+               j->model, j->data, j->out, j->name, j->workers, shards, j->name, j->curve,
                j->max_lost);
 }
 
@@ -613,7 +616,7 @@ static int validate_job(const CliOpt *o, int no, Job *j, QErr *err) {
     if (!cli_get(o, no, "workers"))
         return qerr_set(err, "--workers is required: the number of worker pods (1-1000)");
     if (cli_get_int(o, no, "workers", 0, 1, 1000, &j->workers, err) != 0 ||
-        cli_get_int(o, no, "shards", j->workers, 1, 100000, &j->shards, err) != 0 ||
+        cli_get_int(o, no, "shards", 0, 1, 256, &j->shards, err) != 0 ||
         cli_get_int(o, no, "max-lost", 600, 1, 86400 * 7, &j->max_lost, err) != 0)
         return -1;
     if (j->ns && !is_dns_label(j->ns, 63, 0))

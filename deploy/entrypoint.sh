@@ -9,7 +9,7 @@
 # lists every key; `quept submit` fills them in) and the pod spec:
 #   QUEPT_MODEL QUEPT_DATA QUEPT_OUT QUEPT_CHECKPOINT   paths on the data volume (workers:
 #                                                       the checkpoint only to see done.json)
-#   QUEPT_WORKERS QUEPT_SHARDS                          --expect-workers, --shards
+#   QUEPT_WORKERS QUEPT_SHARDS                          --expect-workers, --shards (if set)
 #   QUEPT_PORT QUEPT_STATUS_PORT                        the coordinator's ports
 #   QUEPT_CONNECT                                       the workers' endpoint (the Service)
 #   QUEPT_CURVE (1|0) QUEPT_KEYS_DIR                    CURVE on/off, the mounted keys
@@ -32,13 +32,15 @@ role=${1:-}
 case "$role" in
 coordinator)
     shift
-    for k in QUEPT_MODEL QUEPT_DATA QUEPT_OUT QUEPT_CHECKPOINT QUEPT_WORKERS QUEPT_SHARDS \
+    for k in QUEPT_MODEL QUEPT_DATA QUEPT_OUT QUEPT_CHECKPOINT QUEPT_WORKERS \
              QUEPT_PORT QUEPT_STATUS_PORT; do need "$k"; done
     mkdir -p "$QUEPT_CHECKPOINT" "$(dirname "$QUEPT_OUT")"
     set -- coordinator --model "$QUEPT_MODEL" --data "$QUEPT_DATA" --out "$QUEPT_OUT" \
         --checkpoint "$QUEPT_CHECKPOINT" --bind "tcp://*:$QUEPT_PORT" \
-        --status-bind "tcp://*:$QUEPT_STATUS_PORT" --expect-workers "$QUEPT_WORKERS" \
-        --shards "$QUEPT_SHARDS" "$@"
+        --status-bind "tcp://*:$QUEPT_STATUS_PORT" --expect-workers "$QUEPT_WORKERS" "$@"
+    # --shards only when the job asked for it: otherwise the coordinator plans
+    # one shard per worker, or keeps the plan of the journal it resumes
+    if [ -n "${QUEPT_SHARDS:-}" ]; then set -- "$@" --shards "$QUEPT_SHARDS"; fi
     if [ "${QUEPT_CURVE:-1}" = 1 ]; then
         need QUEPT_KEYS_DIR
         set -- "$@" --curve-keys "$QUEPT_KEYS_DIR"

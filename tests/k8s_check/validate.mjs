@@ -183,7 +183,7 @@ function checkJob(j, objs) {
   check(cfg.QUEPT_MODEL === j.model && cfg.QUEPT_DATA === j.data && cfg.QUEPT_OUT === j.out,
     `${P} config paths ${cfg.QUEPT_MODEL} ${cfg.QUEPT_DATA} ${cfg.QUEPT_OUT}`);
   check(cfg.QUEPT_CHECKPOINT === `/data/jobs/${j.name}/checkpoint`, `${P} checkpoint ${cfg.QUEPT_CHECKPOINT}`);
-  check(cfg.QUEPT_WORKERS === String(j.workers) && cfg.QUEPT_SHARDS === String(j.shards || j.workers),
+  check(cfg.QUEPT_WORKERS === String(j.workers) && cfg.QUEPT_SHARDS === (j.shards ? String(j.shards) : ""),
     `${P} workers/shards ${cfg.QUEPT_WORKERS}/${cfg.QUEPT_SHARDS}`);
   check(cfg.QUEPT_CURVE === (j.curve ? "1" : "0"), `${P} QUEPT_CURVE ${cfg.QUEPT_CURVE}`);
   const calib = (cfg.QUEPT_CALIB_ARGS || "").split("\n").filter(Boolean);
