@@ -6,7 +6,6 @@
  * it with `kubectl apply -k`, or prints it (--dry-run). `--delete J` removes
  * a job's objects by label. Nothing here talks to a cluster but kubectl. */
 #include <errno.h>
-#include <fcntl.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,12 +14,12 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <zmq.h>
 
 #include "base/log.h"
 #include "base/mapfile.h"
 #include "calib_flags.h"
 #include "cli.h"
+#include "proto/transport.h"
 
 extern char **environ;
 
@@ -249,79 +248,20 @@ static int check_quantity(const char *flag, const char *s, int memory, QErr *err
 
 /* ---- CURVE keys ---- */
 
-typedef struct {
-    char server_pub[41], server_sec[41], client_pub[41], client_sec[41];
-} CurveKeys;
-
-static int write_private(const char *path, const char *text, QErr *err) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0) return qerr_set(err, "%s: cannot write: %s", path, strerror(errno));
-    size_t n = strlen(text), off = 0;
-    while (off < n) {
-        ssize_t w = write(fd, text + off, n - off);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            close(fd);
-            return qerr_set(err, "%s: write error: %s", path, strerror(errno));
-        }
-        off += (size_t)w;
-    }
-    if (fchmod(fd, 0600) != 0 || close(fd) != 0)
-        return qerr_set(err, "%s: cannot finish writing: %s", path, strerror(errno));
-    return 0;
-}
-
-/* Reads a key file as `quept keygen` writes it: line 1 public, line 2
- * secret, 40 Z85 characters each. Returns 1 if read, 0 if absent. */
-static int read_keypair(const char *path, char *pub, char *sec, QErr *err) {
-    if (access(path, F_OK) != 0) return 0;
-    char *text = NULL;
-    size_t len = 0;
-    if (file_read_all(path, &text, &len, err) != 0) return -1;
-    int ok = sscanf(text, "%40s %40s", pub, sec) == 2 && strlen(pub) == 40 && strlen(sec) == 40;
-    free(text);
-    if (!ok)
-        return qerr_set(err, "%s: expected two lines of 40 Z85 characters (public, secret key)",
-                        path);
-    return 1;
-}
-
-static int load_or_make_keys(const char *dir, CurveKeys *k, int *made, QErr *err) {
+/* The job's keys in dir, as `quept keygen` writes them (proto/transport.c):
+ * kept when they are there and valid, made otherwise. dir is mode 0700. */
+static int job_keys(const char *dir, int *made, QErr *err) {
     char sp[1400], cp[1400];
     snprintf(sp, sizeof sp, "%s/server.key", dir);
     snprintf(cp, sizeof cp, "%s/client.key", dir);
-    int rs = read_keypair(sp, k->server_pub, k->server_sec, err);
-    if (rs < 0) return -1;
-    int rc = read_keypair(cp, k->client_pub, k->client_sec, err);
-    if (rc < 0) return -1;
-    *made = 0;
-    if (rs && rc) return 0;
-    if (!zmq_has("curve"))
-        return qerr_set(err, "this libzmq has no CURVE support: cannot make keys (or use --no-curve)");
-    if (zmq_curve_keypair(k->server_pub, k->server_sec) != 0 ||
-        zmq_curve_keypair(k->client_pub, k->client_sec) != 0)
-        return qerr_set(err, "zmq_curve_keypair failed: %s", zmq_strerror(zmq_errno()));
-    *made = 1;
-    return 0;
-}
-
-static int write_keys(const char *dir, const CurveKeys *k, QErr *err) {
-    if (dir_make_all(dir, err) != 0) return -1;
-    if (chmod(dir, 0700) != 0) return qerr_set(err, "%s: chmod: %s", dir, strerror(errno));
-    char path[1400], text[200];
-    struct {
-        const char *name;
-        const char *a, *b;
-    } files[] = {{"server.key", k->server_pub, k->server_sec},
-                 {"client.key", k->client_pub, k->client_sec},
-                 {"server.pub", k->server_pub, NULL},
-                 {"authorized", k->client_pub, NULL}};
-    for (int i = 0; i < 4; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, files[i].name);
-        if (files[i].b) snprintf(text, sizeof text, "%s\n%s\n", files[i].a, files[i].b);
-        else snprintf(text, sizeof text, "%s\n", files[i].a);
-        if (write_private(path, text, err) != 0) return -1;
+    *made = access(sp, F_OK) != 0 || access(cp, F_OK) != 0;
+    if (*made) {
+        if (curve_keygen_dir(dir, err) != 0) return qerr_wrap(err, "CURVE keys in %s", dir);
+    } else {
+        CurveKeyPair kp;
+        if (curve_read_pair(sp, &kp, err) != 0 || curve_read_pair(cp, &kp, err) != 0) return -1;
     }
+    if (chmod(dir, 0700) != 0) return qerr_set(err, "%s: chmod: %s", dir, strerror(errno));
     return 0;
 }
 
@@ -541,9 +481,8 @@ static int render(const Job *j, QErr *err) {
     if (rc) return -1;
 
     snprintf(dir, sizeof dir, "%s/keys", j->out_dir);
-    CurveKeys k;
     int made;
-    if (load_or_make_keys(dir, &k, &made, err) != 0 || write_keys(dir, &k, err) != 0) return -1;
+    if (job_keys(dir, &made, err) != 0) return -1;
     if (!made) log_info("submit: kept the CURVE keys already in %s", dir);
     return 0;
 }
