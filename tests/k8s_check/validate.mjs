@@ -137,8 +137,9 @@ for (const j of jobs) {
   const args = ["--name", j.name, "--image", j.image, "--model", j.model, "--data", j.data,
     "--workers", String(j.workers), "--out-dir", dir, ...(j.ns ? ["--namespace", j.ns] : []), ...(j.extra || [])];
   const printed = submit(args);
-  check(printed.includes("kustomization.yaml") && !/^[A-Za-z0-9.+\/=\-\[\]{}()<>!@#$%^&*:;?|~`]{40}$/m.test(printed.split("keys/")[1] || ""),
-    `${j.name}: --dry-run prints the overlay and no key`);
+  const secretLines = ["server.key", "client.key"].map((f) => readFileSync(join(dir, "keys", f), "utf8").split("\n")[1]);
+  check(printed.includes("namePrefix: " + j.name + "-") && secretLines.every((k) => k.length === 40 && !printed.includes(k)),
+    `${j.name}: --dry-run prints the overlay and no secret key`);
   const objs = kustomize(kubectl, dir, YAML);
   rendered[j.name] = objs;
   schemaCheck(`job ${j.name}`, objs);
