@@ -32,6 +32,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_submit(int argc, char **argv);
 
 void print_eval_result(const EvalResult *r, int json);
 

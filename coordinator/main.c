@@ -24,7 +24,8 @@ static void usage(FILE *f) {
             "  coordinator  plan shards, hand them to workers, journal, merge\n"
             "  worker       calibrate the shards a coordinator assigns\n"
             "  status       progress of a running job, or what a checkpoint holds\n"
-            "  keygen       CURVE keys for coordinator and workers\n",
+            "  keygen       CURVE keys for coordinator and workers\n"
+            "  submit       run a job on Kubernetes (kustomize overlay, kubectl apply)\n",
             QUEPT_VERSION);
 }
 
@@ -52,6 +53,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "worker") == 0) return cmd_worker(argc - 2, argv + 2);
     if (strcmp(cmd, "status") == 0) return cmd_status(argc - 2, argv + 2);
     if (strcmp(cmd, "keygen") == 0) return cmd_keygen(argc - 2, argv + 2);
+    if (strcmp(cmd, "submit") == 0) return cmd_submit(argc - 2, argv + 2);
     log_error("unknown command '%s'", cmd);
     usage(stderr);
     return 2;

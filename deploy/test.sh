@@ -12,6 +12,12 @@ if ! command -v npm >/dev/null; then
 fi
 (command -v npm >/dev/null && npm ci --prefix tests/gguf_check --no-audit --no-fund --silent) ||
   echo "note: npm unavailable; test_export skips the independent GGUF check"
+# the Kubernetes checks (tests/k8s_check): a YAML parser and the API schemas
+# (kubernetes-models); the manifests are rendered with `kubectl kustomize`
+(command -v npm >/dev/null && npm ci --prefix tests/k8s_check --no-audit --no-fund --silent) ||
+  echo "note: npm unavailable; the k8s_manifests and k8s_emulate tests fail without tests/k8s_check/node_modules"
+command -v kubectl >/dev/null ||
+  echo "note: kubectl not found; the k8s_manifests and k8s_emulate tests skip (they render with kubectl kustomize)"
 for flavour in release asan; do
   bash deploy/build.sh "$flavour"
   dir=build; [ "$flavour" = asan ] && dir=build-asan
