@@ -47,10 +47,12 @@ char *coord_status_json(const Coord *c) {
     cJSON_AddNumberToObject(root, "blocks_total", s->n_layers);
     cJSON_AddNumberToObject(root, "blocks_done", done);
     cJSON_AddNumberToObject(root, "tokens_per_s", tps);
-    /* ETA: the blocks left at the mean block time, over the shards at work */
-    double per_block = nsecs ? secs / nsecs : 0.0;
-    double left = s->n_layers - done - frac;
-    if (per_block > 0 && left >= 0) cJSON_AddNumberToObject(root, "eta_s", left * per_block / (active > 0 ? active : 1));
+    /* ETA: the work left at the pace of this run so far (blocks journaled by
+     * this run plus the epochs of blocks in training, per second) */
+    double progressed = (done - c->blocks_done_at_start) + frac, left = s->n_layers - done - frac;
+    double elapsed = now - c->t_start;
+    (void)secs, (void)nsecs, (void)active;
+    if (progressed > 0.05 && left >= 0) cJSON_AddNumberToObject(root, "eta_s", elapsed * left / progressed);
     else cJSON_AddNullToObject(root, "eta_s");
     cJSON *shards = cJSON_AddArrayToObject(root, "shards");
     for (int k = 0; k < s->n_shards; k++) {

@@ -16,6 +16,11 @@ fi
 # (kubernetes-models); the manifests are rendered with `kubectl kustomize`
 (command -v npm >/dev/null && npm ci --prefix tests/k8s_check --no-audit --no-fund --silent) ||
   echo "note: npm unavailable; the k8s_manifests and k8s_emulate tests fail without tests/k8s_check/node_modules"
+# kubectl (for `kubectl kustomize`): from the machine's apt sources when they have it
+if ! command -v kubectl >/dev/null; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kubectl >/dev/null 2>&1 || true
+fi
 command -v kubectl >/dev/null ||
   echo "note: kubectl not found; the k8s_manifests and k8s_emulate tests skip (they render with kubectl kustomize)"
 for flavour in release asan; do

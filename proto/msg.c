@@ -396,6 +396,11 @@ int msg_decode(const uint8_t *const *frames, const size_t *lens, int n, Msg *m, 
     if (n < 1) return qerr_set(err, "empty message");
     if (n > 1 + PROTO_MAX_TENSORS) return qerr_set(err, "%d frames (at most %d)", n, 1 + PROTO_MAX_TENSORS);
     if (lens[0] == 0 || lens[0] > PROTO_MAX_HEADER) return qerr_set(err, "header of %zu bytes (1..%zu)", lens[0], PROTO_MAX_HEADER);
+    /* hostile container counts would make msgpack-c allocate gigabytes: check first */
+    char why[160];
+    size_t used;
+    if (art_msgpack_scan(frames[0], lens[0], 8, &used, why, sizeof why) != 0)
+        return qerr_set(err, "malformed message: header: %s", why);
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
     size_t off = 0;

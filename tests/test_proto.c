@@ -21,6 +21,8 @@
 #include "proto/msg.h"
 #include "proto/transport.h"
 
+#include "fuzz/fuzz_msg.c"
+
 extern char **environ;
 
 static int decode_frames(const MsgFrames *f, Msg *m, QErr *err) {
@@ -287,6 +289,56 @@ static void test_mutations(void) {
     CHECK(refused > 0 && accepted > 0);
 }
 
+/* Seeds for the fuzz target (every message type, raw and LZ4) in its input
+ * layout; written with QUEPT_WRITE_FUZZ_SEEDS=DIR, and every file in
+ * tests/data/fuzz-msg/ (seeds and any crasher found) runs through it here. */
+static void test_fuzz_corpus(void) {
+    const char *out = getenv("QUEPT_WRITE_FUZZ_SEEDS");
+    float buf[64];
+    for (int i = 0; i < 64; i++) buf[i] = (float)(i % 3);
+    for (int t = 0; t < MSG_N_TYPES && out; t++)
+        for (int lz = 0; lz < 2; lz++) {
+            Msg m;
+            sample_msg(&m, (MsgType)t, buf, 64);
+            MsgFrames f;
+            QErr err;
+            if (msg_encode(&m, lz, &f, &err) != 0) continue;
+            char path[1024];
+            snprintf(path, sizeof path, "%s/seed-%s-%s", out, msg_type_name((MsgType)t), lz ? "lz4" : "raw");
+            FILE *fp = fopen(path, "wb");
+            if (fp) {
+                fputc(f.n, fp);
+                for (int i = 0; i + 1 < f.n; i++) {
+                    fputc((int)(f.len[i] & 0xff), fp);
+                    fputc((int)(f.len[i] >> 8), fp);
+                }
+                for (int i = 0; i < f.n; i++) fwrite(f.data[i], 1, f.len[i], fp);
+                fclose(fp);
+            }
+            msg_frames_free(&f);
+        }
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "ls %s/fuzz-msg 2>/dev/null", QUEPT_TEST_DATA);
+    FILE *ls = popen(cmd, "r");
+    int n = 0;
+    char name[512];
+    while (ls && fgets(name, sizeof name, ls)) {
+        name[strcspn(name, "\n")] = 0;
+        char path[1200];
+        snprintf(path, sizeof path, "%s/fuzz-msg/%s", QUEPT_TEST_DATA, name);
+        FILE *fp = fopen(path, "rb");
+        if (!fp) continue;
+        uint8_t data[65536];
+        size_t len = fread(data, 1, sizeof data, fp);
+        fclose(fp);
+        LLVMFuzzerTestOneInput(data, len);
+        n++;
+    }
+    if (ls) pclose(ls);
+    printf("fuzz corpus: %d inputs\n", n);
+    CHECK(n >= 2 * MSG_N_TYPES);
+}
+
 /* ---- a live coordinator fed garbage ---- */
 
 static pid_t spawn(char *const argv[]) {
@@ -376,6 +428,7 @@ int main(void) {
     test_roundtrip();
     test_malformed();
     test_mutations();
+    test_fuzz_corpus();
     test_live_garbage();
     if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
     else printf("all proto checks passed\n");

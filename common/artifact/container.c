@@ -475,7 +475,7 @@ uint32_t art_crc32(uint32_t crc, const void *buf, size_t n) {
 
 #define SCAN_MAX_DEPTH 32
 
-static int mp_scan(const uint8_t *p, size_t n, int max_depth, size_t *used, char *why, size_t whylen) {
+int art_msgpack_scan(const uint8_t *p, size_t n, int max_depth, size_t *used, char *why, size_t whylen) {
     uint64_t left[SCAN_MAX_DEPTH + 1]; /* items still to read at each level */
     int depth = 0;
     size_t pos = 0;
@@ -841,7 +841,7 @@ static int build_header(ArtWriter *w, Buf *h, QErr *err) {
     } else {
         char why[160];
         size_t used = 0;
-        if (mp_scan(meta, meta_len, ART_MAX_META_DEPTH, &used, why, sizeof why) != 0)
+        if (art_msgpack_scan(meta, meta_len, ART_MAX_META_DEPTH, &used, why, sizeof why) != 0)
             return qerr_set(err, "metadata: %s", why);
         if (used != meta_len)
             return qerr_set(err, "metadata must be exactly one MessagePack object (%zu bytes follow the first)",
@@ -1158,7 +1158,7 @@ static int parse_file(ArtReader *r, QErr *err) {
 
     char why[200];
     size_t used = 0;
-    if (mp_scan(h, hn, 1 + ART_MAX_META_DEPTH, &used, why, sizeof why) != 0)
+    if (art_msgpack_scan(h, hn, 1 + ART_MAX_META_DEPTH, &used, why, sizeof why) != 0)
         return rerr(r, err, "header: %s", why);
     if (used != hn) return rerr(r, err, "header: %zu stray bytes after the header map", hn - used);
     msgpack_unpacked_init(&r->unp);

@@ -167,6 +167,14 @@ const uint8_t *art_stored_ptr(const ArtReader *r, int i);
 int art_decode(const uint8_t *src, uint64_t stored, ArtCodec codec, void *dst, uint64_t raw,
                QErr *err);
 
+/* A structural MessagePack check that allocates nothing: p[0..n) starts
+ * with one complete object whose every length lies inside the buffer, whose
+ * container counts are at most the bytes left (what bounds msgpack-c's
+ * allocation) and whose nesting is at most max_depth (<= 32). Returns 0 and
+ * the object's size in *used, or -1 with the reason in why. Run it before
+ * msgpack_unpack_next on untrusted bytes. */
+int art_msgpack_scan(const uint8_t *p, size_t n, int max_depth, size_t *used, char *why, size_t whylen);
+
 /* ---- typed access to metadata (msgpack maps with string keys) ----
  * art_obj_* convert one object; "what" names it in the error
  * ("key \"bits\": expected an integer, got string"). art_meta_* look up key

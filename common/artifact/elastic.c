@@ -176,7 +176,6 @@ static int parse_quant_config(const msgpack_object *m, QuantConfig *q, QErr *err
     else if (strcmp(s, "rtn") == 0) q->method = METHOD_RTN;
     else if (strcmp(s, "gptq") == 0) q->method = METHOD_GPTQ;
     else return qerr_set(err, "key \"method\": unknown method '%s'", s);
-    int seed = 0;
     if (get_int_list(m, "bits", q->bits, QMAX_NBITS, &q->n_bits, err) ||
         get_int_list(m, "group", q->group, QBITS_MAX + 1, NULL, err) ||
         get_int_list(m, "rank", q->rank, QBITS_MAX + 1, NULL, err) ||
@@ -184,12 +183,18 @@ static int parse_quant_config(const msgpack_object *m, QuantConfig *q, QErr *err
         get_i(m, "adapter_mode", &q->adapter_mode, err) || get_i(m, "lwc", &q->lwc, err) ||
         get_i(m, "epochs", &q->epochs, err) || get_i(m, "batch", &q->batch, err) ||
         get_f(m, "lr_lwc", &q->lr_lwc, err) || get_f(m, "lr_adapter", &q->lr_adapter, err) ||
-        get_f(m, "merge_keep", &q->merge_keep, err) || get_i(m, "seed", &seed, err))
+        get_f(m, "merge_keep", &q->merge_keep, err))
         return -1;
-    q->seed = (uint64_t)(uint32_t)seed;
+    int64_t seed64;
+    if (art_meta_int(m, "seed", &seed64, err) != 0) return -1;
+    if (seed64 < 0 || seed64 > 0xffffffffLL) return qerr_set(err, "key \"seed\": %lld outside [0, 2^32)", (long long)seed64);
+    q->seed = (uint64_t)seed64;
     if (art_meta_str(m, "stream", s, sizeof s, err) != 0) return -1;
-    q->stream = strcmp(s, "merged") == 0 ? STREAM_MERGED : strcmp(s, "fp") == 0 ? STREAM_FP
-                : strcmp(s, "per-bit") == 0 ? STREAM_PER_BIT : STREAM_PER_GROUP;
+    if (strcmp(s, "merged") == 0) q->stream = STREAM_MERGED;
+    else if (strcmp(s, "fp") == 0) q->stream = STREAM_FP;
+    else if (strcmp(s, "per-bit") == 0) q->stream = STREAM_PER_BIT;
+    else if (strcmp(s, "per-group") == 0) q->stream = STREAM_PER_GROUP;
+    else return qerr_set(err, "key \"stream\": unknown stream '%s'", s);
     /* every other field, so a worker or a journal gets the exact config back */
     const msgpack_object *li = art_meta_get(m, "lwc_init");
     if (li) {
