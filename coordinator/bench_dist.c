@@ -20,7 +20,8 @@
 static const char *HELP =
     "usage: quept bench distributed [--json] [--blocks L] [--epochs E] [--dim D]\n"
     "\n"
-    "Calibrates a synthetic model of L blocks (default 8, width D = 192) with\n"
+    "Calibrates a synthetic model of L blocks (default 8, width D = 192; E\n"
+    "epochs, default 15 as in calibrate; 16 x 128 tokens) with\n"
     "local workers: 1 worker, then 2 workers, one OpenBLAS thread each (the\n"
     "same total work), and prints both wall times, the speedup, and the\n"
     "coordinator's share of all CPU time, for the calibration phase and for\n"
@@ -62,7 +63,7 @@ int bench_distributed(int argc, char **argv) {
     int no = 4, npos, L, E, D;
     QErr err = {{0}};
     if (cli_parse(argc, argv, o, no, NULL, 0, &npos, &err) || cli_get_int(o, no, "blocks", 8, 2, 256, &L, &err) ||
-        cli_get_int(o, no, "epochs", 4, 1, 1000, &E, &err) || cli_get_int(o, no, "dim", 192, 64, 4096, &D, &err)) {
+        cli_get_int(o, no, "epochs", 15, 1, 1000, &E, &err) || cli_get_int(o, no, "dim", 192, 64, 4096, &D, &err)) {
         log_error("bench distributed: %s", err.msg);
         return 2;
     }
