@@ -93,6 +93,33 @@ typedef struct {
     ComputeShared *cs;
 } Worker;
 
+/* Takes everything the compute thread has sent: its DONE marks the thread
+ * idle; protocol messages go on to the coordinator when forward is set
+ * and a connection exists, and are dropped otherwise (a cancelled task's). */
+static void drain_pipe(Worker *w, int forward) {
+    MsgFrames f;
+    QErr e;
+    while (wire_recv_frames(w->pipe, &f, 1, &e) == 0) {
+        if (f.n == 1 && f.len[0] == sizeof DONE_MARK && memcmp(f.data[0], DONE_MARK, sizeof DONE_MARK) == 0) {
+            w->busy = 0;
+            msg_frames_free(&f);
+        } else if (forward && w->dealer) {
+            if (wire_send_frames(w->dealer, NULL, 0, &f, &e) != 0) log_warn("worker: relay: %s", e.msg);
+        } else {
+            msg_frames_free(&f);
+        }
+    }
+}
+
+/* Waits up to seconds for the compute thread's messages, without forwarding. */
+static void drain_pipe_for(Worker *w, double seconds, int until_idle) {
+    double until = now_seconds() + seconds;
+    while (!g_stop && now_seconds() < until && !(until_idle && !w->busy)) {
+        zmq_pollitem_t pi = {w->pipe, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&pi, 1, 100) > 0) drain_pipe(w, 0);
+    }
+}
+
 static int connect_dealer(Worker *w, QErr *err) {
     w->dealer = zmq_socket(w->ctx, ZMQ_DEALER);
     if (!w->dealer) return qerr_set(err, "socket: %s", zmq_strerror(zmq_errno()));
@@ -241,20 +268,7 @@ int worker_run(const WorkerOpts *o, QErr *err) {
             rc = qerr_set(err, "poll: %s", zmq_strerror(zmq_errno()));
             break;
         }
-        if (np > 0 && (items[0].revents & ZMQ_POLLIN)) {
-            MsgFrames f;
-            QErr e;
-            while (wire_recv_frames(w.pipe, &f, 1, &e) == 0) {
-                if (f.n == 1 && f.len[0] == sizeof DONE_MARK && memcmp(f.data[0], DONE_MARK, sizeof DONE_MARK) == 0) {
-                    w.busy = 0;
-                    msg_frames_free(&f);
-                } else if (w.dealer) {
-                    if (wire_send_frames(w.dealer, NULL, 0, &f, &e) != 0) log_warn("worker: relay: %s", e.msg);
-                } else {
-                    msg_frames_free(&f);
-                }
-            }
-        }
+        if (np > 0 && (items[0].revents & ZMQ_POLLIN)) drain_pipe(&w, 1);
         if (np > 0 && w.dealer && (items[1].revents & ZMQ_POLLIN)) {
             for (;;) {
                 Msg m;
@@ -287,18 +301,7 @@ int worker_run(const WorkerOpts *o, QErr *err) {
             zmq_close(w.dealer);
             w.dealer = NULL;
             /* back-off, still draining the compute pipe so a cancelled task can finish */
-            double until = now_seconds() + w.backoff;
-            while (!g_stop && now_seconds() < until) {
-                zmq_pollitem_t pi = {w.pipe, 0, ZMQ_POLLIN, 0};
-                if (zmq_poll(&pi, 1, 100) > 0) {
-                    MsgFrames f;
-                    QErr e;
-                    while (wire_recv_frames(w.pipe, &f, 1, &e) == 0) {
-                        if (f.n == 1 && f.len[0] == sizeof DONE_MARK && memcmp(f.data[0], DONE_MARK, 4) == 0) w.busy = 0;
-                        msg_frames_free(&f);
-                    }
-                }
-            }
+            drain_pipe_for(&w, w.backoff, 0);
             if (w.backoff < 32.0) w.backoff *= 2;
             rc = connect_dealer(&w, err);
             w.next_hb = now_seconds();
@@ -308,20 +311,10 @@ int worker_run(const WorkerOpts *o, QErr *err) {
      * lands at the next epoch); a thread still busy after that is left to
      * die with the process */
     abandon_work(&w);
-    int joined = 0;
+    int joined = 0, by_signal = g_stop;
     if (w.busy) {
-        double until = now_seconds() + 5.0;
-        while (w.busy && now_seconds() < until) {
-            zmq_pollitem_t pi = {w.pipe, 0, ZMQ_POLLIN, 0};
-            if (zmq_poll(&pi, 1, 100) > 0) {
-                MsgFrames f;
-                QErr e;
-                while (wire_recv_frames(w.pipe, &f, 1, &e) == 0) {
-                    if (f.n == 1 && f.len[0] == sizeof DONE_MARK && memcmp(f.data[0], DONE_MARK, 4) == 0) w.busy = 0;
-                    msg_frames_free(&f);
-                }
-            }
-        }
+        g_stop = 0; /* the wait below must not end at once on a signal already seen */
+        drain_pipe_for(&w, 5.0, 1);
     }
     if (!w.busy) {
         ShardTask *nil = NULL;
@@ -332,6 +325,6 @@ int worker_run(const WorkerOpts *o, QErr *err) {
     if (w.dealer) zmq_close(w.dealer);
     zmq_close(w.pipe);
     if (joined) zmq_ctx_term(w.ctx);
-    if (rc == 0 && g_stop) log_info("worker %s: stopped by signal", o->name);
+    if (rc == 0 && by_signal) log_info("worker %s: stopped by signal", o->name);
     return rc;
 }
