@@ -300,8 +300,22 @@ int cmd_inspect(int argc, char **argv) {
         art_close(r);
         return 1;
     }
-    QErr verr = {{0}};
-    int ok = art_verify_all(r, &verr) == 0;
+    /* every section, not only up to the first bad one: the user sees how much is damaged */
+    QErr verr = {{0}}, first = {{0}};
+    int n_bad = 0;
+    char names[600] = "";
+    for (int i = 0; i < art_n_tensors(r); i++) {
+        QErr e;
+        if (art_verify_section(r, i, &e) == 0) continue;
+        if (n_bad++ == 0) first = e;
+        size_t l = strlen(names);
+        if (l < sizeof names - 80)
+            snprintf(names + l, sizeof names - l, "%s%s", l ? ", " : "", art_tensor_info(r, i)->name);
+    }
+    int ok = n_bad == 0;
+    if (!ok)
+        snprintf(verr.msg, sizeof verr.msg, "%d of %d sections bad (%.600s); first: %.300s", n_bad, art_n_tensors(r),
+                 names, first.msg);
     Storage st;
     storage_sum(r, &em, &st);
     if (cli_get(o, 1, "json")) print_json(path, fsize, r, &em, &st, ok, verr.msg);

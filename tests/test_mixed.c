@@ -262,6 +262,9 @@ static void test_calibrated(void) {
     int ti = art_find(r, "blk.1.w_up");
     CHECK(ti >= 0);
     uint64_t off = art_tensor_info(r, ti)->offset + art_tensor_info(r, ti)->stored_bytes / 2;
+    int ti2 = art_find(r, "blk.2.wq"); /* a second bad section: inspect reports both */
+    CHECK(ti2 >= 0);
+    uint64_t off2 = art_tensor_info(r, ti2)->offset + art_tensor_info(r, ti2)->stored_bytes / 2;
     art_close(r);
     MappedFile mf;
     CHECK(mapfile_open(&mf, a1, &err) == 0);
@@ -271,6 +274,7 @@ static void test_calibrated(void) {
     uint8_t *copy = malloc(mf.size);
     memcpy(copy, mf.data, mf.size);
     copy[data_start + off] ^= 0x10;
+    copy[data_start + off2] ^= 0x01;
     FILE *f = fopen(a3, "wb");
     CHECK(f && fwrite(copy, 1, mf.size, f) == mf.size);
     if (f) fclose(f);
@@ -278,7 +282,7 @@ static void test_calibrated(void) {
     mapfile_close(&mf);
     snprintf(cmd, sizeof cmd, "%s inspect %s 2>&1", QUEPT_BIN, a3);
     out = run(cmd, &status);
-    CHECK_MSG(status != 0 && strstr(out, "checksums: FAILED") && strstr(out, "blk.1.w_up"), "%s", out);
+    CHECK_MSG(status != 0 && strstr(out, "checksums: FAILED: 2 of ") && strstr(out, "blk.2.wq"), "%s", out);
     free(out);
 }
 

@@ -1347,17 +1347,29 @@ const void *art_view(const ArtReader *r, int i, QErr *err) {
     return r->data + t->offset;
 }
 
+/* One section: checksum, then a full decode into scratch (grown as needed). */
+static int verify_one(const ArtReader *r, int i, uint8_t **scratch, size_t *cap, QErr *err) {
+    const ArtTensorInfo *t = &r->t[i];
+    if (check_sum(r, i, err) != 0) return -1;
+    if (decode_impl(r->data + t->offset, t->stored_bytes, t->codec, NULL, t->raw_bytes, scratch, cap, err) != 0)
+        return qerr_wrap(err, "%s: tensor %d \"%s\"", r->name, i, t->name);
+    return 0;
+}
+
 int art_verify_all(const ArtReader *r, QErr *err) {
     uint8_t *scratch = NULL;
     size_t cap = 0;
     int rc = 0;
-    for (int i = 0; i < r->n && rc == 0; i++) {
-        const ArtTensorInfo *t = &r->t[i];
-        rc = check_sum(r, i, err);
-        if (rc == 0 && decode_impl(r->data + t->offset, t->stored_bytes, t->codec, NULL, t->raw_bytes, &scratch, &cap,
-                                   err) != 0)
-            rc = qerr_wrap(err, "%s: tensor %d \"%s\"", r->name, i, t->name);
-    }
+    for (int i = 0; i < r->n && rc == 0; i++) rc = verify_one(r, i, &scratch, &cap, err);
+    free(scratch);
+    return rc;
+}
+
+int art_verify_section(const ArtReader *r, int i, QErr *err) {
+    if (i < 0 || i >= r->n) return qerr_set(err, "%s: no tensor %d", r->name, i);
+    uint8_t *scratch = NULL;
+    size_t cap = 0;
+    int rc = verify_one(r, i, &scratch, &cap, err);
     free(scratch);
     return rc;
 }

@@ -160,6 +160,8 @@ const void *art_view(const ArtReader *r, int i, QErr *err);
 
 /* Checks every section: checksum, LZ4 framing, full decode. */
 int art_verify_all(const ArtReader *r, QErr *err);
+/* The same for section i alone (to go on past a bad one). */
+int art_verify_section(const ArtReader *r, int i, QErr *err);
 
 /* For tests and fuzzing: the stored bytes of tensor i (unchecked), and the
  * decoder art_read uses after its checksum check. */

@@ -7,12 +7,14 @@
  * (when the header ends with the checksum field) so that mutations reach the
  * MessagePack parser and the field checks instead of stopping at the CRC; it
  * then reads every tensor, also through art_decode directly (bypassing the
- * data checksum) so that corrupt LZ4 framing reaches the decoder. */
+ * data checksum) so that corrupt LZ4 framing reaches the decoder, and
+ * parses the metadata as an elastic artifact's (elastic_load_meta). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "artifact/container.h"
+#include "artifact/elastic.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -61,6 +63,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             free(dst);
         }
         if (total <= (16u << 20)) art_verify_all(r, &err);
+        /* the elastic artifact's schema on top of the container */
+        ElasticModel em;
+        if (elastic_load_meta(&em, r, &err) == 0) elastic_free(&em);
         art_close(r);
     }
     free(buf);
