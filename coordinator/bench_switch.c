@@ -37,6 +37,8 @@ static const char *HELP =
 typedef struct {
     const char *name;
     double params, sec_to, sec_back, fp32_sec, rd, wr, gbps, flops;
+    /* with elastic_switch_cache: build time, its memory, then per switch */
+    double cache_sec, cache_bytes, sec_cached, rd_cached, gbps_cached;
 } SwFig;
 
 static double memcpy_gbps(double min_seconds) {
@@ -88,11 +90,37 @@ static int time_case(const ElasticModel *em, int from, int to, double secs, SwFi
         tb += now_seconds() - t;
         n++;
     }
-    switched_free(&sw);
     if (rc == 0) {
         f->sec_to = tt / n;
         f->sec_back = tb / n;
-        switch_bytes(em, bt, &f->rd, &f->wr);
+        switch_bytes(em, NULL, bt, &f->rd, &f->wr);
+    }
+    /* the same switches with the adapted weights cached (opt-in) */
+    f->cache_sec = f->cache_bytes = f->sec_cached = f->gbps_cached = 0;
+    if (rc == 0) {
+        double t = now_seconds();
+        rc = elastic_switch_cache(em, &sw, err);
+        f->cache_sec = now_seconds() - t;
+        f->cache_bytes = (double)sw.merged_bytes;
+    }
+    if (rc == 0 && sw.merged) {
+        double tc = 0;
+        int m = 0;
+        t0 = now_seconds();
+        while (rc == 0 && (m < 3 || now_seconds() - t0 < secs)) {
+            double t = now_seconds();
+            rc = elastic_switch_codes(em, bt, &sw, err);
+            tc += now_seconds() - t;
+            rc = rc || elastic_switch_codes(em, bf, &sw, err);
+            m++;
+        }
+        double wr;
+        f->sec_cached = tc / m;
+        switch_bytes(em, &sw, bt, &f->rd_cached, &wr);
+        f->gbps_cached = (f->rd_cached + wr) / f->sec_cached / 1e9;
+    }
+    switched_free(&sw);
+    if (rc == 0) {
         f->flops = 0; /* adapter products Bd[:, :r] Bu[:r, :] */
         if (em->qc.method == METHOD_QUEPT)
             for (int j = 0; j < L; j++)
@@ -216,10 +244,13 @@ int bench_switch_main(int argc, char **argv) {
             printf("%s{\"name\": \"%s\", \"params\": %.0f, \"seconds_per_switch\": %.6g, "
                    "\"seconds_per_switch_back\": %.6g, \"bytes_read\": %.0f, \"bytes_written\": %.0f, "
                    "\"gbps\": %.4g, \"ratio_memcpy\": %.4g, \"fp32_switch_seconds\": %.6g, "
-                   "\"adapter_gflop\": %.4g, \"sgemm_floor_seconds\": %.6g}",
+                   "\"adapter_gflop\": %.4g, \"sgemm_floor_seconds\": %.6g, \"cache_build_seconds\": %.6g, "
+                   "\"cache_bytes\": %.0f, \"cached_seconds_per_switch\": %.6g, \"cached_gbps\": %.4g, "
+                   "\"cached_ratio_memcpy\": %.4g}",
                    i ? ", " : "", figs[i].name, figs[i].params, figs[i].sec_to, figs[i].sec_back,
                    figs[i].rd, figs[i].wr, figs[i].gbps, figs[i].gbps / mc, figs[i].fp32_sec,
-                   figs[i].flops / 1e9, figs[i].flops / (sg * 1e9));
+                   figs[i].flops / 1e9, figs[i].flops / (sg * 1e9), figs[i].cache_sec, figs[i].cache_bytes,
+                   figs[i].sec_cached, figs[i].gbps_cached, figs[i].gbps_cached / mc);
         printf("]}\n");
     } else {
         printf("memcpy: %.2f GB/s (read + write); sgemm: %.1f GFLOP/s\n", mc, sg);
@@ -232,6 +263,11 @@ int bench_switch_main(int argc, char **argv) {
         printf("(%d -> %d bits; GB/s = (base + adapter prefix + clipping read, codes + scales +\n"
                " zeros written) / s; memcpy counts read + write; 'sgemm s' = the adapter products\n"
                " alone at the measured sgemm rate, a floor for this algorithm)\n", from, to);
+        printf("\nwith the adapted weights cached (elastic_switch_cache; W + Bd.Bu per distinct rank):\n");
+        printf("%-36s %10s %10s %10s %8s %7s\n", "artifact", "build s", "cache MB", "s/switch", "GB/s", "ratio");
+        for (int i = 0; i < nf; i++)
+            printf("%-36s %10.4f %10.1f %10.6f %8.2f %7.3f\n", figs[i].name, figs[i].cache_sec,
+                   figs[i].cache_bytes / 1e6, figs[i].sec_cached, figs[i].gbps_cached, figs[i].gbps_cached / mc);
     }
     return 0;
 }

@@ -16,6 +16,17 @@ void switched_free(SwitchedModel *s) {
                 free(s->lin[j][l].scales);
                 free(s->lin[j][l].zeros);
             }
+    if (s->merged)
+        for (int j = 0; j < s->n_layers; j++)
+            for (int l = 0; l < N_LIN; l++)
+                for (int bi = 0; bi < QMAX_NBITS; bi++) {
+                    float *m = s->merged[j][l][bi];
+                    if (!m) continue;
+                    for (int k = bi; k < QMAX_NBITS; k++) /* shared by the bits of one rank */
+                        if (s->merged[j][l][k] == m) s->merged[j][l][k] = NULL;
+                    free(m);
+                }
+    free(s->merged);
     free(s->lin);
     free(s->bits);
     if (s->work)
@@ -89,6 +100,14 @@ static void switch_linear(const ElasticModel *em, SwitchedModel *out, int j, int
         sl->format = sp->format;
         sl->group = sp->group;
         sl->ng = fq_ngroups(sp);
+        const float *Wm = out->merged ? out->merged[j][l][bi] : NULL;
+        if (Wm) { /* the adapted weight is cached: only the group pass is left */
+            FqSpec s0 = *sp;
+            s0.rank = 0;
+            fq_quantize_codes(&s0, Wm, NULL, NULL, p->lwc + ql->off_gamma[bi], p->lwc + ql->off_beta[bi], sl->codes,
+                              sl->scales, sl->zeros, work);
+            return;
+        }
         fq_quantize_codes(sp, W, p->adapter + ql->off_Bd, p->adapter + ql->off_Bu,
                           p->lwc + ql->off_gamma[bi], p->lwc + ql->off_beta[bi], sl->codes, sl->scales,
                           sl->zeros, work);
@@ -169,12 +188,50 @@ int elastic_switch_codes(const ElasticModel *em, const int *bits, SwitchedModel 
     return 0;
 }
 
+int elastic_switch_cache(const ElasticModel *em, SwitchedModel *out, QErr *err) {
+    const ModelConfig *c = &em->cfg;
+    const QuantConfig *q = &em->qc;
+    if (q->method != METHOD_QUEPT || q->adapter_mode != 0 || q->format != QFORMAT_INT) return 0;
+    if (!out->lin && switched_alloc(em, out, err) != 0) return -1;
+    if (out->merged) return 0;
+    out->merged = calloc((size_t)c->n_layers, sizeof *out->merged);
+    if (!out->merged) return qerr_set(err, "switch cache: out of memory");
+    for (int j = 0; j < c->n_layers; j++)
+        for (int l = 0; l < N_LIN; l++) {
+            const QBlockParams *p = &em->params[j];
+            const QLinear *ql = &p->lin[l];
+            const float *W = qblock_linear_weight(&em->base.blocks[j], l);
+            for (int bi = 0; bi < q->n_bits; bi++) {
+                const FqSpec *sp = &ql->spec[bi];
+                if (sp->rank == 0) continue; /* W itself: nothing to cache */
+                int same = -1;
+                for (int k = 0; k < bi && same < 0; k++)
+                    if (ql->spec[k].rank == sp->rank && out->merged[j][l][k]) same = k;
+                if (same >= 0) {
+                    out->merged[j][l][bi] = out->merged[j][l][same];
+                    continue;
+                }
+                size_t n = (size_t)ql->out * (size_t)ql->in;
+                float *X = malloc(n * sizeof(float));
+                if (!X) {
+                    switched_free(out);
+                    return qerr_set(err, "switch cache: out of memory (%zu MB so far)", out->merged_bytes >> 20);
+                }
+                fq_merge_adapter(sp, W, p->adapter + ql->off_Bd, p->adapter + ql->off_Bu, X);
+                out->merged[j][l][bi] = X;
+                out->merged_bytes += n * sizeof(float);
+            }
+        }
+    return 0;
+}
+
 void switched_dequantize(const SwitchedLinear *l, float *W) {
     FqSpec s = {.out = l->out, .in = l->in, .bits = l->bits, .group = l->group, .format = l->format};
     fq_dequantize(&s, l->codes, l->scales, l->zeros, W);
 }
 
-void switch_bytes(const ElasticModel *em, const int *bits, double *bytes_read, double *bytes_written) {
+void switch_bytes(const ElasticModel *em, const SwitchedModel *s, const int *bits, double *bytes_read,
+                  double *bytes_written) {
     const ModelConfig *c = &em->cfg;
     const QuantConfig *q = &em->qc;
     double rd = 0, wr = 0;
@@ -191,10 +248,11 @@ void switch_bytes(const ElasticModel *em, const int *bits, double *bytes_read, d
                 rd += n + 8.0 * ng;
                 continue;
             }
-            rd += 4.0 * n; /* base weight */
+            rd += 4.0 * n; /* base weight, or the cached merged weight */
             if (q->method == METHOD_QUEPT) {
                 const FqSpec *sp = &em->params[j].lin[l].spec[bi];
-                rd += 4.0 * sp->rank * ((double)o + in); /* Bd[:, :r], Bu[:r, :] */
+                int cached = s && s->merged && s->merged[j][l][bi];
+                if (!cached) rd += 4.0 * sp->rank * ((double)o + in); /* Bd[:, :r], Bu[:r, :] */
                 if (sp->lwc) rd += 8.0 * ng;             /* gamma, beta */
             }
         }

@@ -53,6 +53,10 @@ typedef struct {
     int n_threads;                /* linears switched in parallel */
     float **work;                 /* [n_threads] fq_quantize_codes work buffers */
     size_t work_floats;
+    /* elastic_switch_cache: merged[j][l][bi] = W + Bd·Bu at bit index bi's
+     * rank (bits of one rank share one buffer; NULL: not cached) */
+    float *(*merged)[N_LIN][QMAX_NBITS];
+    size_t merged_bytes;
 } SwitchedModel;
 
 /* Materialises codes/scales/zeros at bits[j] for block j into out (zero it
@@ -61,13 +65,26 @@ typedef struct {
 int elastic_switch_codes(const ElasticModel *em, const int *bits, SwitchedModel *out, QErr *err);
 void switched_free(SwitchedModel *s);
 
+/* Opt-in speed for repeated switching: precomputes, for every linear, the
+ * adapted weight W + Bd·Bu once per distinct adapter rank among the widths
+ * (quept method, adapters before quantization, integer codes), so that a
+ * later elastic_switch_codes is only the per-group pass — the same bytes as
+ * without the cache. Costs 4 bytes per weight per distinct rank (at most 3
+ * with the default schedule: 2–4, 5–6, 7–8 bits; a block whose fallback
+ * dropped a width's adapters needs none for it); merged_bytes says how much.
+ * Allocates out on first use like elastic_switch_codes. A no-op (0) for an
+ * artifact it does not apply to. */
+int elastic_switch_cache(const ElasticModel *em, SwitchedModel *out, QErr *err);
+
 /* W = (codes - zeros) * scales for one linear (out*in floats). */
 void switched_dequantize(const SwitchedLinear *l, float *W);
 
 /* Bytes the last switch read (base weights, adapter prefixes, clipping
  * logits; gptq: stored codes/scales/zeros) and wrote (codes, scales, zeros)
- * for the given widths — the accounting of `quept bench switch`. */
-void switch_bytes(const ElasticModel *em, const int *bits, double *bytes_read, double *bytes_written);
+ * for the given widths — the accounting of `quept bench switch`. With s's
+ * cache, a cached linear reads its merged weight instead of W and adapters. */
+void switch_bytes(const ElasticModel *em, const SwitchedModel *s, const int *bits, double *bytes_read,
+                  double *bytes_written);
 
 
 /* An artifact without calibration, for tests and `quept bench switch`:

@@ -398,6 +398,16 @@ static const float *prepare_rows(const FqSpec *s, const float *W, const float *B
     return Wr;
 }
 
+void fq_merge_adapter(const FqSpec *s, const float *W, const float *Bd, const float *Bu, float *X) {
+    const int rc = chunk_rows(s);
+    for (int o0 = 0; o0 < s->out; o0 += rc) {
+        const int m = s->out - o0 < rc ? s->out - o0 : rc;
+        float *buf = X + (size_t)o0 * s->in;
+        memcpy(buf, W + (size_t)o0 * s->in, (size_t)m * (size_t)s->in * sizeof(float));
+        if (s->rank > 0) adapter_rows(s, Bd, Bu, o0, m, 1.0f, buf);
+    }
+}
+
 /* Grid of one group (n floats at row, logits at gamma/beta[gi]): s, z, and
  * the unclipped xmax, xmin. */
 static void group_grid(const FqSpec *s, const float *row, int n, const float *gamma,

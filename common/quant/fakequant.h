@@ -129,6 +129,11 @@ void fq_backward_w(const FqSpec *s, const float *W, const float *Bd, const float
  * PoT: the data-free scales (fq_pot_init_scales), searched on the fly. */
 void fq_rtn(const FqSpec *s, const float *W, float *What);
 
+/* X (out, in) = W + Bd[:, :rank] @ Bu[:rank, :] (mode 0's adapted weight),
+ * chunk by chunk with exactly the calls fq_forward / fq_quantize_codes make,
+ * so quantizing X with rank 0 gives their result bitwise. X = W for rank 0. */
+void fq_merge_adapter(const FqSpec *s, const float *W, const float *Bd, const float *Bu, float *X);
+
 /* The integer form of fq_forward's result, for export: codes (out, in) in
  * [0, qmax], scales and zeros (out, ng) with
  *   What[o][j] == ((float)codes[o][j] - zeros[o][k]) * scales[o][k]
