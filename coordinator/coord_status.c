@@ -26,21 +26,15 @@ char *coord_status_json(const Coord *c) {
     cJSON_AddStringToObject(root, "artifact", c->o->out_path);
     cJSON_AddNumberToObject(root, "elapsed_s", now - c->t_start);
     if (c->fail_msg[0]) cJSON_AddStringToObject(root, "error", c->fail_msg);
-    int done = 0, active = 0;
-    double frac = 0, tps = 0, secs = 0;
-    int nsecs = 0;
+    int done = 0;
+    double frac = 0, tps = 0;
     for (int j = 0; j < s->n_layers; j++) {
         const BlockRec *b = &c->blocks[j];
-        if (b->done) {
-            done++;
-            if (b->seconds > 0) secs += b->seconds, nsecs++;
-        } else if (b->epochs > 0) {
-            frac += (double)b->epoch / b->epochs;
-        }
+        if (b->done) done++;
+        else if (b->epochs > 0) frac += (double)b->epoch / b->epochs;
     }
     for (int k = 0; k < s->n_shards; k++)
         if (c->shards[k].worker >= 0) {
-            active++;
             int j = c->shards[k].next;
             if (j < c->shards[k].end && c->blocks[j].epochs > 0) tps += c->blocks[j].tokens_per_s;
         }
@@ -51,7 +45,6 @@ char *coord_status_json(const Coord *c) {
      * this run plus the epochs of blocks in training, per second) */
     double progressed = (done - c->blocks_done_at_start) + frac, left = s->n_layers - done - frac;
     double elapsed = now - c->t_start;
-    (void)secs, (void)nsecs, (void)active;
     if (progressed > 0.05 && left >= 0) cJSON_AddNumberToObject(root, "eta_s", elapsed * left / progressed);
     else cJSON_AddNullToObject(root, "eta_s");
     cJSON *shards = cJSON_AddArrayToObject(root, "shards");
@@ -81,6 +74,7 @@ char *coord_status_json(const Coord *c) {
             cJSON_AddNumberToObject(o, "tokens_per_s", b->tokens_per_s);
         }
         if (b->done) {
+            cJSON_AddNumberToObject(o, "seconds", b->seconds);
             cJSON *lf = cJSON_AddObjectToObject(o, "loss_final");
             for (int bi = 0; bi < s->qc.n_bits; bi++) {
                 char k[8];
