@@ -14,6 +14,7 @@
 #include "artifact/switch.h"
 #include "base/log.h"
 #include "cli.h"
+#include "data/tokenizer.h"
 #include "export.h"
 
 static const char *HELP =
@@ -103,7 +104,10 @@ int cmd_export(int argc, char **argv) {
     }
     int *bits = calloc((size_t)em.cfg.n_layers, sizeof(int));
     SwitchedModel sw = {0};
+    Tokenizer *tok = NULL;
+    const char *tok_path = cli_get(o, no, "tokenizer");
     int rc = !bits ? qerr_set(&err, "out of memory") : 0;
+    if (rc == 0 && tok_path) rc = export_gguf_tokenizer(tok_path, em.cfg.vocab_size, &tok, &err);
     if (rc == 0 && avg_s) {
         double achieved = 0;
         rc = mixed_assign_bits(&em, avg, cli_get(o, no, "proxy") != NULL, bits, &achieved, &err);
@@ -121,12 +125,13 @@ int cmd_export(int argc, char **argv) {
     if (rc == 0 && kind == 1) rc = export_int(&em, &sw, out, &err);
     if (rc == 0 && kind == 2) {
         GgufOptions go = {.type = cli_get(o, no, "gguf-type"), .force = cli_get(o, no, "force") != NULL,
-                          .tokenizer = cli_get(o, no, "tokenizer")};
+                          .tok = tok, .tok_path = tok_path};
         rc = export_gguf(&em, &sw, out, &go, &err);
     }
     if (rc) log_error("export: %s", err.msg);
     else log_info("export: wrote %s (%s)", out, fmt);
     switched_free(&sw);
+    tokenizer_free(tok);
     free(bits);
     elastic_free(&em);
     return rc == 0 ? 0 : 1;

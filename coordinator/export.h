@@ -26,11 +26,19 @@ int export_fp16(const ElasticModel *em, const int *bits, const char *dir, QErr *
 /* safetensors-int: the switched codes in GPTQ v2 layout (one width). */
 int export_int(const ElasticModel *em, const SwitchedModel *sw, const char *dir, QErr *err);
 
+typedef struct Tokenizer Tokenizer;
+
 typedef struct {
-    const char *type;      /* --gguf-type: auto (or NULL), f16, q4_1, q5_1, q8_0 */
-    int force;             /* --force: F16 for linears an explicit type cannot hold */
-    const char *tokenizer; /* --tokenizer: llama2.c tokenizer.bin, or NULL */
+    const char *type;     /* --gguf-type: auto (or NULL), f16, q4_1, q5_1, q8_0 */
+    int force;            /* --force: F16 for linears an explicit type cannot hold */
+    const Tokenizer *tok; /* --tokenizer (export_gguf_tokenizer), or NULL: no keys */
+    const char *tok_path; /* its file, for messages */
 } GgufOptions;
+
+/* Loads --tokenizer PATH (a llama2.c tokenizer.bin) for export_gguf; its
+ * token count must equal vocab_size (else an error naming both). Called
+ * before the switch so a wrong file fails fast. Free with tokenizer_free. */
+int export_gguf_tokenizer(const char *path, int vocab_size, Tokenizer **out, QErr *err);
 
 int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *path,
                 const GgufOptions *opt, QErr *err);

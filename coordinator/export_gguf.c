@@ -123,21 +123,25 @@ static int is_byte_piece(const char *s) {
            strchr(hex, s[4]);
 }
 
-/* The tokenizer.ggml.* keys (see the top); returns the number of keys added,
- * or -1 with err set. */
-static int kv_tokenizer(Buf *b, const char *path, int vocab_size, QErr *err) {
+int export_gguf_tokenizer(const char *path, int vocab_size, Tokenizer **out, QErr *err) {
     Tokenizer *t = NULL;
+    *out = NULL;
     if (tokenizer_load(&t, path, 0, err) != 0) return qerr_wrap(err, "--tokenizer");
     const int n = tokenizer_vocab_size(t);
-    if (n != vocab_size) {
+    if (n != vocab_size || n < 3) {
         tokenizer_free(t);
-        return qerr_set(err, "--tokenizer %s: %d tokens, but the model's vocab_size is %d; pass the "
-                        "tokenizer the model was trained with", path, n, vocab_size);
-    }
-    if (n < 3) {
-        tokenizer_free(t);
+        if (n != vocab_size)
+            return qerr_set(err, "--tokenizer %s: %d tokens, but the model's vocab_size is %d; pass the "
+                            "tokenizer the model was trained with", path, n, vocab_size);
         return qerr_set(err, "--tokenizer %s: %d tokens, expected at least <unk>, <s>, </s>", path, n);
     }
+    *out = t;
+    return 0;
+}
+
+/* The tokenizer.ggml.* keys (see the top); returns the number of keys added. */
+static int kv_tokenizer(Buf *b, const Tokenizer *t, const char *path) {
+    const int n = tokenizer_vocab_size(t);
     kv_str(b, "tokenizer.ggml.model", "llama");
     arr_head(b, "tokenizer.ggml.tokens", GV_STRING, (uint64_t)n);
     Buf piece = {0};
@@ -149,8 +153,9 @@ static int kv_tokenizer(Buf *b, const char *path, int vocab_size, QErr *err) {
             if (*p == ' ') put(&piece, "\xe2\x96\x81", 3); /* U+2581, sentencepiece's space */
             else put(&piece, p, 1);
         }
+        if (piece.oom) b->oom = 1; /* reported with the header's out of memory */
         put_u64(b, piece.n);
-        put(b, piece.p, piece.n);
+        if (piece.n) put(b, piece.p, piece.n);
     }
     free(piece.p);
     arr_head(b, "tokenizer.ggml.scores", GV_F32, (uint64_t)n);
@@ -169,7 +174,6 @@ static int kv_tokenizer(Buf *b, const char *path, int vocab_size, QErr *err) {
     kv_u32(b, "tokenizer.ggml.bos_token_id", TOKEN_BOS);
     kv_u32(b, "tokenizer.ggml.eos_token_id", TOKEN_EOS);
     kv_u32(b, "tokenizer.ggml.unknown_token_id", 0);
-    tokenizer_free(t);
     log_info("export: tokenizer %s: %d tokens (%d byte tokens)", path, n, n_byte);
     return 7;
 }
@@ -386,14 +390,14 @@ int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *pat
         kv_arch_u32(&kv, arch, "attention.key_length", (uint32_t)c->head_dim), n_kv++;
         kv_arch_u32(&kv, arch, "attention.value_length", (uint32_t)c->head_dim), n_kv++;
     }
-    if (opt->tokenizer) {
-        int nk = kv_tokenizer(&kv, opt->tokenizer, c->vocab_size, err);
-        if (nk < 0) {
-            free(kv.p);
-            free(ts);
-            return -1;
-        }
-        n_kv += nk;
+    if (opt->tok && tokenizer_vocab_size(opt->tok) != c->vocab_size) {
+        free(kv.p);
+        free(ts);
+        return qerr_set(err, "--tokenizer %s: %d tokens, but the model's vocab_size is %d", opt->tok_path,
+                        tokenizer_vocab_size(opt->tok), c->vocab_size);
+    }
+    if (opt->tok) {
+        n_kv += kv_tokenizer(&kv, opt->tok, opt->tok_path);
     } else {
         log_warn("export: no --tokenizer: %s has no tokenizer.ggml.* keys, and llama.cpp will not load "
                  "it without them (pass the model's llama2.c tokenizer.bin with --tokenizer)", path);
