@@ -3,15 +3,21 @@
  *    (quept with partial groups, rtn, gptq; uniform and per-block widths),
  *    reuses its buffers on a re-switch, refuses widths not in the artifact;
  *  - safetensors-fp16 loads back (our HF loader) with the logits of the
- *    switched model rounded to F16;
- *  - safetensors-int unpacks (GPTQ v2 layout, HF q/k order) to the switched
- *    weights up to the F16 rounding of the scales;
+ *    switched model rounded to F16, q/k/v biases included;
+ *  - safetensors-int at 2, 3, 4, 5, 6 and 8 bits unpacks (read three ways:
+ *    GPTQ's 32/b codes per word for 2/4/8, AutoGPTQ's 3-bit pack transcribed,
+ *    the documented bit stream for 5/6) to the switched codes, zero points
+ *    and F16 scales, q/k rows in HF order; q/k/v biases as F16;
  *  - gguf parses with an independent reader (@huggingface/gguf, via node;
- *    skipped with a message when absent), has llama.cpp's metadata, names,
- *    shapes and types, and its Q4_1 / Q5_1 blocks decode to the switched
- *    weights up to F16 rounding of d and m;
- *  - bad input: unknown format, widths not in the artifact, widths the int
- *    packing does not support, Q4_1 requested where the grid does not map;
+ *    skipped with a message when absent), has llama.cpp's metadata (value
+ *    types too), names, shapes and types, and its Q4_1 / Q5_1 / Q8_0 blocks
+ *    decode to the switched weights up to F16 rounding of d and m; a model
+ *    with biases is arch qwen2 with F32 biases in qwen2's (halves) row order;
+ *    without --tokenizer it warns and has no tokenizer keys; with the Llama 2
+ *    tokenizer on a vocab-32000 model every token, score and type matches;
+ *  - bad input: unknown format, widths not in the artifact, widths or shapes
+ *    the int packing does not support, Q4_1 requested where the grid does not
+ *    map, a tokenizer whose size is not the vocab's, --tokenizer off gguf;
  *  - a power-of-two artifact exports to safetensors-fp16 (logits as above)
  *    and safetensors-int / gguf refuse it, naming the cause. */
 #include <cjson/cJSON.h>
@@ -31,8 +37,15 @@ static char *run(const char *cmd, int *status) {
     if (!p) return NULL;
     size_t cap = 1 << 20, len = 0, r;
     char *buf = malloc(cap);
-    while ((r = fread(buf + len, 1, cap - 1 - len, p)) > 0) len += r;
-    buf[len] = 0;
+    while (buf && (r = fread(buf + len, 1, cap - 1 - len, p)) > 0) {
+        len += r;
+        if (len + 1 == cap) { /* the tokenizer's JSON is larger than 1 MB */
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) free(buf);
+            buf = nb;
+        }
+    }
+    if (buf) buf[len] = 0;
     *status = pclose(p);
     return buf;
 }
@@ -155,6 +168,20 @@ static float *logits_of(const Model *m, const int *tok, int B, int T) {
 
 static float r16(float x) { return f16_to_float(float_to_f16(x)); }
 
+/* Our row of row r of a q/k linear (or bias) written in HF's halves order
+ * (halves = 1) or the interleaved order (halves = 0). */
+static int row_src(const ModelConfig *c, int l, int r, int halves) {
+    if ((l != LIN_Q && l != LIN_K) || c->rope_halves == halves) return r;
+    int hd = c->head_dim, h = hd / 2, i = r % hd;
+    if (halves) return r / hd * hd + (i < h ? 2 * i : 2 * (i - h) + 1); /* HF row i <- interleaved */
+    return r / hd * hd + (i % 2 ? h + i / 2 : i / 2);                   /* interleaved row i <- HF */
+}
+static int hf_src(const ModelConfig *c, int l, int r) { return row_src(c, l, r, 1); }
+
+static const float *bias_of(const BlockWeights *bw, int l) {
+    return l == LIN_Q ? bw->bq : l == LIN_K ? bw->bk : l == LIN_V ? bw->bv : NULL;
+}
+
 static void test_fp16(const ElasticModel *em, const char *art) {
     char dir[512], cmd[2048];
     snprintf(dir, sizeof dir, "%s/fp16", tmpdir);
@@ -183,23 +210,60 @@ static void test_fp16(const ElasticModel *em, const char *art) {
     double d = 0;
     for (size_t i = 0; a && i < (size_t)T * c->vocab_size; i++) d = fmax(d, fabs((double)a[i] - b[i]));
     CHECK_MSG(a && d < 1e-4, "F16 export vs switched model rounded to F16: max |logit diff| = %g", d);
+    CHECK(ld.cfg.has_qkv_bias == c->has_qkv_bias);
+    for (int j = 0; c->has_qkv_bias && ld.blocks && j < c->n_layers; j++)
+        for (int l = LIN_Q; l <= LIN_V; l++) {
+            const float *got = bias_of(&ld.blocks[j], l), *src = bias_of(&em->base.blocks[j], l);
+            int n = (l == LIN_Q ? c->n_heads : c->n_kv_heads) * c->head_dim, bad = 0;
+            for (int r = 0; got && r < n; r++) bad += got[r] != r16(src[hf_src(c, l, r)]);
+            CHECK_MSG(got && bad == 0, "F16 export: block %d %s bias: %d values differ", j, LIN_NAMES[l], bad);
+        }
     free(a);
     free(b);
     model_free(&q); /* frees emb (tok_emb) and fn */
     model_free(&ld);
 }
 
-/* HF row r of a q/k linear ← our (interleaved) row */
-static int hf_src(const ModelConfig *c, int l, int r) {
-    if (l != LIN_Q && l != LIN_K) return r;
-    int hd = c->head_dim, h = hd / 2, i = r % hd;
-    return r / hd * hd + (i < h ? 2 * i : 2 * (i - h) + 1);
+/* Three independent readings of the int32 packing (README, "Export"):
+ * 2/4/8 bits, GPTQ's pf = 32/b codes per word, code k at bits (k % pf)*b */
+static uint32_t unpack_pf(const uint32_t *w, size_t stride, int k, int b) {
+    int pf = 32 / b;
+    return (w[(size_t)(k / pf) * stride] >> (b * (k % pf))) & ((1u << b) - 1);
+}
+/* 3 bits, AutoGPTQ's pack loop transcribed: 32 codes in 3 words;
+ * w0: codes 0..9 at 3m, code 10 bits 0-1 at bits 30-31;
+ * w1: code 10 bit 2 at bit 0, codes 11..20 at 3m+1, code 21 bit 0 at bit 31;
+ * w2: code 21 bits 1-2 at bits 0-1, codes 22..31 at 3m+2 */
+static uint32_t unpack_gptq3(const uint32_t *w, size_t stride, int k) {
+    const uint32_t *g = w + (size_t)(k / 32) * 3 * stride;
+    uint32_t w0 = g[0], w1 = g[stride], w2 = g[2 * stride];
+    int m = k % 32;
+    if (m < 10) return (w0 >> (3 * m)) & 7;
+    if (m == 10) return (w0 >> 30) | ((w1 & 1) << 2);
+    if (m < 21) return (w1 >> (3 * (m - 11) + 1)) & 7;
+    if (m == 21) return (w1 >> 31) | ((w2 & 3) << 1);
+    return (w2 >> (3 * (m - 22) + 2)) & 7;
+}
+/* 5/6 bits, the documented stream: code k at stream bits [k*b, k*b+b) */
+static uint32_t unpack_stream(const uint32_t *w, size_t stride, int k, int b) {
+    size_t p = (size_t)k * b;
+    uint64_t lo = w[(p / 32) * stride], hi = p % 32 + (size_t)b > 32 ? w[(p / 32 + 1) * stride] : 0;
+    return (uint32_t)(((lo | hi << 32) >> (p % 32)) & ((1u << b) - 1));
+}
+static uint32_t unpack(const uint32_t *w, size_t stride, int k, int b) {
+    return b == 3 ? unpack_gptq3(w, stride, k) : 32 % b == 0 ? unpack_pf(w, stride, k, b) : unpack_stream(w, stride, k, b);
 }
 
-static void test_int(const ElasticModel *em, const char *art) {
+static const char *const HF_LIN[N_LIN] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                          "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+
+/* safetensors-int at b bits: config, shapes, and every code, zero point and
+ * scale unpacked equal to the switch (q/k rows in HF order); biases. */
+static void test_int(const ElasticModel *em, const char *art, int b) {
     char dir[512], cmd[2048], path[600];
-    snprintf(dir, sizeof dir, "%s/int4", tmpdir);
-    snprintf(cmd, sizeof cmd, "%s export %s --bits 4 --format safetensors-int --out %s 2>&1", QUEPT_BIN, art, dir);
+    const ModelConfig *c = &em->cfg;
+    snprintf(dir, sizeof dir, "%s/int%d_%d", tmpdir, b, c->has_qkv_bias);
+    snprintf(cmd, sizeof cmd, "%s export %s --bits %d --format safetensors-int --out %s 2>&1", QUEPT_BIN, art, b, dir);
     CHECK_MSG(run_status(cmd) == 0, "%s", cmd);
     snprintf(path, sizeof path, "%s/config.json", dir);
     size_t n;
@@ -208,7 +272,9 @@ static void test_int(const ElasticModel *em, const char *art) {
     cJSON *qcfg = cJSON_GetObjectItemCaseSensitive(root, "quantization_config");
     CHECK_MSG(qcfg != NULL, "config.json has no quantization_config");
     cJSON *bits_j = cJSON_GetObjectItemCaseSensitive(qcfg, "bits");
-    CHECK(cJSON_IsNumber(bits_j) && bits_j->valueint == 4);
+    CHECK(cJSON_IsNumber(bits_j) && bits_j->valueint == b);
+    cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    CHECK(cJSON_IsString(mt) && strcmp(mt->valuestring, c->has_qkv_bias ? "qwen2" : "llama") == 0);
     cJSON_Delete(root);
     free(cj);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
@@ -219,27 +285,29 @@ static void test_int(const ElasticModel *em, const char *art) {
         return;
     }
     SwitchedModel sw = {0};
-    int bits[2] = {4, 4};
+    int *bits = malloc((size_t)c->n_layers * sizeof *bits);
+    for (int j = 0; j < c->n_layers; j++) bits[j] = b;
     CHECK(elastic_switch_codes(em, bits, &sw, &err) == 0);
-    static const char *hf[N_LIN] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                                    "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
-    const int pf = 8;
-    for (int j = 0; j < em->cfg.n_layers; j++)
+    free(bits);
+    for (int j = 0; j < c->n_layers; j++)
         for (int l = 0; l < N_LIN; l++) {
             const SwitchedLinear *sl = &sw.lin[j][l];
             char nm[200];
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.qweight", j, hf[l]);
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.qweight", j, HF_LIN[l]);
             const StTensor *tw = st_find(&st, nm);
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.qzeros", j, hf[l]);
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.qzeros", j, HF_LIN[l]);
             const StTensor *tz = st_find(&st, nm);
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.scales", j, hf[l]);
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.scales", j, HF_LIN[l]);
             const StTensor *ts = st_find(&st, nm);
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.g_idx", j, hf[l]);
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.g_idx", j, HF_LIN[l]);
             const StTensor *tg = st_find(&st, nm);
-            CHECK_MSG(tw && tz && ts && tg, "block %d %s: missing tensors", j, hf[l]);
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.bias", j, HF_LIN[l]);
+            const StTensor *tb = st_find(&st, nm);
+            CHECK_MSG(tw && tz && ts && tg, "block %d %s: missing tensors", j, HF_LIN[l]);
             if (!tw || !tz || !ts || !tg) continue;
-            CHECK(tw->dtype == ST_I32 && tw->shape[0] == sl->in / pf && tw->shape[1] == sl->out);
-            CHECK(tz->dtype == ST_I32 && tz->shape[0] == sl->ng && tz->shape[1] == sl->out / pf);
+            const int64_t qrows = (int64_t)sl->in * b / 32, zcols = (int64_t)sl->out * b / 32;
+            CHECK(tw->dtype == ST_I32 && tw->shape[0] == qrows && tw->shape[1] == sl->out);
+            CHECK(tz->dtype == ST_I32 && tz->shape[0] == sl->ng && tz->shape[1] == zcols);
             CHECK(ts->dtype == ST_F16 && ts->shape[0] == sl->ng && ts->shape[1] == sl->out);
             const uint32_t *qw = (const uint32_t *)(st.data + tw->begin);
             const uint32_t *qz = (const uint32_t *)(st.data + tz->begin);
@@ -247,19 +315,29 @@ static void test_int(const ElasticModel *em, const char *art) {
             const int32_t *gi = (const int32_t *)(st.data + tg->begin);
             int bad = 0;
             for (int r = 0; r < sl->out; r++) {
-                int o = hf_src(&em->cfg, l, r);
+                int o = hf_src(c, l, r);
                 for (int i = 0; i < sl->in; i++) {
                     int g = gi[i];
-                    uint32_t code = (qw[(size_t)(i / pf) * sl->out + r] >> (4 * (i % pf))) & 15;
-                    uint32_t z = (qz[(size_t)g * (sl->out / pf) + r / pf] >> (4 * (r % pf))) & 15;
+                    uint32_t code = unpack(qw + r, (size_t)sl->out, i, b);
+                    uint32_t z = unpack(qz + (size_t)g * zcols, 1, r, b);
                     float s = f16_to_float(sc[(size_t)g * sl->out + r]);
-                    float v = ((float)code - (float)z) * s;
                     size_t gk = (size_t)o * sl->ng + i / sl->group;
-                    float expect = ((float)sl->codes[(size_t)o * sl->in + i] - sl->zeros[gk]) * r16(sl->scales[gk]);
-                    bad += g != i / sl->group || v != expect;
+                    bad += g != i / sl->group || code != sl->codes[(size_t)o * sl->in + i] ||
+                           (float)z != sl->zeros[gk] || s != r16(sl->scales[gk]);
                 }
             }
-            CHECK_MSG(bad == 0, "block %d %s: %d weights differ after unpacking", j, hf[l], bad);
+            CHECK_MSG(bad == 0, "%d bits: block %d %s: %d weights differ after unpacking", b, j, HF_LIN[l], bad);
+            const float *bias = bias_of(&em->base.blocks[j], l);
+            if (!c->has_qkv_bias || !bias) {
+                CHECK_MSG(tb == NULL, "%s: unexpected bias", nm);
+                continue;
+            }
+            CHECK_MSG(tb && tb->dtype == ST_F16 && tb->ndim == 1 && tb->shape[0] == sl->out, "%s: missing or mis-shaped", nm);
+            if (!tb) continue;
+            const uint16_t *bh = (const uint16_t *)(st.data + tb->begin);
+            bad = 0;
+            for (int r = 0; r < sl->out; r++) bad += f16_to_float(bh[r]) != r16(bias[hf_src(c, l, r)]);
+            CHECK_MSG(bad == 0, "%s: %d values differ", nm, bad);
         }
     switched_free(&sw);
     st_close(&st);
@@ -274,17 +352,18 @@ static cJSON *find_tensor(cJSON *tensors, const char *name) {
     return NULL;
 }
 
-/* Decodes one Q4_1 / Q5_1 linear from the file and compares with the switch. */
+/* Decodes one Q4_1 / Q5_1 / Q8_0 linear from the file and compares with the
+ * switch; file row r is our row row_src(c, l, r, halves). */
 static void check_gguf_linear(const char *file_bytes, size_t data_off, cJSON *t, const SwitchedLinear *sl,
-                              const char *name) {
+                              const char *name, const ModelConfig *c, int l, int halves) {
     const char *type = cJSON_GetObjectItemCaseSensitive(t, "type")->valuestring;
     size_t off = data_off + (size_t)cJSON_GetObjectItemCaseSensitive(t, "offset")->valuedouble;
     int q5 = strcmp(type, "Q5_1") == 0;
     const uint8_t *p = (const uint8_t *)file_bytes + off;
     int bad = 0;
     if (strcmp(type, "Q8_0") == 0) { /* d, then 32 int8 q = code - zero */
-        for (int o = 0; o < sl->out; o++)
-            for (int k = 0; k < sl->in / 32; k++, p += 34) {
+        for (int r = 0; r < sl->out; r++)
+            for (int k = 0, o = row_src(c, l, r, halves); k < sl->in / 32; k++, p += 34) {
                 uint16_t dh;
                 memcpy(&dh, p, 2);
                 for (int i = 0; i < 32; i++) {
@@ -300,8 +379,8 @@ static void check_gguf_linear(const char *file_bytes, size_t data_off, cJSON *t,
         CHECK_MSG(bad == 0, "%s (Q8_0): %d weights differ", name, bad);
         return;
     }
-    for (int o = 0; o < sl->out; o++)
-        for (int k = 0; k < sl->in / 32; k++) {
+    for (int r = 0; r < sl->out; r++)
+        for (int k = 0, o = row_src(c, l, r, halves); k < sl->in / 32; k++) {
             uint16_t dh, mh;
             memcpy(&dh, p, 2);
             memcpy(&mh, p + 2, 2);
@@ -324,47 +403,78 @@ static void check_gguf_linear(const char *file_bytes, size_t data_off, cJSON *t,
     CHECK_MSG(bad == 0, "%s (%s): %d weights differ", name, type, bad);
 }
 
-static void test_gguf(const ElasticModel *em, const char *art, int b0, int b1, const char *t0,
-                      const char *t1) {
-    char out[512], cmd[4096];
-    snprintf(out, sizeof out, "%s/m%d%d.gguf", tmpdir, b0, b1);
-    snprintf(cmd, sizeof cmd, "%s export %s --bits %d,%d --format gguf --out %s 2>&1", QUEPT_BIN, art,
-             b0, b1, out);
-    CHECK_MSG(run_status(cmd) == 0, "%s", cmd);
-    char check[512];
+/* The file as @huggingface/gguf reads it (tests/gguf_check/check.mjs), or
+ * NULL with a note when node or the package is missing. */
+static cJSON *gguf_read(const char *path) {
+    char check[512], mod[600], cmd[2048];
     snprintf(check, sizeof check, "%s/gguf_check/check.mjs", QUEPT_TEST_DATA "/..");
-    char mod[600];
     snprintf(mod, sizeof mod, "%s/gguf_check/node_modules/@huggingface/gguf/package.json", QUEPT_TEST_DATA "/..");
     if (run_status("node --version > /dev/null 2>&1") != 0 || access(mod, R_OK) != 0) {
         fprintf(stderr, "NOTE: independent GGUF check skipped: node or @huggingface/gguf missing "
-                        "(npm install --prefix tests/gguf_check)\n");
-        return;
+                        "(npm ci --prefix tests/gguf_check)\n");
+        return NULL;
     }
-    snprintf(cmd, sizeof cmd, "node %s %s", check, out);
+    snprintf(cmd, sizeof cmd, "node %s %s", check, path);
     int st;
     char *js = run(cmd, &st);
     CHECK_MSG(st == 0, "%s failed", cmd);
-    cJSON *root = cJSON_Parse(js);
+    cJSON *root = js ? cJSON_Parse(js) : NULL;
     free(js);
     CHECK_MSG(root != NULL, "check.mjs printed no JSON");
+    return root;
+}
+
+/* The GGUF value type of key k as the reader saw it: "UINT32", or
+ * "ARRAY/FLOAT32" for arrays. */
+static int key_type_is(cJSON *root, const char *k, const char *want) {
+    cJSON *t = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "types"), k);
+    char got[64] = "";
+    cJSON *a = cJSON_GetArrayItem(t, 0), *b = cJSON_GetArrayItem(t, 1);
+    if (cJSON_IsString(a)) snprintf(got, sizeof got, "%s%s%s", a->valuestring, b ? "/" : "",
+                                    cJSON_IsString(b) ? b->valuestring : "");
+    CHECK_MSG(strcmp(got, want) == 0, "key %s has type '%s', expected '%s'", k, got, want);
+    return strcmp(got, want) == 0;
+}
+
+static void test_gguf(const ElasticModel *em, const char *art, int b0, int b1, const char *t0,
+                      const char *t1) {
+    char out[512], cmd[4096];
+    const ModelConfig *c = &em->cfg;
+    snprintf(out, sizeof out, "%s/m%d%d_%d.gguf", tmpdir, b0, b1, c->has_qkv_bias);
+    snprintf(cmd, sizeof cmd, "%s export %s --bits %d,%d --format gguf --out %s 2>&1", QUEPT_BIN, art,
+             b0, b1, out);
+    int st;
+    char *log = run(cmd, &st);
+    CHECK_MSG(st == 0, "%s: %s", cmd, log ? log : "");
+    CHECK_MSG(log && strstr(log, "no --tokenizer"), "export without --tokenizer should warn: %s", log ? log : "");
+    free(log);
+    cJSON *root = gguf_read(out);
     if (!root) return;
     cJSON *md = cJSON_GetObjectItemCaseSensitive(root, "metadata");
-    const ModelConfig *c = &em->cfg;
+    /* a model with q/k/v biases is Qwen2: llama.cpp's qwen2 arch, halves rope */
+    const char *an = c->has_qkv_bias ? "qwen2" : "llama";
+    const int halves = c->has_qkv_bias;
     struct { const char *k; double v; } want[] = {
-        {"llama.context_length", c->seq_len}, {"llama.embedding_length", c->dim},
-        {"llama.block_count", c->n_layers}, {"llama.feed_forward_length", c->hidden_dim},
-        {"llama.attention.head_count", c->n_heads}, {"llama.attention.head_count_kv", c->n_kv_heads},
-        {"llama.rope.freq_base", c->rope_theta}, {"llama.attention.layer_norm_rms_epsilon", c->norm_eps},
-        {"version", 3}};
+        {"context_length", c->seq_len}, {"embedding_length", c->dim},
+        {"block_count", c->n_layers}, {"feed_forward_length", c->hidden_dim},
+        {"attention.head_count", c->n_heads}, {"attention.head_count_kv", c->n_kv_heads},
+        {"rope.freq_base", c->rope_theta}, {"attention.layer_norm_rms_epsilon", c->norm_eps},
+        {"vocab_size", c->vocab_size}};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        cJSON *v = cJSON_GetObjectItemCaseSensitive(md, want[i].k);
+        char k[128];
+        snprintf(k, sizeof k, "%s.%s", an, want[i].k);
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(md, k);
         CHECK_MSG(cJSON_IsNumber(v) && fabs(v->valuedouble - want[i].v) <= 1e-6 * fabs(want[i].v),
-                  "metadata %s", want[i].k);
+                  "metadata %s", k);
+        key_type_is(root, k, i >= 6 && i <= 7 ? "FLOAT32" : "UINT32");
     }
+    cJSON *ver = cJSON_GetObjectItemCaseSensitive(md, "version");
+    CHECK(cJSON_IsNumber(ver) && ver->valueint == 3);
     cJSON *arch = cJSON_GetObjectItemCaseSensitive(md, "general.architecture");
-    CHECK(cJSON_IsString(arch) && strcmp(arch->valuestring, "llama") == 0);
+    CHECK(cJSON_IsString(arch) && strcmp(arch->valuestring, an) == 0);
+    CHECK_MSG(cJSON_GetObjectItemCaseSensitive(md, "tokenizer.ggml.model") == NULL, "no --tokenizer, no tokenizer keys");
     cJSON *tensors = cJSON_GetObjectItemCaseSensitive(root, "tensors");
-    CHECK(cJSON_GetArraySize(tensors) == 2 + c->n_layers * 9);
+    CHECK(cJSON_GetArraySize(tensors) == 2 + c->n_layers * (9 + 3 * c->has_qkv_bias));
     size_t fsz;
     char *bytes = slurp(out, &fsz);
     size_t data_off = (size_t)cJSON_GetObjectItemCaseSensitive(root, "tensor_data_offset")->valuedouble;
@@ -389,12 +499,159 @@ static void test_gguf(const ElasticModel *em, const char *art, int b0, int b1, c
             cJSON *shape = cJSON_GetObjectItemCaseSensitive(t, "shape");
             CHECK(cJSON_GetArrayItem(shape, 0)->valueint == sw.lin[j][l].in &&
                   cJSON_GetArrayItem(shape, 1)->valueint == sw.lin[j][l].out);
-            /* llama.cpp's q/k order is interleaved, which this (llama2.c-style) model already has */
-            check_gguf_linear(bytes, data_off, t, &sw.lin[j][l], nm);
+            /* llama: interleaved q/k rows; qwen2: halves (permuted when ours differ) */
+            check_gguf_linear(bytes, data_off, t, &sw.lin[j][l], nm, c, l, halves);
+            snprintf(nm, sizeof nm, "blk.%d.%s.bias", j, gl[l]);
+            cJSON *tb = find_tensor(tensors, nm);
+            const float *bias = bias_of(&em->base.blocks[j], l);
+            if (!c->has_qkv_bias || !bias) {
+                CHECK_MSG(tb == NULL, "unexpected %s", nm);
+                continue;
+            }
+            CHECK_MSG(tb && strcmp(cJSON_GetObjectItemCaseSensitive(tb, "type")->valuestring, "F32") == 0 &&
+                      cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(tb, "shape")) == 1 &&
+                      cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(tb, "shape"), 0)->valueint == sw.lin[j][l].out,
+                      "%s: missing, not F32 or mis-shaped", nm);
+            if (!tb) continue;
+            const float *fb = (const float *)(bytes + data_off +
+                                              (size_t)cJSON_GetObjectItemCaseSensitive(tb, "offset")->valuedouble);
+            int bad = 0;
+            for (int r = 0; r < sw.lin[j][l].out; r++) bad += fb[r] != bias[row_src(c, l, r, halves)];
+            CHECK_MSG(bad == 0, "%s: %d values differ", nm, bad);
         }
     switched_free(&sw);
     free(bytes);
     cJSON_Delete(root);
+}
+
+/* --tokenizer: a vocab-32000 model (RTN) exported to GGUF with the Llama 2
+ * tokenizer; the independent reader must see llama.cpp's tokenizer keys with
+ * their GGUF types and every token, score and type as read from the file
+ * here (pieces with ' ' as U+2581; ids 0-2 named <unk>, <s>, </s>). */
+static void test_tokenizer_keys(void) {
+    char tok[600];
+    snprintf(tok, sizeof tok, "%s/models/llama2-tokenizer.bin", QUEPT_SHARED_DIR);
+    if (access(tok, R_OK) != 0) {
+        fprintf(stderr, "NOTE: GGUF tokenizer test skipped: %s not found (../shared is absent)\n", tok);
+        return;
+    }
+    /* the tokenizer file, read here independently of common/data/tokenizer.c */
+    size_t fn;
+    char *raw = slurp(tok, &fn);
+    enum { NV = 32000 };
+    char **piece = calloc(NV, sizeof *piece);
+    float *score = calloc(NV, sizeof *score);
+    size_t at = 4;
+    int nv = 0;
+    while (raw && at + 8 <= fn && nv < NV) {
+        int32_t len;
+        memcpy(&score[nv], raw + at, 4);
+        memcpy(&len, raw + at + 4, 4);
+        at += 8;
+        if (len < 0 || at + (size_t)len > fn) break;
+        piece[nv] = malloc(3 * (size_t)len + 1); /* ' ' -> U+2581 (3 bytes) */
+        char *q = piece[nv];
+        for (int i = 0; i < len; i++) {
+            if (raw[at + i] == ' ') memcpy(q, "\xe2\x96\x81", 3), q += 3;
+            else *q++ = raw[at + i];
+        }
+        *q = 0;
+        at += (size_t)len;
+        nv++;
+    }
+    CHECK_MSG(nv == NV && at == fn, "%s: read %d tokens (expected %d, the whole file)", tok, nv, NV);
+    static const char *special[3] = {"<unk>", "<s>", "</s>"};
+    for (int i = 0; i < 3 && nv == NV; i++) strcpy(piece[i], special[i]);
+
+    ModelConfig c = {.dim = 32, .hidden_dim = 64, .n_layers = 1, .n_heads = 2, .n_kv_heads = 1, .head_dim = 16,
+                     .vocab_size = NV, .seq_len = 64, .rope_theta = 10000.0f, .norm_eps = 1e-5f,
+                     .tied_classifier = 1};
+    QuantConfig qc;
+    small_qc(&qc, METHOD_RTN);
+    ElasticModel em;
+    build(&em, &c, &qc, 21);
+    char art[512], out[512], cmd[4096];
+    snprintf(art, sizeof art, "%s/v32k.qept", tmpdir);
+    snprintf(out, sizeof out, "%s/v32k.gguf", tmpdir);
+    QErr err = {{0}};
+    CHECK_MSG(elastic_write(&em, art, &err) == 0, "%s", err.msg);
+    elastic_free(&em);
+    snprintf(cmd, sizeof cmd, "%s export %s --bits 4 --format gguf --tokenizer %s --out %s 2>&1", QUEPT_BIN,
+             art, tok, out);
+    int st;
+    char *log = run(cmd, &st);
+    CHECK_MSG(st == 0 && log && !strstr(log, "no --tokenizer"), "%s: %s", cmd, log ? log : "");
+    free(log);
+    cJSON *root = nv == NV ? gguf_read(out) : NULL;
+    cJSON *md = cJSON_GetObjectItemCaseSensitive(root, "metadata");
+    if (root) {
+        cJSON *m = cJSON_GetObjectItemCaseSensitive(md, "tokenizer.ggml.model");
+        CHECK(cJSON_IsString(m) && strcmp(m->valuestring, "llama") == 0);
+        key_type_is(root, "tokenizer.ggml.model", "STRING");
+        key_type_is(root, "tokenizer.ggml.tokens", "ARRAY/STRING");
+        key_type_is(root, "tokenizer.ggml.scores", "ARRAY/FLOAT32");
+        key_type_is(root, "tokenizer.ggml.token_type", "ARRAY/INT32");
+        struct { const char *k; int v; } ids[] = {{"tokenizer.ggml.bos_token_id", 1},
+                                                  {"tokenizer.ggml.eos_token_id", 2},
+                                                  {"tokenizer.ggml.unknown_token_id", 0}};
+        for (int i = 0; i < 3; i++) {
+            cJSON *v = cJSON_GetObjectItemCaseSensitive(md, ids[i].k);
+            CHECK_MSG(cJSON_IsNumber(v) && v->valueint == ids[i].v, "%s", ids[i].k);
+            key_type_is(root, ids[i].k, "UINT32");
+        }
+        cJSON *tk = cJSON_GetObjectItemCaseSensitive(md, "tokenizer.ggml.tokens");
+        cJSON *sc = cJSON_GetObjectItemCaseSensitive(md, "tokenizer.ggml.scores");
+        cJSON *ty = cJSON_GetObjectItemCaseSensitive(md, "tokenizer.ggml.token_type");
+        CHECK_MSG(cJSON_GetArraySize(tk) == NV && cJSON_GetArraySize(sc) == NV && cJSON_GetArraySize(ty) == NV,
+                  "token arrays: %d / %d / %d entries, expected %d", cJSON_GetArraySize(tk),
+                  cJSON_GetArraySize(sc), cJSON_GetArraySize(ty), NV);
+        cJSON *first = cJSON_GetArrayItem(tk, 0), *last = cJSON_GetArrayItem(tk, NV - 1);
+        CHECK_MSG(cJSON_IsString(first) && strcmp(first->valuestring, "<unk>") == 0, "first token");
+        CHECK_MSG(cJSON_IsString(last) && strcmp(last->valuestring, piece[NV - 1]) == 0, "last token '%s' vs '%s'",
+                  cJSON_IsString(last) ? last->valuestring : "?", piece[NV - 1]);
+        int bad_tok = 0, bad_score = 0, bad_type = 0, n_byte = 0, n_ctl = 0, n_bom = 0, i = 0;
+        cJSON *a = tk ? tk->child : NULL, *b = sc ? sc->child : NULL, *t = ty ? ty->child : NULL;
+        for (; a && b && t && i < NV; a = a->next, b = b->next, t = t->next, i++) {
+            /* the reader decodes with JavaScript's TextDecoder, which drops a
+             * leading byte order mark: the piece "\xef\xbb\xbf" (U+FEFF, id
+             * 30143) reads as "" — its bytes are checked in the file below */
+            const char *want_s = strncmp(piece[i], "\xef\xbb\xbf", 3) == 0 ? piece[i] + 3 : piece[i];
+            n_bom += want_s != piece[i];
+            bad_tok += !cJSON_IsString(a) || strcmp(a->valuestring, want_s) != 0;
+            bad_score += !cJSON_IsNumber(b) || (float)b->valuedouble != score[i];
+            int byte = strlen(piece[i]) == 6 && strncmp(piece[i], "<0x", 3) == 0 && piece[i][5] == '>';
+            int want = i == 0 ? 2 : i <= 2 ? 3 : byte ? 6 : 1;
+            n_byte += want == 6;
+            n_ctl += t->valueint == 3;
+            bad_type += !cJSON_IsNumber(t) || t->valueint != want;
+        }
+        CHECK_MSG(i == NV && bad_tok == 0 && bad_score == 0 && bad_type == 0,
+                  "tokenizer keys: %d tokens, %d scores, %d types differ from the file", bad_tok, bad_score, bad_type);
+        CHECK_MSG(n_byte == 256 && n_ctl == 2, "%d byte tokens (expected 256), %d control (expected 2)", n_byte, n_ctl);
+        /* the BOM piece as written: u64 length 3, then EF BB BF, between its neighbours */
+        CHECK_MSG(n_bom == 1 && !strcmp(piece[30143], "\xef\xbb\xbf"), "%d BOM pieces (expected 1, id 30143)", n_bom);
+        size_t gn;
+        char *g = slurp(out, &gn);
+        char pat[128];
+        size_t pn = 0;
+        for (int id = 30142; id <= 30144 && g; id++) {
+            uint64_t len = strlen(piece[id]);
+            memcpy(pat + pn, &len, 8);
+            memcpy(pat + pn + 8, piece[id], len);
+            pn += 8 + len;
+        }
+        int found = 0;
+        for (size_t k = 0; g && !found && k + pn <= gn; k++) found = memcmp(g + k, pat, pn) == 0;
+        CHECK_MSG(found, "the GGUF file does not hold tokens 30142..30144 as written by the tokenizer");
+        free(g);
+        cJSON *vs = cJSON_GetObjectItemCaseSensitive(md, "llama.vocab_size");
+        CHECK(cJSON_IsNumber(vs) && vs->valueint == NV);
+    }
+    cJSON_Delete(root);
+    for (int i = 0; i < NV; i++) free(piece[i]);
+    free(piece);
+    free(score);
+    free(raw);
 }
 
 static void expect_fail(const char *args, const char *needle) {
@@ -421,7 +678,7 @@ int main(void) {
     QErr err = {{0}};
     CHECK_MSG(elastic_write(&em, art, &err) == 0, "%s", err.msg);
     test_fp16(&em, art);
-    test_int(&em, art);
+    for (int bi = 0; bi < qc.n_bits; bi++) test_int(&em, art, qc.bits[bi]); /* 2, 3, 4, 5, 6, 8 */
     test_gguf(&em, art, 4, 5, "Q4_1", "Q5_1");
     test_gguf(&em, art, 6, 2, "Q8_0", "Q4_1");
     char a[4096], o[600];
@@ -430,8 +687,6 @@ int main(void) {
     expect_fail(a, "unknown --format 'onnx'");
     snprintf(a, sizeof a, "%s --bits 7 --format gguf --out %s", art, o);
     expect_fail(a, "7 bits is not in the artifact");
-    snprintf(a, sizeof a, "%s --bits 3 --format safetensors-int --out %s", art, o);
-    expect_fail(a, "3 bits is not supported");
     snprintf(a, sizeof a, "%s --bits 2,4 --format safetensors-int --out %s", art, o);
     expect_fail(a, "one width for every block");
     snprintf(a, sizeof a, "%s --bits 6 --format gguf --gguf-type q4_1 --out %s", art, o);
@@ -451,7 +706,52 @@ int main(void) {
     free(outp);
     snprintf(a, sizeof a, "%s --avg-bits 3.5 --bits 3 --format gguf --out %s", art, o);
     expect_fail(a, "exclude each other");
+    snprintf(a, sizeof a, "%s --bits 4 --format safetensors-int --tokenizer x.bin --out %s", art, o);
+    expect_fail(a, "--tokenizer applies to --format gguf only");
+    char tok[600];
+    snprintf(tok, sizeof tok, "%s/models/llama2-tokenizer.bin", QUEPT_SHARED_DIR);
+    if (access(tok, R_OK) == 0) {
+        snprintf(a, sizeof a, "%s --bits 4 --format gguf --tokenizer %s --out %s", art, tok, o);
+        expect_fail(a, "32000 tokens, but the model's vocab_size is 96");
+    }
     elastic_free(&em);
+
+    /* widths and shapes the int32 packing cannot hold */
+    {
+        ModelConfig c48 = small_cfg(1);
+        c48.dim = 48;
+        c48.head_dim = 12;
+        QuantConfig rq;
+        small_qc(&rq, METHOD_RTN);
+        CHECK(quant_parse_bits(&rq, "3,4,7", &err) == 0);
+        build(&em, &c48, &rq, 8);
+        snprintf(art, sizeof art, "%s/c48.qept", tmpdir);
+        CHECK_MSG(elastic_write(&em, art, &err) == 0, "%s", err.msg);
+        snprintf(a, sizeof a, "%s --bits 7 --format safetensors-int --out %s", art, o);
+        expect_fail(a, "7 bits is not supported");
+        snprintf(a, sizeof a, "%s --bits 3 --format safetensors-int --out %s", art, o);
+        expect_fail(a, "does not fill whole int32 words");
+        elastic_free(&em);
+    }
+
+    /* Qwen2-style q/k/v biases, in a model with HF (halves) and with
+     * interleaved q/k rows: every format carries them, in its row order */
+    for (int halves = 1; halves >= 0; halves--) {
+        ModelConfig cb = small_cfg(2);
+        cb.has_qkv_bias = 1;
+        cb.rope_halves = halves;
+        small_qc(&qc, METHOD_QUEPT);
+        build(&em, &cb, &qc, 30 + halves);
+        snprintf(art, sizeof art, "%s/bias%d.qept", tmpdir, halves);
+        CHECK_MSG(elastic_write(&em, art, &err) == 0, "%s", err.msg);
+        test_fp16(&em, art);
+        test_int(&em, art, 3);
+        test_int(&em, art, 4);
+        test_gguf(&em, art, 4, 5, "Q4_1", "Q5_1");
+        test_gguf(&em, art, 6, 2, "Q8_0", "Q4_1");
+        elastic_free(&em);
+    }
+    test_tokenizer_keys();
 
     /* power-of-two artifact: the F16 export carries the switched (±s·2^E)
      * weights; the integer formats refuse it, naming the cause */
@@ -459,6 +759,7 @@ int main(void) {
     small_qc(&pq, METHOD_QUEPT);
     pq.format = QFORMAT_POT;
     CHECK(quant_parse_bits(&pq, "2-5", &err) == 0);
+    c = small_cfg(2);
     build(&em, &c, &pq, 6);
     snprintf(art, sizeof art, "%s/pot.qept", tmpdir);
     CHECK_MSG(elastic_write(&em, art, &err) == 0, "%s", err.msg);

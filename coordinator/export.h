@@ -1,0 +1,46 @@
+/* export.h — the writers behind `quept export` (cmd_export.c parses the
+ * command line, switches the artifact and calls one of these).
+ *
+ *   export_safetensors.c  safetensors-fp16 (HF dir, dequantized F16) and
+ *                         safetensors-int (HF dir, GPTQ v2 int32 bit-stream
+ *                         packing, 2/3/4/5/6/8 bits)
+ *   export_gguf.c         GGUF v3 for llama.cpp (llama or qwen2 arch, exact
+ *                         Q4_1/Q5_1/Q8_0 where the grid maps, tokenizer keys)
+ *   export_rows.c         the q/k row order each format wants
+ *
+ * Layouts: README, Formats, "Export". All return 0, or -1 with err set. */
+#ifndef QUEPT_EXPORT_H
+#define QUEPT_EXPORT_H
+
+#include "artifact/switch.h"
+
+/* Our row (out index) that goes to row r of linear l in the target order:
+ * want_halves = 1 for HF's "halves" q/k order, 0 for the interleaved
+ * (llama2.c / Meta) order. Rows of other linears, and of a model already in
+ * the target order, map to themselves. The same map orders q/k biases. */
+int export_src_row(const ModelConfig *c, int l, int r, int want_halves);
+
+/* safetensors-fp16: switch to bits[] (dequantized) and write an HF dir. */
+int export_fp16(const ElasticModel *em, const int *bits, const char *dir, QErr *err);
+
+/* safetensors-int: the switched codes in GPTQ v2 layout (one width). */
+int export_int(const ElasticModel *em, const SwitchedModel *sw, const char *dir, QErr *err);
+
+typedef struct Tokenizer Tokenizer;
+
+typedef struct {
+    const char *type;     /* --gguf-type: auto (or NULL), f16, q4_1, q5_1, q8_0 */
+    int force;            /* --force: F16 for linears an explicit type cannot hold */
+    const Tokenizer *tok; /* --tokenizer (export_gguf_tokenizer), or NULL: no keys */
+    const char *tok_path; /* its file, for messages */
+} GgufOptions;
+
+/* Loads --tokenizer PATH (a llama2.c tokenizer.bin) for export_gguf; its
+ * token count must equal vocab_size (else an error naming both). Called
+ * before the switch so a wrong file fails fast. Free with tokenizer_free. */
+int export_gguf_tokenizer(const char *path, int vocab_size, Tokenizer **out, QErr *err);
+
+int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *path,
+                const GgufOptions *opt, QErr *err);
+
+#endif

@@ -1,0 +1,457 @@
+/* export_gguf.c — `quept export --format gguf` (see export.h).
+ *
+ * GGUF v3, llama.cpp's tensor names (token_embd, blk.N.attn_q, ...).
+ * Architecture "llama", or "qwen2" for a model with q/k/v biases (what
+ * llama.cpp's convert_hf_to_gguf.py writes for Qwen2; llama.cpp's qwen2
+ * graph adds blk.N.attn_{q,k,v}.bias). Hyper-parameters under the
+ * architecture's prefix ("llama.context_length", "qwen2.context_length", ...).
+ *
+ * q/k row order: llama.cpp's llama architecture rotates interleaved pairs
+ * (its converter permutes HF q/k rows back to the Meta/llama2.c order), its
+ * qwen2 architecture rotates halves (NEOX; HF rows unpermuted). We write each
+ * architecture's order, permuting when the artifact's model has the other one
+ * (cfg.rope_halves); q/k biases follow their rows.
+ *
+ * Linears are stored in a ggml block type when our grid maps onto it exactly
+ * (every 32-block lies in one of our groups: in % 32 == 0 and group % 32 ==
+ * 0; the codes are ours, unchanged):
+ *   Q4_1 (b <= 4): d = f16(scale), m = f16(-zero*scale), value = d*q + m
+ *   Q5_1 (b == 5): same with 5-bit q
+ *   Q8_0 (b >= 6): d = f16(scale), q = code - zero (must fit in int8)
+ * "Exactly" means: same codes, same grid, the only difference being the F16
+ * rounding of d (and of m for Q4_1/Q5_1) — the same rounding the F16 scales
+ * of safetensors-int have. Anything else is F16 (dequantized); an explicit
+ * --gguf-type that cannot hold a linear is an error unless --force (then F16
+ * for that linear). Norms and biases are F32, embeddings and head F16.
+ *
+ * Tokenizer (--tokenizer, a llama2.c tokenizer.bin), as llama.cpp's own
+ * llama2.c converter (examples/convert-llama2c-to-ggml) writes it:
+ *   tokenizer.ggml.model            string  "llama" (sentencepiece BPE)
+ *   tokenizer.ggml.tokens           array of string: the file's pieces with
+ *                                   ' ' turned back into U+2581 ("▁"); ids 0,
+ *                                   1, 2 are "<unk>", "<s>", "</s>" (llama2.c
+ *                                   stores BOS/EOS as "\n<s>\n", "\n</s>\n")
+ *   tokenizer.ggml.scores           array of f32: the file's scores
+ *   tokenizer.ggml.token_type       array of i32: 2 UNKNOWN (id 0), 3 CONTROL
+ *                                   (ids 1, 2, and empty pieces), 6 BYTE
+ *                                   ("<0xHH>"), 1 NORMAL (the rest)
+ *   tokenizer.ggml.bos_token_id     u32 1
+ *   tokenizer.ggml.eos_token_id     u32 2
+ *   tokenizer.ggml.unknown_token_id u32 0
+ * Its token count must equal the model's vocab_size. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "data/tokenizer.h"
+#include "export.h"
+#include "model/safetensors.h"
+
+enum { GG_F32 = 0, GG_F16 = 1, GG_Q4_1 = 3, GG_Q5_1 = 7, GG_Q8_0 = 8 };
+enum { GV_U32 = 4, GV_I32 = 5, GV_F32 = 6, GV_STRING = 8, GV_ARRAY = 9 };
+enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_BYTE = 6 }; /* llama.cpp token types */
+#define GGUF_ALIGN 32
+
+typedef struct {
+    uint8_t *p;
+    size_t n, cap;
+    int oom;
+} Buf;
+
+static void put(Buf *b, const void *x, size_t n) {
+    if (b->oom) return;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n) cap *= 2;
+        uint8_t *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, x, n);
+    b->n += n;
+}
+static void put_u32(Buf *b, uint32_t v) { put(b, &v, 4); } /* little-endian hosts only */
+static void put_u64(Buf *b, uint64_t v) { put(b, &v, 8); }
+static void put_str(Buf *b, const char *s) {
+    put_u64(b, strlen(s));
+    put(b, s, strlen(s));
+}
+static void kv_u32(Buf *b, const char *k, uint32_t v) {
+    put_str(b, k);
+    put_u32(b, GV_U32);
+    put_u32(b, v);
+}
+static void kv_f32(Buf *b, const char *k, float v) {
+    put_str(b, k);
+    put_u32(b, GV_F32);
+    put(b, &v, 4);
+}
+static void kv_str(Buf *b, const char *k, const char *v) {
+    put_str(b, k);
+    put_u32(b, GV_STRING);
+    put_str(b, v);
+}
+/* "<arch>.<key>" */
+static void kv_arch_u32(Buf *b, const char *arch, const char *k, uint32_t v) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, k);
+    kv_u32(b, key, v);
+}
+static void kv_arch_f32(Buf *b, const char *arch, const char *k, float v) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, k);
+    kv_f32(b, key, v);
+}
+static void arr_head(Buf *b, const char *k, uint32_t type, uint64_t n) {
+    put_str(b, k);
+    put_u32(b, GV_ARRAY);
+    put_u32(b, type);
+    put_u64(b, n);
+}
+
+/* 1 for a byte-fallback piece, exactly "<0xHH>" (H uppercase or lowercase hex) */
+static int is_byte_piece(const char *s) {
+    static const char hex[] = "0123456789abcdefABCDEF";
+    return strlen(s) == 6 && strncmp(s, "<0x", 3) == 0 && s[5] == '>' && strchr(hex, s[3]) &&
+           strchr(hex, s[4]);
+}
+
+int export_gguf_tokenizer(const char *path, int vocab_size, Tokenizer **out, QErr *err) {
+    Tokenizer *t = NULL;
+    *out = NULL;
+    if (tokenizer_load(&t, path, 0, err) != 0) return qerr_wrap(err, "--tokenizer");
+    const int n = tokenizer_vocab_size(t);
+    if (n != vocab_size || n < 3) {
+        tokenizer_free(t);
+        if (n != vocab_size)
+            return qerr_set(err, "--tokenizer %s: %d tokens, but the model's vocab_size is %d; pass the "
+                            "tokenizer the model was trained with", path, n, vocab_size);
+        return qerr_set(err, "--tokenizer %s: %d tokens, expected at least <unk>, <s>, </s>", path, n);
+    }
+    *out = t;
+    return 0;
+}
+
+/* The tokenizer.ggml.* keys (see the top); returns the number of keys added. */
+static int kv_tokenizer(Buf *b, const Tokenizer *t, const char *path) {
+    const int n = tokenizer_vocab_size(t);
+    kv_str(b, "tokenizer.ggml.model", "llama");
+    arr_head(b, "tokenizer.ggml.tokens", GV_STRING, (uint64_t)n);
+    Buf piece = {0};
+    for (int i = 0; i < n; i++) {
+        static const char *const special[3] = {"<unk>", "<s>", "</s>"};
+        const char *s = i < 3 ? special[i] : tokenizer_vocab_str(t, i);
+        piece.n = 0;
+        for (const char *p = s; *p; p++) {
+            if (*p == ' ') put(&piece, "\xe2\x96\x81", 3); /* U+2581, sentencepiece's space */
+            else put(&piece, p, 1);
+        }
+        if (piece.oom) b->oom = 1; /* reported with the header's out of memory */
+        put_u64(b, piece.n);
+        if (piece.n) put(b, piece.p, piece.n);
+    }
+    free(piece.p);
+    arr_head(b, "tokenizer.ggml.scores", GV_F32, (uint64_t)n);
+    for (int i = 0; i < n; i++) {
+        float sc = tokenizer_score(t, i);
+        put(b, &sc, 4);
+    }
+    arr_head(b, "tokenizer.ggml.token_type", GV_I32, (uint64_t)n);
+    int n_byte = 0;
+    for (int i = 0; i < n; i++) {
+        const char *s = tokenizer_vocab_str(t, i);
+        int32_t ty = i == 0 ? TT_UNKNOWN : i <= 2 || !*s ? TT_CONTROL : is_byte_piece(s) ? TT_BYTE : TT_NORMAL;
+        n_byte += ty == TT_BYTE;
+        put(b, &ty, 4);
+    }
+    kv_u32(b, "tokenizer.ggml.bos_token_id", TOKEN_BOS);
+    kv_u32(b, "tokenizer.ggml.eos_token_id", TOKEN_EOS);
+    kv_u32(b, "tokenizer.ggml.unknown_token_id", 0);
+    log_info("export: tokenizer %s: %d tokens (%d byte tokens)", path, n, n_byte);
+    return 7;
+}
+
+typedef struct {
+    char name[96];
+    int type, ndim;
+    int64_t ne[2];
+    uint64_t off, nbytes;
+    const float *f32; /* non-linear source, or NULL */
+    int bias_l;       /* with f32: the linear whose q/k row order a bias follows, or -1 */
+    int j, l;         /* linear source (f32 NULL) */
+} GTensor;
+
+static uint64_t type_bytes(int type, int64_t ne0, int64_t ne1) {
+    uint64_t n = (uint64_t)ne0 * (uint64_t)ne1;
+    switch (type) {
+    case GG_F32: return n * 4;
+    case GG_F16: return n * 2;
+    case GG_Q4_1: return n / 32 * 20;
+    case GG_Q5_1: return n / 32 * 24;
+    default: return n / 32 * 34; /* Q8_0 */
+    }
+}
+
+static const char *type_name(int t) {
+    return t == GG_F32 ? "F32" : t == GG_F16 ? "F16" : t == GG_Q4_1 ? "Q4_1" : t == GG_Q5_1 ? "Q5_1" : "Q8_0";
+}
+
+/* 1 when the linear's grid maps onto block type t exactly (see the top). */
+static int gguf_maps(const SwitchedLinear *sl, int t, char *why, size_t nwhy) {
+    if (t == GG_F16) return 1;
+    if (sl->in % 32 || sl->group % 32) {
+        snprintf(why, nwhy, "group size %d / row length %d is not a multiple of 32", sl->group, sl->in);
+        return 0;
+    }
+    if ((t == GG_Q4_1 && sl->bits > 4) || (t == GG_Q5_1 && sl->bits > 5)) {
+        snprintf(why, nwhy, "%d-bit codes do not fit %s", sl->bits, type_name(t));
+        return 0;
+    }
+    size_t ngt = (size_t)sl->out * sl->ng;
+    for (size_t g = 0; g < ngt; g++) {
+        float s = sl->scales[g], z = sl->zeros[g];
+        if (!(fabsf(s) < 65504.0f) || !(fabsf(z * s) < 65504.0f)) {
+            snprintf(why, nwhy, "a scale or minimum overflows F16");
+            return 0;
+        }
+        if (t == GG_Q8_0 && (z > 128.0f || z < (float)((1 << sl->bits) - 1) - 127.0f)) {
+            snprintf(why, nwhy, "code - zero leaves int8 (zero point %g)", (double)z);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Writes one linear's rows (target order) in type t. */
+static int write_linear(FILE *f, const ModelConfig *c, int l, const SwitchedLinear *sl, int t, int halves,
+                        QErr *err) {
+    const int in = sl->in, ng = sl->ng;
+    size_t rowbytes = type_bytes(t, in, 1);
+    uint8_t *row = malloc(rowbytes);
+    if (!row) return qerr_set(err, "out of memory");
+    for (int r = 0; r < sl->out; r++) {
+        const int o = export_src_row(c, l, r, halves);
+        const uint8_t *cr = sl->codes + (size_t)o * in;
+        const float *sc = sl->scales + (size_t)o * ng, *zr = sl->zeros + (size_t)o * ng;
+        if (t == GG_F16) {
+            uint16_t *h = (uint16_t *)row;
+            for (int i = 0; i < in; i++) {
+                int g = i / sl->group;
+                h[i] = float_to_f16(((float)cr[i] - zr[g]) * sc[g]);
+            }
+        } else {
+            uint8_t *p = row;
+            for (int k = 0; k < in / 32; k++) {
+                const uint8_t *q = cr + 32 * k;
+                int g = 32 * k / sl->group;
+                uint16_t d = float_to_f16(sc[g]);
+                memcpy(p, &d, 2);
+                if (t == GG_Q8_0) {
+                    int8_t *qs = (int8_t *)(p + 2);
+                    for (int i = 0; i < 32; i++) qs[i] = (int8_t)((int)q[i] - (int)zr[g]);
+                    p += 34;
+                    continue;
+                }
+                uint16_t m = float_to_f16(-zr[g] * sc[g]);
+                memcpy(p + 2, &m, 2);
+                if (t == GG_Q4_1) {
+                    for (int i = 0; i < 16; i++) p[4 + i] = (uint8_t)(q[i] | q[i + 16] << 4);
+                    p += 20;
+                } else { /* Q5_1: qh bit i = bit 4 of q[i], qs nibbles as Q4_1 */
+                    uint32_t qh = 0;
+                    for (int i = 0; i < 32; i++) qh |= (uint32_t)((q[i] >> 4) & 1) << i;
+                    memcpy(p + 4, &qh, 4);
+                    for (int i = 0; i < 16; i++) p[8 + i] = (uint8_t)((q[i] & 15) | (q[i + 16] & 15) << 4);
+                    p += 24;
+                }
+            }
+        }
+        if (fwrite(row, 1, rowbytes, f) != rowbytes) {
+            free(row);
+            return qerr_set(err, "write failed: %s", strerror(errno));
+        }
+    }
+    free(row);
+    return 0;
+}
+
+static int write_f32_as(FILE *f, const float *x, size_t n, int t, QErr *err) {
+    for (size_t i = 0; i < n; i++) {
+        size_t w;
+        if (t == GG_F32) w = fwrite(&x[i], 4, 1, f);
+        else {
+            uint16_t h = float_to_f16(x[i]);
+            w = fwrite(&h, 2, 1, f);
+        }
+        if (w != 1) return qerr_set(err, "write failed: %s", strerror(errno));
+    }
+    return 0;
+}
+
+/* A q/k/v bias (F32), rows in the order of its linear's rows. */
+static int write_bias(FILE *f, const ModelConfig *c, int l, const float *b, int n, int halves, QErr *err) {
+    float *x = malloc((size_t)n * sizeof *x);
+    if (!x) return qerr_set(err, "out of memory");
+    for (int r = 0; r < n; r++) x[r] = b[export_src_row(c, l, r, halves)];
+    int rc = write_f32_as(f, x, (size_t)n, GG_F32, err);
+    free(x);
+    return rc;
+}
+
+static const char *const GG_LIN[N_LIN] = {"attn_q", "attn_k", "attn_v", "attn_output",
+                                          "ffn_gate", "ffn_up", "ffn_down"};
+
+int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *path, const GgufOptions *opt,
+                QErr *err) {
+    const ModelConfig *c = &em->cfg;
+    const char *req = opt->type, *arch = c->has_qkv_bias ? "qwen2" : "llama";
+    const int force = opt->force, halves = c->has_qkv_bias; /* qwen2: NEOX (halves) rope */
+    int want = -1; /* auto */
+    if (!req || strcmp(req, "auto") == 0) want = -1;
+    else if (strcmp(req, "f16") == 0) want = GG_F16;
+    else if (strcmp(req, "q4_1") == 0) want = GG_Q4_1;
+    else if (strcmp(req, "q5_1") == 0) want = GG_Q5_1;
+    else if (strcmp(req, "q8_0") == 0) want = GG_Q8_0;
+    else return qerr_set(err, "--gguf-type: unknown type '%s' (auto, f16, q4_1, q5_1, q8_0)", req);
+    int nt = 2 + !c->tied_classifier + c->n_layers * (2 + N_LIN + 3 * c->has_qkv_bias);
+    GTensor *ts = calloc((size_t)nt, sizeof *ts);
+    if (!ts) return qerr_set(err, "out of memory");
+    int k = 0, rc = 0, n_exact = 0, n_f16 = 0;
+#define ADD_F(nm, src, t, d0, d1, nd) \
+    do { \
+        snprintf(ts[k].name, sizeof ts[k].name, "%s", nm); \
+        ts[k].f32 = src, ts[k].type = t, ts[k].ne[0] = d0, ts[k].ne[1] = d1, ts[k].ndim = nd; \
+        ts[k].bias_l = -1; \
+        k++; \
+    } while (0)
+    ADD_F("token_embd.weight", em->base.tok_emb, GG_F16, c->dim, c->vocab_size, 2);
+    ADD_F("output_norm.weight", em->base.final_norm, GG_F32, c->dim, 1, 1);
+    if (!c->tied_classifier) ADD_F("output.weight", em->base.classifier, GG_F16, c->dim, c->vocab_size, 2);
+    char nm[96];
+    for (int j = 0; rc == 0 && j < c->n_layers; j++) {
+        snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", j);
+        ADD_F(nm, em->base.blocks[j].attn_norm, GG_F32, c->dim, 1, 1);
+        snprintf(nm, sizeof nm, "blk.%d.ffn_norm.weight", j);
+        ADD_F(nm, em->base.blocks[j].mlp_norm, GG_F32, c->dim, 1, 1);
+        for (int l = 0; rc == 0 && l < N_LIN; l++) {
+            const SwitchedLinear *sl = &sw->lin[j][l];
+            int t = want;
+            if (t < 0) t = sl->bits <= 4 ? GG_Q4_1 : sl->bits == 5 ? GG_Q5_1 : GG_Q8_0;
+            char why[128];
+            if (!gguf_maps(sl, t, why, sizeof why)) {
+                if (want >= 0 && !force)
+                    rc = qerr_set(err, "gguf: blk.%d.%s (%d bits) cannot be stored as %s exactly: %s "
+                                  "(use --gguf-type auto, or --force to store it as F16)",
+                                  j, GG_LIN[l], sl->bits, type_name(t), why);
+                t = GG_F16;
+            }
+            if (t == GG_F16) n_f16++;
+            else n_exact++;
+            snprintf(ts[k].name, sizeof ts[k].name, "blk.%d.%s.weight", j, GG_LIN[l]);
+            ts[k].type = t, ts[k].ne[0] = sl->in, ts[k].ne[1] = sl->out, ts[k].ndim = 2;
+            ts[k].j = j, ts[k].l = l;
+            k++;
+            if (c->has_qkv_bias && (l == LIN_Q || l == LIN_K || l == LIN_V)) {
+                const BlockWeights *bw = &em->base.blocks[j];
+                snprintf(nm, sizeof nm, "blk.%d.%s.bias", j, GG_LIN[l]);
+                ADD_F(nm, l == LIN_Q ? bw->bq : l == LIN_K ? bw->bk : bw->bv, GG_F32, sl->out, 1, 1);
+                ts[k - 1].bias_l = l;
+            }
+        }
+    }
+#undef ADD_F
+    if (rc) {
+        free(ts);
+        return -1;
+    }
+    Buf kv = {0}, ti = {0};
+    int n_kv = 0;
+    kv_str(&kv, "general.architecture", arch), n_kv++;
+    kv_str(&kv, "general.name", "quept export"), n_kv++;
+    kv_u32(&kv, "general.alignment", GGUF_ALIGN), n_kv++;
+    kv_arch_u32(&kv, arch, "context_length", (uint32_t)c->seq_len), n_kv++;
+    kv_arch_u32(&kv, arch, "embedding_length", (uint32_t)c->dim), n_kv++;
+    kv_arch_u32(&kv, arch, "block_count", (uint32_t)c->n_layers), n_kv++;
+    kv_arch_u32(&kv, arch, "feed_forward_length", (uint32_t)c->hidden_dim), n_kv++;
+    kv_arch_u32(&kv, arch, "attention.head_count", (uint32_t)c->n_heads), n_kv++;
+    kv_arch_u32(&kv, arch, "attention.head_count_kv", (uint32_t)c->n_kv_heads), n_kv++;
+    kv_arch_u32(&kv, arch, "rope.dimension_count", (uint32_t)c->head_dim), n_kv++;
+    kv_arch_u32(&kv, arch, "vocab_size", (uint32_t)c->vocab_size), n_kv++;
+    kv_arch_f32(&kv, arch, "rope.freq_base", c->rope_theta), n_kv++;
+    kv_arch_f32(&kv, arch, "attention.layer_norm_rms_epsilon", c->norm_eps), n_kv++;
+    if (c->head_dim * c->n_heads != c->dim) {
+        kv_arch_u32(&kv, arch, "attention.key_length", (uint32_t)c->head_dim), n_kv++;
+        kv_arch_u32(&kv, arch, "attention.value_length", (uint32_t)c->head_dim), n_kv++;
+    }
+    if (opt->tok && tokenizer_vocab_size(opt->tok) != c->vocab_size) {
+        free(kv.p);
+        free(ts);
+        return qerr_set(err, "--tokenizer %s: %d tokens, but the model's vocab_size is %d", opt->tok_path,
+                        tokenizer_vocab_size(opt->tok), c->vocab_size);
+    }
+    if (opt->tok) {
+        n_kv += kv_tokenizer(&kv, opt->tok, opt->tok_path);
+    } else {
+        log_warn("export: no --tokenizer: %s has no tokenizer.ggml.* keys, and llama.cpp will not load "
+                 "it without them (pass the model's llama2.c tokenizer.bin with --tokenizer)", path);
+    }
+    put_str(&kv, "quept.bits"), n_kv++;
+    put_u32(&kv, GV_ARRAY);
+    put_u32(&kv, GV_I32);
+    put_u64(&kv, (uint64_t)c->n_layers);
+    for (int j = 0; j < c->n_layers; j++) put(&kv, &sw->bits[j], 4);
+    kv_str(&kv, "quept.method", quant_method_name(em->qc.method)), n_kv++;
+    uint64_t off = 0;
+    for (int i = 0; i < k; i++) {
+        ts[i].off = off;
+        ts[i].nbytes = type_bytes(ts[i].type, ts[i].ne[0], ts[i].ne[1]);
+        off += (ts[i].nbytes + GGUF_ALIGN - 1) / GGUF_ALIGN * GGUF_ALIGN;
+        put_str(&ti, ts[i].name);
+        put_u32(&ti, (uint32_t)ts[i].ndim);
+        for (int d = 0; d < ts[i].ndim; d++) put_u64(&ti, (uint64_t)ts[i].ne[d]);
+        put_u32(&ti, (uint32_t)ts[i].type);
+        put_u64(&ti, ts[i].off);
+    }
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = kv.oom || ti.oom ? NULL : fopen(tmp, "wb");
+    if (!f) rc = qerr_set(err, "%s: cannot create: %s", tmp, kv.oom || ti.oom ? "out of memory" : strerror(errno));
+    if (rc == 0) {
+        Buf h = {0};
+        put(&h, "GGUF", 4);
+        put_u32(&h, 3);
+        put_u64(&h, (uint64_t)k);
+        put_u64(&h, (uint64_t)n_kv);
+        put(&h, kv.p, kv.n);
+        put(&h, ti.p, ti.n);
+        static const uint8_t zero[GGUF_ALIGN] = {0};
+        size_t pad = (GGUF_ALIGN - h.n % GGUF_ALIGN) % GGUF_ALIGN;
+        put(&h, zero, pad);
+        if (h.oom || fwrite(h.p, 1, h.n, f) != h.n) rc = qerr_set(err, "%s: write failed", tmp);
+        free(h.p);
+        for (int i = 0; rc == 0 && i < k; i++) {
+            if (ts[i].f32 && ts[i].bias_l >= 0) rc = write_bias(f, c, ts[i].bias_l, ts[i].f32, (int)ts[i].ne[0], halves, err);
+            else if (ts[i].f32) rc = write_f32_as(f, ts[i].f32, (size_t)(ts[i].ne[0] * ts[i].ne[1]), ts[i].type, err);
+            else rc = write_linear(f, c, ts[i].l, &sw->lin[ts[i].j][ts[i].l], ts[i].type, halves, err);
+            size_t p2 = (size_t)((GGUF_ALIGN - ts[i].nbytes % GGUF_ALIGN) % GGUF_ALIGN);
+            if (rc == 0 && p2 && fwrite(zero, 1, p2, f) != p2) rc = qerr_set(err, "%s: write failed", tmp);
+        }
+    }
+    if (f && fclose(f) != 0 && rc == 0) rc = qerr_set(err, "%s: write failed", tmp);
+    if (rc == 0 && rename(tmp, path) != 0) rc = qerr_set(err, "%s: cannot rename: %s", path, strerror(errno));
+    if (rc != 0 && f) remove(tmp);
+    if (rc == 0)
+        log_info("export: %s: %d linears in exact ggml block types, %d as F16", path, n_exact, n_f16);
+    free(kv.p);
+    free(ti.p);
+    free(ts);
+    return rc;
+}
+
