@@ -54,6 +54,10 @@ const char CALIB_FLAGS_HELP[] =
     "                      wide (also o into v's rows, down into up's rows);\n"
     "                      implies --teq\n"
     "  --lr-teq X          TEQ scale learning rate (default 1e-3)\n"
+    "  --bf16-activations  store the calibration activation streams (full-precision\n"
+    "                      and quantized) in bf16, half the memory; the engine\n"
+    "                      still computes in fp32 (workers hold their shard's\n"
+    "                      input in bf16 too)\n"
     "  --quiet             no progress lines\n";
 
 static const CliOpt CALIB_OPTS[] = {
@@ -91,6 +95,7 @@ static const CliOpt CALIB_OPTS[] = {
     {"holdout", 1, 0},
     {"no-fallback", 0, 0},
     {"fallback", 0, 0},
+    {"bf16-activations", 0, 0},
 };
 
 int calib_opts_add(CliOpt *o, int n) {
@@ -173,5 +178,6 @@ int calib_opts_config(const CliOpt *o, int no, QuantConfig *qc, int *max_seqs, Q
     if (cli_get(o, no, "normalize-loss")) qc->normalize_loss = 1;
     if (cli_get(o, no, "prefix-grad-stop")) qc->prefix_grad_stop = 1;
     if (cli_get(o, no, "no-prefix-grad-stop")) qc->prefix_grad_stop = 0;
+    if (cli_get(o, no, "bf16-activations")) qc->act_bf16 = 1;
     return 0;
 }

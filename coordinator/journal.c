@@ -80,6 +80,20 @@ static int compare_maps(const msgpack_object *old, const msgpack_object *new_, c
                         "(use a new --checkpoint directory, or the original settings to resume)",
                         dir, prefix, key, a, b);
     }
+    /* and the other way: an optional key (teq, format, bf16_activations)
+     * that only the stored job has */
+    for (uint32_t i = 0; i < old->via.map.size; i++) {
+        const msgpack_object_kv *kv = &old->via.map.ptr[i];
+        char key[64];
+        snprintf(key, sizeof key, "%.*s", (int)kv->key.via.str.size, kv->key.via.str.ptr);
+        if (art_meta_get(new_, key)) continue;
+        char a[256];
+        msgpack_object_print_buffer(a, sizeof a, kv->val);
+        return qerr_set(err,
+                        "checkpoint %s belongs to another job: %s%s is %s there, (absent) here "
+                        "(use a new --checkpoint directory, or the original settings to resume)",
+                        dir, prefix, key, a);
+    }
     return 0;
 }
 

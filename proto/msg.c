@@ -446,25 +446,3 @@ int msg_decode(const uint8_t *const *frames, const size_t *lens, int n, Msg *m, 
     }
     return 0;
 }
-
-/* ---- bf16 ---- */
-
-void msg_f32_to_bf16(const float *x, uint16_t *y, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &x[i], 4);
-        if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x7fffffu)) {
-            y[i] = (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
-            continue;
-        }
-        u += 0x7fffu + ((u >> 16) & 1u);
-        y[i] = (uint16_t)(u >> 16);
-    }
-}
-
-void msg_bf16_to_f32(const uint16_t *x, float *y, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u = (uint32_t)x[i] << 16;
-        memcpy(&y[i], &u, 4);
-    }
-}

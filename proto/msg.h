@@ -121,8 +121,6 @@ void msg_frames_free(MsgFrames *f);
 int msg_decode(const uint8_t *const *frames, const size_t *lens, int n, Msg *m, QErr *err);
 void msg_free(Msg *m);
 
-/* bf16 <-> f32 (round to nearest even; NaN stays NaN). */
-void msg_f32_to_bf16(const float *x, uint16_t *y, size_t n);
-void msg_bf16_to_f32(const uint16_t *x, float *y, size_t n);
+/* bf16 tensors: base/bf16.h converts (bf16_from_f32_n / bf16_to_f32_n). */
 
 #endif

@@ -118,7 +118,7 @@ static void test_fallback_block(void) {
     CHECK(sample_sequences(&m, n_seq, T, 9, 1.0f, &ts, NULL, NULL, &err) == 0);
     Streams st;
     CHECK(streams_init(&st, &qc, n_seq, T, c.dim, &err) == 0);
-    embed_forward(st.fp, m.tok_emb, ts.tokens, n_seq * T, c.dim);
+    embed_forward(st.fp, m.tok_emb, ts.tokens, n_seq * T, c.dim); /* fp32 streams: plain floats */
     streams_reset_q(&st);
     QBlockParams p;
     ReconStats rs;
@@ -133,6 +133,154 @@ static void test_fallback_block(void) {
     printf("fallback choices: trained %d, no adapter %d, rtn %d\n", n_choice[0], n_choice[1], n_choice[2]);
     qblock_params_free(&p);
     streams_free(&st);
+    tokens_free(&ts);
+    model_free(&m);
+}
+
+/* Streams from the embeddings of ts (stored as st stores them). */
+static void fill_streams(Streams *st, const Model *m, const TokenSet *ts) {
+    size_t n = (size_t)st->n_seq * st->T * st->C;
+    float *e = malloc(n * sizeof(float));
+    embed_forward(e, m->tok_emb, ts->tokens, st->n_seq * st->T, st->C);
+    streams_store(st, STREAMS_FP, 0, st->n_seq, e);
+    streams_reset_q(st);
+    free(e);
+}
+
+/* bf16 storage of the activation streams: the accessors (fp32 hands out
+ * the stream itself; bf16 rounds to nearest even on store), half the bytes,
+ * and recon_block / recon_replay_block on bf16 streams in every stream mode:
+ * losses within BF16_LOSS_RTOL of the fp32 run, and a replay rebuilds the
+ * streams bit for bit. */
+/* tolerances, with what was measured on this block (printed by the test) */
+#define BF16_LOSS_RTOL 0.005     /* RTN and initial losses, relative: measured <= 0.0006 */
+#define BF16_FINAL_TOL 0.15      /* trained loss, |bf16 - fp32| / RTN loss: measured 0.10 (7 bits) */
+#define BF16_FP_STREAM_TOL 0.01  /* next block's fp stream, relative L2: measured 0.0025 */
+#define BF16_Q_STREAM_TOL 0.10   /* next block's quantized streams, relative L2: measured per-bit
+                                    <= 0.031, per-group <= 0.027, merged 0.060 (token merges flip) */
+
+/* ||a - b|| / ||a|| over one slot of an fp32 and a bf16 stream set. */
+static double stream_rel_err(const Streams *a, const Streams *b, int slot) {
+    size_t n = (size_t)a->n_seq * a->T * a->C;
+    float *x = malloc(n * sizeof(float));
+    const float *pa = streams_load(a, slot, 0, a->n_seq, x);
+    const float *pb = streams_load(b, slot, 0, b->n_seq, x);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)pb[i] - pa[i];
+        num += d * d;
+        den += (double)pa[i] * pa[i];
+    }
+    free(x);
+    return sqrt(num / den);
+}
+static void test_bf16_streams(void) {
+    ModelConfig c = {.dim = 32, .hidden_dim = 48, .n_layers = 1, .n_heads = 4, .n_kv_heads = 2,
+                     .head_dim = 8, .vocab_size = 64, .seq_len = 32, .rope_theta = 10000.0f,
+                     .norm_eps = 1e-5f, .tied_classifier = 1};
+    Model m;
+    QErr err = {{0}};
+    CHECK(model_init_random(&m, &c, 21, &err) == 0);
+    int n_seq = 16, T = 16;
+    TokenSet ts;
+    CHECK(sample_sequences(&m, n_seq, T, 9, 1.0f, &ts, NULL, NULL, &err) == 0);
+
+    /* accessors */
+    QuantConfig qc;
+    quant_config_default(&qc);
+    Streams s32, s16;
+    CHECK(streams_init(&s32, &qc, 4, 2, 3, &err) == 0);
+    qc.act_bf16 = 1;
+    CHECK(streams_init(&s16, &qc, 4, 2, 3, &err) == 0);
+    CHECK(s16.bf16 == 1 && s32.bf16 == 0);
+    CHECK_MSG(streams_bytes(&s32) == 2 * streams_bytes(&s16) && streams_bytes(&s16) == (size_t)(1 + 7) * 4 * 2 * 3 * 2,
+              "bytes: fp32 %zu, bf16 %zu", streams_bytes(&s32), streams_bytes(&s16));
+    float x[12], scratch[12];
+    for (int i = 0; i < 12; i++) x[i] = 1.0f + (float)i / 256.0f; /* 1 + i*2^-8: ties at odd i */
+    streams_store(&s32, 3, 1, 2, x);
+    streams_store(&s16, 3, 1, 2, x);
+    const float *l32 = streams_load(&s32, 3, 1, 2, scratch);
+    CHECK(l32 == (const float *)s32.q[3] + 6); /* fp32: the stream itself, no copy */
+    CHECK(memcmp(l32, x, sizeof x) == 0);
+    const float *l16 = streams_load(&s16, 3, 1, 2, scratch);
+    CHECK(l16 == scratch);
+    /* 1 + i/256 in bf16 (7 mantissa bits, step 1/128): even i exact, odd i a
+     * tie that goes to the even neighbour */
+    for (int i = 0; i < 12; i++) {
+        int k = i / 2 + ((i & 1) && ((i / 2) & 1)); /* nearest multiple of 2/256, ties to even */
+        CHECK_MSG(l16[i] == 1.0f + (float)(2 * k) / 256.0f, "bf16 stream value %d: %.9g", i, (double)l16[i]);
+    }
+    float *wb = streams_wbuf(&s32, STREAMS_FP, 2, scratch);
+    CHECK(wb == (float *)s32.fp + 12);
+    CHECK(streams_wbuf(&s16, STREAMS_FP, 2, scratch) == scratch);
+    streams_free(&s32);
+    streams_free(&s16);
+
+    StreamMode modes[3] = {STREAM_PER_BIT, STREAM_PER_GROUP, STREAM_MERGED};
+    double worst = 0.0, worst_final = 0.0, worst_fp = 0.0, worst_q = 0.0;
+    for (int mi = 0; mi < 3; mi++) {
+        quant_config_default(&qc);
+        qc.epochs = 3;
+        qc.group[2] = qc.group[3] = qc.group[4] = 16;
+        qc.holdout = 0.25f;
+        qc.stream = modes[mi];
+        ReconStats rs[2];
+        QBlockParams p[2];
+        Streams st[2], init16;
+        for (int k = 0; k < 2; k++) {
+            qc.act_bf16 = k;
+            CHECK(streams_init(&st[k], &qc, n_seq, T, c.dim, &err) == 0);
+            fill_streams(&st[k], &m, &ts);
+            CHECK_MSG(recon_block(&c, &qc, 0, &m.blocks[0], &st[k], &p[k], &rs[k], NULL, NULL, &err) == 0, "%s",
+                      err.msg);
+        }
+        CHECK_MSG(streams_bytes(&st[0]) == 2 * streams_bytes(&st[1]), "%s: fp32 %zu bytes, bf16 %zu",
+                  quant_stream_name(qc.stream), streams_bytes(&st[0]), streams_bytes(&st[1]));
+        for (int bi = 0; bi < qc.n_bits; bi++) {
+            /* same start, same targets up to the input rounding: close */
+            double r[2] = {rs[1].loss_rtn[bi] / rs[0].loss_rtn[bi] - 1, rs[1].loss_init[bi] / rs[0].loss_init[bi] - 1};
+            for (int i = 0; i < 2; i++) {
+                CHECK_MSG(fabs(r[i]) <= BF16_LOSS_RTOL, "%s %d bits: bf16 %s loss off by %.5f",
+                          quant_stream_name(qc.stream), qc.bits[bi], i ? "initial" : "RTN", r[i]);
+                if (fabs(r[i]) > worst) worst = fabs(r[i]);
+            }
+            /* trained: the trajectories part a little; measured against the
+             * bit's RTN loss (the scale of what training removes) */
+            double d = fabs(rs[1].loss_final[bi] - rs[0].loss_final[bi]) / rs[0].loss_rtn[bi];
+            CHECK_MSG(d <= BF16_FINAL_TOL, "%s %d bits: bf16 final loss %.6g vs fp32 %.6g (RTN %.6g)",
+                      quant_stream_name(qc.stream), qc.bits[bi], rs[1].loss_final[bi], rs[0].loss_final[bi],
+                      rs[0].loss_rtn[bi]);
+            if (d > worst_final) worst_final = d;
+        }
+        /* the next block's streams (fp: the targets; q: through the trained
+         * block) hold the fp32 run's values up to bf16 rounding and that drift */
+        for (int k = -1; k < QMAX_NBITS; k++) {
+            if (k >= 0 && !st[0].q[k]) continue;
+            double e = stream_rel_err(&st[0], &st[1], k);
+            double tol = k < 0 ? BF16_FP_STREAM_TOL : BF16_Q_STREAM_TOL;
+            CHECK_MSG(e <= tol, "%s: stream %d relative error %.5f", quant_stream_name(qc.stream), k, e);
+            if (k < 0 && e > worst_fp) worst_fp = e;
+            if (k >= 0 && e > worst_q) worst_q = e;
+        }
+        /* a replay on bf16 streams from the same start rebuilds them bit for bit */
+        qc.act_bf16 = 1;
+        CHECK(streams_init(&init16, &qc, n_seq, T, c.dim, &err) == 0);
+        fill_streams(&init16, &m, &ts);
+        CHECK_MSG(recon_replay_block(&c, &qc, 0, &m.blocks[0], &init16, &p[1], &err) == 0, "%s", err.msg);
+        size_t one = (size_t)n_seq * T * c.dim * 2; /* one bf16 stream */
+        CHECK(memcmp(init16.fp, st[1].fp, one) == 0);
+        for (int k = 0; k < QMAX_NBITS; k++)
+            if (init16.q[k]) CHECK_MSG(memcmp(init16.q[k], st[1].q[k], one) == 0, "%s: replayed stream %d differs",
+                                       quant_stream_name(qc.stream), k);
+        streams_free(&init16);
+        for (int k = 0; k < 2; k++) {
+            qblock_params_free(&p[k]);
+            streams_free(&st[k]);
+        }
+    }
+    printf("bf16 streams vs fp32: RTN/initial loss %.5f (tol %.3f), final %.4f (tol %.2f), fp stream %.5f (tol %.2f), "
+           "quantized streams %.5f (tol %.2f)\n", worst, BF16_LOSS_RTOL, worst_final, BF16_FINAL_TOL, worst_fp,
+           BF16_FP_STREAM_TOL, worst_q, BF16_Q_STREAM_TOL);
     tokens_free(&ts);
     model_free(&m);
 }
@@ -278,6 +426,7 @@ int main(void) {
     test_tome();
     test_rtn_choice();
     test_fallback_block();
+    test_bf16_streams();
     snprintf(tmpdir, sizeof tmpdir, "/tmp/quept_recon_XXXXXX");
     if (!mkdtemp(tmpdir)) SKIP("no temp dir");
     test_pipeline();

@@ -20,12 +20,21 @@ int shard_task_new(const Msg *assign, ShardTask **out, QErr *err) {
     const Msg *a = assign;
     size_t n = (size_t)a->n_seq * a->T * a->dim;
     int n_replay = a->block_start - a->block_begin;
-    t->input = malloc(n * sizeof(float));
+    /* the ASSIGN's bf16 says how the job stores its activations; the job's
+     * config (qc) says the same, or the coordinator is broken */
+    if (a->bf16 != a->qc.act_bf16) {
+        free(t);
+        return qerr_set(err, "assignment: bf16 %d but the job's bf16_activations is %d", a->bf16, a->qc.act_bf16);
+    }
+    QuantConfig fp_only = a->qc;
+    fp_only.stream = STREAM_FP; /* the input is one full-precision stream */
+    fp_only.act_bf16 = a->bf16;
+    int in_ok = streams_init(&t->input, &fp_only, a->n_seq, a->T, a->dim, err) == 0;
     t->seq_seen = calloc((size_t)a->n_seq, 1);
     t->replay = calloc((size_t)(n_replay > 0 ? n_replay : 1), sizeof *t->replay);
     t->replay_seen = calloc((size_t)(n_replay > 0 ? n_replay : 1), 1);
     t->die_block = t->die_epoch = -1;
-    if (!t->input || !t->seq_seen || !t->replay || !t->replay_seen) {
+    if (!in_ok || !t->seq_seen || !t->replay || !t->replay_seen) {
         shard_task_free(t);
         return qerr_set(err, "out of memory for the shard's %zu input activations", n);
     }
@@ -39,7 +48,7 @@ void shard_task_free(ShardTask *t) {
     for (int i = 0; t->replay && i < n_replay; i++) qblock_params_free(&t->replay[i]);
     free(t->replay);
     free(t->replay_seen);
-    free(t->input);
+    streams_free(&t->input);
     free(t->seq_seen);
     free(t);
 }
@@ -58,8 +67,7 @@ int shard_task_add(ShardTask *t, const Msg *m, QErr *err) {
             return qerr_set(err, "activations of shape (%lld, %lld, %lld) at sequence %d do not fit (%d, %d, %d)",
                             (long long)x->shape[0], (long long)x->shape[1], (long long)x->shape[2], m->seq0, a->n_seq,
                             a->T, a->dim);
-        size_t stride = (size_t)a->T * a->dim;
-        memcpy(t->input + (size_t)m->seq0 * stride, x->data, x->nbytes);
+        streams_store(&t->input, STREAMS_FP, m->seq0, (int)x->shape[0], x->data);
         for (int s = m->seq0; s < m->seq0 + (int)x->shape[0]; s++)
             if (!t->seq_seen[s]) t->seq_seen[s] = 1, t->seqs_received++;
         return 0;
@@ -120,23 +128,29 @@ static int on_epoch(int block, int epoch, int epochs, const double gl[QN_GROUPS]
     return atomic_load(r->cancel);
 }
 
-/* Sends X (n_seq, T, dim) as activations of `block` in chunks of whole sequences. */
-static int send_activations(RunCtx *r, const float *x, int block) {
+/* Sends X (n_seq, T, dim, fp32 on the wire) as activations of `block` in
+ * chunks of whole sequences. */
+static int send_activations(RunCtx *r, const Streams *x, int block) {
     const Msg *a = &r->t->assign;
-    size_t seq_bytes = (size_t)a->T * a->dim * sizeof(float);
-    int per = (int)(PROTO_CHUNK_BYTES / seq_bytes);
+    size_t seq_floats = (size_t)a->T * a->dim;
+    int per = (int)(PROTO_CHUNK_BYTES / (seq_floats * sizeof(float)));
     if (per < 1) per = 1;
-    for (int s0 = 0; s0 < a->n_seq; s0 += per) {
+    if (per > a->n_seq) per = a->n_seq;
+    float *chunk = x->bf16 ? malloc((size_t)per * seq_floats * sizeof(float)) : NULL;
+    if (x->bf16 && !chunk) return qerr_set(r->err, "out of memory");
+    int rc = 0;
+    for (int s0 = 0; rc == 0 && s0 < a->n_seq; s0 += per) {
         int n = a->n_seq - s0 < per ? a->n_seq - s0 : per;
         Msg m;
         msg_init(&m, MSG_ACTIVATIONS);
         m.block = block, m.seq0 = s0;
         int64_t shape[3] = {n, a->T, a->dim};
-        if (msg_add_tensor(&m, "x", MSG_F32, 3, shape, x + (size_t)s0 * a->T * a->dim, r->err) != 0 ||
+        if (msg_add_tensor(&m, "x", MSG_F32, 3, shape, streams_load(x, STREAMS_FP, s0, n, chunk), r->err) != 0 ||
             send_msg(r, &m) != 0)
-            return -1;
+            rc = -1;
     }
-    return 0;
+    free(chunk);
+    return rc;
 }
 
 static int send_result(RunCtx *r, int block, const QBlockParams *p, const ReconStats *st) {
@@ -154,21 +168,30 @@ static int send_result(RunCtx *r, int block, const QBlockParams *p, const ReconS
 }
 
 /* The full-precision pass through the shard on a copy of its input: the
- * next shard's input (same batches as the engine's targets). */
-static int fp_pass(RunCtx *r, const ModelConfig *c, BlockWeights *w, float *x) {
+ * next shard's input (same batches as the engine's targets, and stored
+ * after every block as the engine stores its full-precision stream, so
+ * the next shard starts from the bits a single process would hold). */
+static int fp_pass(RunCtx *r, const ModelConfig *c, BlockWeights *w, Streams *x) {
     const Msg *a = &r->t->assign;
     int B = a->qc.batch;
-    size_t stride = (size_t)a->T * c->dim;
     BlockActs acts;
     if (block_acts_init(&acts, c, B, a->T, 0, r->err) != 0) return -1;
+    float *scratch = x->bf16 ? malloc((size_t)B * a->T * c->dim * sizeof(float)) : NULL;
+    if (x->bf16 && !scratch) {
+        block_acts_free(&acts);
+        return qerr_set(r->err, "out of memory");
+    }
     for (int j = a->block_begin; j < a->block_end && !atomic_load(r->cancel); j++)
         for (int s0 = 0; s0 < a->n_seq; s0 += B) {
             acts.B = a->n_seq - s0 < B ? a->n_seq - s0 : B;
-            block_forward(c, &w[j - a->block_begin], &acts, x + s0 * stride, x + s0 * stride);
+            float *xb = streams_edit(x, STREAMS_FP, s0, acts.B, scratch);
+            block_forward(c, &w[j - a->block_begin], &acts, xb, xb);
+            streams_store(x, STREAMS_FP, s0, acts.B, xb);
         }
+    free(scratch);
     block_acts_free(&acts);
     if (atomic_load(r->cancel)) return qerr_set(r->err, "cancelled");
-    return floats_check_finite(x, (size_t)a->n_seq * stride, "the shard's full-precision output", r->err);
+    return streams_check_finite(x, STREAMS_FP, "the shard's full-precision output", r->err);
 }
 
 int shard_task_run(ShardTask *t, void *pipe, atomic_int *cancel, QErr *err) {
@@ -190,20 +213,22 @@ int shard_task_run(ShardTask *t, void *pipe, atomic_int *cancel, QErr *err) {
     Streams st;
     memset(&st, 0, sizeof st);
     if (rc == 0) rc = streams_init(&st, qc, a->n_seq, a->T, c.dim, err);
-    size_t total = (size_t)a->n_seq * a->T * c.dim;
     if (rc == 0 && a->send_fp_out) {
         /* FP pass first: the next shard can start while this one calibrates */
-        float *x = malloc(total * sizeof(float));
-        if (!x) rc = qerr_set(err, "out of memory");
+        Streams x;
+        memset(&x, 0, sizeof x);
+        QuantConfig fp_only = *qc;
+        fp_only.stream = STREAM_FP;
+        rc = streams_init(&x, &fp_only, a->n_seq, a->T, c.dim, err);
         if (rc == 0) {
-            memcpy(x, t->input, total * sizeof(float));
-            rc = fp_pass(&r, &c, w, x);
+            streams_copy_fp(&x, &t->input);
+            rc = fp_pass(&r, &c, w, &x);
         }
-        if (rc == 0) rc = send_activations(&r, x, a->block_end);
-        free(x);
+        if (rc == 0) rc = send_activations(&r, &x, a->block_end);
+        streams_free(&x);
     }
     if (rc == 0) {
-        memcpy(st.fp, t->input, total * sizeof(float));
+        streams_copy_fp(&st, &t->input);
         streams_reset_q(&st);
     }
     for (int j = a->block_begin; rc == 0 && j < a->block_start; j++) {

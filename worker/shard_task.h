@@ -21,7 +21,8 @@
 
 typedef struct {
     Msg assign;           /* the decoded ASSIGN (no tensors) */
-    float *input;         /* (n_seq, T, dim): the shard's full-precision input */
+    Streams input;        /* its full-precision stream (n_seq, T, dim): the shard's
+                             input, stored as the job's streams are (fp32 or bf16) */
     unsigned char *seq_seen;
     int seqs_received;
     QBlockParams *replay; /* [block_start - block_begin] journaled parameters */

@@ -89,7 +89,8 @@ static void pack_quant_config(msgpack_packer *pk, const QuantConfig *q) {
     /* likewise "format" and "pot_l2" only for power-of-two codes (the
      * artifact also says so per tensor in "weight_format"; here they make the
      * config complete for the wire protocol and the checkpoint journal) */
-    msgpack_pack_map(pk, (size_t)(24 + (q->teq ? 2 : 0) + (q->format != QFORMAT_INT ? 2 : 0)));
+    /* and "bf16_activations" only when the streams were stored in bf16 */
+    msgpack_pack_map(pk, (size_t)(24 + (q->teq ? 2 : 0) + (q->format != QFORMAT_INT ? 2 : 0) + (q->act_bf16 ? 1 : 0)));
     kv_str(pk, "method", quant_method_name(q->method));
     pack_int_list(pk, "bits", q->bits, q->n_bits);
     pack_int_list(pk, "group", q->group, QBITS_MAX + 1);
@@ -124,6 +125,7 @@ static void pack_quant_config(msgpack_packer *pk, const QuantConfig *q) {
         kv_str(pk, "format", quant_format_name(q->format));
         kv_float(pk, "pot_l2", q->pot_l2);
     }
+    if (q->act_bf16) kv_int(pk, "bf16_activations", 1);
 }
 
 static int get_i(const msgpack_object *m, const char *k, int *out, QErr *err) {
@@ -229,6 +231,10 @@ static int parse_quant_config(const msgpack_object *m, QuantConfig *q, QErr *err
             get_f(m, "pot_l2", &q->pot_l2, err) != 0)
             return qerr_wrap(err, "key \"quant\"");
     }
+    /* optional: absent when the streams were fp32 (provenance, and part of
+     * the job for the wire protocol and the checkpoint journal) */
+    if (art_meta_get(m, "bf16_activations") && get_i(m, "bf16_activations", &q->act_bf16, err) != 0)
+        return qerr_wrap(err, "key \"quant\"");
     return quant_config_validate(q, err);
 }
 

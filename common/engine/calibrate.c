@@ -84,11 +84,21 @@ int calibrate_run(const CalibJob *job, const QuantConfig *qc, QErr *err) {
             if (!(gq[bi] = malloc(sizeof(float) * (size_t)n_seq * T * c->dim)))
                 rc = qerr_set(err, "out of memory for GPTQ streams");
     if (rc == 0 && st.fp) {
-        embed_forward(st.fp, m.tok_emb, ts.tokens, n_seq * T, c->dim);
+        /* the embeddings, a batch at a time (stored as the streams store them) */
+        float *scratch = st.bf16 ? malloc(sizeof(float) * (size_t)qc->batch * T * c->dim) : NULL;
+        if (st.bf16 && !scratch) rc = qerr_set(err, "out of memory for the embeddings");
+        for (int s0 = 0; rc == 0 && s0 < n_seq; s0 += qc->batch) {
+            int nb = n_seq - s0 < qc->batch ? n_seq - s0 : qc->batch;
+            float *x = streams_wbuf(&st, STREAMS_FP, s0, scratch);
+            embed_forward(x, m.tok_emb, ts.tokens + (size_t)s0 * T, nb * T, c->dim);
+            streams_store(&st, STREAMS_FP, s0, nb, x);
+        }
+        free(scratch);
         streams_reset_q(&st);
-        for (int bi = 0; bi < qc->n_bits && gq[bi]; bi++)
-            memcpy(gq[bi], st.fp, sizeof(float) * (size_t)n_seq * T * c->dim);
     }
+    /* GPTQ's own per-bit streams: fp32 always */
+    for (int bi = 0; rc == 0 && bi < qc->n_bits && gq[bi]; bi++)
+        embed_forward(gq[bi], m.tok_emb, ts.tokens, n_seq * T, c->dim);
     ProgressState ps = {c->n_layers, job->quiet, now_seconds(), 0};
     for (int j = 0; rc == 0 && j < c->n_layers; j++) {
         double t0 = now_seconds();

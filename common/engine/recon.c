@@ -13,55 +13,11 @@
 #include "teq.h"
 #include "tome.h"
 
-/* The stream slot bit b uses, or -1 for the full-precision stream. */
-static int stream_slot(const QuantConfig *qc, int bit) {
-    switch (qc->stream) {
-    case STREAM_MERGED: return 0;
-    case STREAM_PER_GROUP: return quant_bit_group(bit);
-    case STREAM_PER_BIT: return quant_bit_index(qc, bit);
-    default: return -1;
-    }
-}
-
-int streams_init(Streams *s, const QuantConfig *qc, int n_seq, int T, int C, QErr *err) {
-    memset(s, 0, sizeof *s);
-    s->n_seq = n_seq;
-    s->T = T;
-    s->C = C;
-    size_t n = (size_t)n_seq * T * C;
-    s->fp = malloc(n * sizeof(float));
-    int ok = s->fp != NULL;
-    for (int i = 0; i < qc->n_bits && ok; i++) {
-        int k = stream_slot(qc, qc->bits[i]);
-        if (k >= 0 && !s->q[k]) ok = (s->q[k] = malloc(n * sizeof(float))) != NULL;
-    }
-    if (!ok) {
-        streams_free(s);
-        return qerr_set(err, "out of memory for the activation streams (%d x %d x %d)", n_seq, T, C);
-    }
-    return 0;
-}
-
-void streams_free(Streams *s) {
-    free(s->fp);
-    for (int k = 0; k < QMAX_NBITS; k++) free(s->q[k]);
-    memset(s, 0, sizeof *s);
-}
-
-void streams_reset_q(Streams *s) {
-    size_t n = (size_t)s->n_seq * s->T * s->C;
-    for (int k = 0; k < QMAX_NBITS; k++)
-        if (s->q[k]) memcpy(s->q[k], s->fp, n * sizeof(float));
-}
-
-float *streams_for_bit(Streams *s, const QuantConfig *qc, int bit) {
-    int k = stream_slot(qc, bit);
-    return k < 0 ? s->fp : s->q[k];
-}
-
-/* Pushes the quantized streams through the trained block: every per-bit or
- * per-group stream at its own bit (a group's bit drawn per batch); the merged
- * stream by MB-ToMe over one random bit per group. */
+/* Pushes the quantized streams through the trained block, batch by batch in
+ * place: every per-bit or per-group stream at its own bit (a group's bit
+ * drawn per batch); the merged stream by MB-ToMe over one random bit per
+ * group (a batch's merge only reads that batch's outputs, so it is stored
+ * back at once). */
 static int advance_streams(const ModelConfig *c, const QuantConfig *qc, const QBlockParams *p,
                            const BlockWeights *w, ReconStep *b, Streams *st, int block, QErr *err) {
     if (qc->stream == STREAM_FP) return 0;
@@ -69,13 +25,12 @@ static int advance_streams(const ModelConfig *c, const QuantConfig *qc, const QB
     size_t stride = (size_t)T * C;
     int gb[QN_GROUPS][2], gn[QN_GROUPS];
     recon_group_bits(qc, gb, gn);
-    float *outs[QN_GROUPS] = {0}, *next = NULL, *sim = NULL;
+    float *outs[QN_GROUPS] = {0}, *sim = NULL;
     int *idx = NULL, rc = 0;
     if (qc->stream == STREAM_MERGED) {
-        next = malloc((size_t)n_seq * stride * sizeof(float));
         sim = malloc(sizeof(float) * T);
         idx = malloc(sizeof(int) * T);
-        int ok = next && sim && idx;
+        int ok = sim && idx;
         for (int g = 0; g < QN_GROUPS && ok; g++)
             if (gn[g]) ok = (outs[g] = malloc(stride * B * sizeof(float))) != NULL;
         if (!ok) rc = qerr_set(err, "out of memory for the token merge of block %d", block);
@@ -86,9 +41,10 @@ static int advance_streams(const ModelConfig *c, const QuantConfig *qc, const QB
         b->acts.B = nb;
         if (qc->stream == STREAM_PER_BIT) {
             for (int bi = 0; bi < qc->n_bits; bi++) {
-                float *x = st->q[bi] + s0 * stride;
+                float *x = streams_edit(st, bi, s0, nb, b->xin);
                 qblock_build(p, w, bi, p->lwc, p->adapter, b->wq, NULL, &view);
                 block_forward(c, &view, &b->acts, x, x); /* forward-only: in place is safe */
+                streams_store(st, bi, s0, nb, x);
             }
             continue;
         }
@@ -97,26 +53,28 @@ static int advance_streams(const ModelConfig *c, const QuantConfig *qc, const QB
         for (int g = 0; g < QN_GROUPS; g++) {
             if (!gn[g]) continue;
             int bi = gb[g][rng_int(&rng, gn[g])];
-            float *x = streams_for_bit(st, qc, qc->bits[bi]) + s0 * stride;
+            int slot = streams_slot(qc, qc->bits[bi]);
+            float *x = streams_edit(st, slot, s0, nb, b->xin);
             qblock_build(p, w, bi, p->lwc, p->adapter, b->wq, NULL, &view);
             block_forward(c, &view, &b->acts, x, qc->stream == STREAM_PER_GROUP ? x : outs[g]);
+            if (qc->stream == STREAM_PER_GROUP) streams_store(st, slot, s0, nb, x);
         }
         if (qc->stream == STREAM_MERGED) {
             const float *present[QN_GROUPS];
             int np = 0;
             for (int g = 0; g < QN_GROUPS; g++) /* groups run from the highest bits down */
                 if (gn[g]) present[np++] = outs[g];
+            float *next = streams_wbuf(st, 0, s0, b->xin); /* the batch's input is consumed */
             for (int k = 0; k < nb; k++) {
                 const float *seq_outs[QN_GROUPS];
                 for (int i = 0; i < np; i++) seq_outs[i] = present[i] + k * stride;
-                tome_merge(next + (s0 + k) * stride, seq_outs, np, T, C, qc->merge_keep, sim, idx);
+                tome_merge(next + k * stride, seq_outs, np, T, C, qc->merge_keep, sim, idx);
             }
+            streams_store(st, 0, s0, nb, next);
         }
     }
     b->acts.B = B;
-    if (rc == 0 && qc->stream == STREAM_MERGED) memcpy(st->q[0], next, (size_t)n_seq * stride * sizeof(float));
     for (int g = 0; g < QN_GROUPS; g++) free(outs[g]);
-    free(next);
     free(sim);
     free(idx);
     return rc;
@@ -132,7 +90,7 @@ static void compute_targets(const ModelConfig *c, const QuantConfig *qc, const B
     for (int s0 = 0; s0 < st->n_seq; s0 += B) {
         int nb = st->n_seq - s0 < B ? st->n_seq - s0 : B;
         b->acts.B = nb;
-        block_forward(c, w, &b->acts, st->fp + s0 * stride, target + s0 * stride);
+        block_forward(c, w, &b->acts, streams_load(st, STREAMS_FP, s0, nb, b->xin), target + s0 * stride);
     }
     b->acts.B = B;
 }
@@ -146,14 +104,14 @@ static int check_finite(const float *x, size_t n, int block, const char *what, Q
 /* Held-out loss at bit index bi with the bit's adapters switched off
  * (ranks restored afterwards). */
 static double loss_without_adapter(const ModelConfig *c, const QuantConfig *qc, QBlockParams *p,
-                                   const BlockWeights *w, ReconStep *b, int bi, const float *in,
-                                   const float *target, int n, int T) {
+                                   const BlockWeights *w, ReconStep *b, int bi, const Streams *st,
+                                   int slot, int s0, const float *target, int n) {
     int saved[N_LIN];
     for (int l = 0; l < N_LIN; l++) {
         saved[l] = p->lin[l].spec[bi].rank;
         p->lin[l].spec[bi].rank = 0;
     }
-    double loss = recon_eval_loss(c, qc, p, w, b, bi, 0, in, target, n, T);
+    double loss = recon_eval_loss_streams(c, qc, p, w, b, bi, 0, st, slot, s0, target, n);
     for (int l = 0; l < N_LIN; l++) p->lin[l].spec[bi].rank = saved[l];
     return loss;
 }
@@ -161,14 +119,14 @@ static double loss_without_adapter(const ModelConfig *c, const QuantConfig *qc, 
 /* After training: per bit, keep whichever of trained / adapter-free / RTN
  * has the lowest loss on the held-out sequences [n_train, n_seq). */
 static void choose_fallbacks(const ModelConfig *c, const QuantConfig *qc, QBlockParams *p,
-                             const BlockWeights *w, ReconStep *b, Streams *st, const float *target,
+                             const BlockWeights *w, ReconStep *b, const Streams *st, const float *target,
                              int n_train, int n_hold, int T, ReconStats *stats) {
     size_t off = (size_t)n_train * T * c->dim;
     for (int bi = 0; bi < qc->n_bits; bi++) {
-        const float *in = streams_for_bit(st, qc, qc->bits[bi]) + off;
-        double l_tr = recon_eval_loss(c, qc, p, w, b, bi, 0, in, target + off, n_hold, T);
-        double l_na = loss_without_adapter(c, qc, p, w, b, bi, in, target + off, n_hold, T);
-        double l_rtn = recon_eval_loss(c, qc, p, w, b, bi, 1, in, target + off, n_hold, T);
+        int slot = streams_slot(qc, qc->bits[bi]);
+        double l_tr = recon_eval_loss_streams(c, qc, p, w, b, bi, 0, st, slot, n_train, target + off, n_hold);
+        double l_na = loss_without_adapter(c, qc, p, w, b, bi, st, slot, n_train, target + off, n_hold);
+        double l_rtn = recon_eval_loss_streams(c, qc, p, w, b, bi, 1, st, slot, n_train, target + off, n_hold);
         int choice = QB_TRAINED;
         double best = l_tr;
         if (l_na < best) choice = QB_NO_ADAPTER, best = l_na;
@@ -177,7 +135,7 @@ static void choose_fallbacks(const ModelConfig *c, const QuantConfig *qc, QBlock
         stats->choice[bi] = choice;
         stats->hold_rtn[bi] = l_rtn;
         /* measured again with the choice applied: what the artifact will hold */
-        stats->hold_final[bi] = recon_eval_loss(c, qc, p, w, b, bi, 0, in, target + off, n_hold, T);
+        stats->hold_final[bi] = recon_eval_loss_streams(c, qc, p, w, b, bi, 0, st, slot, n_train, target + off, n_hold);
     }
 }
 
@@ -191,7 +149,9 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
                         block, n_seq, B);
     size_t stride = (size_t)T * C, total = (size_t)n_seq * stride;
     if (block_weights_check_finite(w, c, block, err) != 0) return -1;
-    if (check_finite(st->fp, total, block, "the full-precision input activations", err) != 0) return -1;
+    char what[128];
+    snprintf(what, sizeof what, "block %d: the full-precision input activations", block);
+    if (streams_check_finite(st, STREAMS_FP, what, err) != 0) return -1;
     if (qblock_params_init(p, c, qc, block, err) != 0) return -1;
     qblock_params_init_scales(p, w); /* PoT: data-free scales */
     ReconStep b;
@@ -230,9 +190,9 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
         goto done;
     }
     for (int bi = 0; bi < qc->n_bits; bi++) {
-        const float *in = streams_for_bit(st, qc, qc->bits[bi]);
-        stats->loss_rtn[bi] = recon_eval_loss(c, qc, p, w, &b, bi, 1, in, target, n_seq, T);
-        stats->loss_init[bi] = recon_eval_loss(c, qc, p, w, &b, bi, 0, in, target, n_seq, T);
+        int slot = streams_slot(qc, qc->bits[bi]);
+        stats->loss_rtn[bi] = recon_eval_loss_streams(c, qc, p, w, &b, bi, 1, st, slot, 0, target, n_seq);
+        stats->loss_init[bi] = recon_eval_loss_streams(c, qc, p, w, &b, bi, 0, st, slot, 0, target, n_seq);
     }
     int gb[QN_GROUPS][2], gn[QN_GROUPS];
     recon_group_bits(qc, gb, gn);
@@ -255,7 +215,7 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
             for (int g = 0; g < QN_GROUPS; g++) {
                 if (!gn[g]) continue;
                 int bi = gb[g][rng_int(&rng, gn[g])];
-                const float *x = streams_for_bit(st, qc, qc->bits[bi]) + (size_t)s * B * stride;
+                const float *x = streams_load(st, streams_slot(qc, qc->bits[bi]), (int)s * B, B, b.xin);
                 float scale = 1.0f;
                 if (qc->normalize_loss && stats->loss_init[bi] > 0.0)
                     scale = (float)(1.0 / stats->loss_init[bi]);
@@ -291,15 +251,15 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
     /* rtn / gptq with TEQ: round-to-nearest of the transformed weights (for
      * gptq a proxy: GPTQ itself runs after the scales are folded) */
     for (int bi = 0; bi < qc->n_bits; bi++) {
-        const float *in = streams_for_bit(st, qc, qc->bits[bi]);
+        int slot = streams_slot(qc, qc->bits[bi]);
         stats->loss_final[bi] = quept || p->n_teq
-                                    ? recon_eval_loss(c, qc, p, wt, &b, bi, !quept, in, target, n_seq, T)
+                                    ? recon_eval_loss_streams(c, qc, p, wt, &b, bi, !quept, st, slot, 0, target, n_seq)
                                     : stats->loss_rtn[bi];
     }
     /* next block's quantized streams */
     if (rc == 0) rc = advance_streams(c, qc, p, wt, &b, st, block, err);
     if (rc == 0) {
-        memcpy(st->fp, target, total * sizeof(float));
+        streams_store(st, STREAMS_FP, 0, n_seq, target);
         stats->seconds = now_seconds() - t0;
         stats->tokens_per_s = total_steps > 0 ? (double)total_steps * B * T / stats->seconds : 0.0;
     }
@@ -334,7 +294,7 @@ int recon_replay_block(const ModelConfig *c, const QuantConfig *qc, int block, c
         if (rc == 0) teq_transform(p, c, w, &tw), wt = &tw;
     }
     if (rc == 0) rc = advance_streams(c, qc, p, wt, &b, st, block, err);
-    if (rc == 0) memcpy(st->fp, target, total * sizeof(float));
+    if (rc == 0) streams_store(st, STREAMS_FP, 0, st->n_seq, target);
     if (p->n_teq) block_weights_free(&tw);
     free(target);
     recon_step_free(&b);

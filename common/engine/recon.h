@@ -4,10 +4,9 @@
  * job config; outputs are the learned parameters, per-bit losses, and the
  * next block's input streams (updated in place).
  *
- * Streams (n_seq, T, C): `fp` is the full-precision stream (targets come
- * from it); `q[k]` the quantized stream(s): one merged stream (q[0]) in
- * STREAM_MERGED, one per bit group in STREAM_PER_GROUP, one per bit index in
- * STREAM_PER_BIT, none in STREAM_FP.
+ * Streams (streams.h): the full-precision stream (targets come from it) and
+ * the quantized stream(s), fp32 or bf16 storage; the engine reads and
+ * writes them one batch at a time and computes in fp32 either way.
  *
  * Every random draw comes from rng_mix(seed, block, epoch, step), so a
  * block's result depends only on its inputs and the config.
@@ -23,19 +22,7 @@
 #include "../quant/qconfig.h"
 #include "qblock.h"
 #include "recon_step.h"
-
-typedef struct {
-    int n_seq, T, C;
-    float *fp;
-    float *q[QMAX_NBITS];
-} Streams;
-
-int streams_init(Streams *s, const QuantConfig *qc, int n_seq, int T, int C, QErr *err);
-void streams_free(Streams *s);
-/* Copies fp into every quantized stream (block 0, or a shard start). */
-void streams_reset_q(Streams *s);
-/* The quantized stream bit b trains on / is evaluated on (fp in STREAM_FP). */
-float *streams_for_bit(Streams *s, const QuantConfig *qc, int bit);
+#include "streams.h"
 
 typedef struct {
     double loss_rtn[QMAX_NBITS];   /* round-to-nearest, per bit index */

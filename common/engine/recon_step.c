@@ -67,6 +67,7 @@ static int attn_grads_fit(const ModelConfig *c) {
 void recon_step_free(ReconStep *b) {
     block_acts_free(&b->acts);
     free(b->out);
+    free(b->xin);
     free(b->dout);
     free(b->bscratch);
     free(b->work);
@@ -89,11 +90,12 @@ int recon_step_init(ReconStep *b, const ModelConfig *c, const QBlockParams *p, i
     size_t N = (size_t)B * T, NC = N * c->dim, maxw = 0, maxa = 0;
     size_t QD = (size_t)c->n_heads * c->head_dim, KVD = (size_t)c->n_kv_heads * c->head_dim;
     b->out = malloc(NC * sizeof(float)); /* the block output */
+    b->xin = malloc(NC * sizeof(float)); /* only touched with bf16 streams */
     /* datt (T,T) of attention_backward, then dq, dk, dv if they do not fit
      * in the dead MLP activations */
     size_t nbs = (size_t)T * T + (attn_grads_fit(c) ? 0 : N * (QD + 2 * KVD));
     b->bscratch = malloc(nbs * sizeof(float));
-    int ok = b->out && b->bscratch;
+    int ok = b->out && b->xin && b->bscratch;
     for (int l = 0; l < N_LIN; l++) {
         const QLinear *q = &p->lin[l];
         size_t n = (size_t)q->out * q->in, ns = 0;
@@ -228,21 +230,38 @@ double recon_loss(const float *out, const float *target, float *dout, int B, int
     return sum / (double)(B * C);
 }
 
+/* The loss of one batch x (b->acts.B sequences) against target. */
+static double eval_batch(const ModelConfig *c, const QuantConfig *qc, const WeightSrc *src, ReconStep *b,
+                         const float *x, const float *target, int T) {
+    step_forward(c, src, &b->acts, x, b->out, b->wq[weight_slot(src->p)], NULL);
+    return recon_loss(b->out, target, NULL, b->acts.B, T, c->dim, qc->loss_l2, 1.0f);
+}
+
 /* Mean loss over all batches of `in` against target at bit index bi
  * (rtn=1: round-to-nearest weights). */
 double recon_eval_loss(const ModelConfig *c, const QuantConfig *qc, const QBlockParams *p,
                         const BlockWeights *w, ReconStep *b, int bi, int rtn, const float *in,
                         const float *target, int n_seq, int T) {
     WeightSrc src = {p, w, bi, rtn, b->no_quant};
-    float *buf = b->wq[weight_slot(p)];
     int B = b->acts.B;
     size_t stride = (size_t)T * c->dim;
     double sum = 0.0;
     int nb = 0;
-    for (int s0 = 0; s0 + B <= n_seq; s0 += B, nb++) {
-        step_forward(c, &src, &b->acts, in + s0 * stride, b->out, buf, NULL);
-        sum += recon_loss(b->out, target + s0 * stride, NULL, B, T, c->dim, qc->loss_l2, 1.0f);
-    }
+    for (int s0 = 0; s0 + B <= n_seq; s0 += B, nb++)
+        sum += eval_batch(c, qc, &src, b, in + s0 * stride, target + s0 * stride, T);
+    return nb ? sum / nb : 0.0;
+}
+
+double recon_eval_loss_streams(const ModelConfig *c, const QuantConfig *qc, const QBlockParams *p,
+                               const BlockWeights *w, ReconStep *b, int bi, int rtn, const Streams *st,
+                               int slot, int s0, const float *target, int n_seq) {
+    WeightSrc src = {p, w, bi, rtn, b->no_quant};
+    int B = b->acts.B, T = st->T;
+    size_t stride = (size_t)T * c->dim;
+    double sum = 0.0;
+    int nb = 0;
+    for (int s = 0; s + B <= n_seq; s += B, nb++)
+        sum += eval_batch(c, qc, &src, b, streams_load(st, slot, s0 + s, B, b->xin), target + s * stride, T);
     return nb ? sum / nb : 0.0;
 }
 

@@ -9,10 +9,13 @@
 #include "../nn/block.h"
 #include "../quant/qconfig.h"
 #include "qblock.h"
+#include "streams.h"
 
 typedef struct {
     BlockActs acts;
     float *out, *dout, *bscratch, *work;
+    float *xin;                /* one batch (B,T,C) of a stream read as fp32 when the
+                                  streams are stored in bf16 (streams.h) */
     float *wq[N_LIN], *fqs[N_LIN];
     float *g_lwc, *g_adapter;  /* gradients, same layout as p->lwc, p->adapter */
     float *g_adapter_bit;      /* one linear's adapter gradient for the current bit
@@ -50,6 +53,13 @@ double recon_step_bit(const ModelConfig *c, const QuantConfig *qc, const QBlockP
 double recon_eval_loss(const ModelConfig *c, const QuantConfig *qc, const QBlockParams *p,
                        const BlockWeights *w, ReconStep *b, int bi, int rtn, const float *in,
                        const float *target, int n_seq, int T);
+
+/* The same over sequences [s0, s0 + n) of a stream slot (streams.h), read
+ * batch by batch (through b->xin when stored in bf16); target holds those n
+ * sequences. With fp32 storage it is recon_eval_loss on the slot's memory. */
+double recon_eval_loss_streams(const ModelConfig *c, const QuantConfig *qc, const QBlockParams *p,
+                               const BlockWeights *w, ReconStep *b, int bi, int rtn, const Streams *st,
+                               int slot, int s0, const float *target, int n_seq);
 
 /* Per bit group g, the bit indices of the list in it (gn[g] = count). */
 void recon_group_bits(const QuantConfig *qc, int gb[QN_GROUPS][2], int gn[QN_GROUPS]);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../base/bf16.h"
+
 /* ------------------------------------------------------------------------ */
 /* dtypes                                                                    */
 
@@ -100,15 +102,6 @@ float f16_to_float(uint16_t h) {
     }
     return bits_f32(sign | ((e - 15u + 127u) << 23) | (m << 13));
 }
-
-uint16_t float_to_bf16(float f) {
-    uint32_t x = f32_bits(f);
-    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x0040u); /* quiet NaN */
-    x += 0x7fffu + ((x >> 16) & 1u); /* round to nearest even; overflow lands on inf */
-    return (uint16_t)(x >> 16);
-}
-
-float bf16_to_float(uint16_t h) { return bits_f32((uint32_t)h << 16); }
 
 /* ------------------------------------------------------------------------ */
 /* little helpers                                                            */
@@ -528,7 +521,7 @@ int st_read_f32(const SafeTensors *st, const StTensor *t, float *out, size_t exp
         return 0;
     case ST_BF16:
         for (size_t i = 0; i < numel; i++)
-            out[i] = bf16_to_float((uint16_t)(src[2 * i] | (src[2 * i + 1] << 8)));
+            out[i] = bf16_to_f32((uint16_t)(src[2 * i] | (src[2 * i + 1] << 8)));
         return 0;
     case ST_F64:
         for (size_t i = 0; i < numel; i++) {
@@ -740,7 +733,7 @@ static int write_entry_data(AtomicFile *af, const StWriterEntry *e, QErr *err) {
                 uint32_t u = f32_bits(f);
                 for (int k = 0; k < 4; k++) buf[nb++] = (uint8_t)(u >> (8 * k));
             } else {
-                uint16_t h = e->dtype == ST_F16 ? float_to_f16(f) : float_to_bf16(f);
+                uint16_t h = e->dtype == ST_F16 ? float_to_f16(f) : bf16_from_f32(f);
                 buf[nb++] = (uint8_t)(h & 0xff);
                 buf[nb++] = (uint8_t)(h >> 8);
             }

@@ -84,8 +84,7 @@ void st_format_shape(char *buf, size_t n, int ndim, const int64_t *shape);
 /* --- scalar conversions (plain bit manipulation, round-to-nearest-even) --- */
 uint16_t float_to_f16(float f);  /* overflow → ±inf, NaN stays (quiet) NaN */
 float f16_to_float(uint16_t h);  /* exact, incl. subnormals, inf, NaN */
-uint16_t float_to_bf16(float f); /* overflow → ±inf, NaN stays (quiet) NaN */
-float bf16_to_float(uint16_t h); /* exact */
+/* bf16: base/bf16.h */
 
 /* --- writer --- */
 typedef struct {

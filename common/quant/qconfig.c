@@ -77,6 +77,7 @@ int quant_config_validate(const QuantConfig *qc, QErr *err) {
     if (!(qc->merge_keep >= 0.0f && qc->merge_keep <= 1.0f)) return qerr_set(err, "--merge-keep must be in [0, 1]");
     if (!(qc->holdout >= 0.0f && qc->holdout < 1.0f)) return qerr_set(err, "--holdout must be in [0, 1)");
     if (qc->adapter_mode != 0 && qc->adapter_mode != 1) return qerr_set(err, "--adapter-mode must be 0 or 1");
+    if (qc->act_bf16 != 0 && qc->act_bf16 != 1) return qerr_set(err, "bf16_activations must be 0 or 1");
     if (qc->format != QFORMAT_INT && qc->format != QFORMAT_POT) return qerr_set(err, "unknown weight format %d", (int)qc->format);
     if (qc->format == QFORMAT_POT) {
         for (int i = 0; i < qc->n_bits; i++)

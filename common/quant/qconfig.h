@@ -64,6 +64,8 @@ typedef struct {
     float pot_l2;               /* PoT: L2 penalty pot_l2·ΣΓ² per linear and bit */
     TeqPlacement teq;           /* TEQ scales, trained with the block, folded at the end */
     float lr_teq;               /* their AdamW learning rate */
+    int act_bf16;               /* the activation streams (engine/streams.h) are stored
+                                   in bf16, computed on in fp32 (0: fp32 storage) */
 } QuantConfig;
 
 /* The reference weight-only defaults (faithful QuEPT). */
