@@ -10,9 +10,9 @@ P=$(free_port); S=$((P + 1))
 coord() { # coord OUT CKPT [flags] &  (exec: $! is the coordinator itself)
     local out=$1 ck=$2; shift 2
     exec "$QUEPT" coordinator --model "$MODEL" --data cal.qtok --out "$out" --checkpoint "$ck" --epochs "$EPOCHS" \
-        --bind "tcp://127.0.0.1:$P" --status-bind "tcp://127.0.0.1:$S" --heartbeat 0.3 "$@"
+        --bind "tcp://127.0.0.1:$P" --status-bind "tcp://127.0.0.1:$S" "$@"
 }
-worker() { "$QUEPT" worker --connect "tcp://127.0.0.1:$P" --heartbeat 0.3 --max-lost 30 "$@"; }
+worker() { "$QUEPT" worker --connect "tcp://127.0.0.1:$P" --max-lost 30 "$@"; }
 json_has() { "$QUEPT" status --checkpoint "$1" --json 2>/dev/null | grep -q "$2"; }
 
 # 1. CURVE: a worker with another key never registers; the right one finishes the job
