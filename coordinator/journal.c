@@ -28,24 +28,20 @@ int journal_plan_shards(JobSpec *spec, int n_shards, QErr *err) {
     return 0;
 }
 
-static void kv_int(msgpack_packer *pk, const char *k, int64_t v) {
-    art_pack_str(pk, k);
-    msgpack_pack_int64(pk, v);
-}
 
 static void pack_spec(msgpack_packer *pk, const JobSpec *s) {
     msgpack_pack_map(pk, 10);
     art_pack_str(pk, "format");
     art_pack_str(pk, "quept-checkpoint");
-    kv_int(pk, "version", JOURNAL_VERSION);
+    art_pack_kv_int(pk, "version", JOURNAL_VERSION);
     art_pack_str(pk, "model_sha256");
     art_pack_str(pk, s->model_sha256);
     art_pack_str(pk, "data_sha256");
     art_pack_str(pk, s->data_sha256);
-    kv_int(pk, "n_layers", s->n_layers);
-    kv_int(pk, "dim", s->dim);
-    kv_int(pk, "n_seq", s->n_seq);
-    kv_int(pk, "T", s->T);
+    art_pack_kv_int(pk, "n_layers", s->n_layers);
+    art_pack_kv_int(pk, "dim", s->dim);
+    art_pack_kv_int(pk, "n_seq", s->n_seq);
+    art_pack_kv_int(pk, "T", s->T);
     art_pack_str(pk, "quant");
     elastic_pack_quant_config(pk, &s->qc);
     art_pack_str(pk, "shards");
@@ -172,8 +168,8 @@ int journal_write_input(const char *dir, int shard, const float *x, const JobSpe
     if (!w) return -1;
     msgpack_packer *pk = art_writer_meta(w);
     msgpack_pack_map(pk, 2);
-    kv_int(pk, "shard", shard);
-    kv_int(pk, "block", spec->shard_begin[shard]);
+    art_pack_kv_int(pk, "shard", shard);
+    art_pack_kv_int(pk, "block", spec->shard_begin[shard]);
     int64_t shape[3] = {spec->n_seq, spec->T, spec->dim};
     int rc = art_writer_add(w, "x", ART_F32, 3, shape, x, 0, err);
     if (rc == 0) rc = art_writer_write(w, path, err);
@@ -210,11 +206,6 @@ int journal_open_input(const char *dir, int shard, const JobSpec *spec, ArtReade
 
 /* ---- blocks ---- */
 
-static void pack_dbl_list(msgpack_packer *pk, const char *k, const double *v, int n) {
-    art_pack_str(pk, k);
-    msgpack_pack_array(pk, (size_t)n);
-    for (int i = 0; i < n; i++) msgpack_pack_double(pk, v[i]);
-}
 
 int journal_write_block(const char *dir, int block, const QBlockParams *p, const ReconStats *st, int n_bits,
                         QErr *err) {
@@ -225,12 +216,12 @@ int journal_write_block(const char *dir, int block, const QBlockParams *p, const
     if (!w) return -1;
     msgpack_packer *pk = art_writer_meta(w);
     msgpack_pack_map(pk, 8);
-    kv_int(pk, "block", block);
-    pack_dbl_list(pk, "rtn", st->loss_rtn, n_bits);
-    pack_dbl_list(pk, "init", st->loss_init, n_bits);
-    pack_dbl_list(pk, "final", st->loss_final, n_bits);
-    pack_dbl_list(pk, "hold_rtn", st->hold_rtn, n_bits);
-    pack_dbl_list(pk, "hold_final", st->hold_final, n_bits);
+    art_pack_kv_int(pk, "block", block);
+    art_pack_kv_doubles(pk, "rtn", st->loss_rtn, n_bits);
+    art_pack_kv_doubles(pk, "init", st->loss_init, n_bits);
+    art_pack_kv_doubles(pk, "final", st->loss_final, n_bits);
+    art_pack_kv_doubles(pk, "hold_rtn", st->hold_rtn, n_bits);
+    art_pack_kv_doubles(pk, "hold_final", st->hold_final, n_bits);
     art_pack_str(pk, "choice");
     msgpack_pack_array(pk, (size_t)n_bits);
     for (int i = 0; i < n_bits; i++) msgpack_pack_int64(pk, st->choice[i]);
@@ -243,15 +234,6 @@ int journal_write_block(const char *dir, int block, const QBlockParams *p, const
     if (rc == 0) rc = art_writer_write(w, path, err);
     art_writer_free(w);
     return rc;
-}
-
-static int read_dbl_list(const msgpack_object *m, const char *k, double *out, int n, QErr *err) {
-    const msgpack_object *a;
-    if (art_meta_array(m, k, &a, err) != 0) return -1;
-    if ((int)a->via.array.size != n) return qerr_set(err, "\"%s\": %u entries, expected %d", k, a->via.array.size, n);
-    for (int i = 0; i < n; i++)
-        if (art_obj_float(&a->via.array.ptr[i], k, &out[i], err) != 0) return -1;
-    return 0;
 }
 
 static int read_f32_tensor(ArtReader *r, const char *name, float **out, size_t *n, QErr *err) {
@@ -283,9 +265,9 @@ int journal_read_block(const char *dir, int block, const JobSpec *spec, QBlockPa
     memset(st, 0, sizeof *st);
     if (art_meta_int(m, "block", &b, err) != 0 || b != block) rc = b != block ? qerr_set(err, "holds block %lld", (long long)b) : -1;
     if (rc == 0)
-        rc = read_dbl_list(m, "rtn", st->loss_rtn, n, err) || read_dbl_list(m, "init", st->loss_init, n, err) ||
-             read_dbl_list(m, "final", st->loss_final, n, err) || read_dbl_list(m, "hold_rtn", st->hold_rtn, n, err) ||
-             read_dbl_list(m, "hold_final", st->hold_final, n, err) || art_meta_float(m, "seconds", &st->seconds, err);
+        rc = art_meta_doubles(m, "rtn", st->loss_rtn, n, err) || art_meta_doubles(m, "init", st->loss_init, n, err) ||
+             art_meta_doubles(m, "final", st->loss_final, n, err) || art_meta_doubles(m, "hold_rtn", st->hold_rtn, n, err) ||
+             art_meta_doubles(m, "hold_final", st->hold_final, n, err) || art_meta_float(m, "seconds", &st->seconds, err);
     const msgpack_object *c;
     if (rc == 0 && (rc = art_meta_array(m, "choice", &c, err)) == 0) {
         if ((int)c->via.array.size != n) rc = qerr_set(err, "\"choice\": wrong length");

@@ -66,42 +66,20 @@ void msg_frames_free(MsgFrames *f) {
 
 /* ---- encode ---- */
 
-static void kv_int(msgpack_packer *pk, const char *k, int64_t v) {
-    art_pack_str(pk, k);
-    msgpack_pack_int64(pk, v);
-}
-static void kv_u64(msgpack_packer *pk, const char *k, uint64_t v) {
-    art_pack_str(pk, k);
-    msgpack_pack_uint64(pk, v);
-}
-static void kv_dbl(msgpack_packer *pk, const char *k, double v) {
-    art_pack_str(pk, k);
-    msgpack_pack_double(pk, v);
-}
-static void kv_str(msgpack_packer *pk, const char *k, const char *v) {
-    art_pack_str(pk, k);
-    art_pack_str(pk, v);
-}
-static void kv_dbl_list(msgpack_packer *pk, const char *k, const double *v, int n) {
-    art_pack_str(pk, k);
-    msgpack_pack_array(pk, (size_t)n);
-    for (int i = 0; i < n; i++) msgpack_pack_double(pk, v[i]);
-}
-
 static void pack_stats(msgpack_packer *pk, const ReconStats *s, int n) {
     art_pack_str(pk, "stats");
     msgpack_pack_map(pk, 9);
-    kv_int(pk, "n", n);
-    kv_dbl_list(pk, "rtn", s->loss_rtn, n);
-    kv_dbl_list(pk, "init", s->loss_init, n);
-    kv_dbl_list(pk, "final", s->loss_final, n);
-    kv_dbl_list(pk, "hold_rtn", s->hold_rtn, n);
-    kv_dbl_list(pk, "hold_final", s->hold_final, n);
+    art_pack_kv_int(pk, "n", n);
+    art_pack_kv_doubles(pk, "rtn", s->loss_rtn, n);
+    art_pack_kv_doubles(pk, "init", s->loss_init, n);
+    art_pack_kv_doubles(pk, "final", s->loss_final, n);
+    art_pack_kv_doubles(pk, "hold_rtn", s->hold_rtn, n);
+    art_pack_kv_doubles(pk, "hold_final", s->hold_final, n);
     art_pack_str(pk, "choice");
     msgpack_pack_array(pk, (size_t)n);
     for (int i = 0; i < n; i++) msgpack_pack_int64(pk, s->choice[i]);
-    kv_dbl(pk, "seconds", s->seconds);
-    kv_dbl(pk, "tps", s->tokens_per_s);
+    art_pack_kv_double(pk, "seconds", s->seconds);
+    art_pack_kv_double(pk, "tps", s->tokens_per_s);
 }
 
 /* The number of type-specific pairs each type packs (plus v, t, session,
@@ -128,49 +106,49 @@ int msg_encode(const Msg *m, int compress, MsgFrames *out, QErr *err) {
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, (size_t)(5 + n_fields(m->type)));
-    kv_int(&pk, "v", PROTO_VERSION);
-    kv_str(&pk, "t", TYPE_NAMES[m->type]);
-    kv_u64(&pk, "session", m->session);
-    kv_u64(&pk, "assign", m->assign);
+    art_pack_kv_int(&pk, "v", PROTO_VERSION);
+    art_pack_kv_str(&pk, "t", TYPE_NAMES[m->type]);
+    art_pack_kv_u64(&pk, "session", m->session);
+    art_pack_kv_u64(&pk, "assign", m->assign);
     switch (m->type) {
     case MSG_REGISTER:
-        kv_str(&pk, "name", m->name);
-        kv_int(&pk, "threads", m->threads);
+        art_pack_kv_str(&pk, "name", m->name);
+        art_pack_kv_int(&pk, "threads", m->threads);
         break;
     case MSG_ASSIGN:
-        kv_int(&pk, "shard", m->shard);
-        kv_int(&pk, "block_begin", m->block_begin);
-        kv_int(&pk, "block_end", m->block_end);
-        kv_int(&pk, "block_start", m->block_start);
-        kv_int(&pk, "send_fp_out", m->send_fp_out);
-        kv_int(&pk, "n_seq", m->n_seq);
-        kv_int(&pk, "T", m->T);
-        kv_int(&pk, "dim", m->dim);
-        kv_int(&pk, "n_layers", m->n_layers);
-        kv_int(&pk, "bf16", m->bf16);
-        kv_str(&pk, "model_path", m->model_path);
+        art_pack_kv_int(&pk, "shard", m->shard);
+        art_pack_kv_int(&pk, "block_begin", m->block_begin);
+        art_pack_kv_int(&pk, "block_end", m->block_end);
+        art_pack_kv_int(&pk, "block_start", m->block_start);
+        art_pack_kv_int(&pk, "send_fp_out", m->send_fp_out);
+        art_pack_kv_int(&pk, "n_seq", m->n_seq);
+        art_pack_kv_int(&pk, "T", m->T);
+        art_pack_kv_int(&pk, "dim", m->dim);
+        art_pack_kv_int(&pk, "n_layers", m->n_layers);
+        art_pack_kv_int(&pk, "bf16", m->bf16);
+        art_pack_kv_str(&pk, "model_path", m->model_path);
         art_pack_str(&pk, "qc");
         elastic_pack_quant_config(&pk, &m->qc);
         break;
     case MSG_ACTIVATIONS:
-        kv_int(&pk, "block", m->block);
-        kv_int(&pk, "seq0", m->seq0);
+        art_pack_kv_int(&pk, "block", m->block);
+        art_pack_kv_int(&pk, "seq0", m->seq0);
         break;
     case MSG_PARAMS:
     case MSG_RESULT:
-        kv_int(&pk, "block", m->block);
+        art_pack_kv_int(&pk, "block", m->block);
         pack_stats(&pk, &m->stats, m->n_bits);
         break;
     case MSG_PROGRESS:
-        kv_int(&pk, "block", m->block);
-        kv_int(&pk, "epoch", m->epoch);
-        kv_int(&pk, "epochs", m->epochs);
-        kv_dbl_list(&pk, "group_loss", m->group_loss, QN_GROUPS);
-        kv_dbl(&pk, "tokens_per_s", m->tokens_per_s);
+        art_pack_kv_int(&pk, "block", m->block);
+        art_pack_kv_int(&pk, "epoch", m->epoch);
+        art_pack_kv_int(&pk, "epochs", m->epochs);
+        art_pack_kv_doubles(&pk, "group_loss", m->group_loss, QN_GROUPS);
+        art_pack_kv_double(&pk, "tokens_per_s", m->tokens_per_s);
         break;
     case MSG_ERROR:
     case MSG_SHUTDOWN:
-        kv_str(&pk, "text", m->text);
+        art_pack_kv_str(&pk, "text", m->text);
         break;
     default:
         break;
@@ -245,23 +223,14 @@ static int get_u64(const msgpack_object *map, const char *k, uint64_t *out, QErr
     return 0;
 }
 
-static int get_dbl_list(const msgpack_object *map, const char *k, double *out, int n, QErr *err) {
-    const msgpack_object *a;
-    if (art_meta_array(map, k, &a, err) != 0) return -1;
-    if ((int)a->via.array.size != n) return qerr_set(err, "field \"%s\": expected %d numbers, got %u", k, n, a->via.array.size);
-    for (int i = 0; i < n; i++)
-        if (art_obj_float(&a->via.array.ptr[i], k, &out[i], err) != 0) return -1;
-    return 0;
-}
-
 static int parse_stats(const msgpack_object *map, ReconStats *s, int *n_bits, QErr *err) {
     const msgpack_object *st;
     if (art_meta_map(map, "stats", &st, err) != 0) return -1;
     int n = 0;
-    if (get_int(st, "n", 1, QMAX_NBITS, &n, err) || get_dbl_list(st, "rtn", s->loss_rtn, n, err) ||
-        get_dbl_list(st, "init", s->loss_init, n, err) || get_dbl_list(st, "final", s->loss_final, n, err) ||
-        get_dbl_list(st, "hold_rtn", s->hold_rtn, n, err) ||
-        get_dbl_list(st, "hold_final", s->hold_final, n, err) ||
+    if (get_int(st, "n", 1, QMAX_NBITS, &n, err) || art_meta_doubles(st, "rtn", s->loss_rtn, n, err) ||
+        art_meta_doubles(st, "init", s->loss_init, n, err) || art_meta_doubles(st, "final", s->loss_final, n, err) ||
+        art_meta_doubles(st, "hold_rtn", s->hold_rtn, n, err) ||
+        art_meta_doubles(st, "hold_final", s->hold_final, n, err) ||
         art_meta_float(st, "seconds", &s->seconds, err) || art_meta_float(st, "tps", &s->tokens_per_s, err))
         return qerr_wrap(err, "stats");
     const msgpack_object *c;
@@ -379,7 +348,7 @@ static int decode_fields(const msgpack_object *h, Msg *m, QErr *err) {
     case MSG_PROGRESS:
         if (get_int(h, "block", 0, 1 << 16, &m->block, err) || get_int(h, "epochs", 0, 1 << 20, &m->epochs, err) ||
             get_int(h, "epoch", 0, m->epochs, &m->epoch, err) ||
-            get_dbl_list(h, "group_loss", m->group_loss, QN_GROUPS, err) ||
+            art_meta_doubles(h, "group_loss", m->group_loss, QN_GROUPS, err) ||
             art_meta_float(h, "tokens_per_s", &m->tokens_per_s, err))
             return -1;
         return 0;

@@ -601,6 +601,32 @@ int art_pack_str(msgpack_packer *pk, const char *s) {
     return msgpack_pack_str_body(pk, s, n);
 }
 
+void art_pack_kv_int(msgpack_packer *pk, const char *k, int64_t v) {
+    art_pack_str(pk, k);
+    msgpack_pack_int64(pk, v);
+}
+
+void art_pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v) {
+    art_pack_str(pk, k);
+    msgpack_pack_uint64(pk, v);
+}
+
+void art_pack_kv_double(msgpack_packer *pk, const char *k, double v) {
+    art_pack_str(pk, k);
+    msgpack_pack_double(pk, v);
+}
+
+void art_pack_kv_str(msgpack_packer *pk, const char *k, const char *v) {
+    art_pack_str(pk, k);
+    art_pack_str(pk, v);
+}
+
+void art_pack_kv_doubles(msgpack_packer *pk, const char *k, const double *v, int n) {
+    art_pack_str(pk, k);
+    msgpack_pack_array(pk, (size_t)n);
+    for (int i = 0; i < n; i++) msgpack_pack_double(pk, v[i]);
+}
+
 /* ------------------------------------------------------------------------ */
 /* section codecs                                                           */
 
@@ -1473,6 +1499,16 @@ static int meta_typed(const msgpack_object *map, const char *key, msgpack_object
     if (!o) return -1;
     if (o->type != ty) return qerr_set(err, "%s: expected %s, got %s", what, tyname, art_obj_type_name(o));
     *out = o;
+    return 0;
+}
+
+int art_meta_doubles(const msgpack_object *map, const char *key, double *out, int n, QErr *err) {
+    const msgpack_object *a;
+    if (art_meta_array(map, key, &a, err) != 0) return -1;
+    if ((int)a->via.array.size != n)
+        return qerr_set(err, "key \"%s\": expected %d numbers, got %u", key, n, a->via.array.size);
+    for (int i = 0; i < n; i++)
+        if (art_obj_float(&a->via.array.ptr[i], key, &out[i], err) != 0) return -1;
     return 0;
 }
 

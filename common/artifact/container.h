@@ -97,6 +97,13 @@ msgpack_packer *art_writer_meta(ArtWriter *w);
 
 /* Packs a NUL-terminated string (a convenience for metadata keys/values). */
 int art_pack_str(msgpack_packer *pk, const char *s);
+/* A map entry: key k, then the value (int64, uint64, double, string, or a
+ * list of n doubles). */
+void art_pack_kv_int(msgpack_packer *pk, const char *k, int64_t v);
+void art_pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v);
+void art_pack_kv_double(msgpack_packer *pk, const char *k, double v);
+void art_pack_kv_str(msgpack_packer *pk, const char *k, const char *v);
+void art_pack_kv_doubles(msgpack_packer *pk, const char *k, const double *v, int n);
 
 /* Adds a tensor of shape[0..ndim) (ndim 0..ART_MAX_DIMS, ndim 0 is a scalar;
  * any dimension may be 0) holding numel * art_dtype_size(dt) bytes at data
@@ -194,6 +201,8 @@ int art_meta_int(const msgpack_object *map, const char *key, int64_t *out, QErr 
 int art_meta_float(const msgpack_object *map, const char *key, double *out, QErr *err);
 int art_meta_bool(const msgpack_object *map, const char *key, int *out, QErr *err);
 int art_meta_str(const msgpack_object *map, const char *key, char *buf, size_t bufsize, QErr *err);
+/* The value under key: a list of exactly n numbers into out. */
+int art_meta_doubles(const msgpack_object *map, const char *key, double *out, int n, QErr *err);
 /* The value under key, checked to be an array / a map. */
 int art_meta_array(const msgpack_object *map, const char *key, const msgpack_object **out, QErr *err);
 int art_meta_map(const msgpack_object *map, const char *key, const msgpack_object **out, QErr *err);

@@ -46,34 +46,22 @@ void elastic_free(ElasticModel *em) {
 
 /* ---- metadata ---- */
 
-static void kv_int(msgpack_packer *pk, const char *k, int64_t v) {
-    art_pack_str(pk, k);
-    msgpack_pack_int64(pk, v);
-}
-static void kv_float(msgpack_packer *pk, const char *k, double v) {
-    art_pack_str(pk, k);
-    msgpack_pack_double(pk, v);
-}
-static void kv_str(msgpack_packer *pk, const char *k, const char *v) {
-    art_pack_str(pk, k);
-    art_pack_str(pk, v);
-}
 
 static void pack_model_config(msgpack_packer *pk, const ModelConfig *c) {
     msgpack_pack_map(pk, 13);
-    kv_int(pk, "dim", c->dim);
-    kv_int(pk, "hidden_dim", c->hidden_dim);
-    kv_int(pk, "n_layers", c->n_layers);
-    kv_int(pk, "n_heads", c->n_heads);
-    kv_int(pk, "n_kv_heads", c->n_kv_heads);
-    kv_int(pk, "head_dim", c->head_dim);
-    kv_int(pk, "vocab_size", c->vocab_size);
-    kv_int(pk, "seq_len", c->seq_len);
-    kv_float(pk, "rope_theta", c->rope_theta);
-    kv_float(pk, "norm_eps", c->norm_eps);
-    kv_int(pk, "rope_halves", c->rope_halves);
-    kv_int(pk, "has_qkv_bias", c->has_qkv_bias);
-    kv_int(pk, "tied_classifier", c->tied_classifier);
+    art_pack_kv_int(pk, "dim", c->dim);
+    art_pack_kv_int(pk, "hidden_dim", c->hidden_dim);
+    art_pack_kv_int(pk, "n_layers", c->n_layers);
+    art_pack_kv_int(pk, "n_heads", c->n_heads);
+    art_pack_kv_int(pk, "n_kv_heads", c->n_kv_heads);
+    art_pack_kv_int(pk, "head_dim", c->head_dim);
+    art_pack_kv_int(pk, "vocab_size", c->vocab_size);
+    art_pack_kv_int(pk, "seq_len", c->seq_len);
+    art_pack_kv_double(pk, "rope_theta", c->rope_theta);
+    art_pack_kv_double(pk, "norm_eps", c->norm_eps);
+    art_pack_kv_int(pk, "rope_halves", c->rope_halves);
+    art_pack_kv_int(pk, "has_qkv_bias", c->has_qkv_bias);
+    art_pack_kv_int(pk, "tied_classifier", c->tied_classifier);
 }
 
 static void pack_int_list(msgpack_packer *pk, const char *k, const int *v, int n) {
@@ -91,41 +79,41 @@ static void pack_quant_config(msgpack_packer *pk, const QuantConfig *q) {
      * config complete for the wire protocol and the checkpoint journal) */
     /* and "bf16_activations" only when the streams were stored in bf16 */
     msgpack_pack_map(pk, (size_t)(24 + (q->teq ? 2 : 0) + (q->format != QFORMAT_INT ? 2 : 0) + (q->act_bf16 ? 1 : 0)));
-    kv_str(pk, "method", quant_method_name(q->method));
+    art_pack_kv_str(pk, "method", quant_method_name(q->method));
     pack_int_list(pk, "bits", q->bits, q->n_bits);
     pack_int_list(pk, "group", q->group, QBITS_MAX + 1);
     pack_int_list(pk, "rank", q->rank, QBITS_MAX + 1);
-    kv_int(pk, "rank_ref_width", q->rank_ref_width);
-    kv_float(pk, "rank_cap", q->rank_cap);
-    kv_int(pk, "adapter_mode", q->adapter_mode);
-    kv_int(pk, "lwc", q->lwc);
+    art_pack_kv_int(pk, "rank_ref_width", q->rank_ref_width);
+    art_pack_kv_double(pk, "rank_cap", q->rank_cap);
+    art_pack_kv_int(pk, "adapter_mode", q->adapter_mode);
+    art_pack_kv_int(pk, "lwc", q->lwc);
     art_pack_str(pk, "lwc_init");
     msgpack_pack_array(pk, QBITS_MAX + 1);
     for (int b = 0; b <= QBITS_MAX; b++) msgpack_pack_double(pk, q->lwc_init[b]);
-    kv_int(pk, "epochs", q->epochs);
-    kv_int(pk, "batch", q->batch);
-    kv_float(pk, "lr_lwc", q->lr_lwc);
-    kv_float(pk, "lr_adapter", q->lr_adapter);
-    kv_float(pk, "weight_decay", q->weight_decay);
-    kv_str(pk, "loss", q->loss_l2 ? "l2" : "l1");
-    kv_float(pk, "merge_keep", q->merge_keep);
-    kv_str(pk, "stream", quant_stream_name(q->stream));
-    kv_int(pk, "normalize_loss", q->normalize_loss);
-    kv_int(pk, "prefix_grad_stop", q->prefix_grad_stop);
-    kv_float(pk, "holdout", q->holdout);
-    kv_int(pk, "fallback", q->fallback);
-    kv_float(pk, "gptq_damp", q->gptq_damp);
-    kv_int(pk, "seed", (int64_t)q->seed);
-    kv_int(pk, "elastic_version", ELASTIC_VERSION);
+    art_pack_kv_int(pk, "epochs", q->epochs);
+    art_pack_kv_int(pk, "batch", q->batch);
+    art_pack_kv_double(pk, "lr_lwc", q->lr_lwc);
+    art_pack_kv_double(pk, "lr_adapter", q->lr_adapter);
+    art_pack_kv_double(pk, "weight_decay", q->weight_decay);
+    art_pack_kv_str(pk, "loss", q->loss_l2 ? "l2" : "l1");
+    art_pack_kv_double(pk, "merge_keep", q->merge_keep);
+    art_pack_kv_str(pk, "stream", quant_stream_name(q->stream));
+    art_pack_kv_int(pk, "normalize_loss", q->normalize_loss);
+    art_pack_kv_int(pk, "prefix_grad_stop", q->prefix_grad_stop);
+    art_pack_kv_double(pk, "holdout", q->holdout);
+    art_pack_kv_int(pk, "fallback", q->fallback);
+    art_pack_kv_double(pk, "gptq_damp", q->gptq_damp);
+    art_pack_kv_int(pk, "seed", (int64_t)q->seed);
+    art_pack_kv_int(pk, "elastic_version", ELASTIC_VERSION);
     if (q->teq) {
-        kv_str(pk, "teq", quant_teq_name(q->teq));
-        kv_float(pk, "lr_teq", q->lr_teq);
+        art_pack_kv_str(pk, "teq", quant_teq_name(q->teq));
+        art_pack_kv_double(pk, "lr_teq", q->lr_teq);
     }
     if (q->format != QFORMAT_INT) {
-        kv_str(pk, "format", quant_format_name(q->format));
-        kv_float(pk, "pot_l2", q->pot_l2);
+        art_pack_kv_str(pk, "format", quant_format_name(q->format));
+        art_pack_kv_double(pk, "pot_l2", q->pot_l2);
     }
-    if (q->act_bf16) kv_int(pk, "bf16_activations", 1);
+    if (q->act_bf16) art_pack_kv_int(pk, "bf16_activations", 1);
 }
 
 static int get_i(const msgpack_object *m, const char *k, int *out, QErr *err) {
@@ -246,14 +234,14 @@ static void pack_weight_format(msgpack_packer *pk, const ModelConfig *c, const Q
     char name[96];
     art_pack_str(pk, "weight_format");
     msgpack_pack_map(pk, 3);
-    kv_str(pk, "default", f);
-    kv_float(pk, "pot_l2", q->pot_l2);
+    art_pack_kv_str(pk, "default", f);
+    art_pack_kv_double(pk, "pot_l2", q->pot_l2);
     art_pack_str(pk, "tensors");
     msgpack_pack_map(pk, (size_t)c->n_layers * N_LIN);
     for (int j = 0; j < c->n_layers; j++)
         for (int l = 0; l < N_LIN; l++) {
             snprintf(name, sizeof name, "blk.%d.%s", j, LIN_NAMES[l]);
-            kv_str(pk, name, f);
+            art_pack_kv_str(pk, name, f);
         }
 }
 
@@ -314,8 +302,8 @@ int elastic_write(const ElasticModel *em, const char *path, QErr *err) {
     if (!w) return -1;
     msgpack_packer *pk = art_writer_meta(w);
     msgpack_pack_map(pk, (em->sens ? 9 : 8) + 1 /* weight_format */);
-    kv_str(pk, "format", "quept-elastic");
-    kv_int(pk, "artifact_version", ELASTIC_VERSION);
+    art_pack_kv_str(pk, "format", "quept-elastic");
+    art_pack_kv_int(pk, "artifact_version", ELASTIC_VERSION);
     art_pack_str(pk, "model");
     pack_model_config(pk, c);
     art_pack_str(pk, "quant");
@@ -350,7 +338,7 @@ int elastic_write(const ElasticModel *em, const char *path, QErr *err) {
     if (em->sens) {
         art_pack_str(pk, "sensitivity");
         msgpack_pack_map(pk, 2);
-        kv_str(pk, "measure", em->sens_measure[0] ? em->sens_measure : "kld");
+        art_pack_kv_str(pk, "measure", em->sens_measure[0] ? em->sens_measure : "kld");
         art_pack_str(pk, "table");
         msgpack_pack_array(pk, (size_t)q->n_bits);
         for (int bi = 0; bi < q->n_bits; bi++) {
@@ -361,10 +349,10 @@ int elastic_write(const ElasticModel *em, const char *path, QErr *err) {
     pack_weight_format(pk, c, q);
     art_pack_str(pk, "provenance");
     msgpack_pack_map(pk, 4);
-    kv_str(pk, "model_sha256", em->model_sha256);
-    kv_str(pk, "data_sha256", em->data_sha256);
-    kv_int(pk, "seed", (int64_t)q->seed);
-    kv_str(pk, "quept_version", QUEPT_VERSION);
+    art_pack_kv_str(pk, "model_sha256", em->model_sha256);
+    art_pack_kv_str(pk, "data_sha256", em->data_sha256);
+    art_pack_kv_int(pk, "seed", (int64_t)q->seed);
+    art_pack_kv_str(pk, "quept_version", QUEPT_VERSION);
 
     const Model *m = &em->base;
     int rc = add_f32(w, "tok_emb", m->tok_emb, c->vocab_size, c->dim, err);
