@@ -217,8 +217,9 @@ static void release_worker(Coord *c, int wi, const char *why) {
 }
 
 static void drop_worker(Coord *c, int wi, const char *why) {
+    /* release_worker says it, with the shard, when there is one */
+    if (c->workers[wi].used && c->workers[wi].shard < 0) log_warn("coordinator: worker %s %s", c->workers[wi].name, why);
     release_worker(c, wi, why);
-    if (c->workers[wi].used) log_warn("coordinator: worker %s %s", c->workers[wi].name, why);
     memset(&c->workers[wi], 0, sizeof c->workers[wi]);
 }
 

@@ -13,6 +13,7 @@ coord() { # coord OUT CKPT [flags] &  (exec: $! is the coordinator itself)
         --bind "tcp://127.0.0.1:$P" --status-bind "tcp://127.0.0.1:$S" "$@"
 }
 worker() { "$QUEPT" worker --connect "tcp://127.0.0.1:$P" --max-lost 30 "$@"; }
+worker_bg() { exec "$QUEPT" worker --connect "tcp://127.0.0.1:$P" --max-lost 30 "$@"; } # for `worker_bg ... &`
 json_has() { "$QUEPT" status --checkpoint "$1" --json 2>/dev/null | grep -q "$2"; }
 
 # 1. CURVE: a worker with another key never registers; the right one finishes the job
@@ -70,7 +71,34 @@ grep -q "registered" r2.log || fail "no worker registered again"
 cmp ref.qept r.qept || fail "artifact after a coordinator restart differs from an uninterrupted 1-shard run"
 pass "coordinator restart under live workers: they re-register, byte-identical result"
 
-# 4. Ctrl-C on local mode: exit 130, no worker left
+# 4. a worker that goes silent (SIGSTOP: alive, but no heartbeats) is declared
+#    dead after three heartbeats; its shard goes to an idle worker and resumes
+#    from the journal; same bytes as an uninterrupted 2-shard run
+EPOCHS=30
+coord h.qept h.ckpt --expect-workers 2 2>h.log &
+cp=$!
+worker_bg --name a 2>ha.log &
+wa=$!
+wait_for 30 json_has h.ckpt '"name":"a","threads":1,"shard":[0-9]' || { cat h.log; fail "worker a got no shard"; }
+worker_bg --name b 2>hb.log &
+wb=$!
+wait_for 30 json_has h.ckpt '"name":"b","threads":1,"shard":[0-9]' || { cat h.log; fail "worker b got no shard"; }
+kill -STOP $wa
+worker_bg --name c 2>hc.log &
+wc=$!
+wait $cp || { cat h.log; fail "job with a silent worker"; }
+kill -KILL $wa 2>/dev/null
+wait $wa 2>/dev/null
+wait $wb && wait $wc || { cat hb.log hc.log; fail "workers b, c did not exit 0"; }
+grep -q "worker a silent for .* declared dead" h.log || { cat h.log; fail "the silent worker was not declared dead"; }
+grep -q "goes back to the queue" h.log || fail "its shard was not requeued"
+sed -n '/worker a silent/,$p' h.log | grep -q "> worker [bc]" || { cat h.log; fail "no other worker took the shard"; }
+calib ref2.qept --workers 2 --quiet 2>/dev/null || fail "2-shard reference"
+cmp ref2.qept h.qept || fail "artifact after a silent worker differs from an uninterrupted 2-shard run"
+pass "silent worker: declared dead after 3 heartbeats, shard reassigned, byte-identical"
+EPOCHS=10
+
+# 5. Ctrl-C on local mode: exit 130, no worker left
 calib_bg c.qept --workers 2 2>c.log &
 cp=$!
 wait_for 30 test -f c.qept.ckpt/coordinator.json || fail "local run did not start"
