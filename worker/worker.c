@@ -202,7 +202,7 @@ static int on_coordinator(Worker *w, Msg *m) {
         }
         w->pending->assign.session = m->session;
         w->pending->compress = w->o->compress;
-        if (strncmp(w->o->name, "", 1) != 0) w->pending->die_block = w->o->die_block, w->pending->die_epoch = w->o->die_epoch;
+        w->pending->die_block = w->o->die_block, w->pending->die_epoch = w->o->die_epoch;
         log_info("worker %s: shard %d, blocks %d-%d (from %d)", w->o->name, m->shard, m->block_begin, m->block_end - 1,
                  m->block_start);
         break;
