@@ -56,12 +56,9 @@ int cmd_sample(int argc, char **argv) {
         log_error("%s", err.msg);
         return 1;
     }
-    TokenSet ts;
-    int rc = sample_sequences(&m, n, T, (uint64_t)seed, (float)temp, &ts, progress, NULL, &err);
-    if (rc == 0) rc = tokens_write(out_path, &ts, &err);
+    int rc = sample_to_file(&m, n, T, (uint64_t)seed, (float)temp, out_path, progress, NULL, &err);
     if (rc == 0) log_info("wrote %d x %d tokens to %s", n, T, out_path);
     else log_error("sample: %s", err.msg);
-    tokens_free(&ts);
     model_free(&m);
     return rc == 0 ? 0 : 1;
 }

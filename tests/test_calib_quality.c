@@ -33,10 +33,7 @@ int main(void) {
     QErr err = {{0}};
     Model m;
     CHECK_MSG(model_load(&m, mpath, &err) == 0, "%s", err.msg);
-    TokenSet ts;
-    CHECK(sample_sequences(&m, 64, 256, 1, 1.0f, &ts, NULL, NULL, &err) == 0);
-    CHECK(tokens_write(data, &ts, &err) == 0);
-    tokens_free(&ts);
+    CHECK(sample_to_file(&m, 64, 256, 1, 1.0f, data, NULL, NULL, &err) == 0);
     model_free(&m);
 
     QuantConfig qc;

@@ -153,10 +153,7 @@ static void write_tiny(const char *model, const char *data, int n_seq, int T) {
     QErr err;
     CHECK(model_init_random(&m, &c, 11, &err) == 0);
     CHECK(llama2c_write_legacy(model, &m, &err) == 0);
-    TokenSet ts;
-    CHECK(sample_sequences(&m, n_seq, T, 3, 1.0f, &ts, NULL, NULL, &err) == 0);
-    CHECK(tokens_write(data, &ts, &err) == 0);
-    tokens_free(&ts);
+    CHECK(sample_to_file(&m, n_seq, T, 3, 1.0f, data, NULL, NULL, &err) == 0);
     model_free(&m);
 }
 

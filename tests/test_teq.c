@@ -547,10 +547,7 @@ int main(void) {
     QErr err;
     CHECK(model_init_random(&m, &c, 11, &err) == 0);
     CHECK(llama2c_write_legacy(model, &m, &err) == 0);
-    TokenSet ts;
-    CHECK(sample_sequences(&m, 8, 16, 3, 1.0f, &ts, NULL, NULL, &err) == 0);
-    CHECK(tokens_write(data, &ts, &err) == 0);
-    tokens_free(&ts);
+    CHECK(sample_to_file(&m, 8, 16, 3, 1.0f, data, NULL, NULL, &err) == 0);
     if (!check_failures) {
         test_fold(METHOD_QUEPT, TEQ_WIDE, model, data, &m);
         test_fold(METHOD_RTN, TEQ_NORM, model, data, &m);

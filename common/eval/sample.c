@@ -60,3 +60,12 @@ int sample_sequences(const Model *m, int n_seq, int T, uint64_t seed, float temp
     decode_state_free(&ds);
     return 0;
 }
+
+int sample_to_file(const Model *m, int n_seq, int T, uint64_t seed, float temperature, const char *path,
+                   void (*progress)(int, int, void *), void *user, QErr *err) {
+    TokenSet ts;
+    if (sample_sequences(m, n_seq, T, seed, temperature, &ts, progress, user, err) != 0) return -1;
+    int rc = tokens_write(path, &ts, err);
+    tokens_free(&ts);
+    return rc;
+}

@@ -19,4 +19,9 @@ int sample_token(const float *logits, int V, float temperature, Rng *rng, float 
 int sample_sequences(const Model *m, int n_seq, int T, uint64_t seed, float temperature,
                      TokenSet *out, void (*progress)(int, int, void *), void *user, QErr *err);
 
+/* The same, written as a QTOK file at path (temperature 1 when called from
+ * tests; `quept sample` passes its own). */
+int sample_to_file(const Model *m, int n_seq, int T, uint64_t seed, float temperature, const char *path,
+                   void (*progress)(int, int, void *), void *user, QErr *err);
+
 #endif
