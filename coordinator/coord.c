@@ -88,7 +88,7 @@ static int write_embeddings(Coord *c, const TokenSet *ts, QErr *err) {
 }
 
 /* What the journal already holds: shard inputs and finished blocks. */
-static int scan_journal(Coord *c, QErr *err) {
+static void scan_journal(Coord *c) {
     const JobSpec *s = &c->spec;
     int done = 0;
     for (int k = 0; k < s->n_shards; k++) {
@@ -121,8 +121,6 @@ static int scan_journal(Coord *c, QErr *err) {
         }
     }
     c->blocks_done_at_start = done;
-    (void)err;
-    return 0;
 }
 
 /* The sizes every block's parameters have (same shapes in every block). */
@@ -180,12 +178,9 @@ static int bind_sockets(Coord *c, QErr *err) {
             snprintf(c->status_ep, sizeof c->status_ep, "%s", last);
         }
     }
-    char path[4096], buf[2048], host[256] = "";
+    char host[256] = "";
     gethostname(host, sizeof host - 1);
-    int n = snprintf(buf, sizeof buf, "{\"pid\": %d, \"host\": \"%s\", \"status\": \"%s\", \"work\": \"%s\"}\n",
-                     (int)getpid(), host, c->status_ep, c->work_ep);
-    journal_path(path, sizeof path, o->ckpt_dir, "coordinator.json");
-    return file_write_all(path, buf, (size_t)n, err);
+    return journal_record_coordinator(o->ckpt_dir, host, c->status_ep, c->work_ep, err);
 }
 
 /* ---- talking to workers ---- */
@@ -693,7 +688,7 @@ int coordinator_run(const CoordOpts *o, QErr *err) {
     char done_path[4096];
     int already = rc == 0 && journal_is_done(o->ckpt_dir, done_path, sizeof done_path) && access(o->out_path, R_OK) == 0;
     if (rc == 0 && !already) rc = param_sizes(c, err);
-    if (rc == 0 && !already) rc = scan_journal(c, err);
+    if (rc == 0 && !already) scan_journal(c);
     if (rc == 0 && !already && !c->shards[0].input_ready) {
         rc = write_embeddings(c, &ts, err);
         c->shards[0].input_ready = rc == 0;

@@ -1,6 +1,7 @@
 /* journal.c — the checkpoint directory of a distributed calibration. */
 #include "journal.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -291,12 +292,34 @@ int journal_read_block(const char *dir, int block, const JobSpec *spec, QBlockPa
 
 /* ---- completion ---- */
 
+/* A small JSON file of the checkpoint, written atomically; cJSON escapes
+ * whatever a path or host name holds. */
+static int write_json(const char *dir, const char *name, cJSON *obj, QErr *err) {
+    char path[4096];
+    journal_path(path, sizeof path, dir, name);
+    char *txt = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    cJSON_Delete(obj);
+    if (!txt) return qerr_set(err, "%s: out of memory", name);
+    int rc = file_write_all(path, txt, strlen(txt), err);
+    free(txt);
+    return rc;
+}
+
+int journal_record_coordinator(const char *dir, const char *host, const char *status_ep, const char *work_ep,
+                               QErr *err) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "pid", (double)getpid());
+    cJSON_AddStringToObject(o, "host", host);
+    cJSON_AddStringToObject(o, "status", status_ep);
+    cJSON_AddStringToObject(o, "work", work_ep);
+    return write_json(dir, "coordinator.json", o, err);
+}
+
 int journal_mark_done(const char *dir, const char *artifact, const char *sha256, QErr *err) {
-    char path[4096], buf[8192];
-    journal_path(path, sizeof path, dir, "done.json");
-    int n = snprintf(buf, sizeof buf, "{\"artifact\": \"%s\", \"sha256\": \"%s\"}\n", artifact, sha256);
-    if (n < 0 || (size_t)n >= sizeof buf) return qerr_set(err, "artifact path too long");
-    return file_write_all(path, buf, (size_t)n, err);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "artifact", artifact);
+    cJSON_AddStringToObject(o, "sha256", sha256);
+    return write_json(dir, "done.json", o, err);
 }
 
 int journal_is_done(const char *dir, char *artifact, size_t n) {
@@ -305,18 +328,12 @@ int journal_is_done(const char *dir, char *artifact, size_t n) {
     QErr err;
     journal_path(path, sizeof path, dir, "done.json");
     if (access(path, F_OK) != 0 || file_read_all(path, &txt, &len, &err) != 0) return 0;
-    const char *k = strstr(txt, "\"artifact\": \"");
-    int ok = 0;
-    if (k) {
-        k += 13;
-        const char *e = strchr(k, '"');
-        if (e && (size_t)(e - k) < n) {
-            memcpy(artifact, k, (size_t)(e - k));
-            artifact[e - k] = 0;
-            ok = 1;
-        }
-    }
+    cJSON *j = cJSON_Parse(txt);
     free(txt);
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "artifact");
+    int ok = cJSON_IsString(a) && strlen(a->valuestring) < n;
+    if (ok) snprintf(artifact, n, "%s", a->valuestring);
+    cJSON_Delete(j);
     return ok;
 }
 

@@ -51,6 +51,9 @@ int journal_write_block(const char *dir, int block, const QBlockParams *p, const
  * (deleted; err says why). Free with qblock_params_free. */
 int journal_read_block(const char *dir, int block, const JobSpec *spec, QBlockParams *p, ReconStats *st, QErr *err);
 
+/* DIR/coordinator.json: who runs the job and where its sockets are. */
+int journal_record_coordinator(const char *dir, const char *host, const char *status_ep, const char *work_ep,
+                               QErr *err);
 int journal_mark_done(const char *dir, const char *artifact, const char *sha256, QErr *err);
 /* 1 and the artifact path if the journal says the job is complete. */
 int journal_is_done(const char *dir, char *artifact, size_t n);
