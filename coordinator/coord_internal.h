@@ -42,6 +42,7 @@ typedef struct {
 typedef struct {
     pid_t pid;
     int incarnation, restarts;
+    char name[64]; /* of the process now in the slot: local-K, then local-K.1, ... */
 } LocalSlot;
 
 typedef enum { JOB_STARTING, JOB_RUNNING, JOB_MERGING, JOB_DONE, JOB_FAILED } JobState;

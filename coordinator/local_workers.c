@@ -21,8 +21,8 @@
 int local_spawn(Coord *c, int slot, QErr *err) {
     const CoordOpts *o = c->o;
     LocalSlot *ls = &c->local[slot];
-    char name[64], threads[16], hb[32], lost[32];
-    snprintf(name, sizeof name, ls->incarnation ? "local-%d.%d" : "local-%d", slot, ls->incarnation);
+    char threads[16], hb[32], lost[32];
+    snprintf(ls->name, sizeof ls->name, ls->incarnation ? "local-%d.%d" : "local-%d", slot, ls->incarnation);
     snprintf(threads, sizeof threads, "%d", o->local_threads > 0 ? o->local_threads : 1);
     snprintf(hb, sizeof hb, "%g", o->heartbeat_s);
     /* a worker that loses us for this long exits by itself too */
@@ -33,7 +33,7 @@ int local_spawn(Coord *c, int slot, QErr *err) {
     argv[n++] = "worker";
     argv[n++] = "--connect", argv[n++] = c->work_ep;
     argv[n++] = "--threads", argv[n++] = threads;
-    argv[n++] = "--name", argv[n++] = name;
+    argv[n++] = "--name", argv[n++] = ls->name;
     argv[n++] = "--heartbeat", argv[n++] = hb;
     argv[n++] = "--max-lost", argv[n++] = lost;
     if (o->curve) argv[n++] = "--curve-keys", argv[n++] = o->curve_dir;
@@ -53,7 +53,7 @@ int local_spawn(Coord *c, int slot, QErr *err) {
     }
     ls->pid = pid;
     ls->incarnation++;
-    log_info("coordinator: started local worker %s (pid %d)", name, (int)pid);
+    log_info("coordinator: started local worker %s (pid %d)", ls->name, (int)pid);
     return 0;
 }
 
@@ -71,10 +71,8 @@ void local_reap(Coord *c, int respawn) {
         else
             log_warn("coordinator: local worker %d exited with status %d", i, WEXITSTATUS(status));
         /* its registration goes with it: the shard is reassigned now, not after the heartbeat timeout */
-        char want[64];
-        snprintf(want, sizeof want, ls->incarnation > 1 ? "local-%d.%d" : "local-%d", i, ls->incarnation - 1);
         for (int w = 0; w < COORD_MAX_WORKERS; w++)
-            if (c->workers[w].used && strcmp(c->workers[w].name, want) == 0) {
+            if (c->workers[w].used && strcmp(c->workers[w].name, ls->name) == 0) {
                 c->workers[w].last_seen = -1e9; /* the next heartbeat pass drops it */
                 c->t_last_hb = 0;
             }
