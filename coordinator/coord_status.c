@@ -109,14 +109,14 @@ char *journal_status_json(const char *dir, QErr *err) {
     const msgpack_object *m = art_meta(r);
     int64_t L = 0;
     const msgpack_object *sh = NULL, *q = NULL;
-    if (art_meta_int(m, "n_layers", &L, err) || art_meta_array(m, "shards", &sh, err) || art_meta_map(m, "quant", &q, err) ||
+    if (mp_map_int(m, "n_layers", &L, err) || mp_map_array(m, "shards", &sh, err) || mp_map_map(m, "quant", &q, err) ||
         L < 1 || L > 1 << 16) {
         art_close(r);
         qerr_wrap(err, "%s", path);
         return NULL;
     }
     int64_t epochs = 0;
-    art_meta_int(q, "epochs", &epochs, err);
+    mp_map_int(q, "epochs", &epochs, err);
     char artifact[4096];
     int done = journal_is_done(dir, artifact, sizeof artifact);
     cJSON *root = cJSON_CreateObject();
@@ -145,8 +145,8 @@ char *journal_status_json(const char *dir, QErr *err) {
         const msgpack_object *p = &sh->via.array.ptr[k];
         int64_t a = 0, b = 0;
         if (p->type == MSGPACK_OBJECT_ARRAY && p->via.array.size == 2) {
-            art_obj_int(&p->via.array.ptr[0], "shard", &a, err);
-            art_obj_int(&p->via.array.ptr[1], "shard", &b, err);
+            mp_obj_int(&p->via.array.ptr[0], "shard", &a, err);
+            mp_obj_int(&p->via.array.ptr[1], "shard", &b, err);
         }
         int nd = 0;
         for (int64_t j = a; j < b && j < L; j++) {

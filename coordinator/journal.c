@@ -32,20 +32,20 @@ int journal_plan_shards(JobSpec *spec, int n_shards, QErr *err) {
 
 static void pack_spec(msgpack_packer *pk, const JobSpec *s) {
     msgpack_pack_map(pk, 10);
-    art_pack_str(pk, "format");
-    art_pack_str(pk, "quept-checkpoint");
-    art_pack_kv_int(pk, "version", JOURNAL_VERSION);
-    art_pack_str(pk, "model_sha256");
-    art_pack_str(pk, s->model_sha256);
-    art_pack_str(pk, "data_sha256");
-    art_pack_str(pk, s->data_sha256);
-    art_pack_kv_int(pk, "n_layers", s->n_layers);
-    art_pack_kv_int(pk, "dim", s->dim);
-    art_pack_kv_int(pk, "n_seq", s->n_seq);
-    art_pack_kv_int(pk, "T", s->T);
-    art_pack_str(pk, "quant");
+    mp_pack_str(pk, "format");
+    mp_pack_str(pk, "quept-checkpoint");
+    mp_pack_kv_int(pk, "version", JOURNAL_VERSION);
+    mp_pack_str(pk, "model_sha256");
+    mp_pack_str(pk, s->model_sha256);
+    mp_pack_str(pk, "data_sha256");
+    mp_pack_str(pk, s->data_sha256);
+    mp_pack_kv_int(pk, "n_layers", s->n_layers);
+    mp_pack_kv_int(pk, "dim", s->dim);
+    mp_pack_kv_int(pk, "n_seq", s->n_seq);
+    mp_pack_kv_int(pk, "T", s->T);
+    mp_pack_str(pk, "quant");
     elastic_pack_quant_config(pk, &s->qc);
-    art_pack_str(pk, "shards");
+    mp_pack_str(pk, "shards");
     msgpack_pack_array(pk, (size_t)s->n_shards);
     for (int k = 0; k < s->n_shards; k++) {
         msgpack_pack_array(pk, 2);
@@ -62,7 +62,7 @@ static int compare_maps(const msgpack_object *old, const msgpack_object *new_, c
         char key[64];
         snprintf(key, sizeof key, "%.*s", (int)kv->key.via.str.size, kv->key.via.str.ptr);
         if (strcmp(key, "shards") == 0) continue; /* compared by the caller */
-        const msgpack_object *o = art_meta_get(old, key);
+        const msgpack_object *o = mp_map_get(old, key);
         if (o && msgpack_object_equal(*o, kv->val)) continue;
         char a[256] = "(absent)", b[256];
         if (o) msgpack_object_print_buffer(a, sizeof a, *o);
@@ -83,7 +83,7 @@ static int compare_maps(const msgpack_object *old, const msgpack_object *new_, c
         const msgpack_object_kv *kv = &old->via.map.ptr[i];
         char key[64];
         snprintf(key, sizeof key, "%.*s", (int)kv->key.via.str.size, kv->key.via.str.ptr);
-        if (art_meta_get(new_, key)) continue;
+        if (mp_map_get(new_, key)) continue;
         char a[256];
         msgpack_object_print_buffer(a, sizeof a, kv->val);
         return qerr_set(err,
@@ -122,12 +122,12 @@ int journal_open(const char *dir, JobSpec *spec, int adopt_shards, QErr *err) {
     unlink(tmp);
     const msgpack_object *old = art_meta(r), *cur = r2 ? art_meta(r2) : NULL;
     char fmt[32];
-    if (rc == 0 && (art_meta_str(old, "format", fmt, sizeof fmt, err) != 0 || strcmp(fmt, "quept-checkpoint") != 0))
+    if (rc == 0 && (mp_map_str(old, "format", fmt, sizeof fmt, err) != 0 || strcmp(fmt, "quept-checkpoint") != 0))
         rc = qerr_set(err, "%s: not a quept checkpoint", path);
     if (rc == 0) rc = compare_maps(old, cur, "", dir, err);
     if (rc == 0) {
         const msgpack_object *sh;
-        rc = art_meta_array(old, "shards", &sh, err);
+        rc = mp_map_array(old, "shards", &sh, err);
         JobSpec stored = *spec;
         stored.n_shards = rc == 0 ? (int)sh->via.array.size : 0;
         if (rc == 0 && (stored.n_shards < 1 || stored.n_shards > JOURNAL_MAX_SHARDS))
@@ -136,7 +136,7 @@ int journal_open(const char *dir, JobSpec *spec, int adopt_shards, QErr *err) {
             const msgpack_object *p = &sh->via.array.ptr[k];
             int64_t a, b;
             if (p->type != MSGPACK_OBJECT_ARRAY || p->via.array.size != 2 ||
-                art_obj_int(&p->via.array.ptr[0], "shard", &a, err) || art_obj_int(&p->via.array.ptr[1], "shard", &b, err) ||
+                mp_obj_int(&p->via.array.ptr[0], "shard", &a, err) || mp_obj_int(&p->via.array.ptr[1], "shard", &b, err) ||
                 a < 0 || b <= a || b > spec->n_layers)
                 rc = qerr_set(err, "%s: bad shard %d", path, k);
             else
@@ -169,8 +169,8 @@ int journal_write_input(const char *dir, int shard, const float *x, const JobSpe
     if (!w) return -1;
     msgpack_packer *pk = art_writer_meta(w);
     msgpack_pack_map(pk, 2);
-    art_pack_kv_int(pk, "shard", shard);
-    art_pack_kv_int(pk, "block", spec->shard_begin[shard]);
+    mp_pack_kv_int(pk, "shard", shard);
+    mp_pack_kv_int(pk, "block", spec->shard_begin[shard]);
     int64_t shape[3] = {spec->n_seq, spec->T, spec->dim};
     int rc = art_writer_add(w, "x", ART_F32, 3, shape, x, 0, err);
     if (rc == 0) rc = art_writer_write(w, path, err);
@@ -217,16 +217,16 @@ int journal_write_block(const char *dir, int block, const QBlockParams *p, const
     if (!w) return -1;
     msgpack_packer *pk = art_writer_meta(w);
     msgpack_pack_map(pk, 8);
-    art_pack_kv_int(pk, "block", block);
-    art_pack_kv_doubles(pk, "rtn", st->loss_rtn, n_bits);
-    art_pack_kv_doubles(pk, "init", st->loss_init, n_bits);
-    art_pack_kv_doubles(pk, "final", st->loss_final, n_bits);
-    art_pack_kv_doubles(pk, "hold_rtn", st->hold_rtn, n_bits);
-    art_pack_kv_doubles(pk, "hold_final", st->hold_final, n_bits);
-    art_pack_str(pk, "choice");
+    mp_pack_kv_int(pk, "block", block);
+    mp_pack_kv_doubles(pk, "rtn", st->loss_rtn, n_bits);
+    mp_pack_kv_doubles(pk, "init", st->loss_init, n_bits);
+    mp_pack_kv_doubles(pk, "final", st->loss_final, n_bits);
+    mp_pack_kv_doubles(pk, "hold_rtn", st->hold_rtn, n_bits);
+    mp_pack_kv_doubles(pk, "hold_final", st->hold_final, n_bits);
+    mp_pack_str(pk, "choice");
     msgpack_pack_array(pk, (size_t)n_bits);
     for (int i = 0; i < n_bits; i++) msgpack_pack_int64(pk, st->choice[i]);
-    art_pack_str(pk, "seconds");
+    mp_pack_str(pk, "seconds");
     msgpack_pack_double(pk, st->seconds);
     int64_t nl = (int64_t)p->n_lwc, na = (int64_t)p->n_adapter, nt = (int64_t)p->n_teq;
     int rc = art_writer_add(w, "lwc", ART_F32, 1, &nl, p->lwc, 0, err);
@@ -264,17 +264,17 @@ int journal_read_block(const char *dir, int block, const JobSpec *spec, QBlockPa
     int n = spec->qc.n_bits, rc = 0;
     int64_t b;
     memset(st, 0, sizeof *st);
-    if (art_meta_int(m, "block", &b, err) != 0 || b != block) rc = b != block ? qerr_set(err, "holds block %lld", (long long)b) : -1;
+    if (mp_map_int(m, "block", &b, err) != 0 || b != block) rc = b != block ? qerr_set(err, "holds block %lld", (long long)b) : -1;
     if (rc == 0)
-        rc = art_meta_doubles(m, "rtn", st->loss_rtn, n, err) || art_meta_doubles(m, "init", st->loss_init, n, err) ||
-             art_meta_doubles(m, "final", st->loss_final, n, err) || art_meta_doubles(m, "hold_rtn", st->hold_rtn, n, err) ||
-             art_meta_doubles(m, "hold_final", st->hold_final, n, err) || art_meta_float(m, "seconds", &st->seconds, err);
+        rc = mp_map_doubles(m, "rtn", st->loss_rtn, n, err) || mp_map_doubles(m, "init", st->loss_init, n, err) ||
+             mp_map_doubles(m, "final", st->loss_final, n, err) || mp_map_doubles(m, "hold_rtn", st->hold_rtn, n, err) ||
+             mp_map_doubles(m, "hold_final", st->hold_final, n, err) || mp_map_float(m, "seconds", &st->seconds, err);
     const msgpack_object *c;
-    if (rc == 0 && (rc = art_meta_array(m, "choice", &c, err)) == 0) {
+    if (rc == 0 && (rc = mp_map_array(m, "choice", &c, err)) == 0) {
         if ((int)c->via.array.size != n) rc = qerr_set(err, "\"choice\": wrong length");
         for (int i = 0; rc == 0 && i < n; i++) {
             int64_t v;
-            rc = art_obj_int(&c->via.array.ptr[i], "choice", &v, err);
+            rc = mp_obj_int(&c->via.array.ptr[i], "choice", &v, err);
             if (rc == 0 && (v < QB_TRAINED || v > QB_RTN)) rc = qerr_set(err, "\"choice\": %lld", (long long)v);
             st->choice[i] = (int)v;
         }

@@ -67,19 +67,19 @@ void msg_frames_free(MsgFrames *f) {
 /* ---- encode ---- */
 
 static void pack_stats(msgpack_packer *pk, const ReconStats *s, int n) {
-    art_pack_str(pk, "stats");
+    mp_pack_str(pk, "stats");
     msgpack_pack_map(pk, 9);
-    art_pack_kv_int(pk, "n", n);
-    art_pack_kv_doubles(pk, "rtn", s->loss_rtn, n);
-    art_pack_kv_doubles(pk, "init", s->loss_init, n);
-    art_pack_kv_doubles(pk, "final", s->loss_final, n);
-    art_pack_kv_doubles(pk, "hold_rtn", s->hold_rtn, n);
-    art_pack_kv_doubles(pk, "hold_final", s->hold_final, n);
-    art_pack_str(pk, "choice");
+    mp_pack_kv_int(pk, "n", n);
+    mp_pack_kv_doubles(pk, "rtn", s->loss_rtn, n);
+    mp_pack_kv_doubles(pk, "init", s->loss_init, n);
+    mp_pack_kv_doubles(pk, "final", s->loss_final, n);
+    mp_pack_kv_doubles(pk, "hold_rtn", s->hold_rtn, n);
+    mp_pack_kv_doubles(pk, "hold_final", s->hold_final, n);
+    mp_pack_str(pk, "choice");
     msgpack_pack_array(pk, (size_t)n);
     for (int i = 0; i < n; i++) msgpack_pack_int64(pk, s->choice[i]);
-    art_pack_kv_double(pk, "seconds", s->seconds);
-    art_pack_kv_double(pk, "tps", s->tokens_per_s);
+    mp_pack_kv_double(pk, "seconds", s->seconds);
+    mp_pack_kv_double(pk, "tps", s->tokens_per_s);
 }
 
 /* The number of type-specific pairs each type packs (plus v, t, session,
@@ -106,54 +106,54 @@ int msg_encode(const Msg *m, int compress, MsgFrames *out, QErr *err) {
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, (size_t)(5 + n_fields(m->type)));
-    art_pack_kv_int(&pk, "v", PROTO_VERSION);
-    art_pack_kv_str(&pk, "t", TYPE_NAMES[m->type]);
-    art_pack_kv_u64(&pk, "session", m->session);
-    art_pack_kv_u64(&pk, "assign", m->assign);
+    mp_pack_kv_int(&pk, "v", PROTO_VERSION);
+    mp_pack_kv_str(&pk, "t", TYPE_NAMES[m->type]);
+    mp_pack_kv_u64(&pk, "session", m->session);
+    mp_pack_kv_u64(&pk, "assign", m->assign);
     switch (m->type) {
     case MSG_REGISTER:
-        art_pack_kv_str(&pk, "name", m->name);
-        art_pack_kv_int(&pk, "threads", m->threads);
+        mp_pack_kv_str(&pk, "name", m->name);
+        mp_pack_kv_int(&pk, "threads", m->threads);
         break;
     case MSG_ASSIGN:
-        art_pack_kv_int(&pk, "shard", m->shard);
-        art_pack_kv_int(&pk, "block_begin", m->block_begin);
-        art_pack_kv_int(&pk, "block_end", m->block_end);
-        art_pack_kv_int(&pk, "block_start", m->block_start);
-        art_pack_kv_int(&pk, "send_fp_out", m->send_fp_out);
-        art_pack_kv_int(&pk, "n_seq", m->n_seq);
-        art_pack_kv_int(&pk, "T", m->T);
-        art_pack_kv_int(&pk, "dim", m->dim);
-        art_pack_kv_int(&pk, "n_layers", m->n_layers);
-        art_pack_kv_int(&pk, "bf16", m->bf16);
-        art_pack_kv_str(&pk, "model_path", m->model_path);
-        art_pack_str(&pk, "qc");
+        mp_pack_kv_int(&pk, "shard", m->shard);
+        mp_pack_kv_int(&pk, "block_begin", m->block_begin);
+        mp_pack_kv_int(&pk, "block_end", m->block_end);
+        mp_pack_kv_int(&pk, "block_start", m->block_start);
+        mp_pack_kv_int(&pk, "send_fp_out", m->send_fp_out);
+        mp_pack_kv_int(&pk, "n_seq", m->n_seq);
+        mp_pack_kv_int(&pk, "T", m->T);
+        mp_pack_kv_int(&pk, "dim", m->dim);
+        mp_pack_kv_int(&pk, "n_layers", m->n_layers);
+        mp_pack_kv_int(&pk, "bf16", m->bf16);
+        mp_pack_kv_str(&pk, "model_path", m->model_path);
+        mp_pack_str(&pk, "qc");
         elastic_pack_quant_config(&pk, &m->qc);
         break;
     case MSG_ACTIVATIONS:
-        art_pack_kv_int(&pk, "block", m->block);
-        art_pack_kv_int(&pk, "seq0", m->seq0);
+        mp_pack_kv_int(&pk, "block", m->block);
+        mp_pack_kv_int(&pk, "seq0", m->seq0);
         break;
     case MSG_PARAMS:
     case MSG_RESULT:
-        art_pack_kv_int(&pk, "block", m->block);
+        mp_pack_kv_int(&pk, "block", m->block);
         pack_stats(&pk, &m->stats, m->n_bits);
         break;
     case MSG_PROGRESS:
-        art_pack_kv_int(&pk, "block", m->block);
-        art_pack_kv_int(&pk, "epoch", m->epoch);
-        art_pack_kv_int(&pk, "epochs", m->epochs);
-        art_pack_kv_doubles(&pk, "group_loss", m->group_loss, QN_GROUPS);
-        art_pack_kv_double(&pk, "tokens_per_s", m->tokens_per_s);
+        mp_pack_kv_int(&pk, "block", m->block);
+        mp_pack_kv_int(&pk, "epoch", m->epoch);
+        mp_pack_kv_int(&pk, "epochs", m->epochs);
+        mp_pack_kv_doubles(&pk, "group_loss", m->group_loss, QN_GROUPS);
+        mp_pack_kv_double(&pk, "tokens_per_s", m->tokens_per_s);
         break;
     case MSG_ERROR:
     case MSG_SHUTDOWN:
-        art_pack_kv_str(&pk, "text", m->text);
+        mp_pack_kv_str(&pk, "text", m->text);
         break;
     default:
         break;
     }
-    art_pack_str(&pk, "tensors");
+    mp_pack_str(&pk, "tensors");
     msgpack_pack_array(&pk, (size_t)m->n_tensors);
     int rc = 0;
     uint8_t *body[PROTO_MAX_TENSORS] = {0};
@@ -181,11 +181,11 @@ int msg_encode(const Msg *m, int compress, MsgFrames *out, QErr *err) {
             blen[i] = t->nbytes;
         }
         msgpack_pack_array(&pk, 5);
-        art_pack_str(&pk, t->name);
-        art_pack_str(&pk, t->dtype == MSG_BF16 ? "bf16" : "f32");
+        mp_pack_str(&pk, t->name);
+        mp_pack_str(&pk, t->dtype == MSG_BF16 ? "bf16" : "f32");
         msgpack_pack_array(&pk, (size_t)t->ndim);
         for (int d = 0; d < t->ndim; d++) msgpack_pack_int64(&pk, t->shape[d]);
-        art_pack_str(&pk, lz ? "lz4" : "raw");
+        mp_pack_str(&pk, lz ? "lz4" : "raw");
         msgpack_pack_uint64(&pk, t->nbytes);
     }
     if (rc == 0 && sb.size > PROTO_MAX_HEADER) rc = qerr_set(err, "encode: header of %zu bytes too large", sb.size);
@@ -209,36 +209,36 @@ int msg_encode(const Msg *m, int compress, MsgFrames *out, QErr *err) {
 
 static int get_int(const msgpack_object *map, const char *k, int64_t lo, int64_t hi, int *out, QErr *err) {
     int64_t v;
-    if (art_meta_int(map, k, &v, err) != 0) return -1;
+    if (mp_map_int(map, k, &v, err) != 0) return -1;
     if (v < lo || v > hi) return qerr_set(err, "field \"%s\": %lld outside [%lld, %lld]", k, (long long)v, (long long)lo, (long long)hi);
     *out = (int)v;
     return 0;
 }
 
 static int get_u64(const msgpack_object *map, const char *k, uint64_t *out, QErr *err) {
-    const msgpack_object *o = art_meta_get(map, k);
+    const msgpack_object *o = mp_map_get(map, k);
     if (!o) return qerr_set(err, "field \"%s\" is missing", k);
-    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return qerr_set(err, "field \"%s\": expected an unsigned integer, got %s", k, art_obj_type_name(o));
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return qerr_set(err, "field \"%s\": expected an unsigned integer, got %s", k, mp_type_name(o));
     *out = o->via.u64;
     return 0;
 }
 
 static int parse_stats(const msgpack_object *map, ReconStats *s, int *n_bits, QErr *err) {
     const msgpack_object *st;
-    if (art_meta_map(map, "stats", &st, err) != 0) return -1;
+    if (mp_map_map(map, "stats", &st, err) != 0) return -1;
     int n = 0;
-    if (get_int(st, "n", 1, QMAX_NBITS, &n, err) || art_meta_doubles(st, "rtn", s->loss_rtn, n, err) ||
-        art_meta_doubles(st, "init", s->loss_init, n, err) || art_meta_doubles(st, "final", s->loss_final, n, err) ||
-        art_meta_doubles(st, "hold_rtn", s->hold_rtn, n, err) ||
-        art_meta_doubles(st, "hold_final", s->hold_final, n, err) ||
-        art_meta_float(st, "seconds", &s->seconds, err) || art_meta_float(st, "tps", &s->tokens_per_s, err))
+    if (get_int(st, "n", 1, QMAX_NBITS, &n, err) || mp_map_doubles(st, "rtn", s->loss_rtn, n, err) ||
+        mp_map_doubles(st, "init", s->loss_init, n, err) || mp_map_doubles(st, "final", s->loss_final, n, err) ||
+        mp_map_doubles(st, "hold_rtn", s->hold_rtn, n, err) ||
+        mp_map_doubles(st, "hold_final", s->hold_final, n, err) ||
+        mp_map_float(st, "seconds", &s->seconds, err) || mp_map_float(st, "tps", &s->tokens_per_s, err))
         return qerr_wrap(err, "stats");
     const msgpack_object *c;
-    if (art_meta_array(st, "choice", &c, err) != 0) return qerr_wrap(err, "stats");
+    if (mp_map_array(st, "choice", &c, err) != 0) return qerr_wrap(err, "stats");
     if ((int)c->via.array.size != n) return qerr_set(err, "stats: field \"choice\": expected %d entries", n);
     for (int i = 0; i < n; i++) {
         int64_t v;
-        if (art_obj_int(&c->via.array.ptr[i], "choice", &v, err) != 0) return qerr_wrap(err, "stats");
+        if (mp_obj_int(&c->via.array.ptr[i], "choice", &v, err) != 0) return qerr_wrap(err, "stats");
         if (v < QB_TRAINED || v > QB_RTN) return qerr_set(err, "stats: choice %lld is not 0, 1 or 2", (long long)v);
         s->choice[i] = (int)v;
     }
@@ -250,7 +250,7 @@ static int parse_stats(const msgpack_object *map, ReconStats *s, int *n_bits, QE
 static int parse_tensors(const msgpack_object *map, const uint8_t *const *frames, const size_t *lens, int n_frames,
                          Msg *m, QErr *err) {
     const msgpack_object *a;
-    if (art_meta_array(map, "tensors", &a, err) != 0) return -1;
+    if (mp_map_array(map, "tensors", &a, err) != 0) return -1;
     int nt = (int)a->via.array.size;
     if (nt > PROTO_MAX_TENSORS) return qerr_set(err, "%d tensors (at most %d)", nt, PROTO_MAX_TENSORS);
     if (n_frames != 1 + nt) return qerr_set(err, "%d tensor frames for %d tensors", n_frames - 1, nt);
@@ -261,9 +261,9 @@ static int parse_tensors(const msgpack_object *map, const uint8_t *const *frames
         const msgpack_object *f = d->via.array.ptr;
         MsgTensor *t = &m->t[i];
         char dt[8], codec[8];
-        if (art_obj_str(&f[0], "tensor name", t->name, sizeof t->name, err) ||
-            art_obj_str(&f[1], "tensor dtype", dt, sizeof dt, err) ||
-            art_obj_str(&f[3], "tensor codec", codec, sizeof codec, err))
+        if (mp_obj_str(&f[0], "tensor name", t->name, sizeof t->name, err) ||
+            mp_obj_str(&f[1], "tensor dtype", dt, sizeof dt, err) ||
+            mp_obj_str(&f[3], "tensor codec", codec, sizeof codec, err))
             return qerr_wrap(err, "tensor %d", i);
         if (strcmp(dt, "f32") == 0) t->dtype = MSG_F32;
         else if (strcmp(dt, "bf16") == 0) t->dtype = MSG_BF16;
@@ -276,14 +276,14 @@ static int parse_tensors(const msgpack_object *map, const uint8_t *const *frames
         uint64_t bytes = dtype_size(t->dtype);
         for (int k = 0; k < t->ndim; k++) {
             int64_t v;
-            if (art_obj_int(&f[2].via.array.ptr[k], "tensor shape", &v, err) != 0) return qerr_wrap(err, "tensor %s", t->name);
+            if (mp_obj_int(&f[2].via.array.ptr[k], "tensor shape", &v, err) != 0) return qerr_wrap(err, "tensor %s", t->name);
             if (v < 0 || (uint64_t)v > PROTO_MAX_TENSOR) return qerr_set(err, "tensor %s: dimension %lld out of range", t->name, (long long)v);
             t->shape[k] = v;
             bytes *= (uint64_t)v;
             if (bytes > PROTO_MAX_TENSOR) return qerr_set(err, "tensor %s: larger than %zu bytes", t->name, PROTO_MAX_TENSOR);
         }
         int64_t raw;
-        if (art_obj_int(&f[4], "tensor raw_bytes", &raw, err) != 0) return qerr_wrap(err, "tensor %s", t->name);
+        if (mp_obj_int(&f[4], "tensor raw_bytes", &raw, err) != 0) return qerr_wrap(err, "tensor %s", t->name);
         if ((uint64_t)raw != bytes) return qerr_set(err, "tensor %s: raw_bytes %lld, shape says %llu", t->name, (long long)raw, (unsigned long long)bytes);
         const uint8_t *src = frames[1 + i];
         size_t slen = lens[1 + i];
@@ -321,7 +321,7 @@ static int decode_fields(const msgpack_object *h, Msg *m, QErr *err) {
     const int BIG = 1 << 30;
     switch (m->type) {
     case MSG_REGISTER:
-        return art_meta_str(h, "name", m->name, sizeof m->name, err) ||
+        return mp_map_str(h, "name", m->name, sizeof m->name, err) ||
                get_int(h, "threads", 1, 4096, &m->threads, err);
     case MSG_ASSIGN: {
         const msgpack_object *q;
@@ -333,8 +333,8 @@ static int decode_fields(const msgpack_object *h, Msg *m, QErr *err) {
             get_int(h, "send_fp_out", 0, 1, &m->send_fp_out, err) ||
             get_int(h, "n_seq", 1, 1 << 24, &m->n_seq, err) || get_int(h, "T", 1, 1 << 24, &m->T, err) ||
             get_int(h, "dim", 1, 1 << 20, &m->dim, err) || get_int(h, "bf16", 0, 1, &m->bf16, err) ||
-            art_meta_str(h, "model_path", m->model_path, sizeof m->model_path, err) ||
-            art_meta_map(h, "qc", &q, err))
+            mp_map_str(h, "model_path", m->model_path, sizeof m->model_path, err) ||
+            mp_map_map(h, "qc", &q, err))
             return -1;
         if (elastic_parse_quant_config(q, &m->qc, err) != 0) return qerr_wrap(err, "field \"qc\"");
         return 0;
@@ -348,13 +348,13 @@ static int decode_fields(const msgpack_object *h, Msg *m, QErr *err) {
     case MSG_PROGRESS:
         if (get_int(h, "block", 0, 1 << 16, &m->block, err) || get_int(h, "epochs", 0, 1 << 20, &m->epochs, err) ||
             get_int(h, "epoch", 0, m->epochs, &m->epoch, err) ||
-            art_meta_doubles(h, "group_loss", m->group_loss, QN_GROUPS, err) ||
-            art_meta_float(h, "tokens_per_s", &m->tokens_per_s, err))
+            mp_map_doubles(h, "group_loss", m->group_loss, QN_GROUPS, err) ||
+            mp_map_float(h, "tokens_per_s", &m->tokens_per_s, err))
             return -1;
         return 0;
     case MSG_ERROR:
     case MSG_SHUTDOWN:
-        return art_meta_str(h, "text", m->text, sizeof m->text, err);
+        return mp_map_str(h, "text", m->text, sizeof m->text, err);
     default:
         return 0;
     }
@@ -368,7 +368,7 @@ int msg_decode(const uint8_t *const *frames, const size_t *lens, int n, Msg *m, 
     /* hostile container counts would make msgpack-c allocate gigabytes: check first */
     char why[160];
     size_t used;
-    if (art_msgpack_scan(frames[0], lens[0], 8, &used, why, sizeof why) != 0)
+    if (mp_scan(frames[0], lens[0], 8, &used, why, sizeof why) != 0)
         return qerr_set(err, "malformed message: header: %s", why);
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
@@ -379,19 +379,19 @@ int msg_decode(const uint8_t *const *frames, const size_t *lens, int n, Msg *m, 
     else if (off != lens[0])
         rc = qerr_set(err, "%zu bytes after the header map", lens[0] - off);
     const msgpack_object *h = &up.data;
-    if (rc == 0 && h->type != MSGPACK_OBJECT_MAP) rc = qerr_set(err, "header is a %s, expected a map", art_obj_type_name(h));
+    if (rc == 0 && h->type != MSGPACK_OBJECT_MAP) rc = qerr_set(err, "header is a %s, expected a map", mp_type_name(h));
     int v = 0;
     char t[16];
     if (rc == 0) {
         int64_t vv;
-        rc = art_meta_int(h, "v", &vv, err);
+        rc = mp_map_int(h, "v", &vv, err);
         if (rc == 0 && vv != PROTO_VERSION)
             rc = qerr_set(err, "protocol version %lld; this build speaks version %d (upgrade the %s side)",
                           (long long)vv, PROTO_VERSION, vv > PROTO_VERSION ? "older" : "newer");
         v = (int)vv;
     }
     (void)v;
-    if (rc == 0) rc = art_meta_str(h, "t", t, sizeof t, err);
+    if (rc == 0) rc = mp_map_str(h, "t", t, sizeof t, err);
     if (rc == 0) {
         m->type = MSG_N_TYPES;
         for (int i = 0; i < MSG_N_TYPES; i++)

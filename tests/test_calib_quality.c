@@ -12,7 +12,7 @@
 #include "artifact/elastic.h"
 #include "check.h"
 #include "data/tokens.h"
-#include "engine/calibrate.h"
+#include "pipeline/calibrate.h"
 #include "eval/sample.h"
 
 #if defined(__SANITIZE_ADDRESS__)

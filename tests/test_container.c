@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "artifact/container.h"
+#include "base/crc32.h"
 #include "base/mapfile.h"
 #include "check.h"
 
@@ -90,16 +91,16 @@ static uint32_t crc_bitwise(const uint8_t *p, size_t n) {
 }
 
 static void test_crc(void) {
-    CHECK(art_crc32(0, "123456789", 9) == 0xcbf43926u);
-    CHECK(art_crc32(0, NULL, 0) == 0);
+    CHECK(crc32_ieee(0, "123456789", 9) == 0xcbf43926u);
+    CHECK(crc32_ieee(0, NULL, 0) == 0);
     uint8_t buf[1100];
     for (size_t i = 0; i < sizeof buf; i++) buf[i] = (uint8_t)rnd();
     for (size_t start = 0; start < 9; start++)
         for (size_t n = 0; n + start <= sizeof buf; n += (n < 40 ? 1 : 37)) {
             uint32_t want = crc_bitwise(buf + start, n);
-            CHECK(art_crc32(0, buf + start, n) == want);
+            CHECK(crc32_ieee(0, buf + start, n) == want);
             size_t half = n / 3;
-            CHECK(art_crc32(art_crc32(0, buf + start, half), buf + start + half, n - half) == want);
+            CHECK(crc32_ieee(crc32_ieee(0, buf + start, half), buf + start + half, n - half) == want);
         }
 }
 
@@ -122,36 +123,36 @@ static void fill_sample_data(void) {
 
 static void pack_meta(msgpack_packer *pk) {
     msgpack_pack_map(pk, 8);
-    art_pack_str(pk, "model");
+    mp_pack_str(pk, "model");
     msgpack_pack_map(pk, 3);
-    art_pack_str(pk, "dim");
+    mp_pack_str(pk, "dim");
     msgpack_pack_int(pk, 64);
-    art_pack_str(pk, "n_layers");
+    mp_pack_str(pk, "n_layers");
     msgpack_pack_int(pk, 5);
-    art_pack_str(pk, "name");
-    art_pack_str(pk, "stories260K");
-    art_pack_str(pk, "bits");
+    mp_pack_str(pk, "name");
+    mp_pack_str(pk, "stories260K");
+    mp_pack_str(pk, "bits");
     msgpack_pack_array(pk, 7);
     for (int b = 2; b <= 8; b++) msgpack_pack_int(pk, b);
-    art_pack_str(pk, "lr");
+    mp_pack_str(pk, "lr");
     msgpack_pack_double(pk, 1e-3);
-    art_pack_str(pk, "scale");
+    mp_pack_str(pk, "scale");
     msgpack_pack_float(pk, 0.5f);
-    art_pack_str(pk, "flag");
+    mp_pack_str(pk, "flag");
     msgpack_pack_true(pk);
-    art_pack_str(pk, "neg");
+    mp_pack_str(pk, "neg");
     msgpack_pack_int(pk, -5);
-    art_pack_str(pk, "nested");
+    mp_pack_str(pk, "nested");
     msgpack_pack_array(pk, 2);
     msgpack_pack_array(pk, 2);
     msgpack_pack_int(pk, 1);
     msgpack_pack_array(pk, 1);
     msgpack_pack_nil(pk);
     msgpack_pack_map(pk, 1);
-    art_pack_str(pk, "x");
+    mp_pack_str(pk, "x");
     msgpack_pack_bin(pk, 3);
     msgpack_pack_bin_body(pk, "\x01\x02\x03", 3);
-    art_pack_str(pk, "empty");
+    mp_pack_str(pk, "empty");
     msgpack_pack_map(pk, 0);
 }
 
@@ -182,42 +183,42 @@ static void check_sample_reader(ArtReader *r) {
     const msgpack_object *m = art_meta(r);
     CHECK(m && m->type == MSGPACK_OBJECT_MAP);
     const msgpack_object *model = NULL, *bits = NULL, *nested = NULL;
-    CHECK(art_meta_map(m, "model", &model, &err) == 0);
+    CHECK(mp_map_map(m, "model", &model, &err) == 0);
     int64_t iv = 0;
     double dv = 0;
     int bv = 0;
     char s[64];
-    CHECK(art_meta_int(model, "dim", &iv, &err) == 0 && iv == 64);
-    CHECK(art_meta_int(model, "n_layers", &iv, &err) == 0 && iv == 5);
-    CHECK(art_meta_str(model, "name", s, sizeof s, &err) == 0 && strcmp(s, "stories260K") == 0);
-    CHECK(art_meta_array(m, "bits", &bits, &err) == 0 && bits->via.array.size == 7);
+    CHECK(mp_map_int(model, "dim", &iv, &err) == 0 && iv == 64);
+    CHECK(mp_map_int(model, "n_layers", &iv, &err) == 0 && iv == 5);
+    CHECK(mp_map_str(model, "name", s, sizeof s, &err) == 0 && strcmp(s, "stories260K") == 0);
+    CHECK(mp_map_array(m, "bits", &bits, &err) == 0 && bits->via.array.size == 7);
     for (uint32_t k = 0; bits && k < bits->via.array.size; k++)
-        CHECK(art_obj_int(&bits->via.array.ptr[k], "bits[]", &iv, &err) == 0 && iv == (int64_t)k + 2);
-    CHECK(art_meta_float(m, "lr", &dv, &err) == 0 && dv == 1e-3);
-    CHECK(art_meta_float(m, "scale", &dv, &err) == 0 && dv == 0.5);
-    CHECK(art_meta_float(m, "neg", &dv, &err) == 0 && dv == -5.0);
-    CHECK(art_meta_bool(m, "flag", &bv, &err) == 0 && bv == 1);
-    CHECK(art_meta_int(m, "neg", &iv, &err) == 0 && iv == -5);
-    CHECK(art_meta_array(m, "nested", &nested, &err) == 0 && nested->via.array.size == 2);
+        CHECK(mp_obj_int(&bits->via.array.ptr[k], "bits[]", &iv, &err) == 0 && iv == (int64_t)k + 2);
+    CHECK(mp_map_float(m, "lr", &dv, &err) == 0 && dv == 1e-3);
+    CHECK(mp_map_float(m, "scale", &dv, &err) == 0 && dv == 0.5);
+    CHECK(mp_map_float(m, "neg", &dv, &err) == 0 && dv == -5.0);
+    CHECK(mp_map_bool(m, "flag", &bv, &err) == 0 && bv == 1);
+    CHECK(mp_map_int(m, "neg", &iv, &err) == 0 && iv == -5);
+    CHECK(mp_map_array(m, "nested", &nested, &err) == 0 && nested->via.array.size == 2);
     if (nested) {
         const msgpack_object *inner = &nested->via.array.ptr[0];
         CHECK(inner->type == MSGPACK_OBJECT_ARRAY && inner->via.array.size == 2);
         CHECK(inner->via.array.ptr[1].type == MSGPACK_OBJECT_ARRAY &&
               inner->via.array.ptr[1].via.array.ptr[0].type == MSGPACK_OBJECT_NIL);
-        const msgpack_object *x = art_meta_get(&nested->via.array.ptr[1], "x");
+        const msgpack_object *x = mp_map_get(&nested->via.array.ptr[1], "x");
         CHECK(x && x->type == MSGPACK_OBJECT_BIN && x->via.bin.size == 3 && memcmp(x->via.bin.ptr, "\x01\x02\x03", 3) == 0);
     }
     const msgpack_object *empty = NULL;
-    CHECK(art_meta_map(m, "empty", &empty, &err) == 0 && empty->via.map.size == 0);
+    CHECK(mp_map_map(m, "empty", &empty, &err) == 0 && empty->via.map.size == 0);
 
     /* helper errors name the key */
-    CHECK(art_meta_int(model, "name", &iv, &err) != 0 && strstr(err.msg, "key \"name\"") &&
+    CHECK(mp_map_int(model, "name", &iv, &err) != 0 && strstr(err.msg, "key \"name\"") &&
           strstr(err.msg, "expected an integer, got string"));
-    CHECK(art_meta_int(model, "nope", &iv, &err) != 0 && strstr(err.msg, "key \"nope\"") && strstr(err.msg, "missing"));
-    CHECK(art_meta_str(model, "name", s, 5, &err) != 0 && strstr(err.msg, "too long"));
-    CHECK(art_meta_bool(m, "lr", &bv, &err) != 0 && strstr(err.msg, "expected a boolean"));
-    CHECK(art_meta_map(m, "bits", &model, &err) != 0 && strstr(err.msg, "expected a map, got array"));
-    CHECK(art_meta_int(bits, "x", &iv, &err) != 0 && strstr(err.msg, "not a map"));
+    CHECK(mp_map_int(model, "nope", &iv, &err) != 0 && strstr(err.msg, "key \"nope\"") && strstr(err.msg, "missing"));
+    CHECK(mp_map_str(model, "name", s, 5, &err) != 0 && strstr(err.msg, "too long"));
+    CHECK(mp_map_bool(m, "lr", &bv, &err) != 0 && strstr(err.msg, "expected a boolean"));
+    CHECK(mp_map_map(m, "bits", &model, &err) != 0 && strstr(err.msg, "expected a map, got array"));
+    CHECK(mp_map_int(bits, "x", &iv, &err) != 0 && strstr(err.msg, "not a map"));
 
     struct {
         const char *name;
@@ -462,14 +463,14 @@ static uint8_t *craft(const void *meta, size_t meta_n, const void *tens, size_t 
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 4);
-    art_pack_str(&pk, "version");
+    mp_pack_str(&pk, "version");
     msgpack_pack_uint32(&pk, version_field);
-    art_pack_str(&pk, "meta");
+    mp_pack_str(&pk, "meta");
     msgpack_sbuffer_write(&sb, meta, meta_n);
-    art_pack_str(&pk, "tensors");
+    mp_pack_str(&pk, "tensors");
     msgpack_sbuffer_write(&sb, tens, tens_n);
-    uint32_t crc = art_crc32(0, sb.data, sb.size);
-    art_pack_str(&pk, "header_checksum");
+    uint32_t crc = crc32_ieee(0, sb.data, sb.size);
+    mp_pack_str(&pk, "header_checksum");
     uint8_t ce[5] = {0xce, (uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8), (uint8_t)crc};
     msgpack_sbuffer_write(&sb, (const char *)ce, 5);
     size_t h = sb.size, dstart = (24 + h + 7) & ~(size_t)7;
@@ -495,25 +496,25 @@ typedef struct {
 
 static void pack_ent(msgpack_packer *pk, const Ent *e) {
     msgpack_pack_map(pk, 8);
-    art_pack_str(pk, "name");
-    art_pack_str(pk, e->name);
-    art_pack_str(pk, "dtype");
-    art_pack_str(pk, e->dtype);
-    art_pack_str(pk, "shape");
+    mp_pack_str(pk, "name");
+    mp_pack_str(pk, e->name);
+    mp_pack_str(pk, "dtype");
+    mp_pack_str(pk, e->dtype);
+    mp_pack_str(pk, "shape");
     msgpack_pack_array(pk, (size_t)e->ndim);
     for (int d = 0; d < e->ndim; d++) {
         if (e->shape[d] < 0) msgpack_pack_int64(pk, e->shape[d]);
         else msgpack_pack_uint64(pk, (uint64_t)e->shape[d]);
     }
-    art_pack_str(pk, "offset");
+    mp_pack_str(pk, "offset");
     msgpack_pack_uint64(pk, e->offset);
-    art_pack_str(pk, "stored");
+    mp_pack_str(pk, "stored");
     msgpack_pack_uint64(pk, e->stored);
-    art_pack_str(pk, "raw");
+    mp_pack_str(pk, "raw");
     msgpack_pack_uint64(pk, e->raw);
-    art_pack_str(pk, "codec");
-    art_pack_str(pk, e->codec);
-    art_pack_str(pk, "checksum");
+    mp_pack_str(pk, "codec");
+    mp_pack_str(pk, e->codec);
+    mp_pack_str(pk, "checksum");
     msgpack_pack_uint32(pk, e->checksum);
 }
 
@@ -540,7 +541,7 @@ static void expect_crafted(const char *what, const Ent *e, int n, const void *da
 static void test_crafted(void) {
     uint8_t data[64];
     for (int i = 0; i < 64; i++) data[i] = (uint8_t)i;
-    uint32_t c16 = art_crc32(0, data, 16), c8 = art_crc32(0, data + 16, 8);
+    uint32_t c16 = crc32_ieee(0, data, 16), c8 = crc32_ieee(0, data + 16, 8);
     Ent ok[2] = {
         {"x", "f32", "raw", 1, {4}, 0, 16, 16, c16},
         {"y", "u8", "raw", 2, {2, 4}, 16, 8, 8, c8},
@@ -576,7 +577,7 @@ static void test_crafted(void) {
     CASE("empty name", e[1].name = "", 24, "tensor 1: name must be 1..");
     CASE("data checksum", e[1].checksum ^= 1, 24, "tensor 1 \"y\": checksum mismatch");
     CASE("lz4 garbage", (e[1].codec = "lz4", e[1].checksum = c8), 24, "tensor 1 \"y\"");
-    CASE("nonzero pad", (e[0].shape[0] = 3, e[0].raw = 12, e[0].stored = 12, e[0].checksum = art_crc32(0, data, 12),
+    CASE("nonzero pad", (e[0].shape[0] = 3, e[0].raw = 12, e[0].stored = 12, e[0].checksum = crc32_ieee(0, data, 12),
                          e[1].offset = 16),
          24, "padding before the section is not zero");
 #undef CASE
@@ -919,19 +920,19 @@ static void write_fuzz_seeds(const char *dir, const uint8_t *sample, size_t n) {
     ArtWriter *w = art_writer_new(&err);
     msgpack_packer *pk = art_writer_meta(w);
     msgpack_pack_map(pk, 6);
-    art_pack_str(pk, "a");
+    mp_pack_str(pk, "a");
     msgpack_pack_int(pk, -3);
-    art_pack_str(pk, "b");
+    mp_pack_str(pk, "b");
     msgpack_pack_double(pk, 2.5);
-    art_pack_str(pk, "c");
+    mp_pack_str(pk, "c");
     msgpack_pack_false(pk);
-    art_pack_str(pk, "d");
-    art_pack_str(pk, "text");
-    art_pack_str(pk, "e");
+    mp_pack_str(pk, "d");
+    mp_pack_str(pk, "text");
+    mp_pack_str(pk, "e");
     msgpack_pack_array(pk, 2);
     msgpack_pack_int(pk, 2);
     msgpack_pack_int(pk, 8);
-    art_pack_str(pk, "f");
+    mp_pack_str(pk, "f");
     msgpack_pack_map(pk, 0);
     uint8_t buf[600];
     for (int i = 0; i < 600; i++) buf[i] = (i / 100) % 2 ? (uint8_t)rnd() : (uint8_t)(i % 5);

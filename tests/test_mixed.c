@@ -14,7 +14,7 @@
 #include "base/rng.h"
 #include "check.h"
 #include "data/tokens.h"
-#include "engine/calibrate.h"
+#include "pipeline/calibrate.h"
 #include "eval/sample.h"
 
 static char tmpdir[256];

@@ -569,10 +569,10 @@ static void check_switch_and_artifact(void) {
         CHECK_MSG(elastic_write(&em, path, &err) == 0, "%s", err.msg);
         ArtReader *r;
         if (art_open(&r, path, &err) == 0) {
-            const msgpack_object *wf = art_meta_get(art_meta(r), "weight_format"), *tens = NULL;
+            const msgpack_object *wf = mp_map_get(art_meta(r), "weight_format"), *tens = NULL;
             char s[16] = "";
-            CHECK(wf && art_meta_str(wf, "default", s, sizeof s, &err) == 0 && strcmp(s, "pot") == 0);
-            CHECK(wf && art_meta_map(wf, "tensors", &tens, &err) == 0 && tens->via.map.size == 2 * N_LIN);
+            CHECK(wf && mp_map_str(wf, "default", s, sizeof s, &err) == 0 && strcmp(s, "pot") == 0);
+            CHECK(wf && mp_map_map(wf, "tensors", &tens, &err) == 0 && tens->via.map.size == 2 * N_LIN);
             int all_pot = tens != NULL;
             for (uint32_t i = 0; tens && i < tens->via.map.size; i++) {
                 const msgpack_object *v = &tens->via.map.ptr[i].val;
@@ -580,7 +580,7 @@ static void check_switch_and_artifact(void) {
                           memcmp(v->via.str.ptr, "pot", 3) == 0;
             }
             CHECK_MSG(all_pot, "weight_format.tensors: every linear must be recorded as pot");
-            CHECK(art_meta_str(tens, "blk.1.w_down", s, sizeof s, &err) == 0 && strcmp(s, "pot") == 0);
+            CHECK(mp_map_str(tens, "blk.1.w_down", s, sizeof s, &err) == 0 && strcmp(s, "pot") == 0);
             art_close(r);
         } else {
             CHECK_MSG(0, "%s", err.msg);
@@ -625,7 +625,7 @@ static void check_switch_and_artifact(void) {
     }
     ArtReader *r;
     if (art_open(&r, path, &err) == 0) {
-        CHECK_MSG(art_meta_get(art_meta(r), "weight_format") == NULL,
+        CHECK_MSG(mp_map_get(art_meta(r), "weight_format") == NULL,
                   "the old artifact must not have the weight_format key");
         art_close(r);
     }

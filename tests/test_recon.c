@@ -13,7 +13,7 @@
 #include "base/mapfile.h"
 #include "check.h"
 #include "data/tokens.h"
-#include "engine/calibrate.h"
+#include "pipeline/calibrate.h"
 #include "engine/optim.h"
 #include "engine/tome.h"
 #include "eval/sample.h"

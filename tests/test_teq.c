@@ -46,7 +46,7 @@
 #include "base/rng.h"
 #include "check.h"
 #include "data/tokens.h"
-#include "engine/calibrate.h"
+#include "pipeline/calibrate.h"
 #include "engine/qblock.h"
 #include "engine/recon_step.h"
 #include "engine/teq.h"

@@ -37,4 +37,8 @@ void worker_opts_default(WorkerOpts *o);
  * something local failed. */
 int worker_run(const WorkerOpts *o, QErr *err);
 
+/* `quept worker ARGS`: parses the options (cmd_worker.c) and runs the worker;
+ * returns the exit status. */
+int cmd_worker(int argc, char **argv);
+
 #endif

@@ -27,7 +27,7 @@
  * Writer:
  *     ArtWriter *w = art_writer_new(&err);
  *     msgpack_packer *pk = art_writer_meta(w);   // pack exactly ONE object
- *     msgpack_pack_map(pk, 1); art_pack_str(pk, "bits"); ...
+ *     msgpack_pack_map(pk, 1); mp_pack_str(pk, "bits"); ...
  *     art_writer_add(w, "tok_embeddings", ART_F32, 2, shape, data, 1, &err);
  *     art_writer_write(w, "model.qept", &err);   // temp + fsync + rename
  *     art_writer_free(w);
@@ -59,6 +59,7 @@
 #include <msgpack.h>
 
 #include "../base/err.h"
+#include "../base/msgpack_util.h"
 
 #define ART_MAGIC "QEPTART\0"          /* 8 bytes, including the NUL */
 #define ART_FORMAT_VERSION 1u
@@ -79,10 +80,6 @@ size_t art_dtype_size(ArtDtype dt);
 int art_dtype_parse(const char *s, size_t len, ArtDtype *out);
 const char *art_codec_name(ArtCodec c); /* "raw", "lz4" */
 
-/* CRC-32 (IEEE, reflected, poly 0xEDB88320), zlib-compatible chaining:
- * crc = art_crc32(0, a, na); crc = art_crc32(crc, b, nb); */
-uint32_t art_crc32(uint32_t crc, const void *buf, size_t n);
-
 /* ---- writer ---- */
 
 typedef struct ArtWriter ArtWriter;
@@ -94,16 +91,6 @@ void art_writer_free(ArtWriter *w); /* NULL is fine */
  * a map; nesting at most ART_MAX_META_DEPTH containers). Nothing packed means
  * an empty map. Checked at art_writer_write. */
 msgpack_packer *art_writer_meta(ArtWriter *w);
-
-/* Packs a NUL-terminated string (a convenience for metadata keys/values). */
-int art_pack_str(msgpack_packer *pk, const char *s);
-/* A map entry: key k, then the value (int64, uint64, double, string, or a
- * list of n doubles). */
-void art_pack_kv_int(msgpack_packer *pk, const char *k, int64_t v);
-void art_pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v);
-void art_pack_kv_double(msgpack_packer *pk, const char *k, double v);
-void art_pack_kv_str(msgpack_packer *pk, const char *k, const char *v);
-void art_pack_kv_doubles(msgpack_packer *pk, const char *k, const double *v, int n);
 
 /* Adds a tensor of shape[0..ndim) (ndim 0..ART_MAX_DIMS, ndim 0 is a scalar;
  * any dimension may be 0) holding numel * art_dtype_size(dt) bytes at data
@@ -175,36 +162,5 @@ int art_verify_section(const ArtReader *r, int i, QErr *err);
 const uint8_t *art_stored_ptr(const ArtReader *r, int i);
 int art_decode(const uint8_t *src, uint64_t stored, ArtCodec codec, void *dst, uint64_t raw,
                QErr *err);
-
-/* A structural MessagePack check that allocates nothing: p[0..n) starts
- * with one complete object whose every length lies inside the buffer, whose
- * container counts are at most the bytes left (what bounds msgpack-c's
- * allocation) and whose nesting is at most max_depth (<= 32). Returns 0 and
- * the object's size in *used, or -1 with the reason in why. Run it before
- * msgpack_unpack_next on untrusted bytes. */
-int art_msgpack_scan(const uint8_t *p, size_t n, int max_depth, size_t *used, char *why, size_t whylen);
-
-/* ---- typed access to metadata (msgpack maps with string keys) ----
- * art_obj_* convert one object; "what" names it in the error
- * ("key \"bits\": expected an integer, got string"). art_meta_* look up key
- * in map first; a missing key or a map that is not a map is an error.
- * Integers: any msgpack integer in int64 range. Floats: float32/float64 or
- * an integer. Strings: copied NUL-terminated into buf (error if it does not
- * fit or contains a NUL). */
-const msgpack_object *art_meta_get(const msgpack_object *map, const char *key); /* NULL if absent */
-const char *art_obj_type_name(const msgpack_object *o);
-int art_obj_int(const msgpack_object *o, const char *what, int64_t *out, QErr *err);
-int art_obj_float(const msgpack_object *o, const char *what, double *out, QErr *err);
-int art_obj_bool(const msgpack_object *o, const char *what, int *out, QErr *err);
-int art_obj_str(const msgpack_object *o, const char *what, char *buf, size_t bufsize, QErr *err);
-int art_meta_int(const msgpack_object *map, const char *key, int64_t *out, QErr *err);
-int art_meta_float(const msgpack_object *map, const char *key, double *out, QErr *err);
-int art_meta_bool(const msgpack_object *map, const char *key, int *out, QErr *err);
-int art_meta_str(const msgpack_object *map, const char *key, char *buf, size_t bufsize, QErr *err);
-/* The value under key: a list of exactly n numbers into out. */
-int art_meta_doubles(const msgpack_object *map, const char *key, double *out, int n, QErr *err);
-/* The value under key, checked to be an array / a map. */
-int art_meta_array(const msgpack_object *map, const char *key, const msgpack_object **out, QErr *err);
-int art_meta_map(const msgpack_object *map, const char *key, const msgpack_object **out, QErr *err);
 
 #endif

@@ -49,23 +49,23 @@ void elastic_free(ElasticModel *em) {
 
 static void pack_model_config(msgpack_packer *pk, const ModelConfig *c) {
     msgpack_pack_map(pk, 13);
-    art_pack_kv_int(pk, "dim", c->dim);
-    art_pack_kv_int(pk, "hidden_dim", c->hidden_dim);
-    art_pack_kv_int(pk, "n_layers", c->n_layers);
-    art_pack_kv_int(pk, "n_heads", c->n_heads);
-    art_pack_kv_int(pk, "n_kv_heads", c->n_kv_heads);
-    art_pack_kv_int(pk, "head_dim", c->head_dim);
-    art_pack_kv_int(pk, "vocab_size", c->vocab_size);
-    art_pack_kv_int(pk, "seq_len", c->seq_len);
-    art_pack_kv_double(pk, "rope_theta", c->rope_theta);
-    art_pack_kv_double(pk, "norm_eps", c->norm_eps);
-    art_pack_kv_int(pk, "rope_halves", c->rope_halves);
-    art_pack_kv_int(pk, "has_qkv_bias", c->has_qkv_bias);
-    art_pack_kv_int(pk, "tied_classifier", c->tied_classifier);
+    mp_pack_kv_int(pk, "dim", c->dim);
+    mp_pack_kv_int(pk, "hidden_dim", c->hidden_dim);
+    mp_pack_kv_int(pk, "n_layers", c->n_layers);
+    mp_pack_kv_int(pk, "n_heads", c->n_heads);
+    mp_pack_kv_int(pk, "n_kv_heads", c->n_kv_heads);
+    mp_pack_kv_int(pk, "head_dim", c->head_dim);
+    mp_pack_kv_int(pk, "vocab_size", c->vocab_size);
+    mp_pack_kv_int(pk, "seq_len", c->seq_len);
+    mp_pack_kv_double(pk, "rope_theta", c->rope_theta);
+    mp_pack_kv_double(pk, "norm_eps", c->norm_eps);
+    mp_pack_kv_int(pk, "rope_halves", c->rope_halves);
+    mp_pack_kv_int(pk, "has_qkv_bias", c->has_qkv_bias);
+    mp_pack_kv_int(pk, "tied_classifier", c->tied_classifier);
 }
 
 static void pack_int_list(msgpack_packer *pk, const char *k, const int *v, int n) {
-    art_pack_str(pk, k);
+    mp_pack_str(pk, k);
     msgpack_pack_array(pk, (size_t)n);
     for (int i = 0; i < n; i++) msgpack_pack_int64(pk, v[i]);
 }
@@ -79,64 +79,64 @@ static void pack_quant_config(msgpack_packer *pk, const QuantConfig *q) {
      * config complete for the wire protocol and the checkpoint journal) */
     /* and "bf16_activations" only when the streams were stored in bf16 */
     msgpack_pack_map(pk, (size_t)(24 + (q->teq ? 2 : 0) + (q->format != QFORMAT_INT ? 2 : 0) + (q->act_bf16 ? 1 : 0)));
-    art_pack_kv_str(pk, "method", quant_method_name(q->method));
+    mp_pack_kv_str(pk, "method", quant_method_name(q->method));
     pack_int_list(pk, "bits", q->bits, q->n_bits);
     pack_int_list(pk, "group", q->group, QBITS_MAX + 1);
     pack_int_list(pk, "rank", q->rank, QBITS_MAX + 1);
-    art_pack_kv_int(pk, "rank_ref_width", q->rank_ref_width);
-    art_pack_kv_double(pk, "rank_cap", q->rank_cap);
-    art_pack_kv_int(pk, "adapter_mode", q->adapter_mode);
-    art_pack_kv_int(pk, "lwc", q->lwc);
-    art_pack_str(pk, "lwc_init");
+    mp_pack_kv_int(pk, "rank_ref_width", q->rank_ref_width);
+    mp_pack_kv_double(pk, "rank_cap", q->rank_cap);
+    mp_pack_kv_int(pk, "adapter_mode", q->adapter_mode);
+    mp_pack_kv_int(pk, "lwc", q->lwc);
+    mp_pack_str(pk, "lwc_init");
     msgpack_pack_array(pk, QBITS_MAX + 1);
     for (int b = 0; b <= QBITS_MAX; b++) msgpack_pack_double(pk, q->lwc_init[b]);
-    art_pack_kv_int(pk, "epochs", q->epochs);
-    art_pack_kv_int(pk, "batch", q->batch);
-    art_pack_kv_double(pk, "lr_lwc", q->lr_lwc);
-    art_pack_kv_double(pk, "lr_adapter", q->lr_adapter);
-    art_pack_kv_double(pk, "weight_decay", q->weight_decay);
-    art_pack_kv_str(pk, "loss", q->loss_l2 ? "l2" : "l1");
-    art_pack_kv_double(pk, "merge_keep", q->merge_keep);
-    art_pack_kv_str(pk, "stream", quant_stream_name(q->stream));
-    art_pack_kv_int(pk, "normalize_loss", q->normalize_loss);
-    art_pack_kv_int(pk, "prefix_grad_stop", q->prefix_grad_stop);
-    art_pack_kv_double(pk, "holdout", q->holdout);
-    art_pack_kv_int(pk, "fallback", q->fallback);
-    art_pack_kv_double(pk, "gptq_damp", q->gptq_damp);
-    art_pack_kv_int(pk, "seed", (int64_t)q->seed);
-    art_pack_kv_int(pk, "elastic_version", ELASTIC_VERSION);
+    mp_pack_kv_int(pk, "epochs", q->epochs);
+    mp_pack_kv_int(pk, "batch", q->batch);
+    mp_pack_kv_double(pk, "lr_lwc", q->lr_lwc);
+    mp_pack_kv_double(pk, "lr_adapter", q->lr_adapter);
+    mp_pack_kv_double(pk, "weight_decay", q->weight_decay);
+    mp_pack_kv_str(pk, "loss", q->loss_l2 ? "l2" : "l1");
+    mp_pack_kv_double(pk, "merge_keep", q->merge_keep);
+    mp_pack_kv_str(pk, "stream", quant_stream_name(q->stream));
+    mp_pack_kv_int(pk, "normalize_loss", q->normalize_loss);
+    mp_pack_kv_int(pk, "prefix_grad_stop", q->prefix_grad_stop);
+    mp_pack_kv_double(pk, "holdout", q->holdout);
+    mp_pack_kv_int(pk, "fallback", q->fallback);
+    mp_pack_kv_double(pk, "gptq_damp", q->gptq_damp);
+    mp_pack_kv_int(pk, "seed", (int64_t)q->seed);
+    mp_pack_kv_int(pk, "elastic_version", ELASTIC_VERSION);
     if (q->teq) {
-        art_pack_kv_str(pk, "teq", quant_teq_name(q->teq));
-        art_pack_kv_double(pk, "lr_teq", q->lr_teq);
+        mp_pack_kv_str(pk, "teq", quant_teq_name(q->teq));
+        mp_pack_kv_double(pk, "lr_teq", q->lr_teq);
     }
     if (q->format != QFORMAT_INT) {
-        art_pack_kv_str(pk, "format", quant_format_name(q->format));
-        art_pack_kv_double(pk, "pot_l2", q->pot_l2);
+        mp_pack_kv_str(pk, "format", quant_format_name(q->format));
+        mp_pack_kv_double(pk, "pot_l2", q->pot_l2);
     }
-    if (q->act_bf16) art_pack_kv_int(pk, "bf16_activations", 1);
+    if (q->act_bf16) mp_pack_kv_int(pk, "bf16_activations", 1);
 }
 
 static int get_i(const msgpack_object *m, const char *k, int *out, QErr *err) {
     int64_t v;
-    if (art_meta_int(m, k, &v, err) != 0) return -1;
+    if (mp_map_int(m, k, &v, err) != 0) return -1;
     if (v < -2147483647 || v > 2147483647) return qerr_set(err, "key \"%s\": %lld out of range", k, (long long)v);
     *out = (int)v;
     return 0;
 }
 static int get_f(const msgpack_object *m, const char *k, float *out, QErr *err) {
     double v;
-    if (art_meta_float(m, k, &v, err) != 0) return -1;
+    if (mp_map_float(m, k, &v, err) != 0) return -1;
     *out = (float)v;
     return 0;
 }
 
 static int get_int_list(const msgpack_object *m, const char *k, int *out, int max, int *n, QErr *err) {
     const msgpack_object *a;
-    if (art_meta_array(m, k, &a, err) != 0) return -1;
+    if (mp_map_array(m, k, &a, err) != 0) return -1;
     if ((int)a->via.array.size > max) return qerr_set(err, "key \"%s\": more than %d entries", k, max);
     for (uint32_t i = 0; i < a->via.array.size; i++) {
         int64_t v;
-        if (art_obj_int(&a->via.array.ptr[i], k, &v, err) != 0) return -1;
+        if (mp_obj_int(&a->via.array.ptr[i], k, &v, err) != 0) return -1;
         out[i] = (int)v;
     }
     if (n) *n = (int)a->via.array.size;
@@ -161,7 +161,7 @@ static int parse_model_config(const msgpack_object *m, ModelConfig *c, QErr *err
 static int parse_quant_config(const msgpack_object *m, QuantConfig *q, QErr *err) {
     quant_config_reference(q);
     char s[32];
-    if (art_meta_str(m, "method", s, sizeof s, err) != 0) return -1;
+    if (mp_map_str(m, "method", s, sizeof s, err) != 0) return -1;
     if (strcmp(s, "quept") == 0) q->method = METHOD_QUEPT;
     else if (strcmp(s, "rtn") == 0) q->method = METHOD_RTN;
     else if (strcmp(s, "gptq") == 0) q->method = METHOD_GPTQ;
@@ -176,52 +176,52 @@ static int parse_quant_config(const msgpack_object *m, QuantConfig *q, QErr *err
         get_f(m, "merge_keep", &q->merge_keep, err))
         return -1;
     int64_t seed64;
-    if (art_meta_int(m, "seed", &seed64, err) != 0) return -1;
+    if (mp_map_int(m, "seed", &seed64, err) != 0) return -1;
     if (seed64 < 0 || seed64 > 0xffffffffLL) return qerr_set(err, "key \"seed\": %lld outside [0, 2^32)", (long long)seed64);
     q->seed = (uint64_t)seed64;
-    if (art_meta_str(m, "stream", s, sizeof s, err) != 0) return -1;
+    if (mp_map_str(m, "stream", s, sizeof s, err) != 0) return -1;
     if (strcmp(s, "merged") == 0) q->stream = STREAM_MERGED;
     else if (strcmp(s, "fp") == 0) q->stream = STREAM_FP;
     else if (strcmp(s, "per-bit") == 0) q->stream = STREAM_PER_BIT;
     else if (strcmp(s, "per-group") == 0) q->stream = STREAM_PER_GROUP;
     else return qerr_set(err, "key \"stream\": unknown stream '%s'", s);
     /* every other field, so a worker or a journal gets the exact config back */
-    const msgpack_object *li = art_meta_get(m, "lwc_init");
+    const msgpack_object *li = mp_map_get(m, "lwc_init");
     if (li) {
         if (li->type != MSGPACK_OBJECT_ARRAY || li->via.array.size != QBITS_MAX + 1)
             return qerr_set(err, "key \"lwc_init\": expected %d numbers", QBITS_MAX + 1);
         for (int b = 0; b <= QBITS_MAX; b++) {
             double v;
-            if (art_obj_float(&li->via.array.ptr[b], "lwc_init", &v, err) != 0) return -1;
+            if (mp_obj_float(&li->via.array.ptr[b], "lwc_init", &v, err) != 0) return -1;
             q->lwc_init[b] = (float)v;
         }
     }
-    if ((art_meta_get(m, "weight_decay") && get_f(m, "weight_decay", &q->weight_decay, err)) ||
-        (art_meta_get(m, "normalize_loss") && get_i(m, "normalize_loss", &q->normalize_loss, err)) ||
-        (art_meta_get(m, "prefix_grad_stop") && get_i(m, "prefix_grad_stop", &q->prefix_grad_stop, err)) ||
-        (art_meta_get(m, "holdout") && get_f(m, "holdout", &q->holdout, err)) ||
-        (art_meta_get(m, "fallback") && get_i(m, "fallback", &q->fallback, err)) ||
-        (art_meta_get(m, "gptq_damp") && get_f(m, "gptq_damp", &q->gptq_damp, err)))
+    if ((mp_map_get(m, "weight_decay") && get_f(m, "weight_decay", &q->weight_decay, err)) ||
+        (mp_map_get(m, "normalize_loss") && get_i(m, "normalize_loss", &q->normalize_loss, err)) ||
+        (mp_map_get(m, "prefix_grad_stop") && get_i(m, "prefix_grad_stop", &q->prefix_grad_stop, err)) ||
+        (mp_map_get(m, "holdout") && get_f(m, "holdout", &q->holdout, err)) ||
+        (mp_map_get(m, "fallback") && get_i(m, "fallback", &q->fallback, err)) ||
+        (mp_map_get(m, "gptq_damp") && get_f(m, "gptq_damp", &q->gptq_damp, err)))
         return -1;
-    if (art_meta_get(m, "loss")) {
-        if (art_meta_str(m, "loss", s, sizeof s, err) != 0) return -1;
+    if (mp_map_get(m, "loss")) {
+        if (mp_map_str(m, "loss", s, sizeof s, err) != 0) return -1;
         q->loss_l2 = strcmp(s, "l2") == 0;
     }
     /* TEQ (optional: absent in artifacts without it); its scales are folded
      * into the stored base weights, so this is provenance only */
-    if (art_meta_get(m, "teq")) {
-        if (art_meta_str(m, "teq", s, sizeof s, err) != 0 || quant_parse_teq(s, &q->teq, err) != 0 ||
+    if (mp_map_get(m, "teq")) {
+        if (mp_map_str(m, "teq", s, sizeof s, err) != 0 || quant_parse_teq(s, &q->teq, err) != 0 ||
             get_f(m, "lr_teq", &q->lr_teq, err) != 0)
             return qerr_wrap(err, "key \"quant\"");
     }
-    if (art_meta_get(m, "format")) {
-        if (art_meta_str(m, "format", s, sizeof s, err) != 0 || quant_parse_format(s, &q->format, err) != 0 ||
+    if (mp_map_get(m, "format")) {
+        if (mp_map_str(m, "format", s, sizeof s, err) != 0 || quant_parse_format(s, &q->format, err) != 0 ||
             get_f(m, "pot_l2", &q->pot_l2, err) != 0)
             return qerr_wrap(err, "key \"quant\"");
     }
     /* optional: absent when the streams were fp32 (provenance, and part of
      * the job for the wire protocol and the checkpoint journal) */
-    if (art_meta_get(m, "bf16_activations") && get_i(m, "bf16_activations", &q->act_bf16, err) != 0)
+    if (mp_map_get(m, "bf16_activations") && get_i(m, "bf16_activations", &q->act_bf16, err) != 0)
         return qerr_wrap(err, "key \"quant\"");
     return quant_config_validate(q, err);
 }
@@ -232,16 +232,16 @@ static int parse_quant_config(const msgpack_object *m, QuantConfig *q, QErr *err
 static void pack_weight_format(msgpack_packer *pk, const ModelConfig *c, const QuantConfig *q) {
     const char *f = quant_format_name(q->format);
     char name[96];
-    art_pack_str(pk, "weight_format");
+    mp_pack_str(pk, "weight_format");
     msgpack_pack_map(pk, 3);
-    art_pack_kv_str(pk, "default", f);
-    art_pack_kv_double(pk, "pot_l2", q->pot_l2);
-    art_pack_str(pk, "tensors");
+    mp_pack_kv_str(pk, "default", f);
+    mp_pack_kv_double(pk, "pot_l2", q->pot_l2);
+    mp_pack_str(pk, "tensors");
     msgpack_pack_map(pk, (size_t)c->n_layers * N_LIN);
     for (int j = 0; j < c->n_layers; j++)
         for (int l = 0; l < N_LIN; l++) {
             snprintf(name, sizeof name, "blk.%d.%s", j, LIN_NAMES[l]);
-            art_pack_kv_str(pk, name, f);
+            mp_pack_kv_str(pk, name, f);
         }
 }
 
@@ -250,20 +250,20 @@ static void pack_weight_format(msgpack_packer *pk, const ModelConfig *c, const Q
  * format (a mix is refused, naming the tensor). */
 static int parse_weight_format(const msgpack_object *meta, const ModelConfig *c, QuantConfig *q,
                                QErr *err) {
-    const msgpack_object *wf = art_meta_get(meta, "weight_format"), *tens;
+    const msgpack_object *wf = mp_map_get(meta, "weight_format"), *tens;
     q->format = QFORMAT_INT;
     if (!wf) return 0;
     char s[16], name[96];
     if (wf->type != MSGPACK_OBJECT_MAP) return qerr_set(err, "key \"weight_format\": expected a map");
-    if (art_meta_str(wf, "default", s, sizeof s, err) != 0 || quant_parse_format(s, &q->format, err) != 0)
+    if (mp_map_str(wf, "default", s, sizeof s, err) != 0 || quant_parse_format(s, &q->format, err) != 0)
         return qerr_wrap(err, "key \"weight_format\"");
-    if (art_meta_get(wf, "pot_l2") && get_f(wf, "pot_l2", &q->pot_l2, err) != 0) return -1;
-    if (art_meta_map(wf, "tensors", &tens, err) != 0) return qerr_wrap(err, "key \"weight_format\"");
+    if (mp_map_get(wf, "pot_l2") && get_f(wf, "pot_l2", &q->pot_l2, err) != 0) return -1;
+    if (mp_map_map(wf, "tensors", &tens, err) != 0) return qerr_wrap(err, "key \"weight_format\"");
     for (int j = 0; j < c->n_layers; j++)
         for (int l = 0; l < N_LIN; l++) {
             WeightFormat f;
             snprintf(name, sizeof name, "blk.%d.%s", j, LIN_NAMES[l]);
-            if (art_meta_str(tens, name, s, sizeof s, err) != 0 || quant_parse_format(s, &f, err) != 0)
+            if (mp_map_str(tens, name, s, sizeof s, err) != 0 || quant_parse_format(s, &f, err) != 0)
                 return qerr_wrap(err, "key \"weight_format\".tensors");
             if (f != q->format)
                 return qerr_set(err, "key \"weight_format\": %s is %s but the artifact's default is %s "
@@ -302,13 +302,13 @@ int elastic_write(const ElasticModel *em, const char *path, QErr *err) {
     if (!w) return -1;
     msgpack_packer *pk = art_writer_meta(w);
     msgpack_pack_map(pk, (em->sens ? 9 : 8) + 1 /* weight_format */);
-    art_pack_kv_str(pk, "format", "quept-elastic");
-    art_pack_kv_int(pk, "artifact_version", ELASTIC_VERSION);
-    art_pack_str(pk, "model");
+    mp_pack_kv_str(pk, "format", "quept-elastic");
+    mp_pack_kv_int(pk, "artifact_version", ELASTIC_VERSION);
+    mp_pack_str(pk, "model");
     pack_model_config(pk, c);
-    art_pack_str(pk, "quant");
+    mp_pack_str(pk, "quant");
     pack_quant_config(pk, q);
-    art_pack_str(pk, "ranks");
+    mp_pack_str(pk, "ranks");
     msgpack_pack_array(pk, N_LIN);
     for (int l = 0; l < N_LIN; l++) {
         msgpack_pack_array(pk, (size_t)q->n_bits);
@@ -318,7 +318,7 @@ int elastic_write(const ElasticModel *em, const char *path, QErr *err) {
             msgpack_pack_int64(pk, quant_rank(q, q->bits[bi], out, in));
         }
     }
-    art_pack_str(pk, "losses");
+    mp_pack_str(pk, "losses");
     msgpack_pack_array(pk, (size_t)c->n_layers);
     for (int j = 0; j < c->n_layers; j++) {
         msgpack_pack_array(pk, (size_t)q->n_bits);
@@ -329,17 +329,17 @@ int elastic_write(const ElasticModel *em, const char *path, QErr *err) {
             msgpack_pack_double(pk, em->stats[j].loss_final[bi]);
         }
     }
-    art_pack_str(pk, "choice"); /* per block and bit: 0 trained, 1 no adapter, 2 RTN */
+    mp_pack_str(pk, "choice"); /* per block and bit: 0 trained, 1 no adapter, 2 RTN */
     msgpack_pack_array(pk, (size_t)c->n_layers);
     for (int j = 0; j < c->n_layers; j++) {
         msgpack_pack_array(pk, (size_t)q->n_bits);
         for (int bi = 0; bi < q->n_bits; bi++) msgpack_pack_int64(pk, em->stats[j].choice[bi]);
     }
     if (em->sens) {
-        art_pack_str(pk, "sensitivity");
+        mp_pack_str(pk, "sensitivity");
         msgpack_pack_map(pk, 2);
-        art_pack_kv_str(pk, "measure", em->sens_measure[0] ? em->sens_measure : "kld");
-        art_pack_str(pk, "table");
+        mp_pack_kv_str(pk, "measure", em->sens_measure[0] ? em->sens_measure : "kld");
+        mp_pack_str(pk, "table");
         msgpack_pack_array(pk, (size_t)q->n_bits);
         for (int bi = 0; bi < q->n_bits; bi++) {
             msgpack_pack_array(pk, (size_t)c->n_layers);
@@ -347,12 +347,12 @@ int elastic_write(const ElasticModel *em, const char *path, QErr *err) {
         }
     }
     pack_weight_format(pk, c, q);
-    art_pack_str(pk, "provenance");
+    mp_pack_str(pk, "provenance");
     msgpack_pack_map(pk, 4);
-    art_pack_kv_str(pk, "model_sha256", em->model_sha256);
-    art_pack_kv_str(pk, "data_sha256", em->data_sha256);
-    art_pack_kv_int(pk, "seed", (int64_t)q->seed);
-    art_pack_kv_str(pk, "quept_version", QUEPT_VERSION);
+    mp_pack_kv_str(pk, "model_sha256", em->model_sha256);
+    mp_pack_kv_str(pk, "data_sha256", em->data_sha256);
+    mp_pack_kv_int(pk, "seed", (int64_t)q->seed);
+    mp_pack_kv_str(pk, "quept_version", QUEPT_VERSION);
 
     const Model *m = &em->base;
     int rc = add_f32(w, "tok_emb", m->tok_emb, c->vocab_size, c->dim, err);
@@ -419,11 +419,11 @@ int elastic_write(const ElasticModel *em, const char *path, QErr *err) {
 
 /* "sensitivity" (optional): {"measure": str, "table": [n_bits][n_layers]} */
 static int parse_sensitivity(const msgpack_object *meta, ElasticModel *em, QErr *err) {
-    const msgpack_object *sm = art_meta_get(meta, "sensitivity"), *tab;
+    const msgpack_object *sm = mp_map_get(meta, "sensitivity"), *tab;
     if (!sm) return 0;
     int L = em->cfg.n_layers, NB = em->qc.n_bits;
-    if (art_meta_str(sm, "measure", em->sens_measure, sizeof em->sens_measure, err) != 0 ||
-        art_meta_array(sm, "table", &tab, err) != 0)
+    if (mp_map_str(sm, "measure", em->sens_measure, sizeof em->sens_measure, err) != 0 ||
+        mp_map_array(sm, "table", &tab, err) != 0)
         return qerr_wrap(err, "key \"sensitivity\"");
     if (tab->via.array.size != (uint32_t)NB) return qerr_set(err, "key \"sensitivity\": expected %d bit rows", NB);
     em->sens = malloc(sizeof(double) * (size_t)NB * L);
@@ -434,7 +434,7 @@ static int parse_sensitivity(const msgpack_object *meta, ElasticModel *em, QErr 
             return qerr_set(err, "key \"sensitivity\"[%d]: expected %d blocks", bi, L);
         for (int j = 0; j < L; j++) {
             double v;
-            if (art_obj_float(&row->via.array.ptr[j], "sensitivity", &v, err) != 0) return -1;
+            if (mp_obj_float(&row->via.array.ptr[j], "sensitivity", &v, err) != 0) return -1;
             if (!(v >= 0.0) || !isfinite(v))
                 return qerr_set(err, "key \"sensitivity\"[%d][%d]: %g is not a finite value >= 0", bi, j, v);
             em->sens[(size_t)bi * L + j] = v;
@@ -451,27 +451,27 @@ int elastic_load_meta(ElasticModel *em, const ArtReader *r, QErr *err) {
     ModelConfig c;
     QuantConfig q;
     int rc = 0;
-    if (art_meta_str(meta, "format", fmt, sizeof fmt, err) || art_meta_int(meta, "artifact_version", &ver, err)) {
+    if (mp_map_str(meta, "format", fmt, sizeof fmt, err) || mp_map_int(meta, "artifact_version", &ver, err)) {
         rc = -1;
     } else if (strcmp(fmt, "quept-elastic") != 0) {
         rc = qerr_set(err, "not a quept elastic artifact (format '%s')", fmt);
     } else if (ver > ELASTIC_VERSION) {
         rc = qerr_set(err, "artifact version %lld is newer than this quept reads (%d): upgrade quept",
                       (long long)ver, ELASTIC_VERSION);
-    } else if (art_meta_map(meta, "model", &mm, err) || parse_model_config(mm, &c, err) ||
-               art_meta_map(meta, "quant", &qm, err) || parse_quant_config(qm, &q, err) ||
+    } else if (mp_map_map(meta, "model", &mm, err) || parse_model_config(mm, &c, err) ||
+               mp_map_map(meta, "quant", &qm, err) || parse_quant_config(qm, &q, err) ||
                parse_weight_format(meta, &c, &q, err) ||
-               art_meta_map(meta, "provenance", &prov, err) ||
-               art_meta_array(meta, "losses", &losses, err)) {
+               mp_map_map(meta, "provenance", &prov, err) ||
+               mp_map_array(meta, "losses", &losses, err)) {
         rc = -1;
     }
     if (rc == 0) rc = elastic_alloc(em, &c, &q, err);
     if (rc == 0) {
-        art_meta_str(prov, "model_sha256", em->model_sha256, sizeof em->model_sha256, err);
-        art_meta_str(prov, "data_sha256", em->data_sha256, sizeof em->data_sha256, err);
+        mp_map_str(prov, "model_sha256", em->model_sha256, sizeof em->model_sha256, err);
+        mp_map_str(prov, "data_sha256", em->data_sha256, sizeof em->data_sha256, err);
         if (losses->via.array.size != (uint32_t)c.n_layers) rc = qerr_set(err, "key \"losses\": expected %d blocks", c.n_layers);
         /* "choice" is absent in artifacts calibrated without the fallback: all trained */
-        choice = art_meta_get(meta, "choice");
+        choice = mp_map_get(meta, "choice");
         if (choice && choice->type != MSGPACK_OBJECT_ARRAY) rc = qerr_set(err, "key \"choice\": expected an array");
         else if (choice && choice->via.array.size != (uint32_t)c.n_layers) rc = qerr_set(err, "key \"choice\": expected %d blocks", c.n_layers);
         for (int j = 0; rc == 0 && choice && j < c.n_layers; j++) {
@@ -482,7 +482,7 @@ int elastic_load_meta(ElasticModel *em, const ArtReader *r, QErr *err) {
             }
             for (int bi = 0; rc == 0 && bi < q.n_bits; bi++) {
                 int64_t v;
-                rc = art_obj_int(&cb->via.array.ptr[bi], "choice", &v, err);
+                rc = mp_obj_int(&cb->via.array.ptr[bi], "choice", &v, err);
                 if (rc == 0 && (v < QB_TRAINED || v > QB_RTN)) rc = qerr_set(err, "key \"choice\"[%d][%d]: %lld is not 0, 1 or 2", j, bi, (long long)v);
                 if (rc == 0) em->stats[j].choice[bi] = (int)v;
             }
@@ -499,9 +499,9 @@ int elastic_load_meta(ElasticModel *em, const ArtReader *r, QErr *err) {
                     rc = qerr_set(err, "key \"losses\"[%d][%d]: expected 3 numbers", j, bi);
                     break;
                 }
-                rc = art_obj_float(&e->via.array.ptr[0], "loss", &em->stats[j].loss_rtn[bi], err) ||
-                     art_obj_float(&e->via.array.ptr[1], "loss", &em->stats[j].loss_init[bi], err) ||
-                     art_obj_float(&e->via.array.ptr[2], "loss", &em->stats[j].loss_final[bi], err);
+                rc = mp_obj_float(&e->via.array.ptr[0], "loss", &em->stats[j].loss_rtn[bi], err) ||
+                     mp_obj_float(&e->via.array.ptr[1], "loss", &em->stats[j].loss_init[bi], err) ||
+                     mp_obj_float(&e->via.array.ptr[2], "loss", &em->stats[j].loss_final[bi], err);
             }
         }
     }

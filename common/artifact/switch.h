@@ -18,7 +18,7 @@
  * stored codes, scales and zeros.
  *
  * Codes are NOT bit-packed in memory: one byte per code is what the group pass
- * writes at memory speed; packing is an export step (coordinator/export_*.c:
+ * writes at memory speed; packing is an export step (common/export/export_*.c:
  * GPTQ int32 words, GGUF Q4_1/Q5_1/Q8_0 blocks). The first call allocates every buffer
  * at its largest size over the artifact's widths; switching again reuses them
  * and never touches the artifact file.

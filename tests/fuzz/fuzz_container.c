@@ -15,6 +15,7 @@
 
 #include "artifact/container.h"
 #include "artifact/elastic.h"
+#include "base/crc32.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -28,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (h >= 22 && h <= size - ART_PREAMBLE_BYTES) {
             uint8_t *hd = buf + ART_PREAMBLE_BYTES, *tr = hd + h - 21;
             if (tr[16] == 0xce) {
-                uint32_t crc = art_crc32(0, hd, (size_t)h - 21);
+                uint32_t crc = crc32_ieee(0, hd, (size_t)h - 21);
                 for (int i = 0; i < 4; i++) tr[17 + i] = (uint8_t)(crc >> (24 - 8 * i));
             }
         }
@@ -42,13 +43,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int bv;
         char s[16];
         const msgpack_object *arr;
-        art_meta_int(m, "a", &iv, &err);
-        art_meta_float(m, "b", &dv, &err);
-        art_meta_bool(m, "c", &bv, &err);
-        art_meta_str(m, "d", s, sizeof s, &err);
-        if (art_meta_array(m, "e", &arr, &err) == 0)
-            for (uint32_t k = 0; k < arr->via.array.size; k++) art_obj_int(&arr->via.array.ptr[k], "e[]", &iv, &err);
-        art_meta_map(m, "f", &arr, &err);
+        mp_map_int(m, "a", &iv, &err);
+        mp_map_float(m, "b", &dv, &err);
+        mp_map_bool(m, "c", &bv, &err);
+        mp_map_str(m, "d", s, sizeof s, &err);
+        if (mp_map_array(m, "e", &arr, &err) == 0)
+            for (uint32_t k = 0; k < arr->via.array.size; k++) mp_obj_int(&arr->via.array.ptr[k], "e[]", &iv, &err);
+        mp_map_map(m, "f", &arr, &err);
         uint64_t total = 0;
         for (int i = 0; i < art_n_tensors(r); i++) {
             const ArtTensorInfo *t = art_tensor_info(r, i);

@@ -12,7 +12,7 @@
 #include "base/log.h"
 #include "base/mapfile.h"
 #include "base/numeric.h"
-#include "coord_internal.h"
+#include "coordinator/coord_internal.h"
 #include "dist_cmds.h"
 
 static const char *HELP =

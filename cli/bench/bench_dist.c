@@ -12,10 +12,10 @@
 #include "base/log.h"
 #include "base/rng.h"
 #include "bench_util.h"
-#include "cli.h"
-#include "coord.h"
+#include "cli/cli.h"
+#include "coordinator/coord.h"
 #include "data/tokens.h"
-#include "dist_cmds.h"
+#include "cli/dist_cmds.h"
 
 static const char *HELP =
     "usage: quept bench distributed [--json] [--blocks L] [--epochs E] [--dim D]\n"

@@ -1,10 +1,11 @@
-/* cli.h — the `quept` command: subcommand table and a small option parser
- * shared by every subcommand (GNU-style "--name value" and "--flag"). */
-#ifndef QUEPT_CLI_H
-#define QUEPT_CLI_H
+/* cli_opts.h — a small option parser shared by every `quept` command
+ * (GNU-style "--name value", "--name=value" and "--flag"). It lives in base/
+ * because the worker's command entry (worker/) and the front end (cli/)
+ * both use it. */
+#ifndef QUEPT_CLI_OPTS_H
+#define QUEPT_CLI_OPTS_H
 
-#include "base/err.h"
-#include "eval/metrics.h"
+#include "err.h"
 
 typedef struct {
     const char *name;  /* without the leading "--" */
@@ -22,18 +23,5 @@ int cli_get_int(const CliOpt *opts, int n_opts, const char *name, int def, int l
 int cli_get_float(const CliOpt *opts, int n_opts, const char *name, double def, double lo,
                   double hi, double *out, QErr *err);
 int cli_wants_help(int argc, char **argv);
-/* --bits for a switch: one width (2..8) for every block, or a comma list
- * with one width per block. */
-int cli_parse_block_bits(const char *s, int n_layers, int *bits, QErr *err);
-
-int cmd_sample(int argc, char **argv);
-int cmd_eval(int argc, char **argv);
-int cmd_bench(int argc, char **argv);
-int cmd_calibrate(int argc, char **argv);
-int cmd_inspect(int argc, char **argv);
-int cmd_export(int argc, char **argv);
-int cmd_submit(int argc, char **argv);
-
-void print_eval_result(const EvalResult *r, int json);
 
 #endif

@@ -15,7 +15,7 @@
 #include "base/log.h"
 #include "cli.h"
 #include "data/tokenizer.h"
-#include "export.h"
+#include "export/export.h"
 
 static const char *HELP =
     "usage: quept export ARTIFACT (--bits B|LIST | --avg-bits X) --format F --out PATH [options]\n"

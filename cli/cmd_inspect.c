@@ -165,18 +165,18 @@ static void print_text(const char *path, long long fsize, const ArtReader *r, co
     printf("bits       ");
     for (int bi = 0; bi < NB; bi++) printf(" %d", q->bits[bi]);
     printf("\nquant       ");
-    json_obj(art_meta_get(meta, "quant"));
+    json_obj(mp_map_get(meta, "quant"));
     printf("\n\nadapter ranks per linear and bit:\n  %-8s", "linear");
     for (int bi = 0; bi < NB; bi++) printf(" %5db", q->bits[bi]);
     printf("\n");
-    const msgpack_object *ranks = art_meta_get(meta, "ranks");
+    const msgpack_object *ranks = mp_map_get(meta, "ranks");
     for (int l = 0; ranks && ranks->type == MSGPACK_OBJECT_ARRAY && l < (int)ranks->via.array.size && l < N_LIN; l++) {
         const msgpack_object *row = &ranks->via.array.ptr[l];
         printf("  %-8s", LIN_NAMES[l]);
         for (uint32_t bi = 0; row->type == MSGPACK_OBJECT_ARRAY && bi < row->via.array.size; bi++) {
             int64_t v = 0;
             QErr e;
-            art_obj_int(&row->via.array.ptr[bi], "rank", &v, &e);
+            mp_obj_int(&row->via.array.ptr[bi], "rank", &v, &e);
             printf(" %6lld", (long long)v);
         }
         printf("\n");
@@ -230,7 +230,7 @@ static void print_text(const char *path, long long fsize, const ArtReader *r, co
         printf("\nsensitivity: none stored (mixed precision uses the calibration-loss proxy)\n");
     }
     printf("\nprovenance  ");
-    json_obj(art_meta_get(meta, "provenance"));
+    json_obj(mp_map_get(meta, "provenance"));
     printf("\n");
     if (ok) printf("checksums: ok (%d sections)\n", art_n_tensors(r));
     else printf("checksums: FAILED: %s\n", verr);
@@ -242,13 +242,13 @@ static void print_json(const char *path, long long fsize, const ArtReader *r, co
     printf("{\"artifact\": ");
     json_str(path, strlen(path));
     printf(", \"file_bytes\": %lld, \"tensors\": %d", fsize, art_n_tensors(r));
-    json_key_obj("model", art_meta_get(meta, "model"));
-    json_key_obj("quant", art_meta_get(meta, "quant"));
+    json_key_obj("model", mp_map_get(meta, "model"));
+    json_key_obj("quant", mp_map_get(meta, "quant"));
     printf(", \"weight_format\": \"%s\"", quant_format_name(em->qc.format));
     printf(", \"bits\": [");
     for (int bi = 0; bi < em->qc.n_bits; bi++) printf("%s%d", bi ? ", " : "", em->qc.bits[bi]);
     printf("]");
-    json_key_obj("ranks", art_meta_get(meta, "ranks"));
+    json_key_obj("ranks", mp_map_get(meta, "ranks"));
     printf(", \"storage\": {");
     for (int p = 0; p < N_PARTS; p++)
         printf("%s\"%s\": {\"stored\": %llu, \"raw\": %llu, \"tensors\": %d}", p ? ", " : "", PART_NAMES[p],
@@ -259,10 +259,10 @@ static void print_json(const char *path, long long fsize, const ArtReader *r, co
            st->fp16_lin, st->packed4, st->extra_stored, st->extra_raw,
            st->fp16_lin > 0 ? st->extra_stored / st->fp16_lin : 0.0, st->packed4 > 0 ? st->extra_stored / st->packed4 : 0.0,
            st->fp16_lin > 0 ? (double)fsize / st->fp16_lin : 0.0, st->packed4 > 0 ? (double)fsize / st->packed4 : 0.0);
-    json_key_obj("losses", art_meta_get(meta, "losses"));
-    json_key_obj("sensitivity", art_meta_get(meta, "sensitivity"));
-    json_key_obj("choice", art_meta_get(meta, "choice"));
-    json_key_obj("provenance", art_meta_get(meta, "provenance"));
+    json_key_obj("losses", mp_map_get(meta, "losses"));
+    json_key_obj("sensitivity", mp_map_get(meta, "sensitivity"));
+    json_key_obj("choice", mp_map_get(meta, "choice"));
+    json_key_obj("provenance", mp_map_get(meta, "provenance"));
     printf(", \"checksums\": {\"ok\": %s, \"error\": ", ok ? "true" : "false");
     if (ok) printf("null");
     else json_str(verr, strlen(verr));

@@ -83,7 +83,7 @@ static const char *HELP =
     "$KUBECTL when set, else kubectl on PATH.\n";
 
 /* The calibration flags: those of `quept calibrate` and `quept coordinator`
- * (coordinator/calib_flags.c) and --quiet. Fills o; returns the count. */
+ * (cli/calib_flags.c) and --quiet. Fills o; returns the count. */
 static int calib_flag_table(CliOpt *o) {
     int n = calib_opts_add(o, 0);
     o[n++] = (CliOpt){"quiet", 0, 0};

@@ -36,7 +36,7 @@
 #include "base/numeric.h"
 #include "base/rng.h"
 #include "bench_util.h"
-#include "cli.h"
+#include "cli/cli.h"
 #include "quant/fakequant.h"
 
 static const char *HELP =

@@ -12,7 +12,7 @@
 #include "../data/tokens.h"
 #include "../nn/forward.h"
 #include "../quant/gptq.h"
-#include "teq.h"
+#include "../engine/teq.h"
 
 typedef struct {
     int n_layers, quiet;

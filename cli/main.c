@@ -5,6 +5,7 @@
 #include "base/log.h"
 #include "cli.h"
 #include "dist_cmds.h"
+#include "worker/worker.h"
 
 static void usage(FILE *f) {
     fprintf(f,

@@ -20,7 +20,7 @@
 #include "base/numeric.h"
 #include "bench_switch.h"
 #include "bench_util.h"
-#include "cli.h"
+#include "cli/cli.h"
 
 static const char *HELP =
     "usage: quept bench switch [--artifact A | --model M] [--from B] [--to B]\n"

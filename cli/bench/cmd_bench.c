@@ -8,7 +8,7 @@
 #include "base/log.h"
 #include "bench_switch.h"
 #include "bench_util.h"
-#include "cli.h"
+#include "cli/cli.h"
 #include "nn/forward.h"
 
 static const char *HELP =

@@ -1,6 +1,5 @@
-#include "cli.h"
-
-#include "quant/qconfig.h"
+/* cli_opts.c — the option parser every `quept` command uses (cli_opts.h). */
+#include "cli_opts.h"
 
 #include <errno.h>
 #include <math.h>
@@ -83,26 +82,5 @@ int cli_get_float(const CliOpt *opts, int n_opts, const char *name, double def, 
 int cli_wants_help(int argc, char **argv) {
     for (int i = 0; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
-    return 0;
-}
-
-int cli_parse_block_bits(const char *s, int n_layers, int *bits, QErr *err) {
-    if (!s) return qerr_set(err, "--bits is required");
-    int n = 0;
-    const char *p = s;
-    while (*p) {
-        char *end;
-        long b = strtol(p, &end, 10);
-        if (end == p || b < QBITS_MIN || b > QBITS_MAX)
-            return qerr_set(err, "--bits: expected widths in 2..8, got '%s'", s);
-        if (n >= n_layers) return qerr_set(err, "--bits: more widths than the %d blocks", n_layers);
-        bits[n++] = (int)b;
-        if (*end && *end != ',') return qerr_set(err, "--bits: cannot parse '%s'", s);
-        p = *end == ',' ? end + 1 : end;
-    }
-    if (n == 1)
-        for (int j = 1; j < n_layers; j++) bits[j] = bits[0];
-    else if (n != n_layers)
-        return qerr_set(err, "--bits: %d widths given, the model has %d blocks", n, n_layers);
     return 0;
 }

@@ -53,7 +53,7 @@
 #include "base/log.h"
 #include "base/rng.h"
 #include "bench_util.h"
-#include "cli.h"
+#include "cli/cli.h"
 #include "engine/optim.h"
 #include "engine/qblock.h"
 #include "engine/recon_step.h"

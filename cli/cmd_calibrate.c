@@ -7,7 +7,7 @@
 #include "cli.h"
 #include "calib_flags.h"
 #include "dist_cmds.h"
-#include "engine/calibrate.h"
+#include "pipeline/calibrate.h"
 
 static const char *HELP =
     "usage: quept calibrate --model M --data F --out A [options]\n"

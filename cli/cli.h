@@ -1,0 +1,23 @@
+/* cli.h — the `quept` command's subcommands and the helpers they share. The
+ * option parser itself is base/cli_opts.h. */
+#ifndef QUEPT_CLI_H
+#define QUEPT_CLI_H
+
+#include "base/cli_opts.h"
+#include "eval/metrics.h"
+
+/* --bits for a switch: one width (2..8) for every block, or a comma list
+ * with one width per block. */
+int cli_parse_block_bits(const char *s, int n_layers, int *bits, QErr *err);
+
+int cmd_sample(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_calibrate(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_submit(int argc, char **argv);
+
+void print_eval_result(const EvalResult *r, int json);
+
+#endif
