@@ -4,6 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh
+# clang-format 14 for the style check (ctest "format", deploy/format.sh)
+if ! command -v clang-format-14 >/dev/null; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clang-format-14 >/dev/null ||
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clang-format-14 >/dev/null; } || true
+fi
 # the independent GGUF reader (@huggingface/gguf) that test_export checks our
 # files with; node/npm come from Debian when the machine has none
 if ! command -v npm >/dev/null; then
