@@ -25,7 +25,7 @@ static int load_curve_server(CoordOpts *co, const char *dir, QErr *err) {
     return 0;
 }
 
-/* Test hooks, read once at start (documented in tests/dist/README.md). */
+/* Test hooks, read once at start (documented in docs/testing.md). */
 static void read_test_hooks(CoordOpts *co) {
     const char *s = getenv("QUEPT_TEST_COORD_DIE_AFTER");
     if (s) co->die_after_blocks = atoi(s);
