@@ -4,7 +4,6 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -26,7 +25,7 @@ static int load_curve_server(CoordOpts *co, const char *dir, QErr *err) {
     return 0;
 }
 
-/* Test hooks, read once at start (documented in tests/dist/README.md). */
+/* Test hooks, read once at start (documented in docs/testing.md). */
 static void read_test_hooks(CoordOpts *co) {
     const char *s = getenv("QUEPT_TEST_COORD_DIE_AFTER");
     if (s) co->die_after_blocks = atoi(s);
@@ -35,7 +34,7 @@ static void read_test_hooks(CoordOpts *co) {
 static int finish(const CoordOpts *co, int keep, int rc, const QErr *err, const char *cmd) {
     if (rc != 0) {
         log_error("%s: %s", cmd, err->msg);
-        return strstr(err->msg, "interrupted by signal") ? 130 : 1;
+        return qerr_exit_status(err->code);
     }
     if (!keep) journal_cleanup(co->ckpt_dir);
     log_info("wrote %s", co->out_path);

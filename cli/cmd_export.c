@@ -4,7 +4,7 @@
  * This file parses the command line, picks the widths (--bits, or
  * --avg-bits through mixed_assign_bits) and switches the artifact; the
  * writers and their layouts are in export.h (export_safetensors.c,
- * export_gguf.c) and the README (Formats, "Export"). */
+ * export_gguf.c) and docs/formats.md ("Export"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -31,6 +31,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    log_level_from_env();
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -626,8 +626,8 @@ static int run_loop(Coord *c, const TokenSet *ts, QErr *err) {
         for (int j = 0; j < c->spec.n_layers; j++) all &= c->blocks[j].done;
         if (all) break;
         if (g_interrupted) {
-            rc = qerr_set(err, "interrupted by signal %d; the journal in %s keeps %d finished blocks", (int)g_interrupted,
-                          o->ckpt_dir, c->blocks_done_at_start + c->blocks_journaled_now);
+            rc = qerr_setc(err, QERR_INTERRUPTED, "interrupted by signal %d; the journal in %s keeps %d finished blocks",
+                           (int)g_interrupted, o->ckpt_dir, c->blocks_done_at_start + c->blocks_journaled_now);
             break;
         }
         if ((rc = schedule(c, ts, err)) != 0) break;

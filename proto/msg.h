@@ -8,7 +8,7 @@
  *   frame 1..n   one per tensor: its raw bytes, or one LZ4 block of them
  *
  * Types and their fields (every message also carries "session" and
- * "assign"; see coordinator.c for the conversation):
+ * "assign"; the conversation: docs/protocol.md, coordinator/coord.c):
  *   register     worker -> coordinator: name, threads
  *   assign       coordinator -> worker: shard, block_begin, block_end,
  *                block_start (first block still to calibrate), send_fp_out,

@@ -27,7 +27,7 @@
 #include "base/mapfile.h"
 #include "base/rng.h"
 #include "check.h"
-#include "golden_reader.h"
+#include "golden.h"
 #include "quant/fakequant.h"
 
 #define TOL_W_REL 1e-5
@@ -38,24 +38,10 @@
 #define TOL_G_MAXREL 1e-4
 
 
-/* ||c - ref|| / ||ref|| and max|c - ref| / max|ref|; both 0 when ref == c == 0. */
-static void grad_err(const float *c, const float *ref, size_t n, double *relnorm, double *maxrel) {
-    double num = 0, den = 0, mx = 0, mr = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)c[i] - ref[i];
-        num += d * d;
-        den += (double)ref[i] * ref[i];
-        if (fabs(d) > mx) mx = fabs(d);
-        if (fabs(ref[i]) > mr) mr = fabs(ref[i]);
-    }
-    *relnorm = den > 0 ? sqrt(num / den) : sqrt(num);
-    *maxrel = mr > 0 ? mx / mr : mx;
-}
-
 static void check_grad(const char *name, int ci, const float *c, const float *ref, size_t n,
                        double *worst) {
     double rn, mr;
-    grad_err(c, ref, n, &rn, &mr);
+    rel_err(c, ref, n, &rn, &mr);
     CHECK_MSG(rn <= TOL_G_RELNORM, "case %d %s: relnorm %.3g > %g", ci, name, rn, TOL_G_RELNORM);
     CHECK_MSG(mr <= TOL_G_MAXREL, "case %d %s: max err / max|ref| %.3g > %g", ci, name, mr,
               TOL_G_MAXREL);
@@ -175,24 +161,13 @@ static int run_case(Reader *r, int ci) {
 }
 
 static void test_golden(void) {
-    char path[1024], *buf = NULL;
-    size_t len = 0;
-    QErr err;
-    snprintf(path, sizeof path, "%s/fakequant_golden.bin", QUEPT_TEST_DATA);
-    if (file_read_all(path, &buf, &len, &err) != 0) {
-        CHECK_MSG(0, "%s (regenerate with /usr/bin/python3 tests/ref/fakequant_ref.py)", err.msg);
-        return;
-    }
-    Reader r = {buf, len, 0};
-    char magic[4] = {0};
-    uint32_t ver = 0, n = 0;
-    CHECK(rd_bytes(&r, magic, 4) == 0 && memcmp(magic, "QFQG", 4) == 0);
-    CHECK(rd_bytes(&r, &ver, 4) == 0 && ver == 1);
-    CHECK(rd_bytes(&r, &n, 4) == 0 && n >= 10);
+    Reader r;
+    uint32_t n;
+    if (golden_open(&r, "fakequant_golden.bin", "QFQG", "fakequant_ref.py", 10, &n) != 0) return;
     for (uint32_t i = 0; i < n && check_failures < 50; i++)
         CHECK_MSG(run_case(&r, (int)i) == 0, "case %u: truncated or invalid golden file", i);
     CHECK_MSG(r.pos == r.len, "golden file has %zu trailing bytes", r.len - r.pos);
-    free(buf);
+    golden_close(&r);
 }
 
 static void fill_normal(Rng *g, float *x, size_t n, float sd) {

@@ -31,7 +31,7 @@
 #include "base/mapfile.h"
 #include "base/rng.h"
 #include "check.h"
-#include "golden_reader.h"
+#include "golden.h"
 #include "quant/fakequant.h"
 #include "quant/gptq.h"
 
@@ -266,20 +266,9 @@ done:
 }
 
 static void test_golden(void) {
-    char path[1024], *buf = NULL;
-    size_t len = 0;
-    QErr err;
-    snprintf(path, sizeof path, "%s/gptq_golden.bin", QUEPT_TEST_DATA);
-    if (file_read_all(path, &buf, &len, &err) != 0) {
-        CHECK_MSG(0, "%s (regenerate with /usr/bin/python3 tests/ref/gptq_ref.py)", err.msg);
-        return;
-    }
-    Reader r = {buf, len, 0};
-    char magic[4] = {0};
-    uint32_t ver = 0, n = 0;
-    CHECK(rd_bytes(&r, magic, 4) == 0 && memcmp(magic, "QGPQ", 4) == 0);
-    CHECK(rd_bytes(&r, &ver, 4) == 0 && ver == 1);
-    CHECK(rd_bytes(&r, &n, 4) == 0 && n >= 2);
+    Reader r;
+    uint32_t n;
+    if (golden_open(&r, "gptq_golden.bin", "QGPQ", "gptq_ref.py", 2, &n) != 0) return;
     for (uint32_t i = 0; i < n && check_failures < 50; i++)
         CHECK_MSG(run_problem(&r, (int)i) == 0, "problem %u: truncated or invalid golden file", i);
     CHECK_MSG(r.pos == r.len, "golden file has %zu trailing bytes", r.len - r.pos);
@@ -287,7 +276,7 @@ static void test_golden(void) {
     printf("golden: %zu/%zu elements match within %g (%.4f)\n", g_match, g_total, TOL_MATCH_ABS,
            frac);
     CHECK_MSG(frac >= TOL_MATCH_FRAC, "match fraction %.4f < %.2f", frac, TOL_MATCH_FRAC);
-    free(buf);
+    golden_close(&r);
 }
 
 /* Correlated inputs: a shared component, AR(1) chains along the channels,

@@ -1,5 +1,5 @@
-/* test_layers_grad.c — every layer backward (common/nn/layers_backward.c) and
- * the whole block_backward (common/nn/block_backward.c) against central
+/* test_layers_grad.c — every layer backward (common/nn/layers.c) and the
+ * whole block_backward (common/nn/block.c) against central
  * finite differences, for EVERY input and weight element.
  *
  * Method: L = sum(out * R) for a fixed random R (the sum in double), so the

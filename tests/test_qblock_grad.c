@@ -52,34 +52,15 @@
 #include "check.h"
 #include "engine/qblock.h"
 #include "engine/recon_step.h"
-#include "golden_reader.h"
+#include "golden.h"
 
 #define TOL_LOSS_REL 1e-5
 #define TOL_OUT_RELNORM 1e-5
 #define TOL_G_RELNORM 1e-4
 #define TOL_G_MAXREL 1e-4
 
-typedef struct {
-    int C, H, NH, NKV, hd, B, T;
-    float theta, eps;
-    float *attn_norm, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *mlp_norm, *w_gate, *w_up, *w_down;
-} GoldenModel;
 
 static double worst_grad = 0.0, worst_out = 0.0, worst_loss = 0.0;
-
-/* ||c - ref|| / ||ref|| and max|c - ref| / max|ref| (absolute when ref == 0). */
-static void rel_err(const float *c, const float *ref, size_t n, double *relnorm, double *maxrel) {
-    double num = 0, den = 0, mx = 0, mr = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)c[i] - ref[i];
-        num += d * d;
-        den += (double)ref[i] * ref[i];
-        if (fabs(d) > mx) mx = fabs(d);
-        if (fabs(ref[i]) > mr) mr = fabs(ref[i]);
-    }
-    *relnorm = den > 0 ? sqrt(num / den) : sqrt(num);
-    if (maxrel) *maxrel = mr > 0 ? mx / mr : mx;
-}
 
 /* Checks one gradient array; returns its relnorm (for the per-case line). */
 static double check_grad(int ci, const char *lin, const char *what, const float *c,
@@ -97,38 +78,6 @@ static double check_grad(int ci, const char *lin, const char *what, const float 
     if (rn > worst_grad) worst_grad = rn;
     if (mr > worst_grad) worst_grad = mr;
     return rn > mr ? rn : mr;
-}
-
-static int read_model(Reader *r, GoldenModel *m) {
-    int32_t h[7];
-    float f[2];
-    if (rd_bytes(r, h, sizeof h) != 0 || rd_bytes(r, f, sizeof f) != 0) return -1;
-    m->C = h[0], m->H = h[1], m->NH = h[2], m->NKV = h[3], m->hd = h[4], m->B = h[5], m->T = h[6];
-    m->theta = f[0], m->eps = f[1];
-    if (m->C < 1 || m->C > 4096 || m->H < 1 || m->H > 4096 || m->NH < 1 || m->NKV < 1 ||
-        m->NH % m->NKV != 0 || m->hd < 2 || m->hd % 2 != 0 || m->hd > 1024 || m->B < 1 ||
-        m->B > 64 || m->T < 1 || m->T > 1024)
-        return -1;
-    size_t C = m->C, H = m->H, QD = (size_t)m->NH * m->hd, KVD = (size_t)m->NKV * m->hd;
-    m->attn_norm = rd_floats(r, C);
-    m->wq = rd_floats(r, QD * C);
-    m->wk = rd_floats(r, KVD * C);
-    m->wv = rd_floats(r, KVD * C);
-    m->wo = rd_floats(r, C * QD);
-    m->bq = rd_floats(r, QD);
-    m->bk = rd_floats(r, KVD);
-    m->bv = rd_floats(r, KVD);
-    m->mlp_norm = rd_floats(r, C);
-    m->w_gate = rd_floats(r, H * C);
-    m->w_up = rd_floats(r, H * C);
-    m->w_down = rd_floats(r, C * H);
-    return m->w_down ? 0 : -1; /* read in order: the last one failing covers all */
-}
-
-static void free_model(GoldenModel *m) {
-    float *all[] = {m->attn_norm, m->wq, m->wk, m->wv, m->wo, m->bq, m->bk, m->bv,
-                    m->mlp_norm, m->w_gate, m->w_up, m->w_down};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
 }
 
 /* One golden case; returns -1 on a read or setup error. */
@@ -168,21 +117,7 @@ static int run_case(Reader *r, const GoldenModel *m, int ci) {
 
     BlockWeights w;
     if (block_weights_alloc(&w, &c, &err) != 0) return -1;
-    size_t C = m->C, H = m->H, QD = (size_t)m->NH * m->hd, KVD = (size_t)m->NKV * m->hd;
-    memcpy(w.attn_norm, m->attn_norm, C * sizeof(float));
-    memcpy(w.mlp_norm, m->mlp_norm, C * sizeof(float));
-    memcpy(w.wq, m->wq, QD * C * sizeof(float));
-    memcpy(w.wk, m->wk, KVD * C * sizeof(float));
-    memcpy(w.wv, m->wv, KVD * C * sizeof(float));
-    memcpy(w.wo, m->wo, C * QD * sizeof(float));
-    memcpy(w.w_gate, m->w_gate, H * C * sizeof(float));
-    memcpy(w.w_up, m->w_up, H * C * sizeof(float));
-    memcpy(w.w_down, m->w_down, C * H * sizeof(float));
-    if (bias) {
-        memcpy(w.bq, m->bq, QD * sizeof(float));
-        memcpy(w.bk, m->bk, KVD * sizeof(float));
-        memcpy(w.bv, m->bv, KVD * sizeof(float));
-    }
+    golden_model_weights(&w, m, bias);
 
     QBlockParams p;
     if (qblock_params_init(&p, &c, &qc, 0, &err) != 0) {
@@ -221,7 +156,7 @@ static int run_case(Reader *r, const GoldenModel *m, int ci) {
                  rd_bytes(r, p.lwc + q->off_beta[j], n * sizeof(float)) == 0;
         }
     }
-    size_t NC = (size_t)m->B * m->T * C;
+    size_t NC = (size_t)m->B * m->T * m->C;
     float *x = ok ? rd_floats(r, NC) : NULL, *target = x ? rd_floats(r, NC) : NULL;
     float loss_ref = 0;
     float *out_ref = target && rd_bytes(r, &loss_ref, 4) == 0 ? rd_floats(r, NC) : NULL;
@@ -333,23 +268,12 @@ static int run_case(Reader *r, const GoldenModel *m, int ci) {
 }
 
 int main(void) {
-    char path[1024], *buf = NULL;
-    size_t len = 0;
-    QErr err;
-    snprintf(path, sizeof path, "%s/qblock_golden.bin", QUEPT_TEST_DATA);
-    if (file_read_all(path, &buf, &len, &err) != 0) {
-        CHECK_MSG(0, "%s (regenerate with /usr/bin/python3 tests/ref/qblock_ref.py)", err.msg);
-        CHECK_DONE();
-    }
-    Reader r = {buf, len, 0};
-    char magic[4] = {0};
-    uint32_t ver = 0, n = 0;
-    CHECK(rd_bytes(&r, magic, 4) == 0 && memcmp(magic, "QBKG", 4) == 0);
-    CHECK(rd_bytes(&r, &ver, 4) == 0 && ver == 1);
-    CHECK(rd_bytes(&r, &n, 4) == 0 && n >= 5);
+    Reader r;
+    uint32_t n;
+    if (golden_open(&r, "qblock_golden.bin", "QBKG", "qblock_ref.py", 5, &n) != 0) CHECK_DONE();
     GoldenModel m;
     memset(&m, 0, sizeof m);
-    int mok = read_model(&r, &m) == 0;
+    int mok = golden_read_model(&r, &m) == 0;
     CHECK_MSG(mok, "truncated or invalid model section");
     int rok = mok;
     for (uint32_t i = 0; rok && i < n && check_failures < 50; i++) {
@@ -359,7 +283,7 @@ int main(void) {
     if (rok) CHECK_MSG(r.pos == r.len, "golden file has %zu trailing bytes", r.len - r.pos);
     printf("worst: loss rel %.2g (tol %g), output relnorm %.2g (tol %g), gradient %.2g (tol %g)\n",
            worst_loss, TOL_LOSS_REL, worst_out, TOL_OUT_RELNORM, worst_grad, TOL_G_RELNORM);
-    free_model(&m);
-    free(buf);
+    golden_free_model(&m);
+    golden_close(&r);
     CHECK_DONE();
 }

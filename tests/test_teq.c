@@ -51,7 +51,7 @@
 #include "engine/recon_step.h"
 #include "engine/teq.h"
 #include "eval/sample.h"
-#include "golden_reader.h"
+#include "golden.h"
 #include "nn/forward.h"
 
 #define TOL_LOSS_REL 1e-5
@@ -62,19 +62,6 @@
 #define TOL_CANCEL 1e-4
 
 static double worst_grad = 0.0;
-
-static void rel_err(const float *c, const float *ref, size_t n, double *relnorm, double *maxrel) {
-    double num = 0, den = 0, mx = 0, mr = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)c[i] - ref[i];
-        num += d * d;
-        den += (double)ref[i] * ref[i];
-        if (fabs(d) > mx) mx = fabs(d);
-        if (fabs(ref[i]) > mr) mr = fabs(ref[i]);
-    }
-    *relnorm = den > 0 ? sqrt(num / den) : sqrt(num);
-    if (maxrel) *maxrel = mr > 0 ? mx / mr : mx;
-}
 
 static double check_grad(int ci, const char *what, const float *c, const float *ref, size_t n) {
     double rn, mr;
@@ -223,20 +210,9 @@ static int run_golden_case(Reader *r, const ModelConfig *c0, const BlockWeights 
 }
 
 static void test_golden(void) {
-    char path[1024], *buf = NULL;
-    size_t len = 0;
-    QErr err;
-    snprintf(path, sizeof path, "%s/teq_golden.bin", QUEPT_TEST_DATA);
-    if (file_read_all(path, &buf, &len, &err) != 0) {
-        CHECK_MSG(0, "%s (regenerate with /usr/bin/python3 tests/ref/teq_golden.py)", err.msg);
-        return;
-    }
-    Reader r = {buf, len, 0};
-    char magic[4] = {0};
-    uint32_t ver = 0, n = 0;
-    CHECK(rd_bytes(&r, magic, 4) == 0 && memcmp(magic, "TEQG", 4) == 0);
-    CHECK(rd_bytes(&r, &ver, 4) == 0 && ver == 1);
-    CHECK(rd_bytes(&r, &n, 4) == 0 && n >= 4);
+    Reader r;
+    uint32_t n;
+    if (golden_open(&r, "teq_golden.bin", "TEQG", "teq_golden.py", 4, &n) != 0) return;
     ModelConfig c;
     BlockWeights w;
     int B = 0, ok = read_block(&r, &c, &w, &B) == 0;
@@ -248,7 +224,7 @@ static void test_golden(void) {
     if (ok) CHECK_MSG(r.pos == r.len, "golden file has %zu trailing bytes", r.len - r.pos);
     printf("golden: worst gradient error %.2g (tol %g)\n", worst_grad, TOL_G_RELNORM);
     if (ok || B) block_weights_free(&w);
-    free(buf);
+    golden_close(&r);
 }
 
 /* ----------------------------------------------------------- equivalence */

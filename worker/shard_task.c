@@ -190,7 +190,7 @@ static int fp_pass(RunCtx *r, const ModelConfig *c, BlockWeights *w, Streams *x)
         }
     free(scratch);
     block_acts_free(&acts);
-    if (atomic_load(r->cancel)) return qerr_set(r->err, "cancelled");
+    if (atomic_load(r->cancel)) return qerr_setc(r->err, QERR_CANCELLED, "cancelled");
     return streams_check_finite(x, STREAMS_FP, "the shard's full-precision output", r->err);
 }
 
@@ -239,7 +239,7 @@ int shard_task_run(ShardTask *t, void *pipe, atomic_int *cancel, QErr *err) {
             rc = recon_replay_block(&c, qc, j, &w[j - a->block_begin], &st, &p, err);
             qblock_params_free(&p);
         }
-        if (rc == 0 && atomic_load(cancel)) rc = qerr_set(err, "cancelled");
+        if (rc == 0 && atomic_load(cancel)) rc = qerr_setc(err, QERR_CANCELLED, "cancelled");
     }
     for (int j = a->block_start; rc == 0 && j < a->block_end; j++) {
         QBlockParams p;

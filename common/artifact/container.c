@@ -585,18 +585,19 @@ static int parse_file(ArtReader *r, QErr *err) {
         if (size == 0 || memcmp(b, ART_MAGIC, size) == 0)
             return rerr(r, err, "file is truncated (%zu bytes; the fixed preamble alone is %u)", size,
                         ART_PREAMBLE_BYTES);
-        return rerr(r, err, "not a quept artifact (bad magic)");
+        return qerr_setc(err, QERR_CORRUPT, "%s: not a quept artifact (bad magic)", r->name);
     }
-    if (memcmp(b, ART_MAGIC, 8) != 0) return rerr(r, err, "not a quept artifact (bad magic)");
+    if (memcmp(b, ART_MAGIC, 8) != 0) return qerr_setc(err, QERR_CORRUPT, "%s: not a quept artifact (bad magic)", r->name);
     if (size < ART_PREAMBLE_BYTES)
         return rerr(r, err, "file is truncated (%zu bytes; the fixed preamble alone is %u)", size, ART_PREAMBLE_BYTES);
     uint32_t version = get_le32(b + 8), reserved = get_le32(b + 12);
     uint64_t hlen = get_le64(b + 16);
     if (version > ART_FORMAT_VERSION)
-        return rerr(r, err, "written by a newer quept (format %" PRIu32 ", this build reads %u)", version,
-                    ART_FORMAT_VERSION);
+        return qerr_setc(err, QERR_CORRUPT, "%s: written by a newer quept (format %" PRIu32 ", this build reads %u)",
+                         r->name, version, ART_FORMAT_VERSION);
     if (version != ART_FORMAT_VERSION)
-        return rerr(r, err, "unsupported format version %" PRIu32 " (this build reads %u)", version, ART_FORMAT_VERSION);
+        return qerr_setc(err, QERR_CORRUPT, "%s: unsupported format version %" PRIu32 " (this build reads %u)", r->name,
+                         version, ART_FORMAT_VERSION);
     if (reserved != 0) return rerr(r, err, "reserved preamble field is %" PRIu32 ", must be 0", reserved);
     if (hlen > size - ART_PREAMBLE_BYTES)
         return rerr(r, err, "header length %" PRIu64 " runs past the end of the file (%zu bytes): truncated?", hlen,
@@ -612,8 +613,9 @@ static int parse_file(ArtReader *r, QErr *err) {
     uint32_t want = (uint32_t)get_be(tr + TRAILER_KEY_LEN + 1, 4);
     uint32_t got = crc32_ieee(0, h, hn - TRAILER_LEN);
     if (want != got)
-        return rerr(r, err, "header checksum mismatch (header says %08" PRIx32 ", bytes give %08" PRIx32 "): corrupt header",
-                    want, got);
+        return qerr_setc(err, QERR_CORRUPT,
+                         "%s: header checksum mismatch (header says %08" PRIx32 ", bytes give %08" PRIx32 "): corrupt header",
+                         r->name, want, got);
 
     char why[200];
     size_t used = 0;
@@ -770,9 +772,10 @@ static int check_sum(const ArtReader *r, int i, QErr *err) {
     const ArtTensorInfo *t = &r->t[i];
     uint32_t got = crc32_ieee(0, r->data + t->offset, (size_t)t->stored_bytes);
     if (got != t->checksum)
-        return rerr(r, err, "tensor %d \"%s\": checksum mismatch (header says %08" PRIx32 ", stored bytes give %08" PRIx32
-                            "): corrupt data",
-                    i, t->name, t->checksum, got);
+        return qerr_setc(err, QERR_CORRUPT,
+                         "%s: tensor %d \"%s\": checksum mismatch (header says %08" PRIx32 ", stored bytes give %08" PRIx32
+                         "): corrupt data",
+                         r->name, i, t->name, t->checksum, got);
     return 0;
 }
 

@@ -12,7 +12,7 @@ int cli_parse(int argc, char **argv, CliOpt *opts, int n_opts, const char **pos,
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
-            if (*n_pos >= max_pos) return qerr_set(err, "unexpected argument '%s'", a);
+            if (*n_pos >= max_pos) return qerr_setc(err, QERR_USAGE, "unexpected argument '%s'", a);
             pos[(*n_pos)++] = a;
             continue;
         }
@@ -27,16 +27,17 @@ int cli_parse(int argc, char **argv, CliOpt *opts, int n_opts, const char **pos,
                 if (eq) {
                     opts[k].value = eq + 1;
                 } else {
-                    if (i + 1 >= argc) return qerr_set(err, "option --%s needs a value", opts[k].name);
+                    if (i + 1 >= argc)
+                        return qerr_setc(err, QERR_USAGE, "option --%s needs a value", opts[k].name);
                     opts[k].value = argv[++i];
                 }
             } else {
-                if (eq) return qerr_set(err, "option --%s takes no value", opts[k].name);
+                if (eq) return qerr_setc(err, QERR_USAGE, "option --%s takes no value", opts[k].name);
                 opts[k].value = "1";
             }
             break;
         }
-        if (!found) return qerr_set(err, "unknown option '%s' (see --help)", a);
+        if (!found) return qerr_setc(err, QERR_USAGE, "unknown option '%s' (see --help)", a);
     }
     return 0;
 }
@@ -58,7 +59,7 @@ int cli_get_int(const CliOpt *opts, int n_opts, const char *name, int def, int l
     errno = 0;
     long x = strtol(v, &end, 10);
     if (errno || *end || end == v || x < lo || x > hi)
-        return qerr_set(err, "--%s: expected an integer in [%d, %d], got '%s'", name, lo, hi, v);
+        return qerr_setc(err, QERR_USAGE, "--%s: expected an integer in [%d, %d], got '%s'", name, lo, hi, v);
     *out = (int)x;
     return 0;
 }
@@ -74,7 +75,7 @@ int cli_get_float(const CliOpt *opts, int n_opts, const char *name, double def, 
     errno = 0;
     double x = strtod(v, &end);
     if (errno || *end || end == v || !isfinite(x) || x < lo || x > hi)
-        return qerr_set(err, "--%s: expected a number in [%g, %g], got '%s'", name, lo, hi, v);
+        return qerr_setc(err, QERR_USAGE, "--%s: expected a number in [%g, %g], got '%s'", name, lo, hi, v);
     *out = x;
     return 0;
 }

@@ -4,13 +4,28 @@
 #include <stdio.h>
 #include <string.h>
 
-int qerr_set(QErr *err, const char *fmt, ...) {
+__attribute__((format(printf, 3, 0)))
+static int qerr_vsetc(QErr *err, QErrCode code, const char *fmt, va_list ap) {
     if (!err) return -1;
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    err->code = code;
+    return -1;
+}
+
+int qerr_set(QErr *err, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    int rc = qerr_vsetc(err, QERR_FAILED, fmt, ap);
     va_end(ap);
-    return -1;
+    return rc;
+}
+
+int qerr_setc(QErr *err, QErrCode code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = qerr_vsetc(err, code, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 int qerr_wrap(QErr *err, const char *fmt, ...) {
@@ -37,5 +52,15 @@ int qerr_wrap(QErr *err, const char *fmt, ...) {
 }
 
 void qerr_clear(QErr *err) {
-    if (err) err->msg[0] = '\0';
+    if (!err) return;
+    err->msg[0] = '\0';
+    err->code = QERR_FAILED;
+}
+
+int qerr_exit_status(QErrCode code) {
+    switch (code) {
+    case QERR_USAGE: return 2;
+    case QERR_INTERRUPTED: return 130;
+    default: return 1;
+    }
 }

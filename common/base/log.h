@@ -1,5 +1,6 @@
 /* log.h — leveled logging to stderr. The level is the only global, set once
- * at start-up from the command line (QUEPT_LOG or --quiet/--verbose). */
+ * at start-up: info, or the environment variable QUEPT_LOG (log_level_from_env,
+ * called by main); `quept worker --quiet` then lowers it to warn. */
 #ifndef QUEPT_LOG_H
 #define QUEPT_LOG_H
 
@@ -7,6 +8,10 @@ typedef enum { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 } LogLev
 
 void log_set_level(LogLevel level);
 LogLevel log_get_level(void);
+/* Sets the level from QUEPT_LOG: debug, info, warn or error. Unset or empty
+ * keeps the level; any other value keeps it too, with a warning that names
+ * the accepted values. */
+void log_level_from_env(void);
 void log_msg(LogLevel level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)

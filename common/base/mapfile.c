@@ -15,22 +15,22 @@ int mapfile_open(MappedFile *mf, const char *path, QErr *err) {
     memset(mf, 0, sizeof *mf);
     snprintf(mf->path, sizeof mf->path, "%s", path);
     int fd = open(path, O_RDONLY);
-    if (fd < 0) return qerr_set(err, "%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0) return qerr_setc(err, QERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         close(fd);
-        return qerr_set(err, "%s: cannot stat: %s", path, strerror(errno));
+        return qerr_setc(err, QERR_IO, "%s: cannot stat: %s", path, strerror(errno));
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return qerr_set(err, "%s: not a regular file", path);
+        return qerr_setc(err, QERR_IO, "%s: not a regular file", path);
     }
     mf->size = (size_t)st.st_size;
     if (mf->size > 0) {
         void *p = mmap(NULL, mf->size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED) {
             close(fd);
-            return qerr_set(err, "%s: cannot mmap: %s", path, strerror(errno));
+            return qerr_setc(err, QERR_IO, "%s: cannot mmap: %s", path, strerror(errno));
         }
         mf->data = p;
     }
@@ -60,7 +60,7 @@ AtomicFile *atomic_open(const char *path, QErr *err) {
     snprintf(af->tmp, sizeof af->tmp, "%s.tmp.%ld", path, (long)getpid());
     af->fd = open(af->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (af->fd < 0) {
-        qerr_set(err, "%s: cannot create: %s", af->tmp, strerror(errno));
+        qerr_setc(err, QERR_IO, "%s: cannot create: %s", af->tmp, strerror(errno));
         free(af);
         return NULL;
     }
@@ -73,7 +73,7 @@ int atomic_write(AtomicFile *af, const void *buf, size_t n, QErr *err) {
         ssize_t w = write(af->fd, p, n);
         if (w < 0) {
             if (errno == EINTR) continue;
-            return qerr_set(err, "%s: write failed: %s", af->tmp, strerror(errno));
+            return qerr_setc(err, QERR_IO, "%s: write failed: %s", af->tmp, strerror(errno));
         }
         p += w;
         n -= (size_t)w;
@@ -90,19 +90,19 @@ void atomic_abort(AtomicFile *af) {
 
 int atomic_commit(AtomicFile *af, QErr *err) {
     if (fsync(af->fd) != 0) {
-        qerr_set(err, "%s: fsync failed: %s", af->tmp, strerror(errno));
+        qerr_setc(err, QERR_IO, "%s: fsync failed: %s", af->tmp, strerror(errno));
         atomic_abort(af);
         return -1;
     }
     if (close(af->fd) != 0) {
         af->fd = -1;
-        qerr_set(err, "%s: close failed: %s", af->tmp, strerror(errno));
+        qerr_setc(err, QERR_IO, "%s: close failed: %s", af->tmp, strerror(errno));
         atomic_abort(af);
         return -1;
     }
     af->fd = -1;
     if (rename(af->tmp, af->path) != 0) {
-        qerr_set(err, "%s: rename to %s failed: %s", af->tmp, af->path, strerror(errno));
+        qerr_setc(err, QERR_IO, "%s: rename to %s failed: %s", af->tmp, af->path, strerror(errno));
         atomic_abort(af);
         return -1;
     }
@@ -131,7 +131,7 @@ int file_write_all(const char *path, const void *buf, size_t n, QErr *err) {
 int file_read_all(const char *path, char **out, size_t *out_len, QErr *err) {
     *out = NULL;
     FILE *f = fopen(path, "rb");
-    if (!f) return qerr_set(err, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) return qerr_setc(err, QERR_IO, "%s: cannot open: %s", path, strerror(errno));
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap + 1);
     if (!buf) {
@@ -155,7 +155,7 @@ int file_read_all(const char *path, char **out, size_t *out_len, QErr *err) {
     fclose(f);
     if (bad) {
         free(buf);
-        return qerr_set(err, "%s: read error", path);
+        return qerr_setc(err, QERR_IO, "%s: read error", path);
     }
     buf[len] = '\0';
     *out = buf;
@@ -173,12 +173,12 @@ int dir_make_all(const char *dir, QErr *err) {
             char saved = *p;
             *p = '\0';
             if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-                return qerr_set(err, "%s: cannot create directory: %s", buf, strerror(errno));
+                return qerr_setc(err, QERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
             *p = saved;
             if (saved == '\0') break;
         }
     }
     struct stat s;
-    if (stat(dir, &s) != 0 || !S_ISDIR(s.st_mode)) return qerr_set(err, "%s: not a directory", dir);
+    if (stat(dir, &s) != 0 || !S_ISDIR(s.st_mode)) return qerr_setc(err, QERR_IO, "%s: not a directory", dir);
     return 0;
 }

@@ -241,7 +241,7 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
         }
         if (progress &&
             progress(block, e + 1, qc->epochs, gl, dt > 0 ? (double)steps_per_epoch * B * T / dt : 0.0, user)) {
-            rc = qerr_set(err, "block %d: cancelled", block);
+            rc = qerr_setc(err, QERR_CANCELLED, "block %d: cancelled", block);
             goto done;
         }
     }

@@ -2,8 +2,8 @@
  *
  * The step runs the block's forward and backward itself, composed from the
  * layers (common/nn/layers.h) in exactly the order and with exactly the
- * arithmetic of block_forward / block_backward (block.c,
- * block_backward.c), so its results are the same; what differs is where
+ * arithmetic of block_forward / block_backward (block.c), so its
+ * results are the same; what differs is where
  * things live, to keep the step's memory near the analytic minimum
  * (weights + trainables + optimizer state + one forward's activations):
  *
@@ -389,7 +389,7 @@ static void swiglu_backward_inplace(float *gate, float *up, const float *dswi, s
 
 /* One training step's work for bit index bi: forward, loss, backward into
  * b->g_lwc / b->g_adapter. Returns the (unnormalised) loss. The order and
- * arithmetic are block_backward's (block_backward.c), minus the block-input
+ * arithmetic are block_backward's (block.c), minus the block-input
  * gradient; see the top of this file for where each tensor lives. */
 double recon_step_bit(const ModelConfig *c, const QuantConfig *qc, const QBlockParams *p,
                         const BlockWeights *w, ReconStep *b, int bi, const float *x,

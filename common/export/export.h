@@ -8,7 +8,7 @@
  *                         Q4_1/Q5_1/Q8_0 where the grid maps, tokenizer keys)
  *   export_rows.c         the q/k row order each format wants
  *
- * Layouts: README, Formats, "Export". All return 0, or -1 with err set. */
+ * Layouts: docs/formats.md, "Export". All return 0, or -1 with err set. */
 #ifndef QUEPT_EXPORT_H
 #define QUEPT_EXPORT_H
 

@@ -9,7 +9,7 @@
  * 2^15 (s .. 32768 s), and each further bit only adds exponents for
  * magnitudes below 2^-15 of the group's largest, while the relative step
  * between levels stays 2 — the data-free weight error is the same at 4, 5
- * and 6 bits (README, tests/ref/pot_weight_error.py), so 6..8 bits are not
+ * and 6 bits (docs/results.md, tests/ref/pot_weight_error.py), so 6..8 bits are not
  * offered (and 5 buys nothing over 4).
  *
  * Quantizing x with scale s: u = x / s, E = the exponent of the power of two

@@ -43,7 +43,7 @@ void quant_config_reference(QuantConfig *qc) {
 
 void quant_config_default(QuantConfig *qc) {
     quant_config_reference(qc);
-    /* Each change measured on stories260K (README, "Why these defaults"):
+    /* Each change measured on stories260K (docs/defaults.md):
      * every bit trains on the stream it will really see, low bits do not move
      * the adapter ranks high bits share, ranks scale with the layer width as
      * the reference's 192/128/64 do for 4096-wide layers, high-bit grids start

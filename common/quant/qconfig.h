@@ -70,7 +70,7 @@ typedef struct {
 
 /* The reference weight-only defaults (faithful QuEPT). */
 void quant_config_reference(QuantConfig *qc);
-/* quept's default: the reference plus the fixes documented in the README. */
+/* quept's default: the reference plus the fixes documented in docs/defaults.md. */
 void quant_config_default(QuantConfig *qc);
 int quant_config_validate(const QuantConfig *qc, QErr *err);
 /* Parses "2,3,4" or "2-8" into qc->bits. */
@@ -89,7 +89,7 @@ const char *quant_stream_name(StreamMode s);
 const char *quant_format_name(WeightFormat f);
 /* Switches qc to power-of-two codes with their defaults: bits 2-5, one
  * scale per group of 128 at every width, learning rate of the scale
- * refinements 3e-4 (README, "PoT on stories260K"); later flags still apply. */
+ * refinements 3e-4 (docs/results.md, "PoT on stories260K"); later flags still apply. */
 void quant_config_set_pot(QuantConfig *qc);
 /* "int" / "pot" -> *f; -1 (and err) otherwise. */
 int quant_parse_format(const char *s, WeightFormat *f, QErr *err);
