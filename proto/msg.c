@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "artifact/container.h"
-#include "artifact/elastic.h"
+#include "base/msgpack_util.h"
+#include "quant/qconfig_table.h"
 
 static const char *const TYPE_NAMES[MSG_N_TYPES] = {
     "register", "assign", "activations", "params", "result", "progress", "heartbeat", "error", "shutdown"};
@@ -128,7 +128,7 @@ int msg_encode(const Msg *m, int compress, MsgFrames *out, QErr *err) {
         mp_pack_kv_int(&pk, "bf16", m->bf16);
         mp_pack_kv_str(&pk, "model_path", m->model_path);
         mp_pack_str(&pk, "qc");
-        elastic_pack_quant_config(&pk, &m->qc);
+        qconfig_pack(&pk, &m->qc);
         break;
     case MSG_ACTIVATIONS:
         mp_pack_kv_int(&pk, "block", m->block);
@@ -336,7 +336,7 @@ static int decode_fields(const msgpack_object *h, Msg *m, QErr *err) {
             mp_map_str(h, "model_path", m->model_path, sizeof m->model_path, err) ||
             mp_map_map(h, "qc", &q, err))
             return -1;
-        if (elastic_parse_quant_config(q, &m->qc, err) != 0) return qerr_wrap(err, "field \"qc\"");
+        if (qconfig_unpack(q, &m->qc, err) != 0) return qerr_wrap(err, "field \"qc\"");
         return 0;
     }
     case MSG_ACTIVATIONS:

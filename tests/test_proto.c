@@ -14,12 +14,11 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "artifact/container.h"
-#include "artifact/elastic.h"
 #include "base/rng.h"
 #include "check.h"
 #include "proto/msg.h"
 #include "proto/transport.h"
+#include "quant/qconfig_table.h"
 
 #include "fuzz/fuzz_msg.c"
 
@@ -118,8 +117,8 @@ static void test_roundtrip(void) {
                 msgpack_packer pa, pb;
                 msgpack_packer_init(&pa, &a, msgpack_sbuffer_write);
                 msgpack_packer_init(&pb, &b, msgpack_sbuffer_write);
-                elastic_pack_quant_config(&pa, &m.qc);
-                elastic_pack_quant_config(&pb, &d.qc);
+                qconfig_pack(&pa, &m.qc);
+                qconfig_pack(&pb, &d.qc);
                 CHECK(a.size == b.size && memcmp(a.data, b.data, a.size) == 0);
                 CHECK(d.bf16 == 1 && d.qc.act_bf16 == 1); /* the flag and the job's key */
                 CHECK(d.qc.epochs == 3 && d.qc.seed == 77 && d.qc.fallback == m.qc.fallback &&
