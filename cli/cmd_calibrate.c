@@ -26,13 +26,20 @@ static const char *HELP =
     "  --shards K          contiguous block shards (default: one per worker)\n"
     "  --threads-per-worker T  OpenBLAS threads per worker (default: cores / N)\n"
     "  --keep-checkpoint   keep the journal's inputs and blocks after success\n"
+    "  --help-markdown     print the calibration flags as a Markdown table (how\n"
+    "                      docs/calibration-flags.md is made)\n"
     "\n"
     "calibration flags:\n";
 
 int cmd_calibrate(int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "--help-markdown") == 0) {
+            calib_flags_markdown(stdout);
+            return 0;
+        }
     if (cli_wants_help(argc, argv)) {
         fputs(HELP, stdout);
-        fputs(CALIB_FLAGS_HELP, stdout);
+        calib_flags_help(stdout);
         return 0;
     }
     CliOpt o[16 + CALIB_MAX_OPTS] = {{"model", 1, 0},   {"data", 1, 0},       {"out", 1, 0},

@@ -117,7 +117,7 @@ static const char *COORD_HELP =
 int cmd_coordinator(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) {
         fputs(COORD_HELP, stdout);
-        fputs(CALIB_FLAGS_HELP, stdout);
+        calib_flags_help(stdout);
         return 0;
     }
     CliOpt o[16 + CALIB_MAX_OPTS] = {{"model", 1, 0},       {"data", 1, 0},           {"out", 1, 0},

@@ -254,8 +254,7 @@ static int assign_shard(Coord *c, int k, int wi, QErr *err) {
     m.shard = k, m.block_begin = sh->begin, m.block_end = sh->end, m.block_start = sh->next;
     m.send_fp_out = k + 1 < s->n_shards && !c->shards[k + 1].input_ready;
     m.n_seq = s->n_seq, m.T = s->T, m.dim = s->dim, m.n_layers = s->n_layers;
-    m.qc = s->qc;
-    m.bf16 = s->qc.act_bf16; /* how the worker stores the shard's activations */
+    m.qc = s->qc; /* its act_bf16: how the worker stores the shard's activations */
     snprintf(m.model_path, sizeof m.model_path, "%s", o->model_path);
     int sent = 0;
     if (rc == 0) sent = send_to(c, wi, &m) == 0;

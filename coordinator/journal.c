@@ -11,6 +11,7 @@
 #include "artifact/elastic.h"
 #include "base/log.h"
 #include "base/mapfile.h"
+#include "quant/qconfig_table.h"
 
 #define JOURNAL_VERSION 1
 
@@ -44,7 +45,7 @@ static void pack_spec(msgpack_packer *pk, const JobSpec *s) {
     mp_pack_kv_int(pk, "n_seq", s->n_seq);
     mp_pack_kv_int(pk, "T", s->T);
     mp_pack_str(pk, "quant");
-    elastic_pack_quant_config(pk, &s->qc);
+    qconfig_pack(pk, &s->qc);
     mp_pack_str(pk, "shards");
     msgpack_pack_array(pk, (size_t)s->n_shards);
     for (int k = 0; k < s->n_shards; k++) {

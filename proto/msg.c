@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "artifact/container.h"
-#include "artifact/elastic.h"
+#include "base/msgpack_util.h"
+#include "quant/qconfig_table.h"
 
 static const char *const TYPE_NAMES[MSG_N_TYPES] = {
     "register", "assign", "activations", "params", "result", "progress", "heartbeat", "error", "shutdown"};
@@ -87,7 +87,7 @@ static void pack_stats(msgpack_packer *pk, const ReconStats *s, int n) {
 static int n_fields(MsgType t) {
     switch (t) {
     case MSG_REGISTER: return 2;
-    case MSG_ASSIGN: return 12;
+    case MSG_ASSIGN: return 11;
     case MSG_ACTIVATIONS: return 2;
     case MSG_PARAMS:
     case MSG_RESULT: return 2;
@@ -125,10 +125,9 @@ int msg_encode(const Msg *m, int compress, MsgFrames *out, QErr *err) {
         mp_pack_kv_int(&pk, "T", m->T);
         mp_pack_kv_int(&pk, "dim", m->dim);
         mp_pack_kv_int(&pk, "n_layers", m->n_layers);
-        mp_pack_kv_int(&pk, "bf16", m->bf16);
         mp_pack_kv_str(&pk, "model_path", m->model_path);
         mp_pack_str(&pk, "qc");
-        elastic_pack_quant_config(&pk, &m->qc);
+        qconfig_pack(&pk, &m->qc);
         break;
     case MSG_ACTIVATIONS:
         mp_pack_kv_int(&pk, "block", m->block);
@@ -332,11 +331,11 @@ static int decode_fields(const msgpack_object *h, Msg *m, QErr *err) {
             get_int(h, "block_start", m->block_begin, m->block_end, &m->block_start, err) ||
             get_int(h, "send_fp_out", 0, 1, &m->send_fp_out, err) ||
             get_int(h, "n_seq", 1, 1 << 24, &m->n_seq, err) || get_int(h, "T", 1, 1 << 24, &m->T, err) ||
-            get_int(h, "dim", 1, 1 << 20, &m->dim, err) || get_int(h, "bf16", 0, 1, &m->bf16, err) ||
+            get_int(h, "dim", 1, 1 << 20, &m->dim, err) ||
             mp_map_str(h, "model_path", m->model_path, sizeof m->model_path, err) ||
             mp_map_map(h, "qc", &q, err))
             return -1;
-        if (elastic_parse_quant_config(q, &m->qc, err) != 0) return qerr_wrap(err, "field \"qc\"");
+        if (qconfig_unpack(q, &m->qc, err) != 0) return qerr_wrap(err, "field \"qc\"");
         return 0;
     }
     case MSG_ACTIVATIONS:

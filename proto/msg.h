@@ -13,7 +13,8 @@
  *   assign       coordinator -> worker: shard, block_begin, block_end,
  *                block_start (first block still to calibrate), send_fp_out,
  *                n_seq, T, dim, n_layers, model_path, qc (the "quant" map of
- *                the artifact), bf16
+ *                the artifact; its bf16_activations says how the worker
+ *                stores the shard's activations)
  *   activations  both ways: block (whose input they are), seq0; tensor "x"
  *                (n, T, dim) for sequences [seq0, seq0 + n)
  *   params       coordinator -> worker: a journaled block (replayed, not
@@ -79,7 +80,7 @@ typedef struct {
     int threads;
     /* assign */
     int shard, block_begin, block_end, block_start, send_fp_out;
-    int n_seq, T, dim, n_layers, bf16;
+    int n_seq, T, dim, n_layers;
     char model_path[1024];
     QuantConfig qc;
     /* activations, params, result, progress */

@@ -14,12 +14,11 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "artifact/container.h"
-#include "artifact/elastic.h"
 #include "base/rng.h"
 #include "check.h"
 #include "proto/msg.h"
 #include "proto/transport.h"
+#include "quant/qconfig_table.h"
 
 #include "fuzz/fuzz_msg.c"
 
@@ -41,7 +40,7 @@ static void sample_msg(Msg *m, MsgType t, float *buf, size_t nbuf) {
         break;
     case MSG_ASSIGN:
         m->n_layers = 8, m->shard = 1, m->block_begin = 4, m->block_end = 8, m->block_start = 6, m->send_fp_out = 1;
-        m->n_seq = 16, m->T = 64, m->dim = 32, m->bf16 = 1;
+        m->n_seq = 16, m->T = 64, m->dim = 32;
         snprintf(m->model_path, sizeof m->model_path, "/models/x.bin");
         quant_config_default(&m->qc);
         m->qc.epochs = 3, m->qc.seed = 77, m->qc.act_bf16 = 1;
@@ -118,10 +117,10 @@ static void test_roundtrip(void) {
                 msgpack_packer pa, pb;
                 msgpack_packer_init(&pa, &a, msgpack_sbuffer_write);
                 msgpack_packer_init(&pb, &b, msgpack_sbuffer_write);
-                elastic_pack_quant_config(&pa, &m.qc);
-                elastic_pack_quant_config(&pb, &d.qc);
+                qconfig_pack(&pa, &m.qc);
+                qconfig_pack(&pb, &d.qc);
                 CHECK(a.size == b.size && memcmp(a.data, b.data, a.size) == 0);
-                CHECK(d.bf16 == 1 && d.qc.act_bf16 == 1); /* the flag and the job's key */
+                CHECK(d.qc.act_bf16 == 1); /* how the worker stores the activations */
                 CHECK(d.qc.epochs == 3 && d.qc.seed == 77 && d.qc.fallback == m.qc.fallback &&
                       d.qc.prefix_grad_stop == m.qc.prefix_grad_stop && d.qc.lwc_init[8] == m.qc.lwc_init[8]);
                 msgpack_sbuffer_destroy(&a);

@@ -20,15 +20,10 @@ int shard_task_new(const Msg *assign, ShardTask **out, QErr *err) {
     const Msg *a = assign;
     size_t n = (size_t)a->n_seq * a->T * a->dim;
     int n_replay = a->block_start - a->block_begin;
-    /* the ASSIGN's bf16 says how the job stores its activations; the job's
-     * config (qc) says the same, or the coordinator is broken */
-    if (a->bf16 != a->qc.act_bf16) {
-        free(t);
-        return qerr_set(err, "assignment: bf16 %d but the job's bf16_activations is %d", a->bf16, a->qc.act_bf16);
-    }
+    /* the input is one full-precision stream, stored as the job's streams are
+     * (qc.act_bf16: fp32 or bf16) */
     QuantConfig fp_only = a->qc;
-    fp_only.stream = STREAM_FP; /* the input is one full-precision stream */
-    fp_only.act_bf16 = a->bf16;
+    fp_only.stream = STREAM_FP;
     int in_ok = streams_init(&t->input, &fp_only, a->n_seq, a->T, a->dim, err) == 0;
     t->seq_seen = calloc((size_t)a->n_seq, 1);
     t->replay = calloc((size_t)(n_replay > 0 ? n_replay : 1), sizeof *t->replay);

@@ -64,58 +64,6 @@ static void pack_model_config(msgpack_packer *pk, const ModelConfig *c) {
     mp_pack_kv_int(pk, "tied_classifier", c->tied_classifier);
 }
 
-static void pack_int_list(msgpack_packer *pk, const char *k, const int *v, int n) {
-    mp_pack_str(pk, k);
-    msgpack_pack_array(pk, (size_t)n);
-    for (int i = 0; i < n; i++) msgpack_pack_int64(pk, v[i]);
-}
-
-static void pack_quant_config(msgpack_packer *pk, const QuantConfig *q) {
-    /* "teq" and "lr_teq" only when TEQ was used: artifacts without it keep
-     * their bytes, and readers that predate TEQ ignore the keys (the base
-     * weights are stored folded, so they evaluate the artifact correctly) */
-    /* likewise "format" and "pot_l2" only for power-of-two codes (the
-     * artifact also says so per tensor in "weight_format"; here they make the
-     * config complete for the wire protocol and the checkpoint journal) */
-    /* and "bf16_activations" only when the streams were stored in bf16 */
-    msgpack_pack_map(pk, (size_t)(24 + (q->teq ? 2 : 0) + (q->format != QFORMAT_INT ? 2 : 0) + (q->act_bf16 ? 1 : 0)));
-    mp_pack_kv_str(pk, "method", quant_method_name(q->method));
-    pack_int_list(pk, "bits", q->bits, q->n_bits);
-    pack_int_list(pk, "group", q->group, QBITS_MAX + 1);
-    pack_int_list(pk, "rank", q->rank, QBITS_MAX + 1);
-    mp_pack_kv_int(pk, "rank_ref_width", q->rank_ref_width);
-    mp_pack_kv_double(pk, "rank_cap", q->rank_cap);
-    mp_pack_kv_int(pk, "adapter_mode", q->adapter_mode);
-    mp_pack_kv_int(pk, "lwc", q->lwc);
-    mp_pack_str(pk, "lwc_init");
-    msgpack_pack_array(pk, QBITS_MAX + 1);
-    for (int b = 0; b <= QBITS_MAX; b++) msgpack_pack_double(pk, q->lwc_init[b]);
-    mp_pack_kv_int(pk, "epochs", q->epochs);
-    mp_pack_kv_int(pk, "batch", q->batch);
-    mp_pack_kv_double(pk, "lr_lwc", q->lr_lwc);
-    mp_pack_kv_double(pk, "lr_adapter", q->lr_adapter);
-    mp_pack_kv_double(pk, "weight_decay", q->weight_decay);
-    mp_pack_kv_str(pk, "loss", q->loss_l2 ? "l2" : "l1");
-    mp_pack_kv_double(pk, "merge_keep", q->merge_keep);
-    mp_pack_kv_str(pk, "stream", quant_stream_name(q->stream));
-    mp_pack_kv_int(pk, "normalize_loss", q->normalize_loss);
-    mp_pack_kv_int(pk, "prefix_grad_stop", q->prefix_grad_stop);
-    mp_pack_kv_double(pk, "holdout", q->holdout);
-    mp_pack_kv_int(pk, "fallback", q->fallback);
-    mp_pack_kv_double(pk, "gptq_damp", q->gptq_damp);
-    mp_pack_kv_int(pk, "seed", (int64_t)q->seed);
-    mp_pack_kv_int(pk, "elastic_version", ELASTIC_VERSION);
-    if (q->teq) {
-        mp_pack_kv_str(pk, "teq", quant_teq_name(q->teq));
-        mp_pack_kv_double(pk, "lr_teq", q->lr_teq);
-    }
-    if (q->format != QFORMAT_INT) {
-        mp_pack_kv_str(pk, "format", quant_format_name(q->format));
-        mp_pack_kv_double(pk, "pot_l2", q->pot_l2);
-    }
-    if (q->act_bf16) mp_pack_kv_int(pk, "bf16_activations", 1);
-}
-
 static int get_i(const msgpack_object *m, const char *k, int *out, QErr *err) {
     int64_t v;
     if (mp_map_int(m, k, &v, err) != 0) return -1;
@@ -127,20 +75,6 @@ static int get_f(const msgpack_object *m, const char *k, float *out, QErr *err) 
     double v;
     if (mp_map_float(m, k, &v, err) != 0) return -1;
     *out = (float)v;
-    return 0;
-}
-
-static int get_int_list(const msgpack_object *m, const char *k, int *out, int max, int *n, QErr *err) {
-    const msgpack_object *a;
-    if (mp_map_array(m, k, &a, err) != 0) return -1;
-    if ((int)a->via.array.size > max) return qerr_set(err, "key \"%s\": more than %d entries", k, max);
-    for (uint32_t i = 0; i < a->via.array.size; i++) {
-        int64_t v;
-        if (mp_obj_int(&a->via.array.ptr[i], k, &v, err) != 0) return -1;
-        out[i] = (int)v;
-    }
-    if (n) *n = (int)a->via.array.size;
-    else if ((int)a->via.array.size != max) return qerr_set(err, "key \"%s\": expected %d entries", k, max);
     return 0;
 }
 
@@ -156,74 +90,6 @@ static int parse_model_config(const msgpack_object *m, ModelConfig *c, QErr *err
         get_i(m, "tied_classifier", &c->tied_classifier, err))
         return -1;
     return model_config_validate(c, "artifact model config", err);
-}
-
-static int parse_quant_config(const msgpack_object *m, QuantConfig *q, QErr *err) {
-    quant_config_reference(q);
-    char s[32];
-    if (mp_map_str(m, "method", s, sizeof s, err) != 0) return -1;
-    if (strcmp(s, "quept") == 0) q->method = METHOD_QUEPT;
-    else if (strcmp(s, "rtn") == 0) q->method = METHOD_RTN;
-    else if (strcmp(s, "gptq") == 0) q->method = METHOD_GPTQ;
-    else return qerr_set(err, "key \"method\": unknown method '%s'", s);
-    if (get_int_list(m, "bits", q->bits, QMAX_NBITS, &q->n_bits, err) ||
-        get_int_list(m, "group", q->group, QBITS_MAX + 1, NULL, err) ||
-        get_int_list(m, "rank", q->rank, QBITS_MAX + 1, NULL, err) ||
-        get_i(m, "rank_ref_width", &q->rank_ref_width, err) || get_f(m, "rank_cap", &q->rank_cap, err) ||
-        get_i(m, "adapter_mode", &q->adapter_mode, err) || get_i(m, "lwc", &q->lwc, err) ||
-        get_i(m, "epochs", &q->epochs, err) || get_i(m, "batch", &q->batch, err) ||
-        get_f(m, "lr_lwc", &q->lr_lwc, err) || get_f(m, "lr_adapter", &q->lr_adapter, err) ||
-        get_f(m, "merge_keep", &q->merge_keep, err))
-        return -1;
-    int64_t seed64;
-    if (mp_map_int(m, "seed", &seed64, err) != 0) return -1;
-    if (seed64 < 0 || seed64 > 0xffffffffLL) return qerr_set(err, "key \"seed\": %lld outside [0, 2^32)", (long long)seed64);
-    q->seed = (uint64_t)seed64;
-    if (mp_map_str(m, "stream", s, sizeof s, err) != 0) return -1;
-    if (strcmp(s, "merged") == 0) q->stream = STREAM_MERGED;
-    else if (strcmp(s, "fp") == 0) q->stream = STREAM_FP;
-    else if (strcmp(s, "per-bit") == 0) q->stream = STREAM_PER_BIT;
-    else if (strcmp(s, "per-group") == 0) q->stream = STREAM_PER_GROUP;
-    else return qerr_set(err, "key \"stream\": unknown stream '%s'", s);
-    /* every other field, so a worker or a journal gets the exact config back */
-    const msgpack_object *li = mp_map_get(m, "lwc_init");
-    if (li) {
-        if (li->type != MSGPACK_OBJECT_ARRAY || li->via.array.size != QBITS_MAX + 1)
-            return qerr_set(err, "key \"lwc_init\": expected %d numbers", QBITS_MAX + 1);
-        for (int b = 0; b <= QBITS_MAX; b++) {
-            double v;
-            if (mp_obj_float(&li->via.array.ptr[b], "lwc_init", &v, err) != 0) return -1;
-            q->lwc_init[b] = (float)v;
-        }
-    }
-    if ((mp_map_get(m, "weight_decay") && get_f(m, "weight_decay", &q->weight_decay, err)) ||
-        (mp_map_get(m, "normalize_loss") && get_i(m, "normalize_loss", &q->normalize_loss, err)) ||
-        (mp_map_get(m, "prefix_grad_stop") && get_i(m, "prefix_grad_stop", &q->prefix_grad_stop, err)) ||
-        (mp_map_get(m, "holdout") && get_f(m, "holdout", &q->holdout, err)) ||
-        (mp_map_get(m, "fallback") && get_i(m, "fallback", &q->fallback, err)) ||
-        (mp_map_get(m, "gptq_damp") && get_f(m, "gptq_damp", &q->gptq_damp, err)))
-        return -1;
-    if (mp_map_get(m, "loss")) {
-        if (mp_map_str(m, "loss", s, sizeof s, err) != 0) return -1;
-        q->loss_l2 = strcmp(s, "l2") == 0;
-    }
-    /* TEQ (optional: absent in artifacts without it); its scales are folded
-     * into the stored base weights, so this is provenance only */
-    if (mp_map_get(m, "teq")) {
-        if (mp_map_str(m, "teq", s, sizeof s, err) != 0 || quant_parse_teq(s, &q->teq, err) != 0 ||
-            get_f(m, "lr_teq", &q->lr_teq, err) != 0)
-            return qerr_wrap(err, "key \"quant\"");
-    }
-    if (mp_map_get(m, "format")) {
-        if (mp_map_str(m, "format", s, sizeof s, err) != 0 || quant_parse_format(s, &q->format, err) != 0 ||
-            get_f(m, "pot_l2", &q->pot_l2, err) != 0)
-            return qerr_wrap(err, "key \"quant\"");
-    }
-    /* optional: absent when the streams were fp32 (provenance, and part of
-     * the job for the wire protocol and the checkpoint journal) */
-    if (mp_map_get(m, "bf16_activations") && get_i(m, "bf16_activations", &q->act_bf16, err) != 0)
-        return qerr_wrap(err, "key \"quant\"");
-    return quant_config_validate(q, err);
 }
 
 /* "weight_format": {"default": "int"|"pot", "pot_l2": x,
@@ -307,7 +173,7 @@ int elastic_write(const ElasticModel *em, const char *path, QErr *err) {
     mp_pack_str(pk, "model");
     pack_model_config(pk, c);
     mp_pack_str(pk, "quant");
-    pack_quant_config(pk, q);
+    qconfig_pack(pk, q);
     mp_pack_str(pk, "ranks");
     msgpack_pack_array(pk, N_LIN);
     for (int l = 0; l < N_LIN; l++) {
@@ -459,7 +325,7 @@ int elastic_load_meta(ElasticModel *em, const ArtReader *r, QErr *err) {
         rc = qerr_set(err, "artifact version %lld is newer than this quept reads (%d): upgrade quept",
                       (long long)ver, ELASTIC_VERSION);
     } else if (mp_map_map(meta, "model", &mm, err) || parse_model_config(mm, &c, err) ||
-               mp_map_map(meta, "quant", &qm, err) || parse_quant_config(qm, &q, err) ||
+               mp_map_map(meta, "quant", &qm, err) || qconfig_unpack(qm, &q, err) ||
                parse_weight_format(meta, &c, &q, err) ||
                mp_map_map(meta, "provenance", &prov, err) ||
                mp_map_array(meta, "losses", &losses, err)) {
@@ -666,11 +532,4 @@ int elastic_switch(const ElasticModel *em, const int *bits, Model *out, QErr *er
         }
     }
     return 0;
-}
-
-/* The job config as the artifact stores it, for the distributed protocol and
- * the checkpoint journal (one serialisation of a QuantConfig everywhere). */
-void elastic_pack_quant_config(msgpack_packer *pk, const QuantConfig *q) { pack_quant_config(pk, q); }
-int elastic_parse_quant_config(const msgpack_object *m, QuantConfig *q, QErr *err) {
-    return parse_quant_config(m, q, err);
 }

@@ -7,9 +7,10 @@
  *   "model":  {dim, hidden_dim, n_layers, n_heads, n_kv_heads, head_dim,
  *              vocab_size, seq_len, rope_theta, norm_eps, rope_halves,
  *              has_qkv_bias, tied_classifier}
- *   "quant":  the QuantConfig (method, bits, group, rank, ...; "teq":
- *             "norm"|"wide" and "lr_teq" only when TEQ was used — its scales
- *             are already folded into the stored base weights and norms)
+ *   "quant":  the QuantConfig (quant/qconfig_table.h: method, bits, group,
+ *             rank, ...; "teq": "norm"|"wide" and "lr_teq" only when TEQ was
+ *             used — its scales are already folded into the stored base
+ *             weights and norms)
  *   "ranks":  [linear][bit index] adapter ranks (same for every block)
  *   "losses": [block][bit index] [rtn, init, final] calibration losses
  *   "choice": [block][bit index] 0 trained, 1 adapters dropped, 2 RTN
@@ -35,9 +36,10 @@
 
 #include "../engine/qblock.h"
 #include "../engine/recon.h"
+#include "../quant/qconfig_table.h"
 #include "container.h"
 
-#define ELASTIC_VERSION 1
+#define ELASTIC_VERSION QCONFIG_ELASTIC_VERSION /* the "quant" map's elastic_version */
 
 /* GPTQ's per-bit result for one linear: codes, scales, zeros. */
 typedef struct {
@@ -72,10 +74,5 @@ int elastic_load_meta(ElasticModel *em, const ArtReader *r, QErr *err);
  * out, which is allocated on the first call and reused after: switching
  * again never re-reads the file. */
 int elastic_switch(const ElasticModel *em, const int *bits, Model *out, QErr *err);
-
-/* The "quant" metadata map: the same serialisation of a QuantConfig in the
- * artifact, the wire protocol and the checkpoint journal. */
-void elastic_pack_quant_config(msgpack_packer *pk, const QuantConfig *q);
-int elastic_parse_quant_config(const msgpack_object *m, QuantConfig *q, QErr *err);
 
 #endif
