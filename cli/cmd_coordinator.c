@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/proc.h"
 #include "calib_flags.h"
 #include "coordinator/coord.h"
 #include "dist_cmds.h"
@@ -72,12 +73,10 @@ int calibrate_local(const CliOpt *o, int no, const QuantConfig *qc, int max_seqs
         log_error("calibrate: %s", err.msg);
         return 2;
     }
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) {
-        log_error("calibrate: cannot find our own executable to start workers");
+    if (proc_self_exe(exe, sizeof exe, &err) != 0) {
+        log_error("calibrate: %s (to start workers)", err.msg);
         return 1;
     }
-    exe[n] = 0;
     co.self_exe = exe;
     read_test_hooks(&co);
     log_info("calibrate: %d local workers, %d OpenBLAS thread%s each; checkpoint %s", workers, co.local_threads,

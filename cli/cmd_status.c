@@ -12,7 +12,8 @@
 #include "base/log.h"
 #include "base/mapfile.h"
 #include "base/numeric.h"
-#include "coordinator/coord_internal.h"
+#include "coordinator/journal.h"
+#include "coordinator/status.h"
 #include "dist_cmds.h"
 
 static const char *HELP =

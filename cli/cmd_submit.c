@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/bytebuf.h"
 #include "base/log.h"
 #include "base/mapfile.h"
 #include "calib_flags.h"
@@ -108,39 +109,25 @@ static int check_calib_flags(const char *const *words, int n_words, QErr *err) {
     return 0;
 }
 
-/* ---- a growable string ---- */
+/* ---- rendered text, appended to a ByteBuf ---- */
 
-typedef struct {
-    char *s;
-    size_t len, cap;
-    int oom;
-} Buf;
-
-static void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void buf_printf(Buf *b, const char *fmt, ...) {
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = 1;
-            return;
-        }
-        if (b->s && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap ? b->cap * 2 : 4096) + (size_t)n;
-        char *ns = realloc(b->s, cap);
-        if (!ns) {
-            b->oom = 1;
-            return;
-        }
-        b->s = ns;
-        b->cap = cap;
+static void buf_printf(ByteBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void buf_printf(ByteBuf *b, const char *fmt, ...) {
+    char small[1024], *big = NULL;
+    va_list ap, ap2;
+    va_start(ap, fmt);
+    va_copy(ap2, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    const char *text = small;
+    if (n >= (int)sizeof small && (big = malloc((size_t)n + 1)) != NULL) {
+        vsnprintf(big, (size_t)n + 1, fmt, ap2);
+        text = big;
     }
+    va_end(ap2);
+    if (n < 0 || (n >= (int)sizeof small && !big)) b->oom = 1; /* sticky, as an append's */
+    else bytebuf_append(b, text, (size_t)n);
+    free(big);
 }
 
 /* ---- validation ---- */
@@ -305,14 +292,14 @@ typedef struct {
     int n_calib;
 } Job;
 
-static int write_text(const char *dir, const char *name, const Buf *b, QErr *err) {
+static int write_text(const char *dir, const char *name, const ByteBuf *b, QErr *err) {
     if (b->oom) return qerr_set(err, "out of memory rendering %s", name);
     char path[1200];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    return file_write_all(path, b->s ? b->s : "", b->len, err);
+    return file_write_all(path, b->data ? (const char *)b->data : "", b->len, err);
 }
 
-static void render_kustomization(const Job *j, Buf *b) {
+static void render_kustomization(const Job *j, ByteBuf *b) {
     buf_printf(b,
                "# Rendered by `quept submit` (quept %s) for the calibration job '%s'.\n"
                "#   apply:   kubectl apply -k .\n"
@@ -366,7 +353,7 @@ static void render_kustomization(const Job *j, Buf *b) {
                "  - path: patches/workers.yaml\n");
 }
 
-static void render_config(const Job *j, Buf *b) {
+static void render_config(const Job *j, ByteBuf *b) {
     char shards[16] = ""; /* empty: the coordinator's default */
     if (j->shards > 0) snprintf(shards, sizeof shards, "%d", j->shards);
     buf_printf(b,
@@ -383,7 +370,7 @@ static void render_config(const Job *j, Buf *b) {
                j->max_lost);
 }
 
-static void render_resources(Buf *b, const char *cpu, const char *mem) {
+static void render_resources(ByteBuf *b, const char *cpu, const char *mem) {
     buf_printf(b,
                "          resources:\n"
                "            requests:\n"
@@ -395,7 +382,7 @@ static void render_resources(Buf *b, const char *cpu, const char *mem) {
                cpu, mem, cpu, mem);
 }
 
-static void render_pvc(Buf *b, const char *pvc) {
+static void render_pvc(ByteBuf *b, const char *pvc) {
     buf_printf(b,
                "      volumes:\n"
                "        - name: data\n"
@@ -404,7 +391,7 @@ static void render_pvc(Buf *b, const char *pvc) {
                pvc);
 }
 
-static void render_coordinator_patch(const Job *j, Buf *b) {
+static void render_coordinator_patch(const Job *j, ByteBuf *b) {
     buf_printf(b,
                "apiVersion: batch/v1\n"
                "kind: Job\n"
@@ -419,7 +406,7 @@ static void render_coordinator_patch(const Job *j, Buf *b) {
     render_pvc(b, j->pvc);
 }
 
-static void render_workers_patch(const Job *j, Buf *b) {
+static void render_workers_patch(const Job *j, ByteBuf *b) {
     int backoff = 2 * j->workers > 6 ? 2 * j->workers : 6;
     buf_printf(b,
                "apiVersion: batch/v1\n"
@@ -466,7 +453,7 @@ static int render(const Job *j, QErr *err) {
     snprintf(dir, sizeof dir, "%s/patches", j->out_dir);
     if (dir_make_all(dir, err) != 0) return -1;
 
-    Buf kus = {0}, cfg = {0}, cal = {0}, pc = {0}, pw = {0};
+    ByteBuf kus = {0}, cfg = {0}, cal = {0}, pc = {0}, pw = {0};
     render_kustomization(j, &kus);
     render_config(j, &cfg);
     for (int i = 0; i < j->n_calib; i++) buf_printf(&cal, "%s\n", j->calib[i]);
@@ -477,7 +464,7 @@ static int render(const Job *j, QErr *err) {
              write_text(j->out_dir, "calibrate.args", &cal, err) ||
              write_text(j->out_dir, "patches/coordinator.yaml", &pc, err) ||
              write_text(j->out_dir, "patches/workers.yaml", &pw, err);
-    free(kus.s), free(cfg.s), free(cal.s), free(pc.s), free(pw.s);
+    bytebuf_free(&kus), bytebuf_free(&cfg), bytebuf_free(&cal), bytebuf_free(&pc), bytebuf_free(&pw);
     if (rc) return -1;
 
     snprintf(dir, sizeof dir, "%s/keys", j->out_dir);

@@ -12,14 +12,12 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "artifact/sensitivity.h"
 #include "base/log.h"
 #include "base/mapfile.h"
 #include "base/numeric.h"
 #include "base/sha256.h"
-#include "data/tokens.h"
-#include "engine/teq.h"
 #include "nn/forward.h"
+#include "pipeline/pipeline.h"
 
 void coord_opts_default(CoordOpts *o) {
     memset(o, 0, sizeof *o);
@@ -46,21 +44,14 @@ static int load_job(Coord *c, TokenSet *ts, QErr *err) {
     if (model_source_open(&src, o->model_path, err) != 0) return -1;
     ModelConfig mc = *model_source_config(src);
     model_source_close(src);
-    if (tokens_load_any(o->data_path, NULL, 0, o->max_seqs, ts, err) != 0) return -1;
-    int rc = tokens_check_vocab(ts, mc.vocab_size, o->data_path, err);
-    if (rc == 0 && ts->seq_len > mc.seq_len)
-        rc = qerr_set(err, "%s: sequences of %d tokens exceed the model's context of %d", o->data_path, ts->seq_len, mc.seq_len);
-    if (rc == 0 && ts->n_seq < o->qc.batch)
-        rc = qerr_set(err, "%s: %d calibration sequences, need at least the batch size %d", o->data_path, ts->n_seq, o->qc.batch);
-    if (rc == 0 && ts->seq_len < 2) rc = qerr_set(err, "%s: sequences of %d tokens are too short", o->data_path, ts->seq_len);
     JobSpec *s = &c->spec;
     memset(s, 0, sizeof *s);
+    CalibJob job = {o->model_path, o->data_path, o->out_path, o->max_seqs, o->quiet};
+    if (pipeline_load_job(&job, &o->qc, &mc, ts, s->model_sha256, s->data_sha256, err) != 0) return -1;
     s->n_layers = mc.n_layers, s->dim = mc.dim, s->n_seq = ts->n_seq, s->T = ts->seq_len, s->qc = o->qc;
-    if (rc == 0) rc = sha256_path_hex(o->model_path, s->model_sha256, err);
-    if (rc == 0) rc = sha256_path_hex(o->data_path, s->data_sha256, err);
     int want = o->n_shards ? o->n_shards : (o->local_workers ? o->local_workers : o->expect_workers);
     if (want > mc.n_layers) want = mc.n_layers;
-    if (rc == 0) rc = journal_plan_shards(s, want, err);
+    int rc = journal_plan_shards(s, want, err);
     if (rc == 0) rc = journal_open(o->ckpt_dir, s, o->n_shards == 0, err);
     if (rc != 0) tokens_free(ts);
     return rc;
@@ -539,8 +530,6 @@ static int merge(Coord *c, const TokenSet *ts, QErr *err) {
         model_free(&m);
         return -1;
     }
-    memcpy(em.model_sha256, c->spec.model_sha256, sizeof em.model_sha256);
-    memcpy(em.data_sha256, c->spec.data_sha256, sizeof em.data_sha256);
     for (int j = 0; rc == 0 && j < m.cfg.n_layers; j++) {
         QBlockParams raw;
         int r = journal_read_block(o->ckpt_dir, j, &c->spec, &raw, &em.stats[j], err);
@@ -551,12 +540,11 @@ static int merge(Coord *c, const TokenSet *ts, QErr *err) {
         rc = qblock_params_restore(&em.params[j], &m.cfg, &c->spec.qc, j, raw.lwc, raw.n_lwc, raw.adapter, raw.n_adapter,
                                    raw.teq, raw.n_teq, em.stats[j].choice, err);
         qblock_params_free(&raw);
-        /* TEQ's scales go into the base weights, as the single-process path does */
-        if (rc == 0 && em.params[j].n_teq) teq_fold(&em.params[j], &m.cfg, &m.blocks[j]);
+        if (rc == 0) pipeline_fold_teq(&em.params[j], &m.cfg, &m.blocks[j], j, 1);
     }
-    em.base = m; /* the artifact owns the model from here */
-    if (rc == 0) rc = sensitivity_compute(&em, ts, err);
-    if (rc == 0) rc = elastic_write(&em, o->out_path, err);
+    /* the merge's time is logged below, not each step's */
+    if (rc == 0) rc = pipeline_finish(&em, &m, c->spec.model_sha256, c->spec.data_sha256, ts, o->out_path, 1, err);
+    else model_free(&m);
     elastic_free(&em);
     char sha[65];
     if (rc == 0) rc = sha256_path_hex(o->out_path, sha, err);

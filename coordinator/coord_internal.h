@@ -8,6 +8,7 @@
 
 #include "coord.h"
 #include "journal.h"
+#include "status.h"
 
 #define COORD_MAX_WORKERS 256
 
@@ -66,8 +67,7 @@ typedef struct {
 } Coord;
 
 /* coord_status.c */
-char *coord_status_json(const Coord *c);                 /* malloc'd */
-char *journal_status_json(const char *dir, QErr *err);   /* no coordinator: what the journal holds */
+char *coord_status_json(const Coord *c); /* malloc'd; journal_status_json: status.h */
 
 /* local_workers.c */
 int local_spawn(Coord *c, int slot, QErr *err);

@@ -11,6 +11,7 @@
 #include "artifact/elastic.h"
 #include "base/log.h"
 #include "base/mapfile.h"
+#include "engine/recon_stats_codec.h"
 #include "quant/qconfig_table.h"
 
 #define JOURNAL_VERSION 1
@@ -217,18 +218,9 @@ int journal_write_block(const char *dir, int block, const QBlockParams *p, const
     ArtWriter *w = art_writer_new(err);
     if (!w) return -1;
     msgpack_packer *pk = art_writer_meta(w);
-    msgpack_pack_map(pk, 8);
+    msgpack_pack_map(pk, 1 + RECON_STATS_ENTRIES);
     mp_pack_kv_int(pk, "block", block);
-    mp_pack_kv_doubles(pk, "rtn", st->loss_rtn, n_bits);
-    mp_pack_kv_doubles(pk, "init", st->loss_init, n_bits);
-    mp_pack_kv_doubles(pk, "final", st->loss_final, n_bits);
-    mp_pack_kv_doubles(pk, "hold_rtn", st->hold_rtn, n_bits);
-    mp_pack_kv_doubles(pk, "hold_final", st->hold_final, n_bits);
-    mp_pack_str(pk, "choice");
-    msgpack_pack_array(pk, (size_t)n_bits);
-    for (int i = 0; i < n_bits; i++) msgpack_pack_int64(pk, st->choice[i]);
-    mp_pack_str(pk, "seconds");
-    msgpack_pack_double(pk, st->seconds);
+    recon_stats_pack(pk, st, n_bits);
     int64_t nl = (int64_t)p->n_lwc, na = (int64_t)p->n_adapter, nt = (int64_t)p->n_teq;
     int rc = art_writer_add(w, "lwc", ART_F32, 1, &nl, p->lwc, 0, err);
     if (rc == 0) rc = art_writer_add(w, "adapter", ART_F32, 1, &na, p->adapter, 0, err);
@@ -266,20 +258,7 @@ int journal_read_block(const char *dir, int block, const JobSpec *spec, QBlockPa
     int64_t b;
     memset(st, 0, sizeof *st);
     if (mp_map_int(m, "block", &b, err) != 0 || b != block) rc = b != block ? qerr_set(err, "holds block %lld", (long long)b) : -1;
-    if (rc == 0)
-        rc = mp_map_doubles(m, "rtn", st->loss_rtn, n, err) || mp_map_doubles(m, "init", st->loss_init, n, err) ||
-             mp_map_doubles(m, "final", st->loss_final, n, err) || mp_map_doubles(m, "hold_rtn", st->hold_rtn, n, err) ||
-             mp_map_doubles(m, "hold_final", st->hold_final, n, err) || mp_map_float(m, "seconds", &st->seconds, err);
-    const msgpack_object *c;
-    if (rc == 0 && (rc = mp_map_array(m, "choice", &c, err)) == 0) {
-        if ((int)c->via.array.size != n) rc = qerr_set(err, "\"choice\": wrong length");
-        for (int i = 0; rc == 0 && i < n; i++) {
-            int64_t v;
-            rc = mp_obj_int(&c->via.array.ptr[i], "choice", &v, err);
-            if (rc == 0 && (v < QB_TRAINED || v > QB_RTN)) rc = qerr_set(err, "\"choice\": %lld", (long long)v);
-            st->choice[i] = (int)v;
-        }
-    }
+    if (rc == 0) rc = recon_stats_parse(m, st, n, err);
     if (rc == 0) rc = read_f32_tensor(r, "lwc", &p->lwc, &p->n_lwc, err);
     if (rc == 0) rc = read_f32_tensor(r, "adapter", &p->adapter, &p->n_adapter, err);
     if (rc == 0 && art_find(r, "teq") >= 0) rc = read_f32_tensor(r, "teq", &p->teq, &p->n_teq, err);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/msgpack_util.h"
+#include "engine/recon_stats_codec.h"
 #include "quant/qconfig_table.h"
 
 static const char *const TYPE_NAMES[MSG_N_TYPES] = {
@@ -68,17 +69,9 @@ void msg_frames_free(MsgFrames *f) {
 
 static void pack_stats(msgpack_packer *pk, const ReconStats *s, int n) {
     mp_pack_str(pk, "stats");
-    msgpack_pack_map(pk, 9);
+    msgpack_pack_map(pk, 2 + RECON_STATS_ENTRIES);
     mp_pack_kv_int(pk, "n", n);
-    mp_pack_kv_doubles(pk, "rtn", s->loss_rtn, n);
-    mp_pack_kv_doubles(pk, "init", s->loss_init, n);
-    mp_pack_kv_doubles(pk, "final", s->loss_final, n);
-    mp_pack_kv_doubles(pk, "hold_rtn", s->hold_rtn, n);
-    mp_pack_kv_doubles(pk, "hold_final", s->hold_final, n);
-    mp_pack_str(pk, "choice");
-    msgpack_pack_array(pk, (size_t)n);
-    for (int i = 0; i < n; i++) msgpack_pack_int64(pk, s->choice[i]);
-    mp_pack_kv_double(pk, "seconds", s->seconds);
+    recon_stats_pack(pk, s, n);
     mp_pack_kv_double(pk, "tps", s->tokens_per_s);
 }
 
@@ -226,21 +219,9 @@ static int parse_stats(const msgpack_object *map, ReconStats *s, int *n_bits, QE
     const msgpack_object *st;
     if (mp_map_map(map, "stats", &st, err) != 0) return -1;
     int n = 0;
-    if (get_int(st, "n", 1, QMAX_NBITS, &n, err) || mp_map_doubles(st, "rtn", s->loss_rtn, n, err) ||
-        mp_map_doubles(st, "init", s->loss_init, n, err) || mp_map_doubles(st, "final", s->loss_final, n, err) ||
-        mp_map_doubles(st, "hold_rtn", s->hold_rtn, n, err) ||
-        mp_map_doubles(st, "hold_final", s->hold_final, n, err) ||
-        mp_map_float(st, "seconds", &s->seconds, err) || mp_map_float(st, "tps", &s->tokens_per_s, err))
+    if (get_int(st, "n", 1, QMAX_NBITS, &n, err) || recon_stats_parse(st, s, n, err) ||
+        mp_map_float(st, "tps", &s->tokens_per_s, err))
         return qerr_wrap(err, "stats");
-    const msgpack_object *c;
-    if (mp_map_array(st, "choice", &c, err) != 0) return qerr_wrap(err, "stats");
-    if ((int)c->via.array.size != n) return qerr_set(err, "stats: field \"choice\": expected %d entries", n);
-    for (int i = 0; i < n; i++) {
-        int64_t v;
-        if (mp_obj_int(&c->via.array.ptr[i], "choice", &v, err) != 0) return qerr_wrap(err, "stats");
-        if (v < QB_TRAINED || v > QB_RTN) return qerr_set(err, "stats: choice %lld is not 0, 1 or 2", (long long)v);
-        s->choice[i] = (int)v;
-    }
     *n_bits = n;
     return 0;
 }

@@ -1,4 +1,7 @@
-/* Switching to integer codes and `quept export`:
+/* Switching to integer codes, and the export writers (export.h, called as
+ * `quept export` calls them; what only the command line does runs the
+ * binary: --format and --bits parsing, --avg-bits, option conflicts, the
+ * power-of-two refusal):
  *  - elastic_switch_codes dequantizes bitwise to elastic_switch's weights
  *    (quept with partial groups, rtn, gptq; uniform and per-block widths),
  *    reuses its buffers on a re-switch, refuses widths not in the artifact;
@@ -21,12 +24,15 @@
  *  - a power-of-two artifact exports to safetensors-fp16 (logits as above)
  *    and safetensors-int / gguf refuse it, naming the cause. */
 #include <cjson/cJSON.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "artifact/switch.h"
 #include "check.h"
+#include "data/tokenizer.h"
+#include "export/export.h"
 #include "model/safetensors.h"
 #include "nn/forward.h"
 
@@ -67,6 +73,64 @@ static char *slurp(const char *path, size_t *n) {
     b[*n] = 0;
     fclose(f);
     return b;
+}
+
+/* What the process writes to stderr from stderr_begin to stderr_end
+ * (malloc'd): the writers' log lines. */
+static int stderr_begin(void) {
+    char path[300];
+    snprintf(path, sizeof path, "%s/stderr.log", tmpdir);
+    fflush(stderr);
+    int saved = dup(2), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (saved >= 0 && fd >= 0) dup2(fd, 2);
+    if (fd >= 0) close(fd);
+    return saved;
+}
+static char *stderr_end(int saved) {
+    char path[300];
+    snprintf(path, sizeof path, "%s/stderr.log", tmpdir);
+    fflush(stderr);
+    if (saved >= 0) {
+        dup2(saved, 2);
+        close(saved);
+    }
+    size_t n;
+    return slurp(path, &n);
+}
+
+/* `quept export` without its command line: the artifact file art loaded,
+ * switched to bits (one width per block) and written by fmt's writer; go:
+ * the GGUF options (NULL: none); log (if not NULL): what the writers logged.
+ * 0, or -1 with err. */
+static int export_art(const char *art, const char *fmt, const int *bits, const char *out,
+                      const GgufOptions *go, char **log, QErr *err) {
+    ElasticModel em;
+    if (elastic_load(&em, art, err) != 0) return -1;
+    int saved = log ? stderr_begin() : -1;
+    SwitchedModel sw = {0};
+    GgufOptions none = {0};
+    int rc;
+    if (strcmp(fmt, "safetensors-fp16") == 0) {
+        rc = export_fp16(&em, bits, out, err);
+    } else {
+        rc = elastic_switch_codes(&em, bits, &sw, err);
+        if (rc == 0) rc = strcmp(fmt, "gguf") == 0 ? export_gguf(&em, &sw, out, go ? go : &none, err)
+                                                   : export_int(&em, &sw, out, err);
+    }
+    if (log) *log = stderr_end(saved);
+    switched_free(&sw);
+    elastic_free(&em);
+    return rc;
+}
+
+static void expect_export_fail(const char *art, const char *fmt, const int *bits, const GgufOptions *go,
+                               const char *needle) {
+    char out[600];
+    snprintf(out, sizeof out, "%s/x", tmpdir);
+    QErr err = {{0}};
+    int rc = export_art(art, fmt, bits, out, go, NULL, &err);
+    CHECK_MSG(rc != 0, "export %s as %s should fail", art, fmt);
+    CHECK_MSG(strstr(err.msg, needle), "export %s as %s: expected '%s' in: %s", art, fmt, needle, err.msg);
 }
 
 static ModelConfig small_cfg(int layers) {
@@ -152,7 +216,7 @@ static void test_switch_codes(void) {
     }
 }
 
-/* ---------------- CLI export ---------------- */
+/* ---------------- export ---------------- */
 
 static float *logits_of(const Model *m, const int *tok, int B, int T) {
     QErr err;
@@ -183,14 +247,14 @@ static const float *bias_of(const BlockWeights *bw, int l) {
 }
 
 static void test_fp16(const ElasticModel *em, const char *art) {
-    char dir[512], cmd[2048];
+    char dir[512];
     snprintf(dir, sizeof dir, "%s/fp16", tmpdir);
-    snprintf(cmd, sizeof cmd, "%s export %s --bits 3 --format safetensors-fp16 --out %s 2>&1", QUEPT_BIN, art, dir);
-    CHECK_MSG(run_status(cmd) == 0, "%s", cmd);
+    int bits[2] = {3, 3};
     QErr err = {{0}};
+    CHECK_MSG(export_art(art, "safetensors-fp16", bits, dir, NULL, NULL, &err) == 0, "export %s to %s: %s", art, dir,
+              err.msg);
     Model ld = {0}, q = {0};
     CHECK_MSG(model_load(&ld, dir, &err) == 0, "%s", err.msg);
-    int bits[2] = {3, 3};
     CHECK(elastic_switch(em, bits, &q, &err) == 0);
     const ModelConfig *c = &em->cfg;
     /* the switched model rounded to F16 (own copies of the shared tensors) */
@@ -260,11 +324,14 @@ static const char *const HF_LIN[N_LIN] = {"self_attn.q_proj", "self_attn.k_proj"
 /* safetensors-int at b bits: config, shapes, and every code, zero point and
  * scale unpacked equal to the switch (q/k rows in HF order); biases. */
 static void test_int(const ElasticModel *em, const char *art, int b) {
-    char dir[512], cmd[2048], path[600];
+    char dir[512], path[600];
     const ModelConfig *c = &em->cfg;
     snprintf(dir, sizeof dir, "%s/int%d_%d", tmpdir, b, c->has_qkv_bias);
-    snprintf(cmd, sizeof cmd, "%s export %s --bits %d --format safetensors-int --out %s 2>&1", QUEPT_BIN, art, b, dir);
-    CHECK_MSG(run_status(cmd) == 0, "%s", cmd);
+    int *bits = malloc((size_t)c->n_layers * sizeof *bits);
+    for (int j = 0; j < c->n_layers; j++) bits[j] = b;
+    QErr err = {{0}};
+    CHECK_MSG(export_art(art, "safetensors-int", bits, dir, NULL, NULL, &err) == 0, "export %s to %s: %s", art, dir,
+              err.msg);
     snprintf(path, sizeof path, "%s/config.json", dir);
     size_t n;
     char *cj = slurp(path, &n);
@@ -279,14 +346,12 @@ static void test_int(const ElasticModel *em, const char *art, int b) {
     free(cj);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     SafeTensors st;
-    QErr err = {{0}};
     if (st_open(&st, path, &err) != 0) {
         CHECK_MSG(0, "%s", err.msg);
+        free(bits);
         return;
     }
     SwitchedModel sw = {0};
-    int *bits = malloc((size_t)c->n_layers * sizeof *bits);
-    for (int j = 0; j < c->n_layers; j++) bits[j] = b;
     CHECK(elastic_switch_codes(em, bits, &sw, &err) == 0);
     free(bits);
     for (int j = 0; j < c->n_layers; j++)
@@ -438,14 +503,13 @@ static int key_type_is(cJSON *root, const char *k, const char *want) {
 
 static void test_gguf(const ElasticModel *em, const char *art, int b0, int b1, const char *t0,
                       const char *t1) {
-    char out[512], cmd[4096];
+    char out[512];
     const ModelConfig *c = &em->cfg;
     snprintf(out, sizeof out, "%s/m%d%d_%d.gguf", tmpdir, b0, b1, c->has_qkv_bias);
-    snprintf(cmd, sizeof cmd, "%s export %s --bits %d,%d --format gguf --out %s 2>&1", QUEPT_BIN, art,
-             b0, b1, out);
-    int st;
-    char *log = run(cmd, &st);
-    CHECK_MSG(st == 0, "%s: %s", cmd, log ? log : "");
+    int bits[2] = {b0, b1};
+    QErr err = {{0}};
+    char *log = NULL;
+    CHECK_MSG(export_art(art, "gguf", bits, out, NULL, &log, &err) == 0, "export %s to %s: %s", art, out, err.msg);
     CHECK_MSG(log && strstr(log, "no --tokenizer"), "export without --tokenizer should warn: %s", log ? log : "");
     free(log);
     cJSON *root = gguf_read(out);
@@ -483,8 +547,6 @@ static void test_gguf(const ElasticModel *em, const char *art, int b0, int b1, c
     CHECK(te && strcmp(cJSON_GetObjectItemCaseSensitive(te, "type")->valuestring, "F16") == 0);
     CHECK(find_tensor(tensors, "output_norm.weight") != NULL);
     SwitchedModel sw = {0};
-    int bits[2] = {b0, b1};
-    QErr err = {{0}};
     CHECK(elastic_switch_codes(em, bits, &sw, &err) == 0);
     static const char *gl[N_LIN] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
     for (int j = 0; j < c->n_layers; j++)
@@ -570,18 +632,21 @@ static void test_tokenizer_keys(void) {
     small_qc(&qc, METHOD_RTN);
     ElasticModel em;
     build(&em, &c, &qc, 21);
-    char art[512], out[512], cmd[4096];
+    char art[512], out[512];
     snprintf(art, sizeof art, "%s/v32k.qept", tmpdir);
     snprintf(out, sizeof out, "%s/v32k.gguf", tmpdir);
     QErr err = {{0}};
     CHECK_MSG(elastic_write(&em, art, &err) == 0, "%s", err.msg);
     elastic_free(&em);
-    snprintf(cmd, sizeof cmd, "%s export %s --bits 4 --format gguf --tokenizer %s --out %s 2>&1", QUEPT_BIN,
-             art, tok, out);
-    int st;
-    char *log = run(cmd, &st);
-    CHECK_MSG(st == 0 && log && !strstr(log, "no --tokenizer"), "%s: %s", cmd, log ? log : "");
+    Tokenizer *tz = NULL;
+    int rc = export_gguf_tokenizer(tok, NV, &tz, &err), bits[1] = {4};
+    GgufOptions go = {.tok = tz, .tok_path = tok};
+    char *log = NULL;
+    if (rc == 0) rc = export_art(art, "gguf", bits, out, &go, &log, &err);
+    CHECK_MSG(rc == 0 && log && !strstr(log, "no --tokenizer"), "export %s with --tokenizer %s: %s %s", art, tok,
+              err.msg, log ? log : "");
     free(log);
+    tokenizer_free(tz);
     cJSON *root = nv == NV ? gguf_read(out) : NULL;
     cJSON *md = cJSON_GetObjectItemCaseSensitive(root, "metadata");
     if (root) {
@@ -685,19 +750,17 @@ int main(void) {
     snprintf(o, sizeof o, "%s/x", tmpdir);
     snprintf(a, sizeof a, "%s --bits 4 --format onnx --out %s", art, o);
     expect_fail(a, "unknown --format 'onnx'");
-    snprintf(a, sizeof a, "%s --bits 7 --format gguf --out %s", art, o);
-    expect_fail(a, "7 bits is not in the artifact");
-    snprintf(a, sizeof a, "%s --bits 2,4 --format safetensors-int --out %s", art, o);
-    expect_fail(a, "one width for every block");
-    snprintf(a, sizeof a, "%s --bits 6 --format gguf --gguf-type q4_1 --out %s", art, o);
-    expect_fail(a, "cannot be stored as Q4_1 exactly");
+    int b77[2] = {7, 7}, b24[2] = {2, 4}, b66[2] = {6, 6};
+    expect_export_fail(art, "gguf", b77, NULL, "7 bits is not in the artifact");
+    expect_export_fail(art, "safetensors-int", b24, NULL, "one width for every block");
+    GgufOptions q41 = {.type = "q4_1"}, q41_force = {.type = "q4_1", .force = 1};
+    expect_export_fail(art, "gguf", b66, &q41, "cannot be stored as Q4_1 exactly");
     snprintf(a, sizeof a, "%s --bits 2,2,2 --format gguf --out %s", art, o);
     expect_fail(a, "more widths than the 2 blocks");
     snprintf(a, sizeof a, "%s/x.gguf", tmpdir);
+    CHECK_MSG(export_art(art, "gguf", b66, a, &q41_force, NULL, &err) == 0,
+              "--force should store unmappable linears as F16: %s", err.msg);
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s export %s --bits 6 --format gguf --gguf-type q4_1 --force --out %s 2>&1",
-             QUEPT_BIN, art, a);
-    CHECK_MSG(run_status(cmd) == 0, "--force should store unmappable linears as F16: %s", cmd);
     /* mixed precision: one width per block from --avg-bits */
     snprintf(cmd, sizeof cmd, "%s export %s --avg-bits 3.5 --proxy --format gguf --out %s 2>&1", QUEPT_BIN, art, a);
     int st;
@@ -711,8 +774,12 @@ int main(void) {
     char tok[600];
     snprintf(tok, sizeof tok, "%s/models/llama2-tokenizer.bin", QUEPT_SHARED_DIR);
     if (access(tok, R_OK) == 0) {
-        snprintf(a, sizeof a, "%s --bits 4 --format gguf --tokenizer %s --out %s", art, tok, o);
-        expect_fail(a, "32000 tokens, but the model's vocab_size is 96");
+        Tokenizer *tz = NULL;
+        int rc = export_gguf_tokenizer(tok, em.cfg.vocab_size, &tz, &err);
+        CHECK_MSG(rc != 0, "--tokenizer %s on a vocab-%d model should fail", tok, em.cfg.vocab_size);
+        CHECK_MSG(strstr(err.msg, "32000 tokens, but the model's vocab_size is 96"), "expected the sizes in: %s",
+                  err.msg);
+        tokenizer_free(tz);
     }
     elastic_free(&em);
 
@@ -727,10 +794,9 @@ int main(void) {
         build(&em, &c48, &rq, 8);
         snprintf(art, sizeof art, "%s/c48.qept", tmpdir);
         CHECK_MSG(elastic_write(&em, art, &err) == 0, "%s", err.msg);
-        snprintf(a, sizeof a, "%s --bits 7 --format safetensors-int --out %s", art, o);
-        expect_fail(a, "7 bits is not supported");
-        snprintf(a, sizeof a, "%s --bits 3 --format safetensors-int --out %s", art, o);
-        expect_fail(a, "does not fill whole int32 words");
+        int b7[1] = {7}, b3[1] = {3};
+        expect_export_fail(art, "safetensors-int", b7, NULL, "7 bits is not supported");
+        expect_export_fail(art, "safetensors-int", b3, NULL, "does not fill whole int32 words");
         elastic_free(&em);
     }
 

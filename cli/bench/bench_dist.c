@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/proc.h"
 #include "base/rng.h"
 #include "bench_util.h"
 #include "cli/cli.h"
@@ -77,12 +78,10 @@ int bench_distributed(int argc, char **argv) {
         log_error("bench distributed: mkdtemp failed");
         return 1;
     }
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) {
-        log_error("bench distributed: cannot find our own executable");
+    if (proc_self_exe(exe, sizeof exe, &err) != 0) {
+        log_error("bench distributed: %s", err.msg);
         return 1;
     }
-    exe[n] = 0;
     const int n_seq = 16, T = 128;
     int rc = make_inputs(dir, L, D, n_seq, T, model, data, &err);
     DistRun runs[2];

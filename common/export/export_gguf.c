@@ -45,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/bytebuf.h"
 #include "base/log.h"
 #include "data/tokenizer.h"
 #include "export.h"
@@ -55,61 +56,40 @@ enum { GV_U32 = 4, GV_I32 = 5, GV_F32 = 6, GV_STRING = 8, GV_ARRAY = 9 };
 enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_BYTE = 6 }; /* llama.cpp token types */
 #define GGUF_ALIGN 32
 
-typedef struct {
-    uint8_t *p;
-    size_t n, cap;
-    int oom;
-} Buf;
-
-static void put(Buf *b, const void *x, size_t n) {
-    if (b->oom) return;
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n) cap *= 2;
-        uint8_t *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, x, n);
-    b->n += n;
-}
-static void put_u32(Buf *b, uint32_t v) { put(b, &v, 4); } /* little-endian hosts only */
-static void put_u64(Buf *b, uint64_t v) { put(b, &v, 8); }
-static void put_str(Buf *b, const char *s) {
+/* The header is built in ByteBufs (out of memory checked once, before writing). */
+static void put_u32(ByteBuf *b, uint32_t v) { bytebuf_append(b, &v, 4); } /* little-endian hosts only */
+static void put_u64(ByteBuf *b, uint64_t v) { bytebuf_append(b, &v, 8); }
+static void put_str(ByteBuf *b, const char *s) {
     put_u64(b, strlen(s));
-    put(b, s, strlen(s));
+    bytebuf_append(b, s, strlen(s));
 }
-static void kv_u32(Buf *b, const char *k, uint32_t v) {
+static void kv_u32(ByteBuf *b, const char *k, uint32_t v) {
     put_str(b, k);
     put_u32(b, GV_U32);
     put_u32(b, v);
 }
-static void kv_f32(Buf *b, const char *k, float v) {
+static void kv_f32(ByteBuf *b, const char *k, float v) {
     put_str(b, k);
     put_u32(b, GV_F32);
-    put(b, &v, 4);
+    bytebuf_append(b, &v, 4);
 }
-static void kv_str(Buf *b, const char *k, const char *v) {
+static void kv_str(ByteBuf *b, const char *k, const char *v) {
     put_str(b, k);
     put_u32(b, GV_STRING);
     put_str(b, v);
 }
 /* "<arch>.<key>" */
-static void kv_arch_u32(Buf *b, const char *arch, const char *k, uint32_t v) {
+static void kv_arch_u32(ByteBuf *b, const char *arch, const char *k, uint32_t v) {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", arch, k);
     kv_u32(b, key, v);
 }
-static void kv_arch_f32(Buf *b, const char *arch, const char *k, float v) {
+static void kv_arch_f32(ByteBuf *b, const char *arch, const char *k, float v) {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", arch, k);
     kv_f32(b, key, v);
 }
-static void arr_head(Buf *b, const char *k, uint32_t type, uint64_t n) {
+static void arr_head(ByteBuf *b, const char *k, uint32_t type, uint64_t n) {
     put_str(b, k);
     put_u32(b, GV_ARRAY);
     put_u32(b, type);
@@ -140,28 +120,28 @@ int export_gguf_tokenizer(const char *path, int vocab_size, Tokenizer **out, QEr
 }
 
 /* The tokenizer.ggml.* keys (see the top); returns the number of keys added. */
-static int kv_tokenizer(Buf *b, const Tokenizer *t, const char *path) {
+static int kv_tokenizer(ByteBuf *b, const Tokenizer *t, const char *path) {
     const int n = tokenizer_vocab_size(t);
     kv_str(b, "tokenizer.ggml.model", "llama");
     arr_head(b, "tokenizer.ggml.tokens", GV_STRING, (uint64_t)n);
-    Buf piece = {0};
+    ByteBuf piece = {0};
     for (int i = 0; i < n; i++) {
         static const char *const special[3] = {"<unk>", "<s>", "</s>"};
         const char *s = i < 3 ? special[i] : tokenizer_vocab_str(t, i);
-        piece.n = 0;
+        piece.len = 0;
         for (const char *p = s; *p; p++) {
-            if (*p == ' ') put(&piece, "\xe2\x96\x81", 3); /* U+2581, sentencepiece's space */
-            else put(&piece, p, 1);
+            if (*p == ' ') bytebuf_append(&piece, "\xe2\x96\x81", 3); /* U+2581, sentencepiece's space */
+            else bytebuf_append(&piece, p, 1);
         }
         if (piece.oom) b->oom = 1; /* reported with the header's out of memory */
-        put_u64(b, piece.n);
-        if (piece.n) put(b, piece.p, piece.n);
+        put_u64(b, piece.len);
+        bytebuf_append(b, piece.data, piece.len);
     }
-    free(piece.p);
+    bytebuf_free(&piece);
     arr_head(b, "tokenizer.ggml.scores", GV_F32, (uint64_t)n);
     for (int i = 0; i < n; i++) {
         float sc = tokenizer_score(t, i);
-        put(b, &sc, 4);
+        bytebuf_append(b, &sc, 4);
     }
     arr_head(b, "tokenizer.ggml.token_type", GV_I32, (uint64_t)n);
     int n_byte = 0;
@@ -169,7 +149,7 @@ static int kv_tokenizer(Buf *b, const Tokenizer *t, const char *path) {
         const char *s = tokenizer_vocab_str(t, i);
         int32_t ty = i == 0 ? TT_UNKNOWN : i <= 2 || !*s ? TT_CONTROL : is_byte_piece(s) ? TT_BYTE : TT_NORMAL;
         n_byte += ty == TT_BYTE;
-        put(b, &ty, 4);
+        bytebuf_append(b, &ty, 4);
     }
     kv_u32(b, "tokenizer.ggml.bos_token_id", TOKEN_BOS);
     kv_u32(b, "tokenizer.ggml.eos_token_id", TOKEN_EOS);
@@ -371,7 +351,7 @@ int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *pat
         free(ts);
         return -1;
     }
-    Buf kv = {0}, ti = {0};
+    ByteBuf kv = {0}, ti = {0};
     int n_kv = 0;
     kv_str(&kv, "general.architecture", arch), n_kv++;
     kv_str(&kv, "general.name", "quept export"), n_kv++;
@@ -391,7 +371,7 @@ int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *pat
         kv_arch_u32(&kv, arch, "attention.value_length", (uint32_t)c->head_dim), n_kv++;
     }
     if (opt->tok && tokenizer_vocab_size(opt->tok) != c->vocab_size) {
-        free(kv.p);
+        bytebuf_free(&kv);
         free(ts);
         return qerr_set(err, "--tokenizer %s: %d tokens, but the model's vocab_size is %d", opt->tok_path,
                         tokenizer_vocab_size(opt->tok), c->vocab_size);
@@ -406,7 +386,7 @@ int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *pat
     put_u32(&kv, GV_ARRAY);
     put_u32(&kv, GV_I32);
     put_u64(&kv, (uint64_t)c->n_layers);
-    for (int j = 0; j < c->n_layers; j++) put(&kv, &sw->bits[j], 4);
+    for (int j = 0; j < c->n_layers; j++) bytebuf_append(&kv, &sw->bits[j], 4);
     kv_str(&kv, "quept.method", quant_method_name(em->qc.method)), n_kv++;
     uint64_t off = 0;
     for (int i = 0; i < k; i++) {
@@ -424,18 +404,18 @@ int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *pat
     FILE *f = kv.oom || ti.oom ? NULL : fopen(tmp, "wb");
     if (!f) rc = qerr_set(err, "%s: cannot create: %s", tmp, kv.oom || ti.oom ? "out of memory" : strerror(errno));
     if (rc == 0) {
-        Buf h = {0};
-        put(&h, "GGUF", 4);
+        ByteBuf h = {0};
+        bytebuf_append(&h, "GGUF", 4);
         put_u32(&h, 3);
         put_u64(&h, (uint64_t)k);
         put_u64(&h, (uint64_t)n_kv);
-        put(&h, kv.p, kv.n);
-        put(&h, ti.p, ti.n);
+        bytebuf_append(&h, kv.data, kv.len);
+        bytebuf_append(&h, ti.data, ti.len);
         static const uint8_t zero[GGUF_ALIGN] = {0};
-        size_t pad = (GGUF_ALIGN - h.n % GGUF_ALIGN) % GGUF_ALIGN;
-        put(&h, zero, pad);
-        if (h.oom || fwrite(h.p, 1, h.n, f) != h.n) rc = qerr_set(err, "%s: write failed", tmp);
-        free(h.p);
+        size_t pad = (GGUF_ALIGN - h.len % GGUF_ALIGN) % GGUF_ALIGN;
+        bytebuf_append(&h, zero, pad);
+        if (h.oom || fwrite(h.data, 1, h.len, f) != h.len) rc = qerr_set(err, "%s: write failed", tmp);
+        bytebuf_free(&h);
         for (int i = 0; rc == 0 && i < k; i++) {
             if (ts[i].f32 && ts[i].bias_l >= 0) rc = write_bias(f, c, ts[i].bias_l, ts[i].f32, (int)ts[i].ne[0], halves, err);
             else if (ts[i].f32) rc = write_f32_as(f, ts[i].f32, (size_t)(ts[i].ne[0] * ts[i].ne[1]), ts[i].type, err);
@@ -449,8 +429,8 @@ int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *pat
     if (rc != 0 && f) remove(tmp);
     if (rc == 0)
         log_info("export: %s: %d linears in exact ggml block types, %d as F16", path, n_exact, n_f16);
-    free(kv.p);
-    free(ti.p);
+    bytebuf_free(&kv);
+    bytebuf_free(&ti);
     free(ts);
     return rc;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../base/bf16.h"
+#include "../base/bytebuf.h"
 
 /* ------------------------------------------------------------------------ */
 /* dtypes                                                                    */
@@ -667,49 +668,25 @@ int st_writer_set_metadata(StWriter *w, const char *key, const char *value, QErr
     return 0;
 }
 
-/* A growable string buffer for the header. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-    int oom;
-} SBuf;
+/* The JSON header, appended to a ByteBuf (out of memory checked once at the end). */
+static void put_str(ByteBuf *b, const char *s) { bytebuf_append(b, s, strlen(s)); }
 
-static void sb_put(SBuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 1024;
-        while (nc < b->len + n + 1) nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_puts(SBuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_json_string(SBuf *b, const char *s) {
-    sb_put(b, "\"", 1);
+static void put_json_string(ByteBuf *b, const char *s) {
+    bytebuf_append(b, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         char esc[8];
         if (*p == '"' || *p == '\\') {
             esc[0] = '\\';
             esc[1] = (char)*p;
-            sb_put(b, esc, 2);
+            bytebuf_append(b, esc, 2);
         } else if (*p < 0x20) {
             snprintf(esc, sizeof esc, "\\u%04x", (unsigned)*p);
-            sb_put(b, esc, 6);
+            bytebuf_append(b, esc, 6);
         } else {
-            sb_put(b, (const char *)p, 1);
+            bytebuf_append(b, (const char *)p, 1);
         }
     }
-    sb_put(b, "\"", 1);
+    bytebuf_append(b, "\"", 1);
 }
 
 static int cmp_entry_ptr_name(const void *a, const void *b) {
@@ -749,47 +726,47 @@ int st_writer_write(StWriter *w, const char *path, QErr *err) {
     for (int i = 0; i < w->n; i++) order[i] = &w->entries[i];
     if (w->n > 1) qsort(order, (size_t)w->n, sizeof *order, cmp_entry_ptr_name);
 
-    SBuf hb = {0};
+    ByteBuf hb = {0};
     char num[64];
-    sb_puts(&hb, "{");
+    put_str(&hb, "{");
     int first = 1;
     if (w->n_meta > 0) {
-        sb_puts(&hb, "\"__metadata__\":{");
+        put_str(&hb, "\"__metadata__\":{");
         for (int i = 0; i < w->n_meta; i++) {
-            if (i) sb_puts(&hb, ",");
-            sb_json_string(&hb, w->meta_keys[i]);
-            sb_puts(&hb, ":");
-            sb_json_string(&hb, w->meta_values[i]);
+            if (i) put_str(&hb, ",");
+            put_json_string(&hb, w->meta_keys[i]);
+            put_str(&hb, ":");
+            put_json_string(&hb, w->meta_values[i]);
         }
-        sb_puts(&hb, "}");
+        put_str(&hb, "}");
         first = 0;
     }
     size_t off = 0;
     for (int i = 0; i < w->n; i++) {
         const StWriterEntry *e = order[i];
-        if (!first) sb_puts(&hb, ",");
+        if (!first) put_str(&hb, ",");
         first = 0;
-        sb_json_string(&hb, e->name);
-        sb_puts(&hb, ":{\"dtype\":\"");
-        sb_puts(&hb, st_dtype_name(e->dtype));
-        sb_puts(&hb, "\",\"shape\":[");
+        put_json_string(&hb, e->name);
+        put_str(&hb, ":{\"dtype\":\"");
+        put_str(&hb, st_dtype_name(e->dtype));
+        put_str(&hb, "\",\"shape\":[");
         for (int k = 0; k < e->ndim; k++) {
             snprintf(num, sizeof num, "%s%lld", k ? "," : "", (long long)e->shape[k]);
-            sb_puts(&hb, num);
+            put_str(&hb, num);
         }
         snprintf(num, sizeof num, "],\"data_offsets\":[%zu,%zu]}", off, off + e->nbytes);
-        sb_puts(&hb, num);
+        put_str(&hb, num);
         off += e->nbytes;
     }
-    sb_puts(&hb, "}");
-    while (!hb.oom && hb.len % 8 != 0) sb_puts(&hb, " ");
+    put_str(&hb, "}");
+    while (!hb.oom && hb.len % 8 != 0) put_str(&hb, " ");
     if (hb.oom) {
-        free(hb.p);
+        bytebuf_free(&hb);
         free(order);
         return qerr_set(err, "%s: out of memory building the safetensors header", path);
     }
     if (hb.len > ST_MAX_HEADER) {
-        free(hb.p);
+        bytebuf_free(&hb);
         free(order);
         return qerr_set(err, "%s: safetensors header would be %zu bytes (limit %u)", path, hb.len,
                         ST_MAX_HEADER);
@@ -799,14 +776,14 @@ int st_writer_write(StWriter *w, const char *path, QErr *err) {
     for (int k = 0; k < 8; k++) lenbuf[k] = (uint8_t)((uint64_t)hb.len >> (8 * k));
     AtomicFile *af = atomic_open(path, err);
     if (!af) {
-        free(hb.p);
+        bytebuf_free(&hb);
         free(order);
         return -1;
     }
     int rc = atomic_write(af, lenbuf, 8, err);
-    if (rc == 0) rc = atomic_write(af, hb.p, hb.len, err);
+    if (rc == 0) rc = atomic_write(af, hb.data, hb.len, err);
     for (int i = 0; rc == 0 && i < w->n; i++) rc = write_entry_data(af, order[i], err);
-    free(hb.p);
+    bytebuf_free(&hb);
     free(order);
     if (rc != 0) {
         atomic_abort(af);

@@ -5,14 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../artifact/sensitivity.h"
 #include "../base/log.h"
 #include "../base/numeric.h"
-#include "../base/sha256.h"
-#include "../data/tokens.h"
 #include "../nn/forward.h"
 #include "../quant/gptq.h"
-#include "../engine/teq.h"
 
 typedef struct {
     int n_layers, quiet;
@@ -52,26 +48,16 @@ int calibrate_run(const CalibJob *job, const QuantConfig *qc, QErr *err) {
     }
     const ModelConfig *c = &m.cfg;
     TokenSet ts;
-    if (tokens_load_any(job->data_path, NULL, 0, job->max_seqs, &ts, err) != 0) {
+    char model_sha256[65], data_sha256[65];
+    if (pipeline_load_job(job, qc, c, &ts, model_sha256, data_sha256, err) != 0) {
         model_free(&m);
         return -1;
     }
-    int rc = tokens_check_vocab(&ts, c->vocab_size, job->data_path, err);
-    if (rc == 0 && ts.seq_len > c->seq_len)
-        rc = qerr_set(err, "%s: sequences of %d tokens exceed the model's context of %d",
-                      job->data_path, ts.seq_len, c->seq_len);
-    if (rc == 0 && ts.n_seq < qc->batch)
-        rc = qerr_set(err, "%s: %d calibration sequences, need at least the batch size %d",
-                      job->data_path, ts.n_seq, qc->batch);
-    if (rc == 0 && ts.seq_len < 2)
-        rc = qerr_set(err, "%s: sequences of %d tokens are too short", job->data_path, ts.seq_len);
     ElasticModel em;
     memset(&em, 0, sizeof em);
     Streams st;
     memset(&st, 0, sizeof st);
-    if (rc == 0) rc = elastic_alloc(&em, c, qc, err);
-    if (rc == 0) rc = sha256_path_hex(job->model_path, em.model_sha256, err);
-    if (rc == 0) rc = sha256_path_hex(job->data_path, em.data_sha256, err);
+    int rc = elastic_alloc(&em, c, qc, err);
     int T = ts.seq_len, n_seq = ts.n_seq;
     QuantConfig sq = *qc;
     if (qc->method == METHOD_GPTQ) sq.stream = STREAM_FP; /* GPTQ keeps its own per-bit streams */
@@ -106,15 +92,8 @@ int calibrate_run(const CalibJob *job, const QuantConfig *qc, QErr *err) {
          * (gptq: its scales on the full-precision stream, through RTN) */
         if (qc->method == METHOD_QUEPT || qc->teq)
             rc = recon_block(c, &sq, j, &m.blocks[j], &st, &em.params[j], &em.stats[j], on_epoch, &ps, err);
-        /* TEQ's scales go into the base weights: what the artifact stores
-         * and every later consumer (GPTQ below, switch, export) sees */
-        if (rc == 0 && qc->teq) {
-            const QBlockParams *p = &em.params[j];
-            float lo = INFINITY, hi = -INFINITY;
-            for (size_t i = 0; i < p->n_teq; i++) lo = fminf(lo, p->teq[i]), hi = fmaxf(hi, p->teq[i]);
-            if (!job->quiet) fprintf(stderr, "block %d/%d TEQ scales in [%.3f, %.3f]\n", j + 1, c->n_layers, lo, hi);
-            teq_fold(&em.params[j], c, &m.blocks[j]);
-        }
+        /* folded before GPTQ below quantizes the block's base weights */
+        if (rc == 0) pipeline_fold_teq(&em.params[j], c, &m.blocks[j], j, job->quiet);
         if (rc == 0 && qc->method == METHOD_GPTQ) {
             em.base = m; /* borrowed for the duration of the call */
             rc = gptq_block(&em, j, gq, n_seq, T, err);
@@ -132,17 +111,8 @@ int calibrate_run(const CalibJob *job, const QuantConfig *qc, QErr *err) {
         }
     }
     if (rc == 0) {
-        em.base = m; /* the artifact owns the model from here */
-        memset(&m, 0, sizeof m);
         log_info("calibration took %.1fs", now_seconds() - ps.t_start);
-        double t_sens = now_seconds();
-        rc = sensitivity_compute(&em, &ts, err);
-        if (rc == 0 && !job->quiet)
-            log_info("sensitivity table (kld, last %d sequences) took %.1fs", sens_holdout_count(ts.n_seq),
-                     now_seconds() - t_sens);
-    }
-    if (rc == 0) {
-        rc = elastic_write(&em, job->out_path, err);
+        rc = pipeline_finish(&em, &m, model_sha256, data_sha256, &ts, job->out_path, job->quiet, err);
     }
     for (int bi = 0; bi < QMAX_NBITS; bi++) free(gq[bi]);
     streams_free(&st);
