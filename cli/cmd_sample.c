@@ -10,7 +10,7 @@ static const char *HELP =
     "usage: quept sample --model M --n N --len T --out F [--seed S] [--temperature X]\n"
     "\n"
     "Samples N sequences of T tokens from model M (each starts with BOS = 1) and\n"
-    "writes them as a QTOK token file (see README, 'Token files'). This is how a\n"
+    "writes them as a QTOK token file (docs/formats.md, 'Token files'). This is how a\n"
     "model without its tokenizer gets calibration and evaluation data.\n"
     "\n"
     "  --model M        llama2.c checkpoint (.bin) or Hugging Face directory\n"

@@ -192,7 +192,7 @@ static int check_volume_path(const char *flag, const char *p, QErr *err) {
         return qerr_set(err,
                         "%s: '%s' is not inside the data volume: every pod mounts it at "
                         VOLUME_MOUNT ", so the path must start with " VOLUME_MOUNT "/ (copy the "
-                        "file onto the volume first: README, \"Running on Kubernetes\")",
+                        "file onto the volume first: docs/kubernetes.md, step 2)",
                         flag, p);
     const char *c = p + m + 1;
     while (*c) {

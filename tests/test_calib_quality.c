@@ -3,7 +3,7 @@
  * block's reconstruction loss at every bit width ends strictly below its
  * round-to-nearest start, except where the held-out fallback chose RTN itself
  * (then equal) — allowed for at most 2 of the 35 block-widths. (The full 15-epoch, 128-sequence quality table is
- * what the quick start prints; see README.)
+ * what the quick start prints; see docs/results.md.)
  * Runs in the Release build only: under ASan it would take minutes and the
  * sanitizers already cover these code paths through test_recon. */
 #include <stdlib.h>

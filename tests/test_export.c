@@ -288,7 +288,7 @@ static void test_fp16(const ElasticModel *em, const char *art) {
     model_free(&ld);
 }
 
-/* Three independent readings of the int32 packing (README, "Export"):
+/* Three independent readings of the int32 packing (docs/formats.md, "safetensors-int packing"):
  * 2/4/8 bits, GPTQ's pf = 32/b codes per word, code k at bits (k % pf)*b */
 static uint32_t unpack_pf(const uint32_t *w, size_t stride, int k, int b) {
     int pf = 32 / b;

@@ -6,7 +6,7 @@
  * equal) — allowed for at most 4 of the 20 block-widths; and an artifact
  * calibrated with --epochs 0 switches to exactly the weights of the
  * data-free (--method rtn) artifact. (The full 15-epoch table is in the
- * README, "PoT on stories260K".) Release build only, as test_calib_quality. */
+ * docs/results.md, "PoT on stories260K".) Release build only, as test_calib_quality. */
 #include <stdlib.h>
 #include <string.h>
 

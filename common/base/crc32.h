@@ -1,6 +1,6 @@
 /* crc32.h — CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), the
- * checksum of the artifact's sections, the journal's entries and the wire
- * protocol's tensor frames. */
+ * checksum of the tensor container's header and sections (artifact/container.h),
+ * and so of the artifact and of the checkpoint journal's files. */
 #ifndef QUEPT_CRC32_H
 #define QUEPT_CRC32_H
 

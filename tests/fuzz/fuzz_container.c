@@ -1,5 +1,5 @@
 /* fuzz_container.c — libFuzzer target for the artifact reader
- * (common/artifact/container.c). Build and run: see docs/artifact-format.md
+ * (common/artifact/container.c). Build and run: see docs/testing.md
  * ("Fuzzing"). tests/test_container.c also includes this file and runs every
  * input under tests/data/fuzz-container/ through LLVMFuzzerTestOneInput.
  *

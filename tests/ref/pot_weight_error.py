@@ -11,7 +11,7 @@ bits 2..6. Prints sum((W - Q(W))^2) / sum(W^2) per width.
   pot0  the same codes with E = 0 reserved for zero: levels 0, ±s·2^(E-1),
         E = 1..Emax, same search (start max|w| / 2^(Emax-2))
 
-This is the measurement behind the README's notes that a zero code does not
+This is the measurement behind docs/results.md's notes that a zero code does not
 help on this model and that PoT gains nothing beyond 4 bits. numpy, float64.
     /usr/bin/python3 tests/ref/pot_weight_error.py [checkpoint]
 """
