@@ -9,6 +9,7 @@
 
 #include "base/log.h"
 #include "calib_flags.h"
+#include "cli.h"
 #include "coordinator/coord.h"
 #include "dist_cmds.h"
 #include "coordinator/journal.h"
@@ -63,6 +64,10 @@ int calibrate_local(const CliOpt *o, int no, const QuantConfig *qc, int max_seqs
         c = ckpt;
     }
     co.ckpt_dir = c;
+    if (cli_check_job_paths(co.model_path, co.data_path, co.out_path, co.ckpt_dir, &err) != 0) {
+        log_error("calibrate: %s", err.msg);
+        return 2;
+    }
     /* the cores split between the workers; OPENBLAS_NUM_THREADS caps the total */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     const char *env = getenv("OPENBLAS_NUM_THREADS");
@@ -150,6 +155,10 @@ int cmd_coordinator(int argc, char **argv) {
     co.quiet = cli_get(o, no, "quiet") != NULL;
     if (!co.model_path || !co.data_path || !co.out_path || !co.ckpt_dir) {
         log_error("coordinator: --model, --data, --out and --checkpoint are required (see --help)");
+        return 2;
+    }
+    if (cli_check_job_paths(co.model_path, co.data_path, co.out_path, co.ckpt_dir, &err) != 0) {
+        log_error("coordinator: %s", err.msg);
         return 2;
     }
     const char *kd = cli_get(o, no, "curve-keys");
