@@ -14,7 +14,8 @@ typedef struct {
 } CliOpt;
 
 /* Parses argv into opts (positional arguments into pos, up to max_pos).
- * Unknown options and missing values are errors naming the option. */
+ * Unknown options, missing values and an option given twice are errors
+ * naming the option. */
 int cli_parse(int argc, char **argv, CliOpt *opts, int n_opts, const char **pos, int max_pos,
               int *n_pos, QErr *err);
 const char *cli_get(const CliOpt *opts, int n_opts, const char *name);
