@@ -138,7 +138,7 @@ int cmd_coordinator(int argc, char **argv) {
     double hb;
     if (cli_parse(argc, argv, o, no, NULL, 0, &npos, &err) != 0 ||
         calib_opts_config(o, no, &co.qc, &co.max_seqs, &err) != 0 ||
-        cli_get_int(o, no, "expect-workers", 1, 1, 4096, &co.expect_workers, &err) != 0 ||
+        cli_get_int(o, no, "expect-workers", 1, 1, COORD_MAX_WORKERS, &co.expect_workers, &err) != 0 ||
         cli_get_int(o, no, "shards", 0, 1, JOURNAL_MAX_SHARDS, &co.n_shards, &err) != 0 ||
         cli_get_float(o, no, "heartbeat", 1.0, 0.05, 60, &hb, &err) != 0) {
         log_error("coordinator: %s", err.msg);

@@ -19,6 +19,7 @@
 #include "base/mapfile.h"
 #include "calib_flags.h"
 #include "cli.h"
+#include "coordinator/coord.h"
 #include "proto/transport.h"
 
 extern char **environ;
@@ -582,7 +583,7 @@ static int validate_job(const CliOpt *o, int no, Job *j, QErr *err) {
     if (check_volume_path("--data", j->data, err) != 0) return -1;
     if (!cli_get(o, no, "workers"))
         return qerr_set(err, "--workers is required: the number of worker pods (1-1000)");
-    if (cli_get_int(o, no, "workers", 0, 1, 1000, &j->workers, err) != 0 ||
+    if (cli_get_int(o, no, "workers", 0, 1, COORD_MAX_WORKERS, &j->workers, err) != 0 ||
         cli_get_int(o, no, "shards", 0, 1, 256, &j->shards, err) != 0 ||
         cli_get_int(o, no, "max-lost", 600, 1, 86400 * 7, &j->max_lost, err) != 0)
         return -1;

@@ -9,7 +9,6 @@
 #include "coord.h"
 #include "journal.h"
 
-#define COORD_MAX_WORKERS 256
 
 typedef struct {
     int used;
