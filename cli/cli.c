@@ -1,6 +1,7 @@
 /* cli.c — helpers shared by the subcommands: per-block --bits. */
 #include "cli.h"
 
+#include "base/paths.h"
 #include "quant/qconfig.h"
 
 #include <stdio.h>
@@ -26,4 +27,13 @@ int cli_parse_block_bits(const char *s, int n_layers, int *bits, QErr *err) {
     else if (n != n_layers)
         return qerr_set(err, "--bits: %d widths given, the model has %d blocks", n, n_layers);
     return 0;
+}
+
+int cli_check_job_paths(const char *model, const char *data, const char *out, const char *ckpt, QErr *err) {
+    PathArg inputs[] = {{"--model", model}, {"--data", data}};
+    if (paths_check_output((PathArg){"--out", out}, 0, inputs, 2, err) != 0) return -1;
+    if (!ckpt) return 0;
+    if (paths_inside(out, ckpt))
+        return qerr_set(err, "--out %s lies inside --checkpoint %s: only the journal writes there", out, ckpt);
+    return paths_check_output((PathArg){"--checkpoint", ckpt}, 1, inputs, 2, err);
 }

@@ -10,6 +10,12 @@
  * with one width per block. */
 int cli_parse_block_bits(const char *s, int n_layers, int *bits, QErr *err);
 
+/* Inputs are sacred: the artifact --out is neither --model nor --data nor
+ * inside them, and, with a checkpoint (NULL: none), it is not inside the
+ * checkpoint directory, which holds no input either (only the journal writes
+ * there). */
+int cli_check_job_paths(const char *model, const char *data, const char *out, const char *ckpt, QErr *err);
+
 int cmd_sample(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);

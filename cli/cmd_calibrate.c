@@ -67,6 +67,10 @@ int cmd_calibrate(int argc, char **argv) {
         return 2;
     }
     if (workers > 0) return calibrate_local(o, no, &qc, max_seqs, workers);
+    if (cli_check_job_paths(job.model_path, job.data_path, job.out_path, NULL, &err) != 0) {
+        log_error("calibrate: %s", err.msg);
+        return 2;
+    }
     if (calibrate_run(&job, &qc, &err) != 0) {
         log_error("calibrate: %s", err.msg);
         return 1;

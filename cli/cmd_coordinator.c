@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "base/proc.h"
 #include "calib_flags.h"
+#include "cli.h"
 #include "coordinator/coord.h"
 #include "dist_cmds.h"
 #include "coordinator/journal.h"
@@ -63,6 +64,10 @@ int calibrate_local(const CliOpt *o, int no, const QuantConfig *qc, int max_seqs
         c = ckpt;
     }
     co.ckpt_dir = c;
+    if (cli_check_job_paths(co.model_path, co.data_path, co.out_path, co.ckpt_dir, &err) != 0) {
+        log_error("calibrate: %s", err.msg);
+        return 2;
+    }
     /* the cores split between the workers; OPENBLAS_NUM_THREADS caps the total */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     const char *env = getenv("OPENBLAS_NUM_THREADS");
@@ -131,7 +136,7 @@ int cmd_coordinator(int argc, char **argv) {
     double hb;
     if (cli_parse(argc, argv, o, no, NULL, 0, &npos, &err) != 0 ||
         calib_opts_config(o, no, &co.qc, &co.max_seqs, &err) != 0 ||
-        cli_get_int(o, no, "expect-workers", 1, 1, 4096, &co.expect_workers, &err) != 0 ||
+        cli_get_int(o, no, "expect-workers", 1, 1, COORD_MAX_WORKERS, &co.expect_workers, &err) != 0 ||
         cli_get_int(o, no, "shards", 0, 1, JOURNAL_MAX_SHARDS, &co.n_shards, &err) != 0 ||
         cli_get_float(o, no, "heartbeat", 1.0, 0.05, 60, &hb, &err) != 0) {
         log_error("coordinator: %s", err.msg);
@@ -148,6 +153,10 @@ int cmd_coordinator(int argc, char **argv) {
     co.quiet = cli_get(o, no, "quiet") != NULL;
     if (!co.model_path || !co.data_path || !co.out_path || !co.ckpt_dir) {
         log_error("coordinator: --model, --data, --out and --checkpoint are required (see --help)");
+        return 2;
+    }
+    if (cli_check_job_paths(co.model_path, co.data_path, co.out_path, co.ckpt_dir, &err) != 0) {
+        log_error("coordinator: %s", err.msg);
         return 2;
     }
     const char *kd = cli_get(o, no, "curve-keys");

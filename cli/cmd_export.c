@@ -13,6 +13,7 @@
 #include "artifact/mixed.h"
 #include "artifact/switch.h"
 #include "base/log.h"
+#include "base/paths.h"
 #include "cli.h"
 #include "data/tokenizer.h"
 #include "export/export.h"
@@ -88,6 +89,11 @@ int cmd_export(int argc, char **argv) {
     }
     if (cli_get(o, no, "tokenizer") && kind != 2) {
         log_error("export: --tokenizer applies to --format gguf only (the HF formats carry no tokenizer)");
+        return 2;
+    }
+    PathArg inputs[] = {{"the artifact", art}, {"--tokenizer", cli_get(o, no, "tokenizer")}};
+    if (paths_check_output((PathArg){"--out", out}, kind != 2, inputs, 2, &err) != 0) {
+        log_error("export: %s", err.msg);
         return 2;
     }
     ElasticModel em;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "base/log.h"
+#include "base/paths.h"
 #include "cli.h"
 #include "eval/sample.h"
 
@@ -49,6 +50,11 @@ int cmd_sample(int argc, char **argv) {
     const char *model_path = cli_get(o, no, "model"), *out_path = cli_get(o, no, "out");
     if (!model_path || !out_path) {
         log_error("sample: --model and --out are required (see --help)");
+        return 2;
+    }
+    PathArg model_arg = {"--model", model_path};
+    if (paths_check_output((PathArg){"--out", out_path}, 0, &model_arg, 1, &err) != 0) {
+        log_error("sample: %s", err.msg);
         return 2;
     }
     Model m;

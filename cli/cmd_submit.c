@@ -20,6 +20,7 @@
 #include "base/mapfile.h"
 #include "calib_flags.h"
 #include "cli.h"
+#include "coordinator/coord.h"
 #include "proto/transport.h"
 
 extern char **environ;
@@ -292,6 +293,34 @@ typedef struct {
     int n_calib;
 } Job;
 
+/* 1 when volume path p is d or lies below it (both checked plain paths). */
+static int volume_inside(const char *p, const char *d) {
+    size_t n = strlen(d);
+    return strncmp(p, d, n) == 0 && (p[n] == '\0' || p[n] == '/');
+}
+
+/* Inputs are sacred on the volume too: --out is not --model or --data nor
+ * inside them, and nothing of the job's lies in its checkpoint directory,
+ * where only the journal writes. The paths are checked plain (no '.', '..'
+ * or '//'), so comparing them as strings is exact. */
+static int check_job_volume_paths(const Job *j, QErr *err) {
+    char ckpt[1024];
+    snprintf(ckpt, sizeof ckpt, VOLUME_MOUNT "/jobs/%s/checkpoint", j->name);
+    const char *names[] = {"--model", "--data"}, *paths[] = {j->model, j->data};
+    for (int i = 0; i < 2; i++) {
+        if (volume_inside(j->out, paths[i]))
+            return qerr_set(err, "--out %s is or lies inside %s %s: an output may never overwrite an input",
+                            j->out, names[i], paths[i]);
+        if (volume_inside(paths[i], ckpt))
+            return qerr_set(err, "%s %s lies inside the job's checkpoint directory %s, which only the journal "
+                            "writes", names[i], paths[i], ckpt);
+    }
+    if (volume_inside(j->out, ckpt))
+        return qerr_set(err, "--out %s lies inside the job's checkpoint directory %s, which only the journal "
+                        "writes", j->out, ckpt);
+    return 0;
+}
+
 static int write_text(const char *dir, const char *name, const ByteBuf *b, QErr *err) {
     if (b->oom) return qerr_set(err, "out of memory rendering %s", name);
     char path[1200];
@@ -541,7 +570,7 @@ static int validate_job(const CliOpt *o, int no, Job *j, QErr *err) {
     if (check_volume_path("--data", j->data, err) != 0) return -1;
     if (!cli_get(o, no, "workers"))
         return qerr_set(err, "--workers is required: the number of worker pods (1-1000)");
-    if (cli_get_int(o, no, "workers", 0, 1, 1000, &j->workers, err) != 0 ||
+    if (cli_get_int(o, no, "workers", 0, 1, COORD_MAX_WORKERS, &j->workers, err) != 0 ||
         cli_get_int(o, no, "shards", 0, 1, 256, &j->shards, err) != 0 ||
         cli_get_int(o, no, "max-lost", 600, 1, 86400 * 7, &j->max_lost, err) != 0)
         return -1;
@@ -726,6 +755,10 @@ int cmd_submit(int argc, char **argv) {
         snprintf(j.out, sizeof j.out, "%s", out);
     } else {
         snprintf(j.out, sizeof j.out, VOLUME_MOUNT "/jobs/%s/%s.qept", j.name, j.name);
+    }
+    if (check_job_volume_paths(&j, &err) != 0) {
+        log_error("submit: %s", err.msg);
+        return 2;
     }
     const char *od = cli_get(o, no, "out-dir");
     if (od && !*od) {

@@ -19,6 +19,10 @@
 
 #include "proto/transport.h"
 
+/* Workers one coordinator admits at once (quept submit --workers and
+ * --expect-workers are capped by it, so a job never plans for more). */
+#define COORD_MAX_WORKERS 256
+
 /* What a run cost (filled at the end when CoordOpts.report is set). CPU
  * seconds of the coordinator process itself, and of its local workers. */
 typedef struct {

@@ -10,7 +10,6 @@
 #include "journal.h"
 #include "status.h"
 
-#define COORD_MAX_WORKERS 256
 
 typedef struct {
     int used;

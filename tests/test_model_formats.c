@@ -208,6 +208,15 @@ int main(void) {
             char p_missing[512];
             path_in_tmp(p_missing, sizeof p_missing, "nope.bin");
             expect_load_error(p_missing, "not found");
+            /* an HF config.json that disagrees with its weights: one layer
+             * fewer than the files hold is refused, naming the extra tensor */
+            char cfg[600], cmd[1400];
+            snprintf(cfg, sizeof cfg, "%s/config.json", p_hf);
+            snprintf(cmd, sizeof cmd,
+                     "sed -E -i 's/\"num_hidden_layers\":[[:space:]]*2/\"num_hidden_layers\": 1/' %s && "
+                     "grep -q '\"num_hidden_layers\": 1' %s", cfg, cfg);
+            CHECK_MSG(system(cmd) == 0, "could not edit %s", cfg);
+            expect_load_error(p_hf, "model.layers.1.");
         }
         free(ref);
         model_free(&m);

@@ -69,7 +69,9 @@ int main(void) {
 
     /* ---- refused input ---- */
     refuse("--name t1 --image q:1 --model /data/m --data /data/d --workers 0", "--workers",
-           "[1, 1000]");
+           "[1, 256]");
+    /* more workers than one coordinator admits (it would refuse the rest unanswered) */
+    refuse("--name t1 --image q:1 --model /data/m --data /data/d --workers 257", "--workers", "[1, 256]");
     refuse("--name t1 --image q:1 --model /data/m --data /data/d --workers -3", "--workers", NULL);
     refuse("--name t1 --image q:1 --model /data/m --data /data/d", "--workers is required", NULL);
     refuse("--name t1 --model /data/m --data /data/d --workers 1", "--image is required",

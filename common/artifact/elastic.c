@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../base/numeric.h"
+
 #ifndef QUEPT_VERSION
 #define QUEPT_VERSION "dev"
 #endif
@@ -152,7 +154,33 @@ static int read_f32(const ArtReader *r, const char *name, float *dst, size_t n, 
     if (t->dtype != ART_F32 || (size_t)t->numel != n)
         return qerr_set(err, "%s: tensor '%s' should be f32 with %zu elements, has %s with %lld",
                         art_name(r), name, n, art_dtype_name(t->dtype), (long long)t->numel);
-    return art_read(r, i, dst, n * sizeof(float), err);
+    if (art_read(r, i, dst, n * sizeof(float), err) != 0) return -1;
+    /* a NaN/Inf parameter would only show up as NaN metrics after switching */
+    char what[300];
+    snprintf(what, sizeof what, "%s: tensor '%s'", art_name(r), name);
+    return floats_check_finite(dst, n, what, err);
+}
+
+/* GPTQ's codes, scales and zero points of one linear at `bits`: codes below
+ * 2^bits, scales positive, zero points whole numbers a float holds exactly
+ * (they come from nearbyintf), so a tampered artifact (CRCs recomputed) is
+ * refused at load instead of switching to wrong weights or leaking into a
+ * neighbouring nibble of a packed export. */
+static int check_gptq_linear(const GptqLinear *g, size_t n_codes, size_t ng, int bits, const char *name,
+                             QErr *err) {
+    const unsigned qmax = (1u << bits) - 1u;
+    for (size_t i = 0; i < n_codes; i++)
+        if (g->codes[i] > qmax)
+            return qerr_set(err, "tensor '%s': code %u at index %zu exceeds %u (%d bits)", name, g->codes[i], i,
+                            qmax, bits);
+    for (size_t i = 0; i < ng; i++) {
+        if (!(g->scales[i] > 0.0f))
+            return qerr_set(err, "tensor '%s': scale %g at group %zu is not positive", name, g->scales[i], i);
+        if (g->zeros[i] != nearbyintf(g->zeros[i]) || fabsf(g->zeros[i]) > 16777216.0f)
+            return qerr_set(err, "tensor '%s': zero point %g at group %zu is not a whole number within 2^24",
+                            name, g->zeros[i], i);
+    }
+    return 0;
 }
 
 static void base_sizes(const ModelConfig *c, int l, size_t *n) {
@@ -467,6 +495,8 @@ int elastic_load(ElasticModel *em, const char *path, QErr *err) {
                     rc = rc || read_f32(r, name, g->scales, ng, err);
                     snprintf(name, sizeof name, "blk.%d.%s.zeros.%d", j, LIN_NAMES[l], q.bits[bi]);
                     rc = rc || read_f32(r, name, g->zeros, ng, err);
+                    snprintf(name, sizeof name, "blk.%d.%s.*.%d", j, LIN_NAMES[l], q.bits[bi]);
+                    rc = rc || check_gptq_linear(g, (size_t)out * in, ng, q.bits[bi], name, err);
                 }
             }
         }

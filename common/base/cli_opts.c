@@ -23,6 +23,8 @@ int cli_parse(int argc, char **argv, CliOpt *opts, int n_opts, const char **pos,
         for (int k = 0; k < n_opts; k++) {
             if (strlen(opts[k].name) != len || strncmp(opts[k].name, name, len) != 0) continue;
             found = 1;
+            /* silently keeping the last value would hide a typo'd script */
+            if (opts[k].value) return qerr_setc(err, QERR_USAGE, "option --%s given twice", opts[k].name);
             if (opts[k].takes_value) {
                 if (eq) {
                     opts[k].value = eq + 1;

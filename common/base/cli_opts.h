@@ -14,8 +14,9 @@ typedef struct {
 } CliOpt;
 
 /* Parses argv into opts (positional arguments into pos, up to max_pos).
- * Unknown options and missing values are errors naming the option; these,
- * and the bad values of cli_get_int / cli_get_float, have code QERR_USAGE. */
+ * Unknown options, missing values and an option given twice are errors
+ * naming the option; these, and the bad values of cli_get_int /
+ * cli_get_float, have code QERR_USAGE. */
 int cli_parse(int argc, char **argv, CliOpt *opts, int n_opts, const char **pos, int max_pos,
               int *n_pos, QErr *err);
 const char *cli_get(const CliOpt *opts, int n_opts, const char *name);

@@ -4,7 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-void eval_accum_init(EvalAccum *a) { memset(a, 0, sizeof *a); }
+void eval_accum_init(EvalAccum *a) {
+    memset(a, 0, sizeof *a);
+    a->first_bad_pos = -1;
+}
 void eval_accum_free(EvalAccum *a) {
     free(a->kld);
     memset(a, 0, sizeof *a);
@@ -22,7 +25,20 @@ void log_softmax_row(double *out, const float *logits, int V) {
 double kl_divergence(const double *logp, const double *logq, int V) {
     double kl = 0.0;
     for (int i = 0; i < V; i++) kl += exp(logp[i]) * (logp[i] - logq[i]);
-    return kl > 0.0 ? kl : 0.0; /* rounding can give -1e-17 for identical rows */
+    return kl < 0.0 ? 0.0 : kl; /* rounding can give -1e-17 for identical rows; NaN passes */
+}
+
+static int row_is_finite(const float *x, int V) {
+    float acc = 0.0f;
+    for (int i = 0; i < V; i++) acc += x[i] - x[i]; /* NaN for any NaN or Inf; vectorises */
+    return acc == 0.0f;
+}
+
+static void note_nonfinite(EvalAccum *a, int is_ref) {
+    if (a->n_nonfinite++ == 0) {
+        a->first_bad_pos = a->n_pred;
+        a->first_bad_is_ref = is_ref;
+    }
 }
 
 static int argmax_row(const float *x, int V) {
@@ -42,11 +58,17 @@ void eval_accum_sequence(EvalAccum *a, const float *logits, const float *ref_log
     double *lq = lp + V;
     for (int t = 0; t + 1 < T; t++) {
         const float *row = logits + (size_t)t * V;
+        const float *rrow = ref_logits ? ref_logits + (size_t)t * V : NULL;
+        int bad_model = !row_is_finite(row, V), bad_ref = rrow && !row_is_finite(rrow, V);
+        if (bad_model || bad_ref) {
+            note_nonfinite(a, !bad_model);
+            a->n_pred++;
+            continue;
+        }
         log_softmax_row(lq, row, V);
         a->nll_sum -= lq[tokens[t + 1]];
         a->n_pred++;
-        if (ref_logits) {
-            const float *rrow = ref_logits + (size_t)t * V;
+        if (rrow) {
             log_softmax_row(lp, rrow, V);
             if (a->n_kld == a->cap_kld) {
                 size_t nc = a->cap_kld ? a->cap_kld * 2 : 1024;
@@ -73,6 +95,12 @@ static int cmp_double(const void *x, const void *y) {
 int eval_accum_result(EvalAccum *a, EvalResult *r, QErr *err) {
     if (a->oom) return qerr_set(err, "out of memory while evaluating");
     if (a->n_pred == 0) return qerr_set(err, "no tokens to evaluate (sequences need >= 2 tokens)");
+    if (a->n_nonfinite > 0)
+        return qerr_set(err,
+                        "the %s's logits are NaN or infinite at %ld of %ld positions (first at position %ld): "
+                        "no metric is reported",
+                        a->first_bad_is_ref ? "reference" : "model", a->n_nonfinite, a->n_pred,
+                        a->first_bad_pos);
     r->tokens = a->n_pred;
     r->nll_mean = a->nll_sum / (double)a->n_pred;
     r->ppl = exp(r->nll_mean);

@@ -19,6 +19,11 @@ typedef struct {
     size_t n_kld, cap_kld;
     long top1_same;
     int oom;
+    /* positions whose logits (model or reference) hold NaN/Inf: the result
+     * is then an error, never a number */
+    long n_nonfinite;
+    long first_bad_pos;   /* index among all predicted positions, -1 = none */
+    int first_bad_is_ref; /* the first bad row came from the reference */
 } EvalAccum;
 
 typedef struct {
@@ -32,11 +37,12 @@ void eval_accum_free(EvalAccum *a);
 /* logits (T,V) of one sequence; ref_logits (T,V) or NULL. */
 void eval_accum_sequence(EvalAccum *a, const float *logits, const float *ref_logits,
                          const int *tokens, int T, int V);
+/* The metrics; an error (never a number) when any logit was NaN/Inf. */
 int eval_accum_result(EvalAccum *a, EvalResult *r, QErr *err);
 
 /* log-softmax of one row into out (double precision). */
 void log_softmax_row(double *out, const float *logits, int V);
-/* KL(p || q) from log-probabilities. */
+/* KL(p || q) from log-probabilities; NaN stays NaN. */
 double kl_divergence(const double *logp, const double *logq, int V);
 
 #endif

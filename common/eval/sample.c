@@ -1,9 +1,11 @@
 #include "sample.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../base/numeric.h"
 #include "../nn/forward.h"
 
 int sample_token(const float *logits, int V, float temperature, Rng *rng, float *probs) {
@@ -52,6 +54,15 @@ int sample_sequences(const Model *m, int n_seq, int T, uint64_t seed, float temp
         seq[0] = TOKEN_BOS;
         for (int t = 0; t + 1 < T; t++) {
             const float *logits = decode_step(m, &ds, seq[t], t);
+            /* finite weights can still overflow: never sample from NaN */
+            char what[64];
+            snprintf(what, sizeof what, "sequence %d, position %d: the logits", s, t);
+            if (floats_check_finite(logits, (size_t)V, what, err) != 0) {
+                free(probs);
+                decode_state_free(&ds);
+                tokens_free(out);
+                return -1;
+            }
             seq[t + 1] = sample_token(logits, V, temperature, &rng, probs);
         }
         if (progress) progress(s + 1, n_seq, user);

@@ -540,6 +540,37 @@ out:
     return rc;
 }
 
+/* 1 when `name` is a tensor the config implies (or a buffer we may ignore). */
+static int tensor_expected(const char *name, const ModelConfig *c) {
+    if (!strcmp(name, "model.embed_tokens.weight") || !strcmp(name, "model.norm.weight") ||
+        !strcmp(name, "lm_head.weight"))
+        return 1;
+    size_t n = strlen(name), k = strlen("rotary_emb.inv_freq"); /* a recomputed buffer some exports keep */
+    if (n >= k && !strcmp(name + n - k, "rotary_emb.inv_freq")) return 1;
+    int j, used = 0;
+    if (sscanf(name, "model.layers.%d.%n", &j, &used) != 1 || used == 0 || j < 0 || j >= c->n_layers) return 0;
+    for (int t = 0; t < T_COUNT; t++)
+        if (!strcmp(name + used, block_suffix[t])) return !is_bias((BlockTensor)t) || c->has_qkv_bias;
+    return 0;
+}
+
+/* A tensor the config does not account for (a layer past num_hidden_layers,
+ * biases a Llama config has no place for) means config and weights
+ * disagree: refuse rather than load a different model than the files hold. */
+static int check_no_extra_tensors(const HfImpl *h, const ModelConfig *c, QErr *err) {
+    for (int s = 0; s < h->n_shards; s++)
+        for (int i = 0; i < h->shards[s].n_tensors; i++) {
+            const char *name = h->shards[s].tensors[i].name;
+            if (!tensor_expected(name, c))
+                return qerr_set(err,
+                                "%s/%s: tensor '%s' has no place in the model config.json describes "
+                                "(%d layers%s): config and weights disagree",
+                                h->dir, h->shard_names[s], name, c->n_layers,
+                                c->has_qkv_bias ? ", q/k/v biases" : ", no biases");
+        }
+    return 0;
+}
+
 /* Checks presence and shape of every tensor the config implies (headers only). */
 static int check_all_tensors(const HfImpl *h, const ModelConfig *c, QErr *err) {
     if (hf_check(h, "model.embed_tokens.weight", 2, c->vocab_size, c->dim, err) ||
@@ -612,7 +643,7 @@ int hf_open(const char *dir, ModelConfig *cfg, void **impl, const ModelBackend *
     c.has_qkv_bias = is_qwen2 || hf_has(h, "model.layers.0.self_attn.q_proj.bias");
     if (!hf_has(h, "lm_head.weight")) c.tied_classifier = 1;
     if (model_config_validate(&c, cpath, err) != 0) goto fail;
-    if (check_all_tensors(h, &c, err) != 0) goto fail;
+    if (check_all_tensors(h, &c, err) != 0 || check_no_extra_tensors(h, &c, err) != 0) goto fail;
 
     *cfg = c;
     *impl = h;

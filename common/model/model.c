@@ -24,6 +24,10 @@ int model_config_validate(const ModelConfig *c, const char *what, QErr *err) {
                         "head_dim=%d vocab=%d seq_len=%d): all must be positive",
                         what, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
                         c->head_dim, c->vocab_size, c->seq_len);
+    /* every token file starts with BOS = 1 and sampling stops at EOS = 2 */
+    if (c->vocab_size < 3)
+        return qerr_set(err, "%s: vocab_size %d cannot hold BOS (1) and EOS (2): need at least 3", what,
+                        c->vocab_size);
     if (c->n_heads % c->n_kv_heads != 0)
         return qerr_set(err, "%s: n_heads (%d) is not a multiple of n_kv_heads (%d)", what,
                         c->n_heads, c->n_kv_heads);
@@ -135,6 +139,8 @@ int model_load(Model *m, const char *path, QErr *err) {
     for (int j = 0; rc == 0 && j < m->cfg.n_layers; j++)
         rc = model_source_load_block(src, j, &m->blocks[j], err);
     model_source_close(src);
+    /* NaN/Inf weights would only show up later as NaN metrics or all-zero samples */
+    if (rc == 0 && model_check_finite(m, err) != 0) rc = qerr_wrap(err, "%s", path);
     if (rc != 0) {
         model_free(m);
         return -1;
