@@ -9,9 +9,8 @@
 #include "base/log.h"
 #include "quant/qconfig_table.h"
 
-static const char JOB_HELP[] =
-    "  --max-seqs N        use the first N sequences of F\n"
-    "  --quiet             no progress lines\n";
+static const char JOB_HELP[] = "  --max-seqs N        use the first N sequences of F\n"
+                               "  --quiet             no progress lines\n";
 
 void calib_flags_help(FILE *f) {
     qconfig_print_help(f);

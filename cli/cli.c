@@ -34,6 +34,7 @@ int cli_check_job_paths(const char *model, const char *data, const char *out, co
     if (paths_check_output((PathArg){"--out", out}, 0, inputs, 2, err) != 0) return -1;
     if (!ckpt) return 0;
     if (paths_inside(out, ckpt))
-        return qerr_set(err, "--out %s lies inside --checkpoint %s: only the journal writes there", out, ckpt);
+        return qerr_set(err, "--out %s lies inside --checkpoint %s: only the journal writes there", out,
+                        ckpt);
     return paths_check_output((PathArg){"--checkpoint", ckpt}, 1, inputs, 2, err);
 }

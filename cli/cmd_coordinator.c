@@ -84,8 +84,8 @@ int calibrate_local(const CliOpt *o, int no, const QuantConfig *qc, int max_seqs
     }
     co.self_exe = exe;
     read_test_hooks(&co);
-    log_info("calibrate: %d local workers, %d OpenBLAS thread%s each; checkpoint %s", workers, co.local_threads,
-             co.local_threads > 1 ? "s" : "", co.ckpt_dir);
+    log_info("calibrate: %d local workers, %d OpenBLAS thread%s each; checkpoint %s", workers,
+             co.local_threads, co.local_threads > 1 ? "s" : "", co.ckpt_dir);
     int rc = coordinator_run(&co, &err);
     return finish(&co, cli_get(o, no, "keep-checkpoint") != NULL, rc, &err, "calibrate");
 }
@@ -124,10 +124,10 @@ int cmd_coordinator(int argc, char **argv) {
         calib_flags_help(stdout);
         return 0;
     }
-    CliOpt o[16 + CALIB_MAX_OPTS] = {{"model", 1, 0},       {"data", 1, 0},           {"out", 1, 0},
-                                     {"checkpoint", 1, 0},  {"bind", 1, 0},           {"status-bind", 1, 0},
-                                     {"expect-workers", 1, 0}, {"shards", 1, 0},      {"curve-keys", 1, 0},
-                                     {"heartbeat", 1, 0},   {"compress", 0, 0},       {"keep-checkpoint", 0, 0},
+    CliOpt o[16 + CALIB_MAX_OPTS] = {{"model", 1, 0},          {"data", 1, 0},     {"out", 1, 0},
+                                     {"checkpoint", 1, 0},     {"bind", 1, 0},     {"status-bind", 1, 0},
+                                     {"expect-workers", 1, 0}, {"shards", 1, 0},   {"curve-keys", 1, 0},
+                                     {"heartbeat", 1, 0},      {"compress", 0, 0}, {"keep-checkpoint", 0, 0},
                                      {"quiet", 0, 0}};
     int no = calib_opts_add(o, 13), npos;
     QErr err = {{0}};

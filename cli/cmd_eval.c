@@ -10,42 +10,43 @@
 #include "artifact/mixed.h"
 #include "eval/evaluate.h"
 
-static const char *HELP =
-    "usage: quept eval --model M --data F [--reference R] [--json] [options]\n"
-    "       quept eval --artifact A --bits B|all --data F --reference R [--json]\n"
-    "       quept eval --artifact A --avg-bits X --data F --reference R [--json]\n"
-    "\n"
-    "Perplexity of model M on the token sequences in F; with a reference model R,\n"
-    "also the per-token KL divergence KL(R || M) of the next-token distributions\n"
-    "(mean and 99th percentile) and the share of positions with the same top-1.\n"
-    "\n"
-    "  --model M        llama2.c checkpoint (.bin) or Hugging Face directory\n"
-    "  --data F         QTOK token file, or a text file with --tokenizer\n"
-    "  --reference R    reference model (same vocabulary)\n"
-    "  --artifact A     evaluate an elastic artifact switched to --bits\n"
-    "  --bits B         one width for every block (2..8), a comma list with one\n"
-    "                   width per block, or 'all' (one row per width)\n"
-    "  --avg-bits X     mixed precision: one width per block from the artifact's\n"
-    "                   bit list, least total sensitivity (the artifact's KLD\n"
-    "                   table; the calibration-loss proxy if it has none) with a\n"
-    "                   parameter-weighted average of exactly X bits (else the\n"
-    "                   closest below); X in [min bit, max bit]. Prints the\n"
-    "                   widths, the average and the true bits per weight (fp16\n"
-    "                   scale + zero per group included), then the metrics\n"
-    "  --proxy          with --avg-bits: use the calibration-loss proxy even if\n"
-    "                   the artifact has a sensitivity table\n"
-    "  --tokenizer TOK  llama2.c tokenizer.bin, to evaluate a text file\n"
-    "  --seq-len T      sequence length when tokenizing text (default 256);\n"
-    "                   for a token file it must match the file's\n"
-    "  --max-seqs N     evaluate at most N sequences (default: all)\n"
-    "  --batch B        sequences per forward pass (default 8)\n"
-    "  --json           print one JSON object: ppl, nll, kld_mean, kld_p99,\n"
-    "                   top1_agree (a fraction), tokens; with --avg-bits also\n"
-    "                   bits (array), avg_bits, bits_per_weight, cost_measure\n";
+static const char *HELP = "usage: quept eval --model M --data F [--reference R] [--json] [options]\n"
+                          "       quept eval --artifact A --bits B|all --data F --reference R [--json]\n"
+                          "       quept eval --artifact A --avg-bits X --data F --reference R [--json]\n"
+                          "\n"
+                          "Perplexity of model M on the token sequences in F; with a reference model R,\n"
+                          "also the per-token KL divergence KL(R || M) of the next-token distributions\n"
+                          "(mean and 99th percentile) and the share of positions with the same top-1.\n"
+                          "\n"
+                          "  --model M        llama2.c checkpoint (.bin) or Hugging Face directory\n"
+                          "  --data F         QTOK token file, or a text file with --tokenizer\n"
+                          "  --reference R    reference model (same vocabulary)\n"
+                          "  --artifact A     evaluate an elastic artifact switched to --bits\n"
+                          "  --bits B         one width for every block (2..8), a comma list with one\n"
+                          "                   width per block, or 'all' (one row per width)\n"
+                          "  --avg-bits X     mixed precision: one width per block from the artifact's\n"
+                          "                   bit list, least total sensitivity (the artifact's KLD\n"
+                          "                   table; the calibration-loss proxy if it has none) with a\n"
+                          "                   parameter-weighted average of exactly X bits (else the\n"
+                          "                   closest below); X in [min bit, max bit]. Prints the\n"
+                          "                   widths, the average and the true bits per weight (fp16\n"
+                          "                   scale + zero per group included), then the metrics\n"
+                          "  --proxy          with --avg-bits: use the calibration-loss proxy even if\n"
+                          "                   the artifact has a sensitivity table\n"
+                          "  --tokenizer TOK  llama2.c tokenizer.bin, to evaluate a text file\n"
+                          "  --seq-len T      sequence length when tokenizing text (default 256);\n"
+                          "                   for a token file it must match the file's\n"
+                          "  --max-seqs N     evaluate at most N sequences (default: all)\n"
+                          "  --batch B        sequences per forward pass (default 8)\n"
+                          "  --json           print one JSON object: ppl, nll, kld_mean, kld_p99,\n"
+                          "                   top1_agree (a fraction), tokens; with --avg-bits also\n"
+                          "                   bits (array), avg_bits, bits_per_weight, cost_measure\n";
 
 static void json_num(FILE *f, const char *key, double v, int last) {
-    if (isfinite(v)) fprintf(f, "\"%s\": %.9g%s", key, v, last ? "" : ", ");
-    else fprintf(f, "\"%s\": null%s", key, last ? "" : ", ");
+    if (isfinite(v))
+        fprintf(f, "\"%s\": %.9g%s", key, v, last ? "" : ", ");
+    else
+        fprintf(f, "\"%s\": null%s", key, last ? "" : ", ");
 }
 
 void print_eval_result(const EvalResult *r, int json) {
@@ -89,8 +90,10 @@ static int assign_mixed(const ElasticModel *em, double avg, int proxy, int *bits
     printf("bits       ");
     for (int j = 0; j < L; j++) printf(" %d", bits[j]);
     printf("\n");
-    if (achieved < avg - 1e-9) printf("avg_bits    %.4f (%g is not reachable: closest below)\n", achieved, avg);
-    else printf("avg_bits    %.4f\n", achieved);
+    if (achieved < avg - 1e-9)
+        printf("avg_bits    %.4f (%g is not reachable: closest below)\n", achieved, avg);
+    else
+        printf("avg_bits    %.4f\n", achieved);
     printf("bits/weight %.4f (with an fp16 scale + zero per group)\n", bpw);
     return 0;
 }
@@ -130,7 +133,9 @@ static int eval_artifact(const char *art, const char *bits_arg, double avg_bits,
         if (rc) break;
         if (all && !json) {
             /* one table row per bit width */
-            if (row == 0) printf("%-6s %5s %10s %10s %10s %8s\n", "method", "bits", "ppl", "kld_mean", "kld_p99", "top1");
+            if (row == 0)
+                printf("%-6s %5s %10s %10s %10s %8s\n", "method", "bits", "ppl", "kld_mean", "kld_p99",
+                       "top1");
             printf("%-6s %5d %10.3f %10.4f %10.3f %8.4f\n", quant_method_name(em.qc.method), bits[0], r.ppl,
                    r.kld_mean, r.kld_p99, r.top1_agree);
             continue;
@@ -169,10 +174,9 @@ int cmd_eval(int argc, char **argv) {
         fputs(HELP, stdout);
         return 0;
     }
-    CliOpt o[] = {{"model", 1, 0},   {"data", 1, 0},     {"reference", 1, 0},
-                  {"tokenizer", 1, 0}, {"seq-len", 1, 0}, {"max-seqs", 1, 0},
-                  {"batch", 1, 0},   {"json", 0, 0}, {"artifact", 1, 0}, {"bits", 1, 0},
-                  {"avg-bits", 1, 0}, {"proxy", 0, 0}};
+    CliOpt o[] = {{"model", 1, 0},    {"data", 1, 0},     {"reference", 1, 0}, {"tokenizer", 1, 0},
+                  {"seq-len", 1, 0},  {"max-seqs", 1, 0}, {"batch", 1, 0},     {"json", 0, 0},
+                  {"artifact", 1, 0}, {"bits", 1, 0},     {"avg-bits", 1, 0},  {"proxy", 0, 0}};
     int no = sizeof o / sizeof o[0], npos;
     const char *pos[1];
     QErr err = {{0}};
@@ -205,8 +209,9 @@ int cmd_eval(int argc, char **argv) {
         log_error("eval: --proxy only goes with --avg-bits");
         return 2;
     }
-    if (art) return eval_artifact(art, cli_get(o, no, "bits"), avg_bits, cli_get(o, no, "proxy") != NULL, data,
-                                  ref_path, seq_len, max_seqs, batch, cli_get(o, no, "json") != NULL);
+    if (art)
+        return eval_artifact(art, cli_get(o, no, "bits"), avg_bits, cli_get(o, no, "proxy") != NULL, data,
+                             ref_path, seq_len, max_seqs, batch, cli_get(o, no, "json") != NULL);
     /* a token file carries its own sequence length; text is cut into 256 by default */
     if (seq_len == 0 && cli_get(o, no, "tokenizer")) seq_len = 256;
     TokenSet ts;
@@ -220,8 +225,10 @@ int cmd_eval(int argc, char **argv) {
     int have_ref = rc == 0 && ref_path;
     EvalResult r;
     if (rc == 0) rc = evaluate_model(&m, have_ref ? &ref : NULL, &ts, batch, &r, &err);
-    if (rc == 0) print_eval_result(&r, cli_get(o, no, "json") != NULL);
-    else log_error("eval: %s", err.msg);
+    if (rc == 0)
+        print_eval_result(&r, cli_get(o, no, "json") != NULL);
+    else
+        log_error("eval: %s", err.msg);
     model_free(&ref);
     model_free(&m);
     tokens_free(&ts);

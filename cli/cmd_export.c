@@ -50,9 +50,9 @@ int cmd_export(int argc, char **argv) {
         fputs(HELP, stdout);
         return 0;
     }
-    CliOpt o[] = {{"artifact", 1, 0}, {"bits", 1, 0}, {"format", 1, 0},
+    CliOpt o[] = {{"artifact", 1, 0}, {"bits", 1, 0},      {"format", 1, 0},
                   {"out", 1, 0},      {"gguf-type", 1, 0}, {"force", 0, 0},
-                  {"avg-bits", 1, 0}, {"proxy", 0, 0}, {"tokenizer", 1, 0}};
+                  {"avg-bits", 1, 0}, {"proxy", 0, 0},     {"tokenizer", 1, 0}};
     int no = sizeof o / sizeof o[0], npos = 0;
     const char *pos[1];
     QErr err = {{0}};
@@ -67,8 +67,10 @@ int cmd_export(int argc, char **argv) {
         log_error("export: an artifact, --format and --out are required (see --help)");
         return 2;
     }
-    int kind = strcmp(fmt, "safetensors-fp16") == 0 ? 0 : strcmp(fmt, "safetensors-int") == 0 ? 1
-               : strcmp(fmt, "gguf") == 0 ? 2 : -1;
+    int kind = strcmp(fmt, "safetensors-fp16") == 0  ? 0
+               : strcmp(fmt, "safetensors-int") == 0 ? 1
+               : strcmp(fmt, "gguf") == 0            ? 2
+                                                     : -1;
     if (kind < 0) {
         log_error("export: unknown --format '%s' (safetensors-fp16, safetensors-int, gguf)", fmt);
         return 2;
@@ -104,7 +106,8 @@ int cmd_export(int argc, char **argv) {
     if (em.qc.format == QFORMAT_POT && kind != 0) {
         log_error("export: %s holds power-of-two codes (sign + exponent, W = ±s·2^E); %s stores "
                   "integer grids (W = (q - z)·s) that cannot represent them: use --format "
-                  "safetensors-fp16 (the switched weights, dequantized)", art, fmt);
+                  "safetensors-fp16 (the switched weights, dequantized)",
+                  art, fmt);
         elastic_free(&em);
         return 1;
     }
@@ -127,15 +130,20 @@ int cmd_export(int argc, char **argv) {
     } else if (rc == 0) {
         rc = cli_parse_block_bits(cli_get(o, no, "bits"), em.cfg.n_layers, bits, &err);
     }
-    if (rc == 0) rc = kind == 0 ? export_fp16(&em, bits, out, &err) : elastic_switch_codes(&em, bits, &sw, &err);
+    if (rc == 0)
+        rc = kind == 0 ? export_fp16(&em, bits, out, &err) : elastic_switch_codes(&em, bits, &sw, &err);
     if (rc == 0 && kind == 1) rc = export_int(&em, &sw, out, &err);
     if (rc == 0 && kind == 2) {
-        GgufOptions go = {.type = cli_get(o, no, "gguf-type"), .force = cli_get(o, no, "force") != NULL,
-                          .tok = tok, .tok_path = tok_path};
+        GgufOptions go = {.type = cli_get(o, no, "gguf-type"),
+                          .force = cli_get(o, no, "force") != NULL,
+                          .tok = tok,
+                          .tok_path = tok_path};
         rc = export_gguf(&em, &sw, out, &go, &err);
     }
-    if (rc) log_error("export: %s", err.msg);
-    else log_info("export: wrote %s (%s)", out, fmt);
+    if (rc)
+        log_error("export: %s", err.msg);
+    else
+        log_info("export: wrote %s (%s)", out, fmt);
     switched_free(&sw);
     tokenizer_free(tok);
     free(bits);

@@ -12,25 +12,26 @@
 #include "base/log.h"
 #include "cli.h"
 
-static const char *HELP =
-    "usage: quept inspect A [--json]\n"
-    "\n"
-    "Describes the elastic artifact A: model and quantization config, bit list,\n"
-    "adapter ranks, the storage of each part (stored and raw bytes) and its\n"
-    "overhead against FP16 quantized linears and a single packed 4-bit model,\n"
-    "per-block calibration losses, the sensitivity table (with a heat map), the\n"
-    "fallback choices and the provenance; then verifies the checksum of every\n"
-    "section. Exits 1 when a checksum (or the file) is bad.\n"
-    "\n"
-    "  --json   print one JSON object with all of the above\n";
+static const char *HELP = "usage: quept inspect A [--json]\n"
+                          "\n"
+                          "Describes the elastic artifact A: model and quantization config, bit list,\n"
+                          "adapter ranks, the storage of each part (stored and raw bytes) and its\n"
+                          "overhead against FP16 quantized linears and a single packed 4-bit model,\n"
+                          "per-block calibration losses, the sensitivity table (with a heat map), the\n"
+                          "fallback choices and the provenance; then verifies the checksum of every\n"
+                          "section. Exits 1 when a checksum (or the file) is bad.\n"
+                          "\n"
+                          "  --json   print one JSON object with all of the above\n";
 
 enum { P_BASE_LIN, P_BASE_OTHER, P_ADAPTER, P_CLIP, P_CODES, P_SCALES, N_PARTS };
-static const char *PART_NAMES[N_PARTS] = {"base_linears", "base_other", "adapters", "clipping_logits",
-                                          "gptq_codes", "gptq_scales_zeros"};
+static const char *PART_NAMES[N_PARTS] = {"base_linears",    "base_other", "adapters",
+                                          "clipping_logits", "gptq_codes", "gptq_scales_zeros"};
 static const char *PART_DESC[N_PARTS] = {"base weights: quantized linears (fp32)",
                                          "base weights: embeddings, norms, head, biases",
-                                         "adapters (Bd, Bu)", "clipping logits (gamma, beta)",
-                                         "gptq codes (u8)", "gptq scales + zeros"};
+                                         "adapters (Bd, Bu)",
+                                         "clipping logits (gamma, beta)",
+                                         "gptq codes (u8)",
+                                         "gptq scales + zeros"};
 
 static int ends_with(const char *s, const char *suf) {
     size_t n = strlen(s), m = strlen(suf);
@@ -55,9 +56,12 @@ static void json_str(const char *s, size_t n) {
     putchar('"');
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\') printf("\\%c", ch);
-        else if (ch < 0x20) printf("\\u%04x", ch);
-        else putchar(ch);
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
     }
     putchar('"');
 }
@@ -70,8 +74,10 @@ static void json_obj(const msgpack_object *o) {
     case MSGPACK_OBJECT_NEGATIVE_INTEGER: printf("%lld", (long long)o->via.i64); break;
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64:
-        if (isfinite(o->via.f64)) printf("%.9g", o->via.f64);
-        else printf("null");
+        if (isfinite(o->via.f64))
+            printf("%.9g", o->via.f64);
+        else
+            printf("null");
         break;
     case MSGPACK_OBJECT_STR: json_str(o->via.str.ptr, o->via.str.size); break;
     case MSGPACK_OBJECT_ARRAY:
@@ -87,8 +93,10 @@ static void json_obj(const msgpack_object *o) {
         for (uint32_t i = 0; i < o->via.map.size; i++) {
             if (i) printf(", ");
             const msgpack_object *k = &o->via.map.ptr[i].key;
-            if (k->type == MSGPACK_OBJECT_STR) json_str(k->via.str.ptr, k->via.str.size);
-            else printf("\"?\"");
+            if (k->type == MSGPACK_OBJECT_STR)
+                json_str(k->via.str.ptr, k->via.str.size);
+            else
+                printf("\"?\"");
             printf(": ");
             json_obj(&o->via.map.ptr[i].val);
         }
@@ -100,8 +108,10 @@ static void json_obj(const msgpack_object *o) {
 
 static void json_key_obj(const char *key, const msgpack_object *o) {
     printf(", \"%s\": ", key);
-    if (o) json_obj(o);
-    else printf("null");
+    if (o)
+        json_obj(o);
+    else
+        printf("null");
 }
 
 /* ' .:-=+*#%@' by log-scaled value between the table's smallest and largest
@@ -161,7 +171,8 @@ static void print_text(const char *path, long long fsize, const ArtReader *r, co
     printf("method      %s\n", quant_method_name(q->method));
     printf("codes       %s%s\n", quant_format_name(q->format),
            q->format == QFORMAT_POT ? " (power of two: sign + exponent, gamma = scale refinement, "
-                                      "beta = data-free scale)" : " (integer)");
+                                      "beta = data-free scale)"
+                                    : " (integer)");
     printf("bits       ");
     for (int bi = 0; bi < NB; bi++) printf(" %d", q->bits[bi]);
     printf("\nquant       ");
@@ -170,7 +181,8 @@ static void print_text(const char *path, long long fsize, const ArtReader *r, co
     for (int bi = 0; bi < NB; bi++) printf(" %5db", q->bits[bi]);
     printf("\n");
     const msgpack_object *ranks = mp_map_get(meta, "ranks");
-    for (int l = 0; ranks && ranks->type == MSGPACK_OBJECT_ARRAY && l < (int)ranks->via.array.size && l < N_LIN; l++) {
+    for (int l = 0;
+         ranks && ranks->type == MSGPACK_OBJECT_ARRAY && l < (int)ranks->via.array.size && l < N_LIN; l++) {
         const msgpack_object *row = &ranks->via.array.ptr[l];
         printf("  %-8s", LIN_NAMES[l]);
         for (uint32_t bi = 0; row->type == MSGPACK_OBJECT_ARRAY && bi < row->via.array.size; bi++) {
@@ -190,14 +202,16 @@ static void print_text(const char *path, long long fsize, const ArtReader *r, co
     printf("  %-46s %12.0f\n", "FP16 of the quantized linears", st->fp16_lin);
     printf("  %-46s %12.0f\n", "one packed 4-bit model (fp16 scale+zero/group)", st->packed4);
     printf("  %-46s %12.0f stored = %.1f%% of FP16 linears, %.2fx packed 4-bit\n",
-           "elastic extra (adapters, logits, codes, scales)", st->extra_stored, st->fp16_lin > 0 ? 100.0 * st->extra_stored / st->fp16_lin : 0.0,
+           "elastic extra (adapters, logits, codes, scales)", st->extra_stored,
+           st->fp16_lin > 0 ? 100.0 * st->extra_stored / st->fp16_lin : 0.0,
            st->packed4 > 0 ? st->extra_stored / st->packed4 : 0.0);
-    printf("  %-46s %12lld = %.2fx FP16 linears, %.2fx packed 4-bit\n",
-           "whole file", fsize, st->fp16_lin > 0 ? (double)fsize / st->fp16_lin : 0.0,
+    printf("  %-46s %12lld = %.2fx FP16 linears, %.2fx packed 4-bit\n", "whole file", fsize,
+           st->fp16_lin > 0 ? (double)fsize / st->fp16_lin : 0.0,
            st->packed4 > 0 ? (double)fsize / st->packed4 : 0.0);
 
     static const char *ch[3] = {"T", "A", "R"};
-    printf("\ncalibration loss per block and bit (rtn -> final; choice T trained, A adapters dropped, R rtn):\n  %-5s",
+    printf("\ncalibration loss per block and bit (rtn -> final; choice T trained, A adapters dropped, R "
+           "rtn):\n  %-5s",
            "block");
     for (int bi = 0; bi < NB; bi++) printf(" %18db ", q->bits[bi]);
     printf("\n");
@@ -205,7 +219,8 @@ static void print_text(const char *path, long long fsize, const ArtReader *r, co
         printf("  %-5d", j);
         for (int bi = 0; bi < NB; bi++)
             printf(" %9.4g->%-7.4g %s", em->stats[j].loss_rtn[bi], em->stats[j].loss_final[bi],
-                   ch[em->stats[j].choice[bi] >= 0 && em->stats[j].choice[bi] <= 2 ? em->stats[j].choice[bi] : 0]);
+                   ch[em->stats[j].choice[bi] >= 0 && em->stats[j].choice[bi] <= 2 ? em->stats[j].choice[bi]
+                                                                                   : 0]);
         printf("\n");
     }
     if (em->sens) {
@@ -215,7 +230,8 @@ static void print_text(const char *path, long long fsize, const ArtReader *r, co
                 if (em->sens[i] < lo) lo = em->sens[i];
                 if (em->sens[i] > hi) hi = em->sens[i];
             }
-        printf("\nsensitivity (%s: output KL divergence with only that block quantized; heat ' .:-=+*#%%@' log scale):\n  %-4s",
+        printf("\nsensitivity (%s: output KL divergence with only that block quantized; heat ' .:-=+*#%%@' "
+               "log scale):\n  %-4s",
                em->sens_measure, "bits");
         for (int j = 0; j < L; j++) printf(" %10s%-2d", "blk", j);
         printf("   heat\n");
@@ -232,8 +248,10 @@ static void print_text(const char *path, long long fsize, const ArtReader *r, co
     printf("\nprovenance  ");
     json_obj(mp_map_get(meta, "provenance"));
     printf("\n");
-    if (ok) printf("checksums: ok (%d sections)\n", art_n_tensors(r));
-    else printf("checksums: FAILED: %s\n", verr);
+    if (ok)
+        printf("checksums: ok (%d sections)\n", art_n_tensors(r));
+    else
+        printf("checksums: FAILED: %s\n", verr);
 }
 
 static void print_json(const char *path, long long fsize, const ArtReader *r, const ElasticModel *em,
@@ -257,15 +275,19 @@ static void print_json(const char *path, long long fsize, const ArtReader *r, co
            "\"elastic_extra_raw\": %.0f, \"extra_over_fp16\": %.6g, \"extra_over_packed4\": %.6g, "
            "\"file_over_fp16\": %.6g, \"file_over_packed4\": %.6g",
            st->fp16_lin, st->packed4, st->extra_stored, st->extra_raw,
-           st->fp16_lin > 0 ? st->extra_stored / st->fp16_lin : 0.0, st->packed4 > 0 ? st->extra_stored / st->packed4 : 0.0,
-           st->fp16_lin > 0 ? (double)fsize / st->fp16_lin : 0.0, st->packed4 > 0 ? (double)fsize / st->packed4 : 0.0);
+           st->fp16_lin > 0 ? st->extra_stored / st->fp16_lin : 0.0,
+           st->packed4 > 0 ? st->extra_stored / st->packed4 : 0.0,
+           st->fp16_lin > 0 ? (double)fsize / st->fp16_lin : 0.0,
+           st->packed4 > 0 ? (double)fsize / st->packed4 : 0.0);
     json_key_obj("losses", mp_map_get(meta, "losses"));
     json_key_obj("sensitivity", mp_map_get(meta, "sensitivity"));
     json_key_obj("choice", mp_map_get(meta, "choice"));
     json_key_obj("provenance", mp_map_get(meta, "provenance"));
     printf(", \"checksums\": {\"ok\": %s, \"error\": ", ok ? "true" : "false");
-    if (ok) printf("null");
-    else json_str(verr, strlen(verr));
+    if (ok)
+        printf("null");
+    else
+        json_str(verr, strlen(verr));
     printf("}}\n");
 }
 
@@ -314,12 +336,14 @@ int cmd_inspect(int argc, char **argv) {
     }
     int ok = n_bad == 0;
     if (!ok)
-        snprintf(verr.msg, sizeof verr.msg, "%d of %d sections bad (%.600s); first: %.300s", n_bad, art_n_tensors(r),
-                 names, first.msg);
+        snprintf(verr.msg, sizeof verr.msg, "%d of %d sections bad (%.600s); first: %.300s", n_bad,
+                 art_n_tensors(r), names, first.msg);
     Storage st;
     storage_sum(r, &em, &st);
-    if (cli_get(o, 1, "json")) print_json(path, fsize, r, &em, &st, ok, verr.msg);
-    else print_text(path, fsize, r, &em, &st, ok, verr.msg);
+    if (cli_get(o, 1, "json"))
+        print_json(path, fsize, r, &em, &st, ok, verr.msg);
+    else
+        print_text(path, fsize, r, &em, &st, ok, verr.msg);
     if (!ok) log_error("inspect: checksum verification failed: %s", verr.msg);
     elastic_free(&em);
     art_close(r);

@@ -7,19 +7,18 @@
 #include "cli.h"
 #include "eval/sample.h"
 
-static const char *HELP =
-    "usage: quept sample --model M --n N --len T --out F [--seed S] [--temperature X]\n"
-    "\n"
-    "Samples N sequences of T tokens from model M (each starts with BOS = 1) and\n"
-    "writes them as a QTOK token file (docs/formats.md, 'Token files'). This is how a\n"
-    "model without its tokenizer gets calibration and evaluation data.\n"
-    "\n"
-    "  --model M        llama2.c checkpoint (.bin) or Hugging Face directory\n"
-    "  --n N            number of sequences (default 32)\n"
-    "  --len T          tokens per sequence, including BOS (default 256)\n"
-    "  --seed S         random seed (default 1); sequence i depends only on (S, i)\n"
-    "  --temperature X  sampling temperature, 0 = greedy (default 1.0)\n"
-    "  --out F          output token file (written atomically)\n";
+static const char *HELP = "usage: quept sample --model M --n N --len T --out F [--seed S] [--temperature X]\n"
+                          "\n"
+                          "Samples N sequences of T tokens from model M (each starts with BOS = 1) and\n"
+                          "writes them as a QTOK token file (docs/formats.md, 'Token files'). This is how a\n"
+                          "model without its tokenizer gets calibration and evaluation data.\n"
+                          "\n"
+                          "  --model M        llama2.c checkpoint (.bin) or Hugging Face directory\n"
+                          "  --n N            number of sequences (default 32)\n"
+                          "  --len T          tokens per sequence, including BOS (default 256)\n"
+                          "  --seed S         random seed (default 1); sequence i depends only on (S, i)\n"
+                          "  --temperature X  sampling temperature, 0 = greedy (default 1.0)\n"
+                          "  --out F          output token file (written atomically)\n";
 
 static void progress(int i, int n, void *user) {
     (void)user;
@@ -63,8 +62,10 @@ int cmd_sample(int argc, char **argv) {
         return 1;
     }
     int rc = sample_to_file(&m, n, T, (uint64_t)seed, (float)temp, out_path, progress, NULL, &err);
-    if (rc == 0) log_info("wrote %d x %d tokens to %s", n, T, out_path);
-    else log_error("sample: %s", err.msg);
+    if (rc == 0)
+        log_info("wrote %d x %d tokens to %s", n, T, out_path);
+    else
+        log_error("sample: %s", err.msg);
     model_free(&m);
     return rc == 0 ? 0 : 1;
 }

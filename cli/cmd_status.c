@@ -16,19 +16,18 @@
 #include "coordinator/status.h"
 #include "dist_cmds.h"
 
-static const char *HELP =
-    "usage: quept status (--connect EP | --checkpoint DIR) [--watch [S]] [--json]\n"
-    "\n"
-    "Job state, per-shard and per-block progress, current per-bit-group\n"
-    "losses, tokens/s, ETA, each worker's liveness and last heartbeat, and\n"
-    "what the journal holds.\n"
-    "\n"
-    "  --connect EP       the coordinator's status socket (tcp://host:5556)\n"
-    "  --checkpoint DIR   find the coordinator from DIR/coordinator.json; with\n"
-    "                     none running, report the journal in DIR\n"
-    "  --watch [S]        redraw every S seconds (default 2) until the job ends\n"
-    "  --json             one JSON document per report (for scripts)\n"
-    "  --timeout S        seconds to wait for the coordinator (default 2)\n";
+static const char *HELP = "usage: quept status (--connect EP | --checkpoint DIR) [--watch [S]] [--json]\n"
+                          "\n"
+                          "Job state, per-shard and per-block progress, current per-bit-group\n"
+                          "losses, tokens/s, ETA, each worker's liveness and last heartbeat, and\n"
+                          "what the journal holds.\n"
+                          "\n"
+                          "  --connect EP       the coordinator's status socket (tcp://host:5556)\n"
+                          "  --checkpoint DIR   find the coordinator from DIR/coordinator.json; with\n"
+                          "                     none running, report the journal in DIR\n"
+                          "  --watch [S]        redraw every S seconds (default 2) until the job ends\n"
+                          "  --json             one JSON document per report (for scripts)\n"
+                          "  --timeout S        seconds to wait for the coordinator (default 2)\n";
 
 /* One report from a status endpoint, or NULL (err) if nobody answered. */
 static char *ask(const char *ep, double timeout_s, QErr *err) {
@@ -110,7 +109,8 @@ static int print_text(const char *json, FILE *f) {
     double total = num(r, "blocks_total", 0), done = num(r, "blocks_done", 0), eta = num(r, "eta_s", NAN);
     char b[64];
     bar(b, 30, total > 0 ? done / total : 0);
-    fprintf(f, "job %s%s  [%s] %g/%g blocks", state, running ? "" : " (no coordinator running)", b, done, total);
+    fprintf(f, "job %s%s  [%s] %g/%g blocks", state, running ? "" : " (no coordinator running)", b, done,
+            total);
     if (running) fprintf(f, "  %.0f tok/s", num(r, "tokens_per_s", 0));
     if (isfinite(eta)) fprintf(f, "  ETA %.0fs", eta);
     if (running) fprintf(f, "  elapsed %.0fs", num(r, "elapsed_s", 0));
@@ -121,8 +121,8 @@ static int print_text(const char *json, FILE *f) {
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(r, "shards")) {
         double a = num(it, "begin", 0), e = num(it, "end", 0), d = num(it, "blocks_done", 0);
         bar(b, 20, e > a ? d / (e - a) : 0);
-        fprintf(f, "  shard %-3g blocks %3g-%-3g [%s] %g/%g  %s\n", num(it, "index", 0), a, e - 1, b, d, e - a,
-                *str(it, "worker") ? str(it, "worker") : "-");
+        fprintf(f, "  shard %-3g blocks %3g-%-3g [%s] %g/%g  %s\n", num(it, "index", 0), a, e - 1, b, d,
+                e - a, *str(it, "worker") ? str(it, "worker") : "-");
     }
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(r, "blocks")) {
         const char *bs = str(it, "state");
@@ -131,8 +131,8 @@ static int print_text(const char *json, FILE *f) {
         bar(b, 20, eps > 0 ? ep / eps : 0);
         fprintf(f, "  block %-4g epoch %g/%g [%s]", num(it, "index", 0), ep, eps, b);
         const cJSON *g;
-        cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(it, "group_loss"))
-            if (cJSON_IsNumber(g)) fprintf(f, " {%s} %.4f", g->string, g->valuedouble);
+        cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(it, "group_loss")) if (cJSON_IsNumber(g))
+            fprintf(f, " {%s} %.4f", g->string, g->valuedouble);
         fprintf(f, "  %.0f tok/s\n", num(it, "tokens_per_s", 0));
     }
     int nj = 0;
@@ -140,17 +140,20 @@ static int print_text(const char *json, FILE *f) {
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(r, "blocks")) {
         if (strcmp(str(it, "state"), "journaled") != 0) continue;
         size_t l = strlen(list);
-        if (l < sizeof list - 16) snprintf(list + l, sizeof list - l, "%s%g", nj ? "," : "", num(it, "index", 0));
+        if (l < sizeof list - 16)
+            snprintf(list + l, sizeof list - l, "%s%g", nj ? "," : "", num(it, "index", 0));
         nj++;
     }
     fprintf(f, "  journal: %d block%s done%s%s\n", nj, nj == 1 ? "" : "s", nj ? ": " : "", list);
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(r, "workers")) {
         double sh = num(it, "shard", -1);
         fprintf(f, "  worker %-16s %s  threads %g  last heartbeat %.1fs ago  ", str(it, "name"),
-                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "alive")) ? "alive" : "SILENT", num(it, "threads", 0),
-                num(it, "last_heartbeat_s", 0));
-        if (sh >= 0) fprintf(f, "shard %g\n", sh);
-        else fprintf(f, "idle\n");
+                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "alive")) ? "alive" : "SILENT",
+                num(it, "threads", 0), num(it, "last_heartbeat_s", 0));
+        if (sh >= 0)
+            fprintf(f, "shard %g\n", sh);
+        else
+            fprintf(f, "idle\n");
     }
     int over = !running || strcmp(state, "done") == 0 || strcmp(state, "failed") == 0;
     cJSON_Delete(r);
@@ -207,8 +210,8 @@ int cmd_status(int argc, char **argv) {
             puts(report);
             cJSON *r = cJSON_Parse(report);
             const char *st = str(r, "state");
-            over = !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "coordinator_running")) || strcmp(st, "done") == 0 ||
-                   strcmp(st, "failed") == 0;
+            over = !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "coordinator_running")) ||
+                   strcmp(st, "done") == 0 || strcmp(st, "failed") == 0;
             cJSON_Delete(r);
         } else {
             over = print_text(report, stdout);

@@ -35,7 +35,7 @@ extern const int quept_k8s_base_count;
 
 #define VOLUME_MOUNT "/data" /* where every pod mounts the data volume (k8s/base) */
 #define NAME_MAX_LEN 40      /* "NAME-coordinator" must stay a DNS label (<= 63) */
-#define MAX_CALIB 256
+#define MAX_CALIB    256
 
 static const char *HELP =
     "usage: quept submit --name J --image IMG --model PATH --data PATH --workers N\n"
@@ -126,8 +126,10 @@ static void buf_printf(ByteBuf *b, const char *fmt, ...) {
         text = big;
     }
     va_end(ap2);
-    if (n < 0 || (n >= (int)sizeof small && !big)) b->oom = 1; /* sticky, as an append's */
-    else bytebuf_append(b, text, (size_t)n);
+    if (n < 0 || (n >= (int)sizeof small && !big))
+        b->oom = 1; /* sticky, as an append's */
+    else
+        bytebuf_append(b, text, (size_t)n);
     free(big);
 }
 
@@ -159,13 +161,12 @@ static int check_name(const char *flag, const char *s, QErr *err) {
 /* An image reference: [registry/]repo[:tag][@digest]; no spaces or quotes. */
 static int check_image(const char *s, QErr *err) {
     size_t n = strlen(s);
-    if (n == 0 || n > 255 || s[0] == '-' || s[0] == '.' || s[0] == '/' || s[0] == ':' ||
-        s[0] == '@')
+    if (n == 0 || n > 255 || s[0] == '-' || s[0] == '.' || s[0] == '/' || s[0] == ':' || s[0] == '@')
         goto bad;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-' || c == '/' || c == ':' || c == '@'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-' || c == '/' || c == ':' || c == '@'))
             goto bad;
     }
     if (s[n - 1] == ':' || s[n - 1] == '@' || s[n - 1] == '/') goto bad;
@@ -191,8 +192,8 @@ static int check_volume_path(const char *flag, const char *p, QErr *err) {
     size_t m = strlen(VOLUME_MOUNT);
     if (strncmp(p, VOLUME_MOUNT, m) != 0 || p[m] != '/' || p[m + 1] == '\0')
         return qerr_set(err,
-                        "%s: '%s' is not inside the data volume: every pod mounts it at "
-                        VOLUME_MOUNT ", so the path must start with " VOLUME_MOUNT "/ (copy the "
+                        "%s: '%s' is not inside the data volume: every pod mounts it at " VOLUME_MOUNT
+                        ", so the path must start with " VOLUME_MOUNT "/ (copy the "
                         "file onto the volume first: docs/kubernetes.md, step 2)",
                         flag, p);
     const char *c = p + m + 1;
@@ -206,8 +207,7 @@ static int check_volume_path(const char *flag, const char *p, QErr *err) {
                             flag, p);
         if (!e) break;
         c = e + 1;
-        if (!*c)
-            return qerr_set(err, "%s: '%s' ends with '/': expected a file", flag, p);
+        if (!*c) return qerr_set(err, "%s: '%s' ends with '/': expected a file", flag, p);
     }
     return 0;
 }
@@ -269,8 +269,7 @@ static int run_argv(char *const *argv, QErr *err) {
     pid_t pid;
     int rc = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
     if (rc != 0)
-        return qerr_set(err,
-                        "cannot run %s: %s (install kubectl >= 1.21, set $KUBECTL, or use --dry-run)",
+        return qerr_set(err, "cannot run %s: %s (install kubectl >= 1.21, set $KUBECTL, or use --dry-run)",
                         argv[0], strerror(rc));
     int status;
     while (waitpid(pid, &status, 0) < 0)
@@ -288,7 +287,7 @@ typedef struct {
     const char *worker_cpu, *worker_mem, *coord_cpu, *coord_mem;
     char out[1024], out_dir[1024];
     int workers, shards, max_lost, curve, dry_run; /* shards 0: the coordinator's choice */
-    const char *calib[MAX_CALIB]; /* calibration flags and values, in order */
+    const char *calib[MAX_CALIB];                  /* calibration flags and values, in order */
     char flag_words[MAX_CALIB][32];
     int n_calib;
 } Job;
@@ -312,12 +311,16 @@ static int check_job_volume_paths(const Job *j, QErr *err) {
             return qerr_set(err, "--out %s is or lies inside %s %s: an output may never overwrite an input",
                             j->out, names[i], paths[i]);
         if (volume_inside(paths[i], ckpt))
-            return qerr_set(err, "%s %s lies inside the job's checkpoint directory %s, which only the journal "
-                            "writes", names[i], paths[i], ckpt);
+            return qerr_set(err,
+                            "%s %s lies inside the job's checkpoint directory %s, which only the journal "
+                            "writes",
+                            names[i], paths[i], ckpt);
     }
     if (volume_inside(j->out, ckpt))
-        return qerr_set(err, "--out %s lies inside the job's checkpoint directory %s, which only the journal "
-                        "writes", j->out, ckpt);
+        return qerr_set(err,
+                        "--out %s lies inside the job's checkpoint directory %s, which only the journal "
+                        "writes",
+                        j->out, ckpt);
     return 0;
 }
 
@@ -354,32 +357,31 @@ static void render_kustomization(const Job *j, ByteBuf *b) {
     const char *colon = strrchr(j->image, ':');
     if (colon && slash && colon < slash) colon = NULL;
     if (at) {
-        buf_printf(b, "images:\n  - name: quept\n    newName: %.*s\n    digest: %s\n",
-                   (int)(at - j->image), j->image, at + 1);
+        buf_printf(b, "images:\n  - name: quept\n    newName: %.*s\n    digest: %s\n", (int)(at - j->image),
+                   j->image, at + 1);
     } else if (colon) {
         buf_printf(b, "images:\n  - name: quept\n    newName: %.*s\n    newTag: \"%s\"\n",
                    (int)(colon - j->image), j->image, colon + 1);
     } else {
         buf_printf(b, "images:\n  - name: quept\n    newName: %s\n", j->image);
     }
-    buf_printf(b,
-               "configMapGenerator:\n"
-               "  - name: quept-config\n"
-               "    behavior: merge\n"
-               "    envs:\n"
-               "      - config.env\n"
-               "    files:\n"
-               "      - QUEPT_CALIB_ARGS=calibrate.args\n"
-               "secretGenerator:\n"
-               "  - name: quept-curve-keys\n"
-               "    files:\n"
-               "      - keys/server.key\n"
-               "      - keys/server.pub\n"
-               "      - keys/client.key\n"
-               "      - keys/authorized\n"
-               "patches:\n"
-               "  - path: patches/coordinator.yaml\n"
-               "  - path: patches/workers.yaml\n");
+    buf_printf(b, "configMapGenerator:\n"
+                  "  - name: quept-config\n"
+                  "    behavior: merge\n"
+                  "    envs:\n"
+                  "      - config.env\n"
+                  "    files:\n"
+                  "      - QUEPT_CALIB_ARGS=calibrate.args\n"
+                  "secretGenerator:\n"
+                  "  - name: quept-curve-keys\n"
+                  "    files:\n"
+                  "      - keys/server.key\n"
+                  "      - keys/server.pub\n"
+                  "      - keys/client.key\n"
+                  "      - keys/authorized\n"
+                  "patches:\n"
+                  "  - path: patches/coordinator.yaml\n"
+                  "  - path: patches/workers.yaml\n");
 }
 
 static void render_config(const Job *j, ByteBuf *b) {
@@ -395,8 +397,7 @@ static void render_config(const Job *j, ByteBuf *b) {
                "QUEPT_CONNECT=tcp://%s-coordinator:5555\n"
                "QUEPT_CURVE=%d\n"
                "QUEPT_MAX_LOST=%d\n",
-               j->model, j->data, j->out, j->name, j->workers, shards, j->name, j->curve,
-               j->max_lost);
+               j->model, j->data, j->out, j->name, j->workers, shards, j->name, j->curve, j->max_lost);
 }
 
 static void render_resources(ByteBuf *b, const char *cpu, const char *mem) {
@@ -421,16 +422,15 @@ static void render_pvc(ByteBuf *b, const char *pvc) {
 }
 
 static void render_coordinator_patch(const Job *j, ByteBuf *b) {
-    buf_printf(b,
-               "apiVersion: batch/v1\n"
-               "kind: Job\n"
-               "metadata:\n"
-               "  name: coordinator\n"
-               "spec:\n"
-               "  template:\n"
-               "    spec:\n"
-               "      containers:\n"
-               "        - name: coordinator\n");
+    buf_printf(b, "apiVersion: batch/v1\n"
+                  "kind: Job\n"
+                  "metadata:\n"
+                  "  name: coordinator\n"
+                  "spec:\n"
+                  "  template:\n"
+                  "    spec:\n"
+                  "      containers:\n"
+                  "        - name: coordinator\n");
     render_resources(b, j->coord_cpu, j->coord_mem);
     render_pvc(b, j->pvc);
 }
@@ -467,17 +467,14 @@ static int render(const Job *j, QErr *err) {
         snprintf(want, sizeof want, "\nnamePrefix: %s-\n", j->name);
         int same = strstr(text, want) != NULL;
         free(text);
-        if (!same)
-            return qerr_set(err,
-                            "%s holds the overlay of another job: choose another --out-dir", dir);
+        if (!same) return qerr_set(err, "%s holds the overlay of another job: choose another --out-dir", dir);
     }
     snprintf(dir, sizeof dir, "%s/base", j->out_dir);
     if (dir_make_all(dir, err) != 0) return -1;
     for (int i = 0; i < quept_k8s_base_count; i++) {
         char path[1400];
         snprintf(path, sizeof path, "%s/%s", dir, quept_k8s_base[i].name);
-        if (file_write_all(path, quept_k8s_base[i].data, quept_k8s_base[i].len, err) != 0)
-            return -1;
+        if (file_write_all(path, quept_k8s_base[i].data, quept_k8s_base[i].len, err) != 0) return -1;
     }
     snprintf(dir, sizeof dir, "%s/patches", j->out_dir);
     if (dir_make_all(dir, err) != 0) return -1;
@@ -518,8 +515,8 @@ static void print_file(const char *dir, const char *name) {
 }
 
 static void print_overlay(const Job *j) {
-    printf("# overlay for job '%s' in %s (base: %s/base, the k8s/base of this quept)\n", j->name,
-           j->out_dir, j->out_dir);
+    printf("# overlay for job '%s' in %s (base: %s/base, the k8s/base of this quept)\n", j->name, j->out_dir,
+           j->out_dir);
     print_file(j->out_dir, "kustomization.yaml");
     print_file(j->out_dir, "config.env");
     print_file(j->out_dir, "calibrate.args");
@@ -538,15 +535,15 @@ static void print_watch(const Job *j) {
            "  logs:      kubectl%s logs -f job/%s-coordinator\n"
            "  status:    kubectl%s port-forward service/%s-coordinator 5556:5556 &\n"
            "             quept status --connect tcp://127.0.0.1:5556 --watch\n"
-           "             (or: kubectl%s exec job/%s-coordinator -- quept status --checkpoint "
-           VOLUME_MOUNT "/jobs/%s/checkpoint)\n"
+           "             (or: kubectl%s exec job/%s-coordinator -- quept status --checkpoint " VOLUME_MOUNT
+           "/jobs/%s/checkpoint)\n"
            "  done when: kubectl%s wait --for=condition=complete job/%s-coordinator --timeout=-1s\n"
            "  artifact:  %s on the data volume, e.g.\n"
            "             kubectl%s cp quept-data-shell:%s %s.qept\n"
            "  clean up:  quept submit --delete %s%s%s\n",
-           j->name, j->workers, j->workers == 1 ? "" : "s", j->out_dir, nsf, j->name, nsf,
-           j->name, nsf, j->name, nsf, j->name, j->name, nsf, j->name, j->out, nsf, j->out + 1,
-           j->name, j->name, j->ns ? " --namespace " : "", j->ns ? j->ns : "");
+           j->name, j->workers, j->workers == 1 ? "" : "s", j->out_dir, nsf, j->name, nsf, j->name, nsf,
+           j->name, nsf, j->name, j->name, nsf, j->name, j->out, nsf, j->out + 1, j->name, j->name,
+           j->ns ? " --namespace " : "", j->ns ? j->ns : "");
 }
 
 /* ---- the command ---- */
@@ -561,8 +558,8 @@ static int validate_job(const CliOpt *o, int no, Job *j, QErr *err) {
                              "e.g. --image registry.example.com/quept:" QUEPT_VERSION);
     if (check_image(j->image, err) != 0) return -1;
     if (!j->model)
-        return qerr_set(err, "--model is required: the model's path on the data volume, e.g. "
-                             VOLUME_MOUNT "/models/NAME");
+        return qerr_set(err, "--model is required: the model's path on the data volume, e.g. " VOLUME_MOUNT
+                             "/models/NAME");
     if (check_volume_path("--model", j->model, err) != 0) return -1;
     if (!j->data)
         return qerr_set(err, "--data is required: the calibration tokens' path on the data "
@@ -575,8 +572,10 @@ static int validate_job(const CliOpt *o, int no, Job *j, QErr *err) {
         cli_get_int(o, no, "max-lost", 600, 1, 86400 * 7, &j->max_lost, err) != 0)
         return -1;
     if (j->ns && !is_dns_label(j->ns, 63, 0))
-        return qerr_set(err, "--namespace: '%s' is not a namespace name: expected 1-63 "
-                             "characters of a-z, 0-9 and '-'", j->ns);
+        return qerr_set(err,
+                        "--namespace: '%s' is not a namespace name: expected 1-63 "
+                        "characters of a-z, 0-9 and '-'",
+                        j->ns);
     if (!is_dns_label(j->pvc, 253, 0))
         return qerr_set(err, "--pvc: '%s' is not a claim name (a-z, 0-9, '-')", j->pvc);
     if (check_quantity("--worker-cpu", j->worker_cpu, 0, err) != 0 ||
@@ -586,7 +585,6 @@ static int validate_job(const CliOpt *o, int no, Job *j, QErr *err) {
         return -1;
     return 0;
 }
-
 
 static int submit_delete(const char *name, const char *ns, int dry_run) {
     QErr err = {{0}};
@@ -617,8 +615,8 @@ static int submit_delete(const char *name, const char *ns, int dry_run) {
         log_error("submit: %s", err.msg);
         return 1;
     }
-    printf("deleted job '%s' (the data volume, its checkpoint and artifact stay: "
-           VOLUME_MOUNT "/jobs/%s)\n", name, name);
+    printf("deleted job '%s' (the data volume, its checkpoint and artifact stay: " VOLUME_MOUNT "/jobs/%s)\n",
+           name, name);
     return 0;
 }
 
@@ -627,12 +625,24 @@ int cmd_submit(int argc, char **argv) {
         fputs(HELP, stdout);
         return 0;
     }
-    CliOpt o[] = {{"name", 1, 0},          {"image", 1, 0},          {"model", 1, 0},
-                  {"data", 1, 0},          {"workers", 1, 0},        {"shards", 1, 0},
-                  {"out", 1, 0},           {"namespace", 1, 0},      {"out-dir", 1, 0},
-                  {"dry-run", 0, 0},       {"no-curve", 0, 0},       {"pvc", 1, 0},
-                  {"worker-cpu", 1, 0},    {"worker-memory", 1, 0},  {"coordinator-cpu", 1, 0},
-                  {"coordinator-memory", 1, 0}, {"max-lost", 1, 0},  {"delete", 1, 0}};
+    CliOpt o[] = {{"name", 1, 0},
+                  {"image", 1, 0},
+                  {"model", 1, 0},
+                  {"data", 1, 0},
+                  {"workers", 1, 0},
+                  {"shards", 1, 0},
+                  {"out", 1, 0},
+                  {"namespace", 1, 0},
+                  {"out-dir", 1, 0},
+                  {"dry-run", 0, 0},
+                  {"no-curve", 0, 0},
+                  {"pvc", 1, 0},
+                  {"worker-cpu", 1, 0},
+                  {"worker-memory", 1, 0},
+                  {"coordinator-cpu", 1, 0},
+                  {"coordinator-memory", 1, 0},
+                  {"max-lost", 1, 0},
+                  {"delete", 1, 0}};
     int no = sizeof o / sizeof o[0];
     Job j;
     memset(&j, 0, sizeof j);
@@ -715,8 +725,7 @@ int cmd_submit(int argc, char **argv) {
         for (int k = 0; k < no; k++)
             if (o[k].value && strcmp(o[k].name, "delete") && strcmp(o[k].name, "namespace") &&
                 strcmp(o[k].name, "dry-run")) {
-                log_error("submit: --delete takes only --namespace and --dry-run, not --%s",
-                          o[k].name);
+                log_error("submit: --delete takes only --namespace and --dry-run, not --%s", o[k].name);
                 return 2;
             }
         if (j.n_calib) {

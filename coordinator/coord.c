@@ -38,8 +38,11 @@ static int load_job(Coord *c, TokenSet *ts, QErr *err) {
     const CoordOpts *o = c->o;
     if (quant_config_validate(&o->qc, err) != 0) return -1;
     if (o->qc.method != METHOD_QUEPT)
-        return qerr_set(err, "--method %s: distributed calibration runs quept (rtn needs no calibration data; run gptq "
-                             "without --workers)", quant_method_name(o->qc.method));
+        return qerr_set(
+            err,
+            "--method %s: distributed calibration runs quept (rtn needs no calibration data; run gptq "
+            "without --workers)",
+            quant_method_name(o->qc.method));
     ModelSource *src;
     if (model_source_open(&src, o->model_path, err) != 0) return -1;
     ModelConfig mc = *model_source_config(src);
@@ -132,7 +135,8 @@ static int bind_sockets(Coord *c, QErr *err) {
     c->ctx = zmq_ctx_new();
     if (o->bind) {
         snprintf(c->work_ep, sizeof c->work_ep, "%s", o->bind);
-        snprintf(c->status_ep, sizeof c->status_ep, "%s", o->status_bind ? o->status_bind : "tcp://127.0.0.1:5556");
+        snprintf(c->status_ep, sizeof c->status_ep, "%s",
+                 o->status_bind ? o->status_bind : "tcp://127.0.0.1:5556");
     } else {
         /* local mode: ipc:// in a private directory only we can enter */
         snprintf(c->private_dir, sizeof c->private_dir, "/tmp/quept-XXXXXX");
@@ -153,7 +157,8 @@ static int bind_sockets(Coord *c, QErr *err) {
     /* a reply to a vanished peer is an error we want to see, not silence */
     zmq_setsockopt(c->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     if (o->curve && curve_setup_server(c->router, &o->server, err) != 0) return -1;
-    if (zmq_bind(c->router, c->work_ep) != 0) return qerr_set(err, "bind %s: %s", c->work_ep, zmq_strerror(zmq_errno()));
+    if (zmq_bind(c->router, c->work_ep) != 0)
+        return qerr_set(err, "bind %s: %s", c->work_ep, zmq_strerror(zmq_errno()));
     if (zmq_bind(c->status, c->status_ep) != 0)
         return qerr_set(err, "bind %s (status): %s", c->status_ep, zmq_strerror(zmq_errno()));
     /* what a status client on this machine connects to */
@@ -191,8 +196,8 @@ static void release_worker(Coord *c, int wi, const char *why) {
     WorkerRec *w = &c->workers[wi];
     if (w->shard >= 0) {
         ShardRec *sh = &c->shards[w->shard];
-        log_warn("coordinator: worker %s %s; shard %d (blocks %d-%d) goes back to the queue from block %d", w->name, why,
-                 w->shard, sh->begin, sh->end - 1, sh->next);
+        log_warn("coordinator: worker %s %s; shard %d (blocks %d-%d) goes back to the queue from block %d",
+                 w->name, why, w->shard, sh->begin, sh->end - 1, sh->next);
         sh->worker = -1;
         sh->assign = 0;
         free(sh->fp_out);
@@ -204,7 +209,8 @@ static void release_worker(Coord *c, int wi, const char *why) {
 
 static void drop_worker(Coord *c, int wi, const char *why) {
     /* release_worker says it, with the shard, when there is one */
-    if (c->workers[wi].used && c->workers[wi].shard < 0) log_warn("coordinator: worker %s %s", c->workers[wi].name, why);
+    if (c->workers[wi].used && c->workers[wi].shard < 0)
+        log_warn("coordinator: worker %s %s", c->workers[wi].name, why);
     release_worker(c, wi, why);
     memset(&c->workers[wi], 0, sizeof c->workers[wi]);
 }
@@ -257,7 +263,8 @@ static int assign_shard(Coord *c, int k, int wi, QErr *err) {
         msg_init(&a, MSG_ACTIVATIONS);
         a.assign = m.assign, a.block = sh->begin, a.seq0 = s0;
         int64_t shape[3] = {s->n_seq - s0 < per ? s->n_seq - s0 : per, s->T, s->dim};
-        sent = msg_add_tensor(&a, "x", MSG_F32, 3, shape, x + (size_t)s0 * seq, err) == 0 && send_to(c, wi, &a) == 0;
+        sent = msg_add_tensor(&a, "x", MSG_F32, 3, shape, x + (size_t)s0 * seq, err) == 0 &&
+               send_to(c, wi, &a) == 0;
     }
     for (int i = 0; sent && i < n_rep; i++) {
         Msg p;
@@ -266,7 +273,8 @@ static int assign_shard(Coord *c, int k, int wi, QErr *err) {
         int64_t a1 = (int64_t)raw[i].n_lwc, a2 = (int64_t)raw[i].n_adapter, a3 = (int64_t)raw[i].n_teq;
         sent = msg_add_tensor(&p, "lwc", MSG_F32, 1, &a1, raw[i].lwc, err) == 0 &&
                msg_add_tensor(&p, "adapter", MSG_F32, 1, &a2, raw[i].adapter, err) == 0 &&
-               (a3 == 0 || msg_add_tensor(&p, "teq", MSG_F32, 1, &a3, raw[i].teq, err) == 0) && send_to(c, wi, &p) == 0;
+               (a3 == 0 || msg_add_tensor(&p, "teq", MSG_F32, 1, &a3, raw[i].teq, err) == 0) &&
+               send_to(c, wi, &p) == 0;
     }
     art_close(r);
     for (int i = 0; raw && i <= n_rep; i++) qblock_params_free(&raw[i]);
@@ -279,8 +287,8 @@ static int assign_shard(Coord *c, int k, int wi, QErr *err) {
     }
     sh->worker = wi, sh->assign = m.assign, sh->assigned_at = now_seconds();
     c->workers[wi].shard = k;
-    log_info("coordinator: shard %d (blocks %d-%d, from %d%s) -> worker %s", k, sh->begin, sh->end - 1, sh->next,
-             m.send_fp_out ? ", FP pass first" : "", c->workers[wi].name);
+    log_info("coordinator: shard %d (blocks %d-%d, from %d%s) -> worker %s", k, sh->begin, sh->end - 1,
+             sh->next, m.send_fp_out ? ", FP pass first" : "", c->workers[wi].name);
     return 0;
 }
 
@@ -294,7 +302,8 @@ static int schedule(Coord *c, const TokenSet *ts, QErr *err) {
         if (wi < 0) return 0;
         int rc = assign_shard(c, k, wi, err);
         if (rc < 0) return -1;
-        if (rc == 1 && k == 0) { /* shard 0's input was lost: rebuild it (later shards: their predecessor's FP pass) */
+        if (rc == 1 &&
+            k == 0) { /* shard 0's input was lost: rebuild it (later shards: their predecessor's FP pass) */
             if (write_embeddings(c, ts, err) != 0) return -1;
             sh->input_ready = 1;
         }
@@ -359,7 +368,8 @@ static int on_fp_out(Coord *c, int k, const Msg *m, QErr *err) {
     const JobSpec *s = &c->spec;
     const MsgTensor *x = msg_tensor(m, "x");
     if (k + 1 >= s->n_shards || c->shards[k + 1].input_ready || m->block != sh->end) return 0;
-    if (x->dtype != MSG_F32 || x->shape[1] != s->T || x->shape[2] != s->dim || m->seq0 + x->shape[0] > s->n_seq) {
+    if (x->dtype != MSG_F32 || x->shape[1] != s->T || x->shape[2] != s->dim ||
+        m->seq0 + x->shape[0] > s->n_seq) {
         log_warn("coordinator: shard %d output of a wrong shape ignored", k);
         return 0;
     }
@@ -391,12 +401,14 @@ static int on_result(Coord *c, int k, const Msg *m, QErr *err) {
     if (m->block != sh->next || m->n_bits != c->spec.qc.n_bits || lwc->nbytes != c->n_lwc * sizeof(float) ||
         ad->nbytes != c->n_adapter * sizeof(float) || lwc->dtype != MSG_F32 || ad->dtype != MSG_F32 ||
         nt != c->n_teq || (teq && teq->dtype != MSG_F32)) {
-        log_warn("coordinator: result for block %d does not fit (expected block %d with %zu+%zu parameters); ignored",
+        log_warn("coordinator: result for block %d does not fit (expected block %d with %zu+%zu parameters); "
+                 "ignored",
                  m->block, sh->next, c->n_lwc, c->n_adapter);
         return 0;
     }
     QErr e;
-    if (floats_check_finite(lwc->data, c->n_lwc, "clipping", &e) || floats_check_finite(ad->data, c->n_adapter, "adapters", &e) ||
+    if (floats_check_finite(lwc->data, c->n_lwc, "clipping", &e) ||
+        floats_check_finite(ad->data, c->n_adapter, "adapters", &e) ||
         (teq && floats_check_finite(teq->data, nt, "TEQ scales", &e))) {
         log_warn("coordinator: result for block %d has %s; ignored", m->block, e.msg);
         return 0;
@@ -416,7 +428,8 @@ static int on_result(Coord *c, int k, const Msg *m, QErr *err) {
         char buf[256];
         int n = 0;
         for (int bi = 0; bi < c->spec.qc.n_bits && n < (int)sizeof buf - 24; bi++)
-            n += snprintf(buf + n, sizeof buf - (size_t)n, " %d:%.4f", c->spec.qc.bits[bi], m->stats.loss_final[bi]);
+            n += snprintf(buf + n, sizeof buf - (size_t)n, " %d:%.4f", c->spec.qc.bits[bi],
+                          m->stats.loss_final[bi]);
         log_info("coordinator: block %d journaled (%.1fs on %s); loss per bit%s", m->block, m->stats.seconds,
                  c->workers[sh->worker].name, buf);
     }
@@ -454,18 +467,15 @@ static int on_worker_message(Coord *c, const uint8_t *id, size_t idn, Msg *m, QE
             memcpy(b->group_loss, m->group_loss, sizeof b->group_loss);
         }
         return 0;
-    case MSG_ACTIVATIONS:
-        return k >= 0 ? on_fp_out(c, k, m, err) : 0;
-    case MSG_RESULT:
-        return k >= 0 ? on_result(c, k, m, err) : 0;
+    case MSG_ACTIVATIONS: return k >= 0 ? on_fp_out(c, k, m, err) : 0;
+    case MSG_RESULT: return k >= 0 ? on_result(c, k, m, err) : 0;
     case MSG_ERROR:
         if (k < 0) {
             log_warn("coordinator: stale error from %s ignored: %s", w->name, m->text);
             return 0;
         }
         return qerr_set(err, "worker %s: %s", w->name, m->text);
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -534,22 +544,27 @@ static int merge(Coord *c, const TokenSet *ts, QErr *err) {
         QBlockParams raw;
         int r = journal_read_block(o->ckpt_dir, j, &c->spec, &raw, &em.stats[j], err);
         if (r != 0) {
-            rc = qerr_set(err, "block %d vanished from the journal before the merge (run again to recompute it)", j);
+            rc = qerr_set(
+                err, "block %d vanished from the journal before the merge (run again to recompute it)", j);
             break;
         }
-        rc = qblock_params_restore(&em.params[j], &m.cfg, &c->spec.qc, j, raw.lwc, raw.n_lwc, raw.adapter, raw.n_adapter,
-                                   raw.teq, raw.n_teq, em.stats[j].choice, err);
+        rc = qblock_params_restore(&em.params[j], &m.cfg, &c->spec.qc, j, raw.lwc, raw.n_lwc, raw.adapter,
+                                   raw.n_adapter, raw.teq, raw.n_teq, em.stats[j].choice, err);
         qblock_params_free(&raw);
         if (rc == 0) pipeline_fold_teq(&em.params[j], &m.cfg, &m.blocks[j], j, 1);
     }
     /* the merge's time is logged below, not each step's */
-    if (rc == 0) rc = pipeline_finish(&em, &m, c->spec.model_sha256, c->spec.data_sha256, ts, o->out_path, 1, err);
-    else model_free(&m);
+    if (rc == 0)
+        rc = pipeline_finish(&em, &m, c->spec.model_sha256, c->spec.data_sha256, ts, o->out_path, 1, err);
+    else
+        model_free(&m);
     elastic_free(&em);
     char sha[65];
     if (rc == 0) rc = sha256_path_hex(o->out_path, sha, err);
     if (rc == 0) rc = journal_mark_done(o->ckpt_dir, o->out_path, sha, err);
-    if (rc == 0) log_info("coordinator: merged %d blocks into %s in %.1fs", c->spec.n_layers, o->out_path, now_seconds() - t0);
+    if (rc == 0)
+        log_info("coordinator: merged %d blocks into %s in %.1fs", c->spec.n_layers, o->out_path,
+                 now_seconds() - t0);
     return rc;
 }
 
@@ -613,12 +628,14 @@ static int run_loop(Coord *c, const TokenSet *ts, QErr *err) {
         for (int j = 0; j < c->spec.n_layers; j++) all &= c->blocks[j].done;
         if (all) break;
         if (g_interrupted) {
-            rc = qerr_setc(err, QERR_INTERRUPTED, "interrupted by signal %d; the journal in %s keeps %d finished blocks",
-                           (int)g_interrupted, o->ckpt_dir, c->blocks_done_at_start + c->blocks_journaled_now);
+            rc = qerr_setc(
+                err, QERR_INTERRUPTED, "interrupted by signal %d; the journal in %s keeps %d finished blocks",
+                (int)g_interrupted, o->ckpt_dir, c->blocks_done_at_start + c->blocks_journaled_now);
             break;
         }
         if ((rc = schedule(c, ts, err)) != 0) break;
-        zmq_pollitem_t it[3] = {{c->router, 0, ZMQ_POLLIN, 0}, {c->status, 0, ZMQ_POLLIN, 0}, {c->zap, 0, ZMQ_POLLIN, 0}};
+        zmq_pollitem_t it[3] = {
+            {c->router, 0, ZMQ_POLLIN, 0}, {c->status, 0, ZMQ_POLLIN, 0}, {c->zap, 0, ZMQ_POLLIN, 0}};
         long timeout = (long)(o->heartbeat_s * 1000.0 / 4);
         int np = zmq_poll(it, c->zap ? 3 : 2, timeout);
         if (np < 0 && zmq_errno() != EINTR) {
@@ -626,7 +643,8 @@ static int run_loop(Coord *c, const TokenSet *ts, QErr *err) {
             break;
         }
         if (np > 0 && c->zap && (it[2].revents & ZMQ_POLLIN))
-            if (zap_handle(c->zap, &o->auth) == 1) log_warn("coordinator: a worker with an unauthorised CURVE key was refused");
+            if (zap_handle(c->zap, &o->auth) == 1)
+                log_warn("coordinator: a worker with an unauthorised CURVE key was refused");
         if (np > 0 && (it[0].revents & ZMQ_POLLIN)) {
             for (int budget = 0; budget < 64 && rc == 0; budget++) {
                 uint8_t id[WIRE_MAX_ID];
@@ -673,7 +691,8 @@ int coordinator_run(const CoordOpts *o, QErr *err) {
     if (rc == 0) c->blocks = calloc((size_t)c->spec.n_layers, sizeof *c->blocks);
     if (rc == 0 && !c->blocks) rc = qerr_set(err, "out of memory");
     char done_path[4096];
-    int already = rc == 0 && journal_is_done(o->ckpt_dir, done_path, sizeof done_path) && access(o->out_path, R_OK) == 0;
+    int already = rc == 0 && journal_is_done(o->ckpt_dir, done_path, sizeof done_path) &&
+                  access(o->out_path, R_OK) == 0;
     if (rc == 0 && !already) rc = param_sizes(c, err);
     if (rc == 0 && !already) scan_journal(c);
     if (rc == 0 && !already && !c->shards[0].input_ready) {
@@ -682,8 +701,8 @@ int coordinator_run(const CoordOpts *o, QErr *err) {
     }
     if (rc == 0) rc = bind_sockets(c, err);
     if (rc == 0 && !already) {
-        log_info("coordinator: %d blocks in %d shards, %d journaled already; work %s, status %s", c->spec.n_layers,
-                 c->spec.n_shards, c->blocks_done_at_start, c->work_ep, c->status_ep);
+        log_info("coordinator: %d blocks in %d shards, %d journaled already; work %s, status %s",
+                 c->spec.n_layers, c->spec.n_shards, c->blocks_done_at_start, c->work_ep, c->status_ep);
         for (int i = 0; rc == 0 && i < o->local_workers; i++) rc = local_spawn(c, i, err);
     }
     if (rc == 0 && already) {
@@ -706,14 +725,17 @@ int coordinator_run(const CoordOpts *o, QErr *err) {
         c->state = rc == 0 ? JOB_DONE : JOB_FAILED;
         if (rc != 0) snprintf(c->fail_msg, sizeof c->fail_msg, "%.500s", err->msg);
         shutdown_workers(c, rc == 0 ? "job complete" : "job failed");
-        if (o->local_workers) local_stop_all(c, 3.0);
-        else if (rc == 0) linger_shutdown(c, "job complete", 2.0 * o->heartbeat_s);
+        if (o->local_workers)
+            local_stop_all(c, 3.0);
+        else if (rc == 0)
+            linger_shutdown(c, "job complete", 2.0 * o->heartbeat_s);
     }
     if (o->local_workers) local_stop_all(c, 0.5);
     if (c->ctx) {
         double cs = cpu_seconds(RUSAGE_SELF) - cpu_self0, ks = cpu_seconds(RUSAGE_CHILDREN) - cpu_kids0;
         if (!o->quiet)
-            log_info("coordinator: %.1fs wall; CPU: coordinator %.2fs, local workers %.2fs", now_seconds() - c->t_start, cs, ks);
+            log_info("coordinator: %.1fs wall; CPU: coordinator %.2fs, local workers %.2fs",
+                     now_seconds() - c->t_start, cs, ks);
         if (o->report) {
             o->report->wall_s = now_seconds() - c->t_start;
             o->report->cpu_coord_s = cs;

@@ -37,18 +37,18 @@ typedef struct {
     int expect_workers;
     int max_seqs, quiet, compress;
     QuantConfig qc;
-    int curve;                      /* CURVE on the work socket */
+    int curve; /* CURVE on the work socket */
     CurveKeyPair server;
     CurveAuthorized auth;
-    const char *curve_dir;          /* passed on to local workers */
+    const char *curve_dir; /* passed on to local workers */
     double heartbeat_s;
     int liveness;
     /* local mode: spawn this many `quept worker` processes (self_exe), each
      * with local_threads OpenBLAS threads, respawned if they die */
     int local_workers, local_threads;
     const char *self_exe;
-    int die_after_blocks;           /* test hook: SIGKILL ourselves after journaling this many blocks */
-    CoordReport *report;            /* optional */
+    int die_after_blocks; /* test hook: SIGKILL ourselves after journaling this many blocks */
+    CoordReport *report;  /* optional */
 } CoordOpts;
 
 void coord_opts_default(CoordOpts *o);

@@ -10,7 +10,6 @@
 #include "journal.h"
 #include "status.h"
 
-
 typedef struct {
     int used;
     uint8_t id[WIRE_MAX_ID];
@@ -22,12 +21,12 @@ typedef struct {
 } WorkerRec;
 
 typedef struct {
-    int begin, end, next;  /* next: first block of the shard not journaled */
+    int begin, end, next; /* next: first block of the shard not journaled */
     int input_ready;
-    int worker;            /* index into workers, -1 none */
+    int worker; /* index into workers, -1 none */
     uint64_t assign;
     double assigned_at;
-    float *fp_out;         /* the next shard's input, while it arrives */
+    float *fp_out; /* the next shard's input, while it arrives */
     unsigned char *fp_seen;
     int fp_received;
 } ShardRec;
@@ -57,7 +56,7 @@ typedef struct {
     char work_ep[512], status_ep[512], private_dir[256];
     WorkerRec workers[COORD_MAX_WORKERS];
     ShardRec shards[JOURNAL_MAX_SHARDS];
-    BlockRec *blocks;      /* [n_layers] */
+    BlockRec *blocks;               /* [n_layers] */
     size_t n_lwc, n_adapter, n_teq; /* parameter sizes of every block */
     double t_start, t_last_hb;
     int blocks_done_at_start, blocks_journaled_now;

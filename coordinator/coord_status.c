@@ -30,8 +30,10 @@ char *coord_status_json(const Coord *c) {
     double frac = 0, tps = 0;
     for (int j = 0; j < s->n_layers; j++) {
         const BlockRec *b = &c->blocks[j];
-        if (b->done) done++;
-        else if (b->epochs > 0) frac += (double)b->epoch / b->epochs;
+        if (b->done)
+            done++;
+        else if (b->epochs > 0)
+            frac += (double)b->epoch / b->epochs;
     }
     for (int k = 0; k < s->n_shards; k++)
         if (c->shards[k].worker >= 0) {
@@ -45,8 +47,10 @@ char *coord_status_json(const Coord *c) {
      * this run plus the epochs of blocks in training, per second) */
     double progressed = (done - c->blocks_done_at_start) + frac, left = s->n_layers - done - frac;
     double elapsed = now - c->t_start;
-    if (progressed > 0.05 && left >= 0) cJSON_AddNumberToObject(root, "eta_s", elapsed * left / progressed);
-    else cJSON_AddNullToObject(root, "eta_s");
+    if (progressed > 0.05 && left >= 0)
+        cJSON_AddNumberToObject(root, "eta_s", elapsed * left / progressed);
+    else
+        cJSON_AddNullToObject(root, "eta_s");
     cJSON *shards = cJSON_AddArrayToObject(root, "shards");
     for (int k = 0; k < s->n_shards; k++) {
         const ShardRec *sh = &c->shards[k];
@@ -70,7 +74,8 @@ char *coord_status_json(const Coord *c) {
         if (!b->done && b->epochs > 0) {
             cJSON *gl = cJSON_AddObjectToObject(o, "group_loss");
             for (int g = 0; g < QN_GROUPS; g++)
-                if (isfinite(b->group_loss[g])) cJSON_AddItemToObject(gl, GROUP_NAMES[g], num_or_null(b->group_loss[g]));
+                if (isfinite(b->group_loss[g]))
+                    cJSON_AddItemToObject(gl, GROUP_NAMES[g], num_or_null(b->group_loss[g]));
             cJSON_AddNumberToObject(o, "tokens_per_s", b->tokens_per_s);
         }
         if (b->done) {
@@ -109,8 +114,8 @@ char *journal_status_json(const char *dir, QErr *err) {
     const msgpack_object *m = art_meta(r);
     int64_t L = 0;
     const msgpack_object *sh = NULL, *q = NULL;
-    if (mp_map_int(m, "n_layers", &L, err) || mp_map_array(m, "shards", &sh, err) || mp_map_map(m, "quant", &q, err) ||
-        L < 1 || L > 1 << 16) {
+    if (mp_map_int(m, "n_layers", &L, err) || mp_map_array(m, "shards", &sh, err) ||
+        mp_map_map(m, "quant", &q, err) || L < 1 || L > 1 << 16) {
         art_close(r);
         qerr_wrap(err, "%s", path);
         return NULL;
@@ -153,8 +158,10 @@ char *journal_status_json(const char *dir, QErr *err) {
             char name[64];
             snprintf(name, sizeof name, "block-%lld.qckp", (long long)j);
             journal_path(path, sizeof path, dir, name);
-            if (access(path, F_OK) == 0 || done) nd++;
-            else break;
+            if (access(path, F_OK) == 0 || done)
+                nd++;
+            else
+                break;
         }
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "index", k);

@@ -16,7 +16,9 @@
 
 #define JOURNAL_VERSION 1
 
-void journal_path(char *buf, size_t n, const char *dir, const char *name) { snprintf(buf, n, "%s/%s", dir, name); }
+void journal_path(char *buf, size_t n, const char *dir, const char *name) {
+    snprintf(buf, n, "%s/%s", dir, name);
+}
 
 int journal_plan_shards(JobSpec *spec, int n_shards, QErr *err) {
     int L = spec->n_layers;
@@ -30,7 +32,6 @@ int journal_plan_shards(JobSpec *spec, int n_shards, QErr *err) {
     }
     return 0;
 }
-
 
 static void pack_spec(msgpack_packer *pk, const JobSpec *s) {
     msgpack_pack_map(pk, 10);
@@ -57,8 +58,8 @@ static void pack_spec(msgpack_packer *pk, const JobSpec *s) {
 }
 
 /* Names the first field where the stored job differs from ours. */
-static int compare_maps(const msgpack_object *old, const msgpack_object *new_, const char *prefix, const char *dir,
-                        QErr *err) {
+static int compare_maps(const msgpack_object *old, const msgpack_object *new_, const char *prefix,
+                        const char *dir, QErr *err) {
     for (uint32_t i = 0; i < new_->via.map.size; i++) {
         const msgpack_object_kv *kv = &new_->via.map.ptr[i];
         char key[64];
@@ -124,7 +125,8 @@ int journal_open(const char *dir, JobSpec *spec, int adopt_shards, QErr *err) {
     unlink(tmp);
     const msgpack_object *old = art_meta(r), *cur = r2 ? art_meta(r2) : NULL;
     char fmt[32];
-    if (rc == 0 && (mp_map_str(old, "format", fmt, sizeof fmt, err) != 0 || strcmp(fmt, "quept-checkpoint") != 0))
+    if (rc == 0 &&
+        (mp_map_str(old, "format", fmt, sizeof fmt, err) != 0 || strcmp(fmt, "quept-checkpoint") != 0))
         rc = qerr_set(err, "%s: not a quept checkpoint", path);
     if (rc == 0) rc = compare_maps(old, cur, "", dir, err);
     if (rc == 0) {
@@ -138,8 +140,8 @@ int journal_open(const char *dir, JobSpec *spec, int adopt_shards, QErr *err) {
             const msgpack_object *p = &sh->via.array.ptr[k];
             int64_t a, b;
             if (p->type != MSGPACK_OBJECT_ARRAY || p->via.array.size != 2 ||
-                mp_obj_int(&p->via.array.ptr[0], "shard", &a, err) || mp_obj_int(&p->via.array.ptr[1], "shard", &b, err) ||
-                a < 0 || b <= a || b > spec->n_layers)
+                mp_obj_int(&p->via.array.ptr[0], "shard", &a, err) ||
+                mp_obj_int(&p->via.array.ptr[1], "shard", &b, err) || a < 0 || b <= a || b > spec->n_layers)
                 rc = qerr_set(err, "%s: bad shard %d", path, k);
             else
                 stored.shard_begin[k] = (int)a, stored.shard_end[k] = (int)b;
@@ -147,7 +149,8 @@ int journal_open(const char *dir, JobSpec *spec, int adopt_shards, QErr *err) {
         if (rc == 0 && !adopt_shards) {
             int same = stored.n_shards == spec->n_shards;
             for (int k = 0; same && k < spec->n_shards; k++)
-                same = stored.shard_begin[k] == spec->shard_begin[k] && stored.shard_end[k] == spec->shard_end[k];
+                same = stored.shard_begin[k] == spec->shard_begin[k] &&
+                       stored.shard_end[k] == spec->shard_end[k];
             if (!same)
                 rc = qerr_set(err,
                               "checkpoint %s was planned as %d shards, this run asks for %d "
@@ -186,7 +189,8 @@ static int drop_corrupt(const char *path, QErr *err) {
     return -1;
 }
 
-int journal_open_input(const char *dir, int shard, const JobSpec *spec, ArtReader **r, const float **x, QErr *err) {
+int journal_open_input(const char *dir, int shard, const JobSpec *spec, ArtReader **r, const float **x,
+                       QErr *err) {
     char name[64], path[4096];
     snprintf(name, sizeof name, "input-%d.qckp", shard);
     journal_path(path, sizeof path, dir, name);
@@ -195,8 +199,8 @@ int journal_open_input(const char *dir, int shard, const JobSpec *spec, ArtReade
     if (art_open(r, path, err) != 0) return drop_corrupt(path, err);
     int i = art_find(*r, "x");
     const ArtTensorInfo *ti = art_tensor_info(*r, i);
-    int ok = ti && ti->dtype == ART_F32 && ti->ndim == 3 && ti->shape[0] == spec->n_seq && ti->shape[1] == spec->T &&
-             ti->shape[2] == spec->dim;
+    int ok = ti && ti->dtype == ART_F32 && ti->ndim == 3 && ti->shape[0] == spec->n_seq &&
+             ti->shape[1] == spec->T && ti->shape[2] == spec->dim;
     if (!ok) qerr_set(err, "tensor x missing or of the wrong shape");
     if (ok && !(*x = art_view(*r, i, err))) ok = 0;
     if (!ok) {
@@ -208,7 +212,6 @@ int journal_open_input(const char *dir, int shard, const JobSpec *spec, ArtReade
 }
 
 /* ---- blocks ---- */
-
 
 int journal_write_block(const char *dir, int block, const QBlockParams *p, const ReconStats *st, int n_bits,
                         QErr *err) {
@@ -233,7 +236,8 @@ int journal_write_block(const char *dir, int block, const QBlockParams *p, const
 static int read_f32_tensor(ArtReader *r, const char *name, float **out, size_t *n, QErr *err) {
     int i = art_find(r, name);
     const ArtTensorInfo *ti = art_tensor_info(r, i);
-    if (!ti || ti->dtype != ART_F32 || ti->ndim != 1) return qerr_set(err, "tensor %s missing or not f32[n]", name);
+    if (!ti || ti->dtype != ART_F32 || ti->ndim != 1)
+        return qerr_set(err, "tensor %s missing or not f32[n]", name);
     *n = (size_t)ti->numel;
     *out = malloc(ti->raw_bytes ? ti->raw_bytes : 1);
     if (!*out) return qerr_set(err, "out of memory");
@@ -245,7 +249,8 @@ static int read_f32_tensor(ArtReader *r, const char *name, float **out, size_t *
     return 0;
 }
 
-int journal_read_block(const char *dir, int block, const JobSpec *spec, QBlockParams *p, ReconStats *st, QErr *err) {
+int journal_read_block(const char *dir, int block, const JobSpec *spec, QBlockParams *p, ReconStats *st,
+                       QErr *err) {
     char name[64], path[4096];
     snprintf(name, sizeof name, "block-%d.qckp", block);
     journal_path(path, sizeof path, dir, name);
@@ -257,7 +262,8 @@ int journal_read_block(const char *dir, int block, const JobSpec *spec, QBlockPa
     int n = spec->qc.n_bits, rc = 0;
     int64_t b;
     memset(st, 0, sizeof *st);
-    if (mp_map_int(m, "block", &b, err) != 0 || b != block) rc = b != block ? qerr_set(err, "holds block %lld", (long long)b) : -1;
+    if (mp_map_int(m, "block", &b, err) != 0 || b != block)
+        rc = b != block ? qerr_set(err, "holds block %lld", (long long)b) : -1;
     if (rc == 0) rc = recon_stats_parse(m, st, n, err);
     if (rc == 0) rc = read_f32_tensor(r, "lwc", &p->lwc, &p->n_lwc, err);
     if (rc == 0) rc = read_f32_tensor(r, "adapter", &p->adapter, &p->n_adapter, err);

@@ -41,7 +41,8 @@ void journal_path(char *buf, size_t n, const char *dir, const char *name);
 int journal_write_input(const char *dir, int shard, const float *x, const JobSpec *spec, QErr *err);
 /* Opens shard's input and checks it whole: *x points into the mapping (valid
  * until art_close(*r)). Returns 1 if absent, -1 if corrupt (deleted). */
-int journal_open_input(const char *dir, int shard, const JobSpec *spec, ArtReader **r, const float **x, QErr *err);
+int journal_open_input(const char *dir, int shard, const JobSpec *spec, ArtReader **r, const float **x,
+                       QErr *err);
 
 int journal_write_block(const char *dir, int block, const QBlockParams *p, const ReconStats *st, int n_bits,
                         QErr *err);
@@ -49,7 +50,8 @@ int journal_write_block(const char *dir, int block, const QBlockParams *p, const
  * p->teq with their sizes; the layout is the caller's business:
  * qblock_params_restore) and its stats; 1 if absent, -1 if corrupt
  * (deleted; err says why). Free with qblock_params_free. */
-int journal_read_block(const char *dir, int block, const JobSpec *spec, QBlockParams *p, ReconStats *st, QErr *err);
+int journal_read_block(const char *dir, int block, const JobSpec *spec, QBlockParams *p, ReconStats *st,
+                       QErr *err);
 
 /* DIR/coordinator.json: who runs the job and where its sockets are. */
 int journal_record_coordinator(const char *dir, const char *host, const char *status_ep, const char *work_ep,

@@ -93,8 +93,10 @@ void local_stop_all(Coord *c, double grace_s) {
         for (int i = 0; i < c->o->local_workers; i++) {
             LocalSlot *ls = &c->local[i];
             if (ls->pid <= 0) continue;
-            if (waitpid(ls->pid, NULL, WNOHANG) == ls->pid) ls->pid = 0;
-            else alive++;
+            if (waitpid(ls->pid, NULL, WNOHANG) == ls->pid)
+                ls->pid = 0;
+            else
+                alive++;
         }
         if (!alive) return;
         if (now_seconds() >= until) break;

@@ -23,9 +23,10 @@ void msg_init(Msg *m, MsgType type) {
 
 static size_t dtype_size(MsgDtype dt) { return dt == MSG_BF16 ? 2 : 4; }
 
-int msg_add_tensor(Msg *m, const char *name, MsgDtype dt, int ndim, const int64_t *shape,
-                   const void *data, QErr *err) {
-    if (m->n_tensors >= PROTO_MAX_TENSORS) return qerr_set(err, "more than %d tensors in one message", PROTO_MAX_TENSORS);
+int msg_add_tensor(Msg *m, const char *name, MsgDtype dt, int ndim, const int64_t *shape, const void *data,
+                   QErr *err) {
+    if (m->n_tensors >= PROTO_MAX_TENSORS)
+        return qerr_set(err, "more than %d tensors in one message", PROTO_MAX_TENSORS);
     if (ndim < 1 || ndim > 3) return qerr_set(err, "tensor %s: %d dimensions (1..3 allowed)", name, ndim);
     if (strlen(name) >= sizeof m->t[0].name) return qerr_set(err, "tensor name '%s' too long", name);
     MsgTensor *t = &m->t[m->n_tensors];
@@ -39,7 +40,8 @@ int msg_add_tensor(Msg *m, const char *name, MsgDtype dt, int ndim, const int64_
         t->shape[i] = shape[i];
         n *= (size_t)shape[i];
     }
-    if (n > PROTO_MAX_TENSOR) return qerr_set(err, "tensor %s: %zu bytes exceed the %zu-byte limit", name, n, PROTO_MAX_TENSOR);
+    if (n > PROTO_MAX_TENSOR)
+        return qerr_set(err, "tensor %s: %zu bytes exceed the %zu-byte limit", name, n, PROTO_MAX_TENSOR);
     t->nbytes = n;
     t->data = (void *)data;
     m->n_tensors++;
@@ -139,11 +141,8 @@ int msg_encode(const Msg *m, int compress, MsgFrames *out, QErr *err) {
         mp_pack_kv_double(&pk, "tokens_per_s", m->tokens_per_s);
         break;
     case MSG_ERROR:
-    case MSG_SHUTDOWN:
-        mp_pack_kv_str(&pk, "text", m->text);
-        break;
-    default:
-        break;
+    case MSG_SHUTDOWN: mp_pack_kv_str(&pk, "text", m->text); break;
+    default: break;
     }
     mp_pack_str(&pk, "tensors");
     msgpack_pack_array(&pk, (size_t)m->n_tensors);
@@ -180,7 +179,8 @@ int msg_encode(const Msg *m, int compress, MsgFrames *out, QErr *err) {
         mp_pack_str(&pk, lz ? "lz4" : "raw");
         msgpack_pack_uint64(&pk, t->nbytes);
     }
-    if (rc == 0 && sb.size > PROTO_MAX_HEADER) rc = qerr_set(err, "encode: header of %zu bytes too large", sb.size);
+    if (rc == 0 && sb.size > PROTO_MAX_HEADER)
+        rc = qerr_set(err, "encode: header of %zu bytes too large", sb.size);
     if (rc != 0) {
         for (int i = 0; i < m->n_tensors; i++) free(body[i]);
         msgpack_sbuffer_destroy(&sb);
@@ -202,7 +202,9 @@ int msg_encode(const Msg *m, int compress, MsgFrames *out, QErr *err) {
 static int get_int(const msgpack_object *map, const char *k, int64_t lo, int64_t hi, int *out, QErr *err) {
     int64_t v;
     if (mp_map_int(map, k, &v, err) != 0) return -1;
-    if (v < lo || v > hi) return qerr_set(err, "field \"%s\": %lld outside [%lld, %lld]", k, (long long)v, (long long)lo, (long long)hi);
+    if (v < lo || v > hi)
+        return qerr_set(err, "field \"%s\": %lld outside [%lld, %lld]", k, (long long)v, (long long)lo,
+                        (long long)hi);
     *out = (int)v;
     return 0;
 }
@@ -210,7 +212,8 @@ static int get_int(const msgpack_object *map, const char *k, int64_t lo, int64_t
 static int get_u64(const msgpack_object *map, const char *k, uint64_t *out, QErr *err) {
     const msgpack_object *o = mp_map_get(map, k);
     if (!o) return qerr_set(err, "field \"%s\" is missing", k);
-    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return qerr_set(err, "field \"%s\": expected an unsigned integer, got %s", k, mp_type_name(o));
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return qerr_set(err, "field \"%s\": expected an unsigned integer, got %s", k, mp_type_name(o));
     *out = o->via.u64;
     return 0;
 }
@@ -227,8 +230,8 @@ static int parse_stats(const msgpack_object *map, ReconStats *s, int *n_bits, QE
 }
 
 /* The tensor table against the frames: shapes, sizes, codecs, decode. */
-static int parse_tensors(const msgpack_object *map, const uint8_t *const *frames, const size_t *lens, int n_frames,
-                         Msg *m, QErr *err) {
+static int parse_tensors(const msgpack_object *map, const uint8_t *const *frames, const size_t *lens,
+                         int n_frames, Msg *m, QErr *err) {
     const msgpack_object *a;
     if (mp_map_array(map, "tensors", &a, err) != 0) return -1;
     int nt = (int)a->via.array.size;
@@ -245,41 +248,56 @@ static int parse_tensors(const msgpack_object *map, const uint8_t *const *frames
             mp_obj_str(&f[1], "tensor dtype", dt, sizeof dt, err) ||
             mp_obj_str(&f[3], "tensor codec", codec, sizeof codec, err))
             return qerr_wrap(err, "tensor %d", i);
-        if (strcmp(dt, "f32") == 0) t->dtype = MSG_F32;
-        else if (strcmp(dt, "bf16") == 0) t->dtype = MSG_BF16;
-        else return qerr_set(err, "tensor %s: dtype '%s' (expected f32 or bf16)", t->name, dt);
+        if (strcmp(dt, "f32") == 0)
+            t->dtype = MSG_F32;
+        else if (strcmp(dt, "bf16") == 0)
+            t->dtype = MSG_BF16;
+        else
+            return qerr_set(err, "tensor %s: dtype '%s' (expected f32 or bf16)", t->name, dt);
         int lz = strcmp(codec, "lz4") == 0;
-        if (!lz && strcmp(codec, "raw") != 0) return qerr_set(err, "tensor %s: codec '%s' (expected raw or lz4)", t->name, codec);
+        if (!lz && strcmp(codec, "raw") != 0)
+            return qerr_set(err, "tensor %s: codec '%s' (expected raw or lz4)", t->name, codec);
         if (f[2].type != MSGPACK_OBJECT_ARRAY || f[2].via.array.size < 1 || f[2].via.array.size > 3)
             return qerr_set(err, "tensor %s: shape must be a list of 1 to 3 sizes", t->name);
         t->ndim = (int)f[2].via.array.size;
         uint64_t bytes = dtype_size(t->dtype);
         for (int k = 0; k < t->ndim; k++) {
             int64_t v;
-            if (mp_obj_int(&f[2].via.array.ptr[k], "tensor shape", &v, err) != 0) return qerr_wrap(err, "tensor %s", t->name);
-            if (v < 0 || (uint64_t)v > PROTO_MAX_TENSOR) return qerr_set(err, "tensor %s: dimension %lld out of range", t->name, (long long)v);
+            if (mp_obj_int(&f[2].via.array.ptr[k], "tensor shape", &v, err) != 0)
+                return qerr_wrap(err, "tensor %s", t->name);
+            if (v < 0 || (uint64_t)v > PROTO_MAX_TENSOR)
+                return qerr_set(err, "tensor %s: dimension %lld out of range", t->name, (long long)v);
             t->shape[k] = v;
             bytes *= (uint64_t)v;
-            if (bytes > PROTO_MAX_TENSOR) return qerr_set(err, "tensor %s: larger than %zu bytes", t->name, PROTO_MAX_TENSOR);
+            if (bytes > PROTO_MAX_TENSOR)
+                return qerr_set(err, "tensor %s: larger than %zu bytes", t->name, PROTO_MAX_TENSOR);
         }
         int64_t raw;
-        if (mp_obj_int(&f[4], "tensor raw_bytes", &raw, err) != 0) return qerr_wrap(err, "tensor %s", t->name);
-        if ((uint64_t)raw != bytes) return qerr_set(err, "tensor %s: raw_bytes %lld, shape says %llu", t->name, (long long)raw, (unsigned long long)bytes);
+        if (mp_obj_int(&f[4], "tensor raw_bytes", &raw, err) != 0)
+            return qerr_wrap(err, "tensor %s", t->name);
+        if ((uint64_t)raw != bytes)
+            return qerr_set(err, "tensor %s: raw_bytes %lld, shape says %llu", t->name, (long long)raw,
+                            (unsigned long long)bytes);
         const uint8_t *src = frames[1 + i];
         size_t slen = lens[1 + i];
-        if (!lz && slen != bytes) return qerr_set(err, "tensor %s: frame of %zu bytes, expected %llu", t->name, slen, (unsigned long long)bytes);
+        if (!lz && slen != bytes)
+            return qerr_set(err, "tensor %s: frame of %zu bytes, expected %llu", t->name, slen,
+                            (unsigned long long)bytes);
         if (lz && (slen == 0 || slen > (size_t)LZ4_compressBound((int)bytes)))
-            return qerr_set(err, "tensor %s: LZ4 frame of %zu bytes for %llu raw bytes", t->name, slen, (unsigned long long)bytes);
+            return qerr_set(err, "tensor %s: LZ4 frame of %zu bytes for %llu raw bytes", t->name, slen,
+                            (unsigned long long)bytes);
         t->nbytes = (size_t)bytes;
         t->data = malloc(bytes ? bytes : 1);
-        if (!t->data) return qerr_set(err, "tensor %s: out of memory (%llu bytes)", t->name, (unsigned long long)bytes);
+        if (!t->data)
+            return qerr_set(err, "tensor %s: out of memory (%llu bytes)", t->name, (unsigned long long)bytes);
         m->n_tensors = i + 1; /* owned from here: the caller frees on failure */
         if (!lz) {
             if (bytes) memcpy(t->data, src, bytes);
         } else {
             int got = LZ4_decompress_safe((const char *)src, t->data, (int)slen, (int)bytes);
             if (got < 0 || (uint64_t)got != bytes)
-                return qerr_set(err, "tensor %s: corrupt LZ4 data (decoded %d of %llu bytes)", t->name, got, (unsigned long long)bytes);
+                return qerr_set(err, "tensor %s: corrupt LZ4 data (decoded %d of %llu bytes)", t->name, got,
+                                (unsigned long long)bytes);
         }
         for (int k = 0; k < i; k++)
             if (strcmp(m->t[k].name, t->name) == 0) return qerr_set(err, "tensor %s appears twice", t->name);
@@ -320,23 +338,23 @@ static int decode_fields(const msgpack_object *h, Msg *m, QErr *err) {
         return 0;
     }
     case MSG_ACTIVATIONS:
-        if (get_int(h, "block", 0, 1 << 16, &m->block, err) || get_int(h, "seq0", 0, BIG, &m->seq0, err)) return -1;
+        if (get_int(h, "block", 0, 1 << 16, &m->block, err) || get_int(h, "seq0", 0, BIG, &m->seq0, err))
+            return -1;
         return 0;
     case MSG_PARAMS:
     case MSG_RESULT:
         return get_int(h, "block", 0, 1 << 16, &m->block, err) || parse_stats(h, &m->stats, &m->n_bits, err);
     case MSG_PROGRESS:
-        if (get_int(h, "block", 0, 1 << 16, &m->block, err) || get_int(h, "epochs", 0, 1 << 20, &m->epochs, err) ||
+        if (get_int(h, "block", 0, 1 << 16, &m->block, err) ||
+            get_int(h, "epochs", 0, 1 << 20, &m->epochs, err) ||
             get_int(h, "epoch", 0, m->epochs, &m->epoch, err) ||
             mp_map_doubles(h, "group_loss", m->group_loss, QN_GROUPS, err) ||
             mp_map_float(h, "tokens_per_s", &m->tokens_per_s, err))
             return -1;
         return 0;
     case MSG_ERROR:
-    case MSG_SHUTDOWN:
-        return mp_map_str(h, "text", m->text, sizeof m->text, err);
-    default:
-        return 0;
+    case MSG_SHUTDOWN: return mp_map_str(h, "text", m->text, sizeof m->text, err);
+    default: return 0;
     }
 }
 
@@ -344,7 +362,8 @@ int msg_decode(const uint8_t *const *frames, const size_t *lens, int n, Msg *m, 
     memset(m, 0, sizeof *m);
     if (n < 1) return qerr_set(err, "empty message");
     if (n > 1 + PROTO_MAX_TENSORS) return qerr_set(err, "%d frames (at most %d)", n, 1 + PROTO_MAX_TENSORS);
-    if (lens[0] == 0 || lens[0] > PROTO_MAX_HEADER) return qerr_set(err, "header of %zu bytes (1..%zu)", lens[0], PROTO_MAX_HEADER);
+    if (lens[0] == 0 || lens[0] > PROTO_MAX_HEADER)
+        return qerr_set(err, "header of %zu bytes (1..%zu)", lens[0], PROTO_MAX_HEADER);
     /* hostile container counts would make msgpack-c allocate gigabytes: check first */
     char why[160];
     size_t used;
@@ -359,7 +378,8 @@ int msg_decode(const uint8_t *const *frames, const size_t *lens, int n, Msg *m, 
     else if (off != lens[0])
         rc = qerr_set(err, "%zu bytes after the header map", lens[0] - off);
     const msgpack_object *h = &up.data;
-    if (rc == 0 && h->type != MSGPACK_OBJECT_MAP) rc = qerr_set(err, "header is a %s, expected a map", mp_type_name(h));
+    if (rc == 0 && h->type != MSGPACK_OBJECT_MAP)
+        rc = qerr_set(err, "header is a %s, expected a map", mp_type_name(h));
     int v = 0;
     char t[16];
     if (rc == 0) {

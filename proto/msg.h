@@ -40,12 +40,12 @@
 #include "base/err.h"
 #include "engine/recon.h"
 
-#define PROTO_VERSION 1
+#define PROTO_VERSION     1
 #define PROTO_MAX_TENSORS 4
-#define PROTO_MAX_HEADER ((size_t)1 << 20)       /* bytes of frame 0 */
-#define PROTO_MAX_TENSOR ((size_t)512 << 20)     /* decoded bytes of one tensor */
-#define PROTO_MAX_FRAME (PROTO_MAX_TENSOR + 4096) /* ZMQ_MAXMSGSIZE on every socket */
-#define PROTO_CHUNK_BYTES ((size_t)64 << 20)     /* activations are sent in chunks of about this */
+#define PROTO_MAX_HEADER  ((size_t)1 << 20)         /* bytes of frame 0 */
+#define PROTO_MAX_TENSOR  ((size_t)512 << 20)       /* decoded bytes of one tensor */
+#define PROTO_MAX_FRAME   (PROTO_MAX_TENSOR + 4096) /* ZMQ_MAXMSGSIZE on every socket */
+#define PROTO_CHUNK_BYTES ((size_t)64 << 20)        /* activations are sent in chunks of about this */
 
 typedef enum {
     MSG_REGISTER = 0,
@@ -73,8 +73,8 @@ typedef struct {
 
 typedef struct {
     MsgType type;
-    uint64_t session;   /* the coordinator's run (it changes when a coordinator restarts) */
-    uint64_t assign;    /* the assignment a message belongs to (0: none) */
+    uint64_t session; /* the coordinator's run (it changes when a coordinator restarts) */
+    uint64_t assign;  /* the assignment a message belongs to (0: none) */
     /* register */
     char name[64];
     int threads;
@@ -108,8 +108,8 @@ const char *msg_type_name(MsgType t);
 /* Zeroes m and sets its type. */
 void msg_init(Msg *m, MsgType type);
 /* Adds a borrowed tensor (shape of ndim <= 3) to an outgoing message. */
-int msg_add_tensor(Msg *m, const char *name, MsgDtype dt, int ndim, const int64_t *shape,
-                   const void *data, QErr *err);
+int msg_add_tensor(Msg *m, const char *name, MsgDtype dt, int ndim, const int64_t *shape, const void *data,
+                   QErr *err);
 /* The tensor called name, or NULL. */
 const MsgTensor *msg_tensor(const Msg *m, const char *name);
 

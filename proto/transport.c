@@ -37,7 +37,8 @@ static void free_frame(void *data, void *hint) {
 
 int wire_send_frames(void *sock, const uint8_t *id, size_t id_len, MsgFrames *f, QErr *err) {
     int rc = 0;
-    if (id && zmq_send(sock, id, id_len, ZMQ_SNDMORE) < 0) rc = qerr_set(err, "send: %s", zmq_strerror(errno));
+    if (id && zmq_send(sock, id, id_len, ZMQ_SNDMORE) < 0)
+        rc = qerr_set(err, "send: %s", zmq_strerror(errno));
     for (int i = 0; i < f->n && rc == 0; i++) {
         zmq_msg_t zm;
         /* zero copy: the frame's buffer passes to libzmq, freed once sent */
@@ -76,7 +77,8 @@ static int recv_parts(void *sock, zmq_msg_t *parts, int max, int *n, int *droppe
             for (int i = 0; i < *n; i++) zmq_msg_close(&parts[i]);
             *n = 0;
             if (first && e == EAGAIN) return 1;
-            return e == EINTR ? (qerr_set(err, "interrupted"), -2) : (qerr_set(err, "recv: %s", zmq_strerror(e)), -2);
+            return e == EINTR ? (qerr_set(err, "interrupted"), -2)
+                              : (qerr_set(err, "recv: %s", zmq_strerror(e)), -2);
         }
         first = 0;
         more = zmq_msg_more(dst);
@@ -195,9 +197,14 @@ int curve_read_pair(const char *path, CurveKeyPair *kp, QErr *err) {
     size_t len;
     if (file_read_all(path, &txt, &len, err) != 0) return -1;
     memset(kp, 0, sizeof *kp);
-    int ok = sscanf(txt, "%40s %40s", kp->pub, kp->sec) == 2 && valid_z85_key(kp->pub) && valid_z85_key(kp->sec);
+    int ok =
+        sscanf(txt, "%40s %40s", kp->pub, kp->sec) == 2 && valid_z85_key(kp->pub) && valid_z85_key(kp->sec);
     free(txt);
-    if (!ok) return qerr_set(err, "%s: expected two lines, the public and the secret key (40 Z85 characters each; quept keygen writes them)", path);
+    if (!ok)
+        return qerr_set(err,
+                        "%s: expected two lines, the public and the secret key (40 Z85 characters each; "
+                        "quept keygen writes them)",
+                        path);
     return 0;
 }
 
@@ -208,7 +215,8 @@ int curve_read_public(const char *path, char pub[41], QErr *err) {
     memset(pub, 0, 41);
     int ok = sscanf(txt, "%40s", pub) == 1 && valid_z85_key(pub);
     free(txt);
-    if (!ok) return qerr_set(err, "%s: expected a public key (40 Z85 characters; quept keygen writes it)", path);
+    if (!ok)
+        return qerr_set(err, "%s: expected a public key (40 Z85 characters; quept keygen writes it)", path);
     return 0;
 }
 
@@ -218,7 +226,8 @@ int curve_read_authorized(const char *path, CurveAuthorized *a, QErr *err) {
     memset(a, 0, sizeof *a);
     if (file_read_all(path, &txt, &len, err) != 0) return -1;
     int cap = 0, rc = 0, line = 0;
-    for (char *save = NULL, *tok = strtok_r(txt, "\n", &save); tok && rc == 0; tok = strtok_r(NULL, "\n", &save)) {
+    for (char *save = NULL, *tok = strtok_r(txt, "\n", &save); tok && rc == 0;
+         tok = strtok_r(NULL, "\n", &save)) {
         line++;
         while (*tok == ' ' || *tok == '\t' || *tok == '\r') tok++;
         size_t l = strlen(tok);
@@ -289,7 +298,8 @@ int zap_handle(void *zap, const CurveAuthorized *a) {
     if (recv_parts(zap, parts, MAXP, &n, &dropped, 1, &err) != 0) return -1;
     const char *status = "500", *text = "malformed ZAP request";
     int verdict = -1;
-    if (!dropped && n >= 7 && zmq_msg_size(&parts[0]) == 3 && memcmp(zmq_msg_data(&parts[0]), "1.0", 3) == 0) {
+    if (!dropped && n >= 7 && zmq_msg_size(&parts[0]) == 3 &&
+        memcmp(zmq_msg_data(&parts[0]), "1.0", 3) == 0) {
         int curve = zmq_msg_size(&parts[5]) == 5 && memcmp(zmq_msg_data(&parts[5]), "CURVE", 5) == 0;
         status = "400", text = "unauthorised key", verdict = 1;
         if (curve && zmq_msg_size(&parts[6]) == 32) {
@@ -301,8 +311,10 @@ int zap_handle(void *zap, const CurveAuthorized *a) {
     }
     /* reply: version, request id, status code, status text, user id, metadata */
     zmq_send(zap, "1.0", 3, ZMQ_SNDMORE);
-    if (n >= 2) zmq_send(zap, zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]), ZMQ_SNDMORE);
-    else zmq_send(zap, "", 0, ZMQ_SNDMORE);
+    if (n >= 2)
+        zmq_send(zap, zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]), ZMQ_SNDMORE);
+    else
+        zmq_send(zap, "", 0, ZMQ_SNDMORE);
     zmq_send(zap, status, 3, ZMQ_SNDMORE);
     zmq_send(zap, text, strlen(text), ZMQ_SNDMORE);
     zmq_send(zap, "", 0, ZMQ_SNDMORE);

@@ -12,51 +12,51 @@
 
 static int check_failures = 0;
 
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        if (!(cond)) {                                                           \
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
             fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            check_failures++;                                                    \
-        }                                                                        \
+            check_failures++;                                                        \
+        }                                                                            \
     } while (0)
 
-#define CHECK_MSG(cond, ...)                                                     \
-    do {                                                                         \
-        if (!(cond)) {                                                           \
+#define CHECK_MSG(cond, ...)                                                         \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
             fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                        \
-            fputc('\n', stderr);                                                 \
-            check_failures++;                                                    \
-        }                                                                        \
+            fprintf(stderr, __VA_ARGS__);                                            \
+            fputc('\n', stderr);                                                     \
+            check_failures++;                                                        \
+        }                                                                            \
     } while (0)
 
 /* |a - b| <= atol + rtol * |b| */
-#define CHECK_CLOSE(a, b, atol, rtol)                                            \
-    do {                                                                         \
-        double ca_ = (double)(a), cb_ = (double)(b);                             \
-        if (!(fabs(ca_ - cb_) <= (atol) + (rtol) * fabs(cb_))) {                 \
-            fprintf(stderr, "%s:%d: CHECK_CLOSE failed: %s=%.9g vs %s=%.9g\n",   \
-                    __FILE__, __LINE__, #a, ca_, #b, cb_);                       \
-            check_failures++;                                                    \
-        }                                                                        \
+#define CHECK_CLOSE(a, b, atol, rtol)                                                                       \
+    do {                                                                                                    \
+        double ca_ = (double)(a), cb_ = (double)(b);                                                        \
+        if (!(fabs(ca_ - cb_) <= (atol) + (rtol)*fabs(cb_))) {                                              \
+            fprintf(stderr, "%s:%d: CHECK_CLOSE failed: %s=%.9g vs %s=%.9g\n", __FILE__, __LINE__, #a, ca_, \
+                    #b, cb_);                                                                               \
+            check_failures++;                                                                               \
+        }                                                                                                   \
     } while (0)
 
-#define SKIP(...)                                                                \
-    do {                                                                         \
-        fprintf(stderr, "SKIP: ");                                               \
-        fprintf(stderr, __VA_ARGS__);                                            \
-        fputc('\n', stderr);                                                     \
-        exit(77);                                                                \
+#define SKIP(...)                     \
+    do {                              \
+        fprintf(stderr, "SKIP: ");    \
+        fprintf(stderr, __VA_ARGS__); \
+        fputc('\n', stderr);          \
+        exit(77);                     \
     } while (0)
 
-#define CHECK_DONE()                                                             \
-    do {                                                                         \
-        if (check_failures) {                                                    \
-            fprintf(stderr, "%d check(s) failed\n", check_failures);             \
-            return 1;                                                            \
-        }                                                                        \
-        printf("ok\n");                                                          \
-        return 0;                                                                \
+#define CHECK_DONE()                                                 \
+    do {                                                             \
+        if (check_failures) {                                        \
+            fprintf(stderr, "%d check(s) failed\n", check_failures); \
+            return 1;                                                \
+        }                                                            \
+        printf("ok\n");                                              \
+        return 0;                                                    \
     } while (0)
 
 /* Path of a file under ../shared, or SKIP when it is absent. */

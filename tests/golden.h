@@ -45,8 +45,8 @@ static inline float *zalloc(size_t n) { return calloc(n ? n : 1, sizeof(float));
  * into *count). A header that does not match is a failed CHECK; a file that
  * cannot be read is a failed CHECK naming its writer (tests/ref/script) and
  * returns -1. Else 0, r just past the header; golden_close(r) after. */
-static inline int golden_open(Reader *r, const char *name, const char *magic_want,
-                              const char *script, uint32_t min, uint32_t *count) {
+static inline int golden_open(Reader *r, const char *name, const char *magic_want, const char *script,
+                              uint32_t min, uint32_t *count) {
     char path[1024];
     QErr err;
     memset(r, 0, sizeof *r);
@@ -87,8 +87,8 @@ static inline int golden_read_model(Reader *r, GoldenModel *m) {
     m->C = h[0], m->H = h[1], m->NH = h[2], m->NKV = h[3], m->hd = h[4], m->B = h[5], m->T = h[6];
     m->theta = f[0], m->eps = f[1];
     if (m->C < 1 || m->C > 4096 || m->H < 1 || m->H > 4096 || m->NH < 1 || m->NKV < 1 ||
-        m->NH % m->NKV != 0 || m->hd < 2 || m->hd % 2 != 0 || m->hd > 1024 || m->B < 1 ||
-        m->B > 64 || m->T < 1 || m->T > 1024)
+        m->NH % m->NKV != 0 || m->hd < 2 || m->hd % 2 != 0 || m->hd > 1024 || m->B < 1 || m->B > 64 ||
+        m->T < 1 || m->T > 1024)
         return -1;
     size_t C = m->C, H = m->H, QD = (size_t)m->NH * m->hd, KVD = (size_t)m->NKV * m->hd;
     m->attn_norm = rd_floats(r, C);
@@ -107,8 +107,8 @@ static inline int golden_read_model(Reader *r, GoldenModel *m) {
 }
 
 static inline void golden_free_model(GoldenModel *m) {
-    float *all[] = {m->attn_norm, m->wq, m->wk, m->wv, m->wo, m->bq, m->bk, m->bv,
-                    m->mlp_norm, m->w_gate, m->w_up, m->w_down};
+    float *all[] = {m->attn_norm, m->wq, m->wk,       m->wv,     m->wo,   m->bq,
+                    m->bk,        m->bv, m->mlp_norm, m->w_gate, m->w_up, m->w_down};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
 }
 
@@ -134,8 +134,7 @@ static inline void golden_model_weights(BlockWeights *w, const GoldenModel *m, i
 
 /* ||c - ref|| / ||ref|| and max|c - ref| / max|ref| (each absolute when ref
  * is all zero, so both are 0 when c == ref == 0); maxrel may be NULL. */
-static inline void rel_err(const float *c, const float *ref, size_t n, double *relnorm,
-                           double *maxrel) {
+static inline void rel_err(const float *c, const float *ref, size_t n, double *relnorm, double *maxrel) {
     double num = 0, den = 0, mx = 0, mr = 0;
     for (size_t i = 0; i < n; i++) {
         double d = (double)c[i] - ref[i];

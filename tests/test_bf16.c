@@ -58,7 +58,8 @@ static const struct {
 static void test_scalar(void) {
     for (size_t i = 0; i < N_CASES; i++) {
         uint16_t h = bf16_from_f32(fbits(CASES[i].in));
-        CHECK_MSG(h == CASES[i].out, "bf16_from_f32(0x%08x) = 0x%04x, want 0x%04x", CASES[i].in, h, CASES[i].out);
+        CHECK_MSG(h == CASES[i].out, "bf16_from_f32(0x%08x) = 0x%04x, want 0x%04x", CASES[i].in, h,
+                  CASES[i].out);
     }
     CHECK(bitsf(bf16_to_f32(0x0001)) == 0x00010000u);
     CHECK(bitsf(bf16_to_f32(0xbf80)) == 0xbf800000u);

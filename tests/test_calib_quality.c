@@ -56,8 +56,8 @@ int main(void) {
                     CHECK(s->loss_final[bi] == s->loss_rtn[bi]);
                 else
                     CHECK_MSG(s->loss_final[bi] < s->loss_rtn[bi],
-                              "block %d, %d bits: final loss %.5f is not below RTN %.5f", j,
-                              em.qc.bits[bi], s->loss_final[bi], s->loss_rtn[bi]);
+                              "block %d, %d bits: final loss %.5f is not below RTN %.5f", j, em.qc.bits[bi],
+                              s->loss_final[bi], s->loss_rtn[bi]);
                 n_rtn += s->choice[bi] == QB_RTN;
             }
         /* the fallback is a safety net, not the method: at most 2 of 35 */

@@ -206,7 +206,8 @@ static void check_sample_reader(ArtReader *r) {
         CHECK(inner->via.array.ptr[1].type == MSGPACK_OBJECT_ARRAY &&
               inner->via.array.ptr[1].via.array.ptr[0].type == MSGPACK_OBJECT_NIL);
         const msgpack_object *x = mp_map_get(&nested->via.array.ptr[1], "x");
-        CHECK(x && x->type == MSGPACK_OBJECT_BIN && x->via.bin.size == 3 && memcmp(x->via.bin.ptr, "\x01\x02\x03", 3) == 0);
+        CHECK(x && x->type == MSGPACK_OBJECT_BIN && x->via.bin.size == 3 &&
+              memcmp(x->via.bin.ptr, "\x01\x02\x03", 3) == 0);
     }
     const msgpack_object *empty = NULL;
     CHECK(mp_map_map(m, "empty", &empty, &err) == 0 && empty->via.map.size == 0);
@@ -214,7 +215,8 @@ static void check_sample_reader(ArtReader *r) {
     /* helper errors name the key */
     CHECK(mp_map_int(model, "name", &iv, &err) != 0 && strstr(err.msg, "key \"name\"") &&
           strstr(err.msg, "expected an integer, got string"));
-    CHECK(mp_map_int(model, "nope", &iv, &err) != 0 && strstr(err.msg, "key \"nope\"") && strstr(err.msg, "missing"));
+    CHECK(mp_map_int(model, "nope", &iv, &err) != 0 && strstr(err.msg, "key \"nope\"") &&
+          strstr(err.msg, "missing"));
     CHECK(mp_map_str(model, "name", s, 5, &err) != 0 && strstr(err.msg, "too long"));
     CHECK(mp_map_bool(m, "lr", &bv, &err) != 0 && strstr(err.msg, "expected a boolean"));
     CHECK(mp_map_map(m, "bits", &model, &err) != 0 && strstr(err.msg, "expected a map, got array"));
@@ -356,7 +358,8 @@ static void test_truncation(const uint8_t *f, size_t n, const char *dir_path) {
     uint8_t *longer = malloc(n + 1);
     memcpy(longer, f, n);
     longer[n] = 0;
-    CHECK(open_and_verify(longer, n + 1, &err) != 0 && strstr(err.msg, "unexpected bytes after the last section"));
+    CHECK(open_and_verify(longer, n + 1, &err) != 0 &&
+          strstr(err.msg, "unexpected bytes after the last section"));
     free(longer);
 }
 
@@ -442,13 +445,15 @@ static void test_preamble(const uint8_t *f, size_t n) {
     memcpy(c, f, n);
     uint64_t big = n; /* header length larger than the file */
     for (int i = 0; i < 8; i++) c[16 + i] = (uint8_t)(big >> (8 * i));
-    CHECK(open_and_verify(c, n, &err) != 0 && strstr(err.msg, "header length") && strstr(err.msg, "past the end"));
+    CHECK(open_and_verify(c, n, &err) != 0 && strstr(err.msg, "header length") &&
+          strstr(err.msg, "past the end"));
     big = UINT64_MAX;
     for (int i = 0; i < 8; i++) c[16 + i] = (uint8_t)(big >> (8 * i));
     CHECK(open_and_verify(c, n, &err) != 0 && strstr(err.msg, "header length"));
     free(c);
     CHECK(open_and_verify((const uint8_t *)"QEPT", 4, &err) != 0 && strstr(err.msg, "truncated"));
-    CHECK(open_and_verify((const uint8_t *)"PK\x03\x04zipzipzip", 12, &err) != 0 && strstr(err.msg, "bad magic"));
+    CHECK(open_and_verify((const uint8_t *)"PK\x03\x04zipzipzip", 12, &err) != 0 &&
+          strstr(err.msg, "bad magic"));
     CHECK(open_and_verify(NULL, 0, &err) != 0 && strstr(err.msg, "truncated"));
 }
 
@@ -503,8 +508,10 @@ static void pack_ent(msgpack_packer *pk, const Ent *e) {
     mp_pack_str(pk, "shape");
     msgpack_pack_array(pk, (size_t)e->ndim);
     for (int d = 0; d < e->ndim; d++) {
-        if (e->shape[d] < 0) msgpack_pack_int64(pk, e->shape[d]);
-        else msgpack_pack_uint64(pk, (uint64_t)e->shape[d]);
+        if (e->shape[d] < 0)
+            msgpack_pack_int64(pk, e->shape[d]);
+        else
+            msgpack_pack_uint64(pk, (uint64_t)e->shape[d]);
     }
     mp_pack_str(pk, "offset");
     msgpack_pack_uint64(pk, e->offset);
@@ -520,7 +527,8 @@ static void pack_ent(msgpack_packer *pk, const Ent *e) {
 
 /* crafts a file with entries e[0..n) over data and checks that opening (and
  * verifying) fails with a message containing want (NULL: must succeed) */
-static void expect_crafted(const char *what, const Ent *e, int n, const void *data, size_t data_n, const char *want) {
+static void expect_crafted(const char *what, const Ent *e, int n, const void *data, size_t data_n,
+                           const char *want) {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -532,8 +540,11 @@ static void expect_crafted(const char *what, const Ent *e, int n, const void *da
     QErr err;
     err.msg[0] = 0;
     int rc = open_and_verify(f, fn, &err);
-    if (want) CHECK_MSG(rc != 0 && strstr(err.msg, want), "%s: got \"%s\", want \"%s\"", what, rc ? err.msg : "success", want);
-    else CHECK_MSG(rc == 0, "%s: %s", what, err.msg);
+    if (want)
+        CHECK_MSG(rc != 0 && strstr(err.msg, want), "%s: got \"%s\", want \"%s\"", what,
+                  rc ? err.msg : "success", want);
+    else
+        CHECK_MSG(rc == 0, "%s: %s", what, err.msg);
     free(f);
     msgpack_sbuffer_destroy(&sb);
 }
@@ -548,10 +559,10 @@ static void test_crafted(void) {
     };
     expect_crafted("valid", ok, 2, data, 24, NULL);
     Ent e[2];
-#define CASE(label, mutate, ndata, want)       \
-    do {                                       \
-        memcpy(e, ok, sizeof ok);              \
-        mutate;                                \
+#define CASE(label, mutate, ndata, want)                \
+    do {                                                \
+        memcpy(e, ok, sizeof ok);                       \
+        mutate;                                         \
         expect_crafted(label, e, 2, data, ndata, want); \
     } while (0)
     CASE("offset out of range", e[1].offset = 1u << 30, 24, "tensor 1 \"y\": offset 1073741824, expected 16");
@@ -564,21 +575,24 @@ static void test_crafted(void) {
          "tensor 0 \"x\": shape product overflows");
     CASE("bytes overflow", (e[0].shape[0] = 1ll << 62), 24, "x 4 bytes overflows");
     CASE("max dim", (e[0].shape[0] = INT64_MAX), 24, "overflows");
-    CASE("zero dim with huge others", (e[0].ndim = 3, e[0].shape[0] = 1ll << 40, e[0].shape[1] = 0, e[0].shape[2] = 1ll << 40,
-                                       e[0].stored = 0, e[0].raw = 0, e[1].offset = 0, e[0].checksum = 0),
+    CASE("zero dim with huge others",
+         (e[0].ndim = 3, e[0].shape[0] = 1ll << 40, e[0].shape[1] = 0, e[0].shape[2] = 1ll << 40,
+          e[0].stored = 0, e[0].raw = 0, e[1].offset = 0, e[0].checksum = 0),
          8, "tensor 1 \"y\": checksum mismatch");
     CASE("negative dim", e[0].shape[0] = -4, 24, "tensor 0 \"x\": shape[0] is negative");
     CASE("too many dims", e[0].ndim = 9, 24, "shape has 9 dimensions");
     CASE("unknown dtype", e[0].dtype = "f64", 24, "tensor 0 \"x\": unknown dtype \"f64\"");
     CASE("unknown codec", e[0].codec = "zstd", 24, "unknown codec \"zstd\"");
     CASE("raw mismatch", e[0].raw = 12, 24, "field \"raw\" is 12 bytes but the shape and dtype f32 give 16");
-    CASE("raw codec stored mismatch", (e[0].shape[0] = 3, e[0].raw = 12), 24, "codec \"raw\" but stored 16 != raw 12");
+    CASE("raw codec stored mismatch", (e[0].shape[0] = 3, e[0].raw = 12), 24,
+         "codec \"raw\" but stored 16 != raw 12");
     CASE("duplicate names", e[1].name = "x", 24, "tensor name \"x\" appears twice");
     CASE("empty name", e[1].name = "", 24, "tensor 1: name must be 1..");
     CASE("data checksum", e[1].checksum ^= 1, 24, "tensor 1 \"y\": checksum mismatch");
     CASE("lz4 garbage", (e[1].codec = "lz4", e[1].checksum = c8), 24, "tensor 1 \"y\"");
-    CASE("nonzero pad", (e[0].shape[0] = 3, e[0].raw = 12, e[0].stored = 12, e[0].checksum = crc32_ieee(0, data, 12),
-                         e[1].offset = 16),
+    CASE("nonzero pad",
+         (e[0].shape[0] = 3, e[0].raw = 12, e[0].stored = 12, e[0].checksum = crc32_ieee(0, data, 12),
+          e[1].offset = 16),
          24, "padding before the section is not zero");
 #undef CASE
 
@@ -604,7 +618,10 @@ static void test_crafted(void) {
     f = craft("\x80", 1, "\x91\x81\xa4name\xa1z", 9, NULL, 0, 1, &fn);
     CHECK(open_and_verify(f, fn, &err) != 0 && strstr(err.msg, "tensor 0: missing field \"dtype\""));
     free(f);
-    f = craft("\x80", 1, "\x91\x81\xa3" "foo\x01", 7, NULL, 0, 1, &fn);
+    f = craft("\x80", 1,
+              "\x91\x81\xa3"
+              "foo\x01",
+              7, NULL, 0, 1, &fn);
     CHECK(open_and_verify(f, fn, &err) != 0 && strstr(err.msg, "tensor 0: unknown field \"foo\""));
     free(f);
     f = craft("\x80", 1, "\x91\x82\xa4name\x01\xa4name\x02", 14, NULL, 0, 1, &fn);
@@ -663,7 +680,9 @@ static void test_crafted(void) {
         free(f);
     }
     /* meta: ext and fixext types pass */
-    f = craft("\x92\xd4\x01\x02\xc7\x02\x05" "ab", 9, "\x90", 1, NULL, 0, 1, &fn);
+    f = craft("\x92\xd4\x01\x02\xc7\x02\x05"
+              "ab",
+              9, "\x90", 1, NULL, 0, 1, &fn);
     CHECK_MSG(open_and_verify(f, fn, &err) == 0, "%s", err.msg);
     free(f);
 }
@@ -712,7 +731,8 @@ static void test_writer_errors(void) {
     ArtReader *r = NULL;
     CHECK_MSG(art_open(&r, path, &err) == 0, "%s", err.msg);
     if (r) {
-        CHECK(art_meta(r)->type == MSGPACK_OBJECT_MAP && art_meta(r)->via.map.size == 0 && art_n_tensors(r) == 0);
+        CHECK(art_meta(r)->type == MSGPACK_OBJECT_MAP && art_meta(r)->via.map.size == 0 &&
+              art_n_tensors(r) == 0);
         art_close(r);
     }
     /* reader on things that are not files */
@@ -825,8 +845,10 @@ static void test_chunks(void) {
     memcpy(s, p, t->stored_bytes);
     CHECK(art_decode(s, t->stored_bytes, ART_CODEC_LZ4, back, N, &err) == 0 && memcmp(back, src, N) == 0);
     CHECK(art_decode(s, t->stored_bytes - 1, ART_CODEC_LZ4, back, N, &err) != 0);
-    CHECK(art_decode(s, t->stored_bytes, ART_CODEC_LZ4, back, N - 1, &err) != 0 && strstr(err.msg, "more than"));
-    CHECK(art_decode(s, 8 + (s[4] | s[5] << 8), ART_CODEC_LZ4, back, N, &err) != 0 && strstr(err.msg, "decode to 1000 bytes"));
+    CHECK(art_decode(s, t->stored_bytes, ART_CODEC_LZ4, back, N - 1, &err) != 0 &&
+          strstr(err.msg, "more than"));
+    CHECK(art_decode(s, 8 + (s[4] | s[5] << 8), ART_CODEC_LZ4, back, N, &err) != 0 &&
+          strstr(err.msg, "decode to 1000 bytes"));
     CHECK(art_decode(s, 5, ART_CODEC_LZ4, back, N, &err) != 0 && strstr(err.msg, "cut off"));
     s[0] ^= 1; /* raw length 1001 */
     CHECK(art_decode(s, t->stored_bytes, ART_CODEC_LZ4, back, N, &err) != 0);
@@ -835,7 +857,8 @@ static void test_chunks(void) {
     CHECK(art_decode(s, t->stored_bytes, ART_CODEC_LZ4, back, N, &err) != 0 && strstr(err.msg, "exceeds"));
     memcpy(s, p, t->stored_bytes);
     s[0] = s[1] = s[2] = s[3] = 0; /* zero raw length */
-    CHECK(art_decode(s, t->stored_bytes, ART_CODEC_LZ4, back, N, &err) != 0 && strstr(err.msg, "raw length 0"));
+    CHECK(art_decode(s, t->stored_bytes, ART_CODEC_LZ4, back, N, &err) != 0 &&
+          strstr(err.msg, "raw length 0"));
     memcpy(s, p, t->stored_bytes);
     for (int k = 8; k < 40; k++) s[k] = 0xff; /* garbage LZ4 block */
     CHECK(art_decode(s, t->stored_bytes, ART_CODEC_LZ4, back, N, &err) != 0 && strstr(err.msg, "corrupt"));

@@ -33,7 +33,7 @@ static double json_num(cJSON *o, const char *k) {
 
 static void test_metrics_by_hand(void) {
     /* V=2, T=3: logits chosen so the probabilities are simple */
-    float lm[6] = {0.0f, 0.0f, (float)log(3.0), 0.0f, 5.0f, 5.0f};  /* model */
+    float lm[6] = {0.0f, 0.0f, (float)log(3.0), 0.0f, 5.0f, 5.0f};          /* model */
     float lr[6] = {(float)log(3.0), 0.0f, (float)log(3.0), 0.0f, 0.f, 0.f}; /* reference */
     int tok[3] = {0, 1, 0};
     EvalAccum a;
@@ -79,8 +79,8 @@ int main(void) {
     snprintf(pert, sizeof pert, "%s/perturbed.bin", tmpdir);
     snprintf(bad, sizeof bad, "%s/bad.qtok", tmpdir);
     int st;
-    snprintf(cmd, sizeof cmd, "%s sample --model %s --n 4 --len 64 --seed 3 --out %s 2>/dev/null",
-             QUEPT_BIN, mpath, data);
+    snprintf(cmd, sizeof cmd, "%s sample --model %s --n 4 --len 64 --seed 3 --out %s 2>/dev/null", QUEPT_BIN,
+             mpath, data);
     free(run(cmd, &st));
     CHECK(st == 0);
 
@@ -95,8 +95,8 @@ int main(void) {
     CHECK_MSG(llama2c_write_legacy(pert, &m, &err) == 0, "%s", err.msg);
     model_free(&m);
 
-    snprintf(cmd, sizeof cmd, "%s eval --model %s --data %s --reference %s --json", QUEPT_BIN,
-             mpath, data, mpath);
+    snprintf(cmd, sizeof cmd, "%s eval --model %s --data %s --reference %s --json", QUEPT_BIN, mpath, data,
+             mpath);
     char *out = run(cmd, &st);
     CHECK(st == 0);
     cJSON *j = cJSON_Parse(out);
@@ -112,16 +112,15 @@ int main(void) {
     }
     free(out);
 
-    snprintf(cmd, sizeof cmd, "%s eval --model %s --data %s --reference %s --json", QUEPT_BIN,
-             pert, data, mpath);
+    snprintf(cmd, sizeof cmd, "%s eval --model %s --data %s --reference %s --json", QUEPT_BIN, pert, data,
+             mpath);
     out = run(cmd, &st);
     CHECK(st == 0);
     j = cJSON_Parse(out);
     CHECK(j != NULL);
     if (j) {
         double kld = json_num(j, "kld_mean"), p99 = json_num(j, "kld_p99");
-        printf("perturbed copy: kld_mean %.5f p99 %.5f top1 %.3f\n", kld, p99,
-               json_num(j, "top1_agree"));
+        printf("perturbed copy: kld_mean %.5f p99 %.5f top1 %.3f\n", kld, p99, json_num(j, "top1_agree"));
         CHECK(kld > 1e-4);
         CHECK(p99 >= kld);
         CHECK(json_num(j, "top1_agree") < 1.0);

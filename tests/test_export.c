@@ -114,8 +114,9 @@ static int export_art(const char *art, const char *fmt, const int *bits, const c
         rc = export_fp16(&em, bits, out, err);
     } else {
         rc = elastic_switch_codes(&em, bits, &sw, err);
-        if (rc == 0) rc = strcmp(fmt, "gguf") == 0 ? export_gguf(&em, &sw, out, go ? go : &none, err)
-                                                   : export_int(&em, &sw, out, err);
+        if (rc == 0)
+            rc = strcmp(fmt, "gguf") == 0 ? export_gguf(&em, &sw, out, go ? go : &none, err)
+                                          : export_int(&em, &sw, out, err);
     }
     if (log) *log = stderr_end(saved);
     switched_free(&sw);
@@ -134,9 +135,17 @@ static void expect_export_fail(const char *art, const char *fmt, const int *bits
 }
 
 static ModelConfig small_cfg(int layers) {
-    ModelConfig c = {.dim = 64, .hidden_dim = 128, .n_layers = layers, .n_heads = 4, .n_kv_heads = 2,
-                     .head_dim = 16, .vocab_size = 96, .seq_len = 32, .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f, .tied_classifier = 1};
+    ModelConfig c = {.dim = 64,
+                     .hidden_dim = 128,
+                     .n_layers = layers,
+                     .n_heads = 4,
+                     .n_kv_heads = 2,
+                     .head_dim = 16,
+                     .vocab_size = 96,
+                     .seq_len = 32,
+                     .rope_theta = 10000.0f,
+                     .norm_eps = 1e-5f,
+                     .tied_classifier = 1};
     return c;
 }
 
@@ -171,8 +180,8 @@ static void check_switch_equal(const ElasticModel *em, const int *bits, Switched
             float *w = malloc(n * sizeof(float));
             switched_dequantize(sl, w);
             CHECK_MSG(memcmp(w, qblock_linear_weight(&q->blocks[j], l), n * sizeof(float)) == 0,
-                      "%s: block %d %s at %d bits: dequantized codes differ from elastic_switch", what,
-                      j, LIN_NAMES[l], bits[j]);
+                      "%s: block %d %s at %d bits: dequantized codes differ from elastic_switch", what, j,
+                      LIN_NAMES[l], bits[j]);
             int qmax = (1 << bits[j]) - 1, bad = 0;
             for (size_t i = 0; i < n; i++) bad += sl->codes[i] > qmax;
             CHECK_MSG(bad == 0, "%s: codes above %d", what, qmax);
@@ -251,8 +260,8 @@ static void test_fp16(const ElasticModel *em, const char *art) {
     snprintf(dir, sizeof dir, "%s/fp16", tmpdir);
     int bits[2] = {3, 3};
     QErr err = {{0}};
-    CHECK_MSG(export_art(art, "safetensors-fp16", bits, dir, NULL, NULL, &err) == 0, "export %s to %s: %s", art, dir,
-              err.msg);
+    CHECK_MSG(export_art(art, "safetensors-fp16", bits, dir, NULL, NULL, &err) == 0, "export %s to %s: %s",
+              art, dir, err.msg);
     Model ld = {0}, q = {0};
     CHECK_MSG(model_load(&ld, dir, &err) == 0, "%s", err.msg);
     CHECK(elastic_switch(em, bits, &q, &err) == 0);
@@ -280,7 +289,8 @@ static void test_fp16(const ElasticModel *em, const char *art) {
             const float *got = bias_of(&ld.blocks[j], l), *src = bias_of(&em->base.blocks[j], l);
             int n = (l == LIN_Q ? c->n_heads : c->n_kv_heads) * c->head_dim, bad = 0;
             for (int r = 0; got && r < n; r++) bad += got[r] != r16(src[hf_src(c, l, r)]);
-            CHECK_MSG(got && bad == 0, "F16 export: block %d %s bias: %d values differ", j, LIN_NAMES[l], bad);
+            CHECK_MSG(got && bad == 0, "F16 export: block %d %s bias: %d values differ", j, LIN_NAMES[l],
+                      bad);
         }
     free(a);
     free(b);
@@ -315,11 +325,14 @@ static uint32_t unpack_stream(const uint32_t *w, size_t stride, int k, int b) {
     return (uint32_t)(((lo | hi << 32) >> (p % 32)) & ((1u << b) - 1));
 }
 static uint32_t unpack(const uint32_t *w, size_t stride, int k, int b) {
-    return b == 3 ? unpack_gptq3(w, stride, k) : 32 % b == 0 ? unpack_pf(w, stride, k, b) : unpack_stream(w, stride, k, b);
+    return b == 3        ? unpack_gptq3(w, stride, k)
+           : 32 % b == 0 ? unpack_pf(w, stride, k, b)
+                         : unpack_stream(w, stride, k, b);
 }
 
 static const char *const HF_LIN[N_LIN] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                                          "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+                                          "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
+                                          "mlp.down_proj"};
 
 /* safetensors-int at b bits: config, shapes, and every code, zero point and
  * scale unpacked equal to the switch (q/k rows in HF order); biases. */
@@ -330,8 +343,8 @@ static void test_int(const ElasticModel *em, const char *art, int b) {
     int *bits = malloc((size_t)c->n_layers * sizeof *bits);
     for (int j = 0; j < c->n_layers; j++) bits[j] = b;
     QErr err = {{0}};
-    CHECK_MSG(export_art(art, "safetensors-int", bits, dir, NULL, NULL, &err) == 0, "export %s to %s: %s", art, dir,
-              err.msg);
+    CHECK_MSG(export_art(art, "safetensors-int", bits, dir, NULL, NULL, &err) == 0, "export %s to %s: %s",
+              art, dir, err.msg);
     snprintf(path, sizeof path, "%s/config.json", dir);
     size_t n;
     char *cj = slurp(path, &n);
@@ -391,13 +404,15 @@ static void test_int(const ElasticModel *em, const char *art, int b) {
                            (float)z != sl->zeros[gk] || s != r16(sl->scales[gk]);
                 }
             }
-            CHECK_MSG(bad == 0, "%d bits: block %d %s: %d weights differ after unpacking", b, j, HF_LIN[l], bad);
+            CHECK_MSG(bad == 0, "%d bits: block %d %s: %d weights differ after unpacking", b, j, HF_LIN[l],
+                      bad);
             const float *bias = bias_of(&em->base.blocks[j], l);
             if (!c->has_qkv_bias || !bias) {
                 CHECK_MSG(tb == NULL, "%s: unexpected bias", nm);
                 continue;
             }
-            CHECK_MSG(tb && tb->dtype == ST_F16 && tb->ndim == 1 && tb->shape[0] == sl->out, "%s: missing or mis-shaped", nm);
+            CHECK_MSG(tb && tb->dtype == ST_F16 && tb->ndim == 1 && tb->shape[0] == sl->out,
+                      "%s: missing or mis-shaped", nm);
             if (!tb) continue;
             const uint16_t *bh = (const uint16_t *)(st.data + tb->begin);
             bad = 0;
@@ -473,7 +488,8 @@ static void check_gguf_linear(const char *file_bytes, size_t data_off, cJSON *t,
 static cJSON *gguf_read(const char *path) {
     char check[512], mod[600], cmd[2048];
     snprintf(check, sizeof check, "%s/gguf_check/check.mjs", QUEPT_TEST_DATA "/..");
-    snprintf(mod, sizeof mod, "%s/gguf_check/node_modules/@huggingface/gguf/package.json", QUEPT_TEST_DATA "/..");
+    snprintf(mod, sizeof mod, "%s/gguf_check/node_modules/@huggingface/gguf/package.json",
+             QUEPT_TEST_DATA "/..");
     if (run_status("node --version > /dev/null 2>&1") != 0 || access(mod, R_OK) != 0) {
         fprintf(stderr, "NOTE: independent GGUF check skipped: node or @huggingface/gguf missing "
                         "(npm ci --prefix tests/gguf_check)\n");
@@ -495,8 +511,9 @@ static int key_type_is(cJSON *root, const char *k, const char *want) {
     cJSON *t = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "types"), k);
     char got[64] = "";
     cJSON *a = cJSON_GetArrayItem(t, 0), *b = cJSON_GetArrayItem(t, 1);
-    if (cJSON_IsString(a)) snprintf(got, sizeof got, "%s%s%s", a->valuestring, b ? "/" : "",
-                                    cJSON_IsString(b) ? b->valuestring : "");
+    if (cJSON_IsString(a))
+        snprintf(got, sizeof got, "%s%s%s", a->valuestring, b ? "/" : "",
+                 cJSON_IsString(b) ? b->valuestring : "");
     CHECK_MSG(strcmp(got, want) == 0, "key %s has type '%s', expected '%s'", k, got, want);
     return strcmp(got, want) == 0;
 }
@@ -509,8 +526,10 @@ static void test_gguf(const ElasticModel *em, const char *art, int b0, int b1, c
     int bits[2] = {b0, b1};
     QErr err = {{0}};
     char *log = NULL;
-    CHECK_MSG(export_art(art, "gguf", bits, out, NULL, &log, &err) == 0, "export %s to %s: %s", art, out, err.msg);
-    CHECK_MSG(log && strstr(log, "no --tokenizer"), "export without --tokenizer should warn: %s", log ? log : "");
+    CHECK_MSG(export_art(art, "gguf", bits, out, NULL, &log, &err) == 0, "export %s to %s: %s", art, out,
+              err.msg);
+    CHECK_MSG(log && strstr(log, "no --tokenizer"), "export without --tokenizer should warn: %s",
+              log ? log : "");
     free(log);
     cJSON *root = gguf_read(out);
     if (!root) return;
@@ -518,12 +537,14 @@ static void test_gguf(const ElasticModel *em, const char *art, int b0, int b1, c
     /* a model with q/k/v biases is Qwen2: llama.cpp's qwen2 arch, halves rope */
     const char *an = c->has_qkv_bias ? "qwen2" : "llama";
     const int halves = c->has_qkv_bias;
-    struct { const char *k; double v; } want[] = {
-        {"context_length", c->seq_len}, {"embedding_length", c->dim},
-        {"block_count", c->n_layers}, {"feed_forward_length", c->hidden_dim},
-        {"attention.head_count", c->n_heads}, {"attention.head_count_kv", c->n_kv_heads},
-        {"rope.freq_base", c->rope_theta}, {"attention.layer_norm_rms_epsilon", c->norm_eps},
-        {"vocab_size", c->vocab_size}};
+    struct {
+        const char *k;
+        double v;
+    } want[] = {{"context_length", c->seq_len},       {"embedding_length", c->dim},
+                {"block_count", c->n_layers},         {"feed_forward_length", c->hidden_dim},
+                {"attention.head_count", c->n_heads}, {"attention.head_count_kv", c->n_kv_heads},
+                {"rope.freq_base", c->rope_theta},    {"attention.layer_norm_rms_epsilon", c->norm_eps},
+                {"vocab_size", c->vocab_size}};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         char k[128];
         snprintf(k, sizeof k, "%s.%s", an, want[i].k);
@@ -536,7 +557,8 @@ static void test_gguf(const ElasticModel *em, const char *art, int b0, int b1, c
     CHECK(cJSON_IsNumber(ver) && ver->valueint == 3);
     cJSON *arch = cJSON_GetObjectItemCaseSensitive(md, "general.architecture");
     CHECK(cJSON_IsString(arch) && strcmp(arch->valuestring, an) == 0);
-    CHECK_MSG(cJSON_GetObjectItemCaseSensitive(md, "tokenizer.ggml.model") == NULL, "no --tokenizer, no tokenizer keys");
+    CHECK_MSG(cJSON_GetObjectItemCaseSensitive(md, "tokenizer.ggml.model") == NULL,
+              "no --tokenizer, no tokenizer keys");
     cJSON *tensors = cJSON_GetObjectItemCaseSensitive(root, "tensors");
     CHECK(cJSON_GetArraySize(tensors) == 2 + c->n_layers * (9 + 3 * c->has_qkv_bias));
     size_t fsz;
@@ -548,7 +570,8 @@ static void test_gguf(const ElasticModel *em, const char *art, int b0, int b1, c
     CHECK(find_tensor(tensors, "output_norm.weight") != NULL);
     SwitchedModel sw = {0};
     CHECK(elastic_switch_codes(em, bits, &sw, &err) == 0);
-    static const char *gl[N_LIN] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+    static const char *gl[N_LIN] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
+                                    "ffn_gate", "ffn_up", "ffn_down"};
     for (int j = 0; j < c->n_layers; j++)
         for (int l = 0; l < N_LIN; l++) {
             char nm[96];
@@ -571,12 +594,14 @@ static void test_gguf(const ElasticModel *em, const char *art, int b0, int b1, c
                 continue;
             }
             CHECK_MSG(tb && strcmp(cJSON_GetObjectItemCaseSensitive(tb, "type")->valuestring, "F32") == 0 &&
-                      cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(tb, "shape")) == 1 &&
-                      cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(tb, "shape"), 0)->valueint == sw.lin[j][l].out,
+                          cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(tb, "shape")) == 1 &&
+                          cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(tb, "shape"), 0)->valueint ==
+                              sw.lin[j][l].out,
                       "%s: missing, not F32 or mis-shaped", nm);
             if (!tb) continue;
-            const float *fb = (const float *)(bytes + data_off +
-                                              (size_t)cJSON_GetObjectItemCaseSensitive(tb, "offset")->valuedouble);
+            const float *fb =
+                (const float *)(bytes + data_off +
+                                (size_t)cJSON_GetObjectItemCaseSensitive(tb, "offset")->valuedouble);
             int bad = 0;
             for (int r = 0; r < sw.lin[j][l].out; r++) bad += fb[r] != bias[row_src(c, l, r, halves)];
             CHECK_MSG(bad == 0, "%s: %d values differ", nm, bad);
@@ -614,8 +639,10 @@ static void test_tokenizer_keys(void) {
         piece[nv] = malloc(3 * (size_t)len + 1); /* ' ' -> U+2581 (3 bytes) */
         char *q = piece[nv];
         for (int i = 0; i < len; i++) {
-            if (raw[at + i] == ' ') memcpy(q, "\xe2\x96\x81", 3), q += 3;
-            else *q++ = raw[at + i];
+            if (raw[at + i] == ' ')
+                memcpy(q, "\xe2\x96\x81", 3), q += 3;
+            else
+                *q++ = raw[at + i];
         }
         *q = 0;
         at += (size_t)len;
@@ -625,8 +652,16 @@ static void test_tokenizer_keys(void) {
     static const char *special[3] = {"<unk>", "<s>", "</s>"};
     for (int i = 0; i < 3 && nv == NV; i++) strcpy(piece[i], special[i]);
 
-    ModelConfig c = {.dim = 32, .hidden_dim = 64, .n_layers = 1, .n_heads = 2, .n_kv_heads = 1, .head_dim = 16,
-                     .vocab_size = NV, .seq_len = 64, .rope_theta = 10000.0f, .norm_eps = 1e-5f,
+    ModelConfig c = {.dim = 32,
+                     .hidden_dim = 64,
+                     .n_layers = 1,
+                     .n_heads = 2,
+                     .n_kv_heads = 1,
+                     .head_dim = 16,
+                     .vocab_size = NV,
+                     .seq_len = 64,
+                     .rope_theta = 10000.0f,
+                     .norm_eps = 1e-5f,
                      .tied_classifier = 1};
     QuantConfig qc;
     small_qc(&qc, METHOD_RTN);
@@ -643,8 +678,8 @@ static void test_tokenizer_keys(void) {
     GgufOptions go = {.tok = tz, .tok_path = tok};
     char *log = NULL;
     if (rc == 0) rc = export_art(art, "gguf", bits, out, &go, &log, &err);
-    CHECK_MSG(rc == 0 && log && !strstr(log, "no --tokenizer"), "export %s with --tokenizer %s: %s %s", art, tok,
-              err.msg, log ? log : "");
+    CHECK_MSG(rc == 0 && log && !strstr(log, "no --tokenizer"), "export %s with --tokenizer %s: %s %s", art,
+              tok, err.msg, log ? log : "");
     free(log);
     tokenizer_free(tz);
     cJSON *root = nv == NV ? gguf_read(out) : NULL;
@@ -656,9 +691,12 @@ static void test_tokenizer_keys(void) {
         key_type_is(root, "tokenizer.ggml.tokens", "ARRAY/STRING");
         key_type_is(root, "tokenizer.ggml.scores", "ARRAY/FLOAT32");
         key_type_is(root, "tokenizer.ggml.token_type", "ARRAY/INT32");
-        struct { const char *k; int v; } ids[] = {{"tokenizer.ggml.bos_token_id", 1},
-                                                  {"tokenizer.ggml.eos_token_id", 2},
-                                                  {"tokenizer.ggml.unknown_token_id", 0}};
+        struct {
+            const char *k;
+            int v;
+        } ids[] = {{"tokenizer.ggml.bos_token_id", 1},
+                   {"tokenizer.ggml.eos_token_id", 2},
+                   {"tokenizer.ggml.unknown_token_id", 0}};
         for (int i = 0; i < 3; i++) {
             cJSON *v = cJSON_GetObjectItemCaseSensitive(md, ids[i].k);
             CHECK_MSG(cJSON_IsNumber(v) && v->valueint == ids[i].v, "%s", ids[i].k);
@@ -667,13 +705,14 @@ static void test_tokenizer_keys(void) {
         cJSON *tk = cJSON_GetObjectItemCaseSensitive(md, "tokenizer.ggml.tokens");
         cJSON *sc = cJSON_GetObjectItemCaseSensitive(md, "tokenizer.ggml.scores");
         cJSON *ty = cJSON_GetObjectItemCaseSensitive(md, "tokenizer.ggml.token_type");
-        CHECK_MSG(cJSON_GetArraySize(tk) == NV && cJSON_GetArraySize(sc) == NV && cJSON_GetArraySize(ty) == NV,
+        CHECK_MSG(cJSON_GetArraySize(tk) == NV && cJSON_GetArraySize(sc) == NV &&
+                      cJSON_GetArraySize(ty) == NV,
                   "token arrays: %d / %d / %d entries, expected %d", cJSON_GetArraySize(tk),
                   cJSON_GetArraySize(sc), cJSON_GetArraySize(ty), NV);
         cJSON *first = cJSON_GetArrayItem(tk, 0), *last = cJSON_GetArrayItem(tk, NV - 1);
         CHECK_MSG(cJSON_IsString(first) && strcmp(first->valuestring, "<unk>") == 0, "first token");
-        CHECK_MSG(cJSON_IsString(last) && strcmp(last->valuestring, piece[NV - 1]) == 0, "last token '%s' vs '%s'",
-                  cJSON_IsString(last) ? last->valuestring : "?", piece[NV - 1]);
+        CHECK_MSG(cJSON_IsString(last) && strcmp(last->valuestring, piece[NV - 1]) == 0,
+                  "last token '%s' vs '%s'", cJSON_IsString(last) ? last->valuestring : "?", piece[NV - 1]);
         int bad_tok = 0, bad_score = 0, bad_type = 0, n_byte = 0, n_ctl = 0, n_bom = 0, i = 0;
         cJSON *a = tk ? tk->child : NULL, *b = sc ? sc->child : NULL, *t = ty ? ty->child : NULL;
         for (; a && b && t && i < NV; a = a->next, b = b->next, t = t->next, i++) {
@@ -691,10 +730,13 @@ static void test_tokenizer_keys(void) {
             bad_type += !cJSON_IsNumber(t) || t->valueint != want;
         }
         CHECK_MSG(i == NV && bad_tok == 0 && bad_score == 0 && bad_type == 0,
-                  "tokenizer keys: %d tokens, %d scores, %d types differ from the file", bad_tok, bad_score, bad_type);
-        CHECK_MSG(n_byte == 256 && n_ctl == 2, "%d byte tokens (expected 256), %d control (expected 2)", n_byte, n_ctl);
+                  "tokenizer keys: %d tokens, %d scores, %d types differ from the file", bad_tok, bad_score,
+                  bad_type);
+        CHECK_MSG(n_byte == 256 && n_ctl == 2, "%d byte tokens (expected 256), %d control (expected 2)",
+                  n_byte, n_ctl);
         /* the BOM piece as written: u64 length 3, then EF BB BF, between its neighbours */
-        CHECK_MSG(n_bom == 1 && !strcmp(piece[30143], "\xef\xbb\xbf"), "%d BOM pieces (expected 1, id 30143)", n_bom);
+        CHECK_MSG(n_bom == 1 && !strcmp(piece[30143], "\xef\xbb\xbf"), "%d BOM pieces (expected 1, id 30143)",
+                  n_bom);
         size_t gn;
         char *g = slurp(out, &gn);
         char pat[128];
@@ -762,7 +804,8 @@ int main(void) {
               "--force should store unmappable linears as F16: %s", err.msg);
     char cmd[8192];
     /* mixed precision: one width per block from --avg-bits */
-    snprintf(cmd, sizeof cmd, "%s export %s --avg-bits 3.5 --proxy --format gguf --out %s 2>&1", QUEPT_BIN, art, a);
+    snprintf(cmd, sizeof cmd, "%s export %s --avg-bits 3.5 --proxy --format gguf --out %s 2>&1", QUEPT_BIN,
+             art, a);
     int st;
     char *outp = run(cmd, &st);
     CHECK_MSG(st == 0 && outp && strstr(outp, "average 3.5"), "--avg-bits export: %s", outp ? outp : "");
@@ -777,8 +820,8 @@ int main(void) {
         Tokenizer *tz = NULL;
         int rc = export_gguf_tokenizer(tok, em.cfg.vocab_size, &tz, &err);
         CHECK_MSG(rc != 0, "--tokenizer %s on a vocab-%d model should fail", tok, em.cfg.vocab_size);
-        CHECK_MSG(strstr(err.msg, "32000 tokens, but the model's vocab_size is 96"), "expected the sizes in: %s",
-                  err.msg);
+        CHECK_MSG(strstr(err.msg, "32000 tokens, but the model's vocab_size is 96"),
+                  "expected the sizes in: %s", err.msg);
         tokenizer_free(tz);
     }
     elastic_free(&em);

@@ -30,21 +30,18 @@
 #include "golden.h"
 #include "quant/fakequant.h"
 
-#define TOL_W_REL 1e-5
-#define TOL_W_STEP 1e-5
+#define TOL_W_REL     1e-5
+#define TOL_W_STEP    1e-5
 #define TOL_FLIP_FRAC 1e-3
-#define TOL_S_REL 1e-5
+#define TOL_S_REL     1e-5
 #define TOL_G_RELNORM 1e-4
-#define TOL_G_MAXREL 1e-4
+#define TOL_G_MAXREL  1e-4
 
-
-static void check_grad(const char *name, int ci, const float *c, const float *ref, size_t n,
-                       double *worst) {
+static void check_grad(const char *name, int ci, const float *c, const float *ref, size_t n, double *worst) {
     double rn, mr;
     rel_err(c, ref, n, &rn, &mr);
     CHECK_MSG(rn <= TOL_G_RELNORM, "case %d %s: relnorm %.3g > %g", ci, name, rn, TOL_G_RELNORM);
-    CHECK_MSG(mr <= TOL_G_MAXREL, "case %d %s: max err / max|ref| %.3g > %g", ci, name, mr,
-              TOL_G_MAXREL);
+    CHECK_MSG(mr <= TOL_G_MAXREL, "case %d %s: max err / max|ref| %.3g > %g", ci, name, mr, TOL_G_MAXREL);
     if (rn > *worst) *worst = rn;
     if (mr > *worst) *worst = mr;
 }
@@ -53,8 +50,14 @@ static void check_grad(const char *name, int ci, const float *c, const float *re
 static int run_case(Reader *r, int ci) {
     int32_t h[8];
     if (rd_bytes(r, h, sizeof h) != 0) return -1;
-    FqSpec sp = {.out = h[0], .in = h[1], .bits = h[2], .group = h[3], .rank = h[4], .R = h[5],
-                 .mode = h[6], .lwc = h[7]};
+    FqSpec sp = {.out = h[0],
+                 .in = h[1],
+                 .bits = h[2],
+                 .group = h[3],
+                 .rank = h[4],
+                 .R = h[5],
+                 .mode = h[6],
+                 .lwc = h[7]};
     QErr err;
     if (fq_spec_check(&sp, &err) != 0) {
         fprintf(stderr, "case %d: %s\n", ci, err.msg);
@@ -91,8 +94,8 @@ static int run_case(Reader *r, int ci) {
                 flips++;
             } else {
                 if (bad < 5)
-                    fprintf(stderr, "case %d What[%d][%d] = %.9g, ref %.9g (s %.6g)\n", ci, o, j,
-                            What[i], What_ref[i], s);
+                    fprintf(stderr, "case %d What[%d][%d] = %.9g, ref %.9g (s %.6g)\n", ci, o, j, What[i],
+                            What_ref[i], s);
                 bad++;
             }
         }
@@ -113,8 +116,8 @@ static int run_case(Reader *r, int ci) {
     CHECK_MSG(zbad == 0, "case %d: %zu zero points differ", ci, zbad);
     CHECK_MSG(cbad == 0, "case %d: %zu codes above qmax", ci, cbad);
     fq_dequantize(&sp, codes, S, Z, deq);
-    CHECK_MSG(memcmp(deq, What, nw * sizeof(float)) == 0,
-              "case %d: dequantize(codes) != fq_forward What", ci);
+    CHECK_MSG(memcmp(deq, What, nw * sizeof(float)) == 0, "case %d: dequantize(codes) != fq_forward What",
+              ci);
     for (size_t i = 0; i < ngt; i++) { /* the scratch grid is the exported grid */
         CHECK(scratch[i] == S[i]);
         CHECK(scratch[ngt + i] == Z[i]);
@@ -133,8 +136,7 @@ static int run_case(Reader *r, int ci) {
     for (size_t i = (size_t)sp.rank * in; i < (size_t)R * in; i++) untouched += dBu[i] != 0.0f;
     if (!sp.lwc)
         for (size_t i = 0; i < ngt; i++) untouched += (dg[i] != 0.0f) + (db[i] != 0.0f);
-    CHECK_MSG(untouched == 0, "case %d: %zu gradient entries outside rank/lwc are nonzero", ci,
-              untouched);
+    CHECK_MSG(untouched == 0, "case %d: %zu gradient entries outside rank/lwc are nonzero", ci, untouched);
 
     /* The backward accumulates: a second call doubles every gradient (the
      * doubling is exact in float32 as long as both calls give the same). */
@@ -144,7 +146,8 @@ static int run_case(Reader *r, int ci) {
     fq_backward(&sp, W, Bd, Bu, gam, bet, scratch, dy, dg, db, dBd, dBu, work);
     size_t nacc = 0;
     for (size_t i = 0; i < ngt; i++) nacc += dg[i] != 2.0f * dg1[i];
-    for (size_t i = 0; i < (size_t)R * in; i++) nacc += fabsf(dBu[i] - 2.0f * dBu1[i]) > 1e-5f * fabsf(dBu1[i]) + 1e-30f;
+    for (size_t i = 0; i < (size_t)R * in; i++)
+        nacc += fabsf(dBu[i] - 2.0f * dBu1[i]) > 1e-5f * fabsf(dBu1[i]) + 1e-30f;
     CHECK_MSG(nacc == 0, "case %d: backward does not accumulate (%zu entries)", ci, nacc);
     free(dg1);
     free(dBu1);
@@ -153,8 +156,8 @@ static int run_case(Reader *r, int ci) {
            "err %.2g step, flips %zu  scale rel %.2g  grads worst %.2g\n",
            ci, out, in, sp.bits, g, sp.rank, R, sp.mode, sp.lwc, worst_w, flips, worst_s, worst_g);
 
-    float *all[] = {W, Bd, Bu, gam, bet, dy, What_ref, S_ref, Z_ref, dg_ref, db_ref, dBd_ref,
-                    dBu_ref, What, scratch, work, dg, db, dBd, dBu, S, Z, deq};
+    float *all[] = {W,       Bd,   Bu,      gam,  bet, dy, What_ref, S_ref, Z_ref, dg_ref, db_ref, dBd_ref,
+                    dBu_ref, What, scratch, work, dg,  db, dBd,      dBu,   S,     Z,      deq};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
     free(codes);
     return 0;
@@ -186,8 +189,14 @@ static void test_rtn(void) {
     fill_normal(&g, W, (size_t)out * in, 0.05f);
     for (int gi = 0; gi < 4; gi++) {
         for (int bits = 2; bits <= 8; bits += 3) {
-            FqSpec sp = {.out = out, .in = in, .bits = bits, .group = groups[gi], .rank = 0,
-                         .R = 4, .mode = 0, .lwc = 1};
+            FqSpec sp = {.out = out,
+                         .in = in,
+                         .bits = bits,
+                         .group = groups[gi],
+                         .rank = 0,
+                         .R = 4,
+                         .mode = 0,
+                         .lwc = 1};
             int ng = fq_ngroups(&sp);
             float *gam = malloc(sizeof(float) * out * ng);
             for (int i = 0; i < out * ng; i++) gam[i] = 20.0f;
@@ -214,8 +223,8 @@ static void test_rtn(void) {
                         if (e > worst) worst = e;
                     }
                 }
-            CHECK_MSG(worst <= 0.5 + 1e-4, "rtn error %.6g steps (group %d bits %d)", worst,
-                      groups[gi], bits);
+            CHECK_MSG(worst <= 0.5 + 1e-4, "rtn error %.6g steps (group %d bits %d)", worst, groups[gi],
+                      bits);
             free(gam);
         }
     }
@@ -231,8 +240,8 @@ static void test_codes_and_nulls(void) {
     rng_seed(&g, 11);
     const int out = 48, in = 300, R = 16;
     for (int mode = 0; mode <= 1; mode++) {
-        FqSpec sp = {.out = out, .in = in, .bits = 3, .group = 128, .rank = 12, .R = R,
-                     .mode = mode, .lwc = 1};
+        FqSpec sp = {
+            .out = out, .in = in, .bits = 3, .group = 128, .rank = 12, .R = R, .mode = mode, .lwc = 1};
         QErr err;
         CHECK(fq_spec_check(&sp, &err) == 0);
         const int ng = fq_ngroups(&sp);
@@ -258,14 +267,13 @@ static void test_codes_and_nulls(void) {
         fq_forward(&sp, W, Bd, Bu, gam, bet, What, scratch);
         fq_quantize_codes(&sp, W, Bd, Bu, gam, bet, codes, S, Z, work);
         fq_dequantize(&sp, codes, S, Z, deq);
-        CHECK_MSG(memcmp(deq, What, nw * sizeof(float)) == 0, "mode %d: codes do not reproduce What",
-                  mode);
+        CHECK_MSG(memcmp(deq, What, nw * sizeof(float)) == 0, "mode %d: codes do not reproduce What", mode);
         fq_backward(&sp, W, Bd, Bu, gam, bet, scratch, dy, dg, db, dBd1, dBu1, work);
         fq_backward(&sp, W, Bd, Bu, gam, bet, scratch, dy, NULL, NULL, dBd2, dBu2, work);
         CHECK(memcmp(dBd1, dBd2, sizeof(float) * out * R) == 0);
         CHECK(memcmp(dBu1, dBu2, sizeof(float) * R * in) == 0);
-        float *all[] = {W, Bd, Bu, gam, bet, What, deq, work, scratch, S, Z, dy,
-                        dBd1, dBu1, dBd2, dBu2, dg, db};
+        float *all[] = {W, Bd, Bu, gam,  bet,  What, deq,  work, scratch,
+                        S, Z,  dy, dBd1, dBu1, dBd2, dBu2, dg,   db};
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
         free(codes);
     }

@@ -35,13 +35,12 @@
 #include "quant/fakequant.h"
 #include "quant/gptq.h"
 
-#define TOL_U_RELNORM 1e-4
-#define TOL_MATCH_ABS 1e-4
+#define TOL_U_RELNORM  1e-4
+#define TOL_MATCH_ABS  1e-4
 #define TOL_MATCH_FRAC 0.99
 #define TOL_OUTERR_REL 0.01
-#define TOL_RTN_REL 1e-5
-#define TOL_SCALE_REL 1e-4
-
+#define TOL_RTN_REL    1e-5
+#define TOL_SCALE_REL  1e-4
 
 static void fill_normal(Rng *g, float *x, size_t n, float sd) {
     for (size_t i = 0; i < n; i++) x[i] = sd * rng_normal(g);
@@ -112,8 +111,8 @@ static double inv_residual(const float *U, const float *H, int in, double damp_r
 /* Totals over all golden cases. */
 static size_t g_match, g_total;
 
-static int run_case(Reader *r, int pi, int out, int in, int N, float damp, const float *W,
-                    const float *X, const float *H) {
+static int run_case(Reader *r, int pi, int out, int in, int N, float damp, const float *W, const float *X,
+                    const float *H) {
     int32_t hdr[3];
     if (rd_bytes(r, hdr, sizeof hdr) != 0) return -1;
     const int bits = hdr[0], group = hdr[1], bs = hdr[2];
@@ -157,27 +156,24 @@ static int run_case(Reader *r, int pi, int out, int in, int N, float damp, const
                "zeros equal %zu/%zu, scales max rel %.2g; out err GPTQ %.6g (ref %.6g, rel %.2g) "
                "RTN %.6g (ref %.6g) GPTQ/RTN %.3f; dead %d retries %d loss %.4g\n",
                pi, out, in, bits, group, bs, match, nw, maxd, zmatch, ns, maxs, eg, errs[0],
-               fabs(eg - errs[0]) / errs[0], er, errs[1], eg / er, info.n_dead, info.retries,
-               info.loss);
+               fabs(eg - errs[0]) / errs[0], er, errs[1], eg / er, info.n_dead, info.retries, info.loss);
         /* Not flipped codes mean the same grid: zeros equal, scales to the
          * float32 error of the updated weights' min/max. */
         if (match == nw) {
-            CHECK_MSG(zmatch == ns, "problem %d bits %d: %zu/%zu zeros differ", pi, bits,
-                      ns - zmatch, ns);
-            CHECK_MSG(maxs <= TOL_SCALE_REL, "problem %d bits %d: scales max rel %.3g", pi, bits,
-                      maxs);
+            CHECK_MSG(zmatch == ns, "problem %d bits %d: %zu/%zu zeros differ", pi, bits, ns - zmatch, ns);
+            CHECK_MSG(maxs <= TOL_SCALE_REL, "problem %d bits %d: scales max rel %.3g", pi, bits, maxs);
         }
         CHECK_MSG(fabs(eg - errs[0]) <= TOL_OUTERR_REL * errs[0],
-                  "problem %d bits %d group %d: out err %.6g vs ref %.6g", pi, bits, group, eg,
-                  errs[0]);
+                  "problem %d bits %d group %d: out err %.6g vs ref %.6g", pi, bits, group, eg, errs[0]);
         CHECK_CLOSE(er, errs[1], 0, TOL_RTN_REL);
-        CHECK_MSG(eg < er, "problem %d bits %d: GPTQ out err %.6g not below RTN %.6g", pi, bits,
-                  eg, er);
+        CHECK_MSG(eg < er, "problem %d bits %d: GPTQ out err %.6g not below RTN %.6g", pi, bits, eg, er);
         CHECK(info.retries == 0 && info.damp_used == damp);
         FqSpec fs = {out, in, bits, group, 0, 0, FQ_ADAPTER_BEFORE_QUANT, 0, FQ_FORMAT_INT};
         fq_dequantize(&fs, codes, S, Z, D);
-        CHECK_MSG(memcmp(D, Q, nw * sizeof(float)) == 0, "problem %d bits %d: dequantized codes "
-                  "differ from What", pi, bits);
+        CHECK_MSG(memcmp(D, Q, nw * sizeof(float)) == 0,
+                  "problem %d bits %d: dequantized codes "
+                  "differ from What",
+                  pi, bits);
 
         /* Block size does not change the result beyond float32 noise. */
         const int other[] = {1, 7, in};
@@ -188,8 +184,8 @@ static int run_case(Reader *r, int pi, int out, int in, int N, float damp, const
             CHECK_MSG(rc == 0, "%s", err.msg);
             size_t m2 = 0;
             for (size_t k = 0; k < nw; k++) m2 += fabs((double)D[k] - Q[k]) <= TOL_MATCH_ABS;
-            CHECK_MSG(m2 == nw, "problem %d bits %d block %d vs %d: %zu/%zu match", pi, bits,
-                      other[b], bs, m2, nw);
+            CHECK_MSG(m2 == nw, "problem %d bits %d block %d vs %d: %zu/%zu match", pi, bits, other[b], bs,
+                      m2, nw);
         }
     }
     free(Qref);
@@ -230,8 +226,8 @@ static int run_problem(Reader *r, int pi) {
             if (j < i && U[i * in + j] != 0.0f) lower_zero = 0;
         }
     double res = inv_residual(U, H, in, damp);
-    printf("problem %d: U vs ref relnorm %.3g, max|U^T U H_damped - I| %.3g, dead %d\n", pi,
-           sqrt(num / den), res, info.n_dead);
+    printf("problem %d: U vs ref relnorm %.3g, max|U^T U H_damped - I| %.3g, dead %d\n", pi, sqrt(num / den),
+           res, info.n_dead);
     CHECK_MSG(sqrt(num / den) <= TOL_U_RELNORM, "problem %d: U relnorm %.3g", pi, sqrt(num / den));
     CHECK(lower_zero);
     CHECK(res < 1e-3);
@@ -273,8 +269,7 @@ static void test_golden(void) {
         CHECK_MSG(run_problem(&r, (int)i) == 0, "problem %u: truncated or invalid golden file", i);
     CHECK_MSG(r.pos == r.len, "golden file has %zu trailing bytes", r.len - r.pos);
     double frac = g_total ? (double)g_match / (double)g_total : 0.0;
-    printf("golden: %zu/%zu elements match within %g (%.4f)\n", g_match, g_total, TOL_MATCH_ABS,
-           frac);
+    printf("golden: %zu/%zu elements match within %g (%.4f)\n", g_match, g_total, TOL_MATCH_ABS, frac);
     CHECK_MSG(frac >= TOL_MATCH_FRAC, "match fraction %.4f < %.2f", frac, TOL_MATCH_FRAC);
     golden_close(&r);
 }
@@ -311,8 +306,7 @@ static void test_large_random(void) {
     for (size_t i = 0; i < (size_t)in; i++)
         for (size_t j = i; j < (size_t)in; j++) {
             double ref = 0;
-            for (int n = 0; n < N; n++)
-                ref += (double)X[(size_t)n * in + i] * X[(size_t)n * in + j];
+            for (int n = 0; n < N; n++) ref += (double)X[(size_t)n * in + i] * X[(size_t)n * in + j];
             hd = fmax(hd, fmax(fabs(H[i * in + j] - ref), fabs(H2[i * in + j] - ref)));
             hm = fmax(hm, fabs(ref));
         }
@@ -328,14 +322,14 @@ static void test_large_random(void) {
             GptqSpec s = gptq_spec_make(out, in, bits, groups[gi]);
             QErr err = {{0}};
             GptqInfo info;
-            CHECK_MSG(gptq_quantize(&s, W, H, Q, NULL, NULL, NULL, &info, &err) == 0, "%s",
-                      err.msg);
+            CHECK_MSG(gptq_quantize(&s, W, H, Q, NULL, NULL, NULL, &info, &err) == 0, "%s", err.msg);
             double eg = out_err(X, N, Q, W, out, in);
             double er = rtn_err(X, N, W, out, in, bits, groups[gi]);
             printf("random %dx%d N %d bits %d group %3d: out err GPTQ %.5g RTN %.5g "
-                   "GPTQ/RTN %.3f\n", out, in, N, bits, groups[gi], eg, er, eg / er);
-            CHECK_MSG(eg < 0.9 * er, "bits %d group %d: GPTQ %.5g not well below RTN %.5g", bits,
-                      groups[gi], eg, er);
+                   "GPTQ/RTN %.3f\n",
+                   out, in, N, bits, groups[gi], eg, er, eg / er);
+            CHECK_MSG(eg < 0.9 * er, "bits %d group %d: GPTQ %.5g not well below RTN %.5g", bits, groups[gi],
+                      eg, er);
         }
     free(X);
     free(W);
@@ -452,19 +446,17 @@ static void test_spec_check(void) {
         GptqSpec s;
         const char *what;
     } bad[] = {
-        {{0, in, 3, 4, 0.01f, 128}, "shape"},    {{out, 0, 3, 4, 0.01f, 128}, "shape"},
-        {{out, in, 0, 4, 0.01f, 128}, "bits"},   {{out, in, 9, 4, 0.01f, 128}, "bits"},
-        {{out, in, 3, 0, 0.01f, 128}, "group"},  {{out, in, 3, 9, 0.01f, 128}, "group"},
-        {{out, in, 3, 4, 0.0f, 128}, "damp"},    {{out, in, 3, 4, -1.0f, 128}, "damp"},
-        {{out, in, 3, 4, NAN, 128}, "damp"},     {{out, in, 3, 4, INFINITY, 128}, "damp"},
-        {{out, in, 3, 4, 0.01f, 0}, "block_size"},
-        {{65536, 65536, 3, 4, 0.01f, 128}, "INT_MAX"},
+        {{0, in, 3, 4, 0.01f, 128}, "shape"},      {{out, 0, 3, 4, 0.01f, 128}, "shape"},
+        {{out, in, 0, 4, 0.01f, 128}, "bits"},     {{out, in, 9, 4, 0.01f, 128}, "bits"},
+        {{out, in, 3, 0, 0.01f, 128}, "group"},    {{out, in, 3, 9, 0.01f, 128}, "group"},
+        {{out, in, 3, 4, 0.0f, 128}, "damp"},      {{out, in, 3, 4, -1.0f, 128}, "damp"},
+        {{out, in, 3, 4, NAN, 128}, "damp"},       {{out, in, 3, 4, INFINITY, 128}, "damp"},
+        {{out, in, 3, 4, 0.01f, 0}, "block_size"}, {{65536, 65536, 3, 4, 0.01f, 128}, "INT_MAX"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         err.msg[0] = 0;
         CHECK_MSG(gptq_spec_check(&bad[k].s, &err) == -1, "bad spec %zu accepted", k);
-        CHECK_MSG(strstr(err.msg, bad[k].what) != NULL, "spec %zu: '%s' lacks '%s'", k, err.msg,
-                  bad[k].what);
+        CHECK_MSG(strstr(err.msg, bad[k].what) != NULL, "spec %zu: '%s' lacks '%s'", k, err.msg, bad[k].what);
         CHECK(gptq_quantize(&bad[k].s, W, H, Q, NULL, NULL, NULL, NULL, &err) == -1);
     }
     CHECK(gptq_spec_check(NULL, &err) == -1);
@@ -473,12 +465,10 @@ static void test_spec_check(void) {
     CHECK(gptq_quantize(&ok, W, H, NULL, NULL, NULL, NULL, NULL, &err) == -1);
     CHECK(gptq_quantize(&ok, W, H, W, NULL, NULL, NULL, NULL, &err) == -1);
     W[5] = NAN;
-    CHECK(gptq_quantize(&ok, W, H, Q, NULL, NULL, NULL, NULL, &err) == -1 &&
-          strstr(err.msg, "non-finite"));
+    CHECK(gptq_quantize(&ok, W, H, Q, NULL, NULL, NULL, NULL, &err) == -1 && strstr(err.msg, "non-finite"));
     W[5] = 0.0f;
     H[1 * in + 3] = INFINITY;
-    CHECK(gptq_quantize(&ok, W, H, Q, NULL, NULL, NULL, NULL, &err) == -1 &&
-          strstr(err.msg, "non-finite"));
+    CHECK(gptq_quantize(&ok, W, H, Q, NULL, NULL, NULL, NULL, &err) == -1 && strstr(err.msg, "non-finite"));
     H[1 * in + 3] = 0.0f;
     H[3 * in + 1] = INFINITY; /* below the diagonal: never read */
     CHECK(gptq_quantize(&ok, W, H, Q, NULL, NULL, NULL, NULL, &err) == 0);

@@ -34,12 +34,12 @@
 #include "nn/block.h"
 #include "nn/layers.h"
 
-#define FD_EPS 1e-3f
+#define FD_EPS       1e-3f
 #define FD_EPS_BLOCK 4e-3f
-#define TOL_ABS 1e-3
-#define TOL_REL 1e-2
-#define REL_FLOOR 0.05
-#define TOL_ACC 1e-5
+#define TOL_ABS      1e-3
+#define TOL_REL      1e-2
+#define REL_FLOOR    0.05
+#define TOL_ACC      1e-5
 
 static Rng rng;
 
@@ -78,15 +78,14 @@ typedef struct {
 } Stats;
 
 static void stats_print(const Stats *s) {
-    printf("%-28s %4zu elems  eps %.0e  max|a-n| %.2e  max rel %.2e  tol use %.3f\n", s->name,
-           s->n, (double)s->eps, s->max_abs, s->max_rel, s->max_use);
+    printf("%-28s %4zu elems  eps %.0e  max|a-n| %.2e  max rel %.2e  tol use %.3f\n", s->name, s->n,
+           (double)s->eps, s->max_abs, s->max_rel, s->max_use);
 }
 
 typedef double (*LossFn)(void *ctx);
 
 /* Compares g (n) with the central difference of f over p (n). */
-static void fd_check(const char *what, LossFn f, void *ctx, float *p, const float *g, size_t n,
-                     Stats *st) {
+static void fd_check(const char *what, LossFn f, void *ctx, float *p, const float *g, size_t n, Stats *st) {
     int shown = 0;
     for (size_t i = 0; i < n; i++) {
         float save = p[i];
@@ -365,9 +364,17 @@ static BlockWeightGrads grads_from(float *g[7]) {
 static void test_block(int head_dim, int halves, int bias) {
     BlkCtx c;
     memset(&c, 0, sizeof c);
-    c.cfg = (ModelConfig){.dim = 8, .hidden_dim = 12, .n_layers = 1, .n_heads = 4,
-                          .n_kv_heads = 2, .head_dim = head_dim, .vocab_size = 16, .seq_len = 3,
-                          .rope_theta = 10000.0f, .norm_eps = 1e-5f, .rope_halves = halves,
+    c.cfg = (ModelConfig){.dim = 8,
+                          .hidden_dim = 12,
+                          .n_layers = 1,
+                          .n_heads = 4,
+                          .n_kv_heads = 2,
+                          .head_dim = head_dim,
+                          .vocab_size = 16,
+                          .seq_len = 3,
+                          .rope_theta = 10000.0f,
+                          .norm_eps = 1e-5f,
+                          .rope_halves = halves,
                           .has_qkv_bias = bias};
     const ModelConfig *cfg = &c.cfg;
     int B = 2, T = 3, N = B * T, C = cfg->dim;
@@ -446,8 +453,8 @@ static void test_block(int head_dim, int halves, int bias) {
 int main(void) {
     const char *seed = getenv("QUEPT_TEST_SEED"); /* to explore other draws */
     rng_seed(&rng, seed ? strtoull(seed, NULL, 10) : 20240607);
-    printf("tolerance |a-n| <= %g + %g*|n|; eps %g (block %g); max rel over |n| >= %g\n", TOL_ABS,
-           TOL_REL, (double)FD_EPS, (double)FD_EPS_BLOCK, REL_FLOOR);
+    printf("tolerance |a-n| <= %g + %g*|n|; eps %g (block %g); max rel over |n| >= %g\n", TOL_ABS, TOL_REL,
+           (double)FD_EPS, (double)FD_EPS_BLOCK, REL_FLOOR);
     test_rmsnorm();
     test_matmul();
     test_rope(0);

@@ -32,8 +32,8 @@ static char *run(const char *cmd, int *status) {
 }
 
 /* Every assignment: the largest total sum n_j b_j <= X * sum n_j, least cost there. */
-static void brute(const double *cost, const long *n, int L, const int *bl, int nb, double X, double *best_cost,
-                  double *best_avg) {
+static void brute(const double *cost, const long *n, int L, const int *bl, int nb, double X,
+                  double *best_cost, double *best_avg) {
     long N = 0, total_pow = 1;
     for (int j = 0; j < L; j++) N += n[j], total_pow *= nb;
     long best_tot = -1;
@@ -133,9 +133,17 @@ static void test_bits_per_weight(void) {
      * = 224 rows -> 4*7680 + 32*224 = 37888 bits. */
     ElasticModel em;
     memset(&em, 0, sizeof em);
-    em.cfg = (ModelConfig){.dim = 32, .hidden_dim = 48, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
-                           .head_dim = 8, .vocab_size = 64, .seq_len = 32, .rope_theta = 10000.0f,
-                           .norm_eps = 1e-5f, .tied_classifier = 1};
+    em.cfg = (ModelConfig){.dim = 32,
+                           .hidden_dim = 48,
+                           .n_layers = 2,
+                           .n_heads = 4,
+                           .n_kv_heads = 2,
+                           .head_dim = 8,
+                           .vocab_size = 64,
+                           .seq_len = 32,
+                           .rope_theta = 10000.0f,
+                           .norm_eps = 1e-5f,
+                           .tied_classifier = 1};
     quant_config_default(&em.qc);
     em.qc.group[2] = 16;
     em.qc.group[4] = 0;
@@ -146,9 +154,17 @@ static void test_bits_per_weight(void) {
 }
 
 static void write_tiny(const char *model, const char *data, int n_seq, int T) {
-    ModelConfig c = {.dim = 32, .hidden_dim = 48, .n_layers = 3, .n_heads = 4, .n_kv_heads = 2,
-                     .head_dim = 8, .vocab_size = 64, .seq_len = 32, .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f, .tied_classifier = 1};
+    ModelConfig c = {.dim = 32,
+                     .hidden_dim = 48,
+                     .n_layers = 3,
+                     .n_heads = 4,
+                     .n_kv_heads = 2,
+                     .head_dim = 8,
+                     .vocab_size = 64,
+                     .seq_len = 32,
+                     .rope_theta = 10000.0f,
+                     .norm_eps = 1e-5f,
+                     .tied_classifier = 1};
     Model m;
     QErr err;
     CHECK(model_init_random(&m, &c, 11, &err) == 0);
@@ -214,15 +230,17 @@ static void test_calibrated(void) {
     char *out = run(cmd, &status);
     CHECK_MSG(status == 0 && strstr(out, "proxy"), "eval without a table: %s", out);
     free(out);
-    snprintf(cmd, sizeof cmd, "%s eval --artifact %s --avg-bits 3.5 --data %s --reference %s --json 2>/dev/null",
-             QUEPT_BIN, a1, data, model);
+    snprintf(cmd, sizeof cmd,
+             "%s eval --artifact %s --avg-bits 3.5 --data %s --reference %s --json 2>/dev/null", QUEPT_BIN,
+             a1, data, model);
     out = run(cmd, &status);
     cJSON *js = cJSON_Parse(out);
     CHECK_MSG(status == 0 && js, "eval --avg-bits --json: %s", out);
     if (js) {
         cJSON *b = cJSON_GetObjectItemCaseSensitive(js, "bits");
         CHECK(cJSON_IsArray(b) && cJSON_GetArraySize(b) == L);
-        CHECK_CLOSE(cJSON_GetObjectItemCaseSensitive(js, "avg_bits")->valuedouble, 10.0 / 3.0 /* 3 blocks: 10.5 -> 10 of 3 */, 1e-8, 0);
+        CHECK_CLOSE(cJSON_GetObjectItemCaseSensitive(js, "avg_bits")->valuedouble,
+                    10.0 / 3.0 /* 3 blocks: 10.5 -> 10 of 3 */, 1e-8, 0);
         CHECK(cJSON_GetObjectItemCaseSensitive(js, "bits_per_weight")->valuedouble > 3.0);
         CHECK(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(js, "ppl")));
         cJSON_Delete(js);
@@ -249,7 +267,8 @@ static void test_calibrated(void) {
         CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(se, "measure")));
         CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(se, "table")) == NB);
         cJSON *sto = cJSON_GetObjectItemCaseSensitive(js, "storage");
-        CHECK(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(sto, "adapters"), "stored")->valuedouble > 0);
+        CHECK(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(sto, "adapters"), "stored")
+                  ->valuedouble > 0);
         cJSON_Delete(js);
     }
     free(out);

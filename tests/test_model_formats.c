@@ -14,9 +14,7 @@
 
 static char tmpdir[256];
 
-static void path_in_tmp(char *buf, size_t n, const char *name) {
-    snprintf(buf, n, "%s/%s", tmpdir, name);
-}
+static void path_in_tmp(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", tmpdir, name); }
 
 static float *logits_of(const Model *m, const int *tok, int B, int T) {
     QErr err;
@@ -107,9 +105,17 @@ int main(void) {
     if (!mkdtemp(tmpdir)) SKIP("no temp dir");
     QErr err = {{0}};
     for (int tied = 0; tied <= 1; tied++) {
-        ModelConfig c = {.dim = 48, .hidden_dim = 96, .n_layers = 2, .n_heads = 4,
-                         .n_kv_heads = 2, .head_dim = 12, .vocab_size = 37, .seq_len = 32,
-                         .rope_theta = 10000.0f, .norm_eps = 1e-5f, .rope_halves = 0,
+        ModelConfig c = {.dim = 48,
+                         .hidden_dim = 96,
+                         .n_layers = 2,
+                         .n_heads = 4,
+                         .n_kv_heads = 2,
+                         .head_dim = 12,
+                         .vocab_size = 37,
+                         .seq_len = 32,
+                         .rope_theta = 10000.0f,
+                         .norm_eps = 1e-5f,
+                         .rope_halves = 0,
                          .tied_classifier = tied};
         Model m;
         CHECK(model_init_random(&m, &c, 7 + tied, &err) == 0);
@@ -214,7 +220,8 @@ int main(void) {
             snprintf(cfg, sizeof cfg, "%s/config.json", p_hf);
             snprintf(cmd, sizeof cmd,
                      "sed -E -i 's/\"num_hidden_layers\":[[:space:]]*2/\"num_hidden_layers\": 1/' %s && "
-                     "grep -q '\"num_hidden_layers\": 1' %s", cfg, cfg);
+                     "grep -q '\"num_hidden_layers\": 1' %s",
+                     cfg, cfg);
             CHECK_MSG(system(cmd) == 0, "could not edit %s", cfg);
             expect_load_error(p_hf, "model.layers.1.");
         }

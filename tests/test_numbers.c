@@ -17,8 +17,15 @@
 static char tmpdir[256];
 
 static ModelConfig tiny_config(void) {
-    ModelConfig c = {.dim = 32, .hidden_dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
-                     .head_dim = 8, .vocab_size = 40, .seq_len = 32, .rope_theta = 10000.0f,
+    ModelConfig c = {.dim = 32,
+                     .hidden_dim = 64,
+                     .n_layers = 2,
+                     .n_heads = 4,
+                     .n_kv_heads = 2,
+                     .head_dim = 8,
+                     .vocab_size = 40,
+                     .seq_len = 32,
+                     .rope_theta = 10000.0f,
                      .norm_eps = 1e-5f};
     return c;
 }
@@ -144,12 +151,15 @@ static void test_artifacts_refused_at_load(void) {
     CHECK_MSG(elastic_load(&em, art, &err) == 0, "%s", err.msg);
     struct {
         const char *what, *expect;
-    } cases[] = {{"code", "exceeds 3"}, {"scale", "not positive"}, {"zero", "zero point"},
-                 {"nan-base", "non-finite"}, {"inf-scale", "non-finite"}};
+    } cases[] = {{"code", "exceeds 3"},
+                 {"scale", "not positive"},
+                 {"zero", "zero point"},
+                 {"nan-base", "non-finite"},
+                 {"inf-scale", "non-finite"}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         ElasticModel t;
         CHECK(elastic_load(&t, art, &err) == 0);
-        GptqLinear *g = &t.gptq[1][2][1]; /* block 1, wv, 4 bits */
+        GptqLinear *g = &t.gptq[1][2][1];                                   /* block 1, wv, 4 bits */
         if (!strcmp(cases[k].what, "code")) t.gptq[1][2][0].codes[5] = 200; /* 2 bits: max 3 */
         if (!strcmp(cases[k].what, "scale")) g->scales[3] = -0.5f;
         if (!strcmp(cases[k].what, "zero")) g->zeros[3] = 1e9f;

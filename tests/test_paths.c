@@ -93,8 +93,15 @@ static void refused(const char *cmd, const char *victim) {
 
 static void test_commands(void) {
     QErr err = {{0}};
-    ModelConfig c = {.dim = 32, .hidden_dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
-                     .head_dim = 8, .vocab_size = 40, .seq_len = 32, .rope_theta = 10000.0f,
+    ModelConfig c = {.dim = 32,
+                     .hidden_dim = 64,
+                     .n_layers = 2,
+                     .n_heads = 4,
+                     .n_kv_heads = 2,
+                     .head_dim = 8,
+                     .vocab_size = 40,
+                     .seq_len = 32,
+                     .rope_theta = 10000.0f,
                      .norm_eps = 1e-5f};
     Model m;
     char model[512], data[512], art[512], cmd[4096];
@@ -109,36 +116,47 @@ static void test_commands(void) {
              QUEPT_BIN, model, data, art);
     CHECK(run(cmd) == 0);
 
-    snprintf(cmd, sizeof cmd, "%s calibrate --model %s --data %s --out %s --method rtn", QUEPT_BIN, model, data,
-             model);
+    snprintf(cmd, sizeof cmd, "%s calibrate --model %s --data %s --out %s --method rtn", QUEPT_BIN, model,
+             data, model);
     refused(cmd, model);
-    snprintf(cmd, sizeof cmd, "%s calibrate --model %s --data %s --out %s/./d.qtok --method rtn", QUEPT_BIN, model,
-             data, tmp);
+    snprintf(cmd, sizeof cmd, "%s calibrate --model %s --data %s --out %s/./d.qtok --method rtn", QUEPT_BIN,
+             model, data, tmp);
     refused(cmd, data);
-    snprintf(cmd, sizeof cmd, "%s calibrate --model %s --data %s --out %s --workers 1 --epochs 1", QUEPT_BIN, model,
-             data, data);
+    snprintf(cmd, sizeof cmd, "%s calibrate --model %s --data %s --out %s --workers 1 --epochs 1", QUEPT_BIN,
+             model, data, data);
     refused(cmd, data);
     /* --out inside the checkpoint, which only the journal writes */
-    snprintf(cmd, sizeof cmd, "%s calibrate --model %s --data %s --out %s/ck/done.json --checkpoint %s/ck "
-             "--workers 1 --epochs 1", QUEPT_BIN, model, data, tmp, tmp);
+    snprintf(cmd, sizeof cmd,
+             "%s calibrate --model %s --data %s --out %s/ck/done.json --checkpoint %s/ck "
+             "--workers 1 --epochs 1",
+             QUEPT_BIN, model, data, tmp, tmp);
     refused(cmd, model);
-    snprintf(cmd, sizeof cmd, "%s coordinator --model %s --data %s --out %s/ck/input-0.qckp --checkpoint %s/ck "
-             "--bind ipc://%s/w.sock --status-bind ipc://%s/s.sock", QUEPT_BIN, model, data, tmp, tmp, tmp, tmp);
+    snprintf(cmd, sizeof cmd,
+             "%s coordinator --model %s --data %s --out %s/ck/input-0.qckp --checkpoint %s/ck "
+             "--bind ipc://%s/w.sock --status-bind ipc://%s/s.sock",
+             QUEPT_BIN, model, data, tmp, tmp, tmp, tmp);
     refused(cmd, model);
-    snprintf(cmd, sizeof cmd, "%s coordinator --model %s --data %s --out %s/x.qept --checkpoint %s "
-             "--bind ipc://%s/w.sock --status-bind ipc://%s/s.sock", QUEPT_BIN, model, data, tmp, tmp, tmp, tmp);
+    snprintf(cmd, sizeof cmd,
+             "%s coordinator --model %s --data %s --out %s/x.qept --checkpoint %s "
+             "--bind ipc://%s/w.sock --status-bind ipc://%s/s.sock",
+             QUEPT_BIN, model, data, tmp, tmp, tmp, tmp);
     refused(cmd, model); /* the checkpoint directory holds the inputs */
     snprintf(cmd, sizeof cmd, "%s sample --model %s --n 1 --len 4 --out %s", QUEPT_BIN, model, model);
     refused(cmd, model);
     snprintf(cmd, sizeof cmd, "%s export %s --bits 4 --format gguf --out %s", QUEPT_BIN, art, art);
     refused(cmd, art);
-    snprintf(cmd, sizeof cmd, "%s export %s --bits 4 --format safetensors-fp16 --out %s", QUEPT_BIN, art, tmp);
+    snprintf(cmd, sizeof cmd, "%s export %s --bits 4 --format safetensors-fp16 --out %s", QUEPT_BIN, art,
+             tmp);
     refused(cmd, art); /* the output directory holds the artifact */
-    snprintf(cmd, sizeof cmd, "%s submit --name j --image i --model /data/m.bin --data /data/d.qtok "
-             "--out /data/m.bin --workers 2 --dry-run --out-dir %s/ov", QUEPT_BIN, tmp);
+    snprintf(cmd, sizeof cmd,
+             "%s submit --name j --image i --model /data/m.bin --data /data/d.qtok "
+             "--out /data/m.bin --workers 2 --dry-run --out-dir %s/ov",
+             QUEPT_BIN, tmp);
     refused(cmd, model);
-    snprintf(cmd, sizeof cmd, "%s submit --name j --image i --model /data/m.bin --data /data/d.qtok "
-             "--out /data/jobs/j/checkpoint/done.json --workers 2 --dry-run --out-dir %s/ov", QUEPT_BIN, tmp);
+    snprintf(cmd, sizeof cmd,
+             "%s submit --name j --image i --model /data/m.bin --data /data/d.qtok "
+             "--out /data/jobs/j/checkpoint/done.json --workers 2 --dry-run --out-dir %s/ov",
+             QUEPT_BIN, tmp);
     refused(cmd, model);
 }
 

@@ -43,19 +43,18 @@
 #include "golden.h"
 #include "quant/pot.h"
 
-#define TOL_VAL_REL 1e-6
-#define TOL_G 1e-4
-#define TOL_LOSS_REL 1e-5
+#define TOL_VAL_REL     1e-6
+#define TOL_G           1e-4
+#define TOL_LOSS_REL    1e-5
 #define TOL_OUT_RELNORM 1e-5
 
 static double worst_grad = 0.0;
 
-static double check_grad(const char *ctx, const char *what, const float *c, const float *ref,
-                         size_t n, int must_be_nonzero) {
+static double check_grad(const char *ctx, const char *what, const float *c, const float *ref, size_t n,
+                         int must_be_nonzero) {
     double rn, mr;
     rel_err(c, ref, n, &rn, &mr);
-    CHECK_MSG(rn <= TOL_G && mr <= TOL_G, "%s %s: relnorm %.3g, max rel %.3g > %g", ctx, what, rn,
-              mr, TOL_G);
+    CHECK_MSG(rn <= TOL_G && mr <= TOL_G, "%s %s: relnorm %.3g, max rel %.3g > %g", ctx, what, rn, mr, TOL_G);
     if (must_be_nonzero) {
         double r2 = 0;
         for (size_t i = 0; i < n; i++) r2 += (double)ref[i] * ref[i];
@@ -71,8 +70,15 @@ static double check_grad(const char *ctx, const char *what, const float *c, cons
 static int quant_case(Reader *r, int ci) {
     int32_t h[7];
     if (rd_bytes(r, h, sizeof h) != 0) return -1;
-    FqSpec sp = {.out = h[0], .in = h[1], .bits = h[2], .group = h[3], .rank = h[4], .R = h[5],
-                 .mode = FQ_ADAPTER_BEFORE_QUANT, .lwc = h[6], .format = FQ_FORMAT_POT};
+    FqSpec sp = {.out = h[0],
+                 .in = h[1],
+                 .bits = h[2],
+                 .group = h[3],
+                 .rank = h[4],
+                 .R = h[5],
+                 .mode = FQ_ADAPTER_BEFORE_QUANT,
+                 .lwc = h[6],
+                 .format = FQ_FORMAT_POT};
     QErr err;
     if (fq_spec_check(&sp, &err) != 0) {
         fprintf(stderr, "quant case %d: %s\n", ci, err.msg);
@@ -106,11 +112,10 @@ static int quant_case(Reader *r, int ci) {
     CHECK_MSG(smr <= TOL_VAL_REL, "quant case %d: scales max rel err %.3g", ci, smr);
     fq_dequantize(&sp, codes, sc, zs, deq);
     for (size_t i = 0; i < n; i++) bad_deq += memcmp(&deq[i], &v[i], sizeof(float)) != 0;
-    CHECK_MSG(bad_deq == 0, "quant case %d: %zu dequantized codes differ bitwise from the forward",
-              ci, bad_deq);
+    CHECK_MSG(bad_deq == 0, "quant case %d: %zu dequantized codes differ bitwise from the forward", ci,
+              bad_deq);
 
-    fq_backward(&sp, W, Bd, Bu, gam, s0, scr, dW, dg, db, sp.rank ? dBd : NULL, sp.rank ? dBu : NULL,
-                work);
+    fq_backward(&sp, W, Bd, Bu, gam, s0, scr, dW, dg, db, sp.rank ? dBd : NULL, sp.rank ? dBu : NULL, work);
     char ctx[64];
     snprintf(ctx, sizeof ctx, "quant case %d", ci);
     double e0 = check_grad(ctx, "dgamma", dg, dg_ref, ng, sp.lwc);
@@ -120,10 +125,10 @@ static int quant_case(Reader *r, int ci) {
     for (size_t i = 0; i < ng; i++) dbeta_nz += db[i] != 0.0f;
     CHECK_MSG(dbeta_nz == 0, "quant case %d: the data-free scale (beta) received a gradient", ci);
     printf("quant case %d: (%d x %d) bits %d group %d rank %d/%d lwc %d: values %.2g, codes exact, "
-           "dgamma %.2g dBd %.2g dBu %.2g\n", ci, sp.out, sp.in, sp.bits, sp.group, sp.rank, sp.R,
-           sp.lwc, mr, e0, e1, e2);
-    float *all[] = {W, Bd, Bu, gam, s0, dW, v_ref, c_ref, s_ref, dg_ref, dBd_ref, dBu_ref, v, scr,
-                    work, dg, db, dBd, dBu, sc, zs, deq};
+           "dgamma %.2g dBd %.2g dBu %.2g\n",
+           ci, sp.out, sp.in, sp.bits, sp.group, sp.rank, sp.R, sp.lwc, mr, e0, e1, e2);
+    float *all[] = {W,       Bd, Bu,  gam,  s0, dW, v_ref, c_ref, s_ref, dg_ref, dBd_ref,
+                    dBu_ref, v,  scr, work, dg, db, dBd,   dBu,   sc,    zs,     deq};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
     free(codes);
     return 0;
@@ -133,13 +138,14 @@ static int quant_case(Reader *r, int ci) {
 
 /* Objective of the step at bit index bi: recon loss + pot_l2·ΣΓ² (double). */
 static double objective(const ModelConfig *c, const QuantConfig *qc, const QBlockParams *p,
-                        const BlockWeights *w, ReconStep *st, int bi, const float *x,
-                        const float *target, int T) {
+                        const BlockWeights *w, ReconStep *st, int bi, const float *x, const float *target,
+                        int T) {
     double l = recon_eval_loss(c, qc, p, w, st, bi, 0, x, target, st->acts.B, T), pen = 0;
     for (int k = 0; k < N_LIN; k++) {
         const QLinear *q = &p->lin[k];
         size_t n = (size_t)q->out * fq_ngroups(&q->spec[bi]);
-        for (size_t i = 0; i < n; i++) pen += (double)p->lwc[q->off_gamma[bi] + i] * p->lwc[q->off_gamma[bi] + i];
+        for (size_t i = 0; i < n; i++)
+            pen += (double)p->lwc[q->off_gamma[bi] + i] * p->lwc[q->off_gamma[bi] + i];
     }
     return l + qc->pot_l2 * pen;
 }
@@ -232,9 +238,17 @@ static int block_case(Reader *r, const GoldenModel *m, int ci) {
     if (rd_bytes(r, bits, 4 * (size_t)n_bits) || rd_bytes(r, group, 4 * (size_t)n_bits) ||
         rd_bytes(r, rank, 4 * (size_t)n_bits))
         return -1;
-    ModelConfig c = {.dim = m->C, .hidden_dim = m->H, .n_layers = 1, .n_heads = m->NH,
-                     .n_kv_heads = m->NKV, .head_dim = m->hd, .vocab_size = 1, .seq_len = m->T,
-                     .rope_theta = m->theta, .norm_eps = m->eps, .rope_halves = halves,
+    ModelConfig c = {.dim = m->C,
+                     .hidden_dim = m->H,
+                     .n_layers = 1,
+                     .n_heads = m->NH,
+                     .n_kv_heads = m->NKV,
+                     .head_dim = m->hd,
+                     .vocab_size = 1,
+                     .seq_len = m->T,
+                     .rope_theta = m->theta,
+                     .norm_eps = m->eps,
+                     .rope_halves = halves,
                      .has_qkv_bias = bias};
     QuantConfig qc;
     quant_config_reference(&qc);
@@ -306,9 +320,12 @@ static int block_case(Reader *r, const GoldenModel *m, int ci) {
             snprintf(ctx, sizeof ctx, "block case %d %s", ci, LIN_NAMES[l]);
             double e0 = check_grad(ctx, "dgamma", st.g_lwc + q->off_gamma[bi], dg_ref[l],
                                    (size_t)q->out * fq_ngroups(&q->spec[bi]), 1);
-            double e1 = check_grad(ctx, "dBd", st.g_adapter + q->off_Bd, dBd_ref[l], (size_t)q->out * q->R, rk > 0);
-            double e2 = check_grad(ctx, "dBu", st.g_adapter + q->off_Bu, dBu_ref[l], (size_t)q->R * q->in, rk > 0);
-            printf("    %-6s rank %d/%d  dgamma %.2g  dBd %.2g  dBu %.2g\n", LIN_NAMES[l], rk, q->R, e0, e1, e2);
+            double e1 =
+                check_grad(ctx, "dBd", st.g_adapter + q->off_Bd, dBd_ref[l], (size_t)q->out * q->R, rk > 0);
+            double e2 =
+                check_grad(ctx, "dBu", st.g_adapter + q->off_Bu, dBu_ref[l], (size_t)q->R * q->in, rk > 0);
+            printf("    %-6s rank %d/%d  dgamma %.2g  dBd %.2g  dBu %.2g\n", LIN_NAMES[l], rk, q->R, e0, e1,
+                   e2);
             for (int j = 0; j < n_bits; j++) { /* other bits' Γ and every s0 never learn here */
                 size_t n = (size_t)q->out * fq_ngroups(&q->spec[j]);
                 for (size_t i = 0; i < n; i++)
@@ -403,11 +420,12 @@ static void check_search(void) {
         worse += ratio > 1.0 + 1e-4;
         n_groups++;
     }
-    CHECK_MSG(worse == 0, "search: %d of %d groups above the brute-force minimum error (worst x%.6f)",
-              worse, n_groups, worst_ratio);
+    CHECK_MSG(worse == 0, "search: %d of %d groups above the brute-force minimum error (worst x%.6f)", worse,
+              n_groups, worst_ratio);
     CHECK_MSG(e_mismatch == 0, "search: %d elements not at the nearest level", e_mismatch);
     printf("data-free search: %d groups (bits 2-5, 1-128 elements), error / brute-force minimum "
-           "<= %.6f; every element at its nearest level\n", n_groups, worst_ratio);
+           "<= %.6f; every element at its nearest level\n",
+           n_groups, worst_ratio);
     /* hand cases at s = 1, 4 bits (Emax 7): ties go up (1.5 -> 2, -3 -> -4),
      * the STE range is 0.75 <= |u| < 1.5·2^7 = 192 (0.75 in, 0.74 out; 191
      * in, 192 out), -0 is negative, no zero code (0.01 -> 1) */
@@ -438,9 +456,18 @@ static void check_search(void) {
 
 static void check_switch_and_artifact(void) {
     QErr err = {{0}};
-    ModelConfig c = {.dim = 32, .hidden_dim = 48, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
-                     .head_dim = 8, .vocab_size = 16, .seq_len = 32, .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f, .rope_halves = 0, .tied_classifier = 1};
+    ModelConfig c = {.dim = 32,
+                     .hidden_dim = 48,
+                     .n_layers = 2,
+                     .n_heads = 4,
+                     .n_kv_heads = 2,
+                     .head_dim = 8,
+                     .vocab_size = 16,
+                     .seq_len = 32,
+                     .rope_theta = 10000.0f,
+                     .norm_eps = 1e-5f,
+                     .rope_halves = 0,
+                     .tied_classifier = 1};
     for (int method = 0; method < 2; method++) {
         Model m;
         CHECK(model_init_random(&m, &c, 5, &err) == 0);
@@ -489,10 +516,11 @@ static void check_switch_and_artifact(void) {
                 }
         }
         CHECK_MSG(bad_code == 0 && bad_val == 0 && bad_zero == 0,
-                  "%s: %zu codes out of layout, %zu values differ from elastic_switch, %zu zeros", 
+                  "%s: %zu codes out of layout, %zu values differ from elastic_switch, %zu zeros",
                   method ? "rtn" : "quept", bad_code, bad_val, bad_zero);
         printf("switch (%s, pot): %zu codes over bits 2-5 decode (sign bit b-1, exponent below) to "
-               "elastic_switch's weights bitwise\n", method ? "rtn" : "quept", n_codes);
+               "elastic_switch's weights bitwise\n",
+               method ? "rtn" : "quept", n_codes);
 
         /* the artifact records the format per tensor and reloads as PoT */
         char path[256];
@@ -527,8 +555,9 @@ static void check_switch_and_artifact(void) {
                 for (int l = 0; l < N_LIN; l++) {
                     int o, in;
                     qblock_linear_shape(&c, l, &o, &in);
-                    diff += memcmp(*qblock_linear_slot(&q.blocks[j], l), *qblock_linear_slot(&q2.blocks[j], l),
-                                   sizeof(float) * (size_t)o * in) != 0;
+                    diff +=
+                        memcmp(*qblock_linear_slot(&q.blocks[j], l), *qblock_linear_slot(&q2.blocks[j], l),
+                               sizeof(float) * (size_t)o * in) != 0;
                 }
             CHECK_MSG(diff == 0, "%zu linears differ after the PoT artifact round trip", diff);
             for (int j = 0; j < 2; j++) block_weights_free(&q2.blocks[j]);

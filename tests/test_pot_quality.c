@@ -92,8 +92,9 @@ int main(void) {
                 for (int l = 0; l < N_LIN; l++) {
                     int o, in;
                     qblock_linear_shape(&e0.cfg, l, &o, &in);
-                    diff += memcmp(*qblock_linear_slot(&q0.blocks[j], l), *qblock_linear_slot(&qr.blocks[j], l),
-                                   sizeof(float) * (size_t)o * in) != 0;
+                    diff +=
+                        memcmp(*qblock_linear_slot(&q0.blocks[j], l), *qblock_linear_slot(&qr.blocks[j], l),
+                               sizeof(float) * (size_t)o * in) != 0;
                 }
         }
         CHECK_MSG(diff == 0, "%d linears of the --epochs 0 artifact differ from the data-free one", diff);

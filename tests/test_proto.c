@@ -39,7 +39,8 @@ static void sample_msg(Msg *m, MsgType t, float *buf, size_t nbuf) {
         m->threads = 3;
         break;
     case MSG_ASSIGN:
-        m->n_layers = 8, m->shard = 1, m->block_begin = 4, m->block_end = 8, m->block_start = 6, m->send_fp_out = 1;
+        m->n_layers = 8, m->shard = 1, m->block_begin = 4, m->block_end = 8, m->block_start = 6,
+        m->send_fp_out = 1;
         m->n_seq = 16, m->T = 64, m->dim = 32;
         snprintf(m->model_path, sizeof m->model_path, "/models/x.bin");
         quant_config_default(&m->qc);
@@ -55,7 +56,8 @@ static void sample_msg(Msg *m, MsgType t, float *buf, size_t nbuf) {
     case MSG_RESULT: {
         m->block = 5, m->n_bits = 3;
         for (int i = 0; i < 3; i++) {
-            m->stats.loss_rtn[i] = 1.5 + i, m->stats.loss_init[i] = 1.25 + i, m->stats.loss_final[i] = 0.5 + i;
+            m->stats.loss_rtn[i] = 1.5 + i, m->stats.loss_init[i] = 1.25 + i,
+            m->stats.loss_final[i] = 0.5 + i;
             m->stats.hold_rtn[i] = 2 + i, m->stats.hold_final[i] = 1 + i, m->stats.choice[i] = i % 3;
         }
         m->stats.seconds = 3.25, m->stats.tokens_per_s = 1000;
@@ -69,11 +71,8 @@ static void sample_msg(Msg *m, MsgType t, float *buf, size_t nbuf) {
         m->group_loss[0] = 0.1, m->group_loss[1] = NAN, m->group_loss[2] = 0.3, m->group_loss[3] = 0.4;
         break;
     case MSG_ERROR:
-    case MSG_SHUTDOWN:
-        snprintf(m->text, sizeof m->text, "something happened");
-        break;
-    default:
-        break;
+    case MSG_SHUTDOWN: snprintf(m->text, sizeof m->text, "something happened"); break;
+    default: break;
     }
 }
 
@@ -106,7 +105,8 @@ static void test_roundtrip(void) {
             if (t == MSG_RESULT || t == MSG_PARAMS) {
                 CHECK(d.n_bits == 3 && d.stats.seconds == 3.25);
                 for (int i = 0; i < 3; i++)
-                    CHECK(d.stats.loss_final[i] == m.stats.loss_final[i] && d.stats.choice[i] == m.stats.choice[i] &&
+                    CHECK(d.stats.loss_final[i] == m.stats.loss_final[i] &&
+                          d.stats.choice[i] == m.stats.choice[i] &&
                           d.stats.hold_rtn[i] == m.stats.hold_rtn[i]);
             }
             if (t == MSG_ASSIGN) {
@@ -140,7 +140,8 @@ static void test_roundtrip(void) {
 }
 
 /* A header built by hand, with one field changed. */
-static size_t header_with(uint8_t *out, size_t cap, const char *type, int version, const char *bad_key, int64_t bad_val) {
+static size_t header_with(uint8_t *out, size_t cap, const char *type, int version, const char *bad_key,
+                          int64_t bad_val) {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -168,13 +169,16 @@ static size_t header_with(uint8_t *out, size_t cap, const char *type, int versio
     return n;
 }
 
-static void expect_refused(const uint8_t *const *fr, const size_t *len, int n, const char *want, const char *what) {
+static void expect_refused(const uint8_t *const *fr, const size_t *len, int n, const char *want,
+                           const char *what) {
     Msg m;
     QErr err = {{0}};
     int rc = msg_decode(fr, len, n, &m, &err);
     CHECK_MSG(rc != 0, "%s: accepted", what);
-    if (rc == 0) msg_free(&m);
-    else CHECK_MSG(strstr(err.msg, want) != NULL, "%s: message '%s' lacks '%s'", what, err.msg, want);
+    if (rc == 0)
+        msg_free(&m);
+    else
+        CHECK_MSG(strstr(err.msg, want) != NULL, "%s: message '%s' lacks '%s'", what, err.msg, want);
 }
 
 static void test_malformed(void) {
@@ -223,7 +227,8 @@ static void test_malformed(void) {
     f.len[1] = ok_len - 4;
     expect_refused((const uint8_t *const *)f.data, f.len, f.n, "frame of 28 bytes", "short tensor frame");
     f.len[1] = ok_len;
-    expect_refused((const uint8_t *const *)f.data, f.len, 1, "0 tensor frames for 1 tensors", "missing tensor frame");
+    expect_refused((const uint8_t *const *)f.data, f.len, 1, "0 tensor frames for 1 tensors",
+                   "missing tensor frame");
     msg_frames_free(&f);
     /* LZ4 that lies about its size */
     float big[256];
@@ -270,10 +275,14 @@ static void test_mutations(void) {
                     memcpy(copy[i], f.data[i], f.len[i]);
                 }
                 int k = rng_int(&rng, n), kind = rng_int(&rng, 4);
-                if (kind == 0 && len[k]) copy[k][rng_int(&rng, (int)len[k])] ^= (uint8_t)(1u << rng_int(&rng, 8));
-                else if (kind == 1 && len[k]) len[k] = (size_t)rng_int(&rng, (int)len[k]);
-                else if (kind == 2 && len[k]) copy[k][rng_int(&rng, (int)len[k])] = (uint8_t)rng_int(&rng, 256);
-                else if (kind == 3) n = rng_int(&rng, n + 1);
+                if (kind == 0 && len[k])
+                    copy[k][rng_int(&rng, (int)len[k])] ^= (uint8_t)(1u << rng_int(&rng, 8));
+                else if (kind == 1 && len[k])
+                    len[k] = (size_t)rng_int(&rng, (int)len[k]);
+                else if (kind == 2 && len[k])
+                    copy[k][rng_int(&rng, (int)len[k])] = (uint8_t)rng_int(&rng, 256);
+                else if (kind == 3)
+                    n = rng_int(&rng, n + 1);
                 Msg d;
                 if (msg_decode((const uint8_t *const *)copy, len, n, &d, &err) == 0) {
                     accepted++;
@@ -373,12 +382,14 @@ static void test_live_garbage(void) {
     snprintf(out, sizeof out, "%s/a.qept", dir);
     snprintf(ckpt, sizeof ckpt, "%s/ckpt", dir);
     snprintf(ep, sizeof ep, "ipc://%s/work", dir);
-    snprintf(cmd, sizeof cmd, "%s sample --model %s --n 4 --len 32 --out %s 2>/dev/null", QUEPT_BIN, model, data);
+    snprintf(cmd, sizeof cmd, "%s sample --model %s --n 4 --len 32 --out %s 2>/dev/null", QUEPT_BIN, model,
+             data);
     CHECK(system(cmd) == 0);
     char sep[1200];
     snprintf(sep, sizeof sep, "ipc://%s/status", dir);
-    char *cargv[] = {QUEPT_BIN, "coordinator", "--model", model, "--data", data, "--out", out, "--checkpoint", ckpt,
-                     "--bind", ep, "--status-bind", sep, "--epochs", "1", "--heartbeat", "0.2", "--quiet", NULL};
+    char *cargv[] = {QUEPT_BIN,      "coordinator", "--model", model, "--data",        data, "--out",    out,
+                     "--checkpoint", ckpt,          "--bind",  ep,    "--status-bind", sep,  "--epochs", "1",
+                     "--heartbeat",  "0.2",         "--quiet", NULL};
     pid_t cp = spawn(cargv);
     CHECK(cp > 0);
     void *ctx = zmq_ctx_new();
@@ -412,9 +423,10 @@ static void test_live_garbage(void) {
     wire_send(s, NULL, 0, &reg, 0, &err);
     sample_msg(&r, MSG_RESULT, buf, 64);
     wire_send(s, NULL, 0, &r, 0, &err); /* registered, but no assignment: stale */
-    zmq_close(s); /* the liar goes silent: declared dead after 3 heartbeats */
+    zmq_close(s);                       /* the liar goes silent: declared dead after 3 heartbeats */
     zmq_ctx_term(ctx);
-    char *wargv[] = {QUEPT_BIN, "worker", "--connect", ep, "--heartbeat", "0.2", "--max-lost", "20", "--quiet", NULL};
+    char *wargv[] = {QUEPT_BIN, "worker",     "--connect", ep,        "--heartbeat",
+                     "0.2",     "--max-lost", "20",        "--quiet", NULL};
     pid_t wp = spawn(wargv);
     int wrc = wait_exit(wp, 120), crc = wait_exit(cp, 30);
     CHECK_MSG(crc == 0, "coordinator exit %d after garbage", crc);
@@ -430,7 +442,9 @@ int main(void) {
     test_mutations();
     test_fuzz_corpus();
     test_live_garbage();
-    if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
-    else printf("all proto checks passed\n");
+    if (check_failures)
+        fprintf(stderr, "%d check(s) failed\n", check_failures);
+    else
+        printf("all proto checks passed\n");
     return check_failures ? 1 : 0;
 }

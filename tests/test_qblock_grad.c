@@ -54,27 +54,24 @@
 #include "engine/recon_step.h"
 #include "golden.h"
 
-#define TOL_LOSS_REL 1e-5
+#define TOL_LOSS_REL    1e-5
 #define TOL_OUT_RELNORM 1e-5
-#define TOL_G_RELNORM 1e-4
-#define TOL_G_MAXREL 1e-4
-
+#define TOL_G_RELNORM   1e-4
+#define TOL_G_MAXREL    1e-4
 
 static double worst_grad = 0.0, worst_out = 0.0, worst_loss = 0.0;
 
 /* Checks one gradient array; returns its relnorm (for the per-case line). */
-static double check_grad(int ci, const char *lin, const char *what, const float *c,
-                         const float *ref, size_t n) {
+static double check_grad(int ci, const char *lin, const char *what, const float *c, const float *ref,
+                         size_t n) {
     double rn, mr;
     rel_err(c, ref, n, &rn, &mr);
-    CHECK_MSG(rn <= TOL_G_RELNORM, "case %d %s %s: relnorm %.3g > %g", ci, lin, what, rn,
-              TOL_G_RELNORM);
-    CHECK_MSG(mr <= TOL_G_MAXREL, "case %d %s %s: max err / max|ref| %.3g > %g", ci, lin, what,
-              mr, TOL_G_MAXREL);
+    CHECK_MSG(rn <= TOL_G_RELNORM, "case %d %s %s: relnorm %.3g > %g", ci, lin, what, rn, TOL_G_RELNORM);
+    CHECK_MSG(mr <= TOL_G_MAXREL, "case %d %s %s: max err / max|ref| %.3g > %g", ci, lin, what, mr,
+              TOL_G_MAXREL);
     double ref2 = 0;
     for (size_t i = 0; i < n; i++) ref2 += (double)ref[i] * ref[i];
-    CHECK_MSG(ref2 > 0, "case %d %s %s: the reference gradient is all zero (path inactive)", ci,
-              lin, what);
+    CHECK_MSG(ref2 > 0, "case %d %s %s: the reference gradient is all zero (path inactive)", ci, lin, what);
     if (rn > worst_grad) worst_grad = rn;
     if (mr > worst_grad) worst_grad = mr;
     return rn > mr ? rn : mr;
@@ -84,17 +81,24 @@ static double check_grad(int ci, const char *lin, const char *what, const float 
 static int run_case(Reader *r, const GoldenModel *m, int ci) {
     int32_t h[7];
     if (rd_bytes(r, h, sizeof h) != 0) return -1;
-    const int halves = h[0], bias = h[1], l2 = h[2], mode = h[3], lwc = h[4], n_bits = h[5],
-              bi = h[6];
+    const int halves = h[0], bias = h[1], l2 = h[2], mode = h[3], lwc = h[4], n_bits = h[5], bi = h[6];
     if (n_bits < 1 || n_bits > QMAX_NBITS || bi < 0 || bi >= n_bits) return -1;
     int32_t bits[QMAX_NBITS], group[QMAX_NBITS], rank[QMAX_NBITS];
     if (rd_bytes(r, bits, 4 * (size_t)n_bits) != 0 || rd_bytes(r, group, 4 * (size_t)n_bits) != 0 ||
         rd_bytes(r, rank, 4 * (size_t)n_bits) != 0)
         return -1;
 
-    ModelConfig c = {.dim = m->C, .hidden_dim = m->H, .n_layers = 1, .n_heads = m->NH,
-                     .n_kv_heads = m->NKV, .head_dim = m->hd, .vocab_size = 1, .seq_len = m->T,
-                     .rope_theta = m->theta, .norm_eps = m->eps, .rope_halves = halves,
+    ModelConfig c = {.dim = m->C,
+                     .hidden_dim = m->H,
+                     .n_layers = 1,
+                     .n_heads = m->NH,
+                     .n_kv_heads = m->NKV,
+                     .head_dim = m->hd,
+                     .vocab_size = 1,
+                     .seq_len = m->T,
+                     .rope_theta = m->theta,
+                     .norm_eps = m->eps,
+                     .rope_halves = halves,
                      .has_qkv_bias = bias};
     QuantConfig qc;
     quant_config_reference(&qc);
@@ -138,8 +142,8 @@ static int run_case(Reader *r, const GoldenModel *m, int ci) {
             ng[l][j] = (in + g - 1) / g;
             if (rk > R[l]) R[l] = rk;
             const FqSpec *sp = &q->spec[j];
-            ok = ok && sp->group == g && sp->rank == rk && sp->bits == bits[j] &&
-                 sp->mode == mode && sp->lwc == lwc;
+            ok = ok && sp->group == g && sp->rank == rk && sp->bits == bits[j] && sp->mode == mode &&
+                 sp->lwc == lwc;
         }
         ok = ok && q->out == out && q->in == in && q->R == R[l];
     }
@@ -184,16 +188,15 @@ static int run_case(Reader *r, const GoldenModel *m, int ci) {
 
         double le = fabs(loss - loss_ref) / fabs(loss_ref), oe;
         rel_err(st.out, out_ref, NC, &oe, NULL);
-        CHECK_MSG(le <= TOL_LOSS_REL, "case %d: loss %.9g vs ref %.9g (rel %.3g)", ci, loss,
-                  loss_ref, le);
+        CHECK_MSG(le <= TOL_LOSS_REL, "case %d: loss %.9g vs ref %.9g (rel %.3g)", ci, loss, loss_ref, le);
         CHECK_MSG(oe <= TOL_OUT_RELNORM, "case %d: block output relnorm %.3g", ci, oe);
         if (le > worst_loss) worst_loss = le;
         if (oe > worst_out) worst_out = oe;
         printf("case %d: bit %d (bits", ci, bits[bi]);
         for (int j = 0; j < n_bits; j++) printf(" %d", bits[j]);
-        printf(") group %d rank %d/%d mode %d rope %s%s %s: loss %.6f rel err %.2g, out %.2g\n",
-               group[bi], rank[bi], R[LIN_Q], mode, halves ? "halves" : "pairs",
-               bias ? " qkv-bias" : "", l2 ? "L2" : "L1", loss, le, oe);
+        printf(") group %d rank %d/%d mode %d rope %s%s %s: loss %.6f rel err %.2g, out %.2g\n", group[bi],
+               rank[bi], R[LIN_Q], mode, halves ? "halves" : "pairs", bias ? " qkv-bias" : "",
+               l2 ? "L2" : "L1", loss, le, oe);
 
         size_t untouched = 0, covered_lwc = 0, covered_ad = 0;
         for (int l = 0; l < N_LIN; l++) {
@@ -201,8 +204,7 @@ static int run_case(Reader *r, const GoldenModel *m, int ci) {
             const int rk = q->spec[bi].rank;
             size_t n = (size_t)q->out * ng[l][bi];
             double e[4];
-            e[0] = check_grad(ci, LIN_NAMES[l], "dgamma", st.g_lwc + q->off_gamma[bi], dg_ref[l],
-                              n);
+            e[0] = check_grad(ci, LIN_NAMES[l], "dgamma", st.g_lwc + q->off_gamma[bi], dg_ref[l], n);
             e[1] = check_grad(ci, LIN_NAMES[l], "dbeta", st.g_lwc + q->off_beta[bi], db_ref[l], n);
             e[2] = check_grad(ci, LIN_NAMES[l], "dBd", st.g_adapter + q->off_Bd, dBd_ref[l],
                               (size_t)q->out * R[l]);
@@ -222,13 +224,15 @@ static int run_case(Reader *r, const GoldenModel *m, int ci) {
                 covered_lwc += 2 * nj;
                 if (j == bi) continue;
                 for (size_t i = 0; i < nj; i++)
-                    untouched += (st.g_lwc[q->off_gamma[j] + i] != 0.0f) +
-                                 (st.g_lwc[q->off_beta[j] + i] != 0.0f);
+                    untouched +=
+                        (st.g_lwc[q->off_gamma[j] + i] != 0.0f) + (st.g_lwc[q->off_beta[j] + i] != 0.0f);
             }
             covered_ad += (size_t)(q->out + q->in) * R[l];
         }
-        CHECK_MSG(untouched == 0, "case %d: %zu gradient entries outside the bit's ranks/logits "
-                  "are nonzero", ci, untouched);
+        CHECK_MSG(untouched == 0,
+                  "case %d: %zu gradient entries outside the bit's ranks/logits "
+                  "are nonzero",
+                  ci, untouched);
         CHECK_MSG(covered_lwc == p.n_lwc && covered_ad == p.n_adapter,
                   "case %d: the file's arrays do not cover the parameter layout", ci);
 
@@ -245,8 +249,7 @@ static int run_case(Reader *r, const GoldenModel *m, int ci) {
         size_t nacc = 0;
         for (size_t i = 0; i < p.n_adapter; i++)
             nacc += fabsf(st.g_adapter[i] - 1.5f * g1[i]) > 1e-6f * fabsf(g1[i]);
-        for (size_t i = 0; i < p.n_lwc; i++)
-            nacc += fabsf(st.g_lwc[i] - 1.5f * l1[i]) > 1e-6f * fabsf(l1[i]);
+        for (size_t i = 0; i < p.n_lwc; i++) nacc += fabsf(st.g_lwc[i] - 1.5f * l1[i]) > 1e-6f * fabsf(l1[i]);
         CHECK_MSG(nacc == 0, "case %d: %zu gradients did not accumulate as g + 0.5 g", ci, nacc);
         free(g1);
         free(l1);

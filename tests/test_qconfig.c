@@ -19,7 +19,8 @@ static void everything(QuantConfig *q) { /* every field away from its default */
     quant_config_default(q);
     q->method = METHOD_GPTQ;
     q->n_bits = 3, q->bits[0] = 2, q->bits[1] = 3, q->bits[2] = 4;
-    for (int b = 0; b <= QBITS_MAX; b++) q->group[b] = 32 + b, q->rank[b] = 7 * b, q->lwc_init[b] = 1.5f + 0.25f * b;
+    for (int b = 0; b <= QBITS_MAX; b++)
+        q->group[b] = 32 + b, q->rank[b] = 7 * b, q->lwc_init[b] = 1.5f + 0.25f * b;
     q->rank_ref_width = 512, q->rank_cap = 0.75f, q->adapter_mode = 1, q->lwc = 0;
     q->epochs = 9, q->batch = 5, q->lr_lwc = 1.25e-3f, q->lr_adapter = 3.5e-5f, q->weight_decay = 0.1f;
     q->loss_l2 = 1, q->merge_keep = 0.3f, q->stream = STREAM_PER_GROUP, q->normalize_loss = 1;
@@ -29,7 +30,8 @@ static void everything(QuantConfig *q) { /* every field away from its default */
 }
 
 #define N_GOLDEN 7
-static const char *const GOLDEN_NAMES[N_GOLDEN] = {"default", "reference", "pot", "teq norm", "teq wide", "bf16", "everything"};
+static const char *const GOLDEN_NAMES[N_GOLDEN] = {"default",  "reference", "pot",       "teq norm",
+                                                   "teq wide", "bf16",      "everything"};
 
 static void golden_config(int k, QuantConfig *q) {
     quant_config_default(q);
@@ -79,11 +81,14 @@ static void test_golden(void) {
         golden_config(k, &q);
         msgpack_sbuffer sb;
         pack(&q, &sb);
-        CHECK_MSG(sb.size == n && memcmp(sb.data, want, n) == 0, "%s: %zu bytes, golden %zu", GOLDEN_NAMES[k], sb.size, n);
+        CHECK_MSG(sb.size == n && memcmp(sb.data, want, n) == 0, "%s: %zu bytes, golden %zu", GOLDEN_NAMES[k],
+                  sb.size, n);
         msgpack_sbuffer_destroy(&sb);
         /* and back (the "everything" config is invalid: TEQ with pot) */
         QErr err = {{0}};
-        if (k != 6) CHECK_MSG(round_trip(&q, &back, &err) == 0 && memcmp(&q, &back, sizeof q) == 0, "%s: %s", GOLDEN_NAMES[k], err.msg);
+        if (k != 6)
+            CHECK_MSG(round_trip(&q, &back, &err) == 0 && memcmp(&q, &back, sizeof q) == 0, "%s: %s",
+                      GOLDEN_NAMES[k], err.msg);
     }
     fclose(f);
 }
@@ -98,7 +103,8 @@ static void *field(const QSetting *r, QuantConfig *q) { return (char *)q + r->of
 static void change_row(const QSetting *r, QuantConfig *q) {
     if (r->with) {
         for (int i = 0; i < QCONFIG_TABLE_N; i++)
-            if (QCONFIG_TABLE[i].key && strcmp(QCONFIG_TABLE[i].key, r->with) == 0) change_row(&QCONFIG_TABLE[i], q);
+            if (QCONFIG_TABLE[i].key && strcmp(QCONFIG_TABLE[i].key, r->with) == 0)
+                change_row(&QCONFIG_TABLE[i], q);
     }
     void *p = field(r, q);
     switch (r->type) {
@@ -124,7 +130,9 @@ static void change_row(const QSetting *r, QuantConfig *q) {
     if (r->preset) r->preset(q); /* --reference-method; pot's widths and groups */
 }
 
-static const char *row_name(const QSetting *r) { return r->flag ? r->flag : r->no_flag ? r->no_flag : r->key; }
+static const char *row_name(const QSetting *r) {
+    return r->flag ? r->flag : r->no_flag ? r->no_flag : r->key;
+}
 
 static void test_rows(void) {
     for (int i = 0; i < QCONFIG_TABLE_N; i++) {
@@ -172,20 +180,24 @@ static void test_table(void) {
 /* ---- maps written before the table (and by hand) ---- */
 
 /* A map of the required keys only, plus extra (key, value) pairs packed by fn. */
-static int unpack_minimal(void (*extra)(msgpack_packer *), int n_extra, const char *drop, QuantConfig *q, QErr *err) {
+static int unpack_minimal(void (*extra)(msgpack_packer *), int n_extra, const char *drop, QuantConfig *q,
+                          QErr *err) {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    static const char *const REQ[] = {"method", "bits", "group", "rank", "rank_ref_width", "rank_cap", "adapter_mode",
-                                      "lwc", "epochs", "batch", "lr_lwc", "lr_adapter", "merge_keep", "seed", "stream"};
+    static const char *const REQ[] = {"method",   "bits",         "group",      "rank",   "rank_ref_width",
+                                      "rank_cap", "adapter_mode", "lwc",        "epochs", "batch",
+                                      "lr_lwc",   "lr_adapter",   "merge_keep", "seed",   "stream"};
     int n = (int)(sizeof REQ / sizeof REQ[0]);
     msgpack_pack_map(&pk, (size_t)(n - (drop != NULL) + n_extra));
     for (int i = 0; i < n; i++) {
         if (drop && strcmp(drop, REQ[i]) == 0) continue;
         const char *k = REQ[i];
-        if (!strcmp(k, "method")) mp_pack_kv_str(&pk, k, "rtn");
-        else if (!strcmp(k, "stream")) mp_pack_kv_str(&pk, k, "fp");
+        if (!strcmp(k, "method"))
+            mp_pack_kv_str(&pk, k, "rtn");
+        else if (!strcmp(k, "stream"))
+            mp_pack_kv_str(&pk, k, "fp");
         else if (!strcmp(k, "bits")) {
             mp_pack_str(&pk, k);
             msgpack_pack_array(&pk, 2);
@@ -195,9 +207,11 @@ static int unpack_minimal(void (*extra)(msgpack_packer *), int n_extra, const ch
             mp_pack_str(&pk, k);
             msgpack_pack_array(&pk, QBITS_MAX + 1);
             for (int b = 0; b <= QBITS_MAX; b++) msgpack_pack_int64(&pk, 16);
-        } else if (!strcmp(k, "rank_cap") || !strcmp(k, "lr_lwc") || !strcmp(k, "lr_adapter") || !strcmp(k, "merge_keep"))
+        } else if (!strcmp(k, "rank_cap") || !strcmp(k, "lr_lwc") || !strcmp(k, "lr_adapter") ||
+                   !strcmp(k, "merge_keep"))
             mp_pack_kv_double(&pk, k, 0.25);
-        else mp_pack_kv_int(&pk, k, !strcmp(k, "adapter_mode") || !strcmp(k, "lwc") ? 1 : 3);
+        else
+            mp_pack_kv_int(&pk, k, !strcmp(k, "adapter_mode") || !strcmp(k, "lwc") ? 1 : 3);
     }
     if (extra) extra(&pk);
     msgpack_unpacked up;
@@ -224,25 +238,30 @@ static void test_old_maps(void) {
     quant_config_reference(&ref);
     CHECK_MSG(unpack_minimal(NULL, 0, NULL, &q, &err) == 0, "%s", err.msg);
     /* absent optional keys are the reference's */
-    CHECK(q.method == METHOD_RTN && q.stream == STREAM_FP && q.n_bits == 2 && q.bits[1] == 4 && q.group[5] == 16);
+    CHECK(q.method == METHOD_RTN && q.stream == STREAM_FP && q.n_bits == 2 && q.bits[1] == 4 &&
+          q.group[5] == 16);
     CHECK(q.epochs == 3 && q.seed == 3 && q.rank_cap == 0.25f && q.adapter_mode == 1);
-    CHECK(q.holdout == ref.holdout && q.fallback == ref.fallback && q.prefix_grad_stop == ref.prefix_grad_stop &&
-          q.lwc_init[8] == ref.lwc_init[8] && q.gptq_damp == ref.gptq_damp && q.loss_l2 == 0 && q.teq == TEQ_OFF &&
-          q.format == QFORMAT_INT && q.act_bf16 == 0);
+    CHECK(q.holdout == ref.holdout && q.fallback == ref.fallback &&
+          q.prefix_grad_stop == ref.prefix_grad_stop && q.lwc_init[8] == ref.lwc_init[8] &&
+          q.gptq_damp == ref.gptq_damp && q.loss_l2 == 0 && q.teq == TEQ_OFF && q.format == QFORMAT_INT &&
+          q.act_bf16 == 0);
     /* a missing required key is named */
-    static const char *const REQ[] = {"method", "bits", "group", "rank", "rank_ref_width", "rank_cap", "adapter_mode",
-                                      "lwc", "epochs", "batch", "lr_lwc", "lr_adapter", "merge_keep", "seed", "stream"};
+    static const char *const REQ[] = {"method",   "bits",         "group",      "rank",   "rank_ref_width",
+                                      "rank_cap", "adapter_mode", "lwc",        "epochs", "batch",
+                                      "lr_lwc",   "lr_adapter",   "merge_keep", "seed",   "stream"};
     for (size_t i = 0; i < sizeof REQ / sizeof REQ[0]; i++) {
         char want[64];
         snprintf(want, sizeof want, "key \"%s\"", REQ[i]);
-        CHECK_MSG(unpack_minimal(NULL, 0, REQ[i], &q, &err) != 0 && strstr(err.msg, want), "%s: '%s'", REQ[i], err.msg);
+        CHECK_MSG(unpack_minimal(NULL, 0, REQ[i], &q, &err) != 0 && strstr(err.msg, want), "%s: '%s'", REQ[i],
+                  err.msg);
     }
     /* "loss" always read anything but "l2" as l1 */
     CHECK(unpack_minimal(lax_loss, 1, NULL, &q, &err) == 0 && q.loss_l2 == 0);
     /* teq needs its learning rate; lr_teq alone is not read */
     CHECK(unpack_minimal(teq_alone, 1, NULL, &q, &err) != 0 && strstr(err.msg, "key \"lr_teq\""));
     CHECK_MSG(unpack_minimal(lr_teq_alone, 1, NULL, &q, &err) == 0 && q.lr_teq == ref.lr_teq, "%s", err.msg);
-    CHECK(unpack_minimal(bad_format, 2, NULL, &q, &err) != 0 && strstr(err.msg, "key \"format\"") && strstr(err.msg, "float"));
+    CHECK(unpack_minimal(bad_format, 2, NULL, &q, &err) != 0 && strstr(err.msg, "key \"format\"") &&
+          strstr(err.msg, "float"));
 }
 
 /* ---- the command line ---- */
@@ -263,12 +282,24 @@ static void test_cli_ranges(void) {
     static const struct {
         const char *flag;
         double lo, hi;
-    } OLD[] = {{"epochs", 0, 100000},      {"batch", 1, 4096},        {"seed", 0, 0x7fffffff},
-               {"lr-lwc", 0, 10},          {"lr-adapter", 0, 10},     {"group-low", 0, 1 << 20},
-               {"group-high", 0, 1 << 20}, {"rank-low", 0, 1 << 16},  {"rank-mid", 0, 1 << 16},
-               {"rank-high", 0, 1 << 16},  {"rank-ref-width", 0, 1 << 20}, {"rank-cap", 0, 1},
-               {"adapter-mode", 0, 1},     {"merge-keep", 0, 1},      {"lwc-init-low", -30, 30},
-               {"lwc-init-high", -30, 30}, {"holdout", 0, 0.9},       {"lr-teq", 0, 10},
+    } OLD[] = {{"epochs", 0, 100000},
+               {"batch", 1, 4096},
+               {"seed", 0, 0x7fffffff},
+               {"lr-lwc", 0, 10},
+               {"lr-adapter", 0, 10},
+               {"group-low", 0, 1 << 20},
+               {"group-high", 0, 1 << 20},
+               {"rank-low", 0, 1 << 16},
+               {"rank-mid", 0, 1 << 16},
+               {"rank-high", 0, 1 << 16},
+               {"rank-ref-width", 0, 1 << 20},
+               {"rank-cap", 0, 1},
+               {"adapter-mode", 0, 1},
+               {"merge-keep", 0, 1},
+               {"lwc-init-low", -30, 30},
+               {"lwc-init-high", -30, 30},
+               {"holdout", 0, 0.9},
+               {"lr-teq", 0, 10},
                {"pot-l2", 0, 1e6}};
     for (size_t k = 0; k < sizeof OLD / sizeof OLD[0]; k++) {
         int found = 0;
@@ -299,8 +330,10 @@ static void test_cli_ranges(void) {
             snprintf(under, sizeof under, "%.17g", r->lo - 1);
             CHECK_MSG(PARSE(&q, &err, flag, lo) == 0, "%s %s: %s", flag, lo, err.msg);
             CHECK_MSG(PARSE(&q, &err, flag, hi) == 0, "%s %s: %s", flag, hi, err.msg);
-            CHECK_MSG(PARSE(&q, &err, flag, over) != 0 && strstr(err.msg, flag), "%s %s: '%s'", flag, over, err.msg);
-            CHECK_MSG(PARSE(&q, &err, flag, under) != 0 && strstr(err.msg, flag), "%s %s: '%s'", flag, under, err.msg);
+            CHECK_MSG(PARSE(&q, &err, flag, over) != 0 && strstr(err.msg, flag), "%s %s: '%s'", flag, over,
+                      err.msg);
+            CHECK_MSG(PARSE(&q, &err, flag, under) != 0 && strstr(err.msg, flag), "%s %s: '%s'", flag, under,
+                      err.msg);
             CHECK_MSG(PARSE(&q, &err, flag, "x") != 0 && strstr(err.msg, flag), "%s x: '%s'", flag, err.msg);
             break;
         case QS_ENUM:
@@ -308,7 +341,8 @@ static void test_cli_ranges(void) {
                 CHECK_MSG(PARSE(&q, &err, flag, r->names[k]) == 0, "%s %s: %s", flag, r->names[k], err.msg);
                 CHECK(*(int *)field(r, &q) == k);
             }
-            CHECK_MSG(PARSE(&q, &err, flag, "nonsense") != 0 && strstr(err.msg, flag), "%s: '%s'", flag, err.msg);
+            CHECK_MSG(PARSE(&q, &err, flag, "nonsense") != 0 && strstr(err.msg, flag), "%s: '%s'", flag,
+                      err.msg);
             break;
         case QS_BITS:
             CHECK(PARSE(&q, &err, flag, "2,4-5") == 0 && q.n_bits == 3 && q.bits[2] == 5);
@@ -363,7 +397,8 @@ static void test_cli_rules(void) {
           q.rank[5] == want.rank[5] && q.rank[7] == 2 && q.rank[8] == 2);
     CHECK(PARSE(&q, &err, "--seed", "2147483647", "--method", "gptq") == 0 && q.seed == 2147483647ULL &&
           q.method == METHOD_GPTQ);
-    CHECK(PARSE(&q, &err, "--loss", "l2", "--stream", "merged") == 0 && q.loss_l2 == 1 && q.stream == STREAM_MERGED);
+    CHECK(PARSE(&q, &err, "--loss", "l2", "--stream", "merged") == 0 && q.loss_l2 == 1 &&
+          q.stream == STREAM_MERGED);
 }
 
 /* --help and the Markdown reference name every flag */
@@ -389,7 +424,8 @@ static void test_docs(void) {
         }
         if (r->key) CHECK_MSG(strstr(mb, r->key) != NULL, "key %s missing from the Markdown", r->key);
     }
-    CHECK(strstr(hb, "--stream merged|per-group|fp|per-bit") && strstr(hb, "(default per-bit; --reference-method: merged)"));
+    CHECK(strstr(hb, "--stream merged|per-group|fp|per-bit") &&
+          strstr(hb, "(default per-bit; --reference-method: merged)"));
     free(hb);
     free(mb);
 }

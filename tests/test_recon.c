@@ -42,7 +42,8 @@ static void test_optim(void) {
     CHECK_CLOSE(cosine_lr(1.0f, 0, 100), 1.0, 1e-7, 0);
     CHECK_CLOSE(cosine_lr(1.0f, 50, 100), 0.01 + 0.99 * 0.5, 1e-6, 0);
     CHECK_CLOSE(cosine_lr(1.0f, 100, 100), 0.01, 1e-7, 0);
-    CHECK_CLOSE(cosine_lr(2e-2f, 25, 100), 2e-4 + (2e-2 - 2e-4) * 0.5 * (1 + cos(3.14159265358979 / 4)), 1e-8, 0);
+    CHECK_CLOSE(cosine_lr(2e-2f, 25, 100), 2e-4 + (2e-2 - 2e-4) * 0.5 * (1 + cos(3.14159265358979 / 4)), 1e-8,
+                0);
 }
 
 static void test_tome(void) {
@@ -64,9 +65,17 @@ static void test_tome(void) {
 
 /* QB_RTN makes a bit's fake-quantized weights exactly the RTN weights. */
 static void test_rtn_choice(void) {
-    ModelConfig c = {.dim = 48, .hidden_dim = 80, .n_layers = 1, .n_heads = 4, .n_kv_heads = 2,
-                     .head_dim = 12, .vocab_size = 16, .seq_len = 8, .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f, .tied_classifier = 1};
+    ModelConfig c = {.dim = 48,
+                     .hidden_dim = 80,
+                     .n_layers = 1,
+                     .n_heads = 4,
+                     .n_kv_heads = 2,
+                     .head_dim = 12,
+                     .vocab_size = 16,
+                     .seq_len = 8,
+                     .rope_theta = 10000.0f,
+                     .norm_eps = 1e-5f,
+                     .tied_classifier = 1};
     Model m;
     QErr err;
     CHECK(model_init_random(&m, &c, 3, &err) == 0);
@@ -102,9 +111,17 @@ static void test_rtn_choice(void) {
 /* recon_block with the fallback: what the block holds at every bit is no
  * worse than RTN on the held-out sequences, and an RTN choice is exactly RTN. */
 static void test_fallback_block(void) {
-    ModelConfig c = {.dim = 32, .hidden_dim = 48, .n_layers = 1, .n_heads = 4, .n_kv_heads = 2,
-                     .head_dim = 8, .vocab_size = 64, .seq_len = 32, .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f, .tied_classifier = 1};
+    ModelConfig c = {.dim = 32,
+                     .hidden_dim = 48,
+                     .n_layers = 1,
+                     .n_heads = 4,
+                     .n_kv_heads = 2,
+                     .head_dim = 8,
+                     .vocab_size = 64,
+                     .seq_len = 32,
+                     .rope_theta = 10000.0f,
+                     .norm_eps = 1e-5f,
+                     .tied_classifier = 1};
     Model m;
     QErr err = {{0}};
     CHECK(model_init_random(&m, &c, 21, &err) == 0);
@@ -126,8 +143,8 @@ static void test_fallback_block(void) {
     int n_choice[3] = {0};
     for (int bi = 0; bi < qc.n_bits; bi++) {
         n_choice[rs.choice[bi]]++;
-        CHECK_MSG(rs.hold_final[bi] <= rs.hold_rtn[bi], "%d bits: held-out %.6f above RTN %.6f",
-                  qc.bits[bi], rs.hold_final[bi], rs.hold_rtn[bi]);
+        CHECK_MSG(rs.hold_final[bi] <= rs.hold_rtn[bi], "%d bits: held-out %.6f above RTN %.6f", qc.bits[bi],
+                  rs.hold_final[bi], rs.hold_rtn[bi]);
         if (rs.choice[bi] == QB_RTN) CHECK(rs.hold_final[bi] == rs.hold_rtn[bi]);
     }
     printf("fallback choices: trained %d, no adapter %d, rtn %d\n", n_choice[0], n_choice[1], n_choice[2]);
@@ -153,10 +170,11 @@ static void fill_streams(Streams *st, const Model *m, const TokenSet *ts) {
  * losses within BF16_LOSS_RTOL of the fp32 run, and a replay rebuilds the
  * streams bit for bit. */
 /* tolerances, with what was measured on this block (printed by the test) */
-#define BF16_LOSS_RTOL 0.005     /* RTN and initial losses, relative: measured <= 0.0006 */
-#define BF16_FINAL_TOL 0.15      /* trained loss, |bf16 - fp32| / RTN loss: measured 0.10 (7 bits) */
+#define BF16_LOSS_RTOL     0.005 /* RTN and initial losses, relative: measured <= 0.0006 */
+#define BF16_FINAL_TOL     0.15  /* trained loss, |bf16 - fp32| / RTN loss: measured 0.10 (7 bits) */
 #define BF16_FP_STREAM_TOL 0.01  /* next block's fp stream, relative L2: measured 0.0025 */
-#define BF16_Q_STREAM_TOL 0.10   /* next block's quantized streams, relative L2: measured per-bit
+#define BF16_Q_STREAM_TOL \
+    0.10 /* next block's quantized streams, relative L2: measured per-bit
                                     <= 0.031, per-group <= 0.027, merged 0.060 (token merges flip) */
 
 /* ||a - b|| / ||a|| over one slot of an fp32 and a bf16 stream set. */
@@ -175,9 +193,17 @@ static double stream_rel_err(const Streams *a, const Streams *b, int slot) {
     return sqrt(num / den);
 }
 static void test_bf16_streams(void) {
-    ModelConfig c = {.dim = 32, .hidden_dim = 48, .n_layers = 1, .n_heads = 4, .n_kv_heads = 2,
-                     .head_dim = 8, .vocab_size = 64, .seq_len = 32, .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f, .tied_classifier = 1};
+    ModelConfig c = {.dim = 32,
+                     .hidden_dim = 48,
+                     .n_layers = 1,
+                     .n_heads = 4,
+                     .n_kv_heads = 2,
+                     .head_dim = 8,
+                     .vocab_size = 64,
+                     .seq_len = 32,
+                     .rope_theta = 10000.0f,
+                     .norm_eps = 1e-5f,
+                     .tied_classifier = 1};
     Model m;
     QErr err = {{0}};
     CHECK(model_init_random(&m, &c, 21, &err) == 0);
@@ -193,7 +219,8 @@ static void test_bf16_streams(void) {
     qc.act_bf16 = 1;
     CHECK(streams_init(&s16, &qc, 4, 2, 3, &err) == 0);
     CHECK(s16.bf16 == 1 && s32.bf16 == 0);
-    CHECK_MSG(streams_bytes(&s32) == 2 * streams_bytes(&s16) && streams_bytes(&s16) == (size_t)(1 + 7) * 4 * 2 * 3 * 2,
+    CHECK_MSG(streams_bytes(&s32) == 2 * streams_bytes(&s16) &&
+                  streams_bytes(&s16) == (size_t)(1 + 7) * 4 * 2 * 3 * 2,
               "bytes: fp32 %zu, bf16 %zu", streams_bytes(&s32), streams_bytes(&s16));
     float x[12], scratch[12];
     for (int i = 0; i < 12; i++) x[i] = 1.0f + (float)i / 256.0f; /* 1 + i*2^-8: ties at odd i */
@@ -231,14 +258,15 @@ static void test_bf16_streams(void) {
             qc.act_bf16 = k;
             CHECK(streams_init(&st[k], &qc, n_seq, T, c.dim, &err) == 0);
             fill_streams(&st[k], &m, &ts);
-            CHECK_MSG(recon_block(&c, &qc, 0, &m.blocks[0], &st[k], &p[k], &rs[k], NULL, NULL, &err) == 0, "%s",
-                      err.msg);
+            CHECK_MSG(recon_block(&c, &qc, 0, &m.blocks[0], &st[k], &p[k], &rs[k], NULL, NULL, &err) == 0,
+                      "%s", err.msg);
         }
         CHECK_MSG(streams_bytes(&st[0]) == 2 * streams_bytes(&st[1]), "%s: fp32 %zu bytes, bf16 %zu",
                   quant_stream_name(qc.stream), streams_bytes(&st[0]), streams_bytes(&st[1]));
         for (int bi = 0; bi < qc.n_bits; bi++) {
             /* same start, same targets up to the input rounding: close */
-            double r[2] = {rs[1].loss_rtn[bi] / rs[0].loss_rtn[bi] - 1, rs[1].loss_init[bi] / rs[0].loss_init[bi] - 1};
+            double r[2] = {rs[1].loss_rtn[bi] / rs[0].loss_rtn[bi] - 1,
+                           rs[1].loss_init[bi] / rs[0].loss_init[bi] - 1};
             for (int i = 0; i < 2; i++) {
                 CHECK_MSG(fabs(r[i]) <= BF16_LOSS_RTOL, "%s %d bits: bf16 %s loss off by %.5f",
                           quant_stream_name(qc.stream), qc.bits[bi], i ? "initial" : "RTN", r[i]);
@@ -270,17 +298,20 @@ static void test_bf16_streams(void) {
         size_t one = (size_t)n_seq * T * c.dim * 2; /* one bf16 stream */
         CHECK(memcmp(init16.fp, st[1].fp, one) == 0);
         for (int k = 0; k < QMAX_NBITS; k++)
-            if (init16.q[k]) CHECK_MSG(memcmp(init16.q[k], st[1].q[k], one) == 0, "%s: replayed stream %d differs",
-                                       quant_stream_name(qc.stream), k);
+            if (init16.q[k])
+                CHECK_MSG(memcmp(init16.q[k], st[1].q[k], one) == 0, "%s: replayed stream %d differs",
+                          quant_stream_name(qc.stream), k);
         streams_free(&init16);
         for (int k = 0; k < 2; k++) {
             qblock_params_free(&p[k]);
             streams_free(&st[k]);
         }
     }
-    printf("bf16 streams vs fp32: RTN/initial loss %.5f (tol %.3f), final %.4f (tol %.2f), fp stream %.5f (tol %.2f), "
-           "quantized streams %.5f (tol %.2f)\n", worst, BF16_LOSS_RTOL, worst_final, BF16_FINAL_TOL, worst_fp,
-           BF16_FP_STREAM_TOL, worst_q, BF16_Q_STREAM_TOL);
+    printf("bf16 streams vs fp32: RTN/initial loss %.5f (tol %.3f), final %.4f (tol %.2f), fp stream %.5f "
+           "(tol %.2f), "
+           "quantized streams %.5f (tol %.2f)\n",
+           worst, BF16_LOSS_RTOL, worst_final, BF16_FINAL_TOL, worst_fp, BF16_FP_STREAM_TOL, worst_q,
+           BF16_Q_STREAM_TOL);
     tokens_free(&ts);
     model_free(&m);
 }
@@ -296,9 +327,17 @@ static int files_equal(const char *a, const char *b) {
 }
 
 static void write_tiny(const char *model, const char *data, int n_seq, int T, int nan) {
-    ModelConfig c = {.dim = 32, .hidden_dim = 48, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
-                     .head_dim = 8, .vocab_size = 64, .seq_len = 32, .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f, .tied_classifier = 1};
+    ModelConfig c = {.dim = 32,
+                     .hidden_dim = 48,
+                     .n_layers = 2,
+                     .n_heads = 4,
+                     .n_kv_heads = 2,
+                     .head_dim = 8,
+                     .vocab_size = 64,
+                     .seq_len = 32,
+                     .rope_theta = 10000.0f,
+                     .norm_eps = 1e-5f,
+                     .tied_classifier = 1};
     Model m;
     QErr err;
     CHECK(model_init_random(&m, &c, 11, &err) == 0);
@@ -344,9 +383,9 @@ static void test_pipeline(void) {
                 printf("block %d, %d bits: rtn %.4f -> trained %.4f\n", j, em.qc.bits[bi],
                        em.stats[j].loss_rtn[bi], em.stats[j].loss_final[bi]);
                 if (em.qc.bits[bi] == 2)
-                CHECK_MSG(em.stats[j].loss_final[bi] < em.stats[j].loss_rtn[bi],
-                          "block %d, %d bits: trained loss %.5f not below RTN %.5f", j,
-                          em.qc.bits[bi], em.stats[j].loss_final[bi], em.stats[j].loss_rtn[bi]);
+                    CHECK_MSG(em.stats[j].loss_final[bi] < em.stats[j].loss_rtn[bi],
+                              "block %d, %d bits: trained loss %.5f not below RTN %.5f", j, em.qc.bits[bi],
+                              em.stats[j].loss_final[bi], em.stats[j].loss_rtn[bi]);
             }
         /* the fallback applied what it measured: per bit, the held-out loss of
          * what the artifact holds is no worse than round-to-nearest's */
@@ -384,7 +423,8 @@ static void test_pipeline(void) {
     }
     int status;
     waitpid(pid, &status, 0);
-    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 3, "write past the file-size limit must fail cleanly");
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 3,
+              "write past the file-size limit must fail cleanly");
     CHECK_MSG(files_equal(a1, a2), "the old artifact must survive a failed write");
     char cmd[600];
     snprintf(cmd, sizeof cmd, "ls %s | grep -c tmp >/dev/null", tmpdir);
@@ -412,7 +452,8 @@ static void test_pipeline(void) {
     write_tiny(nanm, NULL, 0, 0, 1);
     CalibJob jn = {nanm, data, a2, 0, 1};
     CHECK(calibrate_run(&jn, &qc, &err) != 0);
-    CHECK_MSG(strstr(err.msg, "block 1") && strstr(err.msg, "w_up"), "NaN error should name block and tensor: %s", err.msg);
+    CHECK_MSG(strstr(err.msg, "block 1") && strstr(err.msg, "w_up"),
+              "NaN error should name block and tensor: %s", err.msg);
     char empty[512];
     snprintf(empty, sizeof empty, "%s/empty.qtok", tmpdir);
     FILE *f = fopen(empty, "wb");

@@ -35,7 +35,8 @@ static uint32_t bitsf(float f) {
 
 static int contains(const char *hay, const char *needle) { return strstr(hay, needle) != NULL; }
 
-#define CHECK_ERR(msg, needle) CHECK_MSG(contains((msg), (needle)), "message \"%s\" lacks \"%s\"", (msg), (needle))
+#define CHECK_ERR(msg, needle) \
+    CHECK_MSG(contains((msg), (needle)), "message \"%s\" lacks \"%s\"", (msg), (needle))
 
 static void rm_tree(const char *path) {
     struct stat s;
@@ -106,33 +107,36 @@ static float rnd(uint32_t *s) { return (float)((lcg(s) >> 8) * (1.0 / 16777216.0
 /* conversions                                                               */
 
 static void test_f16(void) {
-    struct { uint32_t in; uint16_t out; } cases[] = {
-        {0x3f800000u, 0x3c00},  /* 1.0 */
-        {0xc0000000u, 0xc000},  /* -2.0 */
-        {0x00000000u, 0x0000},  /* +0 */
-        {0x80000000u, 0x8000},  /* -0 */
-        {0x477fe000u, 0x7bff},  /* 65504 = max half */
-        {0x477fefffu, 0x7bff},  /* just below the 65520 tie */
-        {0x477ff000u, 0x7c00},  /* 65520: tie, rounds to even = inf */
-        {0x47800000u, 0x7c00},  /* 65536 */
-        {0x7f7fffffu, 0x7c00},  /* FLT_MAX */
-        {0x7f800000u, 0x7c00},  /* +inf */
-        {0xff800000u, 0xfc00},  /* -inf */
-        {0x33800000u, 0x0001},  /* 2^-24: smallest subnormal */
-        {0xb3800000u, 0x8001},  /* -2^-24 */
-        {0x33000000u, 0x0000},  /* 2^-25: tie between 0 and 2^-24 → 0 (even) */
-        {0x33000001u, 0x0001},  /* just above the tie */
-        {0x33c00000u, 0x0002},  /* 1.5 * 2^-24: tie between 1 and 2 → 2 (even) */
-        {0x34200000u, 0x0002},  /* 2.5 * 2^-24: tie between 2 and 3 → 2 (even) */
-        {0x387fc000u, 0x03ff},  /* 1023 * 2^-24: largest subnormal */
-        {0x387fe000u, 0x0400},  /* 1023.5 * 2^-24: tie, 0x3ff odd → 0x400 (smallest normal) */
-        {0x38800000u, 0x0400},  /* 2^-14: smallest normal */
-        {0x3f801000u, 0x3c00},  /* 1 + 2^-11: tie → 1.0 (even) */
-        {0x3f803000u, 0x3c02},  /* 1 + 3*2^-11: tie, 0x3c01 odd → 0x3c02 */
-        {0x3f801001u, 0x3c01},  /* just above the tie */
-        {0x3dcccccdu, 0x2e66},  /* 0.1f */
-        {0x3eaaaaabu, 0x3555},  /* 1/3 */
-        {0x322bcc77u, 0x0000},  /* 1e-8 underflows */
+    struct {
+        uint32_t in;
+        uint16_t out;
+    } cases[] = {
+        {0x3f800000u, 0x3c00}, /* 1.0 */
+        {0xc0000000u, 0xc000}, /* -2.0 */
+        {0x00000000u, 0x0000}, /* +0 */
+        {0x80000000u, 0x8000}, /* -0 */
+        {0x477fe000u, 0x7bff}, /* 65504 = max half */
+        {0x477fefffu, 0x7bff}, /* just below the 65520 tie */
+        {0x477ff000u, 0x7c00}, /* 65520: tie, rounds to even = inf */
+        {0x47800000u, 0x7c00}, /* 65536 */
+        {0x7f7fffffu, 0x7c00}, /* FLT_MAX */
+        {0x7f800000u, 0x7c00}, /* +inf */
+        {0xff800000u, 0xfc00}, /* -inf */
+        {0x33800000u, 0x0001}, /* 2^-24: smallest subnormal */
+        {0xb3800000u, 0x8001}, /* -2^-24 */
+        {0x33000000u, 0x0000}, /* 2^-25: tie between 0 and 2^-24 → 0 (even) */
+        {0x33000001u, 0x0001}, /* just above the tie */
+        {0x33c00000u, 0x0002}, /* 1.5 * 2^-24: tie between 1 and 2 → 2 (even) */
+        {0x34200000u, 0x0002}, /* 2.5 * 2^-24: tie between 2 and 3 → 2 (even) */
+        {0x387fc000u, 0x03ff}, /* 1023 * 2^-24: largest subnormal */
+        {0x387fe000u, 0x0400}, /* 1023.5 * 2^-24: tie, 0x3ff odd → 0x400 (smallest normal) */
+        {0x38800000u, 0x0400}, /* 2^-14: smallest normal */
+        {0x3f801000u, 0x3c00}, /* 1 + 2^-11: tie → 1.0 (even) */
+        {0x3f803000u, 0x3c02}, /* 1 + 3*2^-11: tie, 0x3c01 odd → 0x3c02 */
+        {0x3f801001u, 0x3c01}, /* just above the tie */
+        {0x3dcccccdu, 0x2e66}, /* 0.1f */
+        {0x3eaaaaabu, 0x3555}, /* 1/3 */
+        {0x322bcc77u, 0x0000}, /* 1e-8 underflows */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         uint16_t h = float_to_f16(fbits(cases[i].in));
@@ -145,16 +149,17 @@ static void test_f16(void) {
     hn = float_to_f16(fbits(0xffc00000u));
     CHECK((hn & 0xfc00) == 0xfc00 && (hn & 0x3ff) != 0);
 
-    struct { uint16_t in; uint32_t out; } back[] = {
-        {0x0001, 0x33800000u}, {0x8001, 0xb3800000u}, {0x03ff, 0x387fc000u},
-        {0x0200, 0x38000000u}, {0x0400, 0x38800000u}, {0x7bff, 0x477fe000u},
-        {0x7c00, 0x7f800000u}, {0xfc00, 0xff800000u}, {0x3c00, 0x3f800000u},
-        {0x8000, 0x80000000u}, {0x3555, 0x3eaaa000u},
+    struct {
+        uint16_t in;
+        uint32_t out;
+    } back[] = {
+        {0x0001, 0x33800000u}, {0x8001, 0xb3800000u}, {0x03ff, 0x387fc000u}, {0x0200, 0x38000000u},
+        {0x0400, 0x38800000u}, {0x7bff, 0x477fe000u}, {0x7c00, 0x7f800000u}, {0xfc00, 0xff800000u},
+        {0x3c00, 0x3f800000u}, {0x8000, 0x80000000u}, {0x3555, 0x3eaaa000u},
     };
     for (size_t i = 0; i < sizeof back / sizeof *back; i++) {
         uint32_t u = bitsf(f16_to_float(back[i].in));
-        CHECK_MSG(u == back[i].out, "f16_to_float(0x%04x) = 0x%08x, want 0x%08x", back[i].in, u,
-                  back[i].out);
+        CHECK_MSG(u == back[i].out, "f16_to_float(0x%04x) = 0x%08x, want 0x%08x", back[i].in, u, back[i].out);
     }
     CHECK(isnan(f16_to_float(0x7e00)) && isnan(f16_to_float(0x7c01)) && isnan(f16_to_float(0xfe00)));
     /* every non-NaN half survives the round trip bit-exactly */
@@ -438,37 +443,37 @@ static void test_bad_files(const char *tmp) {
     CHECK_ERR(m, "overlap");
 
     snprintf(path, sizeof path, "%s/range.safetensors", tmp);
-    write_raw_st(path, UINT64_MAX,
-                 "{\"big\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", data, 8);
+    write_raw_st(path, UINT64_MAX, "{\"big\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}",
+                 data, 8);
     m = open_fail(path, &err);
     CHECK_ERR(m, "tensor 'big'");
     CHECK_ERR(m, "out of range");
-    write_raw_st(path, UINT64_MAX,
-                 "{\"rev\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,4]}}", data, 8);
+    write_raw_st(path, UINT64_MAX, "{\"rev\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,4]}}", data,
+                 8);
     m = open_fail(path, &err);
     CHECK_ERR(m, "begin > end");
-    write_raw_st(path, UINT64_MAX,
-                 "{\"neg\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[-4,0]}}", data, 8);
+    write_raw_st(path, UINT64_MAX, "{\"neg\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[-4,0]}}",
+                 data, 8);
     m = open_fail(path, &err);
     CHECK_ERR(m, "tensor 'neg'");
-    write_raw_st(path, UINT64_MAX,
-                 "{\"frac\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0.5,4]}}", data, 8);
+    write_raw_st(path, UINT64_MAX, "{\"frac\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0.5,4]}}",
+                 data, 8);
     m = open_fail(path, &err);
     CHECK_ERR(m, "tensor 'frac'");
-    write_raw_st(path, UINT64_MAX,
-                 "{\"huge\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,1e300]}}", data, 8);
+    write_raw_st(path, UINT64_MAX, "{\"huge\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,1e300]}}",
+                 data, 8);
     m = open_fail(path, &err);
     CHECK_ERR(m, "tensor 'huge'");
 
     snprintf(path, sizeof path, "%s/numel.safetensors", tmp);
-    write_raw_st(path, UINT64_MAX,
-                 "{\"short\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", data, 16);
+    write_raw_st(path, UINT64_MAX, "{\"short\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}",
+                 data, 16);
     m = open_fail(path, &err);
     CHECK_ERR(m, "tensor 'short'");
     CHECK_ERR(m, "span 8 bytes");
     CHECK_ERR(m, "needs 12");
-    write_raw_st(path, UINT64_MAX,
-                 "{\"negdim\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,0]}}", data, 16);
+    write_raw_st(path, UINT64_MAX, "{\"negdim\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,0]}}",
+                 data, 16);
     m = open_fail(path, &err);
     CHECK_ERR(m, "shape[0]");
     write_raw_st(path, UINT64_MAX,
@@ -477,7 +482,8 @@ static void test_bad_files(const char *tmp) {
     m = open_fail(path, &err);
     CHECK_ERR(m, "too large");
     write_raw_st(path, UINT64_MAX,
-                 "{\"nd\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,1]}}", data, 16);
+                 "{\"nd\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,1]}}", data,
+                 16);
     m = open_fail(path, &err);
     CHECK_ERR(m, "dimensions");
 
@@ -617,11 +623,15 @@ static size_t bt_numel(const ModelConfig *c, int i) {
     size_t C = c->dim, H = c->hidden_dim, QD = (size_t)c->n_heads * c->head_dim,
            KVD = (size_t)c->n_kv_heads * c->head_dim;
     switch (i) {
-    case 0: case 8: return C;
-    case 1: case 4: return QD * C;
-    case 2: case 3: return KVD * C;
+    case 0:
+    case 8: return C;
+    case 1:
+    case 4: return QD * C;
+    case 2:
+    case 3: return KVD * C;
     case 5: return QD;
-    case 6: case 7: return KVD;
+    case 6:
+    case 7: return KVD;
     default: return H * C;
     }
 }
@@ -634,8 +644,8 @@ static float *bt_ptr(const BlockWeights *bw, int i) {
 
 /* Compares a loaded block (HF layout) with the original; f16: values went
  * through fp16 rounding. Returns the number of mismatching tensors. */
-static int compare_block(const ModelConfig *orig_c, const BlockWeights *orig, BlockWeights *got,
-                         int f16, int j) {
+static int compare_block(const ModelConfig *orig_c, const BlockWeights *orig, BlockWeights *got, int f16,
+                         int j) {
     int bad = 0;
     for (int i = 0; i < (int)(sizeof block_tensors / sizeof *block_tensors); i++) {
         if (block_tensors[i].bias && !orig_c->has_qkv_bias) {
@@ -761,8 +771,8 @@ static void copy_tensors(const SafeTensors *src, const char *dst, const char *sk
         const StTensor *t = &src->tensors[i];
         if (skip && strcmp(t->name, skip) == 0) continue;
         if (shard && (i % 2) != (shard - 1)) continue;
-        CHECK(st_writer_add(&w, t->name, t->dtype, t->ndim, t->shape, src->data + t->begin,
-                            t->end - t->begin, &err) == 0);
+        CHECK(st_writer_add(&w, t->name, t->dtype, t->ndim, t->shape, src->data + t->begin, t->end - t->begin,
+                            &err) == 0);
     }
     CHECK_MSG(st_writer_write(&w, dst, &err) == 0, "%s", err.msg);
     st_writer_free(&w);
@@ -899,9 +909,10 @@ static void test_hf(const char *tmp) {
         const cJSON *dp = cJSON_GetObjectItemCaseSensitive(wm, "model.layers.0.mlp.down_proj.weight");
         int in_first = dp && strstr(dp->valuestring, "00001") != NULL;
         cJSON_AddStringToObject(wm, "model.layers.1.mlp.up_proj.weight", "model-00001-of-00002.safetensors");
-        cJSON_ReplaceItemInObjectCaseSensitive(
-            wm, "model.layers.0.mlp.down_proj.weight",
-            cJSON_CreateString(in_first ? "model-00002-of-00002.safetensors" : "model-00001-of-00002.safetensors"));
+        cJSON_ReplaceItemInObjectCaseSensitive(wm, "model.layers.0.mlp.down_proj.weight",
+                                               cJSON_CreateString(in_first
+                                                                      ? "model-00002-of-00002.safetensors"
+                                                                      : "model-00001-of-00002.safetensors"));
         t1 = cJSON_Print(root);
         write_text(path, t1);
         cJSON_free(t1);
@@ -958,8 +969,8 @@ static void test_hf(const char *tmp) {
             st_writer_init(&w);
             for (int i = 0; i < st.n_tensors; i++) {
                 const StTensor *t = &st.tensors[i];
-                st_writer_add(&w, t->name, t->dtype, t->ndim, t->shape, st.data + t->begin,
-                              t->end - t->begin, &err);
+                st_writer_add(&w, t->name, t->dtype, t->ndim, t->shape, st.data + t->begin, t->end - t->begin,
+                              &err);
             }
             float ob[8] = {0};
             int64_t s8[1] = {8};

@@ -51,8 +51,9 @@ static char *slurp(const char *path) {
     return buf;
 }
 
-#define GOOD "--name t1 --image reg.example.com/quept:0.1.0 --model /data/models/m.bin " \
-             "--data /data/calib/c.qtok --workers 2"
+#define GOOD                                                                    \
+    "--name t1 --image reg.example.com/quept:0.1.0 --model /data/models/m.bin " \
+    "--data /data/calib/c.qtok --workers 2"
 
 /* A bad command line: exit 2, and stderr names every needle. */
 static void refuse(const char *args, const char *needle1, const char *needle2) {
@@ -68,8 +69,7 @@ int main(void) {
     char args[2048], path[512];
 
     /* ---- refused input ---- */
-    refuse("--name t1 --image q:1 --model /data/m --data /data/d --workers 0", "--workers",
-           "[1, 256]");
+    refuse("--name t1 --image q:1 --model /data/m --data /data/d --workers 0", "--workers", "[1, 256]");
     /* more workers than one coordinator admits (it would refuse the rest unanswered) */
     refuse("--name t1 --image q:1 --model /data/m --data /data/d --workers 257", "--workers", "[1, 256]");
     refuse("--name t1 --image q:1 --model /data/m --data /data/d --workers -3", "--workers", NULL);
@@ -82,16 +82,15 @@ int main(void) {
            "--model: '/home/me/m.bin' is not inside the data volume", "/data");
     refuse("--name t1 --image q:1 --model models/m.bin --data /data/d --workers 1", "--model",
            "not an absolute path");
-    refuse("--name t1 --image q:1 --model /data/../etc/passwd --data /data/d --workers 1",
-           "--model", "'..'");
+    refuse("--name t1 --image q:1 --model /data/../etc/passwd --data /data/d --workers 1", "--model", "'..'");
     refuse("--name t1 --image q:1 --model /data --data /data/d --workers 1", "--model",
            "not inside the data volume");
     refuse("--name t1 --image q:1 --model /datafoo/m --data /data/d --workers 1", "--model",
            "not inside the data volume");
     refuse("--name t1 --image q:1 --model /data/m --data /tmp/c.qtok --workers 1", "--data",
            "not inside the data volume");
-    refuse("--name t1 --image q:1 --model /data/m --data /data/d --workers 1 --out /x.qept",
-           "--out", "not inside the data volume");
+    refuse("--name t1 --image q:1 --model /data/m --data /data/d --workers 1 --out /x.qept", "--out",
+           "not inside the data volume");
     refuse(GOOD " --epochz 3", "unknown option '--epochz'", "calibration flag");
     refuse(GOOD " --bits", "--bits needs a value", NULL);
     refuse(GOOD " --bits 2,9", "--bits", NULL);
@@ -114,8 +113,10 @@ int main(void) {
     /* ---- --dry-run renders and prints ---- */
     char dir[400];
     snprintf(dir, sizeof dir, "%s/overlay", tmp);
-    snprintf(args, sizeof args, GOOD " --dry-run --out-dir %s --namespace ml --method quept "
-                                "--bits=2,3,4 --seed 7 --quiet --max-lost 120", dir);
+    snprintf(args, sizeof args,
+             GOOD " --dry-run --out-dir %s --namespace ml --method quept "
+                  "--bits=2,3,4 --seed 7 --quiet --max-lost 120",
+             dir);
     int rc = submit("KUBECTL=/bin/false", args);
     CHECK_MSG(rc == 0, "dry run exit %d: %s", rc, errtxt);
     CHECK(strstr(out, "namePrefix: t1-") != NULL);
@@ -144,8 +145,7 @@ int main(void) {
     CHECK(sk != NULL);
     if (sk) {
         snprintf(server, sizeof server, "%s", sk);
-        CHECK(sscanf(server, "%63s %63s", line1, line2) == 2 && strlen(line1) == 40 &&
-              strlen(line2) == 40);
+        CHECK(sscanf(server, "%63s %63s", line1, line2) == 2 && strlen(line1) == 40 && strlen(line2) == 40);
         CHECK_MSG(strstr(out, line2) == NULL, "the dry run printed the server's secret key");
     }
     struct stat st;
@@ -165,7 +165,8 @@ int main(void) {
     /* another job into the same directory is refused */
     snprintf(args, sizeof args,
              "--name t2 --image q:1 --model /data/m --data /data/d --workers 1 --dry-run "
-             "--out-dir %s", dir);
+             "--out-dir %s",
+             dir);
     rc = submit(NULL, args);
     CHECK_MSG(rc == 1 && strstr(errtxt, "another job"), "exit %d: %s", rc, errtxt);
 

@@ -10,9 +10,17 @@
 #include "check.h"
 
 static int build(ElasticModel *em, int dim, int hidden, int layers, QuantMethod method) {
-    ModelConfig c = {.dim = dim, .hidden_dim = hidden, .n_layers = layers, .n_heads = 4, .n_kv_heads = 2,
-                     .head_dim = dim / 4, .vocab_size = 64, .seq_len = 16, .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f, .tied_classifier = 1};
+    ModelConfig c = {.dim = dim,
+                     .hidden_dim = hidden,
+                     .n_layers = layers,
+                     .n_heads = 4,
+                     .n_kv_heads = 2,
+                     .head_dim = dim / 4,
+                     .vocab_size = 64,
+                     .seq_len = 16,
+                     .rope_theta = 10000.0f,
+                     .norm_eps = 1e-5f,
+                     .tied_classifier = 1};
     QuantConfig qc;
     quant_config_default(&qc);
     qc.method = method;
@@ -33,7 +41,8 @@ static int same_switch(const SwitchedModel *a, const SwitchedModel *b) {
             const SwitchedLinear *x = &a->lin[j][l], *y = &b->lin[j][l];
             size_t n = (size_t)x->out * x->in, ng = (size_t)x->out * x->ng;
             if (x->bits != y->bits || x->ng != y->ng || memcmp(x->codes, y->codes, n) ||
-                memcmp(x->scales, y->scales, ng * sizeof(float)) || memcmp(x->zeros, y->zeros, ng * sizeof(float)))
+                memcmp(x->scales, y->scales, ng * sizeof(float)) ||
+                memcmp(x->zeros, y->zeros, ng * sizeof(float)))
                 return 0;
         }
     return 1;
@@ -63,7 +72,8 @@ static void check_artifact(ElasticModel *em, const char *what) {
         }
         want += (size_t)distinct * per_layer;
     }
-    CHECK_MSG(cached.merged_bytes == want, "%s: cache of %zu bytes, expected %zu", what, cached.merged_bytes, want);
+    CHECK_MSG(cached.merged_bytes == want, "%s: cache of %zu bytes, expected %zu", what, cached.merged_bytes,
+              want);
     for (int bi = 0; bi < em->qc.n_bits; bi++) {
         for (int j = 0; j < L; j++) bits[j] = em->qc.bits[bi];
         CHECK(elastic_switch_codes(em, bits, &plain, &err) == 0);
@@ -99,7 +109,9 @@ int main(void) {
     CHECK(elastic_switch_cache(&em, &s, &err) == 0 && s.merged == NULL && s.merged_bytes == 0);
     switched_free(&s);
     elastic_free(&em);
-    if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
-    else printf("switch cache: identical codes with and without the cache\n");
+    if (check_failures)
+        fprintf(stderr, "%d check(s) failed\n", check_failures);
+    else
+        printf("switch cache: identical codes with and without the cache\n");
     return check_failures ? 1 : 0;
 }

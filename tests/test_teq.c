@@ -54,12 +54,12 @@
 #include "golden.h"
 #include "nn/forward.h"
 
-#define TOL_LOSS_REL 1e-5
+#define TOL_LOSS_REL    1e-5
 #define TOL_OUT_RELNORM 1e-5
-#define TOL_G_RELNORM 1e-4
-#define TOL_G_MAXREL 1e-4
-#define TOL_EQUIV 1e-5
-#define TOL_CANCEL 1e-4
+#define TOL_G_RELNORM   1e-4
+#define TOL_G_MAXREL    1e-4
+#define TOL_EQUIV       1e-5
+#define TOL_CANCEL      1e-4
 
 static double worst_grad = 0.0;
 
@@ -78,9 +78,18 @@ static double check_grad(int ci, const char *what, const float *c, const float *
 
 /* A block config with grouped-query heads (4 on 2), dim 48, hidden 80. */
 static ModelConfig small_config(int bias, int halves, int T) {
-    ModelConfig c = {.dim = 48, .hidden_dim = 80, .n_layers = 1, .n_heads = 4, .n_kv_heads = 2,
-                     .head_dim = 12, .vocab_size = 16, .seq_len = T, .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f, .rope_halves = halves, .has_qkv_bias = bias,
+    ModelConfig c = {.dim = 48,
+                     .hidden_dim = 80,
+                     .n_layers = 1,
+                     .n_heads = 4,
+                     .n_kv_heads = 2,
+                     .head_dim = 12,
+                     .vocab_size = 16,
+                     .seq_len = T,
+                     .rope_theta = 10000.0f,
+                     .norm_eps = 1e-5f,
+                     .rope_halves = halves,
+                     .has_qkv_bias = bias,
                      .tied_classifier = 1};
     return c;
 }
@@ -101,8 +110,8 @@ static int read_block(Reader *r, ModelConfig *c, BlockWeights *w, int *B) {
     QErr err;
     if (block_weights_alloc(w, c, &err) != 0) return -1;
     size_t C = 48, H = 80, QD = 48, KVD = 24;
-    float *dst[12] = {w->attn_norm, w->wq, w->wk, w->wv, w->wo, w->bq, w->bk, w->bv, w->mlp_norm,
-                      w->w_gate, w->w_up, w->w_down};
+    float *dst[12] = {w->attn_norm, w->wq, w->wk,       w->wv,     w->wo,   w->bq,
+                      w->bk,        w->bv, w->mlp_norm, w->w_gate, w->w_up, w->w_down};
     size_t n[12] = {C, QD * C, KVD * C, KVD * C, C * QD, QD, KVD, KVD, C, H * C, H * C, C * H};
     for (int i = 0; i < 12; i++)
         if (rd_bytes(r, dst[i], n[i] * sizeof(float)) != 0) return -1;
@@ -112,8 +121,8 @@ static int read_block(Reader *r, ModelConfig *c, BlockWeights *w, int *B) {
 static int run_golden_case(Reader *r, const ModelConfig *c0, const BlockWeights *w0, int B, int ci) {
     int32_t h[8];
     if (rd_bytes(r, h, sizeof h) != 0) return -1;
-    const int halves = h[0], bias = h[1], l2 = h[2], mode = h[3], placement = h[4], n_bits = h[5],
-              bi = h[6], lwc = h[7];
+    const int halves = h[0], bias = h[1], l2 = h[2], mode = h[3], placement = h[4], n_bits = h[5], bi = h[6],
+              lwc = h[7];
     if (n_bits < 1 || n_bits > QMAX_NBITS || bi < 0 || bi >= n_bits || lwc != 1) return -1;
     int32_t bits[QMAX_NBITS], group[QMAX_NBITS], rank[QMAX_NBITS], sizes[3];
     if (rd_bytes(r, bits, 4 * (size_t)n_bits) || rd_bytes(r, group, 4 * (size_t)n_bits) ||
@@ -267,10 +276,12 @@ static void test_equivalence(TeqPlacement placement, int halves) {
     block_forward(&c, &tw, &a, x, out1);
     double e_fp, e_step;
     rel_err(out1, out0, NC, &e_fp, NULL);
-    CHECK_MSG(e_fp <= TOL_EQUIV, "%s: transformed FP block differs, relnorm %.3g", quant_teq_name(placement), e_fp);
+    CHECK_MSG(e_fp <= TOL_EQUIV, "%s: transformed FP block differs, relnorm %.3g", quant_teq_name(placement),
+              e_fp);
     /* the scales really moved the weights */
     double dmax = 0;
-    for (size_t i = 0; i < (size_t)c.hidden_dim * c.dim; i++) dmax = fmax(dmax, fabs(tw.w_up[i] - w->w_up[i]));
+    for (size_t i = 0; i < (size_t)c.hidden_dim * c.dim; i++)
+        dmax = fmax(dmax, fabs(tw.w_up[i] - w->w_up[i]));
     CHECK(dmax > 1e-3);
 
     /* the training step's forward with quantization bypassed */
@@ -327,9 +338,12 @@ static void test_equivalence(TeqPlacement placement, int halves) {
                 qblock_linear_shape(&c, l, &out_, &in_);
                 const float *W = qblock_linear_weight(&tw, l);
                 double t = 0;
-                for (int o = 0; o < out_; o++) t += (double)gwb[l][(size_t)o * in_ + i] * W[(size_t)o * in_ + i];
-                if (l == LIN_GATE || l == LIN_UP) tm += t;
-                else ta += t;
+                for (int o = 0; o < out_; o++)
+                    t += (double)gwb[l][(size_t)o * in_ + i] * W[(size_t)o * in_ + i];
+                if (l == LIN_GATE || l == LIN_UP)
+                    tm += t;
+                else
+                    ta += t;
             }
             gscale = fmax(gscale, fmax(fabs(ta), fabs(tm)));
         }
@@ -340,8 +354,7 @@ static void test_equivalence(TeqPlacement placement, int halves) {
     }
     printf("%s placement, rope %s: FP block relnorm %.2g, step (no quantization) %.2g; loss %.4f, "
            "quantization-off gradient max %.2g, finite differences max %.2g, term scale %.3g\n",
-           quant_teq_name(placement), halves ? "halves" : "pairs", e_fp, e_step, loss, gmax, fdmax,
-           gscale);
+           quant_teq_name(placement), halves ? "halves" : "pairs", e_fp, e_step, loss, gmax, fdmax, gscale);
     CHECK_MSG(gscale > 1e-2, "the bracket's terms are too small to test cancellation (%.3g)", gscale);
     CHECK_MSG(gmax <= TOL_CANCEL * gscale, "%s: quantization-off gradient %.3g does not cancel (terms %.3g)",
               quant_teq_name(placement), gmax, gscale);
@@ -410,8 +423,10 @@ static void test_fold(QuantMethod method, TeqPlacement placement, const char *mo
     for (int l = 0; l < N_LIN; l++) {
         int o, in;
         qblock_linear_shape(c, l, &o, &in);
-        const float *a = qblock_linear_weight(&em.base.blocks[0], l), *b = qblock_linear_weight(&orig->blocks[0], l);
-        for (size_t i = 0; i < (size_t)o * in; i++) dmax = fmax(dmax, fabs(a[i] - b[i]) / (fabs(b[i]) + 1e-3));
+        const float *a = qblock_linear_weight(&em.base.blocks[0], l),
+                    *b = qblock_linear_weight(&orig->blocks[0], l);
+        for (size_t i = 0; i < (size_t)o * in; i++)
+            dmax = fmax(dmax, fabs(a[i] - b[i]) / (fabs(b[i]) + 1e-3));
     }
     CHECK_MSG(dmax > 1e-3, "%s: TEQ left the base weights unchanged (max rel change %.3g)",
               quant_method_name(method), dmax);
@@ -424,7 +439,8 @@ static void test_fold(QuantMethod method, TeqPlacement placement, const char *mo
     model_forward(&em.base, &f1, ts.tokens);
     double le;
     rel_err(f1.logits, f0.logits, (size_t)2 * T * c->vocab_size, &le, NULL);
-    CHECK_MSG(le <= TOL_EQUIV, "%s: folded FP model logits differ, relnorm %.3g", quant_method_name(method), le);
+    CHECK_MSG(le <= TOL_EQUIV, "%s: folded FP model logits differ, relnorm %.3g", quant_method_name(method),
+              le);
 
     /* block 0's recorded losses, recomputed on the switched artifact: the
      * input of block 0 is the embedding for every stream, the target the
@@ -463,7 +479,8 @@ static void test_fold(QuantMethod method, TeqPlacement placement, const char *mo
             eq += fabs(q.blocks[0].w_up[i] - em.base.blocks[0].w_up[i]);
             er += fabs(q.blocks[0].w_up[i] - orig->blocks[0].w_up[i]);
         }
-        CHECK_MSG(eq < er, "gptq: 4-bit weights are not a quantization of the folded base (%.3g vs %.3g)", eq, er);
+        CHECK_MSG(eq < er, "gptq: 4-bit weights are not a quantization of the folded base (%.3g vs %.3g)", eq,
+                  er);
         model_free(&q);
     }
     printf("%s + TEQ %s: base rel change %.3g, FP logits relnorm %.2g, block-0 loss rel err %.2g\n",
@@ -481,8 +498,9 @@ static void test_fold(QuantMethod method, TeqPlacement placement, const char *mo
 
 static void test_bad_placement(const char *model, const char *data) {
     char cmd[2400], out[2048] = {0};
-    snprintf(cmd, sizeof cmd, "%s calibrate --model %s --data %s --out %s/x.qept --teq-placement sideways 2>&1",
-             QUEPT_BIN, model, data, tmpdir);
+    snprintf(cmd, sizeof cmd,
+             "%s calibrate --model %s --data %s --out %s/x.qept --teq-placement sideways 2>&1", QUEPT_BIN,
+             model, data, tmpdir);
     FILE *f = popen(cmd, "r");
     CHECK(f != NULL);
     if (!f) return;
@@ -516,9 +534,17 @@ int main(void) {
     char model[600], data[600];
     snprintf(model, sizeof model, "%s/tiny.bin", tmpdir);
     snprintf(data, sizeof data, "%s/calib.qtok", tmpdir);
-    ModelConfig c = {.dim = 32, .hidden_dim = 48, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
-                     .head_dim = 8, .vocab_size = 64, .seq_len = 32, .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f, .tied_classifier = 1};
+    ModelConfig c = {.dim = 32,
+                     .hidden_dim = 48,
+                     .n_layers = 2,
+                     .n_heads = 4,
+                     .n_kv_heads = 2,
+                     .head_dim = 8,
+                     .vocab_size = 64,
+                     .seq_len = 32,
+                     .rope_theta = 10000.0f,
+                     .norm_eps = 1e-5f,
+                     .tied_classifier = 1};
     Model m;
     QErr err;
     CHECK(model_init_random(&m, &c, 11, &err) == 0);

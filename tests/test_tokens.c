@@ -283,8 +283,7 @@ static void test_wikitext(void) {
     CHECK(back.n_seq == 16 && back.vocab_size == 32000);
     CHECK(back.tokens && ts.tokens && memcmp(back.tokens, ts.tokens, 16 * 512 * sizeof(int)) == 0);
     CHECK(tokens_check_vocab(&back, 512, path, &err) == -1); /* stories260K's vocab */
-    CHECK_MSG(strstr(err.msg, "wiki.qtok: token id") && strstr(err.msg, "vocab of 512"), "%s",
-              err.msg);
+    CHECK_MSG(strstr(err.msg, "wiki.qtok: token id") && strstr(err.msg, "vocab of 512"), "%s", err.msg);
     tokens_free(&back);
     tokens_free(&ts);
     unlink(path);

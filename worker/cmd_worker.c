@@ -8,7 +8,6 @@
 #include "base/log.h"
 #include "worker.h"
 
-
 static const char *WORKER_HELP =
     "usage: quept worker --connect EP [options]\n"
     "\n"
@@ -30,7 +29,7 @@ int cmd_worker(int argc, char **argv) {
         fputs(WORKER_HELP, stdout);
         return 0;
     }
-    CliOpt o[] = {{"connect", 1, 0}, {"threads", 1, 0}, {"name", 1, 0},      {"curve-keys", 1, 0},
+    CliOpt o[] = {{"connect", 1, 0},  {"threads", 1, 0},   {"name", 1, 0},     {"curve-keys", 1, 0},
                   {"max-lost", 1, 0}, {"heartbeat", 1, 0}, {"compress", 0, 0}, {"quiet", 0, 0}};
     int no = sizeof o / sizeof o[0], npos;
     QErr err = {{0}};

@@ -49,19 +49,23 @@ void shard_task_free(ShardTask *t) {
 }
 
 int shard_task_ready(const ShardTask *t) {
-    return t->seqs_received == t->assign.n_seq && t->replay_received == t->assign.block_start - t->assign.block_begin;
+    return t->seqs_received == t->assign.n_seq &&
+           t->replay_received == t->assign.block_start - t->assign.block_begin;
 }
 
 int shard_task_add(ShardTask *t, const Msg *m, QErr *err) {
     const Msg *a = &t->assign;
     if (m->type == MSG_ACTIVATIONS) {
         const MsgTensor *x = msg_tensor(m, "x");
-        if (m->block != a->block_begin) return qerr_set(err, "activations for block %d, the shard starts at %d", m->block, a->block_begin);
+        if (m->block != a->block_begin)
+            return qerr_set(err, "activations for block %d, the shard starts at %d", m->block,
+                            a->block_begin);
         if (x->dtype != MSG_F32 || x->shape[1] != a->T || x->shape[2] != a->dim || x->shape[0] < 1 ||
             m->seq0 + x->shape[0] > a->n_seq)
-            return qerr_set(err, "activations of shape (%lld, %lld, %lld) at sequence %d do not fit (%d, %d, %d)",
-                            (long long)x->shape[0], (long long)x->shape[1], (long long)x->shape[2], m->seq0, a->n_seq,
-                            a->T, a->dim);
+            return qerr_set(err,
+                            "activations of shape (%lld, %lld, %lld) at sequence %d do not fit (%d, %d, %d)",
+                            (long long)x->shape[0], (long long)x->shape[1], (long long)x->shape[2], m->seq0,
+                            a->n_seq, a->T, a->dim);
         streams_store(&t->input, STREAMS_FP, m->seq0, (int)x->shape[0], x->data);
         for (int s = m->seq0; s < m->seq0 + (int)x->shape[0]; s++)
             if (!t->seq_seen[s]) t->seq_seen[s] = 1, t->seqs_received++;
@@ -70,11 +74,14 @@ int shard_task_add(ShardTask *t, const Msg *m, QErr *err) {
     if (m->type == MSG_PARAMS) {
         int k = m->block - a->block_begin;
         if (m->block < a->block_begin || m->block >= a->block_start)
-            return qerr_set(err, "parameters for block %d, replay covers [%d, %d)", m->block, a->block_begin, a->block_start);
-        if (m->n_bits != a->qc.n_bits) return qerr_set(err, "parameters for %d bit widths, the job has %d", m->n_bits, a->qc.n_bits);
+            return qerr_set(err, "parameters for block %d, replay covers [%d, %d)", m->block, a->block_begin,
+                            a->block_start);
+        if (m->n_bits != a->qc.n_bits)
+            return qerr_set(err, "parameters for %d bit widths, the job has %d", m->n_bits, a->qc.n_bits);
         if (t->replay_seen[k]) return qerr_set(err, "parameters for block %d sent twice", m->block);
         /* the layout needs the model config: kept raw until the compute thread builds it */
-        const MsgTensor *lwc = msg_tensor(m, "lwc"), *ad = msg_tensor(m, "adapter"), *teq = msg_tensor(m, "teq");
+        const MsgTensor *lwc = msg_tensor(m, "lwc"), *ad = msg_tensor(m, "adapter"),
+                        *teq = msg_tensor(m, "teq");
         QBlockParams *p = &t->replay[k];
         p->n_lwc = lwc->nbytes / sizeof(float);
         p->n_adapter = ad->nbytes / sizeof(float);
@@ -140,7 +147,8 @@ static int send_activations(RunCtx *r, const Streams *x, int block) {
         msg_init(&m, MSG_ACTIVATIONS);
         m.block = block, m.seq0 = s0;
         int64_t shape[3] = {n, a->T, a->dim};
-        if (msg_add_tensor(&m, "x", MSG_F32, 3, shape, streams_load(x, STREAMS_FP, s0, n, chunk), r->err) != 0 ||
+        if (msg_add_tensor(&m, "x", MSG_F32, 3, shape, streams_load(x, STREAMS_FP, s0, n, chunk), r->err) !=
+                0 ||
             send_msg(r, &m) != 0)
             rc = -1;
     }
@@ -198,8 +206,8 @@ int shard_task_run(ShardTask *t, void *pipe, atomic_int *cancel, QErr *err) {
     ModelConfig c = *model_source_config(src);
     int nb = a->block_end - a->block_begin, rc = 0;
     if (c.n_layers != a->n_layers || c.dim != a->dim)
-        rc = qerr_set(err, "%s: %d blocks of width %d, the coordinator's model has %d of width %d", a->model_path,
-                      c.n_layers, c.dim, a->n_layers, a->dim);
+        rc = qerr_set(err, "%s: %d blocks of width %d, the coordinator's model has %d of width %d",
+                      a->model_path, c.n_layers, c.dim, a->n_layers, a->dim);
     BlockWeights *w = calloc((size_t)nb, sizeof *w);
     if (rc == 0 && !w) rc = qerr_set(err, "out of memory");
     /* only this shard's blocks are ever read */
@@ -228,8 +236,8 @@ int shard_task_run(ShardTask *t, void *pipe, atomic_int *cancel, QErr *err) {
     }
     for (int j = a->block_begin; rc == 0 && j < a->block_start; j++) {
         QBlockParams *raw = &t->replay[j - a->block_begin], p;
-        rc = qblock_params_restore(&p, &c, qc, j, raw->lwc, raw->n_lwc, raw->adapter, raw->n_adapter, raw->teq,
-                                   raw->n_teq, raw->choice, err);
+        rc = qblock_params_restore(&p, &c, qc, j, raw->lwc, raw->n_lwc, raw->adapter, raw->n_adapter,
+                                   raw->teq, raw->n_teq, raw->choice, err);
         if (rc == 0) {
             rc = recon_replay_block(&c, qc, j, &w[j - a->block_begin], &st, &p, err);
             qblock_params_free(&p);

@@ -20,15 +20,15 @@
 #include "proto/msg.h"
 
 typedef struct {
-    Msg assign;           /* the decoded ASSIGN (no tensors) */
-    Streams input;        /* its full-precision stream (n_seq, T, dim): the shard's
+    Msg assign;    /* the decoded ASSIGN (no tensors) */
+    Streams input; /* its full-precision stream (n_seq, T, dim): the shard's
                              input, stored as the job's streams are (fp32 or bf16) */
     unsigned char *seq_seen;
     int seqs_received;
     QBlockParams *replay; /* [block_start - block_begin] journaled parameters */
     unsigned char *replay_seen;
     int replay_received;
-    int compress;         /* LZ4 on outgoing tensors */
+    int compress; /* LZ4 on outgoing tensors */
     /* test hook: raise SIGKILL when block `die_block` reaches epoch `die_epoch` */
     int die_block, die_epoch;
 } ShardTask;

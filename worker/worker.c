@@ -142,7 +142,8 @@ static void send_simple(Worker *w, MsgType type) {
         m.threads = w->o->threads;
     }
     QErr err;
-    if (wire_send(w->dealer, NULL, 0, &m, 0, &err) != 0) log_warn("worker: send %s: %s", msg_type_name(type), err.msg);
+    if (wire_send(w->dealer, NULL, 0, &m, 0, &err) != 0)
+        log_warn("worker: send %s: %s", msg_type_name(type), err.msg);
 }
 
 static void maybe_register(Worker *w) {
@@ -177,7 +178,8 @@ static int on_coordinator(Worker *w, Msg *m) {
     if (w->session == 0) {
         w->session = m->session;
     } else if (m->session != w->session) {
-        log_warn("worker %s: the coordinator restarted; dropping the current shard and registering again", w->o->name);
+        log_warn("worker %s: the coordinator restarted; dropping the current shard and registering again",
+                 w->o->name);
         abandon_work(w);
         w->session = m->session;
         w->registered_wanted = 1;
@@ -192,7 +194,8 @@ static int on_coordinator(Worker *w, Msg *m) {
         return 1;
     case MSG_ASSIGN:
         if (w->busy || w->pending) {
-            log_warn("worker %s: assignment %llu while busy; refused", w->o->name, (unsigned long long)m->assign);
+            log_warn("worker %s: assignment %llu while busy; refused", w->o->name,
+                     (unsigned long long)m->assign);
             send_error(w, m->assign, "assignment while busy");
             return 0;
         }
@@ -203,8 +206,8 @@ static int on_coordinator(Worker *w, Msg *m) {
         w->pending->assign.session = m->session;
         w->pending->compress = w->o->compress;
         w->pending->die_block = w->o->die_block, w->pending->die_epoch = w->o->die_epoch;
-        log_info("worker %s: shard %d, blocks %d-%d (from %d)", w->o->name, m->shard, m->block_begin, m->block_end - 1,
-                 m->block_start);
+        log_info("worker %s: shard %d, blocks %d-%d (from %d)", w->o->name, m->shard, m->block_begin,
+                 m->block_end - 1, m->block_start);
         break;
     case MSG_ACTIVATIONS:
     case MSG_PARAMS:
@@ -216,8 +219,7 @@ static int on_coordinator(Worker *w, Msg *m) {
             return 0;
         }
         break;
-    default:
-        break;
+    default: break;
     }
     if (w->pending && shard_task_ready(w->pending)) {
         ShardTask *t = w->pending;
@@ -292,11 +294,12 @@ int worker_run(const WorkerOpts *o, QErr *err) {
         if (!done && now - w.last_heard > o->liveness * o->heartbeat_s) {
             if (w.lost_since == 0) w.lost_since = w.last_heard;
             if (now - w.lost_since > o->max_lost_s) {
-                rc = qerr_set(err, "no coordinator at %s for %.0fs; giving up", o->connect, now - w.lost_since);
+                rc = qerr_set(err, "no coordinator at %s for %.0fs; giving up", o->connect,
+                              now - w.lost_since);
                 break;
             }
-            log_warn("worker %s: coordinator silent for %.1fs; reconnecting in %.1fs", o->name, now - w.last_heard,
-                     w.backoff);
+            log_warn("worker %s: coordinator silent for %.1fs; reconnecting in %.1fs", o->name,
+                     now - w.last_heard, w.backoff);
             abandon_work(&w);
             zmq_close(w.dealer);
             w.dealer = NULL;

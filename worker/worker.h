@@ -18,16 +18,16 @@
 #include "proto/transport.h"
 
 typedef struct {
-    const char *connect;     /* endpoint, e.g. tcp://coord:5555 or ipc:///tmp/x/work.sock */
-    char name[64];           /* shown in status */
-    int threads;             /* OpenBLAS threads of the compute thread */
-    int curve;               /* CURVE on: server_pub + client pair */
+    const char *connect; /* endpoint, e.g. tcp://coord:5555 or ipc:///tmp/x/work.sock */
+    char name[64];       /* shown in status */
+    int threads;         /* OpenBLAS threads of the compute thread */
+    int curve;           /* CURVE on: server_pub + client pair */
     char server_pub[41];
     CurveKeyPair client;
-    double heartbeat_s;      /* default 1.0 */
-    int liveness;            /* default 3 */
-    double max_lost_s;       /* default 300 */
-    int compress;            /* LZ4 on tensors sent */
+    double heartbeat_s;       /* default 1.0 */
+    int liveness;             /* default 3 */
+    double max_lost_s;        /* default 300 */
+    int compress;             /* LZ4 on tensors sent */
     int die_block, die_epoch; /* test hook (QUEPT_TEST_WORKER_DIE=name:block:epoch), -1 = off */
 } WorkerOpts;
 

@@ -18,16 +18,15 @@
 #include "data/tokens.h"
 #include "cli/dist_cmds.h"
 
-static const char *HELP =
-    "usage: quept bench distributed [--json] [--blocks L] [--epochs E] [--dim D]\n"
-    "\n"
-    "Calibrates a synthetic model of L blocks (default 8, width D = 192; E\n"
-    "epochs, default 15 as in calibrate; 16 x 128 tokens) with\n"
-    "local workers: 1 worker, then 2 workers, one OpenBLAS thread each (the\n"
-    "same total work), and prints both wall times, the speedup, and the\n"
-    "coordinator's share of all CPU time, for the calibration phase and for\n"
-    "the whole job (the merge: loading the model, the sensitivity table and\n"
-    "writing the artifact, runs in the coordinator after the workers finish).\n";
+static const char *HELP = "usage: quept bench distributed [--json] [--blocks L] [--epochs E] [--dim D]\n"
+                          "\n"
+                          "Calibrates a synthetic model of L blocks (default 8, width D = 192; E\n"
+                          "epochs, default 15 as in calibrate; 16 x 128 tokens) with\n"
+                          "local workers: 1 worker, then 2 workers, one OpenBLAS thread each (the\n"
+                          "same total work), and prints both wall times, the speedup, and the\n"
+                          "coordinator's share of all CPU time, for the calibration phase and for\n"
+                          "the whole job (the merge: loading the model, the sensitivity table and\n"
+                          "writing the artifact, runs in the coordinator after the workers finish).\n";
 
 typedef struct {
     int workers;
@@ -35,9 +34,17 @@ typedef struct {
 } DistRun;
 
 static int make_inputs(const char *dir, int L, int D, int n_seq, int T, char *model, char *data, QErr *err) {
-    ModelConfig c = {.dim = D, .hidden_dim = D * 8 / 3 / 32 * 32, .n_layers = L, .n_heads = D / 32,
-                     .n_kv_heads = D / 32, .head_dim = 32, .vocab_size = 512, .seq_len = T,
-                     .rope_theta = 10000.0f, .norm_eps = 1e-5f, .tied_classifier = 1};
+    ModelConfig c = {.dim = D,
+                     .hidden_dim = D * 8 / 3 / 32 * 32,
+                     .n_layers = L,
+                     .n_heads = D / 32,
+                     .n_kv_heads = D / 32,
+                     .head_dim = 32,
+                     .vocab_size = 512,
+                     .seq_len = T,
+                     .rope_theta = 10000.0f,
+                     .norm_eps = 1e-5f,
+                     .tied_classifier = 1};
     Model m;
     if (model_init_random(&m, &c, 11, err) != 0) return -1;
     snprintf(model, 4096, "%s/model.bin", dir);
@@ -63,8 +70,10 @@ int bench_distributed(int argc, char **argv) {
     CliOpt o[] = {{"json", 0, 0}, {"blocks", 1, 0}, {"epochs", 1, 0}, {"dim", 1, 0}};
     int no = 4, npos, L, E, D;
     QErr err = {{0}};
-    if (cli_parse(argc, argv, o, no, NULL, 0, &npos, &err) || cli_get_int(o, no, "blocks", 8, 2, 256, &L, &err) ||
-        cli_get_int(o, no, "epochs", 15, 1, 1000, &E, &err) || cli_get_int(o, no, "dim", 192, 64, 4096, &D, &err)) {
+    if (cli_parse(argc, argv, o, no, NULL, 0, &npos, &err) ||
+        cli_get_int(o, no, "blocks", 8, 2, 256, &L, &err) ||
+        cli_get_int(o, no, "epochs", 15, 1, 1000, &E, &err) ||
+        cli_get_int(o, no, "dim", 192, 64, 4096, &D, &err)) {
         log_error("bench distributed: %s", err.msg);
         return 2;
     }
@@ -102,8 +111,10 @@ int bench_distributed(int argc, char **argv) {
         co.self_exe = exe;
         co.quiet = 1;
         co.report = &runs[i].r;
-        if (!json) fprintf(stderr, "calibrating %d blocks (width %d, %d x %d tokens, %d epochs) with %d worker%s...\n", L, D,
-                           n_seq, T, E, runs[i].workers, runs[i].workers > 1 ? "s" : "");
+        if (!json)
+            fprintf(stderr,
+                    "calibrating %d blocks (width %d, %d x %d tokens, %d epochs) with %d worker%s...\n", L, D,
+                    n_seq, T, E, runs[i].workers, runs[i].workers > 1 ? "s" : "");
         log_set_level(LOG_WARN);
         rc = coordinator_run(&co, &err);
         log_set_level(saved);
@@ -125,22 +136,25 @@ int bench_distributed(int argc, char **argv) {
             const CoordReport *r = &runs[i].r;
             printf("%s{\"workers\": %d, \"wall_s\": %.3f, \"calib_wall_s\": %.3f, \"merge_wall_s\": %.3f, "
                    "\"cpu_coordinator_s\": %.3f, \"cpu_coordinator_calib_s\": %.3f, \"cpu_workers_s\": %.3f}",
-                   i ? ", " : "", runs[i].workers, r->wall_s, r->calib_wall_s, r->merge_wall_s, r->cpu_coord_s,
-                   r->cpu_coord_calib_s, r->cpu_workers_s);
+                   i ? ", " : "", runs[i].workers, r->wall_s, r->calib_wall_s, r->merge_wall_s,
+                   r->cpu_coord_s, r->cpu_coord_calib_s, r->cpu_workers_s);
         }
-        printf("], \"speedup_calibration\": %.3f, \"speedup_total\": %.3f, \"coordinator_cpu_share_calibration\": %.4f, "
+        printf("], \"speedup_calibration\": %.3f, \"speedup_total\": %.3f, "
+               "\"coordinator_cpu_share_calibration\": %.4f, "
                "\"coordinator_cpu_share_total\": %.4f}\n",
                sp_calib, sp_total, share_calib, share_total);
     } else {
-        printf("%-8s %10s %12s %10s %14s %12s\n", "workers", "wall s", "calib wall s", "merge s", "coordinator CPU",
-               "workers CPU");
+        printf("%-8s %10s %12s %10s %14s %12s\n", "workers", "wall s", "calib wall s", "merge s",
+               "coordinator CPU", "workers CPU");
         for (int i = 0; i < 2; i++) {
             const CoordReport *r = &runs[i].r;
             printf("%-8d %10.2f %12.2f %10.2f %14.2f %12.2f\n", runs[i].workers, r->wall_s, r->calib_wall_s,
                    r->merge_wall_s, r->cpu_coord_s, r->cpu_workers_s);
         }
-        printf("speedup 2 vs 1 worker: %.2fx calibration phase, %.2fx whole job (goal >= 1.8)\n", sp_calib, sp_total);
-        printf("coordinator share of CPU (2 workers): %.2f%% calibration phase, %.2f%% whole job with the merge (goal < 2%%)\n",
+        printf("speedup 2 vs 1 worker: %.2fx calibration phase, %.2fx whole job (goal >= 1.8)\n", sp_calib,
+               sp_total);
+        printf("coordinator share of CPU (2 workers): %.2f%% calibration phase, %.2f%% whole job with the "
+               "merge (goal < 2%%)\n",
                100 * share_calib, 100 * share_total);
     }
     return 0;

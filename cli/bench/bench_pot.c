@@ -39,20 +39,19 @@
 #include "cli/cli.h"
 #include "quant/fakequant.h"
 
-static const char *HELP =
-    "usage: quept bench pot [--repeats N] [--bits B] [--json]\n"
-    "\n"
-    "Dequantization throughput (to fp32, one thread) of power-of-two codes\n"
-    "(exponent add + sign XOR) against integer codes ((code - zero)*scale, and\n"
-    "code*scale + min) on one 1B-class block's seven linears (44 M weights,\n"
-    "group 128), in the same run: Gweights/s, GB/s and the ratio pot / int,\n"
-    "writing the whole block (memory-bound) and tile by tile into a reused\n"
-    "8-row buffer (in cache, as a fused kernel would).\n"
-    "  --repeats N   passes per variant, median reported (default 9)\n"
-    "  --bits B      code width, 2..5 (default 4)\n";
+static const char *HELP = "usage: quept bench pot [--repeats N] [--bits B] [--json]\n"
+                          "\n"
+                          "Dequantization throughput (to fp32, one thread) of power-of-two codes\n"
+                          "(exponent add + sign XOR) against integer codes ((code - zero)*scale, and\n"
+                          "code*scale + min) on one 1B-class block's seven linears (44 M weights,\n"
+                          "group 128), in the same run: Gweights/s, GB/s and the ratio pot / int,\n"
+                          "writing the whole block (memory-bound) and tile by tile into a reused\n"
+                          "8-row buffer (in cache, as a fused kernel would).\n"
+                          "  --repeats N   passes per variant, median reported (default 9)\n"
+                          "  --bits B      code width, 2..5 (default 4)\n";
 
 enum { N_SHAPES = 7, N_VAR = 3, TILE_ROWS = 8 };
-static const int SHAPES[N_SHAPES][2] = {{2048, 2048}, {256, 2048}, {256, 2048}, {2048, 2048},
+static const int SHAPES[N_SHAPES][2] = {{2048, 2048}, {256, 2048},  {256, 2048}, {2048, 2048},
                                         {5632, 2048}, {5632, 2048}, {2048, 5632}};
 static const char *VAR_NAMES[N_VAR] = {"pot", "int", "int-fma"};
 
@@ -132,7 +131,7 @@ int bench_pot(int argc, char **argv) {
         log_error("bench pot: out of memory");
         return 1;
     }
-    for (int pass = 0; pass < 2; pass++) /* 0: to memory, 1: in cache (tiles) */
+    for (int pass = 0; pass < 2; pass++)  /* 0: to memory, 1: in cache (tiles) */
         for (int r = -1; r < reps; r++) { /* r = -1: warm-up, not timed */
             for (int v = 0; v < N_VAR; v++) {
                 size_t wo = 0, go = 0;
@@ -141,13 +140,19 @@ int bench_pot(int argc, char **argv) {
                     const int out = SHAPES[l][0], in = SHAPES[l][1], ng = (in + group - 1) / group;
                     const int step = pass ? TILE_ROWS : out;
                     for (int o0 = 0; o0 < out; o0 += step) {
-                        FqSpec s = {.out = step, .in = in, .bits = bits, .group = group,
+                        FqSpec s = {.out = step,
+                                    .in = in,
+                                    .bits = bits,
+                                    .group = group,
                                     .format = v == 0 ? FQ_FORMAT_POT : FQ_FORMAT_INT};
                         const size_t cw = wo + (size_t)o0 * in, cg = go + (size_t)o0 * ng;
                         float *dst = pass ? tile : W + cw;
-                        if (v == 0) fq_dequantize(&s, codes_pot + cw, scales + cg, zeros + cg, dst);
-                        else if (v == 1) fq_dequantize(&s, codes_int + cw, scales + cg, zeros + cg, dst);
-                        else dequant_fma(&s, codes_int + cw, scales + cg, mins + cg, dst);
+                        if (v == 0)
+                            fq_dequantize(&s, codes_pot + cw, scales + cg, zeros + cg, dst);
+                        else if (v == 1)
+                            fq_dequantize(&s, codes_int + cw, scales + cg, zeros + cg, dst);
+                        else
+                            dequant_fma(&s, codes_int + cw, scales + cg, mins + cg, dst);
                         if (pass) checksum[v] += tile[(size_t)o0 % ((size_t)step * in)];
                     }
                     wo += (size_t)out * in;
@@ -170,21 +175,24 @@ int bench_pot(int argc, char **argv) {
         tgws[v] = nw / tmed[v] / 1e9;
     }
     if (json) {
-        printf("{\"weights\": %zu, \"bits\": %d, \"group\": %d, \"repeats\": %d, \"threads\": 1, \"variants\": [",
+        printf("{\"weights\": %zu, \"bits\": %d, \"group\": %d, \"repeats\": %d, \"threads\": 1, "
+               "\"variants\": [",
                nw, bits, group, reps);
         for (int v = 0; v < N_VAR; v++)
             printf("%s{\"name\": \"%s\", \"seconds\": %.6f, \"gweights_per_s\": %.4f, \"gb_per_s\": %.4f, "
                    "\"in_cache_seconds\": %.6f, \"in_cache_gweights_per_s\": %.4f}",
                    v ? ", " : "", VAR_NAMES[v], med[v], gws[v], gbs[v], tmed[v], tgws[v]);
         printf("], \"ratio_pot_to_int\": %.4f, \"ratio_pot_to_int_fma\": %.4f, "
-               "\"in_cache_ratio_pot_to_int\": %.4f, \"in_cache_ratio_pot_to_int_fma\": %.4f, \"checksum\": %.6g}\n",
+               "\"in_cache_ratio_pot_to_int\": %.4f, \"in_cache_ratio_pot_to_int_fma\": %.4f, \"checksum\": "
+               "%.6g}\n",
                med[1] / med[0], med[2] / med[0], tmed[1] / tmed[0], tmed[2] / tmed[0],
                checksum[0] + checksum[1] + checksum[2]);
     } else {
         printf("one 1B-class block (dim 2048, FFN 5632, 32/4 heads), %.1f M weights, %d-bit codes, "
-               "group %d, to fp32, 1 thread, median of %d:\n", nw / 1e6, bits, group, reps);
-        printf("%-10s %22s %10s %12s   %22s %12s\n", "", "to memory: Gweights/s", "GB/s",
-               "pot speedup", "in cache: Gweights/s", "pot speedup");
+               "group %d, to fp32, 1 thread, median of %d:\n",
+               nw / 1e6, bits, group, reps);
+        printf("%-10s %22s %10s %12s   %22s %12s\n", "", "to memory: Gweights/s", "GB/s", "pot speedup",
+               "in cache: Gweights/s", "pot speedup");
         for (int v = 0; v < N_VAR; v++)
             printf("%-10s %22.3f %10.2f %12.3f   %22.3f %12.3f\n", VAR_NAMES[v], gws[v], gbs[v],
                    med[v] / med[0], tgws[v], tmed[v] / tmed[0]);

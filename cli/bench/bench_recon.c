@@ -66,8 +66,8 @@ typedef struct {
     double linear, attention, adapter; /* FLOPs per step */
 } StepFlops;
 
-static void step_flops(const ModelConfig *c, const QBlockParams *p, const int *bis, int nb, int B,
-                       int T, StepFlops *f) {
+static void step_flops(const ModelConfig *c, const QBlockParams *p, const int *bis, int nb, int B, int T,
+                       StepFlops *f) {
     double N = (double)B * T;
     memset(f, 0, sizeof *f);
     double attn_fwd = 2.0 * 2.0 * c->n_heads * c->head_dim * (double)T * (T + 1) / 2.0 * B;
@@ -121,9 +121,17 @@ int bench_recon(int argc, char **argv) {
         return 2;
     }
     int json = cli_get(o, no, "json") != NULL;
-    ModelConfig c = {.dim = 2048, .hidden_dim = 5632, .n_layers = 1, .n_heads = 32,
-                     .n_kv_heads = 4, .head_dim = 64, .vocab_size = 32, .seq_len = 2048,
-                     .rope_theta = 10000.0f, .norm_eps = 1e-5f, .rope_halves = 1,
+    ModelConfig c = {.dim = 2048,
+                     .hidden_dim = 5632,
+                     .n_layers = 1,
+                     .n_heads = 32,
+                     .n_kv_heads = 4,
+                     .head_dim = 64,
+                     .vocab_size = 32,
+                     .seq_len = 2048,
+                     .rope_theta = 10000.0f,
+                     .norm_eps = 1e-5f,
+                     .rope_halves = 1,
                      .tied_classifier = 1};
     const int B = 2, T = 512, bits[] = {2, 4, 6, 8}, nb = 4;
     QuantConfig qc;
@@ -142,8 +150,8 @@ int bench_recon(int argc, char **argv) {
 
     /* the reference figure first (before the step's buffers exist) */
     if (!json)
-        fprintf(stderr, "measuring OpenBLAS sgemm (%dx%dx%d, %d thread%s)...\n", B * T, c.dim,
-                c.dim, threads, threads == 1 ? "" : "s");
+        fprintf(stderr, "measuring OpenBLAS sgemm (%dx%dx%d, %d thread%s)...\n", B * T, c.dim, c.dim, threads,
+                threads == 1 ? "" : "s");
     double sgemm0 = bench_sgemm_gflops(B * T, c.dim, c.dim, secs);
 
     BlockWeights w;
@@ -204,8 +212,7 @@ int bench_recon(int argc, char **argv) {
         memset(rs.g_lwc, 0, p.n_lwc * sizeof(float));
         memset(rs.g_adapter, 0, p.n_adapter * sizeof(float));
         loss = 0.0;
-        for (int i = 0; i < nbi; i++)
-            loss += recon_step_bit(&c, &qc, &p, &w, &rs, bis[i], x, target, 1.0f);
+        for (int i = 0; i < nbi; i++) loss += recon_step_bit(&c, &qc, &p, &w, &rs, bis[i], x, target, 1.0f);
         adamw_step(&opt_lwc, p.lwc, rs.g_lwc, qc.lr_lwc);
         adamw_step(&opt_ad, p.adapter, rs.g_adapter, qc.lr_adapter);
         double dt = now_seconds() - t0;
@@ -233,11 +240,10 @@ int bench_recon(int argc, char **argv) {
                "\"peak_rss_bytes\": %ld, \"min_bytes\": %.0f, \"min_weights_bytes\": %.0f, "
                "\"min_trainables_bytes\": %.0f, \"min_optimizer_bytes\": %.0f, "
                "\"min_activations_bytes\": %.0f, \"rss_over_min\": %.3f, \"loss\": %.6f}\n",
-               B, T, c.dim, c.hidden_dim, c.n_heads, c.n_kv_heads, threads, steps, sps, t_min,
-               flops / 1e9, fl.linear / 1e9, fl.attention / 1e9, fl.adapter / 1e9,
-               recon_step_flops_dx ? "true" : "false", gflops, gflops_best, sgemm, sgemm0, sgemm1,
-               gflops / sgemm, gflops_best / sgemm, rss, mmin, mb.weights, mb.trainables,
-               mb.optimizer, mb.activations, rss / mmin, loss);
+               B, T, c.dim, c.hidden_dim, c.n_heads, c.n_kv_heads, threads, steps, sps, t_min, flops / 1e9,
+               fl.linear / 1e9, fl.attention / 1e9, fl.adapter / 1e9, recon_step_flops_dx ? "true" : "false",
+               gflops, gflops_best, sgemm, sgemm0, sgemm1, gflops / sgemm, gflops_best / sgemm, rss, mmin,
+               mb.weights, mb.trainables, mb.optimizer, mb.activations, rss / mmin, loss);
     } else {
         printf("QuEPT training step, synthetic 1B-class block (C %d, FFN %d, %d/%d heads x %d),\n"
                "B %d x T %d, bits 2,4,6,8 (ranks 192/192/128/64, group 128 at 2-4 bits), "
@@ -249,14 +255,14 @@ int bench_recon(int argc, char **argv) {
                flops / 1e9, fl.linear / 1e9, fl.attention / 1e9, fl.adapter / 1e9,
                recon_step_flops_dx ? "computed and counted" : "not computed, not counted");
         printf("  achieved GFLOP/s      %8.1f  (best %.1f)\n", gflops, gflops_best);
-        printf("  OpenBLAS sgemm GFLOP/s%8.1f  (%dx%dx%d; %.1f before, %.1f after the steps)\n",
-               sgemm, B * T, c.dim, c.dim, sgemm0, sgemm1);
+        printf("  OpenBLAS sgemm GFLOP/s%8.1f  (%dx%dx%d; %.1f before, %.1f after the steps)\n", sgemm, B * T,
+               c.dim, c.dim, sgemm0, sgemm1);
         printf("  ratio to sgemm        %8.3f  (best %.3f)\n", gflops / sgemm, gflops_best / sgemm);
         printf("  peak RSS              %8.1f MB\n", rss / 1e6);
         printf("  analytic minimum      %8.1f MB  (weights %.1f + trainables %.1f + AdamW moments %.1f\n"
                "                                  + saved activations %.1f); peak / minimum %.2f\n",
-               mmin / 1e6, mb.weights / 1e6, mb.trainables / 1e6, mb.optimizer / 1e6,
-               mb.activations / 1e6, rss / mmin);
+               mmin / 1e6, mb.weights / 1e6, mb.trainables / 1e6, mb.optimizer / 1e6, mb.activations / 1e6,
+               rss / mmin);
     }
     rc = 0;
 fail:

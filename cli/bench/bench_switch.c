@@ -22,17 +22,16 @@
 #include "bench_util.h"
 #include "cli/cli.h"
 
-static const char *HELP =
-    "usage: quept bench switch [--artifact A | --model M] [--from B] [--to B]\n"
-    "                          [--blocks N] [--seconds S] [--no-1b] [--json]\n"
-    "\n"
-    "Switching latency of an elastic artifact to integer codes (quept method):\n"
-    "  1. the artifact A, or a synthetic artifact (random adapters and clipping,\n"
-    "     no calibration) on model M (default ../shared/models/stories260K.bin);\n"
-    "  2. a synthetic 1B-class artifact: dim 2048, FFN 5632, 32 heads, 4 KV\n"
-    "     heads, N blocks (default 2), adapter ranks 96/64/32 for bits 2-4/5-6/7-8.\n"
-    "Reports seconds per switch (--from -> --to and back, default 4 -> 3), GB/s\n"
-    "(see bench_switch.c for the byte accounting) and the ratio to memcpy GB/s.\n";
+static const char *HELP = "usage: quept bench switch [--artifact A | --model M] [--from B] [--to B]\n"
+                          "                          [--blocks N] [--seconds S] [--no-1b] [--json]\n"
+                          "\n"
+                          "Switching latency of an elastic artifact to integer codes (quept method):\n"
+                          "  1. the artifact A, or a synthetic artifact (random adapters and clipping,\n"
+                          "     no calibration) on model M (default ../shared/models/stories260K.bin);\n"
+                          "  2. a synthetic 1B-class artifact: dim 2048, FFN 5632, 32 heads, 4 KV\n"
+                          "     heads, N blocks (default 2), adapter ranks 96/64/32 for bits 2-4/5-6/7-8.\n"
+                          "Reports seconds per switch (--from -> --to and back, default 4 -> 3), GB/s\n"
+                          "(see bench_switch.c for the byte accounting) and the ratio to memcpy GB/s.\n";
 
 typedef struct {
     const char *name;
@@ -165,7 +164,7 @@ int bench_switch_main(int argc, char **argv) {
         fputs(HELP, stdout);
         return 0;
     }
-    CliOpt o[] = {{"artifact", 1, 0}, {"model", 1, 0},   {"from", 1, 0}, {"to", 1, 0},
+    CliOpt o[] = {{"artifact", 1, 0}, {"model", 1, 0},   {"from", 1, 0},  {"to", 1, 0},
                   {"blocks", 1, 0},   {"seconds", 1, 0}, {"no-1b", 0, 0}, {"json", 0, 0}};
     int no = sizeof o / sizeof o[0], npos, from, to, blocks;
     const char *pos[1];
@@ -217,9 +216,17 @@ int bench_switch_main(int argc, char **argv) {
     }
     /* 2: synthetic 1B-class blocks */
     if (rc == 0 && !cli_get(o, no, "no-1b")) {
-        ModelConfig c = {.dim = 2048, .hidden_dim = 5632, .n_layers = blocks, .n_heads = 32,
-                         .n_kv_heads = 4, .head_dim = 64, .vocab_size = 256, .seq_len = 2048,
-                         .rope_theta = 10000.0f, .norm_eps = 1e-5f, .tied_classifier = 1};
+        ModelConfig c = {.dim = 2048,
+                         .hidden_dim = 5632,
+                         .n_layers = blocks,
+                         .n_heads = 32,
+                         .n_kv_heads = 4,
+                         .head_dim = 64,
+                         .vocab_size = 256,
+                         .seq_len = 2048,
+                         .rope_theta = 10000.0f,
+                         .norm_eps = 1e-5f,
+                         .tied_classifier = 1};
         QuantConfig qc;
         quant_1b(&qc);
         Model m;
@@ -238,8 +245,8 @@ int bench_switch_main(int argc, char **argv) {
         return 1;
     }
     if (json) {
-        printf("{\"memcpy_gbps\": %.4g, \"sgemm_gflops\": %.4g, \"from\": %d, \"to\": %d, \"cases\": [",
-               mc, sg, from, to);
+        printf("{\"memcpy_gbps\": %.4g, \"sgemm_gflops\": %.4g, \"from\": %d, \"to\": %d, \"cases\": [", mc,
+               sg, from, to);
         for (int i = 0; i < nf; i++)
             printf("%s{\"name\": \"%s\", \"params\": %.0f, \"seconds_per_switch\": %.6g, "
                    "\"seconds_per_switch_back\": %.6g, \"bytes_read\": %.0f, \"bytes_written\": %.0f, "
@@ -247,10 +254,10 @@ int bench_switch_main(int argc, char **argv) {
                    "\"adapter_gflop\": %.4g, \"sgemm_floor_seconds\": %.6g, \"cache_build_seconds\": %.6g, "
                    "\"cache_bytes\": %.0f, \"cached_seconds_per_switch\": %.6g, \"cached_gbps\": %.4g, "
                    "\"cached_ratio_memcpy\": %.4g}",
-                   i ? ", " : "", figs[i].name, figs[i].params, figs[i].sec_to, figs[i].sec_back,
-                   figs[i].rd, figs[i].wr, figs[i].gbps, figs[i].gbps / mc, figs[i].fp32_sec,
-                   figs[i].flops / 1e9, figs[i].flops / (sg * 1e9), figs[i].cache_sec, figs[i].cache_bytes,
-                   figs[i].sec_cached, figs[i].gbps_cached, figs[i].gbps_cached / mc);
+                   i ? ", " : "", figs[i].name, figs[i].params, figs[i].sec_to, figs[i].sec_back, figs[i].rd,
+                   figs[i].wr, figs[i].gbps, figs[i].gbps / mc, figs[i].fp32_sec, figs[i].flops / 1e9,
+                   figs[i].flops / (sg * 1e9), figs[i].cache_sec, figs[i].cache_bytes, figs[i].sec_cached,
+                   figs[i].gbps_cached, figs[i].gbps_cached / mc);
         printf("]}\n");
     } else {
         printf("memcpy: %.2f GB/s (read + write); sgemm: %.1f GFLOP/s\n", mc, sg);
@@ -258,16 +265,19 @@ int bench_switch_main(int argc, char **argv) {
                "GB/s", "ratio", "fp32 s/sw", "adpGFLOP", "sgemm s");
         for (int i = 0; i < nf; i++)
             printf("%-36s %8.2f %10.6f %10.6f %8.2f %7.3f %10.6f %9.3f %10.6f\n", figs[i].name,
-                   figs[i].params / 1e6, figs[i].sec_to, figs[i].sec_back, figs[i].gbps,
-                   figs[i].gbps / mc, figs[i].fp32_sec, figs[i].flops / 1e9, figs[i].flops / (sg * 1e9));
+                   figs[i].params / 1e6, figs[i].sec_to, figs[i].sec_back, figs[i].gbps, figs[i].gbps / mc,
+                   figs[i].fp32_sec, figs[i].flops / 1e9, figs[i].flops / (sg * 1e9));
         printf("(%d -> %d bits; GB/s = (base + adapter prefix + clipping read, codes + scales +\n"
                " zeros written) / s; memcpy counts read + write; 'sgemm s' = the adapter products\n"
-               " alone at the measured sgemm rate, a floor for this algorithm)\n", from, to);
+               " alone at the measured sgemm rate, a floor for this algorithm)\n",
+               from, to);
         printf("\nwith the adapted weights cached (elastic_switch_cache; W + Bd.Bu per distinct rank):\n");
-        printf("%-36s %10s %10s %10s %8s %7s\n", "artifact", "build s", "cache MB", "s/switch", "GB/s", "ratio");
+        printf("%-36s %10s %10s %10s %8s %7s\n", "artifact", "build s", "cache MB", "s/switch", "GB/s",
+               "ratio");
         for (int i = 0; i < nf; i++)
             printf("%-36s %10.4f %10.1f %10.6f %8.2f %7.3f\n", figs[i].name, figs[i].cache_sec,
-                   figs[i].cache_bytes / 1e6, figs[i].sec_cached, figs[i].gbps_cached, figs[i].gbps_cached / mc);
+                   figs[i].cache_bytes / 1e6, figs[i].sec_cached, figs[i].gbps_cached,
+                   figs[i].gbps_cached / mc);
     }
     return 0;
 }

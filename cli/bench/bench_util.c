@@ -20,8 +20,7 @@ double bench_sgemm_gflops(int M, int N, int K, double min_seconds) {
     int reps = 0;
     double t0 = now_seconds(), t;
     do {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, c,
-                    N);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
         reps++;
         t = now_seconds() - t0;
     } while (t < min_seconds);
@@ -38,9 +37,7 @@ double block_forward_flops(const ModelConfig *c, int B, int T) {
     return B * (T * per_tok + attn);
 }
 
-double head_forward_flops(const ModelConfig *c, int N) {
-    return 2.0 * (double)N * c->dim * c->vocab_size;
-}
+double head_forward_flops(const ModelConfig *c, int N) { return 2.0 * (double)N * c->dim * c->vocab_size; }
 
 long peak_rss_bytes(void) {
     FILE *f = fopen("/proc/self/status", "r");

@@ -11,23 +11,22 @@
 #include "cli/cli.h"
 #include "nn/forward.h"
 
-static const char *HELP =
-    "usage: quept bench forward [--model M] [--json] [--seconds S]\n"
-    "       quept bench recon [--json] [--steps N] [--seconds S]\n"
-    "       quept bench switch [--json] (see quept bench switch --help)\n"
-    "       quept bench distributed [--json] (see quept bench distributed --help)\n"
-    "       quept bench pot [--json] (see quept bench pot --help)\n"
-    "\n"
-    "forward: tokens/s and achieved GFLOP/s of the full-precision forward pass on\n"
-    "  model M (default ../shared/models/stories260K.bin, B=8 x T=256) and on a\n"
-    "  synthetic stack of two 1B-class blocks (hidden 2048, FFN 5632, 32 heads,\n"
-    "  4 KV heads, T=512), next to OpenBLAS sgemm GFLOP/s measured in this run.\n"
-    "  --seconds S: minimum time per measurement (default 2)\n"
-    "recon: seconds per QuEPT training step (bits 2,4,6,8, forward + backward of\n"
-    "  each, two AdamW steps) on a synthetic 1B-class block (B=2 x T=512), its\n"
-    "  GFLOP/s and ratio to OpenBLAS sgemm measured in this run, the OpenBLAS\n"
-    "  thread count, and peak RSS next to the analytic minimum.\n"
-    "  --steps N: timed steps after one warm-up (default 3)\n";
+static const char *HELP = "usage: quept bench forward [--model M] [--json] [--seconds S]\n"
+                          "       quept bench recon [--json] [--steps N] [--seconds S]\n"
+                          "       quept bench switch [--json] (see quept bench switch --help)\n"
+                          "       quept bench distributed [--json] (see quept bench distributed --help)\n"
+                          "       quept bench pot [--json] (see quept bench pot --help)\n"
+                          "\n"
+                          "forward: tokens/s and achieved GFLOP/s of the full-precision forward pass on\n"
+                          "  model M (default ../shared/models/stories260K.bin, B=8 x T=256) and on a\n"
+                          "  synthetic stack of two 1B-class blocks (hidden 2048, FFN 5632, 32 heads,\n"
+                          "  4 KV heads, T=512), next to OpenBLAS sgemm GFLOP/s measured in this run.\n"
+                          "  --seconds S: minimum time per measurement (default 2)\n"
+                          "recon: seconds per QuEPT training step (bits 2,4,6,8, forward + backward of\n"
+                          "  each, two AdamW steps) on a synthetic 1B-class block (B=2 x T=512), its\n"
+                          "  GFLOP/s and ratio to OpenBLAS sgemm measured in this run, the OpenBLAS\n"
+                          "  thread count, and peak RSS next to the analytic minimum.\n"
+                          "  --steps N: timed steps after one warm-up (default 3)\n";
 
 typedef struct {
     const char *name;
@@ -36,8 +35,7 @@ typedef struct {
 } FwdFigure;
 
 /* Times full-model forward passes for at least min_s seconds. */
-static void time_model_forward(const Model *m, int B, int T, double min_s, FwdFigure *f,
-                               QErr *err, int *rc) {
+static void time_model_forward(const Model *m, int B, int T, double min_s, FwdFigure *f, QErr *err, int *rc) {
     ForwardState fs;
     *rc = forward_state_init(&fs, &m->cfg, B, T, err);
     if (*rc) return;
@@ -51,8 +49,7 @@ static void time_model_forward(const Model *m, int B, int T, double min_s, FwdFi
         reps++;
         t = now_seconds() - t0;
     } while (t < min_s);
-    double flops = m->cfg.n_layers * block_forward_flops(&m->cfg, B, T) +
-                   head_forward_flops(&m->cfg, B * T);
+    double flops = m->cfg.n_layers * block_forward_flops(&m->cfg, B, T) + head_forward_flops(&m->cfg, B * T);
     f->B = B;
     f->T = T;
     f->seconds_per_pass = t / reps;
@@ -64,9 +61,17 @@ static void time_model_forward(const Model *m, int B, int T, double min_s, FwdFi
 
 /* Two 1B-class blocks (no embedding / head: the blocks are what we quantize). */
 static int time_synthetic_blocks(double min_s, FwdFigure *f, QErr *err) {
-    ModelConfig c = {.dim = 2048, .hidden_dim = 5632, .n_layers = 2, .n_heads = 32,
-                     .n_kv_heads = 4, .head_dim = 64, .vocab_size = 32, .seq_len = 2048,
-                     .rope_theta = 10000.0f, .norm_eps = 1e-5f, .rope_halves = 1,
+    ModelConfig c = {.dim = 2048,
+                     .hidden_dim = 5632,
+                     .n_layers = 2,
+                     .n_heads = 32,
+                     .n_kv_heads = 4,
+                     .head_dim = 64,
+                     .vocab_size = 32,
+                     .seq_len = 2048,
+                     .rope_theta = 10000.0f,
+                     .norm_eps = 1e-5f,
+                     .rope_halves = 1,
                      .tied_classifier = 1};
     Model m;
     if (model_init_random(&m, &c, 42, err) != 0) return -1;
@@ -78,7 +83,8 @@ static int time_synthetic_blocks(double min_s, FwdFigure *f, QErr *err) {
     }
     float *x = malloc(sizeof(float) * (size_t)B * T * c.dim);
     float *y = malloc(sizeof(float) * (size_t)B * T * c.dim);
-    for (size_t i = 0; i < (size_t)B * T * c.dim; i++) x[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
+    for (size_t i = 0; i < (size_t)B * T * c.dim; i++)
+        x[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
     block_forward(&c, &m.blocks[0], &a, x, y);
     int reps = 0;
     double t0 = now_seconds(), t;

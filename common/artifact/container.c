@@ -19,9 +19,7 @@
 static uint32_t get_le32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
-static uint64_t get_le64(const uint8_t *p) {
-    return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
-}
+static uint64_t get_le64(const uint8_t *p) { return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32; }
 static void put_le32(uint8_t *p, uint32_t v) {
     for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
@@ -39,9 +37,10 @@ static uint64_t align8(uint64_t x) { return (x + 7) & ~(uint64_t)7; }
 static const uint8_t zeros8[8];
 
 /* The header ends with this key and a msgpack uint32 (0xce + 4 bytes BE). */
-static const char TRAILER_KEY[] = "\xaf" "header_checksum";
+static const char TRAILER_KEY[] = "\xaf"
+                                  "header_checksum";
 #define TRAILER_KEY_LEN 16
-#define TRAILER_LEN (TRAILER_KEY_LEN + 5)
+#define TRAILER_LEN     (TRAILER_KEY_LEN + 5)
 
 const char *art_dtype_name(ArtDtype dt) {
     switch (dt) {
@@ -129,7 +128,8 @@ static int decode_impl(const uint8_t *src, uint64_t stored, ArtCodec codec, uint
                        uint8_t **scratch, size_t *scratch_cap, QErr *err) {
     if (codec == ART_CODEC_RAW) {
         if (stored != raw)
-            return qerr_set(err, "raw section has %" PRIu64 " stored bytes but %" PRIu64 " raw bytes", stored, raw);
+            return qerr_set(err, "raw section has %" PRIu64 " stored bytes but %" PRIu64 " raw bytes", stored,
+                            raw);
         if (dst && raw) memcpy(dst, src, (size_t)raw);
         return 0;
     }
@@ -137,18 +137,22 @@ static int decode_impl(const uint8_t *src, uint64_t stored, ArtCodec codec, uint
     uint64_t pos = 0, out = 0;
     while (pos < stored) {
         if (stored - pos < 8)
-            return qerr_set(err, "LZ4 chunk header at stored byte %" PRIu64 " is cut off (%" PRIu64 " bytes left)",
+            return qerr_set(err,
+                            "LZ4 chunk header at stored byte %" PRIu64 " is cut off (%" PRIu64 " bytes left)",
                             pos, stored - pos);
         uint32_t rl = get_le32(src + pos), sl = get_le32(src + pos + 4);
         if (rl == 0 || rl > LZ4_MAX_INPUT_SIZE)
-            return qerr_set(err, "LZ4 chunk at stored byte %" PRIu64 ": raw length %" PRIu32 " not in 1..%d", pos,
-                            rl, LZ4_MAX_INPUT_SIZE);
+            return qerr_set(err, "LZ4 chunk at stored byte %" PRIu64 ": raw length %" PRIu32 " not in 1..%d",
+                            pos, rl, LZ4_MAX_INPUT_SIZE);
         if (sl > rl)
-            return qerr_set(err, "LZ4 chunk at stored byte %" PRIu64 ": stored length %" PRIu32
-                                 " exceeds its raw length %" PRIu32, pos, sl, rl);
+            return qerr_set(err,
+                            "LZ4 chunk at stored byte %" PRIu64 ": stored length %" PRIu32
+                            " exceeds its raw length %" PRIu32,
+                            pos, sl, rl);
         if (sl > stored - pos - 8)
-            return qerr_set(err, "LZ4 chunk at stored byte %" PRIu64 ": %" PRIu32 " bytes run past the section end",
-                            pos, sl);
+            return qerr_set(
+                err, "LZ4 chunk at stored byte %" PRIu64 ": %" PRIu32 " bytes run past the section end", pos,
+                sl);
         if (rl > raw - out)
             return qerr_set(err, "LZ4 chunks decode to more than the %" PRIu64 " raw bytes", raw);
         const uint8_t *cs = src + pos + 8;
@@ -169,8 +173,10 @@ static int decode_impl(const uint8_t *src, uint64_t stored, ArtCodec codec, uint
         } else {
             int d = LZ4_decompress_safe((const char *)cs, (char *)cd, (int)sl, (int)rl);
             if (d != (int)rl)
-                return qerr_set(err, "LZ4 chunk at stored byte %" PRIu64 " is corrupt (decoder returned %d, expected %"
-                                     PRIu32 " bytes)", pos, d, rl);
+                return qerr_set(err,
+                                "LZ4 chunk at stored byte %" PRIu64
+                                " is corrupt (decoder returned %d, expected %" PRIu32 " bytes)",
+                                pos, d, rl);
         }
         pos += 8 + (uint64_t)sl;
         out += rl;
@@ -256,9 +262,11 @@ int art_writer_add(ArtWriter *w, const char *name, ArtDtype dt, int ndim, const 
     for (int d = 0; d < ndim; d++)
         if (shape[d] == 0) any_zero = 1;
     for (int d = 0; d < ndim; d++) {
-        if (shape[d] < 0) return qerr_set(err, "tensor \"%s\": dimension %d is negative (%" PRId64 ")", name, d, shape[d]);
+        if (shape[d] < 0)
+            return qerr_set(err, "tensor \"%s\": dimension %d is negative (%" PRId64 ")", name, d, shape[d]);
         if (any_zero) continue;
-        if (numel > INT64_MAX / shape[d]) return qerr_set(err, "tensor \"%s\": shape product overflows", name);
+        if (numel > INT64_MAX / shape[d])
+            return qerr_set(err, "tensor \"%s\": shape product overflows", name);
         numel *= shape[d];
     }
     if (any_zero) numel = 0;
@@ -326,7 +334,8 @@ static int build_header(ArtWriter *w, ByteBuf *h, QErr *err) {
         if (mp_scan(meta, meta_len, ART_MAX_META_DEPTH, &used, why, sizeof why) != 0)
             return qerr_set(err, "metadata: %s", why);
         if (used != meta_len)
-            return qerr_set(err, "metadata must be exactly one MessagePack object (%zu bytes follow the first)",
+            return qerr_set(err,
+                            "metadata must be exactly one MessagePack object (%zu bytes follow the first)",
                             meta_len - used);
     }
     msgpack_packer pk;
@@ -447,19 +456,21 @@ static int rerr(const ArtReader *r, QErr *err, const char *fmt, ...) {
 static int field_u64(const ArtReader *r, int i, const char *tname, const char *key, const msgpack_object *o,
                      uint64_t max, uint64_t *out, QErr *err) {
     if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-        return rerr(r, err, "tensor %d \"%s\": field \"%s\" is negative (%" PRId64 ")", i, tname, key, o->via.i64);
+        return rerr(r, err, "tensor %d \"%s\": field \"%s\" is negative (%" PRId64 ")", i, tname, key,
+                    o->via.i64);
     if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return rerr(r, err, "tensor %d \"%s\": field \"%s\" must be an unsigned integer, got %s", i, tname, key,
-                    mp_type_name(o));
+        return rerr(r, err, "tensor %d \"%s\": field \"%s\" must be an unsigned integer, got %s", i, tname,
+                    key, mp_type_name(o));
     if (o->via.u64 > max)
-        return rerr(r, err, "tensor %d \"%s\": field \"%s\" is %" PRIu64 ", more than %" PRIu64, i, tname, key,
-                    o->via.u64, max);
+        return rerr(r, err, "tensor %d \"%s\": field \"%s\" is %" PRIu64 ", more than %" PRIu64, i, tname,
+                    key, o->via.u64, max);
     *out = o->via.u64;
     return 0;
 }
 
 enum { F_NAME, F_DTYPE, F_SHAPE, F_OFFSET, F_STORED, F_RAW, F_CODEC, F_CHECKSUM, F_COUNT };
-static const char *const FIELD_NAMES[F_COUNT] = {"name", "dtype", "shape", "offset", "stored", "raw", "codec", "checksum"};
+static const char *const FIELD_NAMES[F_COUNT] = {"name",   "dtype", "shape", "offset",
+                                                 "stored", "raw",   "codec", "checksum"};
 
 static int parse_tensor(ArtReader *r, int i, const msgpack_object *e, QErr *err) {
     ArtTensorInfo *t = &r->t[i];
@@ -473,8 +484,8 @@ static int parse_tensor(ArtReader *r, int i, const msgpack_object *e, QErr *err)
             if (mp_key_is(key, FIELD_NAMES[j])) which = j;
         if (which < 0) {
             if (key->type == MSGPACK_OBJECT_STR)
-                return rerr(r, err, "tensor %d: unknown field \"%.*s\"", i, (int)(key->via.str.size > 64 ? 64 : key->via.str.size),
-                            key->via.str.ptr);
+                return rerr(r, err, "tensor %d: unknown field \"%.*s\"", i,
+                            (int)(key->via.str.size > 64 ? 64 : key->via.str.size), key->via.str.ptr);
             return rerr(r, err, "tensor %d: field key must be a string, got %s", i, mp_type_name(key));
         }
         if (f[which]) return rerr(r, err, "tensor %d: field \"%s\" appears twice", i, FIELD_NAMES[which]);
@@ -488,7 +499,8 @@ static int parse_tensor(ArtReader *r, int i, const msgpack_object *e, QErr *err)
     if (o->type != MSGPACK_OBJECT_STR)
         return rerr(r, err, "tensor %d: field \"name\" must be a string, got %s", i, mp_type_name(o));
     if (o->via.str.size == 0 || o->via.str.size > ART_MAX_NAME)
-        return rerr(r, err, "tensor %d: name must be 1..%d bytes (is %" PRIu32 ")", i, ART_MAX_NAME, o->via.str.size);
+        return rerr(r, err, "tensor %d: name must be 1..%d bytes (is %" PRIu32 ")", i, ART_MAX_NAME,
+                    o->via.str.size);
     if (memchr(o->via.str.ptr, 0, o->via.str.size))
         return rerr(r, err, "tensor %d: name contains a NUL byte", i);
     char *nm = malloc(o->via.str.size + 1);
@@ -502,12 +514,14 @@ static int parse_tensor(ArtReader *r, int i, const msgpack_object *e, QErr *err)
         if (o->type == MSGPACK_OBJECT_STR)
             return rerr(r, err, "tensor %d \"%s\": unknown dtype \"%.*s\" (f32, f16, u8, i32)", i, nm,
                         (int)(o->via.str.size > 32 ? 32 : o->via.str.size), o->via.str.ptr);
-        return rerr(r, err, "tensor %d \"%s\": field \"dtype\" must be a string, got %s", i, nm, mp_type_name(o));
+        return rerr(r, err, "tensor %d \"%s\": field \"dtype\" must be a string, got %s", i, nm,
+                    mp_type_name(o));
     }
 
     o = f[F_SHAPE];
     if (o->type != MSGPACK_OBJECT_ARRAY)
-        return rerr(r, err, "tensor %d \"%s\": field \"shape\" must be an array, got %s", i, nm, mp_type_name(o));
+        return rerr(r, err, "tensor %d \"%s\": field \"shape\" must be an array, got %s", i, nm,
+                    mp_type_name(o));
     if (o->via.array.size > ART_MAX_DIMS)
         return rerr(r, err, "tensor %d \"%s\": shape has %" PRIu32 " dimensions (at most %d)", i, nm,
                     o->via.array.size, ART_MAX_DIMS);
@@ -516,12 +530,14 @@ static int parse_tensor(ArtReader *r, int i, const msgpack_object *e, QErr *err)
     for (int d = 0; d < t->ndim; d++) {
         const msgpack_object *dim = &o->via.array.ptr[d];
         if (dim->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-            return rerr(r, err, "tensor %d \"%s\": shape[%d] is negative (%" PRId64 ")", i, nm, d, dim->via.i64);
+            return rerr(r, err, "tensor %d \"%s\": shape[%d] is negative (%" PRId64 ")", i, nm, d,
+                        dim->via.i64);
         if (dim->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
             return rerr(r, err, "tensor %d \"%s\": shape[%d] must be an unsigned integer, got %s", i, nm, d,
                         mp_type_name(dim));
         if (dim->via.u64 > (uint64_t)INT64_MAX)
-            return rerr(r, err, "tensor %d \"%s\": shape[%d] = %" PRIu64 " is too large", i, nm, d, dim->via.u64);
+            return rerr(r, err, "tensor %d \"%s\": shape[%d] = %" PRIu64 " is too large", i, nm, d,
+                        dim->via.u64);
         t->shape[d] = (int64_t)dim->via.u64;
         if (t->shape[d] == 0) any_zero = 1;
     }
@@ -534,7 +550,8 @@ static int parse_tensor(ArtReader *r, int i, const msgpack_object *e, QErr *err)
     }
     if (any_zero) numel = 0;
     if ((uint64_t)numel > (uint64_t)INT64_MAX / esize)
-        return rerr(r, err, "tensor %d \"%s\": shape product %" PRId64 " x %zu bytes overflows", i, nm, numel, esize);
+        return rerr(r, err, "tensor %d \"%s\": shape product %" PRId64 " x %zu bytes overflows", i, nm, numel,
+                    esize);
     t->numel = numel;
 
     if (field_u64(r, i, nm, "offset", f[F_OFFSET], UINT64_MAX, &t->offset, err) != 0) return -1;
@@ -545,25 +562,30 @@ static int parse_tensor(ArtReader *r, int i, const msgpack_object *e, QErr *err)
     t->checksum = (uint32_t)ck;
     uint64_t expect_raw = (uint64_t)numel * esize;
     if (t->raw_bytes != expect_raw)
-        return rerr(r, err, "tensor %d \"%s\": field \"raw\" is %" PRIu64 " bytes but the shape and dtype %s give %" PRIu64,
+        return rerr(r, err,
+                    "tensor %d \"%s\": field \"raw\" is %" PRIu64
+                    " bytes but the shape and dtype %s give %" PRIu64,
                     i, nm, t->raw_bytes, art_dtype_name(t->dtype), expect_raw);
 
     o = f[F_CODEC];
     if (mp_key_is(o, "raw")) {
         t->codec = ART_CODEC_RAW;
         if (t->stored_bytes != t->raw_bytes)
-            return rerr(r, err, "tensor %d \"%s\": codec \"raw\" but stored %" PRIu64 " != raw %" PRIu64 " bytes", i, nm,
-                        t->stored_bytes, t->raw_bytes);
+            return rerr(r, err,
+                        "tensor %d \"%s\": codec \"raw\" but stored %" PRIu64 " != raw %" PRIu64 " bytes", i,
+                        nm, t->stored_bytes, t->raw_bytes);
     } else if (mp_key_is(o, "lz4")) {
         t->codec = ART_CODEC_LZ4;
         if ((t->raw_bytes == 0) != (t->stored_bytes == 0))
-            return rerr(r, err, "tensor %d \"%s\": codec \"lz4\" with stored %" PRIu64 " and raw %" PRIu64 " bytes", i,
-                        nm, t->stored_bytes, t->raw_bytes);
+            return rerr(r, err,
+                        "tensor %d \"%s\": codec \"lz4\" with stored %" PRIu64 " and raw %" PRIu64 " bytes",
+                        i, nm, t->stored_bytes, t->raw_bytes);
     } else if (o->type == MSGPACK_OBJECT_STR) {
         return rerr(r, err, "tensor %d \"%s\": unknown codec \"%.*s\" (raw, lz4)", i, nm,
                     (int)(o->via.str.size > 32 ? 32 : o->via.str.size), o->via.str.ptr);
     } else {
-        return rerr(r, err, "tensor %d \"%s\": field \"codec\" must be a string, got %s", i, nm, mp_type_name(o));
+        return rerr(r, err, "tensor %d \"%s\": field \"codec\" must be a string, got %s", i, nm,
+                    mp_type_name(o));
     }
     return 0;
 }
@@ -587,34 +609,41 @@ static int parse_file(ArtReader *r, QErr *err) {
                         ART_PREAMBLE_BYTES);
         return qerr_setc(err, QERR_CORRUPT, "%s: not a quept artifact (bad magic)", r->name);
     }
-    if (memcmp(b, ART_MAGIC, 8) != 0) return qerr_setc(err, QERR_CORRUPT, "%s: not a quept artifact (bad magic)", r->name);
+    if (memcmp(b, ART_MAGIC, 8) != 0)
+        return qerr_setc(err, QERR_CORRUPT, "%s: not a quept artifact (bad magic)", r->name);
     if (size < ART_PREAMBLE_BYTES)
-        return rerr(r, err, "file is truncated (%zu bytes; the fixed preamble alone is %u)", size, ART_PREAMBLE_BYTES);
+        return rerr(r, err, "file is truncated (%zu bytes; the fixed preamble alone is %u)", size,
+                    ART_PREAMBLE_BYTES);
     uint32_t version = get_le32(b + 8), reserved = get_le32(b + 12);
     uint64_t hlen = get_le64(b + 16);
     if (version > ART_FORMAT_VERSION)
-        return qerr_setc(err, QERR_CORRUPT, "%s: written by a newer quept (format %" PRIu32 ", this build reads %u)",
-                         r->name, version, ART_FORMAT_VERSION);
-    if (version != ART_FORMAT_VERSION)
-        return qerr_setc(err, QERR_CORRUPT, "%s: unsupported format version %" PRIu32 " (this build reads %u)", r->name,
+        return qerr_setc(err, QERR_CORRUPT,
+                         "%s: written by a newer quept (format %" PRIu32 ", this build reads %u)", r->name,
                          version, ART_FORMAT_VERSION);
+    if (version != ART_FORMAT_VERSION)
+        return qerr_setc(err, QERR_CORRUPT,
+                         "%s: unsupported format version %" PRIu32 " (this build reads %u)", r->name, version,
+                         ART_FORMAT_VERSION);
     if (reserved != 0) return rerr(r, err, "reserved preamble field is %" PRIu32 ", must be 0", reserved);
     if (hlen > size - ART_PREAMBLE_BYTES)
-        return rerr(r, err, "header length %" PRIu64 " runs past the end of the file (%zu bytes): truncated?", hlen,
-                    size);
+        return rerr(r, err, "header length %" PRIu64 " runs past the end of the file (%zu bytes): truncated?",
+                    hlen, size);
     if (hlen > ART_MAX_HEADER)
-        return rerr(r, err, "header length %" PRIu64 " exceeds the limit of %u bytes", hlen, (unsigned)ART_MAX_HEADER);
+        return rerr(r, err, "header length %" PRIu64 " exceeds the limit of %u bytes", hlen,
+                    (unsigned)ART_MAX_HEADER);
     if (hlen < TRAILER_LEN + 1) return rerr(r, err, "header length %" PRIu64 " is too short", hlen);
     const uint8_t *h = b + ART_PREAMBLE_BYTES;
     size_t hn = (size_t)hlen;
     const uint8_t *tr = h + hn - TRAILER_LEN;
     if (memcmp(tr, TRAILER_KEY, TRAILER_KEY_LEN) != 0 || tr[TRAILER_KEY_LEN] != 0xce)
-        return rerr(r, err, "header does not end with the \"header_checksum\" field (corrupt or truncated header)");
+        return rerr(r, err,
+                    "header does not end with the \"header_checksum\" field (corrupt or truncated header)");
     uint32_t want = (uint32_t)get_be(tr + TRAILER_KEY_LEN + 1, 4);
     uint32_t got = crc32_ieee(0, h, hn - TRAILER_LEN);
     if (want != got)
         return qerr_setc(err, QERR_CORRUPT,
-                         "%s: header checksum mismatch (header says %08" PRIx32 ", bytes give %08" PRIx32 "): corrupt header",
+                         "%s: header checksum mismatch (header says %08" PRIx32 ", bytes give %08" PRIx32
+                         "): corrupt header",
                          r->name, want, got);
 
     char why[200];
@@ -668,7 +697,9 @@ static int parse_file(ArtReader *r, QErr *err) {
      * alignment, and nothing after the last one */
     uint64_t hend = ART_PREAMBLE_BYTES + hlen, dstart = align8(hend);
     if (dstart > size)
-        return rerr(r, err, "file is truncated: the data section starts at byte %" PRIu64 " but the file has %zu bytes",
+        return rerr(r, err,
+                    "file is truncated: the data section starts at byte %" PRIu64
+                    " but the file has %zu bytes",
                     dstart, size);
     if (!all_zero(b + hend, dstart - hend)) return rerr(r, err, "padding after the header is not zero");
     r->data = b + dstart;
@@ -678,12 +709,14 @@ static int parse_file(ArtReader *r, QErr *err) {
         const ArtTensorInfo *t = &r->t[i];
         uint64_t want_off = align8(end);
         if (t->offset != want_off)
-            return rerr(r, err, "tensor %d \"%s\": offset %" PRIu64 ", expected %" PRIu64
-                                " (sections follow each other in header order at 8-byte alignment)",
+            return rerr(r, err,
+                        "tensor %d \"%s\": offset %" PRIu64 ", expected %" PRIu64
+                        " (sections follow each other in header order at 8-byte alignment)",
                         i, t->name, t->offset, want_off);
         if (t->offset > r->data_size || t->stored_bytes > r->data_size - t->offset)
-            return rerr(r, err, "tensor %d \"%s\": section [%" PRIu64 ", +%" PRIu64 ") runs past the end of the data section (%"
-                                PRIu64 " bytes): file truncated?",
+            return rerr(r, err,
+                        "tensor %d \"%s\": section [%" PRIu64 ", +%" PRIu64
+                        ") runs past the end of the data section (%" PRIu64 " bytes): file truncated?",
                         i, t->name, t->offset, t->stored_bytes, r->data_size);
         if (!all_zero(r->data + end, t->offset - end))
             return rerr(r, err, "tensor %d \"%s\": padding before the section is not zero", i, t->name);
@@ -691,7 +724,9 @@ static int parse_file(ArtReader *r, QErr *err) {
         if (end > UINT64_MAX - 8) return rerr(r, err, "tensor %d \"%s\": section end overflows", i, t->name);
     }
     if (end != r->data_size)
-        return rerr(r, err, "%" PRIu64 " unexpected bytes after the last section (the file should end at byte %" PRIu64 ")",
+        return rerr(r, err,
+                    "%" PRIu64
+                    " unexpected bytes after the last section (the file should end at byte %" PRIu64 ")",
                     r->data_size - end, dstart + end);
     return 0;
 }
@@ -773,8 +808,8 @@ static int check_sum(const ArtReader *r, int i, QErr *err) {
     uint32_t got = crc32_ieee(0, r->data + t->offset, (size_t)t->stored_bytes);
     if (got != t->checksum)
         return qerr_setc(err, QERR_CORRUPT,
-                         "%s: tensor %d \"%s\": checksum mismatch (header says %08" PRIx32 ", stored bytes give %08" PRIx32
-                         "): corrupt data",
+                         "%s: tensor %d \"%s\": checksum mismatch (header says %08" PRIx32
+                         ", stored bytes give %08" PRIx32 "): corrupt data",
                          r->name, i, t->name, t->checksum, got);
     return 0;
 }
@@ -783,13 +818,13 @@ int art_read(const ArtReader *r, int i, void *dst, size_t dst_bytes, QErr *err) 
     if (i < 0 || i >= r->n) return rerr(r, err, "no tensor %d (the file has %d)", i, r->n);
     const ArtTensorInfo *t = &r->t[i];
     if ((uint64_t)dst_bytes != t->raw_bytes)
-        return rerr(r, err, "tensor %d \"%s\": destination holds %zu bytes, the tensor has %" PRIu64, i, t->name,
-                    dst_bytes, t->raw_bytes);
+        return rerr(r, err, "tensor %d \"%s\": destination holds %zu bytes, the tensor has %" PRIu64, i,
+                    t->name, dst_bytes, t->raw_bytes);
     if (!dst && dst_bytes) return rerr(r, err, "tensor %d \"%s\": no destination buffer", i, t->name);
     if (check_sum(r, i, err) != 0) return -1;
     uint8_t dummy;
-    if (decode_impl(r->data + t->offset, t->stored_bytes, t->codec, dst ? dst : &dummy, t->raw_bytes, NULL, NULL,
-                    err) != 0)
+    if (decode_impl(r->data + t->offset, t->stored_bytes, t->codec, dst ? dst : &dummy, t->raw_bytes, NULL,
+                    NULL, err) != 0)
         return qerr_wrap(err, "%s: tensor %d \"%s\"", r->name, i, t->name);
     return 0;
 }
@@ -813,7 +848,8 @@ const void *art_view(const ArtReader *r, int i, QErr *err) {
 static int verify_one(const ArtReader *r, int i, uint8_t **scratch, size_t *cap, QErr *err) {
     const ArtTensorInfo *t = &r->t[i];
     if (check_sum(r, i, err) != 0) return -1;
-    if (decode_impl(r->data + t->offset, t->stored_bytes, t->codec, NULL, t->raw_bytes, scratch, cap, err) != 0)
+    if (decode_impl(r->data + t->offset, t->stored_bytes, t->codec, NULL, t->raw_bytes, scratch, cap, err) !=
+        0)
         return qerr_wrap(err, "%s: tensor %d \"%s\"", r->name, i, t->name);
     return 0;
 }
@@ -835,4 +871,3 @@ int art_verify_section(const ArtReader *r, int i, QErr *err) {
     free(scratch);
     return rc;
 }
-

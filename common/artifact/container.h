@@ -61,13 +61,13 @@
 #include "../base/err.h"
 #include "../base/msgpack_util.h"
 
-#define ART_MAGIC "QEPTART\0"          /* 8 bytes, including the NUL */
-#define ART_FORMAT_VERSION 1u
-#define ART_PREAMBLE_BYTES 24u          /* magic + version + reserved + H */
-#define ART_MAX_DIMS 8
-#define ART_MAX_NAME 1024               /* bytes in a tensor name */
-#define ART_MAX_HEADER (64u << 20)      /* largest header H a reader accepts */
-#define ART_MAX_META_DEPTH 24           /* nesting of containers in "meta" */
+#define ART_MAGIC             "QEPTART\0" /* 8 bytes, including the NUL */
+#define ART_FORMAT_VERSION    1u
+#define ART_PREAMBLE_BYTES    24u /* magic + version + reserved + H */
+#define ART_MAX_DIMS          8
+#define ART_MAX_NAME          1024               /* bytes in a tensor name */
+#define ART_MAX_HEADER        (64u << 20)        /* largest header H a reader accepts */
+#define ART_MAX_META_DEPTH    24                 /* nesting of containers in "meta" */
 #define ART_LZ4_CHUNK_DEFAULT ((size_t)64 << 20) /* raw bytes per LZ4 chunk */
 
 typedef enum { ART_F32 = 0, ART_F16 = 1, ART_U8 = 2, ART_I32 = 3 } ArtDtype;
@@ -118,12 +118,12 @@ typedef struct {
     ArtDtype dtype;
     int ndim;
     int64_t shape[ART_MAX_DIMS];
-    int64_t numel;          /* product of shape (1 for ndim 0) */
-    uint64_t offset;        /* of the stored bytes, from the data section start */
-    uint64_t stored_bytes;  /* bytes in the file */
-    uint64_t raw_bytes;     /* decoded bytes == numel * art_dtype_size(dtype) */
+    int64_t numel;         /* product of shape (1 for ndim 0) */
+    uint64_t offset;       /* of the stored bytes, from the data section start */
+    uint64_t stored_bytes; /* bytes in the file */
+    uint64_t raw_bytes;    /* decoded bytes == numel * art_dtype_size(dtype) */
     ArtCodec codec;
-    uint32_t checksum;      /* CRC-32 of the stored bytes */
+    uint32_t checksum; /* CRC-32 of the stored bytes */
 } ArtTensorInfo;
 
 typedef struct ArtReader ArtReader;
@@ -160,7 +160,6 @@ int art_verify_section(const ArtReader *r, int i, QErr *err);
 /* For tests and fuzzing: the stored bytes of tensor i (unchecked), and the
  * decoder art_read uses after its checksum check. */
 const uint8_t *art_stored_ptr(const ArtReader *r, int i);
-int art_decode(const uint8_t *src, uint64_t stored, ArtCodec codec, void *dst, uint64_t raw,
-               QErr *err);
+int art_decode(const uint8_t *src, uint64_t stored, ArtCodec codec, void *dst, uint64_t raw, QErr *err);
 
 #endif

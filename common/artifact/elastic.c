@@ -48,7 +48,6 @@ void elastic_free(ElasticModel *em) {
 
 /* ---- metadata ---- */
 
-
 static void pack_model_config(msgpack_packer *pk, const ModelConfig *c) {
     msgpack_pack_map(pk, 13);
     mp_pack_kv_int(pk, "dim", c->dim);
@@ -69,7 +68,8 @@ static void pack_model_config(msgpack_packer *pk, const ModelConfig *c) {
 static int get_i(const msgpack_object *m, const char *k, int *out, QErr *err) {
     int64_t v;
     if (mp_map_int(m, k, &v, err) != 0) return -1;
-    if (v < -2147483647 || v > 2147483647) return qerr_set(err, "key \"%s\": %lld out of range", k, (long long)v);
+    if (v < -2147483647 || v > 2147483647)
+        return qerr_set(err, "key \"%s\": %lld out of range", k, (long long)v);
     *out = (int)v;
     return 0;
 }
@@ -87,8 +87,7 @@ static int parse_model_config(const msgpack_object *m, ModelConfig *c, QErr *err
         get_i(m, "n_kv_heads", &c->n_kv_heads, err) || get_i(m, "head_dim", &c->head_dim, err) ||
         get_i(m, "vocab_size", &c->vocab_size, err) || get_i(m, "seq_len", &c->seq_len, err) ||
         get_f(m, "rope_theta", &c->rope_theta, err) || get_f(m, "norm_eps", &c->norm_eps, err) ||
-        get_i(m, "rope_halves", &c->rope_halves, err) ||
-        get_i(m, "has_qkv_bias", &c->has_qkv_bias, err) ||
+        get_i(m, "rope_halves", &c->rope_halves, err) || get_i(m, "has_qkv_bias", &c->has_qkv_bias, err) ||
         get_i(m, "tied_classifier", &c->tied_classifier, err))
         return -1;
     return model_config_validate(c, "artifact model config", err);
@@ -116,8 +115,7 @@ static void pack_weight_format(msgpack_packer *pk, const ModelConfig *c, const Q
 /* Reads "weight_format" into q (absent: integer codes, as every artifact
  * before it). Every quantized linear must be listed; one artifact holds one
  * format (a mix is refused, naming the tensor). */
-static int parse_weight_format(const msgpack_object *meta, const ModelConfig *c, QuantConfig *q,
-                               QErr *err) {
+static int parse_weight_format(const msgpack_object *meta, const ModelConfig *c, QuantConfig *q, QErr *err) {
     const msgpack_object *wf = mp_map_get(meta, "weight_format"), *tens;
     q->format = QFORMAT_INT;
     if (!wf) return 0;
@@ -134,8 +132,10 @@ static int parse_weight_format(const msgpack_object *meta, const ModelConfig *c,
             if (mp_map_str(tens, name, s, sizeof s, err) != 0 || quant_parse_format(s, &f, err) != 0)
                 return qerr_wrap(err, "key \"weight_format\".tensors");
             if (f != q->format)
-                return qerr_set(err, "key \"weight_format\": %s is %s but the artifact's default is %s "
-                                "(one format per artifact)", name, s, quant_format_name(q->format));
+                return qerr_set(err,
+                                "key \"weight_format\": %s is %s but the artifact's default is %s "
+                                "(one format per artifact)",
+                                name, s, quant_format_name(q->format));
         }
     return quant_config_validate(q, err);
 }
@@ -152,8 +152,8 @@ static int read_f32(const ArtReader *r, const char *name, float *dst, size_t n, 
     if (i < 0) return qerr_set(err, "%s: missing tensor '%s'", art_name(r), name);
     const ArtTensorInfo *t = art_tensor_info(r, i);
     if (t->dtype != ART_F32 || (size_t)t->numel != n)
-        return qerr_set(err, "%s: tensor '%s' should be f32 with %zu elements, has %s with %lld",
-                        art_name(r), name, n, art_dtype_name(t->dtype), (long long)t->numel);
+        return qerr_set(err, "%s: tensor '%s' should be f32 with %zu elements, has %s with %lld", art_name(r),
+                        name, n, art_dtype_name(t->dtype), (long long)t->numel);
     if (art_read(r, i, dst, n * sizeof(float), err) != 0) return -1;
     /* a NaN/Inf parameter would only show up as NaN metrics after switching */
     char what[300];
@@ -171,8 +171,8 @@ static int check_gptq_linear(const GptqLinear *g, size_t n_codes, size_t ng, int
     const unsigned qmax = (1u << bits) - 1u;
     for (size_t i = 0; i < n_codes; i++)
         if (g->codes[i] > qmax)
-            return qerr_set(err, "tensor '%s': code %u at index %zu exceeds %u (%d bits)", name, g->codes[i], i,
-                            qmax, bits);
+            return qerr_set(err, "tensor '%s': code %u at index %zu exceeds %u (%d bits)", name, g->codes[i],
+                            i, qmax, bits);
     for (size_t i = 0; i < ng; i++) {
         if (!(g->scales[i] > 0.0f))
             return qerr_set(err, "tensor '%s': scale %g at group %zu is not positive", name, g->scales[i], i);
@@ -237,7 +237,8 @@ int elastic_write(const ElasticModel *em, const char *path, QErr *err) {
         msgpack_pack_array(pk, (size_t)q->n_bits);
         for (int bi = 0; bi < q->n_bits; bi++) {
             msgpack_pack_array(pk, (size_t)c->n_layers);
-            for (int j = 0; j < c->n_layers; j++) msgpack_pack_double(pk, em->sens[(size_t)bi * c->n_layers + j]);
+            for (int j = 0; j < c->n_layers; j++)
+                msgpack_pack_double(pk, em->sens[(size_t)bi * c->n_layers + j]);
         }
     }
     pack_weight_format(pk, c, q);
@@ -319,7 +320,8 @@ static int parse_sensitivity(const msgpack_object *meta, ElasticModel *em, QErr 
     if (mp_map_str(sm, "measure", em->sens_measure, sizeof em->sens_measure, err) != 0 ||
         mp_map_array(sm, "table", &tab, err) != 0)
         return qerr_wrap(err, "key \"sensitivity\"");
-    if (tab->via.array.size != (uint32_t)NB) return qerr_set(err, "key \"sensitivity\": expected %d bit rows", NB);
+    if (tab->via.array.size != (uint32_t)NB)
+        return qerr_set(err, "key \"sensitivity\": expected %d bit rows", NB);
     em->sens = malloc(sizeof(double) * (size_t)NB * L);
     if (!em->sens) return qerr_set(err, "out of memory");
     for (int bi = 0; bi < NB; bi++) {
@@ -354,8 +356,7 @@ int elastic_load_meta(ElasticModel *em, const ArtReader *r, QErr *err) {
                       (long long)ver, ELASTIC_VERSION);
     } else if (mp_map_map(meta, "model", &mm, err) || parse_model_config(mm, &c, err) ||
                mp_map_map(meta, "quant", &qm, err) || qconfig_unpack(qm, &q, err) ||
-               parse_weight_format(meta, &c, &q, err) ||
-               mp_map_map(meta, "provenance", &prov, err) ||
+               parse_weight_format(meta, &c, &q, err) || mp_map_map(meta, "provenance", &prov, err) ||
                mp_map_array(meta, "losses", &losses, err)) {
         rc = -1;
     }
@@ -363,11 +364,14 @@ int elastic_load_meta(ElasticModel *em, const ArtReader *r, QErr *err) {
     if (rc == 0) {
         mp_map_str(prov, "model_sha256", em->model_sha256, sizeof em->model_sha256, err);
         mp_map_str(prov, "data_sha256", em->data_sha256, sizeof em->data_sha256, err);
-        if (losses->via.array.size != (uint32_t)c.n_layers) rc = qerr_set(err, "key \"losses\": expected %d blocks", c.n_layers);
+        if (losses->via.array.size != (uint32_t)c.n_layers)
+            rc = qerr_set(err, "key \"losses\": expected %d blocks", c.n_layers);
         /* "choice" is absent in artifacts calibrated without the fallback: all trained */
         choice = mp_map_get(meta, "choice");
-        if (choice && choice->type != MSGPACK_OBJECT_ARRAY) rc = qerr_set(err, "key \"choice\": expected an array");
-        else if (choice && choice->via.array.size != (uint32_t)c.n_layers) rc = qerr_set(err, "key \"choice\": expected %d blocks", c.n_layers);
+        if (choice && choice->type != MSGPACK_OBJECT_ARRAY)
+            rc = qerr_set(err, "key \"choice\": expected an array");
+        else if (choice && choice->via.array.size != (uint32_t)c.n_layers)
+            rc = qerr_set(err, "key \"choice\": expected %d blocks", c.n_layers);
         for (int j = 0; rc == 0 && choice && j < c.n_layers; j++) {
             const msgpack_object *cb = &choice->via.array.ptr[j];
             if (cb->type != MSGPACK_OBJECT_ARRAY || cb->via.array.size != (uint32_t)q.n_bits) {
@@ -377,7 +381,8 @@ int elastic_load_meta(ElasticModel *em, const ArtReader *r, QErr *err) {
             for (int bi = 0; rc == 0 && bi < q.n_bits; bi++) {
                 int64_t v;
                 rc = mp_obj_int(&cb->via.array.ptr[bi], "choice", &v, err);
-                if (rc == 0 && (v < QB_TRAINED || v > QB_RTN)) rc = qerr_set(err, "key \"choice\"[%d][%d]: %lld is not 0, 1 or 2", j, bi, (long long)v);
+                if (rc == 0 && (v < QB_TRAINED || v > QB_RTN))
+                    rc = qerr_set(err, "key \"choice\"[%d][%d]: %lld is not 0, 1 or 2", j, bi, (long long)v);
                 if (rc == 0) em->stats[j].choice[bi] = (int)v;
             }
         }
@@ -422,7 +427,8 @@ int elastic_load(ElasticModel *em, const char *path, QErr *err) {
         m->tok_emb = malloc(VC * sizeof(float));
         m->final_norm = malloc((size_t)c.dim * sizeof(float));
         m->classifier = c.tied_classifier ? m->tok_emb : malloc(VC * sizeof(float));
-        if (!m->blocks || !m->tok_emb || !m->final_norm || !m->classifier) rc = qerr_set(err, "out of memory");
+        if (!m->blocks || !m->tok_emb || !m->final_norm || !m->classifier)
+            rc = qerr_set(err, "out of memory");
         rc = rc || read_f32(r, "tok_emb", m->tok_emb, VC, err);
         rc = rc || read_f32(r, "final_norm", m->final_norm, c.dim, err);
         if (!c.tied_classifier) rc = rc || read_f32(r, "classifier", m->classifier, VC, err);
@@ -517,7 +523,8 @@ int elastic_switch(const ElasticModel *em, const int *bits, Model *out, QErr *er
     if (c->n_layers > 4096) return qerr_set(err, "too many blocks");
     for (int j = 0; j < c->n_layers; j++) {
         bis[j] = quant_bit_index(q, bits[j]);
-        if (bis[j] < 0) return qerr_set(err, "block %d: %d bits is not in the artifact's bit list", j, bits[j]);
+        if (bis[j] < 0)
+            return qerr_set(err, "block %d: %d bits is not in the artifact's bit list", j, bits[j]);
     }
     if (!out->blocks) {
         /* first switch: share embeddings and norms with the base (read-only),
@@ -551,9 +558,13 @@ int elastic_switch(const ElasticModel *em, const int *bits, Model *out, QErr *er
                 fq_forward(&ql->spec[bi], W, p->adapter + ql->off_Bd, p->adapter + ql->off_Bu,
                            p->lwc + ql->off_gamma[bi], p->lwc + ql->off_beta[bi], Wq, NULL);
             } else {
-                FqSpec s = {.out = o, .in = in, .bits = bits[j], .group = quant_group(q, bits[j], in),
+                FqSpec s = {.out = o,
+                            .in = in,
+                            .bits = bits[j],
+                            .group = quant_group(q, bits[j], in),
                             .format = (int)q->format};
-                if (q->method == METHOD_RTN) fq_rtn(&s, W, Wq);
+                if (q->method == METHOD_RTN)
+                    fq_rtn(&s, W, Wq);
                 else {
                     const GptqLinear *g = &em->gptq[j][l][bi];
                     fq_dequantize(&s, g->codes, g->scales, g->zeros, Wq);

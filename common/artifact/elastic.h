@@ -51,13 +51,13 @@ typedef struct {
 typedef struct {
     ModelConfig cfg;
     QuantConfig qc;
-    Model base;              /* full-precision weights */
-    QBlockParams *params;    /* [n_layers] (quept) */
+    Model base;                            /* full-precision weights */
+    QBlockParams *params;                  /* [n_layers] (quept) */
     GptqLinear (*gptq)[N_LIN][QMAX_NBITS]; /* [n_layers] (gptq) */
-    ReconStats *stats;       /* [n_layers] */
+    ReconStats *stats;                     /* [n_layers] */
     char model_sha256[65], data_sha256[65];
-    double *sens;            /* [n_bits][n_layers] row-major (sens[bi*n_layers + j]), NULL = absent */
-    char sens_measure[16];   /* what sens holds: "kld" */
+    double *sens;          /* [n_bits][n_layers] row-major (sens[bi*n_layers + j]), NULL = absent */
+    char sens_measure[16]; /* what sens holds: "kld" */
 } ElasticModel;
 
 int elastic_alloc(ElasticModel *em, const ModelConfig *c, const QuantConfig *qc, QErr *err);

@@ -26,12 +26,13 @@ static long gcd_l(long a, long b) {
     return a;
 }
 
-int mixed_solve(const double *cost, const long *n, int L, const int *bit_list, int n_bits,
-                double avg_bits, int *bits_out, double *achieved_avg, QErr *err) {
+int mixed_solve(const double *cost, const long *n, int L, const int *bit_list, int n_bits, double avg_bits,
+                int *bits_out, double *achieved_avg, QErr *err) {
     if (L < 1 || n_bits < 1) return qerr_set(err, "mixed precision: no blocks or no bit widths");
     int bmin = bit_list[0], bmax = bit_list[n_bits - 1];
     if (!(avg_bits >= bmin && avg_bits <= bmax))
-        return qerr_set(err, "average of %g bits is outside the artifact's range [%d, %d]", avg_bits, bmin, bmax);
+        return qerr_set(err, "average of %g bits is outside the artifact's range [%d, %d]", avg_bits, bmin,
+                        bmax);
     long g = 0;
     for (int j = 0; j < L; j++) {
         if (n[j] <= 0) return qerr_set(err, "mixed precision: block %d has no quantized weights", j);
@@ -41,7 +42,8 @@ int mixed_solve(const double *cost, const long *n, int L, const int *bit_list, i
     for (int j = 0; j < L; j++) M += n[j] / g;
     long S = (long)bmax * M; /* largest total */
     if ((double)L * (double)(S + 1) > (double)MIXED_MAX_STATES)
-        return qerr_set(err, "mixed precision: block sizes too irregular for the exact budget DP (%ld units)", S);
+        return qerr_set(err, "mixed precision: block sizes too irregular for the exact budget DP (%ld units)",
+                        S);
     /* target: the largest integer total <= avg_bits * M (tolerating rounding in avg_bits) */
     long target = (long)floor(avg_bits * (double)M + 1e-9 * (double)M);
     if (target > S) target = S;
@@ -117,8 +119,8 @@ int mixed_assign_bits(const ElasticModel *em, double avg_bits, int use_proxy, in
     for (int j = 0; j < L; j++) n[j] = mixed_block_params(c, j);
     for (int bi = 0; bi < NB; bi++)
         for (int j = 0; j < L; j++)
-            cost[(size_t)bi * L + j] = (!use_proxy && em->sens) ? em->sens[(size_t)bi * L + j]
-                                                                : em->stats[j].loss_final[bi];
+            cost[(size_t)bi * L + j] =
+                (!use_proxy && em->sens) ? em->sens[(size_t)bi * L + j] : em->stats[j].loss_final[bi];
     int rc = mixed_solve(cost, n, L, q->bits, NB, avg_bits, bits_out, achieved_avg, err);
     free(cost);
     free(n);

@@ -28,8 +28,8 @@ long mixed_block_params(const ModelConfig *c, int j);
 /* The generic DP behind mixed_assign_bits: cost[bi * L + j], n[j] > 0,
  * bit_list ascending (n_bits entries). Writes bits_out[L] and the achieved
  * parameter-weighted average. Non-finite costs count as +huge. */
-int mixed_solve(const double *cost, const long *n, int L, const int *bit_list, int n_bits,
-                double avg_bits, int *bits_out, double *achieved_avg, QErr *err);
+int mixed_solve(const double *cost, const long *n, int L, const int *bit_list, int n_bits, double avg_bits,
+                int *bits_out, double *achieved_avg, QErr *err);
 
 /* avg_bits must lie in [min bit, max bit] of the artifact. */
 int mixed_assign_bits(const ElasticModel *em, double avg_bits, int use_proxy, int *bits_out /*[n_layers]*/,

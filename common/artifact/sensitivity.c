@@ -69,7 +69,8 @@ int sensitivity_compute(ElasticModel *em, const TokenSet *ts, QErr *err) {
                 break;
             }
     }
-    if (rc == 0) snprintf(em->sens_measure, sizeof em->sens_measure, "kld");
+    if (rc == 0)
+        snprintf(em->sens_measure, sizeof em->sens_measure, "kld");
     else {
         free(em->sens);
         em->sens = NULL;

@@ -104,16 +104,18 @@ static void switch_linear(const ElasticModel *em, SwitchedModel *out, int j, int
         if (Wm) { /* the adapted weight is cached: only the group pass is left */
             FqSpec s0 = *sp;
             s0.rank = 0;
-            fq_quantize_codes(&s0, Wm, NULL, NULL, p->lwc + ql->off_gamma[bi], p->lwc + ql->off_beta[bi], sl->codes,
-                              sl->scales, sl->zeros, work);
+            fq_quantize_codes(&s0, Wm, NULL, NULL, p->lwc + ql->off_gamma[bi], p->lwc + ql->off_beta[bi],
+                              sl->codes, sl->scales, sl->zeros, work);
             return;
         }
-        fq_quantize_codes(sp, W, p->adapter + ql->off_Bd, p->adapter + ql->off_Bu,
-                          p->lwc + ql->off_gamma[bi], p->lwc + ql->off_beta[bi], sl->codes, sl->scales,
-                          sl->zeros, work);
+        fq_quantize_codes(sp, W, p->adapter + ql->off_Bd, p->adapter + ql->off_Bu, p->lwc + ql->off_gamma[bi],
+                          p->lwc + ql->off_beta[bi], sl->codes, sl->scales, sl->zeros, work);
         return;
     }
-    FqSpec sp = {.out = sl->out, .in = sl->in, .bits = b, .group = quant_group(q, b, sl->in),
+    FqSpec sp = {.out = sl->out,
+                 .in = sl->in,
+                 .bits = b,
+                 .group = quant_group(q, b, sl->in),
                  .format = (int)q->format};
     sl->format = sp.format;
     sl->group = sp.group;
@@ -180,8 +182,10 @@ int elastic_switch_codes(const ElasticModel *em, const int *bits, SwitchedModel 
         w[t].work = out->work ? out->work[t] : NULL;
     }
     for (int t = 1; t < nt; t++)
-        if (pthread_create(&th[t], NULL, switch_worker, &w[t]) == 0) started = t;
-        else break;
+        if (pthread_create(&th[t], NULL, switch_worker, &w[t]) == 0)
+            started = t;
+        else
+            break;
     switch_worker(&w[0]); /* this thread works too; it finishes every task if no thread started */
     for (int t = 1; t <= started; t++) pthread_join(th[t], NULL);
     pthread_mutex_destroy(&J.mu);
@@ -215,7 +219,8 @@ int elastic_switch_cache(const ElasticModel *em, SwitchedModel *out, QErr *err) 
                 float *X = malloc(n * sizeof(float));
                 if (!X) {
                     switched_free(out);
-                    return qerr_set(err, "switch cache: out of memory (%zu MB so far)", out->merged_bytes >> 20);
+                    return qerr_set(err, "switch cache: out of memory (%zu MB so far)",
+                                    out->merged_bytes >> 20);
                 }
                 fq_merge_adapter(sp, W, p->adapter + ql->off_Bd, p->adapter + ql->off_Bu, X);
                 out->merged[j][l][bi] = X;
@@ -253,7 +258,7 @@ void switch_bytes(const ElasticModel *em, const SwitchedModel *s, const int *bit
                 const FqSpec *sp = &em->params[j].lin[l].spec[bi];
                 int cached = s && s->merged && s->merged[j][l][bi];
                 if (!cached) rd += 4.0 * sp->rank * ((double)o + in); /* Bd[:, :r], Bu[:r, :] */
-                if (sp->lwc) rd += 8.0 * ng;             /* gamma, beta */
+                if (sp->lwc) rd += 8.0 * ng;                          /* gamma, beta */
             }
         }
     }
@@ -261,8 +266,7 @@ void switch_bytes(const ElasticModel *em, const SwitchedModel *s, const int *bit
     *bytes_written = wr;
 }
 
-int elastic_build_synthetic(ElasticModel *em, Model *base, const QuantConfig *qc, uint64_t seed,
-                            QErr *err) {
+int elastic_build_synthetic(ElasticModel *em, Model *base, const QuantConfig *qc, uint64_t seed, QErr *err) {
     const ModelConfig c = base->cfg;
     if (elastic_alloc(em, &c, qc, err) != 0) return -1;
     em->base = *base;
@@ -295,8 +299,8 @@ int elastic_build_synthetic(ElasticModel *em, Model *base, const QuantConfig *qc
                 qblock_linear_shape(&c, l, &o, &in);
                 for (int bi = 0; bi < qc->n_bits; bi++) {
                     GptqLinear *g = &em->gptq[j][l][bi];
-                    FqSpec s = {.out = o, .in = in, .bits = qc->bits[bi],
-                                .group = quant_group(qc, qc->bits[bi], in)};
+                    FqSpec s = {
+                        .out = o, .in = in, .bits = qc->bits[bi], .group = quant_group(qc, qc->bits[bi], in)};
                     size_t ng = (size_t)o * fq_ngroups(&s);
                     g->codes = malloc((size_t)o * in);
                     g->scales = malloc(ng * sizeof(float));
@@ -305,13 +309,15 @@ int elastic_build_synthetic(ElasticModel *em, Model *base, const QuantConfig *qc
                         qerr_set(err, "out of memory");
                         goto fail;
                     }
-                    fq_quantize_codes(&s, qblock_linear_weight(&em->base.blocks[j], l), NULL, NULL,
-                                      NULL, NULL, g->codes, g->scales, g->zeros, NULL);
+                    fq_quantize_codes(&s, qblock_linear_weight(&em->base.blocks[j], l), NULL, NULL, NULL,
+                                      NULL, g->codes, g->scales, g->zeros, NULL);
                     int qmax = (1 << s.bits) - 1;
                     for (size_t i = 0; i < (size_t)o * in; i++) {
                         int u = rng_int(&r, 8);
-                        if (u == 0 && g->codes[i] < qmax) g->codes[i]++;
-                        else if (u == 1 && g->codes[i] > 0) g->codes[i]--;
+                        if (u == 0 && g->codes[i] < qmax)
+                            g->codes[i]++;
+                        else if (u == 1 && g->codes[i] > 0)
+                            g->codes[i]--;
                     }
                 }
             }

@@ -35,12 +35,12 @@
 #include "elastic.h"
 
 typedef struct {
-    int format;   /* FQ_FORMAT_INT, or FQ_FORMAT_POT: codes are (sign << (b-1)) | E,
+    int format;            /* FQ_FORMAT_INT, or FQ_FORMAT_POT: codes are (sign << (b-1)) | E,
                      W = ±scales·2^E, zeros all 0 (pot.h) */
-    int out, in;  /* weight shape */
-    int bits;     /* current width */
-    int group;    /* current group size along in (1..in) */
-    int ng;       /* ceil(in / group) */
+    int out, in;           /* weight shape */
+    int bits;              /* current width */
+    int group;             /* current group size along in (1..in) */
+    int ng;                /* ceil(in / group) */
     uint8_t *codes;        /* (out, in) */
     float *scales, *zeros; /* (out, ng) */
 } SwitchedLinear;
@@ -86,13 +86,11 @@ void switched_dequantize(const SwitchedLinear *l, float *W);
 void switch_bytes(const ElasticModel *em, const SwitchedModel *s, const int *bits, double *bytes_read,
                   double *bytes_written);
 
-
 /* An artifact without calibration, for tests and `quept bench switch`:
  * takes ownership of base (moved into em->base; base is zeroed), lays out
  * every block's parameters for qc (quept: Bd ~ N(0, 0.02^2) so the adapters
  * are not zero, clipping logits = init + N(0, 0.5^2); gptq: RTN codes with
  * some codes moved by one step, as stored codes). Seeded, deterministic. */
-int elastic_build_synthetic(ElasticModel *em, Model *base, const QuantConfig *qc, uint64_t seed,
-                            QErr *err);
+int elastic_build_synthetic(ElasticModel *em, Model *base, const QuantConfig *qc, uint64_t seed, QErr *err);
 
 #endif

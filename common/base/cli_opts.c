@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cli_parse(int argc, char **argv, CliOpt *opts, int n_opts, const char **pos, int max_pos,
-              int *n_pos, QErr *err) {
+int cli_parse(int argc, char **argv, CliOpt *opts, int n_opts, const char **pos, int max_pos, int *n_pos,
+              QErr *err) {
     *n_pos = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -50,8 +50,8 @@ const char *cli_get(const CliOpt *opts, int n_opts, const char *name) {
     return NULL;
 }
 
-int cli_get_int(const CliOpt *opts, int n_opts, const char *name, int def, int lo, int hi,
-                int *out, QErr *err) {
+int cli_get_int(const CliOpt *opts, int n_opts, const char *name, int def, int lo, int hi, int *out,
+                QErr *err) {
     const char *v = cli_get(opts, n_opts, name);
     if (!v) {
         *out = def;
@@ -66,8 +66,8 @@ int cli_get_int(const CliOpt *opts, int n_opts, const char *name, int def, int l
     return 0;
 }
 
-int cli_get_float(const CliOpt *opts, int n_opts, const char *name, double def, double lo,
-                  double hi, double *out, QErr *err) {
+int cli_get_float(const CliOpt *opts, int n_opts, const char *name, double def, double lo, double hi,
+                  double *out, QErr *err) {
     const char *v = cli_get(opts, n_opts, name);
     if (!v) {
         *out = def;

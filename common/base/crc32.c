@@ -11,6 +11,7 @@ static uint32_t get_le32(const uint8_t *p) {
 /* Generated once by a script; tests/test_container.c checks it against the */
 /* bitwise definition.                                                      */
 
+/* clang-format off */
 static const uint32_t crc_table[8][256] = {
     {
         0x00000000, 0x77073096, 0xee0e612c, 0x990951ba, 0x076dc419, 0x706af48f,
@@ -373,6 +374,7 @@ static const uint32_t crc_table[8][256] = {
         0xa8c40105, 0x646e019b, 0xeae10678, 0x264b06e6,
     },
 };
+/* clang-format on */
 
 uint32_t crc32_ieee(uint32_t crc, const void *buf, size_t n) {
     const uint8_t *p = buf;

@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-__attribute__((format(printf, 3, 0)))
-static int qerr_vsetc(QErr *err, QErrCode code, const char *fmt, va_list ap) {
+__attribute__((format(printf, 3, 0))) static int qerr_vsetc(QErr *err, QErrCode code, const char *fmt,
+                                                            va_list ap) {
     if (!err) return -1;
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     err->code = code;

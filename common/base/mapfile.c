@@ -168,7 +168,7 @@ int dir_make_all(const char *dir, QErr *err) {
     if (!dir || !*dir) return qerr_set(err, "empty directory name");
     int w = snprintf(buf, sizeof buf, "%s", dir);
     if (w < 0 || (size_t)w >= sizeof buf) return qerr_set(err, "%s: path too long", dir);
-    for (char *p = buf + 1; ; p++) {
+    for (char *p = buf + 1;; p++) {
         if (*p == '/' || *p == '\0') {
             char saved = *p;
             *p = '\0';

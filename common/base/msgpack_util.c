@@ -49,27 +49,55 @@ int mp_scan(const uint8_t *p, size_t n, int max_depth, size_t *used, char *why, 
             len = b & 0x1f;
         } else {
             switch (b) {
-            case 0xc4: case 0xd9: lenbytes = 1; break;              /* bin8, str8 */
-            case 0xc5: case 0xda: lenbytes = 2; break;              /* bin16, str16 */
-            case 0xc6: case 0xdb: lenbytes = 4; break;              /* bin32, str32 */
-            case 0xc7: lenbytes = 1; fixed = 1; break;              /* ext8 (+type) */
-            case 0xc8: lenbytes = 2; fixed = 1; break;              /* ext16 */
-            case 0xc9: lenbytes = 4; fixed = 1; break;              /* ext32 */
-            case 0xca: fixed = 4; break;                            /* float32 */
-            case 0xcb: fixed = 8; break;                            /* float64 */
-            case 0xcc: case 0xd0: fixed = 1; break;
-            case 0xcd: case 0xd1: fixed = 2; break;
-            case 0xce: case 0xd2: fixed = 4; break;
-            case 0xcf: case 0xd3: fixed = 8; break;
-            case 0xd4: fixed = 2; break;                            /* fixext1..16 */
+            case 0xc4:
+            case 0xd9: lenbytes = 1; break; /* bin8, str8 */
+            case 0xc5:
+            case 0xda: lenbytes = 2; break; /* bin16, str16 */
+            case 0xc6:
+            case 0xdb: lenbytes = 4; break; /* bin32, str32 */
+            case 0xc7:
+                lenbytes = 1;
+                fixed = 1;
+                break; /* ext8 (+type) */
+            case 0xc8:
+                lenbytes = 2;
+                fixed = 1;
+                break; /* ext16 */
+            case 0xc9:
+                lenbytes = 4;
+                fixed = 1;
+                break;                   /* ext32 */
+            case 0xca: fixed = 4; break; /* float32 */
+            case 0xcb: fixed = 8; break; /* float64 */
+            case 0xcc:
+            case 0xd0: fixed = 1; break;
+            case 0xcd:
+            case 0xd1: fixed = 2; break;
+            case 0xce:
+            case 0xd2: fixed = 4; break;
+            case 0xcf:
+            case 0xd3: fixed = 8; break;
+            case 0xd4: fixed = 2; break; /* fixext1..16 */
             case 0xd5: fixed = 3; break;
             case 0xd6: fixed = 5; break;
             case 0xd7: fixed = 9; break;
             case 0xd8: fixed = 17; break;
-            case 0xdc: is_container = 1; lenbytes = 2; break;       /* array16 */
-            case 0xdd: is_container = 1; lenbytes = 4; break;       /* array32 */
-            case 0xde: is_container = 2; lenbytes = 2; break;       /* map16 */
-            case 0xdf: is_container = 2; lenbytes = 4; break;       /* map32 */
+            case 0xdc:
+                is_container = 1;
+                lenbytes = 2;
+                break; /* array16 */
+            case 0xdd:
+                is_container = 1;
+                lenbytes = 4;
+                break; /* array32 */
+            case 0xde:
+                is_container = 2;
+                lenbytes = 2;
+                break; /* map16 */
+            case 0xdf:
+                is_container = 2;
+                lenbytes = 4;
+                break; /* map32 */
             default:
                 snprintf(why, whylen, "invalid MessagePack type byte 0x%02x at byte %zu", b, at);
                 return -1;
@@ -79,9 +107,12 @@ int mp_scan(const uint8_t *p, size_t n, int max_depth, size_t *used, char *why, 
             if (n - pos < (size_t)lenbytes) goto truncated;
             uint64_t v = get_be(p + pos, lenbytes);
             pos += (size_t)lenbytes;
-            if (is_container == 1) count = v;
-            else if (is_container == 2) count = 2 * v;
-            else len = v;
+            if (is_container == 1)
+                count = v;
+            else if (is_container == 2)
+                count = 2 * v;
+            else
+                len = v;
         }
         if (is_container) {
             if (depth + 1 > max_depth) {
@@ -89,7 +120,8 @@ int mp_scan(const uint8_t *p, size_t n, int max_depth, size_t *used, char *why, 
                 return -1;
             }
             if (count > n - pos) {
-                snprintf(why, whylen, "container at byte %zu claims %" PRIu64 " elements, more than the %zu bytes left",
+                snprintf(why, whylen,
+                         "container at byte %zu claims %" PRIu64 " elements, more than the %zu bytes left",
                          at, count, n - pos);
                 return -1;
             }
@@ -214,8 +246,9 @@ int mp_obj_str(const msgpack_object *o, const char *what, char *buf, size_t bufs
     if (!o || o->type != MSGPACK_OBJECT_STR)
         return qerr_set(err, "%s: expected a string, got %s", what, mp_type_name(o));
     size_t n = o->via.str.size;
-    if (n >= bufsize) return qerr_set(err, "%s: string of %zu bytes is too long (at most %zu)", what, n,
-                                      bufsize ? bufsize - 1 : 0);
+    if (n >= bufsize)
+        return qerr_set(err, "%s: string of %zu bytes is too long (at most %zu)", what, n,
+                        bufsize ? bufsize - 1 : 0);
     if (n && memchr(o->via.str.ptr, 0, n)) return qerr_set(err, "%s: string contains a NUL byte", what);
     if (n) memcpy(buf, o->via.str.ptr, n);
     buf[n] = '\0';
@@ -235,12 +268,12 @@ static const msgpack_object *meta_lookup(const msgpack_object *map, const char *
     return o;
 }
 
-#define MAP_GETTER(fn, objfn, T)                                                              \
-    int fn(const msgpack_object *map, const char *key, T *out, QErr *err) {                   \
-        char what[200];                                                                        \
-        const msgpack_object *o = meta_lookup(map, key, what, sizeof what, err);               \
-        if (!o) return -1;                                                                     \
-        return objfn(o, what, out, err);                                                       \
+#define MAP_GETTER(fn, objfn, T)                                                 \
+    int fn(const msgpack_object *map, const char *key, T *out, QErr *err) {      \
+        char what[200];                                                          \
+        const msgpack_object *o = meta_lookup(map, key, what, sizeof what, err); \
+        if (!o) return -1;                                                       \
+        return objfn(o, what, out, err);                                         \
     }
 MAP_GETTER(mp_map_int, mp_obj_int, int64_t)
 MAP_GETTER(mp_map_float, mp_obj_float, double)

@@ -18,7 +18,8 @@ int paths_resolve(const char *path, char *buf, size_t n, QErr *err) {
     }
     /* not there yet: resolve the parent, keep the last component */
     char copy[PATH_MAX];
-    if (snprintf(copy, sizeof copy, "%s", path) >= (int)sizeof copy) return qerr_set(err, "%s: path too long", path);
+    if (snprintf(copy, sizeof copy, "%s", path) >= (int)sizeof copy)
+        return qerr_set(err, "%s: path too long", path);
     char *slash = strrchr(copy, '/');
     const char *base = slash ? slash + 1 : copy;
     const char *parent = slash ? (slash == copy ? "/" : copy) : ".";
@@ -26,7 +27,8 @@ int paths_resolve(const char *path, char *buf, size_t n, QErr *err) {
     char pres[PATH_MAX];
     if (!realpath(parent, pres)) {
         /* the parent does not exist either: absolute as written */
-        if (path[0] == '/') return snprintf(buf, n, "%s", path) >= (int)n ? qerr_set(err, "%s: path too long", path) : 0;
+        if (path[0] == '/')
+            return snprintf(buf, n, "%s", path) >= (int)n ? qerr_set(err, "%s: path too long", path) : 0;
         char cwd[PATH_MAX];
         if (!getcwd(cwd, sizeof cwd)) return qerr_set(err, "getcwd: %s", strerror(errno));
         return snprintf(buf, n, "%s/%s", cwd, path) >= (int)n ? qerr_set(err, "%s: path too long", path) : 0;

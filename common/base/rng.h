@@ -14,8 +14,8 @@ void rng_seed(Rng *r, uint64_t seed);
 /* Mixes several integers into one seed (splitmix64 chain). */
 uint64_t rng_mix(uint64_t seed, uint64_t a, uint64_t b, uint64_t c);
 uint64_t rng_u64(Rng *r);
-float rng_uniform(Rng *r);          /* [0, 1) with 24 bits */
-int rng_int(Rng *r, int n);         /* [0, n) */
-float rng_normal(Rng *r);           /* standard normal, Box-Muller */
+float rng_uniform(Rng *r);  /* [0, 1) with 24 bits */
+int rng_int(Rng *r, int n); /* [0, n) */
+float rng_normal(Rng *r);   /* standard normal, Box-Muller */
 
 #endif

@@ -95,8 +95,7 @@ static const char *token_at(char *buf, size_t n, int i, int want) {
 
 /* Walks the records once: checks every field and counts tokens and bytes.
  * want > 0: exactly that many tokens; 0: until the end of the file. */
-static int scan_records(const MappedFile *mf, int max_len, int want, int *count, size_t *bytes,
-                        QErr *err) {
+static int scan_records(const MappedFile *mf, int max_len, int want, int *count, size_t *bytes, QErr *err) {
     size_t off = 4, total = 0;
     int i = 0;
     char at[64];
@@ -112,14 +111,13 @@ static int scan_records(const MappedFile *mf, int max_len, int want, int *count,
             return qerr_set(err, "%s: %s (offset %zu): negative length %d", mf->path,
                             token_at(at, sizeof at, i, want), off + 4, (int)len);
         if (len > max_len)
-            return qerr_set(err, "%s: %s (offset %zu): length %d exceeds max_token_length %d",
-                            mf->path, token_at(at, sizeof at, i, want), off + 4, (int)len, max_len);
+            return qerr_set(err, "%s: %s (offset %zu): length %d exceeds max_token_length %d", mf->path,
+                            token_at(at, sizeof at, i, want), off + 4, (int)len, max_len);
         if ((size_t)len > left - 8)
             return qerr_set(err,
                             "%s: truncated at %s (offset %zu): length %d but only %zu bytes "
                             "left",
-                            mf->path, token_at(at, sizeof at, i, want), off + 4, (int)len,
-                            left - 8);
+                            mf->path, token_at(at, sizeof at, i, want), off + 4, (int)len, left - 8);
         off += 8 + (size_t)len;
         total += (size_t)len;
         if (i == MAX_VOCAB) return qerr_set(err, "%s: more than %d tokens", mf->path, MAX_VOCAB);
@@ -234,13 +232,11 @@ static int build(Tokenizer *t, const MappedFile *mf, size_t bytes, QErr *err) {
 int tokenizer_load(Tokenizer **out, const char *path, int vocab_size, QErr *err) {
     *out = NULL;
     if (vocab_size < 0 || vocab_size > MAX_VOCAB)
-        return qerr_set(err, "%s: expected vocab_size %d must be in 0..%d", path, vocab_size,
-                        MAX_VOCAB);
+        return qerr_set(err, "%s: expected vocab_size %d must be in 0..%d", path, vocab_size, MAX_VOCAB);
     MappedFile mf;
     if (mapfile_open(&mf, path, err) != 0) return -1;
     if (mf.size < 4) {
-        qerr_set(err, "%s: %zu bytes, too short for the int32 max_token_length header", path,
-                 mf.size);
+        qerr_set(err, "%s: %zu bytes, too short for the int32 max_token_length header", path, mf.size);
         mapfile_close(&mf);
         return -1;
     }
@@ -426,8 +422,7 @@ static int merge_all(Merger *m, int *tok, int n) {
 }
 
 /* Appends the token for one codepoint s[0..n), or its bytes as byte tokens. */
-static int push_piece(const Tokenizer *t, const char *s, int n, size_t at, int *tok, int *len,
-                      QErr *err) {
+static int push_piece(const Tokenizer *t, const char *s, int n, size_t at, int *tok, int *len, QErr *err) {
     int id = lookup(t, s, n);
     if (id >= 0) {
         tok[(*len)++] = id;
@@ -445,14 +440,13 @@ static int push_piece(const Tokenizer *t, const char *s, int n, size_t at, int *
     return 0;
 }
 
-int tokenizer_encode(const Tokenizer *t, const char *text, int bos, int eos, int **tokens,
-                     int *n_tokens, QErr *err) {
+int tokenizer_encode(const Tokenizer *t, const char *text, int bos, int eos, int **tokens, int *n_tokens,
+                     QErr *err) {
     *tokens = NULL;
     *n_tokens = 0;
     if (!text) return qerr_set(err, "tokenizer_encode: text is NULL");
     if ((bos || eos) && t->vocab_size <= TOKEN_EOS)
-        return qerr_set(err, "tokenizer_encode: BOS/EOS need a vocab of at least 3, have %d",
-                        t->vocab_size);
+        return qerr_set(err, "tokenizer_encode: BOS/EOS need a vocab of at least 3, have %d", t->vocab_size);
     size_t n_text = strlen(text);
     if (n_text > (size_t)INT_MAX / 2 - 4)
         return qerr_set(err, "tokenizer_encode: text of %zu bytes is too long", n_text);

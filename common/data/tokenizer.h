@@ -47,8 +47,8 @@ int tokenizer_lookup(const Tokenizer *t, const char *str);
 
 /* Encodes NUL-terminated text; *tokens is malloc'd (free it), also when
  * *n_tokens is 0. bos/eos: add TOKEN_BOS first / TOKEN_EOS last. */
-int tokenizer_encode(const Tokenizer *t, const char *text, int bos, int eos, int **tokens,
-                     int *n_tokens, QErr *err);
+int tokenizer_encode(const Tokenizer *t, const char *text, int bos, int eos, int **tokens, int *n_tokens,
+                     QErr *err);
 
 /* The text of one token, llama2.c decode(): after BOS a leading space is
  * stripped, and "<0xHH>" byte tokens give the raw byte. NULL if token is out

@@ -39,8 +39,8 @@ int tokens_check_vocab(const TokenSet *ts, int vocab_size, const char *what, QEr
 
 int tokens_write(const char *path, const TokenSet *ts, QErr *err) {
     if (ts->n_seq <= 0 || ts->seq_len <= 0)
-        return qerr_set(err, "%s: cannot write n_seq %d x seq_len %d: both must be >= 1", path,
-                        ts->n_seq, ts->seq_len);
+        return qerr_set(err, "%s: cannot write n_seq %d x seq_len %d: both must be >= 1", path, ts->n_seq,
+                        ts->seq_len);
     if (ts->vocab_size < 0)
         return qerr_set(err, "%s: vocab_size %d must be >= 0 (0 = unknown)", path, ts->vocab_size);
     if (!ts->tokens) return qerr_set(err, "%s: token set has no tokens array", path);
@@ -60,8 +60,7 @@ int tokens_write(const char *path, const TokenSet *ts, QErr *err) {
     put_u32(buf + 12, (uint32_t)ts->seq_len);
     put_u32(buf + 16, (uint32_t)ts->vocab_size);
     put_u32(buf + 20, 0);
-    for (size_t i = 0; i < n; i++)
-        put_u32(buf + QTOK_HEADER_BYTES + 4 * i, (uint32_t)ts->tokens[i]);
+    for (size_t i = 0; i < n; i++) put_u32(buf + QTOK_HEADER_BYTES + 4 * i, (uint32_t)ts->tokens[i]);
     int rc = file_write_all(path, buf, bytes, err);
     free(buf);
     return rc;
@@ -76,12 +75,12 @@ static int check_header(const MappedFile *mf, uint32_t *n_seq, uint32_t *seq_len
         return qerr_set(err, "%s: %zu bytes, too short for the %d-byte QTOK header", path, mf->size,
                         QTOK_HEADER_BYTES);
     if (memcmp(h, "QTOK", 4) != 0)
-        return qerr_set(err, "%s: bad magic %02x %02x %02x %02x, expected \"QTOK\"", path, h[0],
-                        h[1], h[2], h[3]);
+        return qerr_set(err, "%s: bad magic %02x %02x %02x %02x, expected \"QTOK\"", path, h[0], h[1], h[2],
+                        h[3]);
     uint32_t version = get_u32(h + 4);
     if (version != QTOK_VERSION)
-        return qerr_set(err, "%s: QTOK version %u is not supported (this build reads version %d)",
-                        path, version, QTOK_VERSION);
+        return qerr_set(err, "%s: QTOK version %u is not supported (this build reads version %d)", path,
+                        version, QTOK_VERSION);
     *n_seq = get_u32(h + 8);
     *seq_len = get_u32(h + 12);
     *vocab = get_u32(h + 16);
@@ -92,8 +91,7 @@ static int check_header(const MappedFile *mf, uint32_t *n_seq, uint32_t *seq_len
         return qerr_set(err, "%s: header seq_len is %u, expected 1..%d", path, *seq_len, INT_MAX);
     if (*vocab > INT_MAX)
         return qerr_set(err, "%s: header vocab_size is %u, expected 0..%d", path, *vocab, INT_MAX);
-    if (reserved != 0)
-        return qerr_set(err, "%s: header reserved field is %u, expected 0", path, reserved);
+    if (reserved != 0) return qerr_set(err, "%s: header reserved field is %u, expected 0", path, reserved);
     uint64_t n = (uint64_t)*n_seq * *seq_len; /* < 2^62: no overflow */
     if (n > (SIZE_MAX - QTOK_HEADER_BYTES) / 4)
         return qerr_set(err, "%s: n_seq %u x seq_len %u is too large", path, *n_seq, *seq_len);
@@ -129,8 +127,8 @@ int tokens_read(const char *path, TokenSet *ts, QErr *err) {
     for (size_t i = 0; i < n; i++) {
         uint32_t id = get_u32(mf.data + QTOK_HEADER_BYTES + 4 * i);
         if (id > INT_MAX) {
-            qerr_set(err, "%s: token id %u at sequence %zu position %zu does not fit an int32",
-                     path, id, i / seq_len, i % seq_len);
+            qerr_set(err, "%s: token id %u at sequence %zu position %zu does not fit an int32", path, id,
+                     i / seq_len, i % seq_len);
             free(tokens);
             mapfile_close(&mf);
             return -1;
@@ -157,8 +155,8 @@ static int is_qtok(const char *path, QErr *err) {
     return got == 4 && memcmp(magic, "QTOK", 4) == 0;
 }
 
-static int load_text(const char *path, const char *tokenizer_path, int seq_len, int max_seqs,
-                     TokenSet *ts, QErr *err) {
+static int load_text(const char *path, const char *tokenizer_path, int seq_len, int max_seqs, TokenSet *ts,
+                     QErr *err) {
     char *text = NULL;
     size_t len = 0;
     if (file_read_all(path, &text, &len, err) != 0) return -1;
@@ -183,8 +181,8 @@ static int load_text(const char *path, const char *tokenizer_path, int seq_len, 
     if (max_seqs > 0 && n_seq > max_seqs) n_seq = max_seqs;
     if (n_seq == 0) {
         free(ids);
-        return qerr_set(err, "%s: the text encodes to %d tokens, fewer than one sequence of %d",
-                        path, n, seq_len);
+        return qerr_set(err, "%s: the text encodes to %d tokens, fewer than one sequence of %d", path, n,
+                        seq_len);
     }
     /* the sequences are the first n_seq * seq_len ids, already contiguous */
     int *trimmed = realloc(ids, (size_t)n_seq * (size_t)seq_len * sizeof *ids);
@@ -195,8 +193,8 @@ static int load_text(const char *path, const char *tokenizer_path, int seq_len, 
     return 0;
 }
 
-int tokens_load_any(const char *path, const char *tokenizer_path, int seq_len, int max_seqs,
-                    TokenSet *ts, QErr *err) {
+int tokens_load_any(const char *path, const char *tokenizer_path, int seq_len, int max_seqs, TokenSet *ts,
+                    QErr *err) {
     memset(ts, 0, sizeof *ts);
     if (seq_len < 0) return qerr_set(err, "%s: seq_len %d must be >= 0", path, seq_len);
     if (max_seqs < 0) return qerr_set(err, "%s: max_seqs %d must be >= 0", path, max_seqs);
@@ -205,8 +203,8 @@ int tokens_load_any(const char *path, const char *tokenizer_path, int seq_len, i
     if (q) {
         if (tokens_read(path, ts, err) != 0) return -1;
         if (seq_len > 0 && ts->seq_len != seq_len) {
-            qerr_set(err, "%s: holds sequences of %d tokens, but seq_len %d was asked for", path,
-                     ts->seq_len, seq_len);
+            qerr_set(err, "%s: holds sequences of %d tokens, but seq_len %d was asked for", path, ts->seq_len,
+                     seq_len);
             tokens_free(ts);
             return -1;
         }

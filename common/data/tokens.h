@@ -15,7 +15,7 @@
 
 #include "../base/err.h"
 
-#define QTOK_VERSION 1
+#define QTOK_VERSION      1
 #define QTOK_HEADER_BYTES 24
 
 typedef struct {
@@ -38,8 +38,8 @@ int tokens_read(const char *path, TokenSet *ts, QErr *err);
  *    BOS at the start, then cut into consecutive non-overlapping sequences
  *    of seq_len (> 0) tokens; the tail shorter than seq_len is dropped.
  * max_seqs > 0 keeps only the first max_seqs sequences (0 = all). */
-int tokens_load_any(const char *path, const char *tokenizer_path, int seq_len, int max_seqs,
-                    TokenSet *ts, QErr *err);
+int tokens_load_any(const char *path, const char *tokenizer_path, int seq_len, int max_seqs, TokenSet *ts,
+                    QErr *err);
 
 /* Fails on the first id < 0 or >= vocab_size, naming what (a file name or a
  * description), the sequence, the position, the id and the vocab size. */

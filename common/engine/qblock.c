@@ -39,8 +39,7 @@ const float *qblock_linear_weight(const BlockWeights *w, int l) {
     return ptrs[l];
 }
 
-int qblock_params_init(QBlockParams *p, const ModelConfig *c, const QuantConfig *qc, int block,
-                       QErr *err) {
+int qblock_params_init(QBlockParams *p, const ModelConfig *c, const QuantConfig *qc, int block, QErr *err) {
     memset(p, 0, sizeof *p);
     p->n_bits = qc->n_bits;
     memcpy(p->bits, qc->bits, sizeof p->bits);
@@ -132,7 +131,8 @@ void qblock_set_choice(QBlockParams *p, int bi, int choice) {
             if (q->spec[bi].format == FQ_FORMAT_POT) /* Γ = 0: the data-free scales */
                 for (size_t i = 0; i < ng; i++) p->lwc[q->off_gamma[bi] + i] = 0.0f;
             else
-                for (size_t i = 0; i < ng; i++) p->lwc[q->off_gamma[bi] + i] = p->lwc[q->off_beta[bi] + i] = 20.0f;
+                for (size_t i = 0; i < ng; i++)
+                    p->lwc[q->off_gamma[bi] + i] = p->lwc[q->off_beta[bi] + i] = 20.0f;
         }
     }
 }
@@ -142,7 +142,8 @@ int qblock_params_restore(QBlockParams *p, const ModelConfig *c, const QuantConf
                           const float *teq, size_t n_teq, const int *choice, QErr *err) {
     if (qblock_params_init(p, c, qc, block, err) != 0) return -1;
     if (n_lwc != p->n_lwc || n_adapter != p->n_adapter || n_teq != p->n_teq) {
-        qerr_set(err, "block %d: %zu clipping, %zu adapter and %zu TEQ values, the config needs %zu, %zu and %zu",
+        qerr_set(err,
+                 "block %d: %zu clipping, %zu adapter and %zu TEQ values, the config needs %zu, %zu and %zu",
                  block, n_lwc, n_adapter, n_teq, p->n_lwc, p->n_adapter, p->n_teq);
         qblock_params_free(p);
         return -1;
@@ -192,8 +193,8 @@ void qblock_build(const QBlockParams *p, const BlockWeights *base, int bi, const
     }
 }
 
-void qblock_build_rtn(const QBlockParams *p, const BlockWeights *base, int bi,
-                      float *const wq[N_LIN], BlockWeights *view) {
+void qblock_build_rtn(const QBlockParams *p, const BlockWeights *base, int bi, float *const wq[N_LIN],
+                      BlockWeights *view) {
     *view = *base;
     for (int l = 0; l < N_LIN; l++) {
         fq_rtn(&p->lin[l].spec[bi], qblock_linear_weight(base, l), wq[l]);

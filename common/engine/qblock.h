@@ -22,9 +22,9 @@ extern const char *const LIN_NAMES[N_LIN];
 
 typedef struct {
     int out, in, R;
-    size_t off_Bd, off_Bu;                 /* into adapter */
+    size_t off_Bd, off_Bu;                              /* into adapter */
     size_t off_gamma[QMAX_NBITS], off_beta[QMAX_NBITS]; /* into lwc, per bit index */
-    FqSpec spec[QMAX_NBITS];               /* per bit index */
+    FqSpec spec[QMAX_NBITS];                            /* per bit index */
 } QLinear;
 
 /* What block j uses at a bit, chosen after training (QuantConfig.fallback). */
@@ -59,8 +59,7 @@ const float *qblock_linear_weight(const BlockWeights *w, int l);
  * from an Rng seeded with (seed, block), TEQ scales 1. For rtn and gptq
  * (ranks 0) the specs have no clipping: the round-to-nearest grid, which
  * TEQ trains through. */
-int qblock_params_init(QBlockParams *p, const ModelConfig *c, const QuantConfig *qc, int block,
-                       QErr *err);
+int qblock_params_init(QBlockParams *p, const ModelConfig *c, const QuantConfig *qc, int block, QErr *err);
 void qblock_params_free(QBlockParams *p);
 /* PoT: the data-free scales (beta) of every PoT bit from the block's
  * weights (fq_pot_init_scales); nothing for integer codes. */
@@ -86,7 +85,7 @@ void qblock_build(const QBlockParams *p, const BlockWeights *base, int bi, const
                   BlockWeights *view);
 
 /* The round-to-nearest weights at bit index bi (same grid, no clipping). */
-void qblock_build_rtn(const QBlockParams *p, const BlockWeights *base, int bi,
-                      float *const wq[N_LIN], BlockWeights *view);
+void qblock_build_rtn(const QBlockParams *p, const BlockWeights *base, int bi, float *const wq[N_LIN],
+                      BlockWeights *view);
 
 #endif

@@ -104,8 +104,8 @@ static int check_finite(const float *x, size_t n, int block, const char *what, Q
 /* Held-out loss at bit index bi with the bit's adapters switched off
  * (ranks restored afterwards). */
 static double loss_without_adapter(const ModelConfig *c, const QuantConfig *qc, QBlockParams *p,
-                                   const BlockWeights *w, ReconStep *b, int bi, const Streams *st,
-                                   int slot, int s0, const float *target, int n) {
+                                   const BlockWeights *w, ReconStep *b, int bi, const Streams *st, int slot,
+                                   int s0, const float *target, int n) {
     int saved[N_LIN];
     for (int l = 0; l < N_LIN; l++) {
         saved[l] = p->lin[l].spec[bi].rank;
@@ -126,7 +126,8 @@ static void choose_fallbacks(const ModelConfig *c, const QuantConfig *qc, QBlock
         int slot = streams_slot(qc, qc->bits[bi]);
         double l_tr = recon_eval_loss_streams(c, qc, p, w, b, bi, 0, st, slot, n_train, target + off, n_hold);
         double l_na = loss_without_adapter(c, qc, p, w, b, bi, st, slot, n_train, target + off, n_hold);
-        double l_rtn = recon_eval_loss_streams(c, qc, p, w, b, bi, 1, st, slot, n_train, target + off, n_hold);
+        double l_rtn =
+            recon_eval_loss_streams(c, qc, p, w, b, bi, 1, st, slot, n_train, target + off, n_hold);
         int choice = QB_TRAINED;
         double best = l_tr;
         if (l_na < best) choice = QB_NO_ADAPTER, best = l_na;
@@ -135,18 +136,18 @@ static void choose_fallbacks(const ModelConfig *c, const QuantConfig *qc, QBlock
         stats->choice[bi] = choice;
         stats->hold_rtn[bi] = l_rtn;
         /* measured again with the choice applied: what the artifact will hold */
-        stats->hold_final[bi] = recon_eval_loss_streams(c, qc, p, w, b, bi, 0, st, slot, n_train, target + off, n_hold);
+        stats->hold_final[bi] =
+            recon_eval_loss_streams(c, qc, p, w, b, bi, 0, st, slot, n_train, target + off, n_hold);
     }
 }
 
-int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const BlockWeights *w,
-                Streams *st, QBlockParams *p, ReconStats *stats, ReconProgress progress,
-                void *user, QErr *err) {
+int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const BlockWeights *w, Streams *st,
+                QBlockParams *p, ReconStats *stats, ReconProgress progress, void *user, QErr *err) {
     memset(stats, 0, sizeof *stats);
     int n_seq = st->n_seq, T = st->T, C = c->dim, B = qc->batch;
     if (n_seq < B)
-        return qerr_set(err, "block %d: %d calibration sequences are fewer than the batch size %d",
-                        block, n_seq, B);
+        return qerr_set(err, "block %d: %d calibration sequences are fewer than the batch size %d", block,
+                        n_seq, B);
     size_t stride = (size_t)T * C, total = (size_t)n_seq * stride;
     if (block_weights_check_finite(w, c, block, err) != 0) return -1;
     char what[128];
@@ -239,8 +240,8 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
             rc = -1;
             goto done;
         }
-        if (progress &&
-            progress(block, e + 1, qc->epochs, gl, dt > 0 ? (double)steps_per_epoch * B * T / dt : 0.0, user)) {
+        if (progress && progress(block, e + 1, qc->epochs, gl,
+                                 dt > 0 ? (double)steps_per_epoch * B * T / dt : 0.0, user)) {
             rc = qerr_setc(err, QERR_CANCELLED, "block %d: cancelled", block);
             goto done;
         }
@@ -252,9 +253,9 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
      * gptq a proxy: GPTQ itself runs after the scales are folded) */
     for (int bi = 0; bi < qc->n_bits; bi++) {
         int slot = streams_slot(qc, qc->bits[bi]);
-        stats->loss_final[bi] = quept || p->n_teq
-                                    ? recon_eval_loss_streams(c, qc, p, wt, &b, bi, !quept, st, slot, 0, target, n_seq)
-                                    : stats->loss_rtn[bi];
+        stats->loss_final[bi] = quept || p->n_teq ? recon_eval_loss_streams(c, qc, p, wt, &b, bi, !quept, st,
+                                                                            slot, 0, target, n_seq)
+                                                  : stats->loss_rtn[bi];
     }
     /* next block's quantized streams */
     if (rc == 0) rc = advance_streams(c, qc, p, wt, &b, st, block, err);

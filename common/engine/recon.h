@@ -25,10 +25,10 @@
 #include "streams.h"
 
 typedef struct {
-    double loss_rtn[QMAX_NBITS];   /* round-to-nearest, per bit index */
-    double loss_init[QMAX_NBITS];  /* initial parameters (clipping 4.0, Bd = 0) */
-    double loss_final[QMAX_NBITS]; /* after training (and the fallback choice) */
-    int choice[QMAX_NBITS];        /* QB_* per bit index (fallback) */
+    double loss_rtn[QMAX_NBITS];                         /* round-to-nearest, per bit index */
+    double loss_init[QMAX_NBITS];                        /* initial parameters (clipping 4.0, Bd = 0) */
+    double loss_final[QMAX_NBITS];                       /* after training (and the fallback choice) */
+    int choice[QMAX_NBITS];                              /* QB_* per bit index (fallback) */
     double hold_rtn[QMAX_NBITS], hold_final[QMAX_NBITS]; /* held-out losses behind the choice */
     double seconds, tokens_per_s;
 } ReconStats;
@@ -39,9 +39,8 @@ typedef struct {
 typedef int (*ReconProgress)(int block, int epoch, int epochs, const double group_loss[QN_GROUPS],
                              double tokens_per_s, void *user);
 
-int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const BlockWeights *w,
-                Streams *st, QBlockParams *params, ReconStats *stats, ReconProgress progress,
-                void *user, QErr *err);
+int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const BlockWeights *w, Streams *st,
+                QBlockParams *params, ReconStats *stats, ReconProgress progress, void *user, QErr *err);
 
 /* Replays a block calibrated before (params as recon_block left them, with
  * its choices applied): the same targets and the same stream updates as

@@ -14,9 +14,12 @@ void recon_stats_pack(msgpack_packer *pk, const ReconStats *s, int n) {
 }
 
 int recon_stats_parse(const msgpack_object *map, ReconStats *s, int n, QErr *err) {
-    if (mp_map_doubles(map, "rtn", s->loss_rtn, n, err) || mp_map_doubles(map, "init", s->loss_init, n, err) ||
-        mp_map_doubles(map, "final", s->loss_final, n, err) || mp_map_doubles(map, "hold_rtn", s->hold_rtn, n, err) ||
-        mp_map_doubles(map, "hold_final", s->hold_final, n, err) || mp_map_float(map, "seconds", &s->seconds, err))
+    if (mp_map_doubles(map, "rtn", s->loss_rtn, n, err) ||
+        mp_map_doubles(map, "init", s->loss_init, n, err) ||
+        mp_map_doubles(map, "final", s->loss_final, n, err) ||
+        mp_map_doubles(map, "hold_rtn", s->hold_rtn, n, err) ||
+        mp_map_doubles(map, "hold_final", s->hold_final, n, err) ||
+        mp_map_float(map, "seconds", &s->seconds, err))
         return -1;
     const msgpack_object *c;
     if (mp_map_array(map, "choice", &c, err) != 0) return -1;
@@ -24,7 +27,8 @@ int recon_stats_parse(const msgpack_object *map, ReconStats *s, int n, QErr *err
     for (int i = 0; i < n; i++) {
         int64_t v;
         if (mp_obj_int(&c->via.array.ptr[i], "choice", &v, err) != 0) return -1;
-        if (v < QB_TRAINED || v > QB_RTN) return qerr_set(err, "key \"choice\": %lld is not 0, 1 or 2", (long long)v);
+        if (v < QB_TRAINED || v > QB_RTN)
+            return qerr_set(err, "key \"choice\": %lld is not 0, 1 or 2", (long long)v);
         s->choice[i] = (int)v;
     }
     return 0;

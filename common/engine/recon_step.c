@@ -83,8 +83,7 @@ void recon_step_free(ReconStep *b) {
     free(b->teq_dvec);
 }
 
-int recon_step_init(ReconStep *b, const ModelConfig *c, const QBlockParams *p, int B,
-                              int T, QErr *err) {
+int recon_step_init(ReconStep *b, const ModelConfig *c, const QBlockParams *p, int B, int T, QErr *err) {
     memset(b, 0, sizeof *b);
     if (block_acts_init(&b->acts, c, B, T, 1, err) != 0) return -1;
     size_t N = (size_t)B * T, NC = N * c->dim, maxw = 0, maxa = 0;
@@ -182,8 +181,8 @@ static const float *build_weight(const WeightSrc *s, int l, float *buf, float *s
 /* block_forward (block.c) with each linear's weight built into buf just
  * before its matmul; fqs[l] (may be NULL) receive fq_forward's scratch.
  * On return buf holds w_down's weight. */
-static void step_forward(const ModelConfig *c, const WeightSrc *src, BlockActs *a, const float *x,
-                         float *out, float *buf, float *const *fqs) {
+static void step_forward(const ModelConfig *c, const WeightSrc *src, BlockActs *a, const float *x, float *out,
+                         float *buf, float *const *fqs) {
     const BlockWeights *w = src->w;
     int B = a->B, T = a->T, N = B * T, C = c->dim, H = c->hidden_dim;
     int QD = c->n_heads * c->head_dim, KVD = c->n_kv_heads * c->head_dim;
@@ -195,8 +194,8 @@ static void step_forward(const ModelConfig *c, const WeightSrc *src, BlockActs *
     matmul_forward(a->v, a->ln1, W_(LIN_V), w->bv, N, C, KVD);
     rope_forward(a->q, &a->rope, B, T, c->n_heads);
     rope_forward(a->k, &a->rope, B, T, c->n_kv_heads);
-    attention_forward(a->atty, a->att, a->q, a->k, a->v, B, T, c->n_heads, c->n_kv_heads,
-                      c->head_dim, a->save_att);
+    attention_forward(a->atty, a->att, a->q, a->k, a->v, B, T, c->n_heads, c->n_kv_heads, c->head_dim,
+                      a->save_att);
     matmul_forward(a->tmp, a->atty, W_(LIN_O), NULL, N, QD, C);
     residual_forward(a->h1, x, a->tmp, NC);
 
@@ -212,8 +211,8 @@ static void step_forward(const ModelConfig *c, const WeightSrc *src, BlockActs *
 /* Reconstruction loss of out vs target (N = B*T rows of C) and its gradient:
  * |d| (or d^2) summed over tokens, averaged over batch and hidden. dout may
  * alias out (each element is read before it is written). */
-double recon_loss(const float *out, const float *target, float *dout, int B, int T, int C,
-                         int l2, float grad_scale) {
+double recon_loss(const float *out, const float *target, float *dout, int B, int T, int C, int l2,
+                  float grad_scale) {
     size_t n = (size_t)B * T * C;
     double sum = 0.0;
     float norm = 1.0f / (float)(B * C);
@@ -240,8 +239,8 @@ static double eval_batch(const ModelConfig *c, const QuantConfig *qc, const Weig
 /* Mean loss over all batches of `in` against target at bit index bi
  * (rtn=1: round-to-nearest weights). */
 double recon_eval_loss(const ModelConfig *c, const QuantConfig *qc, const QBlockParams *p,
-                        const BlockWeights *w, ReconStep *b, int bi, int rtn, const float *in,
-                        const float *target, int n_seq, int T) {
+                       const BlockWeights *w, ReconStep *b, int bi, int rtn, const float *in,
+                       const float *target, int n_seq, int T) {
     WeightSrc src = {p, w, bi, rtn, b->no_quant};
     int B = b->acts.B;
     size_t stride = (size_t)T * c->dim;
@@ -307,8 +306,8 @@ static void linear_backward(const ModelConfig *c, const QuantConfig *qc, const Q
     if (b->no_quant) { /* What = W: dL/dW is dW itself, nothing else learns */
         for (int o0 = 0; teq && o0 < q->out; o0 += SLICE_ROWS) {
             const int m = q->out - o0 < SLICE_ROWS ? q->out - o0 : SLICE_ROWS;
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, q->in, N, 1.0f, dY + o0, q->out,
-                        X, q->in, 0.0f, dW, q->in);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, q->in, N, 1.0f, dY + o0, q->out, X, q->in,
+                        0.0f, dW, q->in);
             teq_grad_linear(p, c, l, o0, m, W + (size_t)o0 * q->in, dW, b->teq_G);
         }
         return;
@@ -324,17 +323,15 @@ static void linear_backward(const ModelConfig *c, const QuantConfig *qc, const Q
         const FqSpec sl = slice_spec(s, m);
         const size_t go = (size_t)o0 * ng, bo = (size_t)o0 * q->R;
         /* dW[rows] (m, in) = dY[:, rows]^T X */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, q->in, N, 1.0f, dY + o0, q->out, X,
-                    q->in, 0.0f, dW, q->in);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, q->in, N, 1.0f, dY + o0, q->out, X, q->in,
+                    0.0f, dW, q->in);
         if (!teq) {
-            fq_backward(&sl, W + (size_t)o0 * q->in, Bd + bo, Bu, gam + go, bet + go,
-                        b->fqs[l] + 4 * go, dW, dgam + go, dbet + go, s->rank ? gBd + bo : NULL,
-                        s->rank ? gBu : NULL, work);
+            fq_backward(&sl, W + (size_t)o0 * q->in, Bd + bo, Bu, gam + go, bet + go, b->fqs[l] + 4 * go, dW,
+                        dgam + go, dbet + go, s->rank ? gBd + bo : NULL, s->rank ? gBu : NULL, work);
             continue;
         }
-        fq_backward_w(&sl, W + (size_t)o0 * q->in, Bd + bo, Bu, gam + go, bet + go,
-                      b->fqs[l] + 4 * go, dW, dgam + go, dbet + go, s->rank ? gBd + bo : NULL,
-                      s->rank ? gBu : NULL, dWin, work);
+        fq_backward_w(&sl, W + (size_t)o0 * q->in, Bd + bo, Bu, gam + go, bet + go, b->fqs[l] + 4 * go, dW,
+                      dgam + go, dbet + go, s->rank ? gBd + bo : NULL, s->rank ? gBu : NULL, dWin, work);
         teq_grad_linear(p, c, l, o0, m, W + (size_t)o0 * q->in, dWin, b->teq_G);
     }
     if (r0 > 0) {
@@ -366,10 +363,10 @@ static void pot_penalty_grad(const QuantConfig *qc, const QBlockParams *p, Recon
 
 /* dst (M,N) = op(A) @ B with beta = 0: a layer's gradient product written
  * in place of accumulating into a zeroed buffer (the same values). */
-static void gemm0(int transA, int M, int N, int K, const float *A, int lda, const float *Bm,
-                  int ldb, float beta, float *dst, int ldd) {
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A,
-                lda, Bm, ldb, beta, dst, ldd);
+static void gemm0(int transA, int M, int N, int K, const float *A, int lda, const float *Bm, int ldb,
+                  float beta, float *dst, int ldd) {
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, Bm,
+                ldb, beta, dst, ldd);
 }
 
 /* swiglu_backward in place: gate <- dgate, up <- dup (from dout = dswi),
@@ -392,8 +389,8 @@ static void swiglu_backward_inplace(float *gate, float *up, const float *dswi, s
  * arithmetic are block_backward's (block.c), minus the block-input
  * gradient; see the top of this file for where each tensor lives. */
 double recon_step_bit(const ModelConfig *c, const QuantConfig *qc, const QBlockParams *p,
-                        const BlockWeights *w, ReconStep *b, int bi, const float *x,
-                        const float *target, float grad_scale) {
+                      const BlockWeights *w, ReconStep *b, int bi, const float *x, const float *target,
+                      float grad_scale) {
     BlockActs *a = &b->acts;
     int B = a->B, T = a->T, N = B * T, C = c->dim, H = c->hidden_dim;
     int NH = c->n_heads, NKV = c->n_kv_heads, hd = c->head_dim;
@@ -410,24 +407,24 @@ double recon_step_bit(const ModelConfig *c, const QuantConfig *qc, const QBlockP
     /* out = h1 + W_down swiglu(W_gate ln2, W_up ln2), ln2 = rmsnorm(h1);
      * S still holds W_down's fake-quantized weight */
     linear_backward(c, qc, p, w, b, bi, LIN_DOWN, dh1, a->swi, N); /* dW_down = dout^T swi */
-    gemm0(0, N, H, C, dh1, C, S, H, 0.0f, a->swi, H);          /* dswi = dout W_down */
+    gemm0(0, N, H, C, dh1, C, S, H, 0.0f, a->swi, H);              /* dswi = dout W_down */
     swiglu_backward_inplace(a->gate, a->up, a->swi, (size_t)N * H);
     linear_backward(c, qc, p, w, b, bi, LIN_GATE, a->gate, a->ln2, N); /* dW_gate = dgate^T ln2 */
     linear_backward(c, qc, p, w, b, bi, LIN_UP, a->up, a->ln2, N);     /* dW_up = dup^T ln2 */
-    float *dln2 = a->ln2; /* ln2 is dead now */
+    float *dln2 = a->ln2;                                              /* ln2 is dead now */
     build_weight(&src, LIN_GATE, S, NULL);
-    gemm0(0, N, C, H, a->gate, H, S, C, 0.0f, dln2, C);        /* dln2 = dgate W_gate */
+    gemm0(0, N, C, H, a->gate, H, S, C, 0.0f, dln2, C); /* dln2 = dgate W_gate */
     build_weight(&src, LIN_UP, S, NULL);
-    gemm0(0, N, C, H, a->up, H, S, C, 1.0f, dln2, C);          /* dln2 += dup W_up */
+    gemm0(0, N, C, H, a->up, H, S, C, 1.0f, dln2, C);             /* dln2 += dup W_up */
     float *dnorm = G && p->teq_len[TEQ_MLP] ? b->teq_dvec : NULL; /* TEQ: d mlp_norm' */
     if (dnorm) memset(dnorm, 0, (size_t)C * sizeof(float));
     rmsnorm_backward(dh1, dnorm, dln2, a->h1, w->mlp_norm, a->ln2_rstd, N, C);
     if (dnorm) teq_grad_divided(p, TEQ_MLP, w->mlp_norm, dnorm, G);
 
     /* h1 = x + W_o attention(rope(W_q ln1), rope(W_k ln1), W_v ln1) */
-    linear_backward(c, qc, p, w, b, bi, LIN_O, dh1, a->atty, N);  /* dW_o = dh1^T atty */
+    linear_backward(c, qc, p, w, b, bi, LIN_O, dh1, a->atty, N); /* dW_o = dh1^T atty */
     build_weight(&src, LIN_O, S, NULL);
-    gemm0(0, N, QD, C, dh1, C, S, QD, 0.0f, a->atty, QD);      /* datty = dh1 W_o */
+    gemm0(0, N, QD, C, dh1, C, S, QD, 0.0f, a->atty, QD); /* datty = dh1 W_o */
     float *datt = b->bscratch, *dq, *dk, *dv;
     if (attn_grads_fit(c)) {
         dq = a->gate;

@@ -14,23 +14,22 @@
 typedef struct {
     BlockActs acts;
     float *out, *dout, *bscratch, *work;
-    float *xin;                /* one batch (B,T,C) of a stream read as fp32 when the
+    float *xin; /* one batch (B,T,C) of a stream read as fp32 when the
                                   streams are stored in bf16 (streams.h) */
     float *wq[N_LIN], *fqs[N_LIN];
-    float *g_lwc, *g_adapter;  /* gradients, same layout as p->lwc, p->adapter */
-    float *g_adapter_bit;      /* one linear's adapter gradient for the current bit
+    float *g_lwc, *g_adapter; /* gradients, same layout as p->lwc, p->adapter */
+    float *g_adapter_bit;     /* one linear's adapter gradient for the current bit
                                   (prefix_grad_stop routes it rank by rank) */
     /* TEQ (p->n_teq > 0 at init; else NULL): */
-    float *g_teq;              /* the scales' gradient, layout of p->teq */
-    float *teq_G, *teq_dvec;   /* one call's log-scale gradient (teq.h); a norm's or
+    float *g_teq;            /* the scales' gradient, layout of p->teq */
+    float *teq_G, *teq_dvec; /* one call's log-scale gradient (teq.h); a norm's or
                                   bias's gradient */
-    int no_quant;              /* 1: the linears use their weights as they are, no
+    int no_quant;            /* 1: the linears use their weights as they are, no
                                   fake quantization (tests of the transformation
                                   alone: equivalence, finite differences); 0 after init */
 } ReconStep;
 
-int recon_step_init(ReconStep *b, const ModelConfig *c, const QBlockParams *p, int B, int T,
-                    QErr *err);
+int recon_step_init(ReconStep *b, const ModelConfig *c, const QBlockParams *p, int B, int T, QErr *err);
 void recon_step_free(ReconStep *b);
 
 /* Reconstruction loss of out vs target (B*T rows of C): |d| (L1) or d^2
@@ -45,8 +44,8 @@ double recon_loss(const float *out, const float *target, float *dout, int B, int
  * block (teq_transform of the base under p's scales). Returns the loss
  * (before grad_scale). */
 double recon_step_bit(const ModelConfig *c, const QuantConfig *qc, const QBlockParams *p,
-                      const BlockWeights *w, ReconStep *b, int bi, const float *x,
-                      const float *target, float grad_scale);
+                      const BlockWeights *w, ReconStep *b, int bi, const float *x, const float *target,
+                      float grad_scale);
 
 /* Mean loss over all full batches of `in` (n_seq,T,C) against target at bit
  * index bi, with the current parameters (rtn=1: round-to-nearest). */

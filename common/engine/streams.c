@@ -92,8 +92,10 @@ float *streams_wbuf(Streams *s, int slot, int s0, float *scratch) {
 void streams_store(Streams *s, int slot, int s0, int nb, const float *x) {
     unsigned char *p = slot_at(s, slot, s0);
     size_t n = (size_t)nb * seq_elems(s);
-    if (s->bf16) bf16_from_f32_n(x, (uint16_t *)p, n);
-    else if ((const unsigned char *)x != p) memcpy(p, x, n * sizeof(float));
+    if (s->bf16)
+        bf16_from_f32_n(x, (uint16_t *)p, n);
+    else if ((const unsigned char *)x != p)
+        memcpy(p, x, n * sizeof(float));
 }
 
 int streams_check_finite(const Streams *s, int slot, const char *what, QErr *err) {

@@ -24,8 +24,8 @@
 
 typedef struct {
     int n_seq, T, C;
-    int bf16;                 /* storage: 0 fp32, 1 bf16 */
-    void *fp;                 /* float* or uint16_t* by bf16 */
+    int bf16; /* storage: 0 fp32, 1 bf16 */
+    void *fp; /* float* or uint16_t* by bf16 */
     void *q[QMAX_NBITS];
 } Streams;
 

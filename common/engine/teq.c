@@ -50,8 +50,7 @@ static const float *group_scales(const QBlockParams *p, int g) {
     return g >= 0 && p->teq_len[g] > 0 ? p->teq + p->teq_off[g] : NULL;
 }
 
-void teq_transform(const QBlockParams *p, const ModelConfig *c, const BlockWeights *w,
-                   BlockWeights *tw) {
+void teq_transform(const QBlockParams *p, const ModelConfig *c, const BlockWeights *w, BlockWeights *tw) {
     int C = c->dim, QD = c->n_heads * c->head_dim, KVD = c->n_kv_heads * c->head_dim;
     divide_vec(w->attn_norm, tw->attn_norm, C, group_scales(p, TEQ_ATTN));
     divide_vec(w->mlp_norm, tw->mlp_norm, C, group_scales(p, TEQ_MLP));
@@ -69,8 +68,8 @@ void teq_transform(const QBlockParams *p, const ModelConfig *c, const BlockWeigh
     }
 }
 
-void teq_grad_linear(const QBlockParams *p, const ModelConfig *c, int l, int o0, int m,
-                     const float *Wp, const float *dWp, float *G) {
+void teq_grad_linear(const QBlockParams *p, const ModelConfig *c, int l, int o0, int m, const float *Wp,
+                     const float *dWp, float *G) {
     int gc = teq_col_group(p, l), gr = teq_row_group(p, l);
     int in = p->lin[l].in;
     float *Gc = gc >= 0 ? G + p->teq_off[gc] : NULL, *Gr = gr >= 0 ? G + p->teq_off[gr] : NULL;

@@ -39,8 +39,7 @@
 /* tw = the transformed block of w under p's scales. tw is allocated like w
  * (block_weights_alloc) or is w itself (in place). Element by element, so
  * the in-place result is bitwise the out-of-place one. */
-void teq_transform(const QBlockParams *p, const ModelConfig *c, const BlockWeights *w,
-                   BlockWeights *tw);
+void teq_transform(const QBlockParams *p, const ModelConfig *c, const BlockWeights *w, BlockWeights *tw);
 
 /* The groups whose scale multiplies linear l's columns / divides its rows
  * (-1: none, or the group is not transformed). */
@@ -51,8 +50,8 @@ int teq_row_group(const QBlockParams *p, int l);
  * Wp (m, in) the transformed weight's rows, dWp (m, in) dL/dW' of them:
  *   column group: G[col(i)] += sum_o dWp[o][i] Wp[o][i]
  *   row group:    G[o0 + o] -= sum_i dWp[o][i] Wp[o][i] */
-void teq_grad_linear(const QBlockParams *p, const ModelConfig *c, int l, int o0, int m,
-                     const float *Wp, const float *dWp, float *G);
+void teq_grad_linear(const QBlockParams *p, const ModelConfig *c, int l, int o0, int m, const float *Wp,
+                     const float *dWp, float *G);
 
 /* G[group g] -= v' · dv' for a vector divided by g's scales (norm' or bv'). */
 void teq_grad_divided(const QBlockParams *p, int g, const float *v, const float *dv, float *G);

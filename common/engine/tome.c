@@ -4,8 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void tome_merge(float *out, const float *const *outs, int n, int T, int C, float keep,
-                float *sim, int *idx) {
+void tome_merge(float *out, const float *const *outs, int n, int T, int C, float keep, float *sim, int *idx) {
     const float *hi = outs[0], *lo = outs[n - 1];
     for (int t = 0; t < T; t++) {
         const float *a = hi + (size_t)t * C, *b = lo + (size_t)t * C;

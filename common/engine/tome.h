@@ -7,7 +7,6 @@
  * Per token, cosine similarity between the lowest- and highest-bit outputs;
  * the ceil(keep*T) most similar tokens take the highest-bit output, the rest
  * the mean of all n outputs. sim: (T) scratch, idx: (T) scratch. */
-void tome_merge(float *out, const float *const *outs, int n, int T, int C, float keep,
-                float *sim, int *idx);
+void tome_merge(float *out, const float *const *outs, int n, int T, int C, float keep, float *sim, int *idx);
 
 #endif

@@ -2,19 +2,19 @@
 
 #include "../nn/forward.h"
 
-int evaluate_model(const Model *m, const Model *ref, const TokenSet *ts, int batch,
-                   EvalResult *out, QErr *err) {
+int evaluate_model(const Model *m, const Model *ref, const TokenSet *ts, int batch, EvalResult *out,
+                   QErr *err) {
     if (ts->n_seq <= 0 || ts->seq_len < 2)
-        return qerr_set(err, "evaluation data has %d sequences of %d tokens: need >= 1 of >= 2",
-                        ts->n_seq, ts->seq_len);
+        return qerr_set(err, "evaluation data has %d sequences of %d tokens: need >= 1 of >= 2", ts->n_seq,
+                        ts->seq_len);
     if (ts->seq_len > m->cfg.seq_len)
-        return qerr_set(err, "evaluation sequences have %d tokens but the model allows %d",
-                        ts->seq_len, m->cfg.seq_len);
+        return qerr_set(err, "evaluation sequences have %d tokens but the model allows %d", ts->seq_len,
+                        m->cfg.seq_len);
     if (tokens_check_vocab(ts, m->cfg.vocab_size, "evaluation data", err) != 0) return -1;
     if (ref) {
         if (ref->cfg.vocab_size != m->cfg.vocab_size)
-            return qerr_set(err, "reference vocab %d differs from the model's %d",
-                            ref->cfg.vocab_size, m->cfg.vocab_size);
+            return qerr_set(err, "reference vocab %d differs from the model's %d", ref->cfg.vocab_size,
+                            m->cfg.vocab_size);
         if (ts->seq_len > ref->cfg.seq_len)
             return qerr_set(err, "evaluation sequences have %d tokens but the reference allows %d",
                             ts->seq_len, ref->cfg.seq_len);
@@ -44,8 +44,7 @@ int evaluate_model(const Model *m, const Model *ref, const TokenSet *ts, int bat
         }
         for (int b = 0; b < nb; b++)
             eval_accum_sequence(&acc, fm.logits + (size_t)b * T * V,
-                                ref ? fr.logits + (size_t)b * T * V : NULL, tok + (size_t)b * T, T,
-                                V);
+                                ref ? fr.logits + (size_t)b * T * V : NULL, tok + (size_t)b * T, T, V);
     }
     int rc = eval_accum_result(&acc, out, err);
     eval_accum_free(&acc);

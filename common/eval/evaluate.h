@@ -8,7 +8,7 @@
 
 /* Evaluates m on ts in batches of `batch` sequences; with ref, also KLD and
  * top-1 agreement. Token ids are checked against both vocabularies. */
-int evaluate_model(const Model *m, const Model *ref, const TokenSet *ts, int batch,
-                   EvalResult *out, QErr *err);
+int evaluate_model(const Model *m, const Model *ref, const TokenSet *ts, int batch, EvalResult *out,
+                   QErr *err);
 
 #endif

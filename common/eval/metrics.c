@@ -48,8 +48,8 @@ static int argmax_row(const float *x, int V) {
     return best;
 }
 
-void eval_accum_sequence(EvalAccum *a, const float *logits, const float *ref_logits,
-                         const int *tokens, int T, int V) {
+void eval_accum_sequence(EvalAccum *a, const float *logits, const float *ref_logits, const int *tokens, int T,
+                         int V) {
     double *lp = malloc(sizeof(double) * (size_t)V * 2);
     if (!lp) {
         a->oom = 1;
@@ -96,11 +96,11 @@ int eval_accum_result(EvalAccum *a, EvalResult *r, QErr *err) {
     if (a->oom) return qerr_set(err, "out of memory while evaluating");
     if (a->n_pred == 0) return qerr_set(err, "no tokens to evaluate (sequences need >= 2 tokens)");
     if (a->n_nonfinite > 0)
-        return qerr_set(err,
-                        "the %s's logits are NaN or infinite at %ld of %ld positions (first at position %ld): "
-                        "no metric is reported",
-                        a->first_bad_is_ref ? "reference" : "model", a->n_nonfinite, a->n_pred,
-                        a->first_bad_pos);
+        return qerr_set(
+            err,
+            "the %s's logits are NaN or infinite at %ld of %ld positions (first at position %ld): "
+            "no metric is reported",
+            a->first_bad_is_ref ? "reference" : "model", a->n_nonfinite, a->n_pred, a->first_bad_pos);
     r->tokens = a->n_pred;
     r->nll_mean = a->nll_sum / (double)a->n_pred;
     r->ppl = exp(r->nll_mean);

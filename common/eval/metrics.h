@@ -35,8 +35,8 @@ typedef struct {
 void eval_accum_init(EvalAccum *a);
 void eval_accum_free(EvalAccum *a);
 /* logits (T,V) of one sequence; ref_logits (T,V) or NULL. */
-void eval_accum_sequence(EvalAccum *a, const float *logits, const float *ref_logits,
-                         const int *tokens, int T, int V);
+void eval_accum_sequence(EvalAccum *a, const float *logits, const float *ref_logits, const int *tokens, int T,
+                         int V);
 /* The metrics; an error (never a number) when any logit was NaN/Inf. */
 int eval_accum_result(EvalAccum *a, EvalResult *r, QErr *err);
 

@@ -26,8 +26,8 @@ int sample_token(const float *logits, int V, float temperature, Rng *rng, float 
     return best; /* rounding at the top end */
 }
 
-int sample_sequences(const Model *m, int n_seq, int T, uint64_t seed, float temperature,
-                     TokenSet *out, void (*progress)(int, int, void *), void *user, QErr *err) {
+int sample_sequences(const Model *m, int n_seq, int T, uint64_t seed, float temperature, TokenSet *out,
+                     void (*progress)(int, int, void *), void *user, QErr *err) {
     memset(out, 0, sizeof *out);
     if (n_seq < 1 || T < 1) return qerr_set(err, "need at least 1 sequence of at least 1 token");
     if (T > m->cfg.seq_len)

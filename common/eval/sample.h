@@ -16,8 +16,8 @@
 int sample_token(const float *logits, int V, float temperature, Rng *rng, float *probs_scratch);
 
 /* progress(i, n, user) is called after each sequence (may be NULL). */
-int sample_sequences(const Model *m, int n_seq, int T, uint64_t seed, float temperature,
-                     TokenSet *out, void (*progress)(int, int, void *), void *user, QErr *err);
+int sample_sequences(const Model *m, int n_seq, int T, uint64_t seed, float temperature, TokenSet *out,
+                     void (*progress)(int, int, void *), void *user, QErr *err);
 
 /* The same, written as a QTOK file at path (temperature 1 when called from
  * tests; `quept sample` passes its own). */

@@ -40,7 +40,7 @@ typedef struct {
  * before the switch so a wrong file fails fast. Free with tokenizer_free. */
 int export_gguf_tokenizer(const char *path, int vocab_size, Tokenizer **out, QErr *err);
 
-int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *path,
-                const GgufOptions *opt, QErr *err);
+int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *path, const GgufOptions *opt,
+                QErr *err);
 
 #endif

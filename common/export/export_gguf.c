@@ -111,8 +111,10 @@ int export_gguf_tokenizer(const char *path, int vocab_size, Tokenizer **out, QEr
     if (n != vocab_size || n < 3) {
         tokenizer_free(t);
         if (n != vocab_size)
-            return qerr_set(err, "--tokenizer %s: %d tokens, but the model's vocab_size is %d; pass the "
-                            "tokenizer the model was trained with", path, n, vocab_size);
+            return qerr_set(err,
+                            "--tokenizer %s: %d tokens, but the model's vocab_size is %d; pass the "
+                            "tokenizer the model was trained with",
+                            path, n, vocab_size);
         return qerr_set(err, "--tokenizer %s: %d tokens, expected at least <unk>, <s>, </s>", path, n);
     }
     *out = t;
@@ -130,8 +132,10 @@ static int kv_tokenizer(ByteBuf *b, const Tokenizer *t, const char *path) {
         const char *s = i < 3 ? special[i] : tokenizer_vocab_str(t, i);
         piece.len = 0;
         for (const char *p = s; *p; p++) {
-            if (*p == ' ') bytebuf_append(&piece, "\xe2\x96\x81", 3); /* U+2581, sentencepiece's space */
-            else bytebuf_append(&piece, p, 1);
+            if (*p == ' ')
+                bytebuf_append(&piece, "\xe2\x96\x81", 3); /* U+2581, sentencepiece's space */
+            else
+                bytebuf_append(&piece, p, 1);
         }
         if (piece.oom) b->oom = 1; /* reported with the header's out of memory */
         put_u64(b, piece.len);
@@ -147,7 +151,10 @@ static int kv_tokenizer(ByteBuf *b, const Tokenizer *t, const char *path) {
     int n_byte = 0;
     for (int i = 0; i < n; i++) {
         const char *s = tokenizer_vocab_str(t, i);
-        int32_t ty = i == 0 ? TT_UNKNOWN : i <= 2 || !*s ? TT_CONTROL : is_byte_piece(s) ? TT_BYTE : TT_NORMAL;
+        int32_t ty = i == 0             ? TT_UNKNOWN
+                     : i <= 2 || !*s    ? TT_CONTROL
+                     : is_byte_piece(s) ? TT_BYTE
+                                        : TT_NORMAL;
         n_byte += ty == TT_BYTE;
         bytebuf_append(b, &ty, 4);
     }
@@ -265,7 +272,8 @@ static int write_linear(FILE *f, const ModelConfig *c, int l, const SwitchedLine
 static int write_f32_as(FILE *f, const float *x, size_t n, int t, QErr *err) {
     for (size_t i = 0; i < n; i++) {
         size_t w;
-        if (t == GG_F32) w = fwrite(&x[i], 4, 1, f);
+        if (t == GG_F32)
+            w = fwrite(&x[i], 4, 1, f);
         else {
             uint16_t h = float_to_f16(x[i]);
             w = fwrite(&h, 2, 1, f);
@@ -285,7 +293,7 @@ static int write_bias(FILE *f, const ModelConfig *c, int l, const float *b, int 
     return rc;
 }
 
-static const char *const GG_LIN[N_LIN] = {"attn_q", "attn_k", "attn_v", "attn_output",
+static const char *const GG_LIN[N_LIN] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
                                           "ffn_gate", "ffn_up", "ffn_down"};
 
 int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *path, const GgufOptions *opt,
@@ -293,23 +301,29 @@ int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *pat
     const ModelConfig *c = &em->cfg;
     const char *req = opt->type, *arch = c->has_qkv_bias ? "qwen2" : "llama";
     const int force = opt->force, halves = c->has_qkv_bias; /* qwen2: NEOX (halves) rope */
-    int want = -1; /* auto */
-    if (!req || strcmp(req, "auto") == 0) want = -1;
-    else if (strcmp(req, "f16") == 0) want = GG_F16;
-    else if (strcmp(req, "q4_1") == 0) want = GG_Q4_1;
-    else if (strcmp(req, "q5_1") == 0) want = GG_Q5_1;
-    else if (strcmp(req, "q8_0") == 0) want = GG_Q8_0;
-    else return qerr_set(err, "--gguf-type: unknown type '%s' (auto, f16, q4_1, q5_1, q8_0)", req);
+    int want = -1;                                          /* auto */
+    if (!req || strcmp(req, "auto") == 0)
+        want = -1;
+    else if (strcmp(req, "f16") == 0)
+        want = GG_F16;
+    else if (strcmp(req, "q4_1") == 0)
+        want = GG_Q4_1;
+    else if (strcmp(req, "q5_1") == 0)
+        want = GG_Q5_1;
+    else if (strcmp(req, "q8_0") == 0)
+        want = GG_Q8_0;
+    else
+        return qerr_set(err, "--gguf-type: unknown type '%s' (auto, f16, q4_1, q5_1, q8_0)", req);
     int nt = 2 + !c->tied_classifier + c->n_layers * (2 + N_LIN + 3 * c->has_qkv_bias);
     GTensor *ts = calloc((size_t)nt, sizeof *ts);
     if (!ts) return qerr_set(err, "out of memory");
     int k = 0, rc = 0, n_exact = 0, n_f16 = 0;
-#define ADD_F(nm, src, t, d0, d1, nd) \
-    do { \
-        snprintf(ts[k].name, sizeof ts[k].name, "%s", nm); \
+#define ADD_F(nm, src, t, d0, d1, nd)                                                         \
+    do {                                                                                      \
+        snprintf(ts[k].name, sizeof ts[k].name, "%s", nm);                                    \
         ts[k].f32 = src, ts[k].type = t, ts[k].ne[0] = d0, ts[k].ne[1] = d1, ts[k].ndim = nd; \
-        ts[k].bias_l = -1; \
-        k++; \
+        ts[k].bias_l = -1;                                                                    \
+        k++;                                                                                  \
     } while (0)
     ADD_F("token_embd.weight", em->base.tok_emb, GG_F16, c->dim, c->vocab_size, 2);
     ADD_F("output_norm.weight", em->base.final_norm, GG_F32, c->dim, 1, 1);
@@ -327,13 +341,16 @@ int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *pat
             char why[128];
             if (!gguf_maps(sl, t, why, sizeof why)) {
                 if (want >= 0 && !force)
-                    rc = qerr_set(err, "gguf: blk.%d.%s (%d bits) cannot be stored as %s exactly: %s "
+                    rc = qerr_set(err,
+                                  "gguf: blk.%d.%s (%d bits) cannot be stored as %s exactly: %s "
                                   "(use --gguf-type auto, or --force to store it as F16)",
                                   j, GG_LIN[l], sl->bits, type_name(t), why);
                 t = GG_F16;
             }
-            if (t == GG_F16) n_f16++;
-            else n_exact++;
+            if (t == GG_F16)
+                n_f16++;
+            else
+                n_exact++;
             snprintf(ts[k].name, sizeof ts[k].name, "blk.%d.%s.weight", j, GG_LIN[l]);
             ts[k].type = t, ts[k].ne[0] = sl->in, ts[k].ne[1] = sl->out, ts[k].ndim = 2;
             ts[k].j = j, ts[k].l = l;
@@ -380,7 +397,8 @@ int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *pat
         n_kv += kv_tokenizer(&kv, opt->tok, opt->tok_path);
     } else {
         log_warn("export: no --tokenizer: %s has no tokenizer.ggml.* keys, and llama.cpp will not load "
-                 "it without them (pass the model's llama2.c tokenizer.bin with --tokenizer)", path);
+                 "it without them (pass the model's llama2.c tokenizer.bin with --tokenizer)",
+                 path);
     }
     put_str(&kv, "quept.bits"), n_kv++;
     put_u32(&kv, GV_ARRAY);
@@ -402,7 +420,9 @@ int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *pat
     char tmp[1200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = kv.oom || ti.oom ? NULL : fopen(tmp, "wb");
-    if (!f) rc = qerr_set(err, "%s: cannot create: %s", tmp, kv.oom || ti.oom ? "out of memory" : strerror(errno));
+    if (!f)
+        rc =
+            qerr_set(err, "%s: cannot create: %s", tmp, kv.oom || ti.oom ? "out of memory" : strerror(errno));
     if (rc == 0) {
         ByteBuf h = {0};
         bytebuf_append(&h, "GGUF", 4);
@@ -417,9 +437,12 @@ int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *pat
         if (h.oom || fwrite(h.data, 1, h.len, f) != h.len) rc = qerr_set(err, "%s: write failed", tmp);
         bytebuf_free(&h);
         for (int i = 0; rc == 0 && i < k; i++) {
-            if (ts[i].f32 && ts[i].bias_l >= 0) rc = write_bias(f, c, ts[i].bias_l, ts[i].f32, (int)ts[i].ne[0], halves, err);
-            else if (ts[i].f32) rc = write_f32_as(f, ts[i].f32, (size_t)(ts[i].ne[0] * ts[i].ne[1]), ts[i].type, err);
-            else rc = write_linear(f, c, ts[i].l, &sw->lin[ts[i].j][ts[i].l], ts[i].type, halves, err);
+            if (ts[i].f32 && ts[i].bias_l >= 0)
+                rc = write_bias(f, c, ts[i].bias_l, ts[i].f32, (int)ts[i].ne[0], halves, err);
+            else if (ts[i].f32)
+                rc = write_f32_as(f, ts[i].f32, (size_t)(ts[i].ne[0] * ts[i].ne[1]), ts[i].type, err);
+            else
+                rc = write_linear(f, c, ts[i].l, &sw->lin[ts[i].j][ts[i].l], ts[i].type, halves, err);
             size_t p2 = (size_t)((GGUF_ALIGN - ts[i].nbytes % GGUF_ALIGN) % GGUF_ALIGN);
             if (rc == 0 && p2 && fwrite(zero, 1, p2, f) != p2) rc = qerr_set(err, "%s: write failed", tmp);
         }
@@ -434,4 +457,3 @@ int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *pat
     free(ts);
     return rc;
 }
-

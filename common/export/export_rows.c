@@ -10,7 +10,9 @@
 int export_src_row(const ModelConfig *c, int l, int r, int want_halves) {
     if ((l != LIN_Q && l != LIN_K) || c->rope_halves == want_halves || c->head_dim % 2) return r;
     int hd = c->head_dim, h = hd / 2, head = r / hd, i = r % hd, s;
-    if (want_halves) s = i < h ? 2 * i : 2 * (i - h) + 1;
-    else s = (i % 2 == 0) ? i / 2 : h + (i - 1) / 2;
+    if (want_halves)
+        s = i < h ? 2 * i : 2 * (i - h) + 1;
+    else
+        s = (i % 2 == 0) ? i / 2 : h + (i - 1) / 2;
     return head * hd + s;
 }

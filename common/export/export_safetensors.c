@@ -95,8 +95,10 @@ static int add_int_linear(StWriter *w, Owned *ow, const ModelConfig *c, int j, i
     char name[160];
     snprintf(name, sizeof name, "model.layers.%d.%s", j, HF_LIN[l]);
     if (((size_t)in * b) % 32 || ((size_t)out * b) % 32)
-        return qerr_set(err, "%s: shape (%d, %d) at %d bits does not fill whole int32 words (in*%d and "
-                        "out*%d must be multiples of 32)", name, out, in, b, b, b);
+        return qerr_set(err,
+                        "%s: shape (%d, %d) at %d bits does not fill whole int32 words (in*%d and "
+                        "out*%d must be multiples of 32)",
+                        name, out, in, b, b, b);
     const size_t qrows = (size_t)in * b / 32, zcols = (size_t)out * b / 32;
     uint32_t *qw = own(ow, qrows * out * 4), *qz = own(ow, (size_t)ng * zcols * 4);
     int32_t *gidx = own(ow, (size_t)in * 4);
@@ -113,7 +115,8 @@ static int add_int_linear(StWriter *w, Owned *ow, const ModelConfig *c, int j, i
             float z = sl->zeros[(size_t)o * ng + g];
             if (!(z >= 0.0f && z <= qmax)) {
                 free(sc);
-                return qerr_set(err, "%s: row %d group %d has zero point %g outside [0, %g]; GPTQ's "
+                return qerr_set(err,
+                                "%s: row %d group %d has zero point %g outside [0, %g]; GPTQ's "
                                 "packed qzeros cannot hold it (use --format safetensors-fp16 or gguf)",
                                 name, o, g, (double)z, (double)qmax);
             }
@@ -160,7 +163,8 @@ static int write_int_config(const char *path, const ElasticModel *em, int b, QEr
     const ModelConfig *c = &em->cfg;
     cJSON *root = cJSON_CreateObject(), *archs = cJSON_AddArrayToObject(root, "architectures");
     /* q/k/v biases without an o_proj bias is Qwen2's layout (as hf_write_dir) */
-    cJSON_AddItemToArray(archs, cJSON_CreateString(c->has_qkv_bias ? "Qwen2ForCausalLM" : "LlamaForCausalLM"));
+    cJSON_AddItemToArray(archs,
+                         cJSON_CreateString(c->has_qkv_bias ? "Qwen2ForCausalLM" : "LlamaForCausalLM"));
     cJSON_AddStringToObject(root, "model_type", c->has_qkv_bias ? "qwen2" : "llama");
     cJSON_AddNumberToObject(root, "hidden_size", c->dim);
     cJSON_AddNumberToObject(root, "intermediate_size", c->hidden_dim);
@@ -184,7 +188,8 @@ static int write_int_config(const char *path, const ElasticModel *em, int b, QEr
     cJSON_AddBoolToObject(q, "sym", 0);
     cJSON_AddStringToObject(q, "checkpoint_format", "gptq_v2");
     cJSON_AddStringToObject(q, "quantizer", "quept");
-    cJSON_AddStringToObject(q, "quept_packing", "little-endian bit stream of b-bit codes in int32 words: "
+    cJSON_AddStringToObject(q, "quept_packing",
+                            "little-endian bit stream of b-bit codes in int32 words: "
                             "qweight along in, qzeros along out");
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
@@ -203,17 +208,21 @@ int export_int(const ElasticModel *em, const SwitchedModel *sw, const char *dir,
     for (int j = 1; j < c->n_layers; j++)
         if (sw->bits[j] != b)
             return qerr_set(err, "safetensors-int: one width for every block is required (GPTQ's "
-                            "config has one 'bits'); use gguf or safetensors-fp16 for a per-block mix");
+                                 "config has one 'bits'); use gguf or safetensors-fp16 for a per-block mix");
     if (b != 2 && b != 3 && b != 4 && b != 5 && b != 6 && b != 8)
-        return qerr_set(err, "safetensors-int: %d bits is not supported (--bits must be 2, 3, 4, 5, 6 "
-                        "or 8; use gguf or safetensors-fp16)", b);
+        return qerr_set(err,
+                        "safetensors-int: %d bits is not supported (--bits must be 2, 3, 4, 5, 6 "
+                        "or 8; use gguf or safetensors-fp16)",
+                        b);
     if (dir_make_all(dir, err) != 0) return -1;
     StWriter w;
     Owned ow = {0};
     st_writer_init(&w);
     int rc = st_writer_set_metadata(&w, "format", "pt", err);
-    rc = rc || st_writer_set_metadata(&w, "quept_layout", "gptq_v2: qweight int32 bit stream along in, "
-                                      "qzeros int32 bit stream along out, scales f16, W=(q-z)*s", err);
+    rc = rc || st_writer_set_metadata(&w, "quept_layout",
+                                      "gptq_v2: qweight int32 bit stream along in, "
+                                      "qzeros int32 bit stream along out, scales f16, W=(q-z)*s",
+                                      err);
     int64_t sh[2] = {c->vocab_size, c->dim};
     rc = rc || st_writer_add_f32(&w, "model.embed_tokens.weight", ST_F16, 2, sh, em->base.tok_emb, err);
     if (!c->tied_classifier)

@@ -88,8 +88,7 @@ static int cmp_map(const void *a, const void *b) {
 }
 
 /* Finds a tensor; with err == NULL it is a silent presence test. */
-static const StTensor *hf_find(const HfImpl *h, const char *name, const SafeTensors **st,
-                               QErr *err) {
+static const StTensor *hf_find(const HfImpl *h, const char *name, const SafeTensors **st, QErr *err) {
     if (!h->indexed) {
         const StTensor *t = st_find(&h->shards[0], name);
         if (!t) qerr_set(err, "%s: missing tensor '%s'", h->weights_path, name);
@@ -137,7 +136,21 @@ static int hf_read(const HfImpl *h, const char *name, int ndim, int64_t d0, int6
 /* ------------------------------------------------------------------------ */
 /* the tensors of a block                                                    */
 
-typedef enum { T_ATTN_NORM, T_Q, T_K, T_V, T_O, T_QB, T_KB, T_VB, T_MLP_NORM, T_GATE, T_UP, T_DOWN, T_COUNT } BlockTensor;
+typedef enum {
+    T_ATTN_NORM,
+    T_Q,
+    T_K,
+    T_V,
+    T_O,
+    T_QB,
+    T_KB,
+    T_VB,
+    T_MLP_NORM,
+    T_GATE,
+    T_UP,
+    T_DOWN,
+    T_COUNT
+} BlockTensor;
 
 static const char *const block_suffix[T_COUNT] = {
     [T_ATTN_NORM] = "input_layernorm.weight",
@@ -299,8 +312,8 @@ static const char *json_type_name(const cJSON *v) {
 }
 
 /* A positive integer field; absent or null → def (or an error when required). */
-static int cfg_int(const cJSON *root, const char *key, int required, int def, int *out,
-                   const char *path, QErr *err) {
+static int cfg_int(const cJSON *root, const char *key, int required, int def, int *out, const char *path,
+                   QErr *err) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!v || cJSON_IsNull(v)) {
         if (required) return qerr_set(err, "%s: missing field '%s' (integer)", path, key);
@@ -317,8 +330,7 @@ static int cfg_int(const cJSON *root, const char *key, int required, int def, in
     return 0;
 }
 
-static int cfg_float(const cJSON *root, const char *key, float def, float *out, const char *path,
-                     QErr *err) {
+static int cfg_float(const cJSON *root, const char *key, float def, float *out, const char *path, QErr *err) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!v || cJSON_IsNull(v)) {
         *out = def;
@@ -329,22 +341,19 @@ static int cfg_float(const cJSON *root, const char *key, float def, float *out, 
                         json_type_name(v));
     double d = v->valuedouble;
     if (!isfinite(d) || !(d > 0) || d > 3.0e38)
-        return qerr_set(err, "%s: field '%s' must be a positive finite number, found %.17g", path,
-                        key, d);
+        return qerr_set(err, "%s: field '%s' must be a positive finite number, found %.17g", path, key, d);
     *out = (float)d;
     return 0;
 }
 
-static int cfg_bool(const cJSON *root, const char *key, int def, int *out, const char *path,
-                    QErr *err) {
+static int cfg_bool(const cJSON *root, const char *key, int def, int *out, const char *path, QErr *err) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!v || cJSON_IsNull(v)) {
         *out = def;
         return 0;
     }
     if (!cJSON_IsBool(v))
-        return qerr_set(err, "%s: field '%s' must be true or false, found %s", path, key,
-                        json_type_name(v));
+        return qerr_set(err, "%s: field '%s' must be true or false, found %s", path, key, json_type_name(v));
     *out = cJSON_IsTrue(v) ? 1 : 0;
     return 0;
 }
@@ -378,8 +387,7 @@ static int parse_config(const char *path, ModelConfig *c, int *is_qwen2, QErr *e
         }
         const char *s = mt->valuestring;
         if (strcmp(s, "llama") != 0 && strcmp(s, "mistral") != 0 && strcmp(s, "qwen2") != 0) {
-            qerr_set(err, "%s: model_type '%s' is not supported (expected llama, mistral or qwen2)",
-                     path, s);
+            qerr_set(err, "%s: model_type '%s' is not supported (expected llama, mistral or qwen2)", path, s);
             goto out;
         }
         *is_qwen2 = strcmp(s, "qwen2") == 0;
@@ -387,7 +395,8 @@ static int parse_config(const char *path, ModelConfig *c, int *is_qwen2, QErr *e
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
     if (act && !cJSON_IsNull(act) && !(cJSON_IsString(act) && strcmp(act->valuestring, "silu") == 0)) {
         qerr_set(err, "%s: field 'hidden_act' must be \"silu\" (SwiGLU), found %s%s%s", path,
-                 cJSON_IsString(act) ? "\"" : "", cJSON_IsString(act) ? act->valuestring : json_type_name(act),
+                 cJSON_IsString(act) ? "\"" : "",
+                 cJSON_IsString(act) ? act->valuestring : json_type_name(act),
                  cJSON_IsString(act) ? "\"" : "");
         goto out;
     }
@@ -412,7 +421,8 @@ static int parse_config(const char *path, ModelConfig *c, int *is_qwen2, QErr *e
         goto out;
     const cJSON *hd = cJSON_GetObjectItemCaseSensitive(root, "head_dim");
     if ((!hd || cJSON_IsNull(hd)) && c->dim % c->n_heads != 0) {
-        qerr_set(err, "%s: hidden_size %d is not a multiple of num_attention_heads %d and no 'head_dim' is given",
+        qerr_set(err,
+                 "%s: hidden_size %d is not a multiple of num_attention_heads %d and no 'head_dim' is given",
                  path, c->dim, c->n_heads);
         goto out;
     }
@@ -490,8 +500,7 @@ static int open_indexed(HfImpl *h, QErr *err) {
         const char *tname = it->string ? it->string : "";
         if (!cJSON_IsString(it) || it->valuestring[0] == '\0' || strchr(it->valuestring, '/') ||
             strcmp(it->valuestring, "..") == 0 || strcmp(it->valuestring, ".") == 0) {
-            qerr_set(err, "%s: weight_map['%s'] must be a shard file name in the same directory", ip,
-                     tname);
+            qerr_set(err, "%s: weight_map['%s'] must be a shard file name in the same directory", ip, tname);
             goto out;
         }
         int s = -1;
@@ -548,7 +557,8 @@ static int tensor_expected(const char *name, const ModelConfig *c) {
     size_t n = strlen(name), k = strlen("rotary_emb.inv_freq"); /* a recomputed buffer some exports keep */
     if (n >= k && !strcmp(name + n - k, "rotary_emb.inv_freq")) return 1;
     int j, used = 0;
-    if (sscanf(name, "model.layers.%d.%n", &j, &used) != 1 || used == 0 || j < 0 || j >= c->n_layers) return 0;
+    if (sscanf(name, "model.layers.%d.%n", &j, &used) != 1 || used == 0 || j < 0 || j >= c->n_layers)
+        return 0;
     for (int t = 0; t < T_COUNT; t++)
         if (!strcmp(name + used, block_suffix[t])) return !is_bias((BlockTensor)t) || c->has_qkv_bias;
     return 0;
@@ -576,8 +586,7 @@ static int check_all_tensors(const HfImpl *h, const ModelConfig *c, QErr *err) {
     if (hf_check(h, "model.embed_tokens.weight", 2, c->vocab_size, c->dim, err) ||
         hf_check(h, "model.norm.weight", 1, c->dim, 0, err))
         return -1;
-    if (!c->tied_classifier && hf_check(h, "lm_head.weight", 2, c->vocab_size, c->dim, err))
-        return -1;
+    if (!c->tied_classifier && hf_check(h, "lm_head.weight", 2, c->vocab_size, c->dim, err)) return -1;
     for (int j = 0; j < c->n_layers; j++) {
         for (int t = 0; t < T_COUNT; t++) {
             if (is_bias((BlockTensor)t) && !c->has_qkv_bias) continue;

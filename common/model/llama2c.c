@@ -7,7 +7,7 @@
 
 #include "model.h"
 
-#define AK42_MAGIC 0x616b3432u
+#define AK42_MAGIC      0x616b3432u
 #define V1_HEADER_BYTES 256
 
 typedef struct {
@@ -39,8 +39,8 @@ static int l2c_load_block(void *impl, const ModelConfig *c, int j, BlockWeights 
     return 0;
 }
 
-static int l2c_load_embeddings(void *impl, const ModelConfig *c, float **tok_emb,
-                               float **final_norm, float **classifier, QErr *err) {
+static int l2c_load_embeddings(void *impl, const ModelConfig *c, float **tok_emb, float **final_norm,
+                               float **classifier, QErr *err) {
     L2c *f = impl;
     size_t VC = (size_t)c->vocab_size * c->dim;
     *tok_emb = malloc(VC * sizeof(float));
@@ -73,38 +73,60 @@ static size_t l2c_layout(L2c *f, const ModelConfig *c) {
     size_t QD = (size_t)c->n_heads * c->head_dim, KVD = (size_t)c->n_kv_heads * c->head_dim;
     size_t o = 0;
     if (f->version == 0) {
-        f->off_tok_emb = o; o += V * C;
-        f->off_attn_norm = o; o += L * C;
-        f->off_wq = o; o += L * QD * C;
-        f->off_wk = o; o += L * KVD * C;
-        f->off_wv = o; o += L * KVD * C;
-        f->off_wo = o; o += L * C * QD;
-        f->off_mlp_norm = o; o += L * C;
-        f->off_w1 = o; o += L * H * C;
-        f->off_w2 = o; o += L * C * H;
-        f->off_w3 = o; o += L * H * C;
-        f->off_final_norm = o; o += C;
+        f->off_tok_emb = o;
+        o += V * C;
+        f->off_attn_norm = o;
+        o += L * C;
+        f->off_wq = o;
+        o += L * QD * C;
+        f->off_wk = o;
+        o += L * KVD * C;
+        f->off_wv = o;
+        o += L * KVD * C;
+        f->off_wo = o;
+        o += L * C * QD;
+        f->off_mlp_norm = o;
+        o += L * C;
+        f->off_w1 = o;
+        o += L * H * C;
+        f->off_w2 = o;
+        o += L * C * H;
+        f->off_w3 = o;
+        o += L * H * C;
+        f->off_final_norm = o;
+        o += C;
         o += (size_t)c->seq_len * c->head_dim; /* legacy freq_cis_real + freq_cis_imag */
     } else {
-        f->off_attn_norm = o; o += L * C;
-        f->off_mlp_norm = o; o += L * C;
-        f->off_final_norm = o; o += C;
-        f->off_tok_emb = o; o += V * C;
-        f->off_wq = o; o += L * QD * C;
-        f->off_wk = o; o += L * KVD * C;
-        f->off_wv = o; o += L * KVD * C;
-        f->off_wo = o; o += L * C * QD;
-        f->off_w1 = o; o += L * H * C;
-        f->off_w2 = o; o += L * C * H;
-        f->off_w3 = o; o += L * H * C;
+        f->off_attn_norm = o;
+        o += L * C;
+        f->off_mlp_norm = o;
+        o += L * C;
+        f->off_final_norm = o;
+        o += C;
+        f->off_tok_emb = o;
+        o += V * C;
+        f->off_wq = o;
+        o += L * QD * C;
+        f->off_wk = o;
+        o += L * KVD * C;
+        f->off_wv = o;
+        o += L * KVD * C;
+        f->off_wo = o;
+        o += L * C * QD;
+        f->off_w1 = o;
+        o += L * H * C;
+        f->off_w2 = o;
+        o += L * C * H;
+        f->off_w3 = o;
+        o += L * H * C;
     }
     f->off_cls = o;
     if (!c->tied_classifier) o += V * C;
     return o;
 }
 
-int llama2c_open(const char *path, ModelConfig *cfg, ModelFormat *fmt, void **impl,
-                 const ModelBackend **be, QErr *err) {
+int llama2c_open(const char *path, ModelConfig *cfg, ModelFormat *fmt, void **impl, const ModelBackend **be,
+                 QErr *err) {
     L2c *f = calloc(1, sizeof *f);
     if (!f) return qerr_set(err, "out of memory");
     if (mapfile_open(&f->mf, path, err) != 0) {
@@ -168,8 +190,7 @@ int llama2c_open(const char *path, ModelConfig *cfg, ModelFormat *fmt, void **im
     }
     if (cfg->head_dim * cfg->n_heads != cfg->dim) {
         l2c_close(f);
-        return qerr_set(err, "%s: dim %d is not a multiple of n_heads %d", path, cfg->dim,
-                        cfg->n_heads);
+        return qerr_set(err, "%s: dim %d is not a multiple of n_heads %d", path, cfg->dim, cfg->n_heads);
     }
     size_t expect = header_bytes + l2c_layout(f, cfg) * sizeof(float);
     if (size != expect) {
@@ -178,8 +199,8 @@ int llama2c_open(const char *path, ModelConfig *cfg, ModelFormat *fmt, void **im
                         "%s: header dims (dim=%d hidden=%d layers=%d heads=%d kv=%d vocab=%d "
                         "seq=%d) need %zu bytes but the file has %zu (truncated or not a "
                         "llama2.c checkpoint)",
-                        path, cfg->dim, cfg->hidden_dim, cfg->n_layers, cfg->n_heads,
-                        cfg->n_kv_heads, cfg->vocab_size, cfg->seq_len, expect, size);
+                        path, cfg->dim, cfg->hidden_dim, cfg->n_layers, cfg->n_heads, cfg->n_kv_heads,
+                        cfg->vocab_size, cfg->seq_len, expect, size);
     }
     f->base = (const float *)(d + header_bytes);
     *impl = f;
@@ -201,13 +222,14 @@ int llama2c_write_legacy(const char *path, const Model *m, QErr *err) {
         return qerr_set(err, "%s: llama2.c format needs head_dim * n_heads == dim", path);
     AtomicFile *af = atomic_open(path, err);
     if (!af) return -1;
-    int32_t h[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
-                    c->tied_classifier ? c->vocab_size : -c->vocab_size, c->seq_len};
+    int32_t h[7] = {c->dim,     c->hidden_dim, c->n_layers,
+                    c->n_heads, c->n_kv_heads, c->tied_classifier ? c->vocab_size : -c->vocab_size,
+                    c->seq_len};
     size_t L = c->n_layers, C = c->dim, H = c->hidden_dim, V = c->vocab_size;
     size_t QD = (size_t)c->n_heads * c->head_dim, KVD = (size_t)c->n_kv_heads * c->head_dim;
     int rc = atomic_write(af, h, sizeof h, err);
     rc = rc || write_floats(af, m->tok_emb, V * C, err);
-#define EACH_LAYER(field, n)                                                 \
+#define EACH_LAYER(field, n) \
     for (size_t j = 0; rc == 0 && j < L; j++) rc = write_floats(af, m->blocks[j].field, n, err)
     EACH_LAYER(attn_norm, C);
     EACH_LAYER(wq, QD * C);

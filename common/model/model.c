@@ -17,26 +17,25 @@ struct ModelSource {
 };
 
 int model_config_validate(const ModelConfig *c, const char *what, QErr *err) {
-    if (c->dim <= 0 || c->hidden_dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 ||
-        c->n_kv_heads <= 0 || c->vocab_size <= 0 || c->seq_len <= 0 || c->head_dim <= 0)
+    if (c->dim <= 0 || c->hidden_dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 ||
+        c->vocab_size <= 0 || c->seq_len <= 0 || c->head_dim <= 0)
         return qerr_set(err,
                         "%s: invalid model dims (dim=%d hidden=%d layers=%d heads=%d kv_heads=%d "
                         "head_dim=%d vocab=%d seq_len=%d): all must be positive",
-                        what, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
-                        c->head_dim, c->vocab_size, c->seq_len);
+                        what, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim,
+                        c->vocab_size, c->seq_len);
     /* every token file starts with BOS = 1 and sampling stops at EOS = 2 */
     if (c->vocab_size < 3)
         return qerr_set(err, "%s: vocab_size %d cannot hold BOS (1) and EOS (2): need at least 3", what,
                         c->vocab_size);
     if (c->n_heads % c->n_kv_heads != 0)
-        return qerr_set(err, "%s: n_heads (%d) is not a multiple of n_kv_heads (%d)", what,
-                        c->n_heads, c->n_kv_heads);
+        return qerr_set(err, "%s: n_heads (%d) is not a multiple of n_kv_heads (%d)", what, c->n_heads,
+                        c->n_kv_heads);
     if (c->head_dim % 2 != 0)
         return qerr_set(err, "%s: head_dim %d must be even for RoPE", what, c->head_dim);
     /* guard size arithmetic against absurd headers (a corrupt file) */
-    if (c->dim > (1 << 16) || c->hidden_dim > (1 << 18) || c->n_layers > 4096 ||
-        c->vocab_size > (1 << 22) || c->n_heads > 4096 || c->seq_len > (1 << 24) ||
-        (long)c->n_heads * c->head_dim > (1 << 17))
+    if (c->dim > (1 << 16) || c->hidden_dim > (1 << 18) || c->n_layers > 4096 || c->vocab_size > (1 << 22) ||
+        c->n_heads > 4096 || c->seq_len > (1 << 24) || (long)c->n_heads * c->head_dim > (1 << 17))
         return qerr_set(err, "%s: model dims out of the supported range (corrupt header?)", what);
     if (!(c->norm_eps > 0.0f) || !(c->rope_theta > 0.0f))
         return qerr_set(err, "%s: rms_norm_eps and rope_theta must be positive", what);
@@ -83,8 +82,8 @@ int model_source_load_block(ModelSource *src, int j, BlockWeights *bw, QErr *err
     return src->be->load_block(src->impl, &src->cfg, j, bw, err);
 }
 
-int model_source_load_embeddings(ModelSource *src, float **tok_emb, float **final_norm,
-                                 float **classifier, QErr *err) {
+int model_source_load_embeddings(ModelSource *src, float **tok_emb, float **final_norm, float **classifier,
+                                 QErr *err) {
     return src->be->load_embeddings(src->impl, &src->cfg, tok_emb, final_norm, classifier, err);
 }
 
@@ -103,19 +102,31 @@ int block_weights_alloc(BlockWeights *bw, const ModelConfig *c, QErr *err) {
     size_t QD = (size_t)c->n_heads * c->head_dim, KVD = (size_t)c->n_kv_heads * c->head_dim;
     float *p = calloc(block_weights_numel(c), sizeof(float));
     if (!p) return qerr_set(err, "out of memory allocating block weights");
-    bw->attn_norm = p; p += C;
-    bw->mlp_norm = p; p += C;
-    bw->wq = p; p += QD * C;
-    bw->wk = p; p += KVD * C;
-    bw->wv = p; p += KVD * C;
-    bw->wo = p; p += C * QD;
-    bw->w_gate = p; p += H * C;
-    bw->w_up = p; p += H * C;
-    bw->w_down = p; p += C * H;
+    bw->attn_norm = p;
+    p += C;
+    bw->mlp_norm = p;
+    p += C;
+    bw->wq = p;
+    p += QD * C;
+    bw->wk = p;
+    p += KVD * C;
+    bw->wv = p;
+    p += KVD * C;
+    bw->wo = p;
+    p += C * QD;
+    bw->w_gate = p;
+    p += H * C;
+    bw->w_up = p;
+    p += H * C;
+    bw->w_down = p;
+    p += C * H;
     if (c->has_qkv_bias) {
-        bw->bq = p; p += QD;
-        bw->bk = p; p += KVD;
-        bw->bv = p; p += KVD;
+        bw->bq = p;
+        p += QD;
+        bw->bk = p;
+        p += KVD;
+        bw->bv = p;
+        p += KVD;
     }
     return 0;
 }
@@ -158,8 +169,7 @@ void model_free(Model *m) {
     memset(m, 0, sizeof *m);
 }
 
-static int check_finite_array(const float *x, size_t n, const char *block, const char *name,
-                              QErr *err) {
+static int check_finite_array(const float *x, size_t n, const char *block, const char *name, QErr *err) {
     char what[96];
     snprintf(what, sizeof what, "%s tensor %s", block, name);
     return floats_check_finite(x, n, what, err);
@@ -179,8 +189,7 @@ int block_weights_check_finite(const BlockWeights *w, const ModelConfig *c, int 
         check_finite_array(w->w_gate, H * C, blk, "w_gate", err) ||
         check_finite_array(w->w_up, H * C, blk, "w_up", err) ||
         check_finite_array(w->w_down, C * H, blk, "w_down", err) ||
-        check_finite_array(w->bq, QD, blk, "bq", err) ||
-        check_finite_array(w->bk, KVD, blk, "bk", err) ||
+        check_finite_array(w->bq, QD, blk, "bq", err) || check_finite_array(w->bk, KVD, blk, "bk", err) ||
         check_finite_array(w->bv, KVD, blk, "bv", err))
         return -1;
     return 0;

@@ -23,14 +23,14 @@
 #include "../base/mapfile.h"
 
 typedef struct {
-    int dim;         /* hidden size */
-    int hidden_dim;  /* FFN (intermediate) size */
+    int dim;        /* hidden size */
+    int hidden_dim; /* FFN (intermediate) size */
     int n_layers;
     int n_heads;
     int n_kv_heads;
-    int head_dim;    /* dim / n_heads unless the config says otherwise */
+    int head_dim; /* dim / n_heads unless the config says otherwise */
     int vocab_size;
-    int seq_len;     /* maximum context */
+    int seq_len; /* maximum context */
     float rope_theta;
     float norm_eps;
     int rope_halves;     /* 0: interleaved pairs (llama2.c), 1: halves (HF) */
@@ -42,7 +42,7 @@ typedef struct {
     float *attn_norm; /* (dim) */
     float *wq, *wk, *wv, *wo;
     float *bq, *bk, *bv; /* NULL unless has_qkv_bias */
-    float *mlp_norm;      /* (dim) */
+    float *mlp_norm;     /* (dim) */
     float *w_gate, *w_up, *w_down;
 } BlockWeights;
 
@@ -61,8 +61,8 @@ const char *model_source_path(const ModelSource *src);
 /* Loads block j's tensors into freshly allocated fp32 buffers (block_weights_free). */
 int model_source_load_block(ModelSource *src, int j, BlockWeights *bw, QErr *err);
 /* Loads tok_emb, final norm and classifier (alloc'd; classifier may alias tok_emb). */
-int model_source_load_embeddings(ModelSource *src, float **tok_emb, float **final_norm,
-                                 float **classifier, QErr *err);
+int model_source_load_embeddings(ModelSource *src, float **tok_emb, float **final_norm, float **classifier,
+                                 QErr *err);
 
 void block_weights_free(BlockWeights *bw);
 /* Number of floats in each tensor of a block (for allocation and copying). */
@@ -96,13 +96,13 @@ int model_init_random(Model *m, const ModelConfig *cfg, uint64_t seed, QErr *err
 /* --- format back ends (model.c dispatches to these) --- */
 typedef struct {
     int (*load_block)(void *impl, const ModelConfig *c, int j, BlockWeights *bw, QErr *err);
-    int (*load_embeddings)(void *impl, const ModelConfig *c, float **tok_emb,
-                           float **final_norm, float **classifier, QErr *err);
+    int (*load_embeddings)(void *impl, const ModelConfig *c, float **tok_emb, float **final_norm,
+                           float **classifier, QErr *err);
     void (*close)(void *impl);
 } ModelBackend;
 
-int llama2c_open(const char *path, ModelConfig *cfg, ModelFormat *fmt, void **impl,
-                 const ModelBackend **be, QErr *err);
+int llama2c_open(const char *path, ModelConfig *cfg, ModelFormat *fmt, void **impl, const ModelBackend **be,
+                 QErr *err);
 int hf_open(const char *dir, ModelConfig *cfg, void **impl, const ModelBackend **be, QErr *err);
 
 /* Writers (tests, fixtures and export use them). */

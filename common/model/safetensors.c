@@ -18,10 +18,9 @@ static const struct {
     const char *name;
     size_t size;
 } dtype_info[] = {
-    [ST_F64] = {"F64", 8}, [ST_F32] = {"F32", 4}, [ST_F16] = {"F16", 2},
-    [ST_BF16] = {"BF16", 2}, [ST_I64] = {"I64", 8}, [ST_I32] = {"I32", 4},
-    [ST_I16] = {"I16", 2}, [ST_I8] = {"I8", 1},  [ST_U8] = {"U8", 1},
-    [ST_BOOL] = {"BOOL", 1},
+    [ST_F64] = {"F64", 8}, [ST_F32] = {"F32", 4},   [ST_F16] = {"F16", 2}, [ST_BF16] = {"BF16", 2},
+    [ST_I64] = {"I64", 8}, [ST_I32] = {"I32", 4},   [ST_I16] = {"I16", 2}, [ST_I8] = {"I8", 1},
+    [ST_U8] = {"U8", 1},   [ST_BOOL] = {"BOOL", 1},
 };
 #define N_DTYPES ((int)(sizeof dtype_info / sizeof dtype_info[0]))
 
@@ -64,7 +63,7 @@ uint16_t float_to_f16(float f) {
     uint32_t x = f32_bits(f);
     uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
     uint32_t ax = x & 0x7fffffffu;
-    if (ax >= 0x7f800000u) {                     /* inf or NaN */
+    if (ax >= 0x7f800000u) { /* inf or NaN */
         if (ax == 0x7f800000u) return sign | 0x7c00u;
         return (uint16_t)(sign | 0x7e00u | ((ax >> 13) & 0x3ffu)); /* quiet NaN, keep payload top */
     }
@@ -73,7 +72,7 @@ uint16_t float_to_f16(float f) {
         if (ax <= 0x33000000u) return sign;       /* <= 2^-25 (tie goes to even 0) */
         uint32_t e = ax >> 23;                    /* 102..112 */
         uint32_t m = (ax & 0x7fffffu) | 0x800000u;
-        uint32_t shift = 126u - e;                /* 14..24 */
+        uint32_t shift = 126u - e; /* 14..24 */
         uint32_t r = m >> shift;
         uint32_t rem = m & ((1u << shift) - 1u);
         uint32_t half = 1u << (shift - 1u);
@@ -118,12 +117,12 @@ void st_format_shape(char *buf, size_t n, int ndim, const int64_t *shape) {
     if (n == 0) return;
     size_t len = 0;
     buf[0] = '\0';
-#define APPEND(...)                                                    \
-    do {                                                               \
-        if (len < n) {                                                 \
-            int w_ = snprintf(buf + len, n - len, __VA_ARGS__);        \
-            if (w_ > 0) len += (size_t)w_;                             \
-        }                                                              \
+#define APPEND(...)                                             \
+    do {                                                        \
+        if (len < n) {                                          \
+            int w_ = snprintf(buf + len, n - len, __VA_ARGS__); \
+            if (w_ > 0) len += (size_t)w_;                      \
+        }                                                       \
     } while (0)
     APPEND("[");
     for (int i = 0; i < ndim; i++) APPEND("%s%lld", i ? ", " : "", (long long)shape[i]);
@@ -208,8 +207,7 @@ static int json_uint(const cJSON *v, uint64_t *out) {
 static int parse_metadata(SafeTensors *st, const cJSON *meta, QErr *err) {
     const char *path = st->mf.path;
     if (!cJSON_IsObject(meta))
-        return qerr_set(err, "%s: safetensors header: \"__metadata__\" must be an object of strings",
-                        path);
+        return qerr_set(err, "%s: safetensors header: \"__metadata__\" must be an object of strings", path);
     int n = cJSON_GetArraySize(meta);
     if (n == 0) return 0;
     st->meta_keys = calloc((size_t)n, sizeof *st->meta_keys);
@@ -260,43 +258,40 @@ static int parse_entry(SafeTensors *st, const cJSON *ent, StTensor *t, QErr *err
     if (!cJSON_IsString(dt))
         return qerr_set(err, "%s: tensor '%s': missing or non-string \"dtype\"", path, name);
     if (st_dtype_parse(dt->valuestring, &t->dtype) != 0)
-        return qerr_set(err,
-                        "%s: tensor '%s': unknown dtype '%s' (known: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL)",
-                        path, name, dt->valuestring);
+        return qerr_set(
+            err, "%s: tensor '%s': unknown dtype '%s' (known: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL)", path,
+            name, dt->valuestring);
 
     const cJSON *sh = cJSON_GetObjectItemCaseSensitive(ent, "shape");
     if (!cJSON_IsArray(sh))
         return qerr_set(err, "%s: tensor '%s': missing or non-array \"shape\"", path, name);
     int nd = cJSON_GetArraySize(sh);
     if (nd > ST_MAX_DIMS)
-        return qerr_set(err, "%s: tensor '%s': shape has %d dimensions, at most %d supported", path,
-                        name, nd, ST_MAX_DIMS);
+        return qerr_set(err, "%s: tensor '%s': shape has %d dimensions, at most %d supported", path, name, nd,
+                        ST_MAX_DIMS);
     t->ndim = 0;
     const cJSON *d;
     cJSON_ArrayForEach(d, sh) {
         uint64_t v;
         if (json_uint(d, &v) != 0 || v > (uint64_t)INT64_MAX)
-            return qerr_set(err, "%s: tensor '%s': shape[%d] must be a non-negative integer", path,
-                            name, t->ndim);
+            return qerr_set(err, "%s: tensor '%s': shape[%d] must be a non-negative integer", path, name,
+                            t->ndim);
         t->shape[t->ndim++] = (int64_t)v;
     }
 
     const cJSON *off = cJSON_GetObjectItemCaseSensitive(ent, "data_offsets");
     if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2)
-        return qerr_set(err, "%s: tensor '%s': \"data_offsets\" must be an array [begin, end]", path,
-                        name);
+        return qerr_set(err, "%s: tensor '%s': \"data_offsets\" must be an array [begin, end]", path, name);
     uint64_t b, e;
-    if (json_uint(cJSON_GetArrayItem(off, 0), &b) != 0 ||
-        json_uint(cJSON_GetArrayItem(off, 1), &e) != 0)
-        return qerr_set(err, "%s: tensor '%s': \"data_offsets\" must be non-negative integers", path,
-                        name);
+    if (json_uint(cJSON_GetArrayItem(off, 0), &b) != 0 || json_uint(cJSON_GetArrayItem(off, 1), &e) != 0)
+        return qerr_set(err, "%s: tensor '%s': \"data_offsets\" must be non-negative integers", path, name);
     if (b > e)
         return qerr_set(err, "%s: tensor '%s': data_offsets [%llu, %llu] has begin > end", path, name,
                         (unsigned long long)b, (unsigned long long)e);
     if (e > (uint64_t)st->data_size)
-        return qerr_set(err,
-                        "%s: tensor '%s': data_offsets [%llu, %llu] out of range: the data section has %zu bytes",
-                        path, name, (unsigned long long)b, (unsigned long long)e, st->data_size);
+        return qerr_set(
+            err, "%s: tensor '%s': data_offsets [%llu, %llu] out of range: the data section has %zu bytes",
+            path, name, (unsigned long long)b, (unsigned long long)e, st->data_size);
     uint64_t numel;
     char shs[160];
     st_format_shape(shs, sizeof shs, t->ndim, t->shape);
@@ -305,11 +300,10 @@ static int parse_entry(SafeTensors *st, const cJSON *ent, StTensor *t, QErr *err
         return qerr_set(err, "%s: tensor '%s': shape %s is too large", path, name, shs);
     uint64_t want = numel * st_dtype_size(t->dtype);
     if (e - b != want)
-        return qerr_set(err,
-                        "%s: tensor '%s': data_offsets [%llu, %llu] span %llu bytes, but shape %s of %s needs %llu",
-                        path, name, (unsigned long long)b, (unsigned long long)e,
-                        (unsigned long long)(e - b), shs, st_dtype_name(t->dtype),
-                        (unsigned long long)want);
+        return qerr_set(
+            err, "%s: tensor '%s': data_offsets [%llu, %llu] span %llu bytes, but shape %s of %s needs %llu",
+            path, name, (unsigned long long)b, (unsigned long long)e, (unsigned long long)(e - b), shs,
+            st_dtype_name(t->dtype), (unsigned long long)want);
     t->begin = (size_t)b;
     t->end = (size_t)e;
     return 0;
@@ -322,16 +316,17 @@ static int parse_header(SafeTensors *st, const char *json, size_t n, QErr *err) 
     if (!root) {
         /* cJSON sets end to the error position (cJSON_GetErrorPtr is a global) */
         size_t at = (end && end >= json && end <= json + n) ? (size_t)(end - json) : 0;
-        return qerr_set(err, "%s: safetensors header is not valid JSON (error near byte %zu of %zu)",
-                        path, at, n);
+        return qerr_set(err, "%s: safetensors header is not valid JSON (error near byte %zu of %zu)", path,
+                        at, n);
     }
     /* only whitespace may follow the object (the padding) */
     for (const char *p = end ? end : json + n; p < json + n; p++) {
         if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
             cJSON_Delete(root);
-            return qerr_set(err,
-                            "%s: safetensors header is not valid JSON: unexpected byte 0x%02x at %zu after the object",
-                            path, (unsigned)(unsigned char)*p, (size_t)(p - json));
+            return qerr_set(
+                err,
+                "%s: safetensors header is not valid JSON: unexpected byte 0x%02x at %zu after the object",
+                path, (unsigned)(unsigned char)*p, (size_t)(p - json));
         }
     }
     if (!cJSON_IsObject(root)) {
@@ -378,8 +373,7 @@ static int parse_header(SafeTensors *st, const char *json, size_t n, QErr *err) 
     if (st->n_tensors > 1) qsort(st->tensors, (size_t)st->n_tensors, sizeof *st->tensors, cmp_tensor_name);
     for (int i = 1; i < st->n_tensors; i++)
         if (strcmp(st->tensors[i - 1].name, st->tensors[i].name) == 0)
-            return qerr_set(err, "%s: safetensors header: duplicate tensor '%s'", path,
-                            st->tensors[i].name);
+            return qerr_set(err, "%s: safetensors header: duplicate tensor '%s'", path, st->tensors[i].name);
 
     /* no two tensors may share bytes (empty tensors occupy none) */
     if (st->n_tensors > 1) {
@@ -391,10 +385,9 @@ static int parse_header(SafeTensors *st, const char *json, size_t n, QErr *err) 
         if (m > 1) qsort(by, (size_t)m, sizeof *by, cmp_tensor_range);
         for (int i = 1; i < m; i++) {
             if (by[i]->begin < by[i - 1]->end) {
-                qerr_set(err,
-                         "%s: tensors '%s' [%zu, %zu] and '%s' [%zu, %zu] overlap in the data section",
-                         path, by[i - 1]->name, by[i - 1]->begin, by[i - 1]->end, by[i]->name,
-                         by[i]->begin, by[i]->end);
+                qerr_set(err, "%s: tensors '%s' [%zu, %zu] and '%s' [%zu, %zu] overlap in the data section",
+                         path, by[i - 1]->name, by[i - 1]->begin, by[i - 1]->end, by[i]->name, by[i]->begin,
+                         by[i]->end);
                 free(by);
                 return -1;
             }
@@ -409,15 +402,16 @@ int st_open(SafeTensors *st, const char *path, QErr *err) {
     if (mapfile_open(&st->mf, path, err) != 0) return -1;
     const char *p = st->mf.path;
     if (st->mf.size < 8) {
-        qerr_set(err, "%s: truncated safetensors file: %zu bytes, need at least 8 for the header length",
-                 p, st->mf.size);
+        qerr_set(err, "%s: truncated safetensors file: %zu bytes, need at least 8 for the header length", p,
+                 st->mf.size);
         st_close(st);
         return -1;
     }
     uint64_t n = read_le64(st->mf.data);
     if (n > (uint64_t)(st->mf.size - 8)) {
         qerr_set(err,
-                 "%s: safetensors header length %llu exceeds the file size (%zu bytes after the 8-byte length; truncated or not a safetensors file)",
+                 "%s: safetensors header length %llu exceeds the file size (%zu bytes after the 8-byte "
+                 "length; truncated or not a safetensors file)",
                  p, (unsigned long long)n, st->mf.size - 8);
         st_close(st);
         return -1;
@@ -474,16 +468,14 @@ const char *st_metadata_get(const SafeTensors *st, const char *key) {
     return NULL;
 }
 
-int st_check_shape(const SafeTensors *st, const StTensor *t, int ndim, const int64_t *shape,
-                   QErr *err) {
+int st_check_shape(const SafeTensors *st, const StTensor *t, int ndim, const int64_t *shape, QErr *err) {
     int ok = (t->ndim == ndim);
     for (int i = 0; ok && i < ndim; i++) ok = (t->shape[i] == shape[i]);
     if (ok) return 0;
     char want[160], got[160];
     st_format_shape(want, sizeof want, ndim, shape);
     st_format_shape(got, sizeof got, t->ndim, t->shape);
-    return qerr_set(err, "%s: tensor '%s': expected shape %s, found %s", st->mf.path, t->name, want,
-                    got);
+    return qerr_set(err, "%s: tensor '%s': expected shape %s, found %s", st->mf.path, t->name, want, got);
 }
 
 static int host_is_le(void) {
@@ -493,14 +485,13 @@ static int host_is_le(void) {
     return b == 1;
 }
 
-int st_read_f32(const SafeTensors *st, const StTensor *t, float *out, size_t expected_numel,
-                QErr *err) {
+int st_read_f32(const SafeTensors *st, const StTensor *t, float *out, size_t expected_numel, QErr *err) {
     size_t numel = st_numel(t);
     if (numel != expected_numel) {
         char got[160];
         st_format_shape(got, sizeof got, t->ndim, t->shape);
-        return qerr_set(err, "%s: tensor '%s': expected %zu elements, found %zu (shape %s)",
-                        st->mf.path, t->name, expected_numel, numel, got);
+        return qerr_set(err, "%s: tensor '%s': expected %zu elements, found %zu (shape %s)", st->mf.path,
+                        t->name, expected_numel, numel, got);
     }
     /* parse_entry guarantees end - begin == numel * size and end <= data_size */
     const uint8_t *src = st->data + t->begin;
@@ -537,8 +528,10 @@ int st_read_f32(const SafeTensors *st, const StTensor *t, float *out, size_t exp
         }
         return 0;
     default:
-        return qerr_set(err, "%s: tensor '%s': dtype %s cannot be read as floating point (expected F32, F16, BF16 or F64)",
-                        st->mf.path, t->name, st_dtype_name(t->dtype));
+        return qerr_set(
+            err,
+            "%s: tensor '%s': dtype %s cannot be read as floating point (expected F32, F16, BF16 or F64)",
+            st->mf.path, t->name, st_dtype_name(t->dtype));
     }
 }
 
@@ -563,16 +556,16 @@ void st_writer_free(StWriter *w) {
     memset(w, 0, sizeof *w);
 }
 
-static int writer_add_common(StWriter *w, const char *name, StDtype dtype, int ndim,
-                             const int64_t *shape, QErr *err, StWriterEntry **out) {
+static int writer_add_common(StWriter *w, const char *name, StDtype dtype, int ndim, const int64_t *shape,
+                             QErr *err, StWriterEntry **out) {
     if (!name || !*name) return qerr_set(err, "safetensors writer: empty tensor name");
     if (strcmp(name, "__metadata__") == 0)
         return qerr_set(err, "safetensors writer: '__metadata__' is not a valid tensor name");
     if (st_dtype_size(dtype) == 0)
         return qerr_set(err, "safetensors writer: tensor '%s': invalid dtype %d", name, (int)dtype);
     if (ndim < 0 || ndim > ST_MAX_DIMS)
-        return qerr_set(err, "safetensors writer: tensor '%s': %d dimensions (0..%d supported)", name,
-                        ndim, ST_MAX_DIMS);
+        return qerr_set(err, "safetensors writer: tensor '%s': %d dimensions (0..%d supported)", name, ndim,
+                        ST_MAX_DIMS);
     uint64_t numel;
     if (shape_numel(ndim, shape, &numel) != 0 || numel > (((uint64_t)1 << 62) / st_dtype_size(dtype)))
         return qerr_set(err, "safetensors writer: tensor '%s': invalid or too large shape", name);
@@ -614,11 +607,12 @@ int st_writer_add(StWriter *w, const char *name, StDtype dtype, int ndim, const 
     return 0;
 }
 
-int st_writer_add_f32(StWriter *w, const char *name, StDtype dtype, int ndim,
-                      const int64_t *shape, const float *src, QErr *err) {
+int st_writer_add_f32(StWriter *w, const char *name, StDtype dtype, int ndim, const int64_t *shape,
+                      const float *src, QErr *err) {
     if (dtype != ST_F32 && dtype != ST_F16 && dtype != ST_BF16)
-        return qerr_set(err, "safetensors writer: tensor '%s': fp32 data can be stored as F32, F16 or BF16, not %s",
-                        name ? name : "?", st_dtype_name(dtype));
+        return qerr_set(
+            err, "safetensors writer: tensor '%s': fp32 data can be stored as F32, F16 or BF16, not %s",
+            name ? name : "?", st_dtype_name(dtype));
     StWriterEntry *e = NULL;
     if (writer_add_common(w, name, dtype, ndim, shape, err, &e) != 0) return -1;
     if (e->nbytes && !src) {
@@ -630,8 +624,8 @@ int st_writer_add_f32(StWriter *w, const char *name, StDtype dtype, int ndim,
     return 0;
 }
 
-int st_writer_add_f32_owned(StWriter *w, const char *name, StDtype dtype, int ndim,
-                            const int64_t *shape, float *src, QErr *err) {
+int st_writer_add_f32_owned(StWriter *w, const char *name, StDtype dtype, int ndim, const int64_t *shape,
+                            float *src, QErr *err) {
     if (st_writer_add_f32(w, name, dtype, ndim, shape, src, err) != 0) {
         free(src);
         return -1;

@@ -28,7 +28,7 @@
 #include "../base/err.h"
 #include "../base/mapfile.h"
 
-#define ST_MAX_DIMS 8
+#define ST_MAX_DIMS   8
 #define ST_MAX_HEADER (100u * 1024u * 1024u) /* header bytes we accept */
 
 typedef enum { ST_F64, ST_F32, ST_F16, ST_BF16, ST_I64, ST_I32, ST_I16, ST_I8, ST_U8, ST_BOOL } StDtype;
@@ -69,21 +69,19 @@ size_t st_numel(const StTensor *t);
 
 /* Checks t's shape; the error names the file, the tensor, the expected and the
  * found shape. */
-int st_check_shape(const SafeTensors *st, const StTensor *t, int ndim, const int64_t *shape,
-                   QErr *err);
+int st_check_shape(const SafeTensors *st, const StTensor *t, int ndim, const int64_t *shape, QErr *err);
 
 /* Converts t (F64, F32, F16 or BF16) to fp32 into out, which holds
  * expected_numel floats; a different element count or dtype is an error naming
  * the tensor, what was expected and what was found. */
-int st_read_f32(const SafeTensors *st, const StTensor *t, float *out, size_t expected_numel,
-                QErr *err);
+int st_read_f32(const SafeTensors *st, const StTensor *t, float *out, size_t expected_numel, QErr *err);
 
 /* Formats "[a, b, c]" into buf (always NUL-terminated). */
 void st_format_shape(char *buf, size_t n, int ndim, const int64_t *shape);
 
 /* --- scalar conversions (plain bit manipulation, round-to-nearest-even) --- */
-uint16_t float_to_f16(float f);  /* overflow → ±inf, NaN stays (quiet) NaN */
-float f16_to_float(uint16_t h);  /* exact, incl. subnormals, inf, NaN */
+uint16_t float_to_f16(float f); /* overflow → ±inf, NaN stays (quiet) NaN */
+float f16_to_float(uint16_t h); /* exact, incl. subnormals, inf, NaN */
 /* bf16: base/bf16.h */
 
 /* --- writer --- */
@@ -92,10 +90,10 @@ typedef struct {
     StDtype dtype; /* as stored in the file */
     int ndim;
     int64_t shape[ST_MAX_DIMS];
-    const void *bytes;  /* raw source (already in dtype), or NULL */
-    const float *f32;   /* fp32 source converted to dtype on write, or NULL */
-    void *owned;        /* freed by st_writer_free */
-    size_t nbytes;      /* bytes in the file */
+    const void *bytes; /* raw source (already in dtype), or NULL */
+    const float *f32;  /* fp32 source converted to dtype on write, or NULL */
+    void *owned;       /* freed by st_writer_free */
+    size_t nbytes;     /* bytes in the file */
 } StWriterEntry;
 
 typedef struct {
@@ -115,12 +113,12 @@ int st_writer_add(StWriter *w, const char *name, StDtype dtype, int ndim, const 
                   const void *bytes, size_t nbytes, QErr *err);
 /* Adds an fp32 source stored as dtype (ST_F32, ST_F16 or ST_BF16); src is
  * borrowed and holds numel floats. */
-int st_writer_add_f32(StWriter *w, const char *name, StDtype dtype, int ndim,
-                      const int64_t *shape, const float *src, QErr *err);
+int st_writer_add_f32(StWriter *w, const char *name, StDtype dtype, int ndim, const int64_t *shape,
+                      const float *src, QErr *err);
 /* Same, but the writer takes ownership of src (malloc'd) and frees it in
  * st_writer_free — also when this call fails. */
-int st_writer_add_f32_owned(StWriter *w, const char *name, StDtype dtype, int ndim,
-                            const int64_t *shape, float *src, QErr *err);
+int st_writer_add_f32_owned(StWriter *w, const char *name, StDtype dtype, int ndim, const int64_t *shape,
+                            float *src, QErr *err);
 /* Adds a "__metadata__" string pair (a repeated key replaces the value). */
 int st_writer_set_metadata(StWriter *w, const char *key, const char *value, QErr *err);
 /* Writes the file atomically. The writer stays valid (free it afterwards). */

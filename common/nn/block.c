@@ -42,11 +42,11 @@ int block_acts_init(BlockActs *a, const ModelConfig *c, int B, int T, int save_a
     a->swi = malloc(N * H * sizeof(float));
     a->tmp = malloc(N * C * sizeof(float));
     int rc = rope_table_init(&a->rope, T, c->head_dim, c->rope_theta, c->rope_halves);
-    if (rc != 0 || !a->ln1 || !a->ln1_rstd || !a->q || !a->k || !a->v || !a->att || !a->atty ||
-        !a->h1 || !a->ln2 || !a->ln2_rstd || !a->gate || !a->up || !a->swi || !a->tmp) {
+    if (rc != 0 || !a->ln1 || !a->ln1_rstd || !a->q || !a->k || !a->v || !a->att || !a->atty || !a->h1 ||
+        !a->ln2 || !a->ln2_rstd || !a->gate || !a->up || !a->swi || !a->tmp) {
         block_acts_free(a);
-        return qerr_set(err, "out of memory allocating block activations (B=%d, T=%d, %.1f MB)", B,
-                        T, block_acts_bytes(c, B, T, save_att) / 1e6);
+        return qerr_set(err, "out of memory allocating block activations (B=%d, T=%d, %.1f MB)", B, T,
+                        block_acts_bytes(c, B, T, save_att) / 1e6);
     }
     return 0;
 }
@@ -70,8 +70,7 @@ void block_acts_free(BlockActs *a) {
     memset(a, 0, sizeof *a);
 }
 
-void block_forward(const ModelConfig *c, const BlockWeights *w, BlockActs *a, const float *x,
-                   float *out) {
+void block_forward(const ModelConfig *c, const BlockWeights *w, BlockActs *a, const float *x, float *out) {
     int B = a->B, T = a->T, N = B * T, C = c->dim, H = c->hidden_dim;
     int QD = c->n_heads * c->head_dim, KVD = c->n_kv_heads * c->head_dim;
     size_t NC = (size_t)N * C;
@@ -82,8 +81,8 @@ void block_forward(const ModelConfig *c, const BlockWeights *w, BlockActs *a, co
     matmul_forward(a->v, a->ln1, w->wv, w->bv, N, C, KVD);
     rope_forward(a->q, &a->rope, B, T, c->n_heads);
     rope_forward(a->k, &a->rope, B, T, c->n_kv_heads);
-    attention_forward(a->atty, a->att, a->q, a->k, a->v, B, T, c->n_heads, c->n_kv_heads,
-                      c->head_dim, a->save_att);
+    attention_forward(a->atty, a->att, a->q, a->k, a->v, B, T, c->n_heads, c->n_kv_heads, c->head_dim,
+                      a->save_att);
     matmul_forward(a->tmp, a->atty, w->wo, NULL, N, QD, C);
     residual_forward(a->h1, x, a->tmp, NC);
 

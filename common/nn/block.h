@@ -17,14 +17,14 @@
 
 typedef struct {
     int B, T, save_att;
-    float *ln1, *ln1_rstd;   /* (N,C) (N) */
-    float *q, *k, *v;        /* (N,QD) (N,KVD) (N,KVD), after RoPE */
-    float *att;              /* (B,NH,T,T) when save_att, else (T,T) */
-    float *atty;             /* (N,QD) attention output before Wo */
-    float *h1;               /* (N,C) residual after attention */
-    float *ln2, *ln2_rstd;   /* (N,C) (N) */
-    float *gate, *up, *swi;  /* (N,H) */
-    float *tmp;              /* (N,C) projection outputs before the residual add */
+    float *ln1, *ln1_rstd;  /* (N,C) (N) */
+    float *q, *k, *v;       /* (N,QD) (N,KVD) (N,KVD), after RoPE */
+    float *att;             /* (B,NH,T,T) when save_att, else (T,T) */
+    float *atty;            /* (N,QD) attention output before Wo */
+    float *h1;              /* (N,C) residual after attention */
+    float *ln2, *ln2_rstd;  /* (N,C) (N) */
+    float *gate, *up, *swi; /* (N,H) */
+    float *tmp;             /* (N,C) projection outputs before the residual add */
     RopeTable rope;
 } BlockActs;
 
@@ -35,8 +35,7 @@ void block_acts_free(BlockActs *a);
 size_t block_acts_bytes(const ModelConfig *c, int B, int T, int save_att);
 
 /* out (N,C) = block(x). out must not alias x (backward needs x). */
-void block_forward(const ModelConfig *c, const BlockWeights *w, BlockActs *a, const float *x,
-                   float *out);
+void block_forward(const ModelConfig *c, const BlockWeights *w, BlockActs *a, const float *x, float *out);
 
 /* Gradients of the block's linear weights (NULL entries are skipped). */
 typedef struct {

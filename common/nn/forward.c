@@ -74,8 +74,8 @@ int decode_state_init(DecodeState *ds, const ModelConfig *c, int max_T, QErr *er
     ds->tmp = malloc(C * sizeof(float));
     ds->logits = malloc((size_t)c->vocab_size * sizeof(float));
     int rc = rope_table_init(&ds->rope, max_T, c->head_dim, c->rope_theta, c->rope_halves);
-    if (rc != 0 || !ds->k_cache || !ds->v_cache || !ds->x || !ds->xb || !ds->q || !ds->att ||
-        !ds->atty || !ds->h1 || !ds->gate || !ds->up || !ds->tmp || !ds->logits) {
+    if (rc != 0 || !ds->k_cache || !ds->v_cache || !ds->x || !ds->xb || !ds->q || !ds->att || !ds->atty ||
+        !ds->h1 || !ds->gate || !ds->up || !ds->tmp || !ds->logits) {
         decode_state_free(ds);
         return qerr_set(err, "out of memory for decoding (T=%d)", max_T);
     }

@@ -8,9 +8,9 @@
 typedef struct {
     int B, T;
     BlockActs acts;
-    float *x, *y;    /* (N,C) residual stream, ping-pong */
-    float *xn;       /* (N,C) final norm output */
-    float *logits;   /* (N,V) */
+    float *x, *y;  /* (N,C) residual stream, ping-pong */
+    float *xn;     /* (N,C) final norm output */
+    float *logits; /* (N,V) */
 } ForwardState;
 
 int forward_state_init(ForwardState *fs, const ModelConfig *c, int B, int T, QErr *err);

@@ -60,9 +60,7 @@ __attribute__((target("avx2,fma"))) static void vexpf_avx2(const float *x, float
 }
 
 /* (libgcc fills in the CPU model in a constructor, before any of this runs) */
-static int layers_use_avx2(void) {
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
+static int layers_use_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 #endif
 
 static void layers_vexpf(const float *x, float *y, size_t n) {
@@ -132,8 +130,8 @@ static void layers_parallel_for(int n, int nt, void (*fn)(void *ctx, int i, int 
 /* Threads for the per-head attention work: OpenBLAS's thread count. */
 static int layers_attention_threads(void) { return openblas_get_num_threads(); }
 
-void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight,
-                     int N, int C, float eps) {
+void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C,
+                     float eps) {
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
@@ -148,8 +146,8 @@ void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *wei
 /* out_i = x_i * r * w_i with r = (mean(x^2) + eps)^-1/2, so
  *   dx_j = r * w_j * dout_j - (r^3 / C) * x_j * sum_i dout_i * w_i * x_i
  *   dw_i = sum_n dout_i * x_i * r */
-void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
-                      const float *weight, const float *rstd, int N, int C) {
+void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
+                      const float *rstd, int N, int C) {
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         const float *g = dout + (size_t)n * C;
@@ -167,10 +165,9 @@ void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const floa
     }
 }
 
-void matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
-                    int N, int IC, int OC) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, weight, IC,
-                0.0f, out, OC);
+void matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int IC,
+                    int OC) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, weight, IC, 0.0f, out, OC);
     if (bias) {
         for (int n = 0; n < N; n++) {
             float *o = out + (size_t)n * OC;
@@ -183,14 +180,14 @@ void matmul_forward(float *out, const float *inp, const float *weight, const flo
  *   dinp (N,IC) += dout (N,OC) @ W (OC,IC)
  *   dW (OC,IC)  += dout^T (OC,N) @ inp (N,IC)
  *   dbias (OC)  += column sums of dout */
-void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                     const float *inp, const float *weight, int N, int IC, int OC) {
+void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                     const float *weight, int N, int IC, int OC) {
     if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, weight,
-                    IC, 1.0f, dinp, IC);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, weight, IC, 1.0f,
+                    dinp, IC);
     if (dweight)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC,
-                    1.0f, dweight, IC);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f,
+                    dweight, IC);
     if (dbias) {
         for (int n = 0; n < N; n++) {
             const float *g = dout + (size_t)n * OC;
@@ -202,8 +199,7 @@ void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dou
 /* The one RoPE rotation of rope_forward and rope_backward: rotates every
  * head of x (B,T,n_heads,head_dim) in place by +angle (sign=+1, forward)
  * or -angle (sign=-1: the inverse = transpose, backward). */
-static inline void rope_rotate(float *x, const RopeTable *rt, int B, int T, int n_heads,
-                               float sign) {
+static inline void rope_rotate(float *x, const RopeTable *rt, int B, int T, int n_heads, float sign) {
     int hd = rt->head_dim, half = hd / 2;
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++) {
@@ -290,8 +286,8 @@ static void attention_forward_head(void *ctx, int i, int tid) {
         int t1 = t0 + ATT_TILE < T ? t0 + ATT_TILE : T, m = t1 - t0;
         float *Pt = P + (size_t)t0 * T;
         /* scores (m, t1) = scale * Q_h[t0:t1] K_h[0:t1]^T; only s <= t is used */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, t1, hd, scale,
-                    qh + (size_t)t0 * QD, QD, kh, KVD, 0.0f, Pt, T);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, t1, hd, scale, qh + (size_t)t0 * QD, QD, kh,
+                    KVD, 0.0f, Pt, T);
         for (int t = t0; t < t1; t++) {
             float *row = P + (size_t)t * T;
             float mx = row[0];
@@ -305,14 +301,14 @@ static void attention_forward_head(void *ctx, int i, int tid) {
             for (int s = t + 1; s < T; s++) row[s] = 0.0f;
         }
         /* out_h[t0:t1] (m, hd) = P[t0:t1, 0:t1] V_h[0:t1] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, t1, 1.0f, Pt, T, vh, KVD,
-                    0.0f, oh + (size_t)t0 * QD, QD);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, t1, 1.0f, Pt, T, vh, KVD, 0.0f,
+                    oh + (size_t)t0 * QD, QD);
     }
     (void)tid;
 }
 
-void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
-                       int B, int T, int NH, int NKV, int hd, int save_att) {
+void attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int B, int T,
+                       int NH, int NKV, int hd, int save_att) {
     AttFwd a = {out, att, q, k, v, T, NH, NKV, hd, save_att};
     layers_parallel_for(B * NH, save_att ? layers_attention_threads() : 1, attention_forward_head, &a);
 }
@@ -350,12 +346,12 @@ static void attention_backward_group(void *ctx, int i, int tid) {
             const float *dot0 = doh + (size_t)t0 * QD;
             float *dSt = datt + (size_t)t0 * T;
             /* dP[t0:t1, 0:t1] = dO_h[t0:t1] V_h[0:t1]^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, t1, hd, 1.0f, dot0, QD,
-                        a->v + kvoff, KVD, 0.0f, dSt, T);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, t1, hd, 1.0f, dot0, QD, a->v + kvoff, KVD,
+                        0.0f, dSt, T);
             /* dV_h[0:t1] += P[t0:t1, 0:t1]^T dO_h[t0:t1] */
             if (a->dv)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t1, hd, m, 1.0f, Pt, T, dot0,
-                            QD, 1.0f, a->dv + kvoff, KVD);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t1, hd, m, 1.0f, Pt, T, dot0, QD, 1.0f,
+                            a->dv + kvoff, KVD);
             /* softmax backward, in place on the tile's rows of datt */
             for (int t = t0; t < t1; t++) {
                 const float *p = P + (size_t)t * T;
@@ -367,8 +363,8 @@ static void attention_backward_group(void *ctx, int i, int tid) {
             }
             /* dQ_h[t0:t1] += scale * dS[t0:t1, 0:t1] K_h[0:t1] */
             if (a->dq)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, t1, scale, dSt, T,
-                            a->k + kvoff, KVD, 1.0f, a->dq + qoff + (size_t)t0 * QD, QD);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, t1, scale, dSt, T, a->k + kvoff,
+                            KVD, 1.0f, a->dq + qoff + (size_t)t0 * QD, QD);
             /* dK_h[0:t1] += scale * dS[t0:t1, 0:t1]^T Q_h[t0:t1] */
             if (a->dk)
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t1, hd, m, scale, dSt, T,
@@ -377,9 +373,9 @@ static void attention_backward_group(void *ctx, int i, int tid) {
     }
 }
 
-void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *dout,
-                        const float *q, const float *k, const float *v, const float *att,
-                        int B, int T, int NH, int NKV, int hd) {
+void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *dout, const float *q,
+                        const float *k, const float *v, const float *att, int B, int T, int NH, int NKV,
+                        int hd) {
     int nt = layers_attention_threads();
     if (nt > B * NKV) nt = B * NKV;
     float *extra = NULL;
@@ -407,8 +403,8 @@ void swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
 /* out = silu(g) * u, silu(g) = g * sig(g):
  *   dg += dout * u * sig(g) * (1 + g * (1 - sig(g)))     du += dout * silu(g)
  * In chunks: one vectorized exp per element for both gradients. */
-void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
-                     const float *up, size_t n) {
+void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
+                     size_t n) {
     enum { CH = 1024 };
     float e[CH];
     for (size_t i0 = 0; i0 < n; i0 += CH) {

@@ -16,8 +16,7 @@ typedef struct {
     int blocks_done;
 } ProgressState;
 
-static int on_epoch(int block, int epoch, int epochs, const double gl[QN_GROUPS], double tps,
-                    void *user) {
+static int on_epoch(int block, int epoch, int epochs, const double gl[QN_GROUPS], double tps, void *user) {
     ProgressState *ps = user;
     if (ps->quiet) return 0;
     double elapsed = now_seconds() - ps->t_start;
@@ -28,8 +27,8 @@ static int on_epoch(int block, int epoch, int epochs, const double gl[QN_GROUPS]
     static const char *names[QN_GROUPS] = {"{7,8}", "{5,6}", "{3,4}", "{2}"};
     for (int g = 0; g < QN_GROUPS; g++)
         if (!isnan(gl[g])) n += snprintf(buf + n, sizeof buf - (size_t)n, " %s %.4f", names[g], gl[g]);
-    fprintf(stderr, "block %d/%d epoch %2d/%d  loss%s  %.0f tok/s  ETA %.0fs\n", block + 1,
-            ps->n_layers, epoch, epochs, buf, tps, eta);
+    fprintf(stderr, "block %d/%d epoch %2d/%d  loss%s  %.0f tok/s  ETA %.0fs\n", block + 1, ps->n_layers,
+            epoch, epochs, buf, tps, eta);
     return 0;
 }
 
@@ -62,8 +61,7 @@ int calibrate_run(const CalibJob *job, const QuantConfig *qc, QErr *err) {
     QuantConfig sq = *qc;
     if (qc->method == METHOD_GPTQ) sq.stream = STREAM_FP; /* GPTQ keeps its own per-bit streams */
     /* RTN needs no activations at all (unless TEQ trains its scales) */
-    if (rc == 0 && (qc->method != METHOD_RTN || qc->teq))
-        rc = streams_init(&st, &sq, n_seq, T, c->dim, err);
+    if (rc == 0 && (qc->method != METHOD_RTN || qc->teq)) rc = streams_init(&st, &sq, n_seq, T, c->dim, err);
     float *gq[QMAX_NBITS] = {0};
     if (rc == 0 && qc->method == METHOD_GPTQ)
         for (int bi = 0; bi < qc->n_bits && rc == 0; bi++)
@@ -171,10 +169,14 @@ static int gptq_block(ElasticModel *em, int j, float *const *streams_q, int n_se
                 rc = qerr_set(err, "out of memory");
                 break;
             }
-            GptqSpec spec = {.out = o, .in = in, .bits = qc->bits[bi], .group = gs,
-                             .damp = qc->gptq_damp, .block_size = 128};
-            rc = gptq_quantize(&spec, qblock_linear_weight(w, l), Hl, wq[l], g->codes, g->scales,
-                               g->zeros, NULL, err);
+            GptqSpec spec = {.out = o,
+                             .in = in,
+                             .bits = qc->bits[bi],
+                             .group = gs,
+                             .damp = qc->gptq_damp,
+                             .block_size = 128};
+            rc = gptq_quantize(&spec, qblock_linear_weight(w, l), Hl, wq[l], g->codes, g->scales, g->zeros,
+                               NULL, err);
             if (rc) qerr_wrap(err, "block %d %s %d bits", j, LIN_NAMES[l], qc->bits[bi]);
             *qblock_linear_slot(&view, l) = wq[l];
         }

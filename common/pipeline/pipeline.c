@@ -22,7 +22,8 @@ int pipeline_load_job(const CalibJob *job, const QuantConfig *qc, const ModelCon
     if (rc == 0 && ts->n_seq < qc->batch)
         rc = qerr_set(err, "%s: %d calibration sequences, need at least the batch size %d", data, ts->n_seq,
                       qc->batch);
-    if (rc == 0 && ts->seq_len < 2) rc = qerr_set(err, "%s: sequences of %d tokens are too short", data, ts->seq_len);
+    if (rc == 0 && ts->seq_len < 2)
+        rc = qerr_set(err, "%s: sequences of %d tokens are too short", data, ts->seq_len);
     if (rc == 0) rc = sha256_path_hex(job->model_path, model_sha256, err);
     if (rc == 0) rc = sha256_path_hex(data, data_sha256, err);
     if (rc != 0) tokens_free(ts);

@@ -35,7 +35,7 @@
 #define FQ_SCALE_MIN 1e-5f
 /* A chunk is ~FQ_CHUNK_FLOATS floats of whole rows, at least FQ_CHUNK_MIN_ROWS
  * rows (smaller sgemms lose efficiency). */
-#define FQ_CHUNK_FLOATS (1 << 19)
+#define FQ_CHUNK_FLOATS   (1 << 19)
 #define FQ_CHUNK_MIN_ROWS 128
 
 int fq_spec_check(const FqSpec *s, QErr *err) {
@@ -43,20 +43,19 @@ int fq_spec_check(const FqSpec *s, QErr *err) {
     if (s->out <= 0 || s->in <= 0)
         return qerr_set(err, "fakequant: shape (%d, %d): both must be > 0", s->out, s->in);
     if ((long long)s->out * s->in > INT_MAX)
-        return qerr_set(err, "fakequant: shape (%d, %d) has more than INT_MAX elements", s->out,
-                        s->in);
-    if (s->bits < 1 || s->bits > 8)
-        return qerr_set(err, "fakequant: bits %d: expected 1..8", s->bits);
+        return qerr_set(err, "fakequant: shape (%d, %d) has more than INT_MAX elements", s->out, s->in);
+    if (s->bits < 1 || s->bits > 8) return qerr_set(err, "fakequant: bits %d: expected 1..8", s->bits);
     if (s->group < 1 || s->group > s->in)
         return qerr_set(err, "fakequant: group %d: expected 1..in (%d)", s->group, s->in);
     if (s->R < 0 || s->rank < 0 || s->rank > s->R)
         return qerr_set(err, "fakequant: rank %d of R %d: expected 0 <= rank <= R", s->rank, s->R);
     if ((long long)s->R * (s->out > s->in ? s->out : s->in) > INT_MAX)
-        return qerr_set(err, "fakequant: adapter rank %d too large for shape (%d, %d)", s->R,
-                        s->out, s->in);
+        return qerr_set(err, "fakequant: adapter rank %d too large for shape (%d, %d)", s->R, s->out, s->in);
     if (s->mode != FQ_ADAPTER_BEFORE_QUANT && s->mode != FQ_ADAPTER_AFTER_SCALE)
-        return qerr_set(err, "fakequant: mode %d: expected 0 (adapter before quant) or 1 "
-                             "(adapter after scaling)", s->mode);
+        return qerr_set(err,
+                        "fakequant: mode %d: expected 0 (adapter before quant) or 1 "
+                        "(adapter after scaling)",
+                        s->mode);
     if (s->lwc != 0 && s->lwc != 1) return qerr_set(err, "fakequant: lwc %d: expected 0 or 1", s->lwc);
     if (s->format != FQ_FORMAT_INT && s->format != FQ_FORMAT_POT)
         return qerr_set(err, "fakequant: format %d: expected 0 (int) or 1 (pot)", s->format);
@@ -110,8 +109,7 @@ static void grp_quant_x(const float *x, int n, float s, float z, float qmax, flo
 }
 
 /* Mode 1: u = w/s + a/s. out may equal a. */
-static void grp_quant_wa(const float *w, const float *a, int n, float s, float z, float qmax,
-                         float *out) {
+static void grp_quant_wa(const float *w, const float *a, int n, float s, float z, float qmax, float *out) {
     for (int j = 0; j < n; j++) {
         float t = nearbyintf(w[j] / s + a[j] / s) + z;
         t = t < 0.0f ? 0.0f : t;
@@ -156,8 +154,8 @@ static float grp_dscale_x(const float *x, const float *dy, int n, float s, float
     return ds;
 }
 
-static float grp_dscale_wa(const float *w, const float *a, const float *dy, int n, float s,
-                           float z, float qmax) {
+static float grp_dscale_wa(const float *w, const float *a, const float *dy, int n, float s, float z,
+                           float qmax) {
     float ds = 0.0f;
     for (int j = 0; j < n; j++) {
         float u = w[j] / s + a[j] / s;
@@ -171,8 +169,8 @@ static float grp_dscale_wa(const float *w, const float *a, const float *dy, int 
 
 /* Mode 1: da[j] = dy[j] * [round(u_j) + z in [0, qmax]] (STE through round,
  * clamp mask), u = w/s + a/s. da may equal a. */
-static void grp_dx_wa(const float *w, const float *a, const float *dy, int n, float s, float z,
-                      float qmax, float *dx) {
+static void grp_dx_wa(const float *w, const float *a, const float *dy, int n, float s, float z, float qmax,
+                      float *dx) {
     for (int j = 0; j < n; j++) {
         float t = nearbyintf(w[j] / s + a[j] / s) + z;
         dx[j] = (t >= 0.0f && t <= qmax) ? dy[j] : 0.0f;
@@ -192,8 +190,8 @@ static void grp_ties(const float *x, int n, float xmax, float xmin, int *cmax, i
 
 /* Mode 0: dx[j] = masked dy[j] (STE, clamp mask) plus amax / amin at the
  * elements equal to gmax / gmin. dx may equal x. */
-static void grp_dx_x(const float *x, const float *dy, int n, float s, float z, float qmax,
-                     float gmax, float gmin, float amax, float amin, float *dx) {
+static void grp_dx_x(const float *x, const float *dy, int n, float s, float z, float qmax, float gmax,
+                     float gmin, float amax, float amin, float *dx) {
     for (int j = 0; j < n; j++) {
         float xv = x[j];
         float t = nearbyintf(xv / s) + z;
@@ -214,7 +212,7 @@ static void grp_dx_x(const float *x, const float *dy, int n, float s, float z, f
  * code does. */
 #ifdef FQ_X86
 #define FQ_AVX2 __attribute__((target("avx2")))
-#define FQ_RND (_MM_FROUND_CUR_DIRECTION | _MM_FROUND_NO_EXC)
+#define FQ_RND  (_MM_FROUND_CUR_DIRECTION | _MM_FROUND_NO_EXC)
 
 FQ_AVX2 static void grp_minmax_avx2(const float *x, int n, float *xmax, float *xmin) {
     if (n < 16) {
@@ -253,8 +251,7 @@ FQ_AVX2 static void grp_minmax_avx2(const float *x, int n, float *xmax, float *x
     *xmin = m1;
 }
 
-FQ_AVX2 static void grp_quant_x_avx2(const float *x, int n, float s, float z, float qmax,
-                                     float *out) {
+FQ_AVX2 static void grp_quant_x_avx2(const float *x, int n, float s, float z, float qmax, float *out) {
     const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(z), vq = _mm256_set1_ps(qmax);
     const __m256 v0 = _mm256_setzero_ps();
     int j = 0;
@@ -266,8 +263,7 @@ FQ_AVX2 static void grp_quant_x_avx2(const float *x, int n, float s, float z, fl
     if (j < n) grp_quant_x(x + j, n - j, s, z, qmax, out + j);
 }
 
-FQ_AVX2 static void grp_codes_x_avx2(const float *x, int n, float s, float z, float qmax,
-                                     uint8_t *codes) {
+FQ_AVX2 static void grp_codes_x_avx2(const float *x, int n, float s, float z, float qmax, uint8_t *codes) {
     const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(z), vq = _mm256_set1_ps(qmax);
     const __m256 v0 = _mm256_setzero_ps();
     int j = 0;
@@ -282,9 +278,8 @@ FQ_AVX2 static void grp_codes_x_avx2(const float *x, int n, float s, float z, fl
 }
 
 /* Also counts the ties with xmax / xmin (grp_ties) in the same pass. */
-FQ_AVX2 static float grp_dscale_ties_x_avx2(const float *x, const float *dy, int n, float s,
-                                            float z, float qmax, float xmax, float xmin,
-                                            int *cmax, int *cmin) {
+FQ_AVX2 static float grp_dscale_ties_x_avx2(const float *x, const float *dy, int n, float s, float z,
+                                            float qmax, float xmax, float xmin, int *cmax, int *cmin) {
     const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(z), vq = _mm256_set1_ps(qmax);
     const __m256 v0 = _mm256_setzero_ps(), vnz = _mm256_set1_ps(-z), vqz = _mm256_set1_ps(qmax - z);
     const __m256 vmax = _mm256_set1_ps(xmax), vmin = _mm256_set1_ps(xmin);
@@ -327,9 +322,8 @@ FQ_AVX2 static float grp_dscale_ties_x_avx2(const float *x, const float *dy, int
     return ds;
 }
 
-FQ_AVX2 static void grp_dx_x_avx2(const float *x, const float *dy, int n, float s, float z,
-                                  float qmax, float gmax, float gmin, float amax, float amin,
-                                  float *dx) {
+FQ_AVX2 static void grp_dx_x_avx2(const float *x, const float *dy, int n, float s, float z, float qmax,
+                                  float gmax, float gmin, float amax, float amin, float *dx) {
     const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(z), vq = _mm256_set1_ps(qmax);
     const __m256 v0 = _mm256_setzero_ps();
     const __m256 vgmax = _mm256_set1_ps(gmax), vgmin = _mm256_set1_ps(gmin);
@@ -351,12 +345,12 @@ FQ_AVX2 static void grp_dx_x_avx2(const float *x, const float *dy, int n, float 
 static int fq_use_avx2(void) { return __builtin_cpu_supports("avx2") ? 1 : 0; }
 #else
 static int fq_use_avx2(void) { return 0; }
-#define grp_minmax_avx2 grp_minmax
+#define grp_minmax_avx2  grp_minmax
 #define grp_quant_x_avx2 grp_quant_x
 #define grp_codes_x_avx2 grp_codes_x
-#define grp_dx_x_avx2 grp_dx_x
-static float grp_dscale_ties_x_avx2(const float *x, const float *dy, int n, float s, float z,
-                                    float qmax, float xmax, float xmin, int *cmax, int *cmin) {
+#define grp_dx_x_avx2    grp_dx_x
+static float grp_dscale_ties_x_avx2(const float *x, const float *dy, int n, float s, float z, float qmax,
+                                    float xmax, float xmin, int *cmax, int *cmin) {
     grp_ties(x, n, xmax, xmin, cmax, cmin);
     return grp_dscale_x(x, dy, n, s, z, qmax);
 }
@@ -373,18 +367,17 @@ static int chunk_rows(const FqSpec *s) {
 
 /* Rows [o0, o0+m) of the adapter product, Bd[o0:o0+m, :r] @ Bu[:r, :],
  * added to buf (beta = 1) or written (beta = 0); buf is (m, in). */
-static void adapter_rows(const FqSpec *s, const float *Bd, const float *Bu, int o0, int m,
-                         float beta, float *buf) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, s->in, s->rank, 1.0f,
-                Bd + (size_t)o0 * s->R, s->R, Bu, s->in, beta, buf, s->in);
+static void adapter_rows(const FqSpec *s, const float *Bd, const float *Bu, int o0, int m, float beta,
+                         float *buf) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, s->in, s->rank, 1.0f, Bd + (size_t)o0 * s->R,
+                s->R, Bu, s->in, beta, buf, s->in);
 }
 
 /* Rows [o0, o0+m): fills buf (m, in) with X = W + A (mode 0) or A (mode 1)
  * when rank > 0; returns the rows the grid statistics come from (X in buf,
  * or W's rows) and sets *adapter to A's rows in mode 1 (NULL otherwise). */
-static const float *prepare_rows(const FqSpec *s, const float *W, const float *Bd,
-                                 const float *Bu, int o0, int m, float *buf,
-                                 const float **adapter) {
+static const float *prepare_rows(const FqSpec *s, const float *W, const float *Bd, const float *Bu, int o0,
+                                 int m, float *buf, const float **adapter) {
     const float *Wr = W + (size_t)o0 * s->in;
     *adapter = NULL;
     if (s->rank == 0) return Wr;
@@ -410,16 +403,17 @@ void fq_merge_adapter(const FqSpec *s, const float *W, const float *Bd, const fl
 
 /* Grid of one group (n floats at row, logits at gamma/beta[gi]): s, z, and
  * the unclipped xmax, xmin. */
-static void group_grid(const FqSpec *s, const float *row, int n, const float *gamma,
-                       const float *beta, size_t gi, float qmax, int avx2, float *sc, float *z,
-                       float *xmax, float *xmin) {
+static void group_grid(const FqSpec *s, const float *row, int n, const float *gamma, const float *beta,
+                       size_t gi, float qmax, int avx2, float *sc, float *z, float *xmax, float *xmin) {
     float fg = 1.0f, fb = 1.0f;
     if (s->lwc) {
         fg = sigmoidf(gamma[gi]);
         fb = sigmoidf(beta[gi]);
     }
-    if (avx2) grp_minmax_avx2(row, n, xmax, xmin);
-    else grp_minmax(row, n, xmax, xmin);
+    if (avx2)
+        grp_minmax_avx2(row, n, xmax, xmin);
+    else
+        grp_minmax(row, n, xmax, xmin);
     grp_grid(*xmax, *xmin, fg, fb, qmax, sc, z);
 }
 
@@ -433,8 +427,8 @@ static float pot_scale(const FqSpec *s, const float *gamma, const float *beta, s
     return beta[gi] * (f < POT_FACTOR_MIN ? POT_FACTOR_MIN : f);
 }
 
-static void pot_forward(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
-                        const float *gamma, const float *beta, float *What, float *scratch) {
+static void pot_forward(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
+                        const float *beta, float *What, float *scratch) {
     const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = chunk_rows(s);
     const size_t ngt = (size_t)out * (size_t)ng;
     const int emax = pot_emax(s->bits);
@@ -459,8 +453,8 @@ static void pot_forward(const FqSpec *s, const float *W, const float *Bd, const 
 }
 
 static void pot_backward(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
-                         const float *scratch, const float *dWhat, float *dgamma, float *dBd,
-                         float *dBu, float *work) {
+                         const float *scratch, const float *dWhat, float *dgamma, float *dBd, float *dBu,
+                         float *work) {
     const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = chunk_rows(s);
     const size_t ngt = (size_t)out * (size_t)ng;
     const int emax = pot_emax(s->bits);
@@ -475,22 +469,20 @@ static void pot_backward(const FqSpec *s, const float *W, const float *Bd, const
                 const size_t off = (size_t)o * in + (size_t)k * g, gi = (size_t)(o0 + o) * ng + k;
                 const int n = (k + 1) * g <= in ? g : in - k * g;
                 const float *dy = dWhat + (size_t)(o0 + o) * in + (size_t)k * g;
-                float ds = pot_group_backward(X + off, dy, n, scratch[gi], emax,
-                                              s->rank > 0 ? work + off : NULL);
+                float ds =
+                    pot_group_backward(X + off, dy, n, scratch[gi], emax, s->rank > 0 ? work + off : NULL);
                 if (s->lwc && dgamma) dgamma[gi] += ds * scratch[ngt + gi];
             }
         if (s->rank == 0) continue;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, s->rank, in, 1.0f, work, in, Bu,
-                    in, 1.0f, dBd + (size_t)o0 * s->R, s->R); /* dBd[rows, :r] += dX @ Bu[:r, :]^T */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->rank, in, m, 1.0f,
-                    Bd + (size_t)o0 * s->R, s->R, work, in, 1.0f, dBu,
-                    in); /* dBu[:r, :] += Bd[rows, :r]^T @ dX */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, s->rank, in, 1.0f, work, in, Bu, in, 1.0f,
+                    dBd + (size_t)o0 * s->R, s->R); /* dBd[rows, :r] += dX @ Bu[:r, :]^T */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->rank, in, m, 1.0f, Bd + (size_t)o0 * s->R,
+                    s->R, work, in, 1.0f, dBu, in); /* dBu[:r, :] += Bd[rows, :r]^T @ dX */
     }
 }
 
-static void pot_codes(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
-                      const float *gamma, const float *beta, uint8_t *codes, float *scales,
-                      float *zeros, float *work) {
+static void pot_codes(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
+                      const float *beta, uint8_t *codes, float *scales, float *zeros, float *work) {
     const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = chunk_rows(s);
     for (int o0 = 0; o0 < out; o0 += rc) {
         const int m = out - o0 < rc ? out - o0 : rc;
@@ -520,8 +512,8 @@ void fq_pot_init_scales(const FqSpec *s, const float *W, float *s0) {
 
 /* ------------------------------------------------------------------------ */
 
-void fq_forward(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
-                const float *gamma, const float *beta, float *What, float *scratch) {
+void fq_forward(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
+                const float *beta, float *What, float *scratch) {
     if (s->format == FQ_FORMAT_POT) {
         pot_forward(s, W, Bd, Bu, gamma, beta, What, scratch);
         return;
@@ -564,9 +556,8 @@ void fq_forward(const FqSpec *s, const float *W, const float *Bd, const float *B
  * needs it; PoT codes have no weight gradient here: TEQ with PoT is refused
  * by quant_config_validate). */
 static void backward_impl(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
-                          const float *gamma, const float *beta, const float *scratch,
-                          const float *dWhat, float *dgamma, float *dbeta, float *dBd,
-                          float *dBu, float *dW, float *work) {
+                          const float *gamma, const float *beta, const float *scratch, const float *dWhat,
+                          float *dgamma, float *dbeta, float *dBd, float *dBu, float *dW, float *work) {
     if (s->format == FQ_FORMAT_POT) {
         pot_backward(s, W, Bd, Bu, scratch, dWhat, dgamma, dBd, dBu, work);
         return;
@@ -645,32 +636,31 @@ static void backward_impl(const FqSpec *s, const float *W, const float *Bd, cons
                     grp_ties(xg, n, gmax, gmin, &cmax, &cmin);
                 }
                 const float amax = dmax / (float)cmax, amin = dmin / (float)cmin;
-                if (avx2) grp_dx_x_avx2(xg, dy, n, sc, z, qmax, gmax, gmin, amax, amin, dxg);
-                else grp_dx_x(xg, dy, n, sc, z, qmax, gmax, gmin, amax, amin, dxg);
+                if (avx2)
+                    grp_dx_x_avx2(xg, dy, n, sc, z, qmax, gmax, gmin, amax, amin, dxg);
+                else
+                    grp_dx_x(xg, dy, n, sc, z, qmax, gmax, gmin, amax, amin, dxg);
                 if (dWg && s->rank > 0) memcpy(dWg, dxg, (size_t)n * sizeof(float));
             }
         }
         if (s->rank == 0) continue;
         /* work now holds this chunk's dX = dA (m, in). */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, s->rank, in, 1.0f, work, in, Bu,
-                    in, 1.0f, dBd + (size_t)o0 * s->R, s->R); /* dBd[rows, :r] += dA @ Bu[:r, :]^T */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->rank, in, m, 1.0f,
-                    Bd + (size_t)o0 * s->R, s->R, work, in, 1.0f, dBu,
-                    in); /* dBu[:r, :] += Bd[rows, :r]^T @ dA */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, s->rank, in, 1.0f, work, in, Bu, in, 1.0f,
+                    dBd + (size_t)o0 * s->R, s->R); /* dBd[rows, :r] += dA @ Bu[:r, :]^T */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->rank, in, m, 1.0f, Bd + (size_t)o0 * s->R,
+                    s->R, work, in, 1.0f, dBu, in); /* dBu[:r, :] += Bd[rows, :r]^T @ dA */
     }
 }
 
-void fq_backward(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
-                 const float *gamma, const float *beta, const float *scratch,
-                 const float *dWhat, float *dgamma, float *dbeta, float *dBd, float *dBu,
-                 float *work) {
+void fq_backward(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
+                 const float *beta, const float *scratch, const float *dWhat, float *dgamma, float *dbeta,
+                 float *dBd, float *dBu, float *work) {
     backward_impl(s, W, Bd, Bu, gamma, beta, scratch, dWhat, dgamma, dbeta, dBd, dBu, NULL, work);
 }
 
-void fq_backward_w(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
-                   const float *gamma, const float *beta, const float *scratch,
-                   const float *dWhat, float *dgamma, float *dbeta, float *dBd, float *dBu,
-                   float *dW, float *work) {
+void fq_backward_w(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
+                   const float *beta, const float *scratch, const float *dWhat, float *dgamma, float *dbeta,
+                   float *dBd, float *dBu, float *dW, float *work) {
     backward_impl(s, W, Bd, Bu, gamma, beta, scratch, dWhat, dgamma, dbeta, dBd, dBu, dW, work);
 }
 
@@ -693,9 +683,8 @@ void fq_rtn(const FqSpec *s, const float *W, float *What) {
     fq_forward(&r, W, NULL, NULL, NULL, NULL, What, NULL);
 }
 
-void fq_quantize_codes(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
-                       const float *gamma, const float *beta, uint8_t *codes, float *scales,
-                       float *zeros, float *work) {
+void fq_quantize_codes(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
+                       const float *beta, uint8_t *codes, float *scales, float *zeros, float *work) {
     if (s->format == FQ_FORMAT_POT) {
         if (!beta) { /* no parameters (rtn): the data-free scales */
             FqSpec r = *s;

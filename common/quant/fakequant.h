@@ -99,8 +99,8 @@ size_t fq_work_floats(const FqSpec *s);
 /* What = Q_b(...) as above. Bd/Bu may be NULL when rank == 0, gamma/beta
  * when lwc == 0. scratch (fq_scratch_floats) may be NULL if no backward
  * follows. */
-void fq_forward(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
-                const float *gamma, const float *beta, float *What, float *scratch);
+void fq_forward(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
+                const float *beta, float *What, float *scratch);
 
 /* Given dWhat (out, in), ACCUMULATES (+=) dgamma, dbeta (out, ng) and
  * dBd (out, R; only columns [0, rank) touched), dBu (R, in; only rows
@@ -108,10 +108,9 @@ void fq_forward(const FqSpec *s, const float *W, const float *Bd, const float *B
  * work: fq_work_floats floats, clobbered. dgamma/dbeta may be NULL (their
  * gradient is then not computed; they are unused when lwc == 0); dBd/dBu
  * may be NULL when rank == 0. */
-void fq_backward(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
-                 const float *gamma, const float *beta, const float *scratch,
-                 const float *dWhat, float *dgamma, float *dbeta, float *dBd, float *dBu,
-                 float *work);
+void fq_backward(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
+                 const float *beta, const float *scratch, const float *dWhat, float *dgamma, float *dbeta,
+                 float *dBd, float *dBu, float *work);
 
 /* fq_backward plus the gradient of the quantizer's input W (TEQ trains a
  * scale of W, so W is not frozen there): dW (out, in) is OVERWRITTEN with
@@ -119,10 +118,9 @@ void fq_backward(const FqSpec *s, const float *W, const float *Bd, const float *
  * arg-min terms of X = W + A, and in mode 1 dA plus the arg-max / arg-min
  * terms of W, whose grid it is (ties split evenly, as torch.amax/amin).
  * work: as fq_backward (unused at rank 0). */
-void fq_backward_w(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
-                   const float *gamma, const float *beta, const float *scratch,
-                   const float *dWhat, float *dgamma, float *dbeta, float *dBd, float *dBu,
-                   float *dW, float *work);
+void fq_backward_w(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
+                   const float *beta, const float *scratch, const float *dWhat, float *dgamma, float *dbeta,
+                   float *dBd, float *dBu, float *dW, float *work);
 
 /* Round-to-nearest baseline on the same grid: no adapter, clip factors 1.
  * Uses out, in, bits, group, format of the spec; ignores rank, R, mode, lwc.
@@ -139,9 +137,8 @@ void fq_merge_adapter(const FqSpec *s, const float *W, const float *Bd, const fl
  *   What[o][j] == ((float)codes[o][j] - zeros[o][k]) * scales[o][k]
  * bitwise equal to fq_forward's What (k = j / group). zeros are integers
  * (possibly outside [0, qmax]). work: fq_work_floats floats, clobbered. */
-void fq_quantize_codes(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
-                       const float *gamma, const float *beta, uint8_t *codes, float *scales,
-                       float *zeros, float *work);
+void fq_quantize_codes(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
+                       const float *beta, uint8_t *codes, float *scales, float *zeros, float *work);
 
 /* What = (codes - zeros) * scales, group-wise (inverse of the above).
  * Uses out, in, group, format of the spec (PoT: ±scales·2^E by an exponent

@@ -24,7 +24,7 @@
 #include <string.h>
 
 #define GPTQ_SCALE_MIN 1e-5f /* fakequant's FQ_SCALE_MIN */
-#define GPTQ_RETRIES 3
+#define GPTQ_RETRIES   3
 
 /* LAPACK (Fortran ABI, exported by libopenblas). The trailing size_t is the
  * hidden length of the character argument that gfortran-compiled routines
@@ -48,8 +48,7 @@ int gptq_spec_check(const GptqSpec *s, QErr *err) {
     if (s->group < 1 || s->group > s->in)
         return qerr_set(err, "gptq: group %d: expected 1..in (%d)", s->group, s->in);
     if (!(s->damp > 0.0f) || !isfinite(s->damp))
-        return qerr_set(err, "gptq: damp %g: expected a finite value > 0 (default 0.01)",
-                        (double)s->damp);
+        return qerr_set(err, "gptq: damp %g: expected a finite value > 0 (default 0.01)", (double)s->damp);
     if (s->block_size < 1)
         return qerr_set(err, "gptq: block_size %d: expected >= 1 (default 128)", s->block_size);
     return 0;
@@ -113,8 +112,8 @@ int gptq_hinv_upper(const float *H, int in, float damp, float *U, GptqInfo *info
     for (size_t i = 0; i < n; i++) {
         for (size_t j = i; j < n; j++)
             if (!isfinite(H[i * n + j]))
-                return qerr_set(err, "gptq: H (%d x %d) has a non-finite value %g at (%zu, %zu)",
-                                in, in, (double)H[i * n + j], i, j);
+                return qerr_set(err, "gptq: H (%d x %d) has a non-finite value %g at (%zu, %zu)", in, in,
+                                (double)H[i * n + j], i, j);
         float d = H[i * n + i];
         if (d == 0.0f) {
             n_dead++;
@@ -138,8 +137,7 @@ int gptq_hinv_upper(const float *H, int in, float damp, float *U, GptqInfo *info
                         "gptq: H (%d x %d) is not positive definite after damping: %s failed with "
                         "info %d at every relative damping %g .. %g (x10, %d retries; mean "
                         "diag %g, %d dead columns)",
-                        in, in, stage, rc, (double)damp, dmp / 10.0, GPTQ_RETRIES, mean_diag,
-                        n_dead);
+                        in, in, stage, rc, (double)damp, dmp / 10.0, GPTQ_RETRIES, mean_diag, n_dead);
     /* spotrf/spotri leave the other triangle alone; ours was 0 from load. */
     if (info) {
         info->n_dead = n_dead;
@@ -173,13 +171,13 @@ int gptq_quantize(const GptqSpec *s, const float *W, const float *H, float *What
 
     for (size_t k = 0; k < (size_t)out * n; k++)
         if (!isfinite(W[k]))
-            return qerr_set(err, "gptq: W (%d x %d) has a non-finite value %g at (%zu, %zu)", out,
-                            in, (double)W[k], k / n, k % n);
+            return qerr_set(err, "gptq: W (%d x %d) has a non-finite value %g at (%zu, %zu)", out, in,
+                            (double)W[k], k / n, k % n);
 
     float *U = malloc(n * n * sizeof(float));
     float *E = malloc((size_t)out * (size_t)B * sizeof(float)); /* err of the block */
-    float *tmp = malloc((size_t)g * sizeof(float));              /* a group's current weights */
-    float *gs = malloc((size_t)out * 2 * sizeof(float));         /* row grid: s, z */
+    float *tmp = malloc((size_t)g * sizeof(float));             /* a group's current weights */
+    float *gs = malloc((size_t)out * 2 * sizeof(float));        /* row grid: s, z */
     if (!U || !E || !tmp || !gs) {
         free(U);
         free(E);

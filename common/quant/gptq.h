@@ -57,11 +57,11 @@
 #include "../base/err.h"
 
 typedef struct {
-    int out, in;     /* W is (out, in), both > 0 */
-    int bits;        /* 1..8 */
-    int group;       /* 1..in, as fakequant (per output channel: group = in) */
-    float damp;      /* relative damping (percdamp), > 0 and finite; default 0.01 */
-    int block_size;  /* lazy-batch width, >= 1; default 128 */
+    int out, in;    /* W is (out, in), both > 0 */
+    int bits;       /* 1..8 */
+    int group;      /* 1..in, as fakequant (per output channel: group = in) */
+    float damp;     /* relative damping (percdamp), > 0 and finite; default 0.01 */
+    int block_size; /* lazy-batch width, >= 1; default 128 */
 } GptqSpec;
 
 /* Defaults: damp 0.01, block_size 128. */
@@ -72,10 +72,10 @@ int gptq_spec_check(const GptqSpec *s, QErr *err);
 
 /* What gptq_quantize reports about a run (all optional for the caller). */
 typedef struct {
-    int n_dead;        /* columns with H_ii == 0 */
-    int retries;       /* Cholesky retries with 10x damping; 0 = the first try worked */
-    float damp_used;   /* relative damping of the successful try: damp * 10^retries */
-    double loss;       /* the reference code's loss: sum over all elements of
+    int n_dead;      /* columns with H_ii == 0 */
+    int retries;     /* Cholesky retries with 10x damping; 0 = the first try worked */
+    float damp_used; /* relative damping of the successful try: damp * 10^retries */
+    double loss;     /* the reference code's loss: sum over all elements of
                           (w - q)^2 / U_ii^2 / 2, with w the updated weight */
 } GptqInfo;
 

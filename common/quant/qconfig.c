@@ -63,8 +63,7 @@ int quant_config_validate(const QuantConfig *qc, QErr *err) {
     for (int i = 0; i < qc->n_bits; i++) {
         if (qc->bits[i] < QBITS_MIN || qc->bits[i] > QBITS_MAX)
             return qerr_set(err, "--bits: %d is outside 2..8", qc->bits[i]);
-        if (i > 0 && qc->bits[i] <= qc->bits[i - 1])
-            return qerr_set(err, "--bits: widths must be unique");
+        if (i > 0 && qc->bits[i] <= qc->bits[i - 1]) return qerr_set(err, "--bits: widths must be unique");
     }
     for (int b = QBITS_MIN; b <= QBITS_MAX; b++) {
         if (qc->group[b] < 0) return qerr_set(err, "group size for %d bits must be >= 0", b);
@@ -73,29 +72,39 @@ int quant_config_validate(const QuantConfig *qc, QErr *err) {
     if (!(qc->rank_cap >= 0.0f && qc->rank_cap <= 1.0f)) return qerr_set(err, "--rank-cap must be in [0, 1]");
     if (qc->epochs < 0) return qerr_set(err, "--epochs must be >= 0");
     if (qc->batch < 1) return qerr_set(err, "--batch must be >= 1");
-    if (!(qc->lr_lwc >= 0.0f) || !(qc->lr_adapter >= 0.0f)) return qerr_set(err, "learning rates must be >= 0");
-    if (!(qc->merge_keep >= 0.0f && qc->merge_keep <= 1.0f)) return qerr_set(err, "--merge-keep must be in [0, 1]");
+    if (!(qc->lr_lwc >= 0.0f) || !(qc->lr_adapter >= 0.0f))
+        return qerr_set(err, "learning rates must be >= 0");
+    if (!(qc->merge_keep >= 0.0f && qc->merge_keep <= 1.0f))
+        return qerr_set(err, "--merge-keep must be in [0, 1]");
     if (!(qc->holdout >= 0.0f && qc->holdout < 1.0f)) return qerr_set(err, "--holdout must be in [0, 1)");
     if (qc->adapter_mode != 0 && qc->adapter_mode != 1) return qerr_set(err, "--adapter-mode must be 0 or 1");
     if (qc->act_bf16 != 0 && qc->act_bf16 != 1) return qerr_set(err, "bf16_activations must be 0 or 1");
-    if (qc->format != QFORMAT_INT && qc->format != QFORMAT_POT) return qerr_set(err, "unknown weight format %d", (int)qc->format);
+    if (qc->format != QFORMAT_INT && qc->format != QFORMAT_POT)
+        return qerr_set(err, "unknown weight format %d", (int)qc->format);
     if (qc->format == QFORMAT_POT) {
         for (int i = 0; i < qc->n_bits; i++)
             if (qc->bits[i] < 2 || qc->bits[i] > 5)
-                return qerr_set(err, "--format pot: %d bits is outside 2..5 (sign + exponent codes: 6-8 "
-                                "bits add only exponents below 2^-15 of the group maximum)", qc->bits[i]);
-        if (qc->method == METHOD_GPTQ) return qerr_set(err, "--format pot: GPTQ is not implemented for "
-                                                       "power-of-two codes (use --method quept or rtn)");
+                return qerr_set(err,
+                                "--format pot: %d bits is outside 2..5 (sign + exponent codes: 6-8 "
+                                "bits add only exponents below 2^-15 of the group maximum)",
+                                qc->bits[i]);
+        if (qc->method == METHOD_GPTQ)
+            return qerr_set(err, "--format pot: GPTQ is not implemented for "
+                                 "power-of-two codes (use --method quept or rtn)");
         if (qc->adapter_mode != 0) return qerr_set(err, "--format pot needs --adapter-mode 0");
-        if (qc->weight_decay != 0.0f) return qerr_set(err, "--format pot needs weight decay 0 (the data-free scales share the logits' parameter group)");
+        if (qc->weight_decay != 0.0f)
+            return qerr_set(
+                err,
+                "--format pot needs weight decay 0 (the data-free scales share the logits' parameter group)");
         if (!(qc->pot_l2 >= 0.0f)) return qerr_set(err, "--pot-l2 must be >= 0");
     }
     if (qc->teq != TEQ_OFF && qc->teq != TEQ_NORM && qc->teq != TEQ_WIDE)
         return qerr_set(err, "--teq-placement: unknown placement %d", (int)qc->teq);
     if (!(qc->lr_teq >= 0.0f)) return qerr_set(err, "--lr-teq must be >= 0");
     if (qc->teq != TEQ_OFF && qc->format == QFORMAT_POT)
-        return qerr_set(err, "--teq with --format pot is not implemented (the TEQ scales need the weight gradient "
-                             "through the quantizer, which the PoT path does not compute)");
+        return qerr_set(err,
+                        "--teq with --format pot is not implemented (the TEQ scales need the weight gradient "
+                        "through the quantizer, which the PoT path does not compute)");
     return 0;
 }
 
@@ -115,8 +124,10 @@ int quant_parse_bits(QuantConfig *qc, const char *s, QErr *err) {
         if (a < QBITS_MIN || b > QBITS_MAX || a > b)
             return qerr_set(err, "--bits: '%s' has a width outside 2..8", s);
         for (long x = a; x <= b; x++) seen[x] = 1;
-        if (*p == ',') p++;
-        else if (*p) return qerr_set(err, "--bits: unexpected '%c' in '%s'", *p, s);
+        if (*p == ',')
+            p++;
+        else if (*p)
+            return qerr_set(err, "--bits: unexpected '%c' in '%s'", *p, s);
     }
     qc->n_bits = 0;
     for (int x = QBITS_MIN; x <= QBITS_MAX; x++)
@@ -158,7 +169,10 @@ const char *quant_method_name(QuantMethod m) {
 }
 
 const char *quant_stream_name(StreamMode s) {
-    return s == STREAM_MERGED ? "merged" : s == STREAM_PER_GROUP ? "per-group" : s == STREAM_PER_BIT ? "per-bit" : "fp";
+    return s == STREAM_MERGED      ? "merged"
+           : s == STREAM_PER_GROUP ? "per-group"
+           : s == STREAM_PER_BIT   ? "per-bit"
+                                   : "fp";
 }
 
 void quant_config_set_pot(QuantConfig *qc) {
@@ -172,20 +186,26 @@ void quant_config_set_pot(QuantConfig *qc) {
 const char *quant_format_name(WeightFormat f) { return f == QFORMAT_POT ? "pot" : "int"; }
 
 int quant_parse_format(const char *s, WeightFormat *f, QErr *err) {
-    if (strcmp(s, "int") == 0) *f = QFORMAT_INT;
-    else if (strcmp(s, "pot") == 0) *f = QFORMAT_POT;
-    else return qerr_set(err, "--format: expected int or pot, got '%s'", s);
+    if (strcmp(s, "int") == 0)
+        *f = QFORMAT_INT;
+    else if (strcmp(s, "pot") == 0)
+        *f = QFORMAT_POT;
+    else
+        return qerr_set(err, "--format: expected int or pot, got '%s'", s);
     return 0;
 }
 
-const char *quant_teq_name(TeqPlacement t) {
-    return t == TEQ_NORM ? "norm" : t == TEQ_WIDE ? "wide" : "off";
-}
+const char *quant_teq_name(TeqPlacement t) { return t == TEQ_NORM ? "norm" : t == TEQ_WIDE ? "wide" : "off"; }
 
 int quant_parse_teq(const char *s, TeqPlacement *t, QErr *err) {
-    if (strcmp(s, "off") == 0) *t = TEQ_OFF;
-    else if (strcmp(s, "norm") == 0) *t = TEQ_NORM;
-    else if (strcmp(s, "wide") == 0) *t = TEQ_WIDE;
-    else return qerr_set(err, "--teq-placement: expected norm (q/k/v, gate/up) or wide (also o, down), got '%s'", s);
+    if (strcmp(s, "off") == 0)
+        *t = TEQ_OFF;
+    else if (strcmp(s, "norm") == 0)
+        *t = TEQ_NORM;
+    else if (strcmp(s, "wide") == 0)
+        *t = TEQ_WIDE;
+    else
+        return qerr_set(
+            err, "--teq-placement: expected norm (q/k/v, gate/up) or wide (also o, down), got '%s'", s);
     return 0;
 }

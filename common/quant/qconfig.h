@@ -8,8 +8,8 @@
 
 #include "../base/err.h"
 
-#define QBITS_MIN 2
-#define QBITS_MAX 8
+#define QBITS_MIN  2
+#define QBITS_MAX  8
 #define QMAX_NBITS 7
 
 typedef enum { METHOD_QUEPT = 0, METHOD_RTN = 1, METHOD_GPTQ = 2 } QuantMethod;
@@ -39,32 +39,32 @@ extern const int QGROUP_LO[QN_GROUPS], QGROUP_HI[QN_GROUPS]; /* {7,8} {5,6} {3,4
 typedef struct {
     QuantMethod method;
     int n_bits;
-    int bits[QMAX_NBITS];       /* ascending, unique, in [2, 8] */
-    int group[QBITS_MAX + 1];   /* group size per bit; 0 = per output channel */
-    int rank[QBITS_MAX + 1];    /* adapter rank schedule per bit (reference: for 4096-wide layers) */
-    int rank_ref_width;         /* >0: ranks scale by min(in,out)/rank_ref_width; 0: absolute */
-    float rank_cap;             /* rank <= rank_cap * min(in,out) */
-    int adapter_mode;           /* 0: adapter before quantization, 1: after scaling */
-    int lwc;                    /* learnable clipping on */
+    int bits[QMAX_NBITS];          /* ascending, unique, in [2, 8] */
+    int group[QBITS_MAX + 1];      /* group size per bit; 0 = per output channel */
+    int rank[QBITS_MAX + 1];       /* adapter rank schedule per bit (reference: for 4096-wide layers) */
+    int rank_ref_width;            /* >0: ranks scale by min(in,out)/rank_ref_width; 0: absolute */
+    float rank_cap;                /* rank <= rank_cap * min(in,out) */
+    int adapter_mode;              /* 0: adapter before quantization, 1: after scaling */
+    int lwc;                       /* learnable clipping on */
     float lwc_init[QBITS_MAX + 1]; /* initial clipping logits per bit (reference: 4.0) */
     int epochs, batch;
     float lr_lwc, lr_adapter, weight_decay;
-    int loss_l2;                /* 0: L1 (reference), 1: L2 */
-    float merge_keep;           /* MB-ToMe: share of tokens kept from the highest bit */
+    int loss_l2;      /* 0: L1 (reference), 1: L2 */
+    float merge_keep; /* MB-ToMe: share of tokens kept from the highest bit */
     StreamMode stream;
-    int normalize_loss;         /* divide each bit's loss by its starting loss */
-    int prefix_grad_stop;       /* lower bit groups do not train higher groups' adapter ranks */
-    float holdout;              /* share of calibration sequences held out of training for the fallback */
-    int fallback;               /* per block and bit: keep the adapters, drop them, or fall back to
+    int normalize_loss;   /* divide each bit's loss by its starting loss */
+    int prefix_grad_stop; /* lower bit groups do not train higher groups' adapter ranks */
+    float holdout;        /* share of calibration sequences held out of training for the fallback */
+    int fallback;         /* per block and bit: keep the adapters, drop them, or fall back to
                                    RTN — whichever has the lowest held-out loss */
     float gptq_damp;
     uint64_t seed;
-    WeightFormat format;        /* int (default) | pot; the lwc array holds PoT's
+    WeightFormat format; /* int (default) | pot; the lwc array holds PoT's
                                    refinement Γ (gamma) and data-free scale (beta) */
-    float pot_l2;               /* PoT: L2 penalty pot_l2·ΣΓ² per linear and bit */
-    TeqPlacement teq;           /* TEQ scales, trained with the block, folded at the end */
-    float lr_teq;               /* their AdamW learning rate */
-    int act_bf16;               /* the activation streams (engine/streams.h) are stored
+    float pot_l2;        /* PoT: L2 penalty pot_l2·ΣΓ² per linear and bit */
+    TeqPlacement teq;    /* TEQ scales, trained with the block, folded at the end */
+    float lr_teq;        /* their AdamW learning rate */
+    int act_bf16;        /* the activation streams (engine/streams.h) are stored
                                    in bf16, computed on in fp32 (0: fp32 storage) */
 } QuantConfig;
 

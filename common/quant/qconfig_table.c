@@ -25,7 +25,7 @@
 #define NAMES(a) .names = a, .n_names = (int)(sizeof a / sizeof a[0])
 
 /* enum names by value */
-static const char *const METHOD_NAMES[] = {"quept", "rtn", "gptq"};               /* QuantMethod */
+static const char *const METHOD_NAMES[] = {"quept", "rtn", "gptq"};                 /* QuantMethod */
 static const char *const STREAM_NAMES[] = {"merged", "per-group", "fp", "per-bit"}; /* StreamMode */
 static const char *const LOSS_NAMES[] = {"l1", "l2"};                               /* loss_l2 */
 static const char *const TEQ_NAMES[] = {"off", "norm", "wide"};                     /* TeqPlacement */
@@ -43,6 +43,8 @@ static void pot_preset(QuantConfig *qc) {
 
 /* Rows with a key are the map, in this order (the artifact's bytes depend on
  * it). Rows with a flag are the command line and the help, in this order. */
+/* One row per setting reads as a table: */
+/* clang-format off */
 const QSetting QCONFIG_TABLE[] = {
     {.flag = "reference-method", .type = QS_PRESET, .preset = quant_config_reference,
      .help = "start from the faithful QuEPT reference settings (merged stream, absolute ranks, "
@@ -136,6 +138,7 @@ const QSetting QCONFIG_TABLE[] = {
      .help = "store the calibration activation streams (full-precision and quantized) in bf16, half the "
              "memory; the engine still computes in fp32 (workers hold their shard's input in bf16 too)"},
 };
+/* clang-format on */
 const int QCONFIG_TABLE_N = (int)(sizeof QCONFIG_TABLE / sizeof QCONFIG_TABLE[0]);
 
 /* ---- helpers ---- */
@@ -156,14 +159,19 @@ static int enum_index(const QSetting *r, const char *s) {
 }
 
 /* out-of-range values (no valid config has them) pack as names[0] */
-static const char *enum_name(const QSetting *r, int v) { return v >= 0 && v < r->n_names ? r->names[v] : r->names[0]; }
+static const char *enum_name(const QSetting *r, int v) {
+    return v >= 0 && v < r->n_names ? r->names[v] : r->names[0];
+}
 
 /* "a, b or c" */
 static void enum_list(const QSetting *r, const char *sep, const char *last, char *buf, size_t n) {
     size_t len = 0;
     buf[0] = '\0';
     for (int k = 0; k < r->n_names && len < n; k++)
-        len += (size_t)snprintf(buf + len, n - len, "%s%s", k == 0 ? "" : k + 1 == r->n_names ? last : sep,
+        len += (size_t)snprintf(buf + len, n - len, "%s%s",
+                                k == 0                ? ""
+                                : k + 1 == r->n_names ? last
+                                                      : sep,
                                 r->names[k]);
 }
 
@@ -221,8 +229,10 @@ static int read_ints(const msgpack_object *m, const char *k, int *out, int max, 
         if (mp_obj_int(&a->via.array.ptr[i], k, &v, err) != 0) return -1;
         out[i] = (int)v;
     }
-    if (n) *n = (int)a->via.array.size;
-    else if ((int)a->via.array.size != max) return qerr_set(err, "key \"%s\": expected %d entries", k, max);
+    if (n)
+        *n = (int)a->via.array.size;
+    else if ((int)a->via.array.size != max)
+        return qerr_set(err, "key \"%s\": expected %d entries", k, max);
     return 0;
 }
 
@@ -236,7 +246,8 @@ static int read_row(const msgpack_object *m, const QSetting *r, QuantConfig *qc,
     case QS_BOOL:
     case QS_INT:
         if (mp_map_int(m, k, &i64, err) != 0) return -1;
-        if (i64 < -2147483647 || i64 > 2147483647) return qerr_set(err, "key \"%s\": %lld out of range", k, (long long)i64);
+        if (i64 < -2147483647 || i64 > 2147483647)
+            return qerr_set(err, "key \"%s\": %lld out of range", k, (long long)i64);
         *(int *)p = (int)i64;
         return 0;
     case QS_FLOAT:
@@ -245,7 +256,8 @@ static int read_row(const msgpack_object *m, const QSetting *r, QuantConfig *qc,
         return 0;
     case QS_SEED:
         if (mp_map_int(m, k, &i64, err) != 0) return -1;
-        if (i64 < 0 || i64 > 0xffffffffLL) return qerr_set(err, "key \"%s\": %lld outside [0, 2^32)", k, (long long)i64);
+        if (i64 < 0 || i64 > 0xffffffffLL)
+            return qerr_set(err, "key \"%s\": %lld outside [0, 2^32)", k, (long long)i64);
         *(uint64_t *)p = (uint64_t)i64;
         return 0;
     case QS_ENUM: {
@@ -264,7 +276,8 @@ static int read_row(const msgpack_object *m, const QSetting *r, QuantConfig *qc,
     case QS_FLOATS: {
         const msgpack_object *a;
         if (mp_map_array(m, k, &a, err) != 0) return -1;
-        if (a->via.array.size != QBITS_MAX + 1) return qerr_set(err, "key \"%s\": expected %d numbers", k, QBITS_MAX + 1);
+        if (a->via.array.size != QBITS_MAX + 1)
+            return qerr_set(err, "key \"%s\": expected %d numbers", k, QBITS_MAX + 1);
         for (int b = 0; b <= QBITS_MAX; b++) {
             if (mp_obj_float(&a->via.array.ptr[b], k, &d, err) != 0) return -1;
             ((float *)p)[b] = (float)d;
@@ -377,11 +390,16 @@ int qconfig_cli_parse(const CliOpt *o, int no, QuantConfig *qc, QErr *err) {
 /* "--flag ARG", "--flag / --no-flag", "--no-flag"; enums show their names. */
 static void flag_spec(const QSetting *r, int names, char *buf, size_t n) {
     char arg[96];
-    if (r->type == QS_ENUM && r->arg && names) enum_list(r, "|", "|", arg, sizeof arg);
-    else snprintf(arg, sizeof arg, "%s", r->arg ? r->arg : "");
-    if (r->flag && r->no_flag) snprintf(buf, n, "--%s / --%s", r->flag, r->no_flag);
-    else if (r->flag) snprintf(buf, n, "--%s%s%s", r->flag, r->arg ? " " : "", arg);
-    else snprintf(buf, n, "--%s", r->no_flag);
+    if (r->type == QS_ENUM && r->arg && names)
+        enum_list(r, "|", "|", arg, sizeof arg);
+    else
+        snprintf(arg, sizeof arg, "%s", r->arg ? r->arg : "");
+    if (r->flag && r->no_flag)
+        snprintf(buf, n, "--%s / --%s", r->flag, r->no_flag);
+    else if (r->flag)
+        snprintf(buf, n, "--%s%s%s", r->flag, r->arg ? " " : "", arg);
+    else
+        snprintf(buf, n, "--%s", r->no_flag);
 }
 
 static void bits_str(const QuantConfig *qc, char *buf, size_t n) {
@@ -390,8 +408,10 @@ static void bits_str(const QuantConfig *qc, char *buf, size_t n) {
     for (int i = 0; i < qc->n_bits && len < n; i++) {
         int j = i;
         while (j + 1 < qc->n_bits && qc->bits[j + 1] == qc->bits[j] + 1) j++;
-        if (j > i) len += (size_t)snprintf(buf + len, n - len, "%s%d-%d", i ? "," : "", qc->bits[i], qc->bits[j]);
-        else len += (size_t)snprintf(buf + len, n - len, "%s%d", i ? "," : "", qc->bits[i]);
+        if (j > i)
+            len += (size_t)snprintf(buf + len, n - len, "%s%d-%d", i ? "," : "", qc->bits[i], qc->bits[j]);
+        else
+            len += (size_t)snprintf(buf + len, n - len, "%s%d", i ? "," : "", qc->bits[i]);
         i = j;
     }
 }
@@ -408,8 +428,10 @@ static void value_str(const QSetting *r, const QuantConfig *qc, char *buf, size_
     case QS_FLOAT: snprintf(buf, n, "%g", *(const float *)p); break;
     case QS_SEED: snprintf(buf, n, "%llu", (unsigned long long)*(const uint64_t *)p); break;
     case QS_ENUM:
-        if (r->arg) snprintf(buf, n, "%s", enum_name(r, *(const int *)p));
-        else snprintf(buf, n, "%s", *(const int *)p == r->on ? "on" : "off");
+        if (r->arg)
+            snprintf(buf, n, "%s", enum_name(r, *(const int *)p));
+        else
+            snprintf(buf, n, "%s", *(const int *)p == r->on ? "on" : "off");
         break;
     case QS_BITS: bits_str(qc, buf, n); break;
     case QS_INTS: snprintf(buf, n, "%d", ((const int *)p)[r->bit_lo]); break;
@@ -428,8 +450,10 @@ static void default_str(const QSetting *r, const char *sep, char *buf, size_t n)
     char a[64], b[64];
     value_str(r, &d, a, sizeof a);
     value_str(r, &ref, b, sizeof b);
-    if (strcmp(a, b) == 0) snprintf(buf, n, "%s", a);
-    else snprintf(buf, n, "%s%s%s", a, sep, b);
+    if (strcmp(a, b) == 0)
+        snprintf(buf, n, "%s", a);
+    else
+        snprintf(buf, n, "%s%s%s", a, sep, b);
 }
 
 /* Display width of UTF-8 text (one column per character). */
@@ -456,8 +480,10 @@ static void print_wrapped(FILE *f, const char *spec, const char *text) {
             fputc('\n', f);
             col = 0;
         }
-        if (col < COL) col += fprintf(f, "%*s", COL - col, "");
-        else col += fprintf(f, " ");
+        if (col < COL)
+            col += fprintf(f, "%*s", COL - col, "");
+        else
+            col += fprintf(f, " ");
         fwrite(w, 1, len, f);
         col += ww;
         w += len;
@@ -472,8 +498,10 @@ void qconfig_print_help(FILE *f) {
         char spec[256], def[160], text[1024];
         flag_spec(r, 1, spec, sizeof spec);
         default_str(r, "; --reference-method: ", def, sizeof def);
-        if (def[0]) snprintf(text, sizeof text, "%s (default %s)", r->help, def);
-        else snprintf(text, sizeof text, "%s", r->help);
+        if (def[0])
+            snprintf(text, sizeof text, "%s (default %s)", r->help, def);
+        else
+            snprintf(text, sizeof text, "%s", r->help);
         print_wrapped(f, spec, text);
     }
 }

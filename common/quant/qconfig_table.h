@@ -45,15 +45,15 @@ typedef struct {
     const char *arg;     /* its value's name in the help ("N", "X"); NULL: a bare flag */
     const char *no_flag; /* QS_BOOL: --no-flag clears the field */
     QSetType type;
-    size_t off;          /* offsetof(QuantConfig, field) */
-    double lo, hi;       /* command-line range (QS_INT, QS_FLOAT, QS_SEED, QS_INTS, QS_FLOATS) */
-    int bit_lo, bit_hi;  /* QS_INTS, QS_FLOATS: the widths --flag sets */
+    size_t off;               /* offsetof(QuantConfig, field) */
+    double lo, hi;            /* command-line range (QS_INT, QS_FLOAT, QS_SEED, QS_INTS, QS_FLOATS) */
+    int bit_lo, bit_hi;       /* QS_INTS, QS_FLOATS: the widths --flag sets */
     const char *const *names; /* QS_ENUM: names[value], n_names of them */
     int n_names;
-    int on;              /* QS_ENUM with a bare --flag: the value it stores (--teq: norm) */
-    const char *key;     /* map key; NULL: not in the map (a second flag of a field, a preset) */
-    int codec;           /* QS_OPTIONAL | QS_IF_SET | QS_LAX */
-    const char *with;    /* packed and read only along with this key (lr_teq with teq) */
+    int on;                          /* QS_ENUM with a bare --flag: the value it stores (--teq: norm) */
+    const char *key;                 /* map key; NULL: not in the map (a second flag of a field, a preset) */
+    int codec;                       /* QS_OPTIONAL | QS_IF_SET | QS_LAX */
+    const char *with;                /* packed and read only along with this key (lr_teq with teq) */
     void (*preset)(QuantConfig *qc); /* rows with one apply first, in table order */
     const char *help;
 } QSetting;

@@ -48,7 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         mp_map_bool(m, "c", &bv, &err);
         mp_map_str(m, "d", s, sizeof s, &err);
         if (mp_map_array(m, "e", &arr, &err) == 0)
-            for (uint32_t k = 0; k < arr->via.array.size; k++) mp_obj_int(&arr->via.array.ptr[k], "e[]", &iv, &err);
+            for (uint32_t k = 0; k < arr->via.array.size; k++)
+                mp_obj_int(&arr->via.array.ptr[k], "e[]", &iv, &err);
         mp_map_map(m, "f", &arr, &err);
         uint64_t total = 0;
         for (int i = 0; i < art_n_tensors(r); i++) {
