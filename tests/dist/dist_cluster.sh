@@ -12,8 +12,11 @@ coord() { # coord OUT CKPT [flags] &  (exec: $! is the coordinator itself)
     exec "$QUEPT" coordinator --model "$MODEL" --data cal.qtok --out "$out" --checkpoint "$ck" --epochs "$EPOCHS" \
         --bind "tcp://127.0.0.1:$P" --status-bind "tcp://127.0.0.1:$S" "$@"
 }
-worker() { "$QUEPT" worker --connect "tcp://127.0.0.1:$P" --max-lost 30 "$@"; }
-worker_bg() { exec "$QUEPT" worker --connect "tcp://127.0.0.1:$P" --max-lost 30 "$@"; } # for `worker_bg ... &`
+# --max-lost defaults to 30 here; a caller may give its own (an option given twice is refused)
+worker() { case " $* " in *" --max-lost "*) ;; *) set -- --max-lost 30 "$@" ;; esac
+           "$QUEPT" worker --connect "tcp://127.0.0.1:$P" "$@"; }
+worker_bg() { case " $* " in *" --max-lost "*) ;; *) set -- --max-lost 30 "$@" ;; esac
+              exec "$QUEPT" worker --connect "tcp://127.0.0.1:$P" "$@"; } # for `worker_bg ... &`
 json_has() { "$QUEPT" status --checkpoint "$1" --json 2>/dev/null | grep -q "$2"; }
 
 # 1. CURVE: a worker with another key never registers; the right one finishes the job
