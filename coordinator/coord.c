@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/mapfile.h"
 #include "base/numeric.h"
+#include "base/paths.h"
 #include "base/sha256.h"
 #include "nn/forward.h"
 #include "pipeline/pipeline.h"
@@ -24,6 +25,7 @@ void coord_opts_default(CoordOpts *o) {
     o->expect_workers = 1;
     o->heartbeat_s = 1.0;
     o->liveness = 3;
+    o->shard_retries = 3;
 }
 
 /* SIGINT / SIGTERM end the loop (the journal keeps what was done). The
@@ -55,9 +57,44 @@ static int load_job(Coord *c, TokenSet *ts, QErr *err) {
     int want = o->n_shards ? o->n_shards : (o->local_workers ? o->local_workers : o->expect_workers);
     if (want > mc.n_layers) want = mc.n_layers;
     int rc = journal_plan_shards(s, want, err);
+    /* one coordinator per checkpoint: two would journal different jobs' blocks side by side */
+    if (rc == 0) rc = journal_lock(o->ckpt_dir, &c->lock_fd, err);
     if (rc == 0) rc = journal_open(o->ckpt_dir, s, o->n_shards == 0, err);
     if (rc != 0) tokens_free(ts);
     return rc;
+}
+
+/* A journal that says the job finished is believed only when --out is the
+ * artifact it recorded and that file still has the recorded SHA-256; a
+ * missing or changed artifact is calibrated again (what the journal still
+ * holds is reused), another --out is refused. */
+static int check_finished(const CoordOpts *o, char *done_path, size_t n, int *already, QErr *err) {
+    char sha[65], out_abs[4096];
+    *already = 0;
+    if (!journal_is_done(o->ckpt_dir, done_path, n, sha)) return 0;
+    if (paths_resolve(o->out_path, out_abs, sizeof out_abs, err) != 0) return -1;
+    char done_abs[4096];
+    if (paths_resolve(done_path, done_abs, sizeof done_abs, err) != 0) return -1;
+    if (strcmp(out_abs, done_abs) != 0)
+        return qerr_setc(
+            err, QERR_USAGE,
+            "the checkpoint %s holds a finished job whose artifact is %s, not --out %s: give that "
+            "--out, or another --checkpoint for a new job",
+            o->ckpt_dir, done_path, o->out_path);
+    char now[65] = "";
+    QErr e;
+    if (access(o->out_path, F_OK) != 0) {
+        log_warn("coordinator: the finished job's artifact %s is missing: calibrating again", done_path);
+    } else if (sha256_path_hex(o->out_path, now, &e) != 0 || strcmp(now, sha) != 0) {
+        log_warn("coordinator: %s is not the artifact the job wrote (SHA-256 %.12s..., now %.12s...): "
+                 "calibrating again",
+                 done_path, sha[0] ? sha : "unrecorded", now[0] ? now : "unreadable");
+    } else {
+        *already = 1;
+        return 0;
+    }
+    journal_clear_done(o->ckpt_dir);
+    return 0;
 }
 
 /* Shard 0's input: the token embeddings of the calibration sequences. */
@@ -417,7 +454,7 @@ static int on_result(Coord *c, int k, const Msg *m, QErr *err) {
     memset(&view, 0, sizeof view);
     view.lwc = lwc->data, view.adapter = ad->data, view.n_lwc = c->n_lwc, view.n_adapter = c->n_adapter;
     view.teq = teq ? teq->data : NULL, view.n_teq = nt;
-    if (journal_write_block(c->o->ckpt_dir, m->block, &view, &m->stats, m->n_bits, err) != 0) return -1;
+    if (journal_write_block(c->o->ckpt_dir, &c->spec, m->block, &view, &m->stats, err) != 0) return -1;
     BlockRec *b = &c->blocks[m->block];
     b->done = 1;
     memcpy(b->loss_final, m->stats.loss_final, sizeof b->loss_final);
@@ -438,6 +475,26 @@ static int on_result(Coord *c, int k, const Msg *m, QErr *err) {
         raise(SIGKILL);
     }
     maybe_free_worker(c, k);
+    return 0;
+}
+
+/* A worker could not compute its shard: the shard goes back to the queue
+ * (the journal keeps its finished blocks) until its errors reach the retry
+ * budget; only then does the job fail, naming the last cause. */
+static int on_error(Coord *c, int wi, int k, const Msg *m, QErr *err) {
+    WorkerRec *w = &c->workers[wi];
+    if (k < 0) {
+        log_warn("coordinator: stale error from %s ignored: %s", w->name, m->text);
+        return 0;
+    }
+    ShardRec *sh = &c->shards[k];
+    if (++sh->errors >= c->o->shard_retries)
+        return qerr_set(err, "shard %d failed %d times (the retry budget); last, worker %s: %s", k,
+                        sh->errors, w->name, m->text);
+    char why[600];
+    snprintf(why, sizeof why, "reported an error (%d of %d allowed): %.500s", sh->errors,
+             c->o->shard_retries - 1, m->text);
+    release_worker(c, wi, why);
     return 0;
 }
 
@@ -469,12 +526,7 @@ static int on_worker_message(Coord *c, const uint8_t *id, size_t idn, Msg *m, QE
         return 0;
     case MSG_ACTIVATIONS: return k >= 0 ? on_fp_out(c, k, m, err) : 0;
     case MSG_RESULT: return k >= 0 ? on_result(c, k, m, err) : 0;
-    case MSG_ERROR:
-        if (k < 0) {
-            log_warn("coordinator: stale error from %s ignored: %s", w->name, m->text);
-            return 0;
-        }
-        return qerr_set(err, "worker %s: %s", w->name, m->text);
+    case MSG_ERROR: return on_error(c, wi, k, m, err);
     default: return 0;
     }
 }
@@ -561,7 +613,9 @@ static int merge(Coord *c, const TokenSet *ts, QErr *err) {
     elastic_free(&em);
     char sha[65];
     if (rc == 0) rc = sha256_path_hex(o->out_path, sha, err);
-    if (rc == 0) rc = journal_mark_done(o->ckpt_dir, o->out_path, sha, err);
+    char out_abs[4096];
+    if (rc == 0) rc = paths_resolve(o->out_path, out_abs, sizeof out_abs, err);
+    if (rc == 0) rc = journal_mark_done(o->ckpt_dir, out_abs, sha, err);
     if (rc == 0)
         log_info("coordinator: merged %d blocks into %s in %.1fs", c->spec.n_layers, o->out_path,
                  now_seconds() - t0);
@@ -673,6 +727,7 @@ int coordinator_run(const CoordOpts *o, QErr *err) {
     Coord *c = calloc(1, sizeof *c);
     if (!c) return qerr_set(err, "out of memory");
     c->o = o;
+    c->lock_fd = -1;
     c->t_start = now_seconds();
     double cpu_self0 = cpu_seconds(RUSAGE_SELF), cpu_kids0 = cpu_seconds(RUSAGE_CHILDREN);
     c->state = JOB_STARTING;
@@ -691,8 +746,8 @@ int coordinator_run(const CoordOpts *o, QErr *err) {
     if (rc == 0) c->blocks = calloc((size_t)c->spec.n_layers, sizeof *c->blocks);
     if (rc == 0 && !c->blocks) rc = qerr_set(err, "out of memory");
     char done_path[4096];
-    int already = rc == 0 && journal_is_done(o->ckpt_dir, done_path, sizeof done_path) &&
-                  access(o->out_path, R_OK) == 0;
+    int already = 0;
+    if (rc == 0) rc = check_finished(o, done_path, sizeof done_path, &already, err);
     if (rc == 0 && !already) rc = param_sizes(c, err);
     if (rc == 0 && !already) scan_journal(c);
     if (rc == 0 && !already && !c->shards[0].input_ready) {
@@ -765,6 +820,7 @@ int coordinator_run(const CoordOpts *o, QErr *err) {
     }
     free(c->blocks);
     tokens_free(&ts);
+    journal_unlock(c->lock_fd);
     free(c);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);

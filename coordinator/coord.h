@@ -43,6 +43,9 @@ typedef struct {
     const char *curve_dir; /* passed on to local workers */
     double heartbeat_s;
     int liveness;
+    /* a shard whose workers report this many errors fails the job; fewer
+     * send it back to the queue (default 3) */
+    int shard_retries;
     /* local mode: spawn this many `quept worker` processes (self_exe), each
      * with local_threads OpenBLAS threads, respawned if they die */
     int local_workers, local_threads;
