@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -34,6 +35,20 @@ static volatile sig_atomic_t g_interrupted = 0;
 static void on_signal(int sig) { g_interrupted = sig; }
 
 /* ---- setup ---- */
+
+/* A journal write that failed on I/O — typically no descriptor left while
+ * a flood of connections waits out its handshake timeout (WIRE_HANDSHAKE_MS)
+ * — is retried for up to JOURNAL_RETRY_S before the job fails: a flood must
+ * not end a job. Returns 1 to try again. */
+#define JOURNAL_RETRY_S 60.0
+static int retry_io(int attempt, QErr *err) {
+    if (err->code != QERR_IO || attempt * 0.5 >= JOURNAL_RETRY_S || g_interrupted) return 0;
+    if (attempt == 0)
+        log_warn("coordinator: journal write failed (%s); retrying for up to %.0fs", err->msg,
+                 JOURNAL_RETRY_S);
+    nanosleep(&(struct timespec){0, 500000000}, NULL);
+    return 1;
+}
 
 /* Model, data and config checks as the single-process path makes them. */
 static int load_job(Coord *c, TokenSet *ts, QErr *err) {
@@ -108,7 +123,8 @@ static int write_embeddings(Coord *c, const TokenSet *ts, QErr *err) {
     if (rc == 0 && !x) rc = qerr_set(err, "out of memory for the embeddings");
     if (rc == 0) {
         embed_forward(x, emb, ts->tokens, ts->n_seq * ts->seq_len, c->spec.dim);
-        rc = journal_write_input(c->o->ckpt_dir, 0, x, &c->spec, err);
+        for (int a = 0;
+             (rc = journal_write_input(c->o->ckpt_dir, 0, x, &c->spec, err)) != 0 && retry_io(a, err); a++) {}
     }
     free(x);
     if (cls != emb) free(cls);
@@ -167,6 +183,19 @@ static int param_sizes(Coord *c, QErr *err) {
     return 0;
 }
 
+/* The trust boundary: plain TCP only where nobody but this machine can
+ * connect. Beyond loopback, an unauthenticated peer could register as a
+ * worker, receive the calibration activations and return poisoned results,
+ * or read the status report (paths, pid, worker names). */
+static int check_exposure(const CoordOpts *o, const char *ep, const char *flag, QErr *err) {
+    if (o->curve || o->insecure || wire_endpoint_is_local(ep)) return 0;
+    return qerr_setc(err, QERR_USAGE,
+                     "%s %s listens beyond this machine without authentication: give --curve-keys DIR "
+                     "(quept keygen DIR; workers and status clients use the same DIR), bind to 127.0.0.1, "
+                     "or --insecure if every host that can reach the port is trusted",
+                     flag, ep);
+}
+
 static int bind_sockets(Coord *c, QErr *err) {
     const CoordOpts *o = c->o;
     c->ctx = zmq_ctx_new();
@@ -174,6 +203,9 @@ static int bind_sockets(Coord *c, QErr *err) {
         snprintf(c->work_ep, sizeof c->work_ep, "%s", o->bind);
         snprintf(c->status_ep, sizeof c->status_ep, "%s",
                  o->status_bind ? o->status_bind : "tcp://127.0.0.1:5556");
+        if (check_exposure(o, c->work_ep, "--bind", err) != 0 ||
+            check_exposure(o, c->status_ep, "--status-bind", err) != 0)
+            return -1;
     } else {
         /* local mode: ipc:// in a private directory only we can enter */
         snprintf(c->private_dir, sizeof c->private_dir, "/tmp/quept-XXXXXX");
@@ -189,11 +221,16 @@ static int bind_sockets(Coord *c, QErr *err) {
     c->status = zmq_socket(c->ctx, ZMQ_ROUTER);
     int one = 1;
     if (!c->router || !c->status || wire_socket_limits(c->router, (int64_t)PROTO_MAX_FRAME, err) != 0 ||
-        wire_socket_limits(c->status, 256, err) != 0)
+        wire_socket_limits(c->status, 4096, err) != 0)
         return qerr_set(err, "sockets: %s", zmq_strerror(zmq_errno()));
     /* a reply to a vanished peer is an error we want to see, not silence */
     zmq_setsockopt(c->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
-    if (o->curve && curve_setup_server(c->router, &o->server, err) != 0) return -1;
+    /* the status socket is authenticated like the work socket (its 4 KiB
+     * message limit leaves room for CURVE's handshake): the report
+     * names paths, the pid and the workers */
+    if (o->curve && (curve_setup_server(c->router, &o->server, err) != 0 ||
+                     curve_setup_server(c->status, &o->server, err) != 0))
+        return -1;
     if (zmq_bind(c->router, c->work_ep) != 0)
         return qerr_set(err, "bind %s: %s", c->work_ep, zmq_strerror(zmq_errno()));
     if (zmq_bind(c->status, c->status_ep) != 0)
@@ -420,7 +457,10 @@ static int on_fp_out(Coord *c, int k, const Msg *m, QErr *err) {
     for (int i = m->seq0; i < m->seq0 + (int)x->shape[0]; i++)
         if (!sh->fp_seen[i]) sh->fp_seen[i] = 1, sh->fp_received++;
     if (sh->fp_received < s->n_seq) return 0;
-    int rc = journal_write_input(c->o->ckpt_dir, k + 1, sh->fp_out, s, err);
+    int rc;
+    for (int a = 0;
+         (rc = journal_write_input(c->o->ckpt_dir, k + 1, sh->fp_out, s, err)) != 0 && retry_io(a, err);
+         a++) {}
     free(sh->fp_out);
     free(sh->fp_seen);
     sh->fp_out = NULL, sh->fp_seen = NULL, sh->fp_received = 0;
@@ -454,7 +494,12 @@ static int on_result(Coord *c, int k, const Msg *m, QErr *err) {
     memset(&view, 0, sizeof view);
     view.lwc = lwc->data, view.adapter = ad->data, view.n_lwc = c->n_lwc, view.n_adapter = c->n_adapter;
     view.teq = teq ? teq->data : NULL, view.n_teq = nt;
-    if (journal_write_block(c->o->ckpt_dir, &c->spec, m->block, &view, &m->stats, err) != 0) return -1;
+    int rc;
+    for (int a = 0;
+         (rc = journal_write_block(c->o->ckpt_dir, &c->spec, m->block, &view, &m->stats, err)) != 0 &&
+         retry_io(a, err);
+         a++) {}
+    if (rc != 0) return -1;
     BlockRec *b = &c->blocks[m->block];
     b->done = 1;
     memcpy(b->loss_final, m->stats.loss_final, sizeof b->loss_final);
@@ -505,10 +550,11 @@ static int on_worker_message(Coord *c, const uint8_t *id, size_t idn, Msg *m, QE
     }
     int wi = find_worker(c, id, idn);
     if (wi < 0) {
-        /* a worker of a previous coordinator run: our session tells it to register again */
+        /* a worker of a previous coordinator run: a session it does not know
+         * (0, which tells a stranger nothing) makes it register again */
         Msg hb;
         msg_init(&hb, MSG_HEARTBEAT);
-        hb.session = c->session;
+        hb.session = 0;
         QErr e;
         wire_send(c->router, id, idn, &hb, 0, &e);
         return 0;
@@ -615,7 +661,9 @@ static int merge(Coord *c, const TokenSet *ts, QErr *err) {
     if (rc == 0) rc = sha256_path_hex(o->out_path, sha, err);
     char out_abs[4096];
     if (rc == 0) rc = paths_resolve(o->out_path, out_abs, sizeof out_abs, err);
-    if (rc == 0) rc = journal_mark_done(o->ckpt_dir, out_abs, sha, err);
+    for (int a = 0;
+         rc == 0 && (rc = journal_mark_done(o->ckpt_dir, out_abs, sha, err)) != 0 && retry_io(a, err); a++)
+        rc = 0;
     if (rc == 0)
         log_info("coordinator: merged %d blocks into %s in %.1fs", c->spec.n_layers, o->out_path,
                  now_seconds() - t0);
@@ -740,6 +788,12 @@ int coordinator_run(const CoordOpts *o, QErr *err) {
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     signal(SIGPIPE, SIG_IGN);
+    /* every connection takes a descriptor: as many as the hard limit allows */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
     TokenSet ts;
     memset(&ts, 0, sizeof ts);
     int rc = load_job(c, &ts, err);
@@ -770,7 +824,7 @@ int coordinator_run(const CoordOpts *o, QErr *err) {
         double t1 = now_seconds(), cpu1 = cpu_seconds(RUSAGE_SELF);
         if (rc == 0) {
             shutdown_workers(c, "calibration done; merging");
-            rc = merge(c, &ts, err);
+            for (int a = 0; (rc = merge(c, &ts, err)) != 0 && retry_io(a, err); a++) {}
         }
         if (o->report) {
             o->report->calib_wall_s = t1 - t0;

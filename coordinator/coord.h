@@ -37,7 +37,8 @@ typedef struct {
     int expect_workers;
     int max_seqs, quiet, compress;
     QuantConfig qc;
-    int curve; /* CURVE on the work socket */
+    int curve;    /* CURVE on the work and status sockets */
+    int insecure; /* allow plain TCP beyond loopback (anyone who reaches the port can join) */
     CurveKeyPair server;
     CurveAuthorized auth;
     const char *curve_dir; /* passed on to local workers */
