@@ -2,6 +2,7 @@
  * reassign, merge. */
 #include "coord_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -196,6 +198,37 @@ static int check_exposure(const CoordOpts *o, const char *ep, const char *flag, 
                      flag, ep);
 }
 
+/* Removes the private ipc:// directories of local runs whose coordinator
+ * is gone (a SIGKILL leaves no chance to clean up): /tmp/quept-PID-XXXXXX
+ * of ours whose PID no longer exists. */
+static void remove_private_dir(const char *dir) {
+    char p[600];
+    snprintf(p, sizeof p, "%s/work", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/status", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+static void sweep_stale_private_dirs(void) {
+    DIR *d = opendir("/tmp");
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int pid, used = 0;
+        if (sscanf(e->d_name, "quept-%d-%*6[A-Za-z0-9]%n", &pid, &used) != 1 || used == 0 ||
+            e->d_name[used] != '\0' || pid <= 0)
+            continue;
+        char path[512];
+        struct stat st;
+        snprintf(path, sizeof path, "/tmp/%s", e->d_name);
+        if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid()) continue;
+        if (kill(pid, 0) == 0 || errno != ESRCH) continue; /* alive (or not ours to judge) */
+        remove_private_dir(path);
+    }
+    closedir(d);
+}
+
 static int bind_sockets(Coord *c, QErr *err) {
     const CoordOpts *o = c->o;
     c->ctx = zmq_ctx_new();
@@ -208,7 +241,8 @@ static int bind_sockets(Coord *c, QErr *err) {
             return -1;
     } else {
         /* local mode: ipc:// in a private directory only we can enter */
-        snprintf(c->private_dir, sizeof c->private_dir, "/tmp/quept-XXXXXX");
+        sweep_stale_private_dirs();
+        snprintf(c->private_dir, sizeof c->private_dir, "/tmp/quept-%d-XXXXXX", (int)getpid());
         if (!mkdtemp(c->private_dir)) return qerr_set(err, "mkdtemp: %s", strerror(errno));
         snprintf(c->work_ep, sizeof c->work_ep, "ipc://%s/work", c->private_dir);
         snprintf(c->status_ep, sizeof c->status_ep, "ipc://%s/status", c->private_dir);
@@ -859,14 +893,7 @@ int coordinator_run(const CoordOpts *o, QErr *err) {
     if (c->status) zmq_close(c->status);
     if (c->zap) zmq_close(c->zap);
     if (c->ctx) zmq_ctx_term(c->ctx);
-    if (c->private_dir[0]) {
-        char p[512];
-        snprintf(p, sizeof p, "%s/work", c->private_dir);
-        unlink(p);
-        snprintf(p, sizeof p, "%s/status", c->private_dir);
-        unlink(p);
-        rmdir(c->private_dir);
-    }
+    if (c->private_dir[0]) remove_private_dir(c->private_dir);
     if (c->ctx) {
         char path[4096];
         journal_path(path, sizeof path, o->ckpt_dir, "coordinator.json");

@@ -16,6 +16,7 @@ dir=$(private_dir_of a.qept.ckpt)
 wait_for 10 no_workers_of "$dir" || fail "orphan workers 10 s after the coordinator's SIGKILL"
 ls a.qept.ckpt/block-*.qckp >/dev/null 2>&1 || fail "nothing journaled before the kill"
 calib a.qept --workers 2 2>a2.log || { cat a2.log; fail "resume"; }
+[ -d "$dir" ] && fail "the killed run's private directory $dir outlived the next local run"
 grep -q "journaled already" a2.log || fail "resume did not read the journal"
 cmp ref.qept a.qept || fail "resumed artifact differs"
 pass "coordinator SIGKILL + restart: byte-identical, no orphans"
