@@ -105,12 +105,20 @@ static const char *COORD_HELP =
     "  --data F             QTOK calibration sequences\n"
     "  --out A              artifact path\n"
     "  --checkpoint DIR     journal directory (created if missing)\n"
-    "  --bind EP            work socket (default tcp://*:5555)\n"
-    "  --status-bind EP     status socket for quept status (default tcp://*:5556)\n"
+    "  --bind EP            work socket (default tcp://127.0.0.1:5555: this machine\n"
+    "                       only; tcp://*:5555 for workers elsewhere, with CURVE)\n"
+    "  --status-bind EP     status socket for quept status (default\n"
+    "                       tcp://127.0.0.1:5556)\n"
     "  --expect-workers N   plan one shard per worker (default 1)\n"
     "  --shards K           contiguous block shards (default N; on resume: the\n"
     "                       checkpoint's plan)\n"
-    "  --curve-keys DIR     CURVE on: DIR/server.key, DIR/authorized (quept keygen)\n"
+    "  --curve-keys DIR     CURVE on both sockets: DIR/server.key, DIR/authorized\n"
+    "                       (quept keygen); required to listen beyond loopback\n"
+    "  --insecure           listen beyond loopback without CURVE: anyone who can\n"
+    "                       reach the ports can join as a worker, read the\n"
+    "                       calibration activations, send results into the\n"
+    "                       artifact and read the status report; only on a\n"
+    "                       network where every host is trusted\n"
     "  --heartbeat S        heartbeat interval in seconds (default 1); a worker\n"
     "                       silent for 3 intervals is declared dead\n"
     "  --compress           LZ4 on tensor frames (activations compress little)\n"
@@ -128,8 +136,8 @@ int cmd_coordinator(int argc, char **argv) {
                                      {"checkpoint", 1, 0},     {"bind", 1, 0},     {"status-bind", 1, 0},
                                      {"expect-workers", 1, 0}, {"shards", 1, 0},   {"curve-keys", 1, 0},
                                      {"heartbeat", 1, 0},      {"compress", 0, 0}, {"keep-checkpoint", 0, 0},
-                                     {"quiet", 0, 0}};
-    int no = calib_opts_add(o, 13), npos;
+                                     {"quiet", 0, 0},          {"insecure", 0, 0}};
+    int no = calib_opts_add(o, 14), npos;
     QErr err = {{0}};
     CoordOpts co;
     coord_opts_default(&co);
@@ -147,8 +155,9 @@ int cmd_coordinator(int argc, char **argv) {
     co.data_path = cli_get(o, no, "data");
     co.out_path = cli_get(o, no, "out");
     co.ckpt_dir = cli_get(o, no, "checkpoint");
-    co.bind = cli_get(o, no, "bind") ? cli_get(o, no, "bind") : "tcp://*:5555";
-    co.status_bind = cli_get(o, no, "status-bind") ? cli_get(o, no, "status-bind") : "tcp://*:5556";
+    co.bind = cli_get(o, no, "bind") ? cli_get(o, no, "bind") : "tcp://127.0.0.1:5555";
+    co.status_bind = cli_get(o, no, "status-bind") ? cli_get(o, no, "status-bind") : "tcp://127.0.0.1:5556";
+    co.insecure = cli_get(o, no, "insecure") != NULL;
     co.compress = cli_get(o, no, "compress") != NULL;
     co.quiet = cli_get(o, no, "quiet") != NULL;
     if (!co.model_path || !co.data_path || !co.out_path || !co.ckpt_dir) {

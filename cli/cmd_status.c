@@ -15,24 +15,53 @@
 #include "coordinator/journal.h"
 #include "coordinator/status.h"
 #include "dist_cmds.h"
+#include "proto/transport.h"
 
-static const char *HELP = "usage: quept status (--connect EP | --checkpoint DIR) [--watch [S]] [--json]\n"
-                          "\n"
-                          "Job state, per-shard and per-block progress, current per-bit-group\n"
-                          "losses, tokens/s, ETA, each worker's liveness and last heartbeat, and\n"
-                          "what the journal holds.\n"
-                          "\n"
-                          "  --connect EP       the coordinator's status socket (tcp://host:5556)\n"
-                          "  --checkpoint DIR   find the coordinator from DIR/coordinator.json; with\n"
-                          "                     none running, report the journal in DIR\n"
-                          "  --watch [S]        redraw every S seconds (default 2) until the job ends\n"
-                          "  --json             one JSON document per report (for scripts)\n"
-                          "  --timeout S        seconds to wait for the coordinator (default 2)\n";
+static const char *HELP =
+    "usage: quept status (--connect EP | --checkpoint DIR) [--watch [S]] [--json] [--curve-keys DIR]\n"
+    "\n"
+    "Job state, per-shard and per-block progress, current per-bit-group\n"
+    "losses, tokens/s, ETA, each worker's liveness and last heartbeat, and\n"
+    "what the journal holds.\n"
+    "\n"
+    "  --connect EP       the coordinator's status socket (tcp://host:5556)\n"
+    "  --checkpoint DIR   find the coordinator from DIR/coordinator.json; with\n"
+    "                     none running, report the journal in DIR\n"
+    "  --watch [S]        redraw every S seconds (default 2) until the job ends\n"
+    "  --json             one JSON document per report (for scripts)\n"
+    "  --timeout S        seconds to wait for the coordinator (default 2)\n"
+    "  --curve-keys DIR   a coordinator with CURVE answers only authorised\n"
+    "                     clients: DIR/server.pub and DIR/client.key (the\n"
+    "                     worker's keys from quept keygen)\n";
+
+/* CURVE client keys for the status socket (keys_dir NULL: none). */
+typedef struct {
+    int on;
+    char server_pub[41];
+    CurveKeyPair client;
+} StatusKeys;
+
+static int read_keys(const char *dir, StatusKeys *k, QErr *err) {
+    char path[4096];
+    memset(k, 0, sizeof *k);
+    if (!dir) return 0;
+    snprintf(path, sizeof path, "%s/server.pub", dir);
+    if (curve_read_public(path, k->server_pub, err) != 0) return -1;
+    snprintf(path, sizeof path, "%s/client.key", dir);
+    if (curve_read_pair(path, &k->client, err) != 0) return -1;
+    k->on = 1;
+    return 0;
+}
 
 /* One report from a status endpoint, or NULL (err) if nobody answered. */
-static char *ask(const char *ep, double timeout_s, QErr *err) {
+static char *ask(const char *ep, const StatusKeys *keys, double timeout_s, QErr *err) {
     void *ctx = zmq_ctx_new();
     void *s = zmq_socket(ctx, ZMQ_DEALER);
+    if (keys->on && curve_setup_client(s, keys->server_pub, &keys->client, err) != 0) {
+        zmq_close(s);
+        zmq_ctx_term(ctx);
+        return NULL;
+    }
     int linger = 0;
     int64_t maxmsg = 64 << 20;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
@@ -178,12 +207,15 @@ int cmd_status(int argc, char **argv) {
         }
         args[n++] = argv[i];
     }
-    CliOpt o[] = {{"connect", 1, 0}, {"checkpoint", 1, 0}, {"json", 0, 0}, {"timeout", 1, 0}};
+    CliOpt o[] = {
+        {"connect", 1, 0}, {"checkpoint", 1, 0}, {"json", 0, 0}, {"timeout", 1, 0}, {"curve-keys", 1, 0}};
     int no = sizeof o / sizeof o[0], npos;
     QErr err = {{0}};
     double timeout;
+    StatusKeys keys;
     if (cli_parse(n, args, o, no, NULL, 0, &npos, &err) != 0 ||
-        cli_get_float(o, no, "timeout", 2.0, 0.1, 3600, &timeout, &err) != 0) {
+        cli_get_float(o, no, "timeout", 2.0, 0.1, 3600, &timeout, &err) != 0 ||
+        read_keys(cli_get(o, no, "curve-keys"), &keys, &err) != 0) {
         log_error("status: %s", err.msg);
         return 2;
     }
@@ -198,7 +230,7 @@ int cmd_status(int argc, char **argv) {
         char rec[512], *report = NULL;
         const char *target = ep;
         if (dir && recorded_endpoint(dir, rec, sizeof rec)) target = rec;
-        if (target) report = ask(target, timeout, &err);
+        if (target) report = ask(target, &keys, timeout, &err);
         if (!report && dir) report = journal_status_json(dir, &err);
         if (!report) {
             log_error("status: %s", err.msg);

@@ -67,7 +67,9 @@ static const char *HELP =
     "  --out-dir DIR          where to render the overlay (default ./quept-jobs/J);\n"
     "                         CURVE keys already in DIR/keys are kept\n"
     "  --dry-run              render and print, apply nothing\n"
-    "  --no-curve             no CURVE on the job's sockets (the NetworkPolicy stays)\n"
+    "  --no-curve             no CURVE on the job's sockets: the coordinator runs\n"
+    "                         with --insecure, so any pod the NetworkPolicy admits\n"
+    "                         can join the job or read its status\n"
     "  --pvc NAME             the data volume's claim (default quept-data)\n"
     "  --worker-cpu Q         CPUs per worker, request = limit (default 4); also its\n"
     "                         --threads and OPENBLAS_NUM_THREADS\n"
@@ -534,7 +536,7 @@ static void print_watch(const Job *j) {
            "  pods:      kubectl%s get pods -l app.kubernetes.io/instance=%s -w\n"
            "  logs:      kubectl%s logs -f job/%s-coordinator\n"
            "  status:    kubectl%s port-forward service/%s-coordinator 5556:5556 &\n"
-           "             quept status --connect tcp://127.0.0.1:5556 --watch\n"
+           "             quept status --connect tcp://127.0.0.1:5556 --watch%s%s%s\n"
            "             (or: kubectl%s exec job/%s-coordinator -- quept status --checkpoint " VOLUME_MOUNT
            "/jobs/%s/checkpoint)\n"
            "  done when: kubectl%s wait --for=condition=complete job/%s-coordinator --timeout=-1s\n"
@@ -542,7 +544,8 @@ static void print_watch(const Job *j) {
            "             kubectl%s cp quept-data-shell:%s %s.qept\n"
            "  clean up:  quept submit --delete %s%s%s\n",
            j->name, j->workers, j->workers == 1 ? "" : "s", j->out_dir, nsf, j->name, nsf, j->name, nsf,
-           j->name, nsf, j->name, j->name, nsf, j->name, j->out, nsf, j->out + 1, j->name, j->name,
+           j->name, j->curve ? " --curve-keys " : "", j->curve ? j->out_dir : "", j->curve ? "/keys" : "",
+           nsf, j->name, j->name, nsf, j->name, j->out, nsf, j->out + 1, j->name, j->name,
            j->ns ? " --namespace " : "", j->ns ? j->ns : "");
 }
 

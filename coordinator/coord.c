@@ -2,6 +2,7 @@
  * reassign, merge. */
 #include "coord_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -9,12 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "base/log.h"
 #include "base/mapfile.h"
 #include "base/numeric.h"
+#include "base/paths.h"
 #include "base/sha256.h"
 #include "nn/forward.h"
 #include "pipeline/pipeline.h"
@@ -24,6 +28,7 @@ void coord_opts_default(CoordOpts *o) {
     o->expect_workers = 1;
     o->heartbeat_s = 1.0;
     o->liveness = 3;
+    o->shard_retries = 3;
 }
 
 /* SIGINT / SIGTERM end the loop (the journal keeps what was done). The
@@ -32,6 +37,20 @@ static volatile sig_atomic_t g_interrupted = 0;
 static void on_signal(int sig) { g_interrupted = sig; }
 
 /* ---- setup ---- */
+
+/* A journal write that failed on I/O — typically no descriptor left while
+ * a flood of connections waits out its handshake timeout (WIRE_HANDSHAKE_MS)
+ * — is retried for up to JOURNAL_RETRY_S before the job fails: a flood must
+ * not end a job. Returns 1 to try again. */
+#define JOURNAL_RETRY_S 60.0
+static int retry_io(int attempt, QErr *err) {
+    if (err->code != QERR_IO || attempt * 0.5 >= JOURNAL_RETRY_S || g_interrupted) return 0;
+    if (attempt == 0)
+        log_warn("coordinator: journal write failed (%s); retrying for up to %.0fs", err->msg,
+                 JOURNAL_RETRY_S);
+    nanosleep(&(struct timespec){0, 500000000}, NULL);
+    return 1;
+}
 
 /* Model, data and config checks as the single-process path makes them. */
 static int load_job(Coord *c, TokenSet *ts, QErr *err) {
@@ -55,9 +74,44 @@ static int load_job(Coord *c, TokenSet *ts, QErr *err) {
     int want = o->n_shards ? o->n_shards : (o->local_workers ? o->local_workers : o->expect_workers);
     if (want > mc.n_layers) want = mc.n_layers;
     int rc = journal_plan_shards(s, want, err);
+    /* one coordinator per checkpoint: two would journal different jobs' blocks side by side */
+    if (rc == 0) rc = journal_lock(o->ckpt_dir, &c->lock_fd, err);
     if (rc == 0) rc = journal_open(o->ckpt_dir, s, o->n_shards == 0, err);
     if (rc != 0) tokens_free(ts);
     return rc;
+}
+
+/* A journal that says the job finished is believed only when --out is the
+ * artifact it recorded and that file still has the recorded SHA-256; a
+ * missing or changed artifact is calibrated again (what the journal still
+ * holds is reused), another --out is refused. */
+static int check_finished(const CoordOpts *o, char *done_path, size_t n, int *already, QErr *err) {
+    char sha[65], out_abs[4096];
+    *already = 0;
+    if (!journal_is_done(o->ckpt_dir, done_path, n, sha)) return 0;
+    if (paths_resolve(o->out_path, out_abs, sizeof out_abs, err) != 0) return -1;
+    char done_abs[4096];
+    if (paths_resolve(done_path, done_abs, sizeof done_abs, err) != 0) return -1;
+    if (strcmp(out_abs, done_abs) != 0)
+        return qerr_setc(
+            err, QERR_USAGE,
+            "the checkpoint %s holds a finished job whose artifact is %s, not --out %s: give that "
+            "--out, or another --checkpoint for a new job",
+            o->ckpt_dir, done_path, o->out_path);
+    char now[65] = "";
+    QErr e;
+    if (access(o->out_path, F_OK) != 0) {
+        log_warn("coordinator: the finished job's artifact %s is missing: calibrating again", done_path);
+    } else if (sha256_path_hex(o->out_path, now, &e) != 0 || strcmp(now, sha) != 0) {
+        log_warn("coordinator: %s is not the artifact the job wrote (SHA-256 %.12s..., now %.12s...): "
+                 "calibrating again",
+                 done_path, sha[0] ? sha : "unrecorded", now[0] ? now : "unreadable");
+    } else {
+        *already = 1;
+        return 0;
+    }
+    journal_clear_done(o->ckpt_dir);
+    return 0;
 }
 
 /* Shard 0's input: the token embeddings of the calibration sequences. */
@@ -71,7 +125,8 @@ static int write_embeddings(Coord *c, const TokenSet *ts, QErr *err) {
     if (rc == 0 && !x) rc = qerr_set(err, "out of memory for the embeddings");
     if (rc == 0) {
         embed_forward(x, emb, ts->tokens, ts->n_seq * ts->seq_len, c->spec.dim);
-        rc = journal_write_input(c->o->ckpt_dir, 0, x, &c->spec, err);
+        for (int a = 0;
+             (rc = journal_write_input(c->o->ckpt_dir, 0, x, &c->spec, err)) != 0 && retry_io(a, err); a++) {}
     }
     free(x);
     if (cls != emb) free(cls);
@@ -130,6 +185,50 @@ static int param_sizes(Coord *c, QErr *err) {
     return 0;
 }
 
+/* The trust boundary: plain TCP only where nobody but this machine can
+ * connect. Beyond loopback, an unauthenticated peer could register as a
+ * worker, receive the calibration activations and return poisoned results,
+ * or read the status report (paths, pid, worker names). */
+static int check_exposure(const CoordOpts *o, const char *ep, const char *flag, QErr *err) {
+    if (o->curve || o->insecure || wire_endpoint_is_local(ep)) return 0;
+    return qerr_setc(err, QERR_USAGE,
+                     "%s %s listens beyond this machine without authentication: give --curve-keys DIR "
+                     "(quept keygen DIR; workers and status clients use the same DIR), bind to 127.0.0.1, "
+                     "or --insecure if every host that can reach the port is trusted",
+                     flag, ep);
+}
+
+/* Removes the private ipc:// directories of local runs whose coordinator
+ * is gone (a SIGKILL leaves no chance to clean up): /tmp/quept-PID-XXXXXX
+ * of ours whose PID no longer exists. */
+static void remove_private_dir(const char *dir) {
+    char p[600];
+    snprintf(p, sizeof p, "%s/work", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/status", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+static void sweep_stale_private_dirs(void) {
+    DIR *d = opendir("/tmp");
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int pid, used = 0;
+        if (sscanf(e->d_name, "quept-%d-%*6[A-Za-z0-9]%n", &pid, &used) != 1 || used == 0 ||
+            e->d_name[used] != '\0' || pid <= 0)
+            continue;
+        char path[512];
+        struct stat st;
+        snprintf(path, sizeof path, "/tmp/%s", e->d_name);
+        if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid()) continue;
+        if (kill(pid, 0) == 0 || errno != ESRCH) continue; /* alive (or not ours to judge) */
+        remove_private_dir(path);
+    }
+    closedir(d);
+}
+
 static int bind_sockets(Coord *c, QErr *err) {
     const CoordOpts *o = c->o;
     c->ctx = zmq_ctx_new();
@@ -137,9 +236,13 @@ static int bind_sockets(Coord *c, QErr *err) {
         snprintf(c->work_ep, sizeof c->work_ep, "%s", o->bind);
         snprintf(c->status_ep, sizeof c->status_ep, "%s",
                  o->status_bind ? o->status_bind : "tcp://127.0.0.1:5556");
+        if (check_exposure(o, c->work_ep, "--bind", err) != 0 ||
+            check_exposure(o, c->status_ep, "--status-bind", err) != 0)
+            return -1;
     } else {
         /* local mode: ipc:// in a private directory only we can enter */
-        snprintf(c->private_dir, sizeof c->private_dir, "/tmp/quept-XXXXXX");
+        sweep_stale_private_dirs();
+        snprintf(c->private_dir, sizeof c->private_dir, "/tmp/quept-%d-XXXXXX", (int)getpid());
         if (!mkdtemp(c->private_dir)) return qerr_set(err, "mkdtemp: %s", strerror(errno));
         snprintf(c->work_ep, sizeof c->work_ep, "ipc://%s/work", c->private_dir);
         snprintf(c->status_ep, sizeof c->status_ep, "ipc://%s/status", c->private_dir);
@@ -152,11 +255,16 @@ static int bind_sockets(Coord *c, QErr *err) {
     c->status = zmq_socket(c->ctx, ZMQ_ROUTER);
     int one = 1;
     if (!c->router || !c->status || wire_socket_limits(c->router, (int64_t)PROTO_MAX_FRAME, err) != 0 ||
-        wire_socket_limits(c->status, 256, err) != 0)
+        wire_socket_limits(c->status, 4096, err) != 0)
         return qerr_set(err, "sockets: %s", zmq_strerror(zmq_errno()));
     /* a reply to a vanished peer is an error we want to see, not silence */
     zmq_setsockopt(c->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
-    if (o->curve && curve_setup_server(c->router, &o->server, err) != 0) return -1;
+    /* the status socket is authenticated like the work socket (its 4 KiB
+     * message limit leaves room for CURVE's handshake): the report
+     * names paths, the pid and the workers */
+    if (o->curve && (curve_setup_server(c->router, &o->server, err) != 0 ||
+                     curve_setup_server(c->status, &o->server, err) != 0))
+        return -1;
     if (zmq_bind(c->router, c->work_ep) != 0)
         return qerr_set(err, "bind %s: %s", c->work_ep, zmq_strerror(zmq_errno()));
     if (zmq_bind(c->status, c->status_ep) != 0)
@@ -383,7 +491,10 @@ static int on_fp_out(Coord *c, int k, const Msg *m, QErr *err) {
     for (int i = m->seq0; i < m->seq0 + (int)x->shape[0]; i++)
         if (!sh->fp_seen[i]) sh->fp_seen[i] = 1, sh->fp_received++;
     if (sh->fp_received < s->n_seq) return 0;
-    int rc = journal_write_input(c->o->ckpt_dir, k + 1, sh->fp_out, s, err);
+    int rc;
+    for (int a = 0;
+         (rc = journal_write_input(c->o->ckpt_dir, k + 1, sh->fp_out, s, err)) != 0 && retry_io(a, err);
+         a++) {}
     free(sh->fp_out);
     free(sh->fp_seen);
     sh->fp_out = NULL, sh->fp_seen = NULL, sh->fp_received = 0;
@@ -417,7 +528,12 @@ static int on_result(Coord *c, int k, const Msg *m, QErr *err) {
     memset(&view, 0, sizeof view);
     view.lwc = lwc->data, view.adapter = ad->data, view.n_lwc = c->n_lwc, view.n_adapter = c->n_adapter;
     view.teq = teq ? teq->data : NULL, view.n_teq = nt;
-    if (journal_write_block(c->o->ckpt_dir, m->block, &view, &m->stats, m->n_bits, err) != 0) return -1;
+    int rc;
+    for (int a = 0;
+         (rc = journal_write_block(c->o->ckpt_dir, &c->spec, m->block, &view, &m->stats, err)) != 0 &&
+         retry_io(a, err);
+         a++) {}
+    if (rc != 0) return -1;
     BlockRec *b = &c->blocks[m->block];
     b->done = 1;
     memcpy(b->loss_final, m->stats.loss_final, sizeof b->loss_final);
@@ -441,6 +557,26 @@ static int on_result(Coord *c, int k, const Msg *m, QErr *err) {
     return 0;
 }
 
+/* A worker could not compute its shard: the shard goes back to the queue
+ * (the journal keeps its finished blocks) until its errors reach the retry
+ * budget; only then does the job fail, naming the last cause. */
+static int on_error(Coord *c, int wi, int k, const Msg *m, QErr *err) {
+    WorkerRec *w = &c->workers[wi];
+    if (k < 0) {
+        log_warn("coordinator: stale error from %s ignored: %s", w->name, m->text);
+        return 0;
+    }
+    ShardRec *sh = &c->shards[k];
+    if (++sh->errors >= c->o->shard_retries)
+        return qerr_set(err, "shard %d failed %d times (the retry budget); last, worker %s: %s", k,
+                        sh->errors, w->name, m->text);
+    char why[600];
+    snprintf(why, sizeof why, "reported an error (%d of %d allowed): %.500s", sh->errors,
+             c->o->shard_retries - 1, m->text);
+    release_worker(c, wi, why);
+    return 0;
+}
+
 static int on_worker_message(Coord *c, const uint8_t *id, size_t idn, Msg *m, QErr *err) {
     if (m->type == MSG_REGISTER) {
         on_register(c, id, idn, m);
@@ -448,10 +584,11 @@ static int on_worker_message(Coord *c, const uint8_t *id, size_t idn, Msg *m, QE
     }
     int wi = find_worker(c, id, idn);
     if (wi < 0) {
-        /* a worker of a previous coordinator run: our session tells it to register again */
+        /* a worker of a previous coordinator run: a session it does not know
+         * (0, which tells a stranger nothing) makes it register again */
         Msg hb;
         msg_init(&hb, MSG_HEARTBEAT);
-        hb.session = c->session;
+        hb.session = 0;
         QErr e;
         wire_send(c->router, id, idn, &hb, 0, &e);
         return 0;
@@ -469,12 +606,7 @@ static int on_worker_message(Coord *c, const uint8_t *id, size_t idn, Msg *m, QE
         return 0;
     case MSG_ACTIVATIONS: return k >= 0 ? on_fp_out(c, k, m, err) : 0;
     case MSG_RESULT: return k >= 0 ? on_result(c, k, m, err) : 0;
-    case MSG_ERROR:
-        if (k < 0) {
-            log_warn("coordinator: stale error from %s ignored: %s", w->name, m->text);
-            return 0;
-        }
-        return qerr_set(err, "worker %s: %s", w->name, m->text);
+    case MSG_ERROR: return on_error(c, wi, k, m, err);
     default: return 0;
     }
 }
@@ -561,7 +693,11 @@ static int merge(Coord *c, const TokenSet *ts, QErr *err) {
     elastic_free(&em);
     char sha[65];
     if (rc == 0) rc = sha256_path_hex(o->out_path, sha, err);
-    if (rc == 0) rc = journal_mark_done(o->ckpt_dir, o->out_path, sha, err);
+    char out_abs[4096];
+    if (rc == 0) rc = paths_resolve(o->out_path, out_abs, sizeof out_abs, err);
+    for (int a = 0;
+         rc == 0 && (rc = journal_mark_done(o->ckpt_dir, out_abs, sha, err)) != 0 && retry_io(a, err); a++)
+        rc = 0;
     if (rc == 0)
         log_info("coordinator: merged %d blocks into %s in %.1fs", c->spec.n_layers, o->out_path,
                  now_seconds() - t0);
@@ -673,6 +809,7 @@ int coordinator_run(const CoordOpts *o, QErr *err) {
     Coord *c = calloc(1, sizeof *c);
     if (!c) return qerr_set(err, "out of memory");
     c->o = o;
+    c->lock_fd = -1;
     c->t_start = now_seconds();
     double cpu_self0 = cpu_seconds(RUSAGE_SELF), cpu_kids0 = cpu_seconds(RUSAGE_CHILDREN);
     c->state = JOB_STARTING;
@@ -685,14 +822,20 @@ int coordinator_run(const CoordOpts *o, QErr *err) {
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     signal(SIGPIPE, SIG_IGN);
+    /* every connection takes a descriptor: as many as the hard limit allows */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
     TokenSet ts;
     memset(&ts, 0, sizeof ts);
     int rc = load_job(c, &ts, err);
     if (rc == 0) c->blocks = calloc((size_t)c->spec.n_layers, sizeof *c->blocks);
     if (rc == 0 && !c->blocks) rc = qerr_set(err, "out of memory");
     char done_path[4096];
-    int already = rc == 0 && journal_is_done(o->ckpt_dir, done_path, sizeof done_path) &&
-                  access(o->out_path, R_OK) == 0;
+    int already = 0;
+    if (rc == 0) rc = check_finished(o, done_path, sizeof done_path, &already, err);
     if (rc == 0 && !already) rc = param_sizes(c, err);
     if (rc == 0 && !already) scan_journal(c);
     if (rc == 0 && !already && !c->shards[0].input_ready) {
@@ -715,7 +858,7 @@ int coordinator_run(const CoordOpts *o, QErr *err) {
         double t1 = now_seconds(), cpu1 = cpu_seconds(RUSAGE_SELF);
         if (rc == 0) {
             shutdown_workers(c, "calibration done; merging");
-            rc = merge(c, &ts, err);
+            for (int a = 0; (rc = merge(c, &ts, err)) != 0 && retry_io(a, err); a++) {}
         }
         if (o->report) {
             o->report->calib_wall_s = t1 - t0;
@@ -750,14 +893,7 @@ int coordinator_run(const CoordOpts *o, QErr *err) {
     if (c->status) zmq_close(c->status);
     if (c->zap) zmq_close(c->zap);
     if (c->ctx) zmq_ctx_term(c->ctx);
-    if (c->private_dir[0]) {
-        char p[512];
-        snprintf(p, sizeof p, "%s/work", c->private_dir);
-        unlink(p);
-        snprintf(p, sizeof p, "%s/status", c->private_dir);
-        unlink(p);
-        rmdir(c->private_dir);
-    }
+    if (c->private_dir[0]) remove_private_dir(c->private_dir);
     if (c->ctx) {
         char path[4096];
         journal_path(path, sizeof path, o->ckpt_dir, "coordinator.json");
@@ -765,6 +901,7 @@ int coordinator_run(const CoordOpts *o, QErr *err) {
     }
     free(c->blocks);
     tokens_free(&ts);
+    journal_unlock(c->lock_fd);
     free(c);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);

@@ -37,12 +37,16 @@ typedef struct {
     int expect_workers;
     int max_seqs, quiet, compress;
     QuantConfig qc;
-    int curve; /* CURVE on the work socket */
+    int curve;    /* CURVE on the work and status sockets */
+    int insecure; /* allow plain TCP beyond loopback (anyone who reaches the port can join) */
     CurveKeyPair server;
     CurveAuthorized auth;
     const char *curve_dir; /* passed on to local workers */
     double heartbeat_s;
     int liveness;
+    /* a shard whose workers report this many errors fails the job; fewer
+     * send it back to the queue (default 3) */
+    int shard_retries;
     /* local mode: spawn this many `quept worker` processes (self_exe), each
      * with local_threads OpenBLAS threads, respawned if they die */
     int local_workers, local_threads;

@@ -29,6 +29,7 @@ typedef struct {
     float *fp_out; /* the next shard's input, while it arrives */
     unsigned char *fp_seen;
     int fp_received;
+    int errors; /* errors workers reported on this shard (CoordOpts.shard_retries) */
 } ShardRec;
 
 typedef struct {
@@ -62,6 +63,7 @@ typedef struct {
     int blocks_done_at_start, blocks_journaled_now;
     long tokens_per_block;
     LocalSlot local[COORD_MAX_WORKERS];
+    int lock_fd; /* the checkpoint's lock (journal_lock), -1 none */
 } Coord;
 
 /* coord_status.c */

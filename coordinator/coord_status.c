@@ -123,7 +123,7 @@ char *journal_status_json(const char *dir, QErr *err) {
     int64_t epochs = 0;
     mp_map_int(q, "epochs", &epochs, err);
     char artifact[4096];
-    int done = journal_is_done(dir, artifact, sizeof artifact);
+    int done = journal_is_done(dir, artifact, sizeof artifact, NULL);
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "state", done ? "done" : "stopped");
     cJSON_AddBoolToObject(root, "coordinator_running", 0);

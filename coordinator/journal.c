@@ -3,6 +3,8 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include "artifact/elastic.h"
 #include "base/log.h"
 #include "base/mapfile.h"
+#include "base/sha256.h"
 #include "engine/recon_stats_codec.h"
 #include "quant/qconfig_table.h"
 
@@ -55,6 +58,57 @@ static void pack_spec(msgpack_packer *pk, const JobSpec *s) {
         msgpack_pack_int64(pk, s->shard_begin[k]);
         msgpack_pack_int64(pk, s->shard_end[k]);
     }
+}
+
+/* The job's fingerprint: SHA-256 of its packed spec. */
+static void spec_fingerprint(const JobSpec *s, char hex[65]) {
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_spec(&pk, s);
+    Sha256 h;
+    uint8_t d[32];
+    sha256_init(&h);
+    sha256_update(&h, sb.data, sb.size);
+    sha256_final(&h, d);
+    sha256_hex(d, hex);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+int journal_lock(const char *dir, int *fd, QErr *err) {
+    *fd = -1;
+    if (dir_make_all(dir, err) != 0) return -1;
+    char path[4096];
+    journal_path(path, sizeof path, dir, "lock");
+    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (f < 0) return qerr_setc(err, QERR_IO, "%s: %s", path, strerror(errno));
+    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char buf[32] = "";
+        ssize_t n = pread(f, buf, sizeof buf - 1, 0);
+        buf[n > 0 ? n : 0] = '\0';
+        close(f);
+        if (e == EWOULDBLOCK)
+            return qerr_set(err,
+                            "checkpoint %s is in use by another coordinator (pid %d): wait for it to end, "
+                            "stop it, or use another --checkpoint",
+                            dir, atoi(buf));
+        return qerr_setc(err, QERR_IO, "%s: flock: %s", path, strerror(e));
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    if (ftruncate(f, 0) != 0 || pwrite(f, pid, (size_t)n, 0) != n) {
+        int e = errno;
+        close(f);
+        return qerr_setc(err, QERR_IO, "%s: %s", path, strerror(e));
+    }
+    *fd = f;
+    return 0;
+}
+
+void journal_unlock(int fd) {
+    if (fd >= 0) close(fd);
 }
 
 /* Names the first field where the stored job differs from ours. */
@@ -107,6 +161,7 @@ int journal_open(const char *dir, JobSpec *spec, int adopt_shards, QErr *err) {
         pack_spec(art_writer_meta(w), spec);
         int rc = art_writer_write(w, path, err);
         art_writer_free(w);
+        spec_fingerprint(spec, spec->fingerprint);
         return rc;
     }
     ArtReader *r;
@@ -161,6 +216,7 @@ int journal_open(const char *dir, JobSpec *spec, int adopt_shards, QErr *err) {
     }
     art_close(r);
     art_close(r2);
+    if (rc == 0) spec_fingerprint(spec, spec->fingerprint);
     return rc;
 }
 
@@ -173,7 +229,8 @@ int journal_write_input(const char *dir, int shard, const float *x, const JobSpe
     ArtWriter *w = art_writer_new(err);
     if (!w) return -1;
     msgpack_packer *pk = art_writer_meta(w);
-    msgpack_pack_map(pk, 2);
+    msgpack_pack_map(pk, 3);
+    mp_pack_kv_str(pk, "job", spec->fingerprint);
     mp_pack_kv_int(pk, "shard", shard);
     mp_pack_kv_int(pk, "block", spec->shard_begin[shard]);
     int64_t shape[3] = {spec->n_seq, spec->T, spec->dim};
@@ -183,10 +240,28 @@ int journal_write_input(const char *dir, int shard, const float *x, const JobSpe
     return rc;
 }
 
+static int drop_entry(const char *path, const char *what, QErr *err) {
+    log_warn("journal: %s %s (%s): deleted, it will be recomputed", path, what, err->msg);
+    unlink(path);
+    return -1;
+}
+
 static int drop_corrupt(const char *path, QErr *err) {
     log_warn("journal: %s is corrupt (%s): deleted, it will be recomputed", path, err->msg);
     unlink(path);
     return -1;
+}
+
+/* An entry that names another job (copied from another checkpoint, or
+ * written by a coordinator of other settings) is never used. */
+static int check_job(const msgpack_object *meta, const JobSpec *spec, QErr *err) {
+    char job[80];
+    if (mp_map_str(meta, "job", job, sizeof job, err) != 0)
+        return qerr_set(err, "it carries no job fingerprint (written by another version or another job)");
+    if (strcmp(job, spec->fingerprint) != 0)
+        return qerr_set(err, "it belongs to another job (fingerprint %.12s..., this job %.12s...)", job,
+                        spec->fingerprint);
+    return 0;
 }
 
 int journal_open_input(const char *dir, int shard, const JobSpec *spec, ArtReader **r, const float **x,
@@ -197,6 +272,11 @@ int journal_open_input(const char *dir, int shard, const JobSpec *spec, ArtReade
     *r = NULL;
     if (access(path, F_OK) != 0) return 1;
     if (art_open(r, path, err) != 0) return drop_corrupt(path, err);
+    if (check_job(art_meta(*r), spec, err) != 0) {
+        art_close(*r);
+        *r = NULL;
+        return drop_entry(path, "is not this job's", err);
+    }
     int i = art_find(*r, "x");
     const ArtTensorInfo *ti = art_tensor_info(*r, i);
     int ok = ti && ti->dtype == ART_F32 && ti->ndim == 3 && ti->shape[0] == spec->n_seq &&
@@ -213,15 +293,17 @@ int journal_open_input(const char *dir, int shard, const JobSpec *spec, ArtReade
 
 /* ---- blocks ---- */
 
-int journal_write_block(const char *dir, int block, const QBlockParams *p, const ReconStats *st, int n_bits,
-                        QErr *err) {
+int journal_write_block(const char *dir, const JobSpec *spec, int block, const QBlockParams *p,
+                        const ReconStats *st, QErr *err) {
+    int n_bits = spec->qc.n_bits;
     char name[64], path[4096];
     snprintf(name, sizeof name, "block-%d.qckp", block);
     journal_path(path, sizeof path, dir, name);
     ArtWriter *w = art_writer_new(err);
     if (!w) return -1;
     msgpack_packer *pk = art_writer_meta(w);
-    msgpack_pack_map(pk, 1 + RECON_STATS_ENTRIES);
+    msgpack_pack_map(pk, 2 + RECON_STATS_ENTRIES);
+    mp_pack_kv_str(pk, "job", spec->fingerprint);
     mp_pack_kv_int(pk, "block", block);
     recon_stats_pack(pk, st, n_bits);
     int64_t nl = (int64_t)p->n_lwc, na = (int64_t)p->n_adapter, nt = (int64_t)p->n_teq;
@@ -262,7 +344,11 @@ int journal_read_block(const char *dir, int block, const JobSpec *spec, QBlockPa
     int n = spec->qc.n_bits, rc = 0;
     int64_t b;
     memset(st, 0, sizeof *st);
-    if (mp_map_int(m, "block", &b, err) != 0 || b != block)
+    if (check_job(m, spec, err) != 0) {
+        art_close(r);
+        return drop_entry(path, "is not this job's", err);
+    }
+    if (rc == 0 && (mp_map_int(m, "block", &b, err) != 0 || b != block))
         rc = b != block ? qerr_set(err, "holds block %lld", (long long)b) : -1;
     if (rc == 0) rc = recon_stats_parse(m, st, n, err);
     if (rc == 0) rc = read_f32_tensor(r, "lwc", &p->lwc, &p->n_lwc, err);
@@ -308,7 +394,7 @@ int journal_mark_done(const char *dir, const char *artifact, const char *sha256,
     return write_json(dir, "done.json", o, err);
 }
 
-int journal_is_done(const char *dir, char *artifact, size_t n) {
+int journal_is_done(const char *dir, char *artifact, size_t n, char sha256[65]) {
     char path[4096], *txt;
     size_t len;
     QErr err;
@@ -317,10 +403,19 @@ int journal_is_done(const char *dir, char *artifact, size_t n) {
     cJSON *j = cJSON_Parse(txt);
     free(txt);
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "artifact");
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(j, "sha256");
     int ok = cJSON_IsString(a) && strlen(a->valuestring) < n;
     if (ok) snprintf(artifact, n, "%s", a->valuestring);
+    if (sha256)
+        snprintf(sha256, 65, "%s", cJSON_IsString(h) && strlen(h->valuestring) == 64 ? h->valuestring : "");
     cJSON_Delete(j);
     return ok;
+}
+
+void journal_clear_done(const char *dir) {
+    char path[4096];
+    journal_path(path, sizeof path, dir, "done.json");
+    unlink(path);
 }
 
 void journal_cleanup(const char *dir) {

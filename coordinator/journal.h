@@ -26,10 +26,19 @@ typedef struct {
     QuantConfig qc;
     int n_shards;
     int shard_begin[JOURNAL_MAX_SHARDS], shard_end[JOURNAL_MAX_SHARDS];
+    /* SHA-256 of the job as job.qckp stores it (set by journal_open): every
+     * input and block entry carries it, and an entry of another job is refused */
+    char fingerprint[65];
 } JobSpec;
 
 /* Contiguous, balanced shards: shard k = [k*L/K, (k+1)*L/K). */
 int journal_plan_shards(JobSpec *spec, int n_shards, QErr *err);
+
+/* Takes the checkpoint's advisory lock (DIR/lock, flock): one coordinator
+ * per checkpoint. A second one is refused, naming the holder's pid. The
+ * lock lasts until journal_unlock or the process's end (also a SIGKILL). */
+int journal_lock(const char *dir, int *fd, QErr *err);
+void journal_unlock(int fd);
 
 /* Creates dir (and job.qckp) or checks that the job there is this job.
  * With adopt_shards, a journal's shard plan replaces spec's (a resumed job
@@ -44,8 +53,8 @@ int journal_write_input(const char *dir, int shard, const float *x, const JobSpe
 int journal_open_input(const char *dir, int shard, const JobSpec *spec, ArtReader **r, const float **x,
                        QErr *err);
 
-int journal_write_block(const char *dir, int block, const QBlockParams *p, const ReconStats *st, int n_bits,
-                        QErr *err);
+int journal_write_block(const char *dir, const JobSpec *spec, int block, const QBlockParams *p,
+                        const ReconStats *st, QErr *err);
 /* Block j's journaled parameter arrays (malloc'd into p->lwc, p->adapter,
  * p->teq with their sizes; the layout is the caller's business:
  * qblock_params_restore) and its stats; 1 if absent, -1 if corrupt
@@ -57,8 +66,11 @@ int journal_read_block(const char *dir, int block, const JobSpec *spec, QBlockPa
 int journal_record_coordinator(const char *dir, const char *host, const char *status_ep, const char *work_ep,
                                QErr *err);
 int journal_mark_done(const char *dir, const char *artifact, const char *sha256, QErr *err);
-/* 1 and the artifact path if the journal says the job is complete. */
-int journal_is_done(const char *dir, char *artifact, size_t n);
+/* 1 and the artifact path if the journal says the job is complete; sha256
+ * (may be NULL) gets the SHA-256 recorded for it ("" if none). */
+int journal_is_done(const char *dir, char *artifact, size_t n, char sha256[65]);
+/* Forgets that the job completed (its artifact is gone or changed). */
+void journal_clear_done(const char *dir);
 /* After success: removes the inputs and block entries (job.qckp and
  * done.json stay, so a restart knows the job is complete). */
 void journal_cleanup(const char *dir);

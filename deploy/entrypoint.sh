@@ -44,6 +44,10 @@ coordinator)
     if [ "${QUEPT_CURVE:-1}" = 1 ]; then
         need QUEPT_KEYS_DIR
         set -- "$@" --curve-keys "$QUEPT_KEYS_DIR"
+    else
+        # the job asked for no CURVE (submit --no-curve): the pod's ports are
+        # reachable beyond loopback, which the coordinator refuses unless told
+        set -- "$@" --insecure
     fi
     # calibration flags, split on newlines only, no globbing
     old_ifs=$IFS

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "base/msgpack_util.h"
 #include "engine/recon_stats_codec.h"
 #include "quant/qconfig_table.h"
@@ -319,8 +320,11 @@ static int decode_fields(const msgpack_object *h, Msg *m, QErr *err) {
     const int BIG = 1 << 30;
     switch (m->type) {
     case MSG_REGISTER:
-        return mp_map_str(h, "name", m->name, sizeof m->name, err) ||
-               get_int(h, "threads", 1, 4096, &m->threads, err);
+        if (mp_map_str(h, "name", m->name, sizeof m->name, err) ||
+            get_int(h, "threads", 1, 4096, &m->threads, err))
+            return -1;
+        log_sanitize(m->name); /* shown in logs and quept status */
+        return 0;
     case MSG_ASSIGN: {
         const msgpack_object *q;
         if (get_int(h, "n_layers", 1, 1 << 16, &m->n_layers, err) ||
@@ -353,7 +357,10 @@ static int decode_fields(const msgpack_object *h, Msg *m, QErr *err) {
             return -1;
         return 0;
     case MSG_ERROR:
-    case MSG_SHUTDOWN: return mp_map_str(h, "text", m->text, sizeof m->text, err);
+    case MSG_SHUTDOWN:
+        if (mp_map_str(h, "text", m->text, sizeof m->text, err) != 0) return -1;
+        log_sanitize(m->text);
+        return 0;
     default: return 0;
     }
 }

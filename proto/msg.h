@@ -40,7 +40,7 @@
 #include "base/err.h"
 #include "engine/recon.h"
 
-#define PROTO_VERSION     1
+#define PROTO_VERSION     2
 #define PROTO_MAX_TENSORS 4
 #define PROTO_MAX_HEADER  ((size_t)1 << 20)         /* bytes of frame 0 */
 #define PROTO_MAX_TENSOR  ((size_t)512 << 20)       /* decoded bytes of one tensor */

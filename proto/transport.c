@@ -20,13 +20,23 @@ int wire_socket_limits(void *sock, int64_t max_msg, QErr *err) {
     /* a DEALER queues only on a finished handshake: with no coordinator (or a
      * CURVE refusal) a send fails at once rather than piling up */
     int immediate = type == ZMQ_DEALER;
+    int handshake = WIRE_HANDSHAKE_MS;
     if (zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg) != 0 ||
+        zmq_setsockopt(sock, ZMQ_HANDSHAKE_IVL, &handshake, sizeof handshake) != 0 ||
         zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(sock, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo) != 0 ||
         zmq_setsockopt(sock, ZMQ_IMMEDIATE, &immediate, sizeof immediate) != 0 ||
         zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0)
         return qerr_set(err, "socket options: %s", zmq_strerror(errno));
+    return 0;
+}
+
+int wire_endpoint_is_local(const char *ep) {
+    if (!strncmp(ep, "ipc://", 6) || !strncmp(ep, "inproc://", 9)) return 1;
+    if (strncmp(ep, "tcp://", 6) != 0) return 0;
+    const char *h = ep + 6;
+    if (!strncmp(h, "127.", 4) || !strncmp(h, "localhost:", 10) || !strncmp(h, "[::1]:", 6)) return 1;
     return 0;
 }
 

@@ -22,8 +22,15 @@
 
 #define WIRE_MAX_ID 256
 
-/* Limits and linger on a new socket (max_msg: ZMQ_MAXMSGSIZE in bytes). */
+/* Limits and linger on a new socket (max_msg: ZMQ_MAXMSGSIZE in bytes); a
+ * connection that has not finished its handshake within WIRE_HANDSHAKE_MS
+ * is closed (idle connections cannot pile up and use the descriptors). */
+#define WIRE_HANDSHAKE_MS 5000
 int wire_socket_limits(void *sock, int64_t max_msg, QErr *err);
+
+/* 1 when endpoint ep can be reached from this machine only: ipc://,
+ * inproc://, or tcp:// on 127.0.0.0/8, localhost or [::1]. */
+int wire_endpoint_is_local(const char *ep);
 
 /* Sends m (to routing id `id` on a ROUTER; id NULL on a DEALER). */
 int wire_send(void *sock, const uint8_t *id, size_t id_len, const Msg *m, int compress, QErr *err);

@@ -112,7 +112,21 @@ static void test_sources(void) {
     remove(dir);
 }
 
+/* A path as long as PATH_MAX, wrapped with another, still leaves the reason
+ * in the message (a 1 KiB message used to cut it off). */
+static void test_long_paths_keep_the_reason(void) {
+    static char path[4096];
+    memset(path, 'p', sizeof path - 1);
+    path[sizeof path - 1] = '\0';
+    QErr err = {{0}};
+    qerr_set(&err, "checkpoint %s belongs to another job: epochs is 2 there, 3 here", path);
+    qerr_wrap(&err, "%s", path);
+    CHECK_MSG(strstr(err.msg, "epochs is 2 there, 3 here") != NULL, "reason cut off (%zu bytes)",
+              strlen(err.msg));
+}
+
 int main(void) {
+    test_long_paths_keep_the_reason();
     test_set_and_wrap();
     test_null();
     test_exit_status();

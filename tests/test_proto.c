@@ -190,19 +190,21 @@ static void test_malformed(void) {
     Msg m;
     QErr err = {{0}};
     CHECK_MSG(msg_decode(fr, len, 1, &m, &err) == 0, "%s", err.msg);
-    len[0] = header_with(h, sizeof h, "heartbeat", 2, "", 0);
-    expect_refused(fr, len, 1, "protocol version 2", "newer version");
-    len[0] = header_with(h, sizeof h, "teleport", 1, "", 0);
+    len[0] = header_with(h, sizeof h, "heartbeat", PROTO_VERSION + 1, "", 0);
+    char newer[64];
+    snprintf(newer, sizeof newer, "protocol version %d", PROTO_VERSION + 1);
+    expect_refused(fr, len, 1, newer, "newer version");
+    len[0] = header_with(h, sizeof h, "teleport", PROTO_VERSION, "", 0);
     expect_refused(fr, len, 1, "unknown message type 'teleport'", "unknown type");
-    len[0] = header_with(h, sizeof h, "register", 1, "", 0);
+    len[0] = header_with(h, sizeof h, "register", PROTO_VERSION, "", 0);
     expect_refused(fr, len, 1, "name", "register without a name");
-    len[0] = header_with(h, sizeof h, "activations", 1, "seq0", -5);
+    len[0] = header_with(h, sizeof h, "activations", PROTO_VERSION, "seq0", -5);
     expect_refused(fr, len, 1, "seq0", "negative seq0");
-    len[0] = header_with(h, sizeof h, "activations", 1, "block", 1 << 20);
+    len[0] = header_with(h, sizeof h, "activations", PROTO_VERSION, "block", 1 << 20);
     expect_refused(fr, len, 1, "block", "block out of range");
-    len[0] = header_with(h, sizeof h, "activations", 1, "", 0);
+    len[0] = header_with(h, sizeof h, "activations", PROTO_VERSION, "", 0);
     expect_refused(fr, len, 1, "tensor \"x\"", "activations without x");
-    len[0] = header_with(h, sizeof h, "heartbeat", 1, "", 0);
+    len[0] = header_with(h, sizeof h, "heartbeat", PROTO_VERSION, "", 0);
     fr[1] = h;
     len[1] = 4;
     expect_refused(fr, len, 2, "tensor frames", "extra frame");
@@ -301,6 +303,30 @@ static void test_mutations(void) {
 /* Seeds for the fuzz target (every message type, raw and LZ4) in its input
  * layout; written with QUEPT_WRITE_FUZZ_SEEDS=DIR, and every file in
  * tests/data/fuzz-msg/ (seeds and any crasher found) runs through it here. */
+/* Names and texts from the network reach logs and quept status: control
+ * characters (escape sequences, CR/LF that would forge a log line, C1) come
+ * out as '?'. */
+static void test_sanitized_text(void) {
+    Msg m, d;
+    msg_init(&m, MSG_REGISTER);
+    m.threads = 1;
+    snprintf(m.name, sizeof m.name, "a\033[31mb\r\nquept info: fake\xc2\x9bz\xc3\xa9");
+    MsgFrames f;
+    QErr err = {{0}};
+    CHECK(msg_encode(&m, 0, &f, &err) == 0);
+    CHECK_MSG(decode_frames(&f, &d, &err) == 0, "%s", err.msg);
+    CHECK_MSG(strcmp(d.name, "a?[31mb??quept info: fake??z\xc3\xa9") == 0, "got '%s'", d.name);
+    msg_free(&d);
+    msg_frames_free(&f);
+    msg_init(&m, MSG_ERROR);
+    snprintf(m.text, sizeof m.text, "bad\033]0;title\007");
+    CHECK(msg_encode(&m, 0, &f, &err) == 0);
+    CHECK(decode_frames(&f, &d, &err) == 0);
+    CHECK_MSG(strcmp(d.text, "bad?]0;title?") == 0, "got '%s'", d.text);
+    msg_free(&d);
+    msg_frames_free(&f);
+}
+
 static void test_fuzz_corpus(void) {
     const char *out = getenv("QUEPT_WRITE_FUZZ_SEEDS");
     float buf[64];
@@ -409,7 +435,7 @@ static void test_live_garbage(void) {
         }
     }
     uint8_t h[512];
-    size_t hl = header_with(h, sizeof h, "result", 1, "block", 3);
+    size_t hl = header_with(h, sizeof h, "result", PROTO_VERSION, "block", 3);
     zmq_send(s, h, hl, 0);
     float buf[64] = {0};
     Msg r;
@@ -439,6 +465,7 @@ static void test_live_garbage(void) {
 int main(void) {
     test_roundtrip();
     test_malformed();
+    test_sanitized_text();
     test_mutations();
     test_fuzz_corpus();
     test_live_garbage();

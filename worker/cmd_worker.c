@@ -83,6 +83,15 @@ int cmd_worker(int argc, char **argv) {
         int match = strcmp(nm, wo.name) == 0 || (strcmp(nm, "*") == 0 && !strchr(wo.name, '.'));
         if (sscanf(die, "%63[^:]:%d:%d", nm, &b, &e) == 3 && match) wo.die_block = b, wo.die_epoch = e;
     }
+    /* test hook: QUEPT_TEST_WORKER_FAIL=name:block:times ("*": every first-incarnation worker) */
+    const char *fail = getenv("QUEPT_TEST_WORKER_FAIL");
+    if (fail) {
+        char nm[64] = "";
+        int b, n;
+        if (sscanf(fail, "%63[^:]:%d:%d", nm, &b, &n) == 3 &&
+            (strcmp(nm, wo.name) == 0 || (strcmp(nm, "*") == 0 && !strchr(wo.name, '.'))))
+            wo.fail_block = b, wo.fail_times = n;
+    }
     if (worker_run(&wo, &err) != 0) {
         log_error("worker %s: %s", wo.name, err.msg);
         return 1;

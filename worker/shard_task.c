@@ -28,7 +28,7 @@ int shard_task_new(const Msg *assign, ShardTask **out, QErr *err) {
     t->seq_seen = calloc((size_t)a->n_seq, 1);
     t->replay = calloc((size_t)(n_replay > 0 ? n_replay : 1), sizeof *t->replay);
     t->replay_seen = calloc((size_t)(n_replay > 0 ? n_replay : 1), 1);
-    t->die_block = t->die_epoch = -1;
+    t->die_block = t->die_epoch = t->fail_block = -1;
     if (!in_ok || !t->seq_seen || !t->replay || !t->replay_seen) {
         shard_task_free(t);
         return qerr_set(err, "out of memory for the shard's %zu input activations", n);
@@ -108,6 +108,7 @@ typedef struct {
     void *pipe;
     atomic_int *cancel;
     QErr *err;
+    int hook_failed; /* the fail_block test hook stopped recon_block */
 } RunCtx;
 
 static int send_msg(RunCtx *r, Msg *m) {
@@ -121,6 +122,10 @@ static int on_epoch(int block, int epoch, int epochs, const double gl[QN_GROUPS]
     if (block == r->t->die_block && epoch == r->t->die_epoch) {
         log_warn("test hook: worker killing itself at block %d epoch %d", block, epoch);
         raise(SIGKILL);
+    }
+    if (block == r->t->fail_block) {
+        r->hook_failed = 1;
+        return 1;
     }
     Msg m;
     msg_init(&m, MSG_PROGRESS);
@@ -200,7 +205,7 @@ static int fp_pass(RunCtx *r, const ModelConfig *c, BlockWeights *w, Streams *x)
 int shard_task_run(ShardTask *t, void *pipe, atomic_int *cancel, QErr *err) {
     const Msg *a = &t->assign;
     const QuantConfig *qc = &a->qc;
-    RunCtx r = {t, pipe, cancel, err};
+    RunCtx r = {t, pipe, cancel, err, 0};
     ModelSource *src = NULL;
     if (model_source_open(&src, a->model_path, err) != 0) return -1;
     ModelConfig c = *model_source_config(src);
@@ -248,6 +253,7 @@ int shard_task_run(ShardTask *t, void *pipe, atomic_int *cancel, QErr *err) {
         QBlockParams p;
         ReconStats s;
         rc = recon_block(&c, qc, j, &w[j - a->block_begin], &st, &p, &s, on_epoch, &r, err);
+        if (rc != 0 && r.hook_failed) qerr_set(err, "test hook: failing at block %d", j);
         if (rc == 0) {
             rc = send_result(&r, j, &p, &s);
             qblock_params_free(&p);

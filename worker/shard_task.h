@@ -31,6 +31,8 @@ typedef struct {
     int compress; /* LZ4 on outgoing tensors */
     /* test hook: raise SIGKILL when block `die_block` reaches epoch `die_epoch` */
     int die_block, die_epoch;
+    /* test hook: report an error (not a crash) when block `fail_block` starts */
+    int fail_block;
 } ShardTask;
 
 /* A task for an ASSIGN (inputs still to arrive). */

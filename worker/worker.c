@@ -23,7 +23,7 @@ void worker_opts_default(WorkerOpts *o) {
     o->heartbeat_s = 1.0;
     o->liveness = 3;
     o->max_lost_s = 300.0;
-    o->die_block = o->die_epoch = -1;
+    o->die_block = o->die_epoch = o->fail_block = -1;
 }
 
 /* SIGTERM / SIGINT: finish the loop and exit cleanly. Signal-safe flag. */
@@ -88,10 +88,25 @@ typedef struct {
     int registered_wanted; /* register as soon as the compute thread is idle */
     int busy;              /* the compute thread holds a task */
     ShardTask *pending;    /* an assignment whose inputs are still arriving */
+    int fail_left;         /* the fail test hook's remaining failures */
     double last_heard, next_hb, lost_since;
     double backoff;
     ComputeShared *cs;
 } Worker;
+
+/* Hands a complete pending assignment to the compute thread once it is
+ * idle. The coordinator assigns the next shard as soon as it has journaled
+ * the last block of the previous one, which can be before the compute
+ * thread's DONE reaches us: the assignment waits here instead of being
+ * refused (that refusal failed ordinary local jobs). */
+static void maybe_start(Worker *w) {
+    if (!w->pending || w->busy || !shard_task_ready(w->pending)) return;
+    ShardTask *t = w->pending;
+    w->pending = NULL;
+    atomic_store(&w->cs->cancel, 0);
+    zmq_send(w->pipe, &t, sizeof t, 0);
+    w->busy = 1;
+}
 
 /* Takes everything the compute thread has sent: its DONE marks the thread
  * idle; protocol messages go on to the coordinator when forward is set
@@ -103,6 +118,7 @@ static void drain_pipe(Worker *w, int forward) {
         if (f.n == 1 && f.len[0] == sizeof DONE_MARK && memcmp(f.data[0], DONE_MARK, sizeof DONE_MARK) == 0) {
             w->busy = 0;
             msg_frames_free(&f);
+            maybe_start(w);
         } else if (forward && w->dealer) {
             if (wire_send_frames(w->dealer, NULL, 0, &f, &e) != 0) log_warn("worker: relay: %s", e.msg);
         } else {
@@ -193,10 +209,10 @@ static int on_coordinator(Worker *w, Msg *m) {
         abandon_work(w);
         return 1;
     case MSG_ASSIGN:
-        if (w->busy || w->pending) {
-            log_warn("worker %s: assignment %llu while busy; refused", w->o->name,
+        if (w->pending) {
+            log_warn("worker %s: assignment %llu while another is pending; refused", w->o->name,
                      (unsigned long long)m->assign);
-            send_error(w, m->assign, "assignment while busy");
+            send_error(w, m->assign, "assignment while another is pending");
             return 0;
         }
         if (shard_task_new(m, &w->pending, &err) != 0) {
@@ -206,6 +222,10 @@ static int on_coordinator(Worker *w, Msg *m) {
         w->pending->assign.session = m->session;
         w->pending->compress = w->o->compress;
         w->pending->die_block = w->o->die_block, w->pending->die_epoch = w->o->die_epoch;
+        if (w->fail_left > 0 && m->block_start <= w->o->fail_block && w->o->fail_block < m->block_end) {
+            w->pending->fail_block = w->o->fail_block;
+            w->fail_left--;
+        }
         log_info("worker %s: shard %d, blocks %d-%d (from %d)", w->o->name, m->shard, m->block_begin,
                  m->block_end - 1, m->block_start);
         break;
@@ -221,13 +241,7 @@ static int on_coordinator(Worker *w, Msg *m) {
         break;
     default: break;
     }
-    if (w->pending && shard_task_ready(w->pending)) {
-        ShardTask *t = w->pending;
-        w->pending = NULL;
-        atomic_store(&w->cs->cancel, 0);
-        zmq_send(w->pipe, &t, sizeof t, 0);
-        w->busy = 1;
-    }
+    maybe_start(w);
     return 0;
 }
 
@@ -240,6 +254,7 @@ int worker_run(const WorkerOpts *o, QErr *err) {
     Worker w;
     memset(&w, 0, sizeof w);
     w.o = o;
+    w.fail_left = o->fail_times;
     w.ctx = zmq_ctx_new();
     ComputeShared cs = {w.ctx, o->threads, 0};
     w.cs = &cs;

@@ -24,11 +24,13 @@ typedef struct {
     int curve;           /* CURVE on: server_pub + client pair */
     char server_pub[41];
     CurveKeyPair client;
-    double heartbeat_s;       /* default 1.0 */
-    int liveness;             /* default 3 */
-    double max_lost_s;        /* default 300 */
-    int compress;             /* LZ4 on tensors sent */
-    int die_block, die_epoch; /* test hook (QUEPT_TEST_WORKER_DIE=name:block:epoch), -1 = off */
+    double heartbeat_s;         /* default 1.0 */
+    int liveness;               /* default 3 */
+    double max_lost_s;          /* default 300 */
+    int compress;               /* LZ4 on tensors sent */
+    int die_block, die_epoch;   /* test hook (QUEPT_TEST_WORKER_DIE=name:block:epoch), -1 = off */
+    int fail_block, fail_times; /* test hook (QUEPT_TEST_WORKER_FAIL=name:block:times): report an
+                                   error at that block's first epoch, the first `times` times */
 } WorkerOpts;
 
 void worker_opts_default(WorkerOpts *o);

@@ -8,7 +8,9 @@
 
 #include <stddef.h>
 
-#define QERR_MSG_LEN 1024
+/* room for two paths of PATH_MAX and the reason: a long path must never
+ * cut the reason off */
+#define QERR_MSG_LEN 10240
 
 /* The kind of a failure, set where it happens (qerr_setc). */
 typedef enum {

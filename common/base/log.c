@@ -33,3 +33,12 @@ void log_msg(LogLevel level, const char *fmt, ...) {
     va_end(ap);
     fputc('\n', stderr);
 }
+
+void log_sanitize(char *s) {
+    for (unsigned char *p = (unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            *p = '?';
+        else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+            p[0] = p[1] = '?', p++;
+    }
+}

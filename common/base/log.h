@@ -13,6 +13,10 @@ LogLevel log_get_level(void);
  * the accepted values. */
 void log_level_from_env(void);
 void log_msg(LogLevel level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Makes text from outside (a peer's name or message) safe to print: every
+ * control character (C0, DEL, and C1 as UTF-8 0xC2 0x80..0x9F) becomes '?',
+ * so it cannot move the cursor, colour the terminal or forge a log line. */
+void log_sanitize(char *s);
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)

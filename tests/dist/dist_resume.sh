@@ -16,6 +16,7 @@ dir=$(private_dir_of a.qept.ckpt)
 wait_for 10 no_workers_of "$dir" || fail "orphan workers 10 s after the coordinator's SIGKILL"
 ls a.qept.ckpt/block-*.qckp >/dev/null 2>&1 || fail "nothing journaled before the kill"
 calib a.qept --workers 2 2>a2.log || { cat a2.log; fail "resume"; }
+[ -d "$dir" ] && fail "the killed run's private directory $dir outlived the next local run"
 grep -q "journaled already" a2.log || fail "resume did not read the journal"
 cmp ref.qept a.qept || fail "resumed artifact differs"
 pass "coordinator SIGKILL + restart: byte-identical, no orphans"
@@ -55,8 +56,8 @@ pass "corrupt journal entry recomputed"
 
 # 5. another job's checkpoint is refused, naming what differs
 QUEPT_TEST_COORD_DIE_AFTER=1 calib e.qept --workers 2 --quiet 2>/dev/null
-calib e.qept --workers 2 --checkpoint e.qept.ckpt --epochs 5 2>e.log && fail "other epochs accepted"
-grep -q "epochs" e.log || { cat e.log; fail "message does not name epochs"; }
+EPOCHS=5 calib e.qept --workers 2 --checkpoint e.qept.ckpt 2>e.log && fail "other epochs accepted"
+grep -q "epochs is 3 there, 5 here" e.log || { cat e.log; fail "message does not name epochs"; }
 "$QUEPT" sample --model "$MODEL" --n 16 --len 64 --seed 9 --out other.qtok >/dev/null 2>&1
 "$QUEPT" calibrate --model "$MODEL" --data other.qtok --out e.qept --epochs "$EPOCHS" --workers 2 2>e2.log && fail "other data accepted"
 grep -q "data_sha256" e2.log || { cat e2.log; fail "message does not name the data"; }

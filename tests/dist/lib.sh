@@ -40,9 +40,9 @@ wait_for() {
 }
 
 # the local workers of a coordinator run (their private ipc:// dir is in argv)
-workers_of() { pgrep -f "quept worker --connect ipc://$1" || true; }
+workers_of() { pgrep -f " worker --connect ipc://$1" || true; }
 no_workers_of() { [ -z "$(workers_of "$1")" ]; }
 private_dir_of() { # the ipc dir a checkpoint's running coordinator recorded
-    sed -n 's|.*"work": *"ipc://\(/tmp/quept-[A-Za-z0-9]*\)/work".*|\1|p' "$1/coordinator.json" 2>/dev/null
+    sed -n 's|.*"work": *"ipc://\(/tmp/quept-[A-Za-z0-9-]*\)/work".*|\1|p' "$1/coordinator.json" 2>/dev/null
 }
 free_port() { echo $(( 20000 + ($$ * 7 + RANDOM) % 30000 )); }

@@ -380,7 +380,11 @@ async function scenario(label, { killCoordinatorAfterBlocks = 0, timeoutS = 150,
     // a worker with the job's server key but a key pair of its own (CURVE
     // must refuse it: only the Secret's client key is authorised)
     while (!existsSync(join(ckpt, "coordinator.json")) && Date.now() - T0 < timeoutS * 1000) await new Promise((r) => setTimeout(r, 20));
-    statusProbe = await sideProcess(["status", "--connect", svcHost("status"), "--json", "--timeout", "10"]);
+    // the status socket is CURVE-authenticated too: the client uses the Secret's worker keys
+    const sk = join(root, "status-keys"), secret = secrets.values().next().value;
+    mkdirSync(sk, { recursive: true });
+    for (const f of ["server.pub", "client.key"]) writeFileSync(join(sk, f), secret[f], { mode: 0o600 });
+    statusProbe = await sideProcess(["status", "--connect", svcHost("status"), "--json", "--timeout", "10", "--curve-keys", sk]);
     const keys = join(root, "intruder-keys");
     spawnSync(quept, ["keygen", keys]);
     writeFileSync(join(keys, "server.pub"), secrets.values().next().value["server.pub"]);
