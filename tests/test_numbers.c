@@ -175,6 +175,34 @@ static void test_artifacts_refused_at_load(void) {
     elastic_free(&em);
 }
 
+/* RTN on finite but huge weights (3e38 and -3e38 in one group: the grid's
+ * range overflows float) used to write an artifact that evaluated to NaN:
+ * calibration now refuses, naming width, block and tensor. */
+static void test_calibration_refuses_overflow(void) {
+    QErr err = {{0}};
+    ModelConfig c = tiny_config();
+    Model m;
+    char model[512], data[512], art[512];
+    snprintf(model, sizeof model, "%s/huge.bin", tmpdir);
+    snprintf(data, sizeof data, "%s/huge.qtok", tmpdir);
+    snprintf(art, sizeof art, "%s/huge.qept", tmpdir);
+    CHECK(model_init_random(&m, &c, 8, &err) == 0);
+    CHECK(sample_to_file(&m, 8, 16, 2, 1.0f, data, NULL, NULL, &err) == 0);
+    m.blocks[1].w_up[0] = 3e38f;
+    m.blocks[1].w_up[1] = -3e38f;
+    CHECK(llama2c_write_legacy(model, &m, &err) == 0);
+    model_free(&m);
+    QuantConfig qc;
+    quant_config_default(&qc);
+    qc.method = METHOD_RTN;
+    CalibJob job = {.model_path = model, .data_path = data, .out_path = art, .quiet = 1};
+    CHECK(calibrate_run(&job, &qc, &err) != 0);
+    CHECK_MSG(strstr(err.msg, "bits the quantized model is not finite") &&
+                  strstr(err.msg, "block 1 tensor w_up"),
+              "%s", err.msg);
+    CHECK(access(art, F_OK) != 0); /* nothing written */
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/quept_numbers_XXXXXX");
     if (!mkdtemp(tmpdir)) SKIP("no temp dir");
@@ -182,6 +210,7 @@ int main(void) {
     test_models_refused_at_open();
     test_sample_refuses_overflow();
     test_artifacts_refused_at_load();
+    test_calibration_refuses_overflow();
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -42,6 +42,13 @@ int sensitivity_compute(ElasticModel *em, const TokenSet *ts, QErr *err) {
     for (int bi = 0; rc == 0 && bi < NB; bi++) {
         for (int j = 0; j < L; j++) bits[j] = q->bits[bi];
         rc = elastic_switch(em, bits, &qm, err);
+        /* finite but huge base weights (3e38) can overflow a grid's scale:
+         * refuse here, naming width, block and tensor, rather than write an
+         * artifact that only evaluates to NaN */
+        if (rc == 0 && model_check_finite(&qm, err) != 0)
+            rc = qerr_wrap(err,
+                           "at %d bits the quantized model is not finite (weights too large for the grid?)",
+                           q->bits[bi]);
         for (int s = first; rc == 0 && s < ts->n_seq; s++) {
             const int *tok = ts->tokens + (size_t)s * T;
             model_forward(&em->base, &fs, tok);
@@ -54,8 +61,7 @@ int sensitivity_compute(ElasticModel *em, const TokenSet *ts, QErr *err) {
                 for (int t = 0; t + 1 < T; t++) {
                     log_softmax_row(lp, ref_logits + (size_t)t * V, V);
                     log_softmax_row(lq, fs.logits + (size_t)t * V, V);
-                    double kl = kl_divergence(lp, lq, V);
-                    sum += kl > 0.0 ? kl : 0.0; /* rounding can give -1e-17 */
+                    sum += kl_divergence(lp, lq, V); /* >= 0, and NaN stays NaN (checked below) */
                 }
                 em->sens[(size_t)bi * L + j] += sum / ((double)(T - 1) * n_hold);
             }
