@@ -15,6 +15,8 @@
 #include "base/mapfile.h"
 #include "check.h"
 #include "model/model.h"
+#include "quant/fakequant.h"
+#include "quant/qconfig.h"
 
 typedef struct {
     char *buf;
@@ -130,6 +132,52 @@ static inline void golden_model_weights(BlockWeights *w, const GoldenModel *m, i
         memcpy(w->bk, m->bk, KVD * sizeof(float));
         memcpy(w->bv, m->bv, KVD * sizeof(float));
     }
+}
+
+/* The one-block config of the model section, with a case's RoPE convention
+ * and q/k/v biases. */
+static inline ModelConfig golden_block_config(const GoldenModel *m, int halves, int bias) {
+    ModelConfig c = {.dim = m->C,
+                     .hidden_dim = m->H,
+                     .n_layers = 1,
+                     .n_heads = m->NH,
+                     .n_kv_heads = m->NKV,
+                     .head_dim = m->hd,
+                     .vocab_size = 1,
+                     .seq_len = m->T,
+                     .rope_theta = m->theta,
+                     .norm_eps = m->eps,
+                     .rope_halves = halves,
+                     .has_qkv_bias = bias};
+    return c;
+}
+
+/* A block case's widths, as every writer lays them: int32[n_bits] bits,
+ * group, rank (QuantConfig's group and rank of each width). Sets qc to
+ * quant_config_reference with those widths; -1 when the file is short or a
+ * width is outside QBITS_MIN..QBITS_MAX. */
+static inline int golden_read_widths(Reader *r, int n_bits, int32_t *bits, int32_t *group, int32_t *rank,
+                                     QuantConfig *qc) {
+    if (rd_bytes(r, bits, 4 * (size_t)n_bits) || rd_bytes(r, group, 4 * (size_t)n_bits) ||
+        rd_bytes(r, rank, 4 * (size_t)n_bits))
+        return -1;
+    quant_config_reference(qc);
+    qc->n_bits = n_bits;
+    for (int j = 0; j < n_bits; j++) {
+        if (bits[j] < QBITS_MIN || bits[j] > QBITS_MAX) return -1;
+        qc->bits[j] = bits[j];
+        qc->group[bits[j]] = group[j];
+        qc->rank[bits[j]] = rank[j];
+    }
+    return 0;
+}
+
+/* The quantizer geometry a fake-quantizer case starts with, as both writers
+ * (fakequant_ref.py, pot_ref.py) lay it: int32 out, in, bits, group, rank, R.
+ * The rest of the spec is the caller's. */
+static inline FqSpec golden_spec(const int32_t h[6]) {
+    FqSpec sp = {.out = h[0], .in = h[1], .bits = h[2], .group = h[3], .rank = h[4], .R = h[5]};
+    return sp;
 }
 
 /* ||c - ref|| / ||ref|| and max|c - ref| / max|ref| (each absolute when ref

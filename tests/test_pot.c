@@ -70,15 +70,10 @@ static double check_grad(const char *ctx, const char *what, const float *c, cons
 static int quant_case(Reader *r, int ci) {
     int32_t h[7];
     if (rd_bytes(r, h, sizeof h) != 0) return -1;
-    FqSpec sp = {.out = h[0],
-                 .in = h[1],
-                 .bits = h[2],
-                 .group = h[3],
-                 .rank = h[4],
-                 .R = h[5],
-                 .mode = FQ_ADAPTER_BEFORE_QUANT,
-                 .lwc = h[6],
-                 .format = FQ_FORMAT_POT};
+    FqSpec sp = golden_spec(h);
+    sp.mode = FQ_ADAPTER_BEFORE_QUANT;
+    sp.lwc = h[6];
+    sp.format = FQ_FORMAT_POT;
     QErr err;
     if (fq_spec_check(&sp, &err) != 0) {
         fprintf(stderr, "quant case %d: %s\n", ci, err.msg);
@@ -235,31 +230,11 @@ static int block_case(Reader *r, const GoldenModel *m, int ci) {
     const int halves = h[0], bias = h[1], l2 = h[2], lwc = h[3], n_bits = h[4], bi = h[5];
     if (n_bits < 1 || n_bits > QMAX_NBITS || bi < 0 || bi >= n_bits) return -1;
     int32_t bits[QMAX_NBITS], group[QMAX_NBITS], rank[QMAX_NBITS];
-    if (rd_bytes(r, bits, 4 * (size_t)n_bits) || rd_bytes(r, group, 4 * (size_t)n_bits) ||
-        rd_bytes(r, rank, 4 * (size_t)n_bits))
-        return -1;
-    ModelConfig c = {.dim = m->C,
-                     .hidden_dim = m->H,
-                     .n_layers = 1,
-                     .n_heads = m->NH,
-                     .n_kv_heads = m->NKV,
-                     .head_dim = m->hd,
-                     .vocab_size = 1,
-                     .seq_len = m->T,
-                     .rope_theta = m->theta,
-                     .norm_eps = m->eps,
-                     .rope_halves = halves,
-                     .has_qkv_bias = bias};
     QuantConfig qc;
-    quant_config_reference(&qc);
+    if (golden_read_widths(r, n_bits, bits, group, rank, &qc) != 0) return -1;
+    ModelConfig c = golden_block_config(m, halves, bias);
     qc.format = QFORMAT_POT;
     qc.pot_l2 = pot_l2;
-    qc.n_bits = n_bits;
-    for (int j = 0; j < n_bits; j++) {
-        qc.bits[j] = bits[j];
-        qc.group[bits[j]] = group[j];
-        qc.rank[bits[j]] = rank[j];
-    }
     qc.lwc = lwc;
     qc.loss_l2 = l2;
     qc.prefix_grad_stop = 0;

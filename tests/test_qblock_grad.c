@@ -84,31 +84,10 @@ static int run_case(Reader *r, const GoldenModel *m, int ci) {
     const int halves = h[0], bias = h[1], l2 = h[2], mode = h[3], lwc = h[4], n_bits = h[5], bi = h[6];
     if (n_bits < 1 || n_bits > QMAX_NBITS || bi < 0 || bi >= n_bits) return -1;
     int32_t bits[QMAX_NBITS], group[QMAX_NBITS], rank[QMAX_NBITS];
-    if (rd_bytes(r, bits, 4 * (size_t)n_bits) != 0 || rd_bytes(r, group, 4 * (size_t)n_bits) != 0 ||
-        rd_bytes(r, rank, 4 * (size_t)n_bits) != 0)
-        return -1;
-
-    ModelConfig c = {.dim = m->C,
-                     .hidden_dim = m->H,
-                     .n_layers = 1,
-                     .n_heads = m->NH,
-                     .n_kv_heads = m->NKV,
-                     .head_dim = m->hd,
-                     .vocab_size = 1,
-                     .seq_len = m->T,
-                     .rope_theta = m->theta,
-                     .norm_eps = m->eps,
-                     .rope_halves = halves,
-                     .has_qkv_bias = bias};
     QuantConfig qc;
-    quant_config_reference(&qc);
-    qc.n_bits = n_bits;
-    for (int j = 0; j < n_bits; j++) {
-        if (bits[j] < QBITS_MIN || bits[j] > QBITS_MAX) return -1;
-        qc.bits[j] = bits[j];
-        qc.group[bits[j]] = group[j];
-        qc.rank[bits[j]] = rank[j];
-    }
+    if (golden_read_widths(r, n_bits, bits, group, rank, &qc) != 0) return -1;
+
+    ModelConfig c = golden_block_config(m, halves, bias);
     qc.adapter_mode = mode;
     qc.lwc = lwc;
     qc.loss_l2 = l2;

@@ -96,50 +96,18 @@ static ModelConfig small_config(int bias, int halves, int T) {
 
 /* ---------------------------------------------------------------- golden */
 
-static int read_block(Reader *r, ModelConfig *c, BlockWeights *w, int *B) {
-    int32_t h[7];
-    float f[2];
-    if (rd_bytes(r, h, sizeof h) != 0 || rd_bytes(r, f, sizeof f) != 0) return -1;
-    if (h[0] != 48 || h[1] != 80 || h[2] != 4 || h[3] != 2 || h[4] != 12 || h[5] < 1 || h[5] > 16 ||
-        h[6] < 1 || h[6] > 64)
-        return -1;
-    *c = small_config(1, 0, h[6]);
-    c->rope_theta = f[0];
-    c->norm_eps = f[1];
-    *B = h[5];
-    QErr err;
-    if (block_weights_alloc(w, c, &err) != 0) return -1;
-    size_t C = 48, H = 80, QD = 48, KVD = 24;
-    float *dst[12] = {w->attn_norm, w->wq, w->wk,       w->wv,     w->wo,   w->bq,
-                      w->bk,        w->bv, w->mlp_norm, w->w_gate, w->w_up, w->w_down};
-    size_t n[12] = {C, QD * C, KVD * C, KVD * C, C * QD, QD, KVD, KVD, C, H * C, H * C, C * H};
-    for (int i = 0; i < 12; i++)
-        if (rd_bytes(r, dst[i], n[i] * sizeof(float)) != 0) return -1;
-    return 0;
-}
-
-static int run_golden_case(Reader *r, const ModelConfig *c0, const BlockWeights *w0, int B, int ci) {
+static int run_golden_case(Reader *r, const GoldenModel *m, int ci) {
     int32_t h[8];
     if (rd_bytes(r, h, sizeof h) != 0) return -1;
     const int halves = h[0], bias = h[1], l2 = h[2], mode = h[3], placement = h[4], n_bits = h[5], bi = h[6],
               lwc = h[7];
     if (n_bits < 1 || n_bits > QMAX_NBITS || bi < 0 || bi >= n_bits || lwc != 1) return -1;
     int32_t bits[QMAX_NBITS], group[QMAX_NBITS], rank[QMAX_NBITS], sizes[3];
-    if (rd_bytes(r, bits, 4 * (size_t)n_bits) || rd_bytes(r, group, 4 * (size_t)n_bits) ||
-        rd_bytes(r, rank, 4 * (size_t)n_bits) || rd_bytes(r, sizes, sizeof sizes))
-        return -1;
-    ModelConfig c = *c0;
-    c.rope_halves = halves;
-    c.has_qkv_bias = bias;
     QuantConfig qc;
-    quant_config_reference(&qc);
-    qc.n_bits = n_bits;
-    for (int j = 0; j < n_bits; j++) {
-        if (bits[j] < QBITS_MIN || bits[j] > QBITS_MAX) return -1;
-        qc.bits[j] = bits[j];
-        qc.group[bits[j]] = group[j];
-        qc.rank[bits[j]] = rank[j];
-    }
+    if (golden_read_widths(r, n_bits, bits, group, rank, &qc) != 0 || rd_bytes(r, sizes, sizeof sizes))
+        return -1;
+    const ModelConfig c = golden_block_config(m, halves, bias);
+    const int B = m->B;
     qc.adapter_mode = mode;
     qc.loss_l2 = l2;
     qc.prefix_grad_stop = 0;
@@ -149,19 +117,8 @@ static int run_golden_case(Reader *r, const ModelConfig *c0, const BlockWeights 
     /* the block: biases only where the case uses them */
     BlockWeights w, tw;
     if (block_weights_alloc(&w, &c, &err) != 0) return -1;
-    size_t C = c.dim, QD = 48, KVD = 24;
-    memcpy(w.attn_norm, w0->attn_norm, C * 4);
-    memcpy(w.mlp_norm, w0->mlp_norm, C * 4);
-    for (int l = 0; l < N_LIN; l++) {
-        int o, in;
-        qblock_linear_shape(&c, l, &o, &in);
-        memcpy(*qblock_linear_slot(&w, l), qblock_linear_weight(w0, l), (size_t)o * in * 4);
-    }
-    if (bias) {
-        memcpy(w.bq, w0->bq, QD * 4);
-        memcpy(w.bk, w0->bk, KVD * 4);
-        memcpy(w.bv, w0->bv, KVD * 4);
-    }
+    golden_model_weights(&w, m, bias);
+    const size_t C = c.dim;
     QBlockParams p;
     if (qblock_params_init(&p, &c, &qc, 0, &err) != 0 || block_weights_alloc(&tw, &c, &err) != 0) {
         fprintf(stderr, "case %d: %s\n", ci, err.msg);
@@ -222,17 +179,17 @@ static void test_golden(void) {
     Reader r;
     uint32_t n;
     if (golden_open(&r, "teq_golden.bin", "TEQG", "teq_golden.py", 4, &n) != 0) return;
-    ModelConfig c;
-    BlockWeights w;
-    int B = 0, ok = read_block(&r, &c, &w, &B) == 0;
+    GoldenModel m;
+    memset(&m, 0, sizeof m);
+    int ok = golden_read_model(&r, &m) == 0;
     CHECK_MSG(ok, "truncated or invalid model section");
     for (uint32_t i = 0; ok && i < n; i++) {
-        ok = run_golden_case(&r, &c, &w, B, (int)i) == 0;
+        ok = run_golden_case(&r, &m, (int)i) == 0;
         CHECK_MSG(ok, "case %u: truncated or invalid golden file", i);
     }
     if (ok) CHECK_MSG(r.pos == r.len, "golden file has %zu trailing bytes", r.len - r.pos);
     printf("golden: worst gradient error %.2g (tol %g)\n", worst_grad, TOL_G_RELNORM);
-    if (ok || B) block_weights_free(&w);
+    golden_free_model(&m);
     golden_close(&r);
 }
 
