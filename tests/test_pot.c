@@ -40,6 +40,7 @@
 #include "check.h"
 #include "engine/qblock.h"
 #include "engine/recon_step.h"
+#include "fixtures.h"
 #include "golden.h"
 #include "quant/pot.h"
 
@@ -431,18 +432,8 @@ static void check_search(void) {
 
 static void check_switch_and_artifact(void) {
     QErr err = {{0}};
-    ModelConfig c = {.dim = 32,
-                     .hidden_dim = 48,
-                     .n_layers = 2,
-                     .n_heads = 4,
-                     .n_kv_heads = 2,
-                     .head_dim = 8,
-                     .vocab_size = 16,
-                     .seq_len = 32,
-                     .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f,
-                     .rope_halves = 0,
-                     .tied_classifier = 1};
+    ModelConfig c = tiny_config(2);
+    c.vocab_size = 16;
     for (int method = 0; method < 2; method++) {
         Model m;
         CHECK(model_init_random(&m, &c, 5, &err) == 0);

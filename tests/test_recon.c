@@ -13,10 +13,10 @@
 #include "base/mapfile.h"
 #include "check.h"
 #include "data/tokens.h"
+#include "fixtures.h"
 #include "pipeline/calibrate.h"
 #include "engine/optim.h"
 #include "engine/tome.h"
-#include "eval/sample.h"
 #include "nn/forward.h"
 
 static char tmpdir[256];
@@ -65,17 +65,7 @@ static void test_tome(void) {
 
 /* QB_RTN makes a bit's fake-quantized weights exactly the RTN weights. */
 static void test_rtn_choice(void) {
-    ModelConfig c = {.dim = 48,
-                     .hidden_dim = 80,
-                     .n_layers = 1,
-                     .n_heads = 4,
-                     .n_kv_heads = 2,
-                     .head_dim = 12,
-                     .vocab_size = 16,
-                     .seq_len = 8,
-                     .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f,
-                     .tied_classifier = 1};
+    ModelConfig c = small_block_config(8, 0, 0);
     Model m;
     QErr err;
     CHECK(model_init_random(&m, &c, 3, &err) == 0);
@@ -108,31 +98,28 @@ static void test_rtn_choice(void) {
     model_free(&m);
 }
 
+/* The one-block tiny model (weights seed 21) and n_seq sequences of T tokens
+ * sampled from it (seed 9): what the block-level tests reconstruct. */
+static void one_block_fixture(Model *m, TokenSet *ts, int n_seq, int T) {
+    QErr err = {{0}};
+    tiny_model(m, 1, 21);
+    CHECK_MSG(sample_sequences(m, n_seq, T, 9, 1.0f, ts, NULL, NULL, &err) == 0, "%s", err.msg);
+}
+
 /* recon_block with the fallback: what the block holds at every bit is no
  * worse than RTN on the held-out sequences, and an RTN choice is exactly RTN. */
 static void test_fallback_block(void) {
-    ModelConfig c = {.dim = 32,
-                     .hidden_dim = 48,
-                     .n_layers = 1,
-                     .n_heads = 4,
-                     .n_kv_heads = 2,
-                     .head_dim = 8,
-                     .vocab_size = 64,
-                     .seq_len = 32,
-                     .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f,
-                     .tied_classifier = 1};
     Model m;
+    TokenSet ts;
+    const int n_seq = 16, T = 16;
+    one_block_fixture(&m, &ts, n_seq, T);
+    const ModelConfig c = m.cfg;
     QErr err = {{0}};
-    CHECK(model_init_random(&m, &c, 21, &err) == 0);
     QuantConfig qc;
     quant_config_default(&qc);
     qc.epochs = 3;
     qc.group[2] = qc.group[3] = qc.group[4] = 16;
     qc.holdout = 0.25f;
-    int n_seq = 16, T = 16;
-    TokenSet ts;
-    CHECK(sample_sequences(&m, n_seq, T, 9, 1.0f, &ts, NULL, NULL, &err) == 0);
     Streams st;
     CHECK(streams_init(&st, &qc, n_seq, T, c.dim, &err) == 0);
     embed_forward(st.fp, m.tok_emb, ts.tokens, n_seq * T, c.dim); /* fp32 streams: plain floats */
@@ -193,23 +180,12 @@ static double stream_rel_err(const Streams *a, const Streams *b, int slot) {
     return sqrt(num / den);
 }
 static void test_bf16_streams(void) {
-    ModelConfig c = {.dim = 32,
-                     .hidden_dim = 48,
-                     .n_layers = 1,
-                     .n_heads = 4,
-                     .n_kv_heads = 2,
-                     .head_dim = 8,
-                     .vocab_size = 64,
-                     .seq_len = 32,
-                     .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f,
-                     .tied_classifier = 1};
     Model m;
-    QErr err = {{0}};
-    CHECK(model_init_random(&m, &c, 21, &err) == 0);
-    int n_seq = 16, T = 16;
     TokenSet ts;
-    CHECK(sample_sequences(&m, n_seq, T, 9, 1.0f, &ts, NULL, NULL, &err) == 0);
+    const int n_seq = 16, T = 16;
+    one_block_fixture(&m, &ts, n_seq, T);
+    const ModelConfig c = m.cfg;
+    QErr err = {{0}};
 
     /* accessors */
     QuantConfig qc;
@@ -326,39 +302,13 @@ static int files_equal(const char *a, const char *b) {
     return eq;
 }
 
-static void write_tiny(const char *model, const char *data, int n_seq, int T, int nan) {
-    ModelConfig c = {.dim = 32,
-                     .hidden_dim = 48,
-                     .n_layers = 2,
-                     .n_heads = 4,
-                     .n_kv_heads = 2,
-                     .head_dim = 8,
-                     .vocab_size = 64,
-                     .seq_len = 32,
-                     .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f,
-                     .tied_classifier = 1};
-    Model m;
-    QErr err;
-    CHECK(model_init_random(&m, &c, 11, &err) == 0);
-    if (nan) m.blocks[1].w_up[5] = NAN;
-    CHECK(llama2c_write_legacy(model, &m, &err) == 0);
-    if (!nan) {
-        TokenSet ts;
-        CHECK(sample_sequences(&m, n_seq, T, 3, 1.0f, &ts, NULL, NULL, &err) == 0);
-        CHECK(tokens_write(data, &ts, &err) == 0);
-        tokens_free(&ts);
-    }
-    model_free(&m);
-}
-
 static void test_pipeline(void) {
     char model[512], data[512], a1[512], a2[512];
     snprintf(model, sizeof model, "%s/tiny.bin", tmpdir);
     snprintf(data, sizeof data, "%s/calib.qtok", tmpdir);
     snprintf(a1, sizeof a1, "%s/a1.qept", tmpdir);
     snprintf(a2, sizeof a2, "%s/a2.qept", tmpdir);
-    write_tiny(model, data, 8, 16, 0);
+    write_tiny(model, data, 2, 8, 16);
     QuantConfig qc;
     quant_config_default(&qc);
     qc.epochs = 4;
@@ -449,7 +399,12 @@ static void test_pipeline(void) {
     CHECK(calibrate_run(&jl, &qc, &err) != 0 && strstr(err.msg, "context"));
     char nanm[512];
     snprintf(nanm, sizeof nanm, "%s/nan.bin", tmpdir);
-    write_tiny(nanm, NULL, 0, 0, 1);
+    Model nm;
+    if (tiny_model(&nm, 2, 11) == 0) {
+        nm.blocks[1].w_up[5] = NAN;
+        CHECK(llama2c_write_legacy(nanm, &nm, &err) == 0);
+        model_free(&nm);
+    }
     CalibJob jn = {nanm, data, a2, 0, 1};
     CHECK(calibrate_run(&jn, &qc, &err) != 0);
     CHECK_MSG(strstr(err.msg, "block 1") && strstr(err.msg, "w_up"),
@@ -468,11 +423,8 @@ int main(void) {
     test_rtn_choice();
     test_fallback_block();
     test_bf16_streams();
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/quept_recon_XXXXXX");
-    if (!mkdtemp(tmpdir)) SKIP("no temp dir");
+    scratch_dir(tmpdir, sizeof tmpdir, "recon");
     test_pipeline();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    scratch_remove(tmpdir);
     CHECK_DONE();
 }

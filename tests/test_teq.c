@@ -50,7 +50,7 @@
 #include "engine/qblock.h"
 #include "engine/recon_step.h"
 #include "engine/teq.h"
-#include "eval/sample.h"
+#include "fixtures.h"
 #include "golden.h"
 #include "nn/forward.h"
 
@@ -74,24 +74,6 @@ static double check_grad(int ci, const char *what, const float *c, const float *
     double e = rn > mr ? rn : mr;
     if (e > worst_grad) worst_grad = e;
     return e;
-}
-
-/* A block config with grouped-query heads (4 on 2), dim 48, hidden 80. */
-static ModelConfig small_config(int bias, int halves, int T) {
-    ModelConfig c = {.dim = 48,
-                     .hidden_dim = 80,
-                     .n_layers = 1,
-                     .n_heads = 4,
-                     .n_kv_heads = 2,
-                     .head_dim = 12,
-                     .vocab_size = 16,
-                     .seq_len = T,
-                     .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f,
-                     .rope_halves = halves,
-                     .has_qkv_bias = bias,
-                     .tied_classifier = 1};
-    return c;
 }
 
 /* ---------------------------------------------------------------- golden */
@@ -207,7 +189,7 @@ static void fill(float *x, size_t n, float sd, Rng *rng) {
  * for one placement. */
 static void test_equivalence(TeqPlacement placement, int halves) {
     const int B = 2, T = 7;
-    ModelConfig c = small_config(1, halves, T);
+    ModelConfig c = small_block_config(T, 1, halves);
     QErr err = {{0}};
     Model m;
     CHECK(model_init_random(&m, &c, 31 + (uint64_t)placement, &err) == 0);
@@ -454,20 +436,19 @@ static void test_fold(QuantMethod method, TeqPlacement placement, const char *mo
 }
 
 static void test_bad_placement(const char *model, const char *data) {
-    char cmd[2400], out[2048] = {0};
+    char cmd[2400];
     snprintf(cmd, sizeof cmd,
              "%s calibrate --model %s --data %s --out %s/x.qept --teq-placement sideways 2>&1", QUEPT_BIN,
              model, data, tmpdir);
-    FILE *f = popen(cmd, "r");
-    CHECK(f != NULL);
-    if (!f) return;
-    size_t n = fread(out, 1, sizeof out - 1, f);
-    out[n] = 0;
-    int st = pclose(f);
-    CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 2, "exit status %d", st);
+    int st;
+    char *out = run_capture(cmd, &st);
+    CHECK(out != NULL);
+    if (!out) return;
+    CHECK_MSG(exit_code(st) == 2, "exit status %d", st);
     CHECK_MSG(strstr(out, "--teq-placement") && strstr(out, "sideways") && strstr(out, "norm") &&
                   strstr(out, "wide"),
               "unclear error: %s", out);
+    free(out);
     QErr err;
     TeqPlacement t;
     CHECK(quant_parse_teq("Wide", &t, &err) != 0);
@@ -486,27 +467,12 @@ int main(void) {
     test_equivalence(TEQ_NORM, 0);
     test_equivalence(TEQ_WIDE, 1);
 
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/quept_teq_XXXXXX");
-    if (!mkdtemp(tmpdir)) SKIP("no temp dir");
+    scratch_dir(tmpdir, sizeof tmpdir, "teq");
     char model[600], data[600];
     snprintf(model, sizeof model, "%s/tiny.bin", tmpdir);
     snprintf(data, sizeof data, "%s/calib.qtok", tmpdir);
-    ModelConfig c = {.dim = 32,
-                     .hidden_dim = 48,
-                     .n_layers = 2,
-                     .n_heads = 4,
-                     .n_kv_heads = 2,
-                     .head_dim = 8,
-                     .vocab_size = 64,
-                     .seq_len = 32,
-                     .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f,
-                     .tied_classifier = 1};
     Model m;
-    QErr err;
-    CHECK(model_init_random(&m, &c, 11, &err) == 0);
-    CHECK(llama2c_write_legacy(model, &m, &err) == 0);
-    CHECK(sample_to_file(&m, 8, 16, 3, 1.0f, data, NULL, NULL, &err) == 0);
+    if (tiny_model(&m, 2, 11) == 0) write_calib_inputs(&m, model, data, 8, 16, 3);
     if (!check_failures) {
         test_fold(METHOD_QUEPT, TEQ_WIDE, model, data, &m);
         test_fold(METHOD_RTN, TEQ_NORM, model, data, &m);
@@ -514,8 +480,6 @@ int main(void) {
         test_bad_placement(model, data);
     }
     model_free(&m);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    scratch_remove(tmpdir);
     CHECK_DONE();
 }

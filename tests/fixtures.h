@@ -1,0 +1,146 @@
+/* fixtures.h — what several tests build the same way: model configurations
+ * with the defaults every test model shares, a random model and the
+ * calibration inputs written from it, a scratch directory, a command's
+ * output and a model's logits. Each tests/test_*.c is its own executable,
+ * so everything here is static inline. */
+#ifndef QUEPT_FIXTURES_H
+#define QUEPT_FIXTURES_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "check.h"
+#include "eval/sample.h"
+#include "model/model.h"
+#include "nn/forward.h"
+
+/* ------------------------------------------------------------ configs */
+
+/* A Llama geometry with what every test model shares: heads of dim / n_heads,
+ * RoPE theta 10000 on interleaved pairs (llama2.c), RMSNorm eps 1e-5, no
+ * q/k/v biases, the classifier tied to the embeddings. */
+static inline ModelConfig llama_config(int dim, int hidden_dim, int n_layers, int n_heads, int n_kv_heads,
+                                       int vocab_size, int seq_len) {
+    ModelConfig c = {.dim = dim,
+                     .hidden_dim = hidden_dim,
+                     .n_layers = n_layers,
+                     .n_heads = n_heads,
+                     .n_kv_heads = n_kv_heads,
+                     .head_dim = dim / n_heads,
+                     .vocab_size = vocab_size,
+                     .seq_len = seq_len,
+                     .rope_theta = 10000.0f,
+                     .norm_eps = 1e-5f,
+                     .tied_classifier = 1};
+    return c;
+}
+
+/* The tiny model the calibration tests run: dim 32, FFN 48, 4 heads of 8 on
+ * 2 KV heads, vocabulary 64, context 32. */
+static inline ModelConfig tiny_config(int n_layers) { return llama_config(32, 48, n_layers, 4, 2, 64, 32); }
+
+/* One block with grouped-query heads (4 of 12 on 2), dim 48, FFN 80,
+ * vocabulary 16, context T; q/k/v biases and the RoPE convention as asked. */
+static inline ModelConfig small_block_config(int T, int bias, int halves) {
+    ModelConfig c = llama_config(48, 80, 1, 4, 2, 16, T);
+    c.has_qkv_bias = bias;
+    c.rope_halves = halves;
+    return c;
+}
+
+/* The hardening tests' model: dim 32, FFN 64, 2 blocks, 4 heads of 8 on 2,
+ * vocabulary 40, context 32, an untied classifier. */
+static inline ModelConfig untied_config(void) {
+    ModelConfig c = llama_config(32, 64, 2, 4, 2, 40, 32);
+    c.tied_classifier = 0;
+    return c;
+}
+
+/* ------------------------------------------------------------- models */
+
+/* The tiny model of n_layers blocks with random weights from seed
+ * (model_free after). */
+static inline int tiny_model(Model *m, int n_layers, uint64_t seed) {
+    ModelConfig c = tiny_config(n_layers);
+    QErr err = {{0}};
+    int rc = model_init_random(m, &c, seed, &err);
+    CHECK_MSG(rc == 0, "%s", err.msg);
+    return rc;
+}
+
+/* A calibration's inputs from m: m as a llama2.c checkpoint at model_path
+ * and, when data_path is set, n_seq sequences of T tokens sampled from it
+ * (temperature 1, seed) as a token file at data_path. */
+static inline void write_calib_inputs(const Model *m, const char *model_path, const char *data_path,
+                                      int n_seq, int T, uint64_t seed) {
+    QErr err = {{0}};
+    CHECK_MSG(llama2c_write_legacy(model_path, m, &err) == 0, "%s", err.msg);
+    if (data_path)
+        CHECK_MSG(sample_to_file(m, n_seq, T, seed, 1.0f, data_path, NULL, NULL, &err) == 0, "%s", err.msg);
+}
+
+/* The tiny model (weights seed 11) and n_seq sequences of T tokens sampled
+ * from it (seed 3), written for a calibration. */
+static inline void write_tiny(const char *model_path, const char *data_path, int n_layers, int n_seq, int T) {
+    Model m;
+    if (tiny_model(&m, n_layers, 11) != 0) return;
+    write_calib_inputs(&m, model_path, data_path, n_seq, T, 3);
+    model_free(&m);
+}
+
+/* Logits of m on B sequences of T tokens (malloc'd; NULL on failure). */
+static inline float *logits_of(const Model *m, const int *tok, int B, int T) {
+    QErr err;
+    ForwardState fs;
+    if (forward_state_init(&fs, &m->cfg, B, T, &err) != 0) return NULL;
+    model_forward(m, &fs, tok);
+    size_t n = (size_t)B * T * m->cfg.vocab_size;
+    float *out = malloc(n * sizeof(float));
+    if (out) memcpy(out, fs.logits, n * sizeof(float));
+    forward_state_free(&fs);
+    return out;
+}
+
+/* ---------------------------------------------------- files, commands */
+
+/* A fresh directory /tmp/quept_<name>_XXXXXX into dir, or SKIP. */
+static inline void scratch_dir(char *dir, size_t n, const char *name) {
+    snprintf(dir, n, "/tmp/quept_%s_XXXXXX", name);
+    if (!mkdtemp(dir)) SKIP("no temp dir");
+}
+
+/* Removes dir and everything below it. */
+static inline void scratch_remove(const char *dir) {
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
+/* Runs cmd through the shell: its whole stdout (malloc'd, NUL-terminated; NULL
+ * when it could not be started or read), its wait status in *status. */
+static inline char *run_capture(const char *cmd, int *status) {
+    *status = -1;
+    FILE *p = popen(cmd, "r");
+    if (!p) return NULL;
+    size_t cap = 1 << 16, len = 0, r;
+    char *buf = malloc(cap);
+    while (buf && (r = fread(buf + len, 1, cap - 1 - len, p)) > 0) {
+        len += r;
+        if (len + 1 == cap) { /* full: twice the room (the tokenizer's JSON is over 1 MB) */
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) free(buf);
+            buf = nb;
+        }
+    }
+    if (buf) buf[len] = 0;
+    *status = pclose(p);
+    return buf;
+}
+
+/* The exit code of a wait status, -1 when the process did not exit. */
+static inline int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
+
+#endif
