@@ -1,8 +1,8 @@
 /* fixtures.h — what several tests build the same way: model configurations
  * with the defaults every test model shares, a random model and the
  * calibration inputs written from it, a scratch directory, a command's
- * output and a model's logits. Each tests/test_*.c is its own executable,
- * so everything here is static inline. */
+ * output, a model's logits and the bits of a float. Each tests/test_*.c is
+ * its own executable, so everything here is static inline. */
 #ifndef QUEPT_FIXTURES_H
 #define QUEPT_FIXTURES_H
 
@@ -142,5 +142,20 @@ static inline char *run_capture(const char *cmd, int *status) {
 
 /* The exit code of a wait status, -1 when the process did not exit. */
 static inline int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
+
+/* ------------------------------------------------------------ numbers */
+
+/* The float of a bit pattern, and back (the tests' own, not the library's). */
+static inline float fbits(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline uint32_t bitsf(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
 
 #endif

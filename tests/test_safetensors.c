@@ -14,24 +14,13 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixtures.h"
 #include "model/hf.h"
 #include "model/model.h"
 #include "model/safetensors.h"
 
 /* ------------------------------------------------------------------------ */
 /* helpers                                                                   */
-
-static float fbits(uint32_t u) {
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-static uint32_t bitsf(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
 
 static int contains(const char *hay, const char *needle) { return strstr(hay, needle) != NULL; }
 
