@@ -1,8 +1,9 @@
 /* fixtures.h — what several tests build the same way: model configurations
  * with the defaults every test model shares, a random model and the
  * calibration inputs written from it, a scratch directory, a command's
- * output, a model's logits and the bits of a float. Each tests/test_*.c is
- * its own executable, so everything here is static inline. */
+ * output, a model's logits, the bits of a float, and the check the quality
+ * runs on stories260K make of an artifact. Each tests/test_*.c is its own
+ * executable, so everything here is static inline. */
 #ifndef QUEPT_FIXTURES_H
 #define QUEPT_FIXTURES_H
 
@@ -12,10 +13,17 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "artifact/elastic.h"
 #include "check.h"
 #include "eval/sample.h"
 #include "model/model.h"
 #include "nn/forward.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#else
+#define UNDER_ASAN 0
+#endif
 
 /* ------------------------------------------------------------ configs */
 
@@ -156,6 +164,42 @@ static inline uint32_t bitsf(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
     return u;
+}
+
+/* ------------------------------------------------ quality on stories260K */
+
+/* n_seq sequences of T tokens sampled from the model at mpath (seed 1), to data. */
+static inline void sample_calib_data(const char *mpath, int n_seq, int T, const char *data) {
+    QErr err = {{0}};
+    Model m;
+    if (model_load(&m, mpath, &err) != 0) {
+        CHECK_MSG(0, "%s", err.msg);
+        return;
+    }
+    CHECK(sample_to_file(&m, n_seq, T, 1, 1.0f, data, NULL, NULL, &err) == 0);
+    model_free(&m);
+}
+
+/* Every block's reconstruction loss at every width of em ends strictly below
+ * its start (named start: the loss recon starts from), except where the
+ * held-out fallback chose the start itself: then equal. Prints each and
+ * returns the number of fallbacks. */
+static inline int check_trained_below_start(const ElasticModel *em, const char *start) {
+    int n_fallback = 0;
+    for (int j = 0; j < em->cfg.n_layers; j++)
+        for (int bi = 0; bi < em->qc.n_bits; bi++) {
+            const ReconStats *s = &em->stats[j];
+            printf("block %d, %d bits: %s %.4f -> %.4f (choice %d)\n", j, em->qc.bits[bi], start,
+                   s->loss_rtn[bi], s->loss_final[bi], s->choice[bi]);
+            if (s->choice[bi] == QB_RTN)
+                CHECK(s->loss_final[bi] == s->loss_rtn[bi]);
+            else
+                CHECK_MSG(s->loss_final[bi] < s->loss_rtn[bi],
+                          "block %d, %d bits: final loss %.5f is not below %s %.5f", j, em->qc.bits[bi],
+                          s->loss_final[bi], start, s->loss_rtn[bi]);
+            n_fallback += s->choice[bi] == QB_RTN;
+        }
+    return n_fallback;
 }
 
 #endif

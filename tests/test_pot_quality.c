@@ -13,14 +13,8 @@
 #include "artifact/elastic.h"
 #include "check.h"
 #include "data/tokens.h"
+#include "fixtures.h"
 #include "pipeline/calibrate.h"
-#include "eval/sample.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#else
-#define UNDER_ASAN 0
-#endif
 
 static void pot_config(QuantConfig *qc) {
     quant_config_default(qc);
@@ -31,19 +25,16 @@ int main(void) {
     if (UNDER_ASAN) SKIP("the quality run is Release-only (minutes under ASan)");
     char mpath[512];
     shared_path_or_skip("models/stories260K.bin", mpath, sizeof mpath);
-    char dir[] = "/tmp/quept_potq_XXXXXX";
-    if (!mkdtemp(dir)) SKIP("no temp dir");
+    char dir[256];
+    scratch_dir(dir, sizeof dir, "potq");
     char data[600], art[600], art0[600], artr[600];
     snprintf(data, sizeof data, "%s/calib.qtok", dir);
     snprintf(art, sizeof art, "%s/pot.qept", dir);
     snprintf(art0, sizeof art0, "%s/pot0.qept", dir);
     snprintf(artr, sizeof artr, "%s/potrtn.qept", dir);
-    QErr err = {{0}};
-    Model m;
-    CHECK_MSG(model_load(&m, mpath, &err) == 0, "%s", err.msg);
-    CHECK(sample_to_file(&m, 32, 256, 1, 1.0f, data, NULL, NULL, &err) == 0);
-    model_free(&m);
+    sample_calib_data(mpath, 32, 256, data);
 
+    QErr err = {{0}};
     QuantConfig qc;
     pot_config(&qc);
     qc.epochs = 4;
@@ -52,21 +43,8 @@ int main(void) {
     ElasticModel em;
     CHECK_MSG(elastic_load(&em, art, &err) == 0, "%s", err.msg);
     if (check_failures == 0) {
-        int n_rtn = 0;
         CHECK(em.qc.format == QFORMAT_POT);
-        for (int j = 0; j < em.cfg.n_layers; j++)
-            for (int bi = 0; bi < em.qc.n_bits; bi++) {
-                const ReconStats *s = &em.stats[j];
-                printf("block %d, %d bits: data-free %.4f -> %.4f (choice %d)\n", j, em.qc.bits[bi],
-                       s->loss_rtn[bi], s->loss_final[bi], s->choice[bi]);
-                if (s->choice[bi] == QB_RTN)
-                    CHECK(s->loss_final[bi] == s->loss_rtn[bi]);
-                else
-                    CHECK_MSG(s->loss_final[bi] < s->loss_rtn[bi],
-                              "block %d, %d bits: final loss %.5f is not below data-free %.5f", j,
-                              em.qc.bits[bi], s->loss_final[bi], s->loss_rtn[bi]);
-                n_rtn += s->choice[bi] == QB_RTN;
-            }
+        int n_rtn = check_trained_below_start(&em, "data-free");
         printf("data-free fallbacks: %d of %d\n", n_rtn, em.cfg.n_layers * em.qc.n_bits);
         CHECK_MSG(n_rtn <= 4, "%d block-widths fell back to the data-free grid", n_rtn);
         elastic_free(&em);
@@ -111,8 +89,6 @@ int main(void) {
     } else {
         CHECK_MSG(0, "%s", err.msg);
     }
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    scratch_remove(dir);
     CHECK_DONE();
 }
