@@ -510,6 +510,57 @@ void fq_pot_init_scales(const FqSpec *s, const float *W, float *s0) {
         }
 }
 
+/* The integer grid, row chunk by row chunk: per group its scale and zero
+ * point (group_grid), then either the fake-quantized values into What
+ * (codes NULL: X or A is built in What's own rows and quantized in place) or
+ * the codes into codes (X or A built in work). Per group gi, where not NULL:
+ * the scale to scales[gi], the zero point to zeros[gi], the unclipped
+ * extremes to extremes[gi] (max) and extremes[out * ngroups + gi] (min). */
+static void int_groups(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
+                       const float *beta, float *What, uint8_t *codes, float *work, float *scales,
+                       float *zeros, float *extremes) {
+    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = chunk_rows(s);
+    const size_t ngt = (size_t)out * (size_t)ng;
+    const float qmax = (float)((1 << s->bits) - 1);
+    const int avx2 = fq_use_avx2();
+    for (int o0 = 0; o0 < out; o0 += rc) {
+        const int m = out - o0 < rc ? out - o0 : rc;
+        float *Wh = codes ? NULL : What + (size_t)o0 * in;
+        uint8_t *cr = codes ? codes + (size_t)o0 * in : NULL;
+        const float *A;
+        const float *X = prepare_rows(s, W, Bd, Bu, o0, m, codes ? work : Wh, &A);
+        const float *Wr = W + (size_t)o0 * in;
+        for (int o = 0; o < m; o++) {
+            for (int k = 0; k < ng; k++) {
+                const size_t off = (size_t)o * in + (size_t)k * g, gi = (size_t)(o0 + o) * ng + k;
+                const int n = (k + 1) * g <= in ? g : in - k * g;
+                float sc, z, xmax, xmin;
+                group_grid(s, X + off, n, gamma, beta, gi, qmax, avx2, &sc, &z, &xmax, &xmin);
+                if (codes) {
+                    if (A)
+                        grp_codes_wa(Wr + off, A + off, n, sc, z, qmax, cr + off);
+                    else if (avx2)
+                        grp_codes_x_avx2(X + off, n, sc, z, qmax, cr + off);
+                    else
+                        grp_codes_x(X + off, n, sc, z, qmax, cr + off);
+                } else if (A) {
+                    grp_quant_wa(Wr + off, A + off, n, sc, z, qmax, Wh + off);
+                } else if (avx2) {
+                    grp_quant_x_avx2(X + off, n, sc, z, qmax, Wh + off);
+                } else {
+                    grp_quant_x(X + off, n, sc, z, qmax, Wh + off);
+                }
+                if (scales) scales[gi] = sc;
+                if (zeros) zeros[gi] = z;
+                if (extremes) {
+                    extremes[gi] = xmax;
+                    extremes[ngt + gi] = xmin;
+                }
+            }
+        }
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 
 void fq_forward(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
@@ -518,38 +569,11 @@ void fq_forward(const FqSpec *s, const float *W, const float *Bd, const float *B
         pot_forward(s, W, Bd, Bu, gamma, beta, What, scratch);
         return;
     }
-    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = chunk_rows(s);
-    const size_t ngt = (size_t)out * (size_t)ng;
-    const float qmax = (float)((1 << s->bits) - 1);
-    const int avx2 = fq_use_avx2();
-    for (int o0 = 0; o0 < out; o0 += rc) {
-        const int m = out - o0 < rc ? out - o0 : rc;
-        float *Wh = What + (size_t)o0 * in;
-        const float *A;
-        /* X (mode 0) or A (mode 1) is built in What's rows and quantized in place. */
-        const float *X = prepare_rows(s, W, Bd, Bu, o0, m, Wh, &A);
-        const float *Wr = W + (size_t)o0 * in;
-        for (int o = 0; o < m; o++) {
-            for (int k = 0; k < ng; k++) {
-                const size_t off = (size_t)o * in + (size_t)k * g, gi = (size_t)(o0 + o) * ng + k;
-                const int n = (k + 1) * g <= in ? g : in - k * g;
-                float sc, z, xmax, xmin;
-                group_grid(s, X + off, n, gamma, beta, gi, qmax, avx2, &sc, &z, &xmax, &xmin);
-                if (A)
-                    grp_quant_wa(Wr + off, A + off, n, sc, z, qmax, Wh + off);
-                else if (avx2)
-                    grp_quant_x_avx2(X + off, n, sc, z, qmax, Wh + off);
-                else
-                    grp_quant_x(X + off, n, sc, z, qmax, Wh + off);
-                if (scratch) {
-                    scratch[gi] = sc;
-                    scratch[ngt + gi] = z;
-                    scratch[2 * ngt + gi] = xmax;
-                    scratch[3 * ngt + gi] = xmin;
-                }
-            }
-        }
-    }
+    const size_t ngt = (size_t)s->out * (size_t)fq_ngroups(s);
+    if (scratch)
+        int_groups(s, W, Bd, Bu, gamma, beta, What, NULL, NULL, scratch, scratch + ngt, scratch + 2 * ngt);
+    else
+        int_groups(s, W, Bd, Bu, gamma, beta, What, NULL, NULL, NULL, NULL, NULL);
 }
 
 /* fq_backward and fq_backward_w: dW == NULL skips the input gradient (TEQ
@@ -697,32 +721,7 @@ void fq_quantize_codes(const FqSpec *s, const float *W, const float *Bd, const f
         pot_codes(s, W, Bd, Bu, gamma, beta, codes, scales, zeros, work);
         return;
     }
-    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = chunk_rows(s);
-    const float qmax = (float)((1 << s->bits) - 1);
-    const int avx2 = fq_use_avx2();
-    for (int o0 = 0; o0 < out; o0 += rc) {
-        const int m = out - o0 < rc ? out - o0 : rc;
-        const float *A;
-        const float *X = prepare_rows(s, W, Bd, Bu, o0, m, work, &A);
-        const float *Wr = W + (size_t)o0 * in;
-        uint8_t *cr = codes + (size_t)o0 * in;
-        for (int o = 0; o < m; o++) {
-            for (int k = 0; k < ng; k++) {
-                const size_t off = (size_t)o * in + (size_t)k * g, gi = (size_t)(o0 + o) * ng + k;
-                const int n = (k + 1) * g <= in ? g : in - k * g;
-                float sc, z, xmax, xmin;
-                group_grid(s, X + off, n, gamma, beta, gi, qmax, avx2, &sc, &z, &xmax, &xmin);
-                if (A)
-                    grp_codes_wa(Wr + off, A + off, n, sc, z, qmax, cr + off);
-                else if (avx2)
-                    grp_codes_x_avx2(X + off, n, sc, z, qmax, cr + off);
-                else
-                    grp_codes_x(X + off, n, sc, z, qmax, cr + off);
-                scales[gi] = sc;
-                zeros[gi] = z;
-            }
-        }
-    }
+    int_groups(s, W, Bd, Bu, gamma, beta, NULL, codes, work, scales, zeros, NULL);
 }
 
 void fq_dequantize(const FqSpec *s, const uint8_t *codes, const float *scales, const float *zeros,
