@@ -98,43 +98,30 @@ static void grp_grid(float xmax, float xmin, float fg, float fb, float qmax, flo
     *z = -nearbyintf(lo / sc);
 }
 
-/* out[j] = (clamp(round(x[j]/s) + z, 0, qmax) - z) * s. out may equal x. */
+/* The code of u (= x/s): clamp(round(u) + z, 0, qmax). */
+static inline float grid_code(float u, float z, float qmax) {
+    float t = nearbyintf(u) + z;
+    t = t < 0.0f ? 0.0f : t;
+    return t > qmax ? qmax : t;
+}
+
+/* out[j] = (code(x[j]/s) - z) * s. out may equal x. */
 static void grp_quant_x(const float *x, int n, float s, float z, float qmax, float *out) {
-    for (int j = 0; j < n; j++) {
-        float t = nearbyintf(x[j] / s) + z;
-        t = t < 0.0f ? 0.0f : t;
-        t = t > qmax ? qmax : t;
-        out[j] = (t - z) * s;
-    }
+    for (int j = 0; j < n; j++) out[j] = (grid_code(x[j] / s, z, qmax) - z) * s;
 }
 
 /* Mode 1: u = w/s + a/s. out may equal a. */
 static void grp_quant_wa(const float *w, const float *a, int n, float s, float z, float qmax, float *out) {
-    for (int j = 0; j < n; j++) {
-        float t = nearbyintf(w[j] / s + a[j] / s) + z;
-        t = t < 0.0f ? 0.0f : t;
-        t = t > qmax ? qmax : t;
-        out[j] = (t - z) * s;
-    }
+    for (int j = 0; j < n; j++) out[j] = (grid_code(w[j] / s + a[j] / s, z, qmax) - z) * s;
 }
 
 static void grp_codes_x(const float *x, int n, float s, float z, float qmax, uint8_t *codes) {
-    for (int j = 0; j < n; j++) {
-        float t = nearbyintf(x[j] / s) + z;
-        t = t < 0.0f ? 0.0f : t;
-        t = t > qmax ? qmax : t;
-        codes[j] = (uint8_t)t;
-    }
+    for (int j = 0; j < n; j++) codes[j] = (uint8_t)grid_code(x[j] / s, z, qmax);
 }
 
 static void grp_codes_wa(const float *w, const float *a, int n, float s, float z, float qmax,
                          uint8_t *codes) {
-    for (int j = 0; j < n; j++) {
-        float t = nearbyintf(w[j] / s + a[j] / s) + z;
-        t = t < 0.0f ? 0.0f : t;
-        t = t > qmax ? qmax : t;
-        codes[j] = (uint8_t)t;
-    }
+    for (int j = 0; j < n; j++) codes[j] = (uint8_t)grid_code(w[j] / s + a[j] / s, z, qmax);
 }
 
 /* Gradient of the group's loss w.r.t. s through What = (q - z)*s and
@@ -251,25 +238,25 @@ FQ_AVX2 static void grp_minmax_avx2(const float *x, int n, float *xmax, float *x
     *xmin = m1;
 }
 
+/* grid_code of 8 values x/s at once. */
+FQ_AVX2 static inline __m256 grid_code8(const float *x, __m256 vs, __m256 vz, __m256 vq) {
+    __m256 t = _mm256_add_ps(_mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x), vs), FQ_RND), vz);
+    return _mm256_min_ps(vq, _mm256_max_ps(_mm256_setzero_ps(), t));
+}
+
 FQ_AVX2 static void grp_quant_x_avx2(const float *x, int n, float s, float z, float qmax, float *out) {
     const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(z), vq = _mm256_set1_ps(qmax);
-    const __m256 v0 = _mm256_setzero_ps();
     int j = 0;
-    for (; j + 8 <= n; j += 8) {
-        __m256 t = _mm256_add_ps(_mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + j), vs), FQ_RND), vz);
-        t = _mm256_min_ps(vq, _mm256_max_ps(v0, t));
-        _mm256_storeu_ps(out + j, _mm256_mul_ps(_mm256_sub_ps(t, vz), vs));
-    }
+    for (; j + 8 <= n; j += 8)
+        _mm256_storeu_ps(out + j, _mm256_mul_ps(_mm256_sub_ps(grid_code8(x + j, vs, vz, vq), vz), vs));
     if (j < n) grp_quant_x(x + j, n - j, s, z, qmax, out + j);
 }
 
 FQ_AVX2 static void grp_codes_x_avx2(const float *x, int n, float s, float z, float qmax, uint8_t *codes) {
     const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(z), vq = _mm256_set1_ps(qmax);
-    const __m256 v0 = _mm256_setzero_ps();
     int j = 0;
     for (; j + 8 <= n; j += 8) {
-        __m256 t = _mm256_add_ps(_mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + j), vs), FQ_RND), vz);
-        t = _mm256_min_ps(vq, _mm256_max_ps(v0, t));
+        __m256 t = grid_code8(x + j, vs, vz, vq);
         float tt[8];
         _mm256_storeu_ps(tt, t);
         for (int l = 0; l < 8; l++) codes[j + l] = (uint8_t)tt[l];
