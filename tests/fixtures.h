@@ -18,6 +18,7 @@
 #include "eval/sample.h"
 #include "model/model.h"
 #include "nn/forward.h"
+#include "pipeline/calibrate.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
@@ -97,6 +98,29 @@ static inline void write_tiny(const char *model_path, const char *data_path, int
     if (tiny_model(&m, n_layers, 11) != 0) return;
     write_calib_inputs(&m, model_path, data_path, n_seq, T, 3);
     model_free(&m);
+}
+
+/* The tiny model's calibration settings: the defaults with groups of 16 at 2,
+ * 3 and 4 bits, seed 5, and the given epochs. */
+static inline void tiny_quant_config(QuantConfig *qc, int epochs) {
+    quant_config_default(qc);
+    qc->epochs = epochs;
+    qc->group[2] = qc->group[3] = qc->group[4] = 16;
+    qc->seed = 5;
+}
+
+/* Calibrates model + data into out with qc (in process, quiet) and loads the
+ * artifact into em: 0, or -1 after a failed CHECK naming the error (em then
+ * holds nothing). */
+static inline int calibrate_and_load(const char *model, const char *data, const char *out,
+                                     const QuantConfig *qc, ElasticModel *em) {
+    QErr err = {{0}};
+    CalibJob job = {.model_path = model, .data_path = data, .out_path = out, .quiet = 1};
+    if (calibrate_run(&job, qc, &err) != 0 || elastic_load(em, out, &err) != 0) {
+        CHECK_MSG(0, "%s", err.msg);
+        return -1;
+    }
+    return 0;
 }
 
 /* Logits of m on B sequences of T tokens (malloc'd; NULL on failure). */

@@ -26,15 +26,11 @@ int main(void) {
     snprintf(art, sizeof art, "%s/quept.qept", dir);
     sample_calib_data(mpath, 64, 256, data);
 
-    QErr err = {{0}};
     QuantConfig qc;
     quant_config_default(&qc);
     qc.epochs = 8;
-    CalibJob job = {mpath, data, art, 0, 1};
-    CHECK_MSG(calibrate_run(&job, &qc, &err) == 0, "%s", err.msg);
     ElasticModel em;
-    CHECK_MSG(elastic_load(&em, art, &err) == 0, "%s", err.msg);
-    if (check_failures == 0) {
+    if (calibrate_and_load(mpath, data, art, &qc, &em) == 0) {
         /* trained parameters must beat rounding; where the held-out
          * fallback chose RTN the block holds exactly RTN */
         int n_rtn = check_trained_below_start(&em, "RTN");

@@ -140,17 +140,10 @@ static void test_calibrated(void) {
     snprintf(a3, sizeof a3, "%s/flipped.qept", tmpdir);
     write_tiny(model, data, 3, 16, 16);
     QuantConfig qc;
-    quant_config_default(&qc);
-    qc.epochs = 2;
-    qc.group[2] = qc.group[3] = qc.group[4] = 16;
-    qc.seed = 5;
-    QErr err = {{0}};
-    CalibJob job = {model, data, a1, 0, 1};
-    CHECK_MSG(calibrate_run(&job, &qc, &err) == 0, "%s", err.msg);
-
+    tiny_quant_config(&qc, 2);
     ElasticModel em;
-    CHECK_MSG(elastic_load(&em, a1, &err) == 0, "%s", err.msg);
-    if (check_failures) return;
+    if (calibrate_and_load(model, data, a1, &qc, &em) != 0 || check_failures) return;
+    QErr err = {{0}};
     CHECK_MSG(em.sens != NULL, "the artifact must store a sensitivity table");
     CHECK(strcmp(em.sens_measure, "kld") == 0);
     int L = em.cfg.n_layers, NB = em.qc.n_bits, dec = 0;

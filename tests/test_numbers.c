@@ -122,11 +122,8 @@ static void test_artifacts_refused_at_load(void) {
     quant_config_default(&qc);
     qc.method = METHOD_GPTQ;
     CHECK(quant_parse_bits(&qc, "2,4", &err) == 0);
-    CalibJob job = {.model_path = model, .data_path = data, .out_path = art, .quiet = 1};
-    CHECK_MSG(calibrate_run(&job, &qc, &err) == 0, "%s", err.msg);
-
     ElasticModel em;
-    CHECK_MSG(elastic_load(&em, art, &err) == 0, "%s", err.msg);
+    if (calibrate_and_load(model, data, art, &qc, &em) != 0) return;
     struct {
         const char *what, *expect;
     } cases[] = {{"code", "exceeds 3"},

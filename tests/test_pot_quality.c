@@ -34,15 +34,11 @@ int main(void) {
     snprintf(artr, sizeof artr, "%s/potrtn.qept", dir);
     sample_calib_data(mpath, 32, 256, data);
 
-    QErr err = {{0}};
     QuantConfig qc;
     pot_config(&qc);
     qc.epochs = 4;
-    CalibJob job = {mpath, data, art, 0, 1};
-    CHECK_MSG(calibrate_run(&job, &qc, &err) == 0, "%s", err.msg);
     ElasticModel em;
-    CHECK_MSG(elastic_load(&em, art, &err) == 0, "%s", err.msg);
-    if (check_failures == 0) {
+    if (calibrate_and_load(mpath, data, art, &qc, &em) == 0) {
         CHECK(em.qc.format == QFORMAT_POT);
         int n_rtn = check_trained_below_start(&em, "data-free");
         printf("data-free fallbacks: %d of %d\n", n_rtn, em.cfg.n_layers * em.qc.n_bits);
@@ -51,6 +47,7 @@ int main(void) {
     }
 
     /* --epochs 0 (parameters stored: s0, Γ = 0, Bd = 0) == --method rtn (nothing stored) */
+    QErr err = {{0}};
     pot_config(&qc);
     qc.epochs = 0;
     CalibJob j0 = {mpath, data, art0, 0, 1};

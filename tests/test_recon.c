@@ -292,10 +292,7 @@ static void test_pipeline(void) {
     snprintf(a2, sizeof a2, "%s/a2.qept", tmpdir);
     write_tiny(model, data, 2, 8, 16);
     QuantConfig qc;
-    quant_config_default(&qc);
-    qc.epochs = 4;
-    qc.group[2] = qc.group[3] = qc.group[4] = 16;
-    qc.seed = 5;
+    tiny_quant_config(&qc, 4);
     QErr err = {{0}};
     CalibJob job = {model, data, a1, 0, 1};
     CHECK_MSG(calibrate_run(&job, &qc, &err) == 0, "%s", err.msg);

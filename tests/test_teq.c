@@ -346,14 +346,9 @@ static void test_fold(QuantMethod method, TeqPlacement placement, const char *mo
     qc.bits[0] = 2, qc.bits[1] = 4, qc.bits[2] = 8, qc.n_bits = 3;
     qc.group[2] = qc.group[4] = 16;
     qc.seed = 3;
-    QErr err = {{0}};
-    CalibJob job = {model, data, art, 0, 1};
-    CHECK_MSG(calibrate_run(&job, &qc, &err) == 0, "%s", err.msg);
     ElasticModel em;
-    if (elastic_load(&em, art, &err) != 0) {
-        CHECK_MSG(0, "%s", err.msg);
-        return;
-    }
+    if (calibrate_and_load(model, data, art, &qc, &em) != 0) return;
+    QErr err = {{0}};
     const ModelConfig *c = &em.cfg;
     CHECK_MSG(em.qc.teq == placement, "artifact records teq %d, expected %d", em.qc.teq, placement);
     CHECK(em.qc.lr_teq == qc.lr_teq);
