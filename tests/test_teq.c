@@ -83,10 +83,10 @@ static int run_golden_case(Reader *r, const GoldenModel *m, int ci) {
     if (rd_bytes(r, h, sizeof h) != 0) return -1;
     const int halves = h[0], bias = h[1], l2 = h[2], mode = h[3], placement = h[4], n_bits = h[5], bi = h[6],
               lwc = h[7];
-    if (n_bits < 1 || n_bits > QMAX_NBITS || bi < 0 || bi >= n_bits || lwc != 1) return -1;
+    if (lwc != 1) return -1;
     int32_t bits[QMAX_NBITS], group[QMAX_NBITS], rank[QMAX_NBITS], sizes[3];
     QuantConfig qc;
-    if (golden_read_widths(r, n_bits, bits, group, rank, &qc) != 0 || rd_bytes(r, sizes, sizeof sizes))
+    if (golden_read_widths(r, n_bits, bi, bits, group, rank, &qc) != 0 || rd_bytes(r, sizes, sizeof sizes))
         return -1;
     const ModelConfig c = golden_block_config(m, halves, bias);
     const int B = m->B;
@@ -94,30 +94,29 @@ static int run_golden_case(Reader *r, const GoldenModel *m, int ci) {
     qc.loss_l2 = l2;
     qc.prefix_grad_stop = 0;
     qc.teq = placement == 2 ? TEQ_WIDE : TEQ_NORM;
-    QErr err;
-    if (quant_config_validate(&qc, &err) != 0) return -1;
     /* the block: biases only where the case uses them */
     BlockWeights w, tw;
-    if (block_weights_alloc(&w, &c, &err) != 0) return -1;
-    golden_model_weights(&w, m, bias);
-    const size_t C = c.dim;
     QBlockParams p;
-    if (qblock_params_init(&p, &c, &qc, 0, &err) != 0 || block_weights_alloc(&tw, &c, &err) != 0) {
+    if (golden_block_init(m, &c, &qc, ci, &w, &p) != 0) return -1;
+    QErr err;
+    if (block_weights_alloc(&tw, &c, &err) != 0) {
         fprintf(stderr, "case %d: %s\n", ci, err.msg);
+        qblock_params_free(&p);
+        block_weights_free(&w);
         return -1;
     }
+    const size_t C = c.dim;
     CHECK_MSG((size_t)sizes[0] == p.n_teq && (size_t)sizes[1] == p.n_lwc && (size_t)sizes[2] == p.n_adapter,
               "case %d: layout sizes teq %d lwc %d adapter %d vs C %zu %zu %zu", ci, sizes[0], sizes[1],
               sizes[2], p.n_teq, p.n_lwc, p.n_adapter);
     int ok = (size_t)sizes[0] == p.n_teq && (size_t)sizes[1] == p.n_lwc && (size_t)sizes[2] == p.n_adapter;
     size_t NC = (size_t)B * c.seq_len * C;
-    float *x = NULL, *target = NULL, *out_ref = NULL, *gt = NULL, *gl = NULL, *ga = NULL;
-    float loss_ref = 0;
+    GoldenIO io = {0};
+    float *gt = NULL, *gl = NULL, *ga = NULL;
     ok = ok && rd_bytes(r, p.teq, p.n_teq * 4) == 0 && rd_bytes(r, p.lwc, p.n_lwc * 4) == 0 &&
          rd_bytes(r, p.adapter, p.n_adapter * 4) == 0;
-    ok = ok && (x = rd_floats(r, NC)) && (target = rd_floats(r, NC)) && rd_bytes(r, &loss_ref, 4) == 0 &&
-         (out_ref = rd_floats(r, NC)) && (gt = rd_floats(r, p.n_teq)) && (gl = rd_floats(r, p.n_lwc)) &&
-         (ga = rd_floats(r, p.n_adapter));
+    ok = ok && golden_read_io(r, NC, &io) == 0 && (gt = rd_floats(r, p.n_teq)) &&
+         (gl = rd_floats(r, p.n_lwc)) && (ga = rd_floats(r, p.n_adapter));
     ReconStep st;
     if (ok && recon_step_init(&st, &c, &p, B, c.seq_len, &err) != 0) ok = 0;
     if (ok) {
@@ -125,11 +124,10 @@ static int run_golden_case(Reader *r, const GoldenModel *m, int ci) {
         memset(st.g_lwc, 0, p.n_lwc * 4);
         memset(st.g_adapter, 0, p.n_adapter * 4);
         memset(st.g_teq, 0, p.n_teq * 4);
-        double loss = recon_step_bit(&c, &qc, &p, &tw, &st, bi, x, target, 1.0f);
-        double le = fabs(loss - loss_ref) / fabs(loss_ref), oe;
-        rel_err(st.out, out_ref, NC, &oe, NULL);
-        CHECK_MSG(le <= TOL_LOSS_REL, "case %d: loss %.9g vs ref %.9g", ci, loss, loss_ref);
-        CHECK_MSG(oe <= TOL_OUT_RELNORM, "case %d: output relnorm %.3g", ci, oe);
+        double loss = recon_step_bit(&c, &qc, &p, &tw, &st, bi, io.x, io.target, 1.0f), le, oe;
+        char case_name[32];
+        snprintf(case_name, sizeof case_name, "case %d", ci);
+        golden_check_step(case_name, loss, st.out, &io, NC, TOL_LOSS_REL, TOL_OUT_RELNORM, &le, &oe);
         double et = check_grad(ci, "d teq", st.g_teq, gt, p.n_teq);
         double el = check_grad(ci, "d lwc", st.g_lwc, gl, p.n_lwc);
         double ea = p.n_adapter ? check_grad(ci, "d adapter", st.g_adapter, ga, p.n_adapter) : 0.0;
@@ -145,9 +143,7 @@ static int run_golden_case(Reader *r, const GoldenModel *m, int ci) {
                bias ? " qkv-bias" : "", l2 ? "L2" : "L1", le, oe, et, el, ea);
         recon_step_free(&st);
     }
-    free(x);
-    free(target);
-    free(out_ref);
+    golden_free_io(&io);
     free(gt);
     free(gl);
     free(ga);
@@ -163,13 +159,7 @@ static void test_golden(void) {
     if (golden_open(&r, "teq_golden.bin", "TEQG", "teq_golden.py", 4, &n) != 0) return;
     GoldenModel m;
     memset(&m, 0, sizeof m);
-    int ok = golden_read_model(&r, &m) == 0;
-    CHECK_MSG(ok, "truncated or invalid model section");
-    for (uint32_t i = 0; ok && i < n; i++) {
-        ok = run_golden_case(&r, &m, (int)i) == 0;
-        CHECK_MSG(ok, "case %u: truncated or invalid golden file", i);
-    }
-    if (ok) CHECK_MSG(r.pos == r.len, "golden file has %zu trailing bytes", r.len - r.pos);
+    golden_block_cases(&r, &m, n, run_golden_case, "case");
     printf("golden: worst gradient error %.2g (tol %g)\n", worst_grad, TOL_G_RELNORM);
     golden_free_model(&m);
     golden_close(&r);
