@@ -192,23 +192,35 @@ static inline uint32_t bitsf(float f) {
 
 /* ------------------------------------------------ quality on stories260K */
 
-/* n_seq sequences of T tokens sampled from the model at mpath (seed 1), to data. */
-static inline void sample_calib_data(const char *mpath, int n_seq, int T, const char *data) {
+/* A quality run's model (../shared's stories260K.bin), its scratch dir and
+ * the calibration data in it. */
+typedef struct {
+    char model[512], dir[256], data[600];
+} QualityRun;
+
+/* SKIPs under ASan (minutes there) or without ../shared; else the scratch dir
+ * quept_<name>_* and in it n_seq sequences of T tokens sampled from the model
+ * (seed 1). scratch_remove(q->dir) at the end. */
+static inline void quality_run_begin(QualityRun *q, const char *name, int n_seq, int T) {
+    if (UNDER_ASAN) SKIP("the quality run is Release-only (minutes under ASan)");
+    shared_path_or_skip("models/stories260K.bin", q->model, sizeof q->model);
+    scratch_dir(q->dir, sizeof q->dir, name);
+    snprintf(q->data, sizeof q->data, "%s/calib.qtok", q->dir);
     QErr err = {{0}};
     Model m;
-    if (model_load(&m, mpath, &err) != 0) {
+    if (model_load(&m, q->model, &err) != 0) {
         CHECK_MSG(0, "%s", err.msg);
         return;
     }
-    CHECK(sample_to_file(&m, n_seq, T, 1, 1.0f, data, NULL, NULL, &err) == 0);
+    CHECK(sample_to_file(&m, n_seq, T, 1, 1.0f, q->data, NULL, NULL, &err) == 0);
     model_free(&m);
 }
 
 /* Every block's reconstruction loss at every width of em ends strictly below
  * its start (named start: the loss recon starts from), except where the
- * held-out fallback chose the start itself: then equal. Prints each and
- * returns the number of fallbacks. */
-static inline int check_trained_below_start(const ElasticModel *em, const char *start) {
+ * held-out fallback chose the start itself: then equal, and that happens at
+ * most max_fallbacks times. Prints each, and the number of fallbacks. */
+static inline void check_trained_below_start(const ElasticModel *em, const char *start, int max_fallbacks) {
     int n_fallback = 0;
     for (int j = 0; j < em->cfg.n_layers; j++)
         for (int bi = 0; bi < em->qc.n_bits; bi++) {
@@ -223,7 +235,8 @@ static inline int check_trained_below_start(const ElasticModel *em, const char *
                           s->loss_final[bi], start, s->loss_rtn[bi]);
             n_fallback += s->choice[bi] == QB_RTN;
         }
-    return n_fallback;
+    printf("%s fallbacks: %d of %d\n", start, n_fallback, em->cfg.n_layers * em->qc.n_bits);
+    CHECK_MSG(n_fallback <= max_fallbacks, "%d block-widths fell back to %s", n_fallback, start);
 }
 
 #endif
