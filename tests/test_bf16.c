@@ -8,18 +8,7 @@
 
 #include "base/bf16.h"
 #include "check.h"
-
-static float fbits(uint32_t u) {
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-static uint32_t bitsf(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
+#include "fixtures.h"
 
 static const struct {
     uint32_t in;

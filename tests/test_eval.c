@@ -9,22 +9,10 @@
 #include "check.h"
 #include "data/tokens.h"
 #include "eval/metrics.h"
+#include "fixtures.h"
 #include "model/model.h"
 
 static char tmpdir[256];
-
-/* Runs a command, returns its stdout (malloc'd) and exit status. */
-static char *run(const char *cmd, int *status) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return NULL;
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    size_t r;
-    while ((r = fread(buf + len, 1, cap - 1 - len, p)) > 0) len += r;
-    buf[len] = 0;
-    *status = pclose(p);
-    return buf;
-}
 
 static double json_num(cJSON *o, const char *k) {
     cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -72,8 +60,7 @@ int main(void) {
     test_metrics_by_hand();
     char mpath[512];
     shared_path_or_skip("models/stories260K.bin", mpath, sizeof mpath);
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/quept_eval_XXXXXX");
-    if (!mkdtemp(tmpdir)) SKIP("no temp dir");
+    scratch_dir(tmpdir, sizeof tmpdir, "eval");
     char cmd[2048], data[512], pert[512], bad[512];
     snprintf(data, sizeof data, "%s/eval.qtok", tmpdir);
     snprintf(pert, sizeof pert, "%s/perturbed.bin", tmpdir);
@@ -81,7 +68,7 @@ int main(void) {
     int st;
     snprintf(cmd, sizeof cmd, "%s sample --model %s --n 4 --len 64 --seed 3 --out %s 2>/dev/null", QUEPT_BIN,
              mpath, data);
-    free(run(cmd, &st));
+    free(run_capture(cmd, &st));
     CHECK(st == 0);
 
     /* a perturbed copy of the model */
@@ -97,7 +84,7 @@ int main(void) {
 
     snprintf(cmd, sizeof cmd, "%s eval --model %s --data %s --reference %s --json", QUEPT_BIN, mpath, data,
              mpath);
-    char *out = run(cmd, &st);
+    char *out = run_capture(cmd, &st);
     CHECK(st == 0);
     cJSON *j = cJSON_Parse(out);
     CHECK_MSG(j != NULL, "eval --json printed '%s'", out);
@@ -114,7 +101,7 @@ int main(void) {
 
     snprintf(cmd, sizeof cmd, "%s eval --model %s --data %s --reference %s --json", QUEPT_BIN, pert, data,
              mpath);
-    out = run(cmd, &st);
+    out = run_capture(cmd, &st);
     CHECK(st == 0);
     j = cJSON_Parse(out);
     CHECK(j != NULL);
@@ -134,16 +121,15 @@ int main(void) {
     ts.tokens = ids;
     CHECK(tokens_write(bad, &ts, &err) == 0);
     snprintf(cmd, sizeof cmd, "%s eval --model %s --data %s 2>&1", QUEPT_BIN, mpath, bad);
-    out = run(cmd, &st);
+    out = run_capture(cmd, &st);
     CHECK(st != 0);
     CHECK_MSG(strstr(out, "700") != NULL, "message should name the bad id: %s", out);
     free(out);
     /* sequences longer than the model allows */
     snprintf(cmd, sizeof cmd, "%s eval --model %s --data %s/x.qtok 2>&1", QUEPT_BIN, mpath, tmpdir);
-    out = run(cmd, &st);
+    out = run_capture(cmd, &st);
     CHECK(st != 0);
     free(out);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    scratch_remove(tmpdir);
     CHECK_DONE();
 }

@@ -33,32 +33,15 @@
 #include "check.h"
 #include "data/tokenizer.h"
 #include "export/export.h"
+#include "fixtures.h"
 #include "model/safetensors.h"
 #include "nn/forward.h"
 
 static char tmpdir[256];
 
-static char *run(const char *cmd, int *status) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return NULL;
-    size_t cap = 1 << 20, len = 0, r;
-    char *buf = malloc(cap);
-    while (buf && (r = fread(buf + len, 1, cap - 1 - len, p)) > 0) {
-        len += r;
-        if (len + 1 == cap) { /* the tokenizer's JSON is larger than 1 MB */
-            char *nb = realloc(buf, cap *= 2);
-            if (!nb) free(buf);
-            buf = nb;
-        }
-    }
-    if (buf) buf[len] = 0;
-    *status = pclose(p);
-    return buf;
-}
-
 static int run_status(const char *cmd) {
     int st;
-    free(run(cmd, &st));
+    free(run_capture(cmd, &st));
     return st;
 }
 
@@ -134,20 +117,7 @@ static void expect_export_fail(const char *art, const char *fmt, const int *bits
     CHECK_MSG(strstr(err.msg, needle), "export %s as %s: expected '%s' in: %s", art, fmt, needle, err.msg);
 }
 
-static ModelConfig small_cfg(int layers) {
-    ModelConfig c = {.dim = 64,
-                     .hidden_dim = 128,
-                     .n_layers = layers,
-                     .n_heads = 4,
-                     .n_kv_heads = 2,
-                     .head_dim = 16,
-                     .vocab_size = 96,
-                     .seq_len = 32,
-                     .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f,
-                     .tied_classifier = 1};
-    return c;
-}
+static ModelConfig small_cfg(int layers) { return llama_config(64, 128, layers, 4, 2, 96, 32); }
 
 /* bits {2,3,4,5,6,8}: 7 is deliberately absent */
 static void small_qc(QuantConfig *qc, QuantMethod method) {
@@ -226,18 +196,6 @@ static void test_switch_codes(void) {
 }
 
 /* ---------------- export ---------------- */
-
-static float *logits_of(const Model *m, const int *tok, int B, int T) {
-    QErr err;
-    ForwardState fs;
-    if (forward_state_init(&fs, &m->cfg, B, T, &err) != 0) return NULL;
-    model_forward(m, &fs, tok);
-    size_t n = (size_t)B * T * m->cfg.vocab_size;
-    float *out = malloc(n * sizeof(float));
-    memcpy(out, fs.logits, n * sizeof(float));
-    forward_state_free(&fs);
-    return out;
-}
 
 static float r16(float x) { return f16_to_float(float_to_f16(x)); }
 
@@ -497,7 +455,7 @@ static cJSON *gguf_read(const char *path) {
     }
     snprintf(cmd, sizeof cmd, "node %s %s", check, path);
     int st;
-    char *js = run(cmd, &st);
+    char *js = run_capture(cmd, &st);
     CHECK_MSG(st == 0, "%s failed", cmd);
     cJSON *root = js ? cJSON_Parse(js) : NULL;
     free(js);
@@ -652,17 +610,7 @@ static void test_tokenizer_keys(void) {
     static const char *special[3] = {"<unk>", "<s>", "</s>"};
     for (int i = 0; i < 3 && nv == NV; i++) strcpy(piece[i], special[i]);
 
-    ModelConfig c = {.dim = 32,
-                     .hidden_dim = 64,
-                     .n_layers = 1,
-                     .n_heads = 2,
-                     .n_kv_heads = 1,
-                     .head_dim = 16,
-                     .vocab_size = NV,
-                     .seq_len = 64,
-                     .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f,
-                     .tied_classifier = 1};
+    ModelConfig c = llama_config(32, 64, 1, 2, 1, NV, 64);
     QuantConfig qc;
     small_qc(&qc, METHOD_RTN);
     ElasticModel em;
@@ -765,7 +713,7 @@ static void expect_fail(const char *args, const char *needle) {
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "%s export %s 2>&1", QUEPT_BIN, args);
     int st;
-    char *o = run(cmd, &st);
+    char *o = run_capture(cmd, &st);
     CHECK_MSG(st != 0, "'%s' should fail", cmd);
     CHECK_MSG(o && strstr(o, needle), "'%s': expected '%s' in: %s", cmd, needle, o ? o : "");
     free(o);
@@ -773,8 +721,7 @@ static void expect_fail(const char *args, const char *needle) {
 
 int main(void) {
     test_switch_codes();
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/quept_export_XXXXXX");
-    if (!mkdtemp(tmpdir)) SKIP("no temp dir");
+    scratch_dir(tmpdir, sizeof tmpdir, "export");
     ModelConfig c = small_cfg(2);
     QuantConfig qc;
     small_qc(&qc, METHOD_QUEPT);
@@ -807,7 +754,7 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "%s export %s --avg-bits 3.5 --proxy --format gguf --out %s 2>&1", QUEPT_BIN,
              art, a);
     int st;
-    char *outp = run(cmd, &st);
+    char *outp = run_capture(cmd, &st);
     CHECK_MSG(st == 0 && outp && strstr(outp, "average 3.5"), "--avg-bits export: %s", outp ? outp : "");
     free(outp);
     snprintf(a, sizeof a, "%s --avg-bits 3.5 --bits 3 --format gguf --out %s", art, o);
@@ -878,7 +825,6 @@ int main(void) {
     snprintf(a, sizeof a, "%s --bits 4 --format gguf --out %s", art, o);
     expect_fail(a, "use --format safetensors-fp16");
     elastic_free(&em);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    scratch_remove(tmpdir);
     CHECK_DONE();
 }

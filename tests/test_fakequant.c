@@ -50,14 +50,9 @@ static void check_grad(const char *name, int ci, const float *c, const float *re
 static int run_case(Reader *r, int ci) {
     int32_t h[8];
     if (rd_bytes(r, h, sizeof h) != 0) return -1;
-    FqSpec sp = {.out = h[0],
-                 .in = h[1],
-                 .bits = h[2],
-                 .group = h[3],
-                 .rank = h[4],
-                 .R = h[5],
-                 .mode = h[6],
-                 .lwc = h[7]};
+    FqSpec sp = golden_spec(h);
+    sp.mode = h[6];
+    sp.lwc = h[7];
     QErr err;
     if (fq_spec_check(&sp, &err) != 0) {
         fprintf(stderr, "case %d: %s\n", ci, err.msg);

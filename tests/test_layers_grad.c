@@ -31,6 +31,7 @@
 
 #include "base/rng.h"
 #include "check.h"
+#include "fixtures.h"
 #include "nn/block.h"
 #include "nn/layers.h"
 
@@ -364,18 +365,10 @@ static BlockWeightGrads grads_from(float *g[7]) {
 static void test_block(int head_dim, int halves, int bias) {
     BlkCtx c;
     memset(&c, 0, sizeof c);
-    c.cfg = (ModelConfig){.dim = 8,
-                          .hidden_dim = 12,
-                          .n_layers = 1,
-                          .n_heads = 4,
-                          .n_kv_heads = 2,
-                          .head_dim = head_dim,
-                          .vocab_size = 16,
-                          .seq_len = 3,
-                          .rope_theta = 10000.0f,
-                          .norm_eps = 1e-5f,
-                          .rope_halves = halves,
-                          .has_qkv_bias = bias};
+    c.cfg = llama_config(8, 12, 1, 4, 2, 16, 3);
+    c.cfg.head_dim = head_dim; /* 4: heads wider than dim / n_heads */
+    c.cfg.rope_halves = halves;
+    c.cfg.has_qkv_bias = bias;
     const ModelConfig *cfg = &c.cfg;
     int B = 2, T = 3, N = B * T, C = cfg->dim;
     QErr err;

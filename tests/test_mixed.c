@@ -14,22 +14,10 @@
 #include "base/rng.h"
 #include "check.h"
 #include "data/tokens.h"
+#include "fixtures.h"
 #include "pipeline/calibrate.h"
-#include "eval/sample.h"
 
 static char tmpdir[256];
-
-static char *run(const char *cmd, int *status) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return NULL;
-    size_t cap = 1 << 20, len = 0;
-    char *buf = malloc(cap);
-    size_t r;
-    while ((r = fread(buf + len, 1, cap - 1 - len, p)) > 0) len += r;
-    buf[len] = 0;
-    *status = pclose(p);
-    return buf;
-}
 
 /* Every assignment: the largest total sum n_j b_j <= X * sum n_j, least cost there. */
 static void brute(const double *cost, const long *n, int L, const int *bl, int nb, double X,
@@ -133,17 +121,7 @@ static void test_bits_per_weight(void) {
      * = 224 rows -> 4*7680 + 32*224 = 37888 bits. */
     ElasticModel em;
     memset(&em, 0, sizeof em);
-    em.cfg = (ModelConfig){.dim = 32,
-                           .hidden_dim = 48,
-                           .n_layers = 2,
-                           .n_heads = 4,
-                           .n_kv_heads = 2,
-                           .head_dim = 8,
-                           .vocab_size = 64,
-                           .seq_len = 32,
-                           .rope_theta = 10000.0f,
-                           .norm_eps = 1e-5f,
-                           .tied_classifier = 1};
+    em.cfg = tiny_config(2);
     quant_config_default(&em.qc);
     em.qc.group[2] = 16;
     em.qc.group[4] = 0;
@@ -153,26 +131,6 @@ static void test_bits_per_weight(void) {
     CHECK_CLOSE(true_bits_per_weight(&em, b24), (30720.0 + 37888.0) / 15360.0, 1e-12, 0);
 }
 
-static void write_tiny(const char *model, const char *data, int n_seq, int T) {
-    ModelConfig c = {.dim = 32,
-                     .hidden_dim = 48,
-                     .n_layers = 3,
-                     .n_heads = 4,
-                     .n_kv_heads = 2,
-                     .head_dim = 8,
-                     .vocab_size = 64,
-                     .seq_len = 32,
-                     .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f,
-                     .tied_classifier = 1};
-    Model m;
-    QErr err;
-    CHECK(model_init_random(&m, &c, 11, &err) == 0);
-    CHECK(llama2c_write_legacy(model, &m, &err) == 0);
-    CHECK(sample_to_file(&m, n_seq, T, 3, 1.0f, data, NULL, NULL, &err) == 0);
-    model_free(&m);
-}
-
 static void test_calibrated(void) {
     char model[512], data[512], a1[512], a2[512], a3[512], cmd[2048];
     snprintf(model, sizeof model, "%s/tiny.bin", tmpdir);
@@ -180,19 +138,12 @@ static void test_calibrated(void) {
     snprintf(a1, sizeof a1, "%s/a1.qept", tmpdir);
     snprintf(a2, sizeof a2, "%s/nosens.qept", tmpdir);
     snprintf(a3, sizeof a3, "%s/flipped.qept", tmpdir);
-    write_tiny(model, data, 16, 16);
+    write_tiny(model, data, 3, 16, 16);
     QuantConfig qc;
-    quant_config_default(&qc);
-    qc.epochs = 2;
-    qc.group[2] = qc.group[3] = qc.group[4] = 16;
-    qc.seed = 5;
-    QErr err = {{0}};
-    CalibJob job = {model, data, a1, 0, 1};
-    CHECK_MSG(calibrate_run(&job, &qc, &err) == 0, "%s", err.msg);
-
+    tiny_quant_config(&qc, 2);
     ElasticModel em;
-    CHECK_MSG(elastic_load(&em, a1, &err) == 0, "%s", err.msg);
-    if (check_failures) return;
+    if (calibrate_and_load(model, data, a1, &qc, &em) != 0 || check_failures) return;
+    QErr err = {{0}};
     CHECK_MSG(em.sens != NULL, "the artifact must store a sensitivity table");
     CHECK(strcmp(em.sens_measure, "kld") == 0);
     int L = em.cfg.n_layers, NB = em.qc.n_bits, dec = 0;
@@ -227,13 +178,13 @@ static void test_calibrated(void) {
     int status;
     snprintf(cmd, sizeof cmd, "%s eval --artifact %s --avg-bits 3 --data %s --reference %s --json 2>&1",
              QUEPT_BIN, a2, data, model);
-    char *out = run(cmd, &status);
+    char *out = run_capture(cmd, &status);
     CHECK_MSG(status == 0 && strstr(out, "proxy"), "eval without a table: %s", out);
     free(out);
     snprintf(cmd, sizeof cmd,
              "%s eval --artifact %s --avg-bits 3.5 --data %s --reference %s --json 2>/dev/null", QUEPT_BIN,
              a1, data, model);
-    out = run(cmd, &status);
+    out = run_capture(cmd, &status);
     cJSON *js = cJSON_Parse(out);
     CHECK_MSG(status == 0 && js, "eval --avg-bits --json: %s", out);
     if (js) {
@@ -247,17 +198,17 @@ static void test_calibrated(void) {
     }
     free(out);
     snprintf(cmd, sizeof cmd, "%s eval --artifact %s --avg-bits 9 --data %s 2>&1", QUEPT_BIN, a1, data);
-    out = run(cmd, &status);
+    out = run_capture(cmd, &status);
     CHECK_MSG(status != 0 && strstr(out, "avg-bits"), "%s", out);
     free(out);
 
     /* inspect: ok, JSON, then a flipped byte inside one tensor section */
     snprintf(cmd, sizeof cmd, "%s inspect %s 2>&1", QUEPT_BIN, a1);
-    out = run(cmd, &status);
+    out = run_capture(cmd, &status);
     CHECK_MSG(status == 0 && strstr(out, "checksums: ok") && strstr(out, "sensitivity (kld"), "%s", out);
     free(out);
     snprintf(cmd, sizeof cmd, "%s inspect %s --json", QUEPT_BIN, a1);
-    out = run(cmd, &status);
+    out = run_capture(cmd, &status);
     js = cJSON_Parse(out);
     CHECK_MSG(status == 0 && js, "inspect --json: %s", out);
     if (js) {
@@ -297,7 +248,7 @@ static void test_calibrated(void) {
     free(copy);
     mapfile_close(&mf);
     snprintf(cmd, sizeof cmd, "%s inspect %s 2>&1", QUEPT_BIN, a3);
-    out = run(cmd, &status);
+    out = run_capture(cmd, &status);
     CHECK_MSG(status != 0 && strstr(out, "checksums: FAILED: 2 of ") && strstr(out, "blk.2.wq"), "%s", out);
     free(out);
 }
@@ -306,11 +257,8 @@ int main(void) {
     test_dp_edges();
     test_dp_brute();
     test_bits_per_weight();
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/quept_mixed_XXXXXX");
-    if (!mkdtemp(tmpdir)) SKIP("no temp dir");
+    scratch_dir(tmpdir, sizeof tmpdir, "mixed");
     test_calibrated();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    scratch_remove(tmpdir);
     CHECK_DONE();
 }

@@ -9,24 +9,13 @@
 #include <sys/stat.h>
 
 #include "check.h"
+#include "fixtures.h"
 #include "model/safetensors.h"
 #include "nn/forward.h"
 
 static char tmpdir[256];
 
 static void path_in_tmp(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", tmpdir, name); }
-
-static float *logits_of(const Model *m, const int *tok, int B, int T) {
-    QErr err;
-    ForwardState fs;
-    if (forward_state_init(&fs, &m->cfg, B, T, &err) != 0) return NULL;
-    model_forward(m, &fs, tok);
-    size_t n = (size_t)B * T * m->cfg.vocab_size;
-    float *out = malloc(n * sizeof(float));
-    memcpy(out, fs.logits, n * sizeof(float));
-    forward_state_free(&fs);
-    return out;
-}
 
 static double max_abs_diff(const float *a, const float *b, size_t n) {
     double m = 0.0;
@@ -101,22 +90,11 @@ static void expect_load_error(const char *path, const char *needle) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/quept_fmt_XXXXXX");
-    if (!mkdtemp(tmpdir)) SKIP("no temp dir");
+    scratch_dir(tmpdir, sizeof tmpdir, "fmt");
     QErr err = {{0}};
     for (int tied = 0; tied <= 1; tied++) {
-        ModelConfig c = {.dim = 48,
-                         .hidden_dim = 96,
-                         .n_layers = 2,
-                         .n_heads = 4,
-                         .n_kv_heads = 2,
-                         .head_dim = 12,
-                         .vocab_size = 37,
-                         .seq_len = 32,
-                         .rope_theta = 10000.0f,
-                         .norm_eps = 1e-5f,
-                         .rope_halves = 0,
-                         .tied_classifier = tied};
+        ModelConfig c = llama_config(48, 96, 2, 4, 2, 37, 32);
+        c.tied_classifier = tied;
         Model m;
         CHECK(model_init_random(&m, &c, 7 + tied, &err) == 0);
         int B = 2, T = 20;
@@ -228,8 +206,6 @@ int main(void) {
         free(ref);
         model_free(&m);
     }
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    scratch_remove(tmpdir);
     CHECK_DONE();
 }

@@ -10,35 +10,11 @@
 #include "check.h"
 #include "data/tokens.h"
 #include "eval/metrics.h"
-#include "eval/sample.h"
+#include "fixtures.h"
 #include "model/model.h"
 #include "pipeline/calibrate.h"
 
 static char tmpdir[256];
-
-static ModelConfig tiny_config(void) {
-    ModelConfig c = {.dim = 32,
-                     .hidden_dim = 64,
-                     .n_layers = 2,
-                     .n_heads = 4,
-                     .n_kv_heads = 2,
-                     .head_dim = 8,
-                     .vocab_size = 40,
-                     .seq_len = 32,
-                     .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f};
-    return c;
-}
-
-/* Runs cmd (stderr folded in), returns its exit status and output. */
-static int run(const char *cmd, char *out, size_t n) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t len = fread(out, 1, n - 1, p);
-    out[len] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static void test_metrics_refuse_nonfinite(void) {
     float good[6] = {0.0f, 1.0f, 0.5f, 0.2f, 0.1f, 0.3f}; /* T=3, V=2 */
@@ -78,7 +54,7 @@ static void test_metrics_refuse_nonfinite(void) {
 
 static void test_models_refused_at_open(void) {
     QErr err = {{0}};
-    ModelConfig c = tiny_config();
+    ModelConfig c = untied_config();
     Model m;
     char path[512];
     /* one NaN weight: model_load names the block and tensor */
@@ -91,7 +67,7 @@ static void test_models_refused_at_open(void) {
     CHECK(model_load(&l, path, &err) != 0);
     CHECK_MSG(strstr(err.msg, "block 1 tensor w_down") && strstr(err.msg, "index 7"), "%s", err.msg);
     /* and `quept eval` exits non-zero and prints no number for it */
-    char cmd[2048], out[8192];
+    char cmd[2048];
     snprintf(cmd, sizeof cmd, "%s/ok.qtok", tmpdir);
     int ids[16];
     for (int i = 0; i < 16; i++) ids[i] = i == 0 ? TOKEN_BOS : 3 + i;
@@ -99,8 +75,11 @@ static void test_models_refused_at_open(void) {
     CHECK(tokens_write(cmd, &ts, &err) == 0);
     snprintf(cmd, sizeof cmd, "%s eval --model %s --data %s/ok.qtok --reference %s --json 2>&1", QUEPT_BIN,
              path, tmpdir, path);
-    int st = run(cmd, out, sizeof out);
-    CHECK_MSG(st != 0 && !strstr(out, "\"kld_mean\""), "exit %d: %s", st, out);
+    int st;
+    char *out = run_capture(cmd, &st);
+    CHECK_MSG(exit_code(st) != 0 && out && !strstr(out, "\"kld_mean\""), "exit %d: %s", exit_code(st),
+              out ? out : "");
+    free(out);
     /* a vocabulary that cannot hold BOS (1) and EOS (2) */
     CHECK(model_init_random(&m, &c, 4, &err) == 0);
     m.cfg.vocab_size = 1;
@@ -115,7 +94,7 @@ static void test_models_refused_at_open(void) {
 static void test_sample_refuses_overflow(void) {
     /* finite but huge weights: the logits overflow; sampling used to write tokens anyway */
     QErr err = {{0}};
-    ModelConfig c = tiny_config();
+    ModelConfig c = untied_config();
     Model m;
     CHECK(model_init_random(&m, &c, 5, &err) == 0);
     for (int i = 0; i < c.dim; i++) m.final_norm[i] = 3e38f;
@@ -129,7 +108,7 @@ static void test_sample_refuses_overflow(void) {
 /* Calibrates a GPTQ artifact of the tiny model, then tampers with it. */
 static void test_artifacts_refused_at_load(void) {
     QErr err = {{0}};
-    ModelConfig c = tiny_config();
+    ModelConfig c = untied_config();
     Model m;
     char model[512], data[512], art[512], bad[512];
     snprintf(model, sizeof model, "%s/m.bin", tmpdir);
@@ -137,18 +116,14 @@ static void test_artifacts_refused_at_load(void) {
     snprintf(art, sizeof art, "%s/g.qept", tmpdir);
     snprintf(bad, sizeof bad, "%s/bad.qept", tmpdir);
     CHECK(model_init_random(&m, &c, 6, &err) == 0);
-    CHECK(llama2c_write_legacy(model, &m, &err) == 0);
-    CHECK(sample_to_file(&m, 8, 16, 2, 1.0f, data, NULL, NULL, &err) == 0);
+    write_calib_inputs(&m, model, data, 8, 16, 2);
     model_free(&m);
     QuantConfig qc;
     quant_config_default(&qc);
     qc.method = METHOD_GPTQ;
     CHECK(quant_parse_bits(&qc, "2,4", &err) == 0);
-    CalibJob job = {.model_path = model, .data_path = data, .out_path = art, .quiet = 1};
-    CHECK_MSG(calibrate_run(&job, &qc, &err) == 0, "%s", err.msg);
-
     ElasticModel em;
-    CHECK_MSG(elastic_load(&em, art, &err) == 0, "%s", err.msg);
+    if (calibrate_and_load(model, data, art, &qc, &em) != 0) return;
     struct {
         const char *what, *expect;
     } cases[] = {{"code", "exceeds 3"},
@@ -180,7 +155,7 @@ static void test_artifacts_refused_at_load(void) {
  * calibration now refuses, naming width, block and tensor. */
 static void test_calibration_refuses_overflow(void) {
     QErr err = {{0}};
-    ModelConfig c = tiny_config();
+    ModelConfig c = untied_config();
     Model m;
     char model[512], data[512], art[512];
     snprintf(model, sizeof model, "%s/huge.bin", tmpdir);
@@ -204,15 +179,12 @@ static void test_calibration_refuses_overflow(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/quept_numbers_XXXXXX");
-    if (!mkdtemp(tmpdir)) SKIP("no temp dir");
+    scratch_dir(tmpdir, sizeof tmpdir, "numbers");
     test_metrics_refuse_nonfinite();
     test_models_refused_at_open();
     test_sample_refuses_overflow();
     test_artifacts_refused_at_load();
     test_calibration_refuses_overflow();
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    scratch_remove(tmpdir);
     CHECK_DONE();
 }

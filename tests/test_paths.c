@@ -14,7 +14,7 @@
 #include "base/sha256.h"
 #include "check.h"
 #include "data/tokens.h"
-#include "eval/sample.h"
+#include "fixtures.h"
 #include "model/model.h"
 
 static char tmp[256];
@@ -68,11 +68,6 @@ static void test_unit(void) {
     CHECK(paths_inside(inside, dir) && !paths_inside(a, dir) && paths_inside(dir, dir));
 }
 
-static int run(const char *cmd) {
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void sha_of(const char *path, char hex[65]) {
     hex[0] = 0;
     QErr err;
@@ -85,7 +80,7 @@ static void refused(const char *cmd, const char *victim) {
     sha_of(victim, before);
     char full[4096];
     snprintf(full, sizeof full, "%s 2>%s/err.txt", cmd, tmp);
-    int st = run(full);
+    int st = exit_code(system(full));
     sha_of(victim, after);
     CHECK_MSG(st == 2, "exit %d for: %s", st, cmd);
     CHECK_MSG(before[0] && strcmp(before, after) == 0, "%s changed by: %s", victim, cmd);
@@ -93,28 +88,18 @@ static void refused(const char *cmd, const char *victim) {
 
 static void test_commands(void) {
     QErr err = {{0}};
-    ModelConfig c = {.dim = 32,
-                     .hidden_dim = 64,
-                     .n_layers = 2,
-                     .n_heads = 4,
-                     .n_kv_heads = 2,
-                     .head_dim = 8,
-                     .vocab_size = 40,
-                     .seq_len = 32,
-                     .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f};
+    ModelConfig c = untied_config();
     Model m;
     char model[512], data[512], art[512], cmd[4096];
     snprintf(model, sizeof model, "%s/m.bin", tmp);
     snprintf(data, sizeof data, "%s/d.qtok", tmp);
     snprintf(art, sizeof art, "%s/a.qept", tmp);
     CHECK(model_init_random(&m, &c, 1, &err) == 0);
-    CHECK(llama2c_write_legacy(model, &m, &err) == 0);
-    CHECK(sample_to_file(&m, 4, 16, 1, 1.0f, data, NULL, NULL, &err) == 0);
+    write_calib_inputs(&m, model, data, 4, 16, 1);
     model_free(&m);
     snprintf(cmd, sizeof cmd, "%s calibrate --model %s --data %s --out %s --method rtn --quiet 2>/dev/null",
              QUEPT_BIN, model, data, art);
-    CHECK(run(cmd) == 0);
+    CHECK(exit_code(system(cmd)) == 0);
 
     snprintf(cmd, sizeof cmd, "%s calibrate --model %s --data %s --out %s --method rtn", QUEPT_BIN, model,
              data, model);
@@ -161,12 +146,9 @@ static void test_commands(void) {
 }
 
 int main(void) {
-    snprintf(tmp, sizeof tmp, "/tmp/quept_paths_XXXXXX");
-    if (!mkdtemp(tmp)) SKIP("no temp dir");
+    scratch_dir(tmp, sizeof tmp, "paths");
     test_unit();
     test_commands();
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
+    scratch_remove(tmp);
     CHECK_DONE();
 }

@@ -40,6 +40,7 @@
 #include "check.h"
 #include "engine/qblock.h"
 #include "engine/recon_step.h"
+#include "fixtures.h"
 #include "golden.h"
 #include "quant/pot.h"
 
@@ -70,15 +71,10 @@ static double check_grad(const char *ctx, const char *what, const float *c, cons
 static int quant_case(Reader *r, int ci) {
     int32_t h[7];
     if (rd_bytes(r, h, sizeof h) != 0) return -1;
-    FqSpec sp = {.out = h[0],
-                 .in = h[1],
-                 .bits = h[2],
-                 .group = h[3],
-                 .rank = h[4],
-                 .R = h[5],
-                 .mode = FQ_ADAPTER_BEFORE_QUANT,
-                 .lwc = h[6],
-                 .format = FQ_FORMAT_POT};
+    FqSpec sp = golden_spec(h);
+    sp.mode = FQ_ADAPTER_BEFORE_QUANT;
+    sp.lwc = h[6];
+    sp.format = FQ_FORMAT_POT;
     QErr err;
     if (fq_spec_check(&sp, &err) != 0) {
         fprintf(stderr, "quant case %d: %s\n", ci, err.msg);
@@ -233,83 +229,35 @@ static int block_case(Reader *r, const GoldenModel *m, int ci) {
     float pot_l2;
     if (rd_bytes(r, h, sizeof h) != 0 || rd_bytes(r, &pot_l2, 4) != 0) return -1;
     const int halves = h[0], bias = h[1], l2 = h[2], lwc = h[3], n_bits = h[4], bi = h[5];
-    if (n_bits < 1 || n_bits > QMAX_NBITS || bi < 0 || bi >= n_bits) return -1;
     int32_t bits[QMAX_NBITS], group[QMAX_NBITS], rank[QMAX_NBITS];
-    if (rd_bytes(r, bits, 4 * (size_t)n_bits) || rd_bytes(r, group, 4 * (size_t)n_bits) ||
-        rd_bytes(r, rank, 4 * (size_t)n_bits))
-        return -1;
-    ModelConfig c = {.dim = m->C,
-                     .hidden_dim = m->H,
-                     .n_layers = 1,
-                     .n_heads = m->NH,
-                     .n_kv_heads = m->NKV,
-                     .head_dim = m->hd,
-                     .vocab_size = 1,
-                     .seq_len = m->T,
-                     .rope_theta = m->theta,
-                     .norm_eps = m->eps,
-                     .rope_halves = halves,
-                     .has_qkv_bias = bias};
     QuantConfig qc;
-    quant_config_reference(&qc);
+    if (golden_read_widths(r, n_bits, bi, bits, group, rank, &qc) != 0) return -1;
+    ModelConfig c = golden_block_config(m, halves, bias);
     qc.format = QFORMAT_POT;
     qc.pot_l2 = pot_l2;
-    qc.n_bits = n_bits;
-    for (int j = 0; j < n_bits; j++) {
-        qc.bits[j] = bits[j];
-        qc.group[bits[j]] = group[j];
-        qc.rank[bits[j]] = rank[j];
-    }
     qc.lwc = lwc;
     qc.loss_l2 = l2;
     qc.prefix_grad_stop = 0;
-    QErr err;
-    if (quant_config_validate(&qc, &err) != 0) {
-        fprintf(stderr, "block case %d: %s\n", ci, err.msg);
-        return -1;
-    }
     BlockWeights w;
-    if (block_weights_alloc(&w, &c, &err) != 0) return -1;
-    golden_model_weights(&w, m, bias);
     QBlockParams p;
-    if (qblock_params_init(&p, &c, &qc, 0, &err) != 0) {
-        block_weights_free(&w);
-        return -1;
-    }
+    if (golden_block_init(m, &c, &qc, ci, &w, &p) != 0) return -1;
     int ok = 1;
-    for (int l = 0; l < N_LIN && ok; l++) {
-        const QLinear *q = &p.lin[l];
-        ok = q->spec[bi].format == FQ_FORMAT_POT &&
-             rd_bytes(r, p.adapter + q->off_Bd, sizeof(float) * (size_t)q->out * q->R) == 0 &&
-             rd_bytes(r, p.adapter + q->off_Bu, sizeof(float) * (size_t)q->R * q->in) == 0;
-        for (int j = 0; j < n_bits && ok; j++) {
-            size_t n = (size_t)q->out * fq_ngroups(&q->spec[j]);
-            ok = rd_bytes(r, p.lwc + q->off_gamma[j], n * sizeof(float)) == 0 &&
-                 rd_bytes(r, p.lwc + q->off_beta[j], n * sizeof(float)) == 0;
-        }
-    }
+    for (int l = 0; l < N_LIN; l++) ok = ok && p.lin[l].spec[bi].format == FQ_FORMAT_POT;
     size_t NC = (size_t)m->B * m->T * m->C;
-    float *x = ok ? rd_floats(r, NC) : NULL, *target = x ? rd_floats(r, NC) : NULL, loss_ref = 0;
-    float *out_ref = target && rd_bytes(r, &loss_ref, 4) == 0 ? rd_floats(r, NC) : NULL;
-    float *dg_ref[N_LIN] = {0}, *dBd_ref[N_LIN] = {0}, *dBu_ref[N_LIN] = {0};
-    ok = out_ref != NULL;
-    for (int l = 0; l < N_LIN && ok; l++) {
-        const QLinear *q = &p.lin[l];
-        dg_ref[l] = rd_floats(r, (size_t)q->out * fq_ngroups(&q->spec[bi]));
-        dBd_ref[l] = rd_floats(r, (size_t)q->out * q->R);
-        dBu_ref[l] = rd_floats(r, (size_t)q->R * q->in);
-        ok = dBu_ref[l] != NULL;
-    }
+    GoldenIO io = {0};
+    ok = ok && golden_read_params(r, &p, n_bits) == 0 && golden_read_io(r, NC, &io) == 0;
+    GoldenGrads ref = {0};
+    ok = ok && golden_read_grads(r, &p, bi, 0, &ref) == 0;
     ReconStep st;
+    QErr err;
     if (ok && recon_step_init(&st, &c, &p, m->B, m->T, &err) != 0) ok = 0;
     if (ok) {
         memset(st.g_lwc, 0, p.n_lwc * sizeof(float));
         memset(st.g_adapter, 0, p.n_adapter * sizeof(float));
-        double loss = recon_step_bit(&c, &qc, &p, &w, &st, bi, x, target, 1.0f);
-        double le = fabs(loss - loss_ref) / fabs(loss_ref), oe, om;
-        rel_err(st.out, out_ref, NC, &oe, &om);
-        CHECK_MSG(le <= TOL_LOSS_REL, "block case %d: loss %.9g vs ref %.9g", ci, loss, loss_ref);
-        CHECK_MSG(oe <= TOL_OUT_RELNORM, "block case %d: output relnorm %.3g", ci, oe);
+        double loss = recon_step_bit(&c, &qc, &p, &w, &st, bi, io.x, io.target, 1.0f), le, oe;
+        char case_name[32];
+        snprintf(case_name, sizeof case_name, "block case %d", ci);
+        golden_check_step(case_name, loss, st.out, &io, NC, TOL_LOSS_REL, TOL_OUT_RELNORM, &le, &oe);
         printf("block case %d: bit %d, %s, pot_l2 %g: loss rel err %.2g, out %.2g\n", ci, bits[bi],
                l2 ? "L2" : "L1", (double)pot_l2, le, oe);
         size_t stray = 0;
@@ -318,12 +266,12 @@ static int block_case(Reader *r, const GoldenModel *m, int ci) {
             const int rk = q->spec[bi].rank;
             char ctx[64];
             snprintf(ctx, sizeof ctx, "block case %d %s", ci, LIN_NAMES[l]);
-            double e0 = check_grad(ctx, "dgamma", st.g_lwc + q->off_gamma[bi], dg_ref[l],
+            double e0 = check_grad(ctx, "dgamma", st.g_lwc + q->off_gamma[bi], ref.dg[l],
                                    (size_t)q->out * fq_ngroups(&q->spec[bi]), 1);
             double e1 =
-                check_grad(ctx, "dBd", st.g_adapter + q->off_Bd, dBd_ref[l], (size_t)q->out * q->R, rk > 0);
+                check_grad(ctx, "dBd", st.g_adapter + q->off_Bd, ref.dBd[l], (size_t)q->out * q->R, rk > 0);
             double e2 =
-                check_grad(ctx, "dBu", st.g_adapter + q->off_Bu, dBu_ref[l], (size_t)q->R * q->in, rk > 0);
+                check_grad(ctx, "dBu", st.g_adapter + q->off_Bu, ref.dBu[l], (size_t)q->R * q->in, rk > 0);
             printf("    %-6s rank %d/%d  dgamma %.2g  dBd %.2g  dBu %.2g\n", LIN_NAMES[l], rk, q->R, e0, e1,
                    e2);
             for (int j = 0; j < n_bits; j++) { /* other bits' Γ and every s0 never learn here */
@@ -335,19 +283,13 @@ static int block_case(Reader *r, const GoldenModel *m, int ci) {
         }
         CHECK_MSG(stray == 0, "block case %d: %zu gradients on other bits' Γ or on s0", ci, stray);
         if (ci == 0) {
-            fd_check(&c, qc, &w, x, target, m->B, m->T, 1.6f);
-            fd_check(&c, qc, &w, x, target, m->B, m->T, 1.0f / (float)(1 << 20));
+            fd_check(&c, qc, &w, io.x, io.target, m->B, m->T, 1.6f);
+            fd_check(&c, qc, &w, io.x, io.target, m->B, m->T, 1.0f / (float)(1 << 20));
         }
         recon_step_free(&st);
     }
-    for (int l = 0; l < N_LIN; l++) {
-        free(dg_ref[l]);
-        free(dBd_ref[l]);
-        free(dBu_ref[l]);
-    }
-    free(x);
-    free(target);
-    free(out_ref);
+    golden_free_grads(&ref);
+    golden_free_io(&io);
     qblock_params_free(&p);
     block_weights_free(&w);
     return ok ? 0 : -1;
@@ -456,18 +398,8 @@ static void check_search(void) {
 
 static void check_switch_and_artifact(void) {
     QErr err = {{0}};
-    ModelConfig c = {.dim = 32,
-                     .hidden_dim = 48,
-                     .n_layers = 2,
-                     .n_heads = 4,
-                     .n_kv_heads = 2,
-                     .head_dim = 8,
-                     .vocab_size = 16,
-                     .seq_len = 32,
-                     .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f,
-                     .rope_halves = 0,
-                     .tied_classifier = 1};
+    ModelConfig c = tiny_config(2);
+    c.vocab_size = 16;
     for (int method = 0; method < 2; method++) {
         Model m;
         CHECK(model_init_random(&m, &c, 5, &err) == 0);
@@ -623,13 +555,9 @@ int main(void) {
     }
     GoldenModel m;
     memset(&m, 0, sizeof m);
-    ok = ok && rd_bytes(&r, &nb, 4) == 0 && nb >= 3 && golden_read_model(&r, &m) == 0;
+    ok = ok && rd_bytes(&r, &nb, 4) == 0 && nb >= 3;
     CHECK_MSG(ok, "invalid block section");
-    for (uint32_t i = 0; ok && i < nb; i++) {
-        ok = block_case(&r, &m, (int)i) == 0;
-        CHECK_MSG(ok, "block case %u: truncated or invalid golden file", i);
-    }
-    if (ok) CHECK_MSG(r.pos == r.len, "golden file has %zu trailing bytes", r.len - r.pos);
+    if (ok) golden_block_cases(&r, &m, nb, block_case, "block case");
     printf("worst gradient error %.2g (tol %g)\n", worst_grad, TOL_G);
     golden_free_model(&m);
     golden_close(&r);

@@ -13,14 +13,8 @@
 #include "artifact/elastic.h"
 #include "check.h"
 #include "data/tokens.h"
+#include "fixtures.h"
 #include "pipeline/calibrate.h"
-#include "eval/sample.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#else
-#define UNDER_ASAN 0
-#endif
 
 static void pot_config(QuantConfig *qc) {
     quant_config_default(qc);
@@ -28,58 +22,32 @@ static void pot_config(QuantConfig *qc) {
 }
 
 int main(void) {
-    if (UNDER_ASAN) SKIP("the quality run is Release-only (minutes under ASan)");
-    char mpath[512];
-    shared_path_or_skip("models/stories260K.bin", mpath, sizeof mpath);
-    char dir[] = "/tmp/quept_potq_XXXXXX";
-    if (!mkdtemp(dir)) SKIP("no temp dir");
-    char data[600], art[600], art0[600], artr[600];
-    snprintf(data, sizeof data, "%s/calib.qtok", dir);
-    snprintf(art, sizeof art, "%s/pot.qept", dir);
-    snprintf(art0, sizeof art0, "%s/pot0.qept", dir);
-    snprintf(artr, sizeof artr, "%s/potrtn.qept", dir);
-    QErr err = {{0}};
-    Model m;
-    CHECK_MSG(model_load(&m, mpath, &err) == 0, "%s", err.msg);
-    CHECK(sample_to_file(&m, 32, 256, 1, 1.0f, data, NULL, NULL, &err) == 0);
-    model_free(&m);
+    QualityRun q;
+    quality_run_begin(&q, "potq", 32, 256);
+    char art[600], art0[600], artr[600];
+    snprintf(art, sizeof art, "%s/pot.qept", q.dir);
+    snprintf(art0, sizeof art0, "%s/pot0.qept", q.dir);
+    snprintf(artr, sizeof artr, "%s/potrtn.qept", q.dir);
 
     QuantConfig qc;
     pot_config(&qc);
     qc.epochs = 4;
-    CalibJob job = {mpath, data, art, 0, 1};
-    CHECK_MSG(calibrate_run(&job, &qc, &err) == 0, "%s", err.msg);
     ElasticModel em;
-    CHECK_MSG(elastic_load(&em, art, &err) == 0, "%s", err.msg);
-    if (check_failures == 0) {
-        int n_rtn = 0;
+    if (calibrate_and_load(q.model, q.data, art, &qc, &em) == 0) {
         CHECK(em.qc.format == QFORMAT_POT);
-        for (int j = 0; j < em.cfg.n_layers; j++)
-            for (int bi = 0; bi < em.qc.n_bits; bi++) {
-                const ReconStats *s = &em.stats[j];
-                printf("block %d, %d bits: data-free %.4f -> %.4f (choice %d)\n", j, em.qc.bits[bi],
-                       s->loss_rtn[bi], s->loss_final[bi], s->choice[bi]);
-                if (s->choice[bi] == QB_RTN)
-                    CHECK(s->loss_final[bi] == s->loss_rtn[bi]);
-                else
-                    CHECK_MSG(s->loss_final[bi] < s->loss_rtn[bi],
-                              "block %d, %d bits: final loss %.5f is not below data-free %.5f", j,
-                              em.qc.bits[bi], s->loss_final[bi], s->loss_rtn[bi]);
-                n_rtn += s->choice[bi] == QB_RTN;
-            }
-        printf("data-free fallbacks: %d of %d\n", n_rtn, em.cfg.n_layers * em.qc.n_bits);
-        CHECK_MSG(n_rtn <= 4, "%d block-widths fell back to the data-free grid", n_rtn);
+        check_trained_below_start(&em, "data-free", 4); /* at most 4 of 20 */
         elastic_free(&em);
     }
 
     /* --epochs 0 (parameters stored: s0, Γ = 0, Bd = 0) == --method rtn (nothing stored) */
+    QErr err = {{0}};
     pot_config(&qc);
     qc.epochs = 0;
-    CalibJob j0 = {mpath, data, art0, 0, 1};
+    CalibJob j0 = {q.model, q.data, art0, 0, 1};
     CHECK_MSG(calibrate_run(&j0, &qc, &err) == 0, "%s", err.msg);
     pot_config(&qc);
     qc.method = METHOD_RTN;
-    CalibJob jr = {mpath, data, artr, 0, 1};
+    CalibJob jr = {q.model, q.data, artr, 0, 1};
     CHECK_MSG(calibrate_run(&jr, &qc, &err) == 0, "%s", err.msg);
     ElasticModel e0, er;
     if (elastic_load(&e0, art0, &err) == 0 && elastic_load(&er, artr, &err) == 0) {
@@ -111,8 +79,6 @@ int main(void) {
     } else {
         CHECK_MSG(0, "%s", err.msg);
     }
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    scratch_remove(q.dir);
     CHECK_DONE();
 }

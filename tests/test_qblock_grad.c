@@ -82,53 +82,18 @@ static int run_case(Reader *r, const GoldenModel *m, int ci) {
     int32_t h[7];
     if (rd_bytes(r, h, sizeof h) != 0) return -1;
     const int halves = h[0], bias = h[1], l2 = h[2], mode = h[3], lwc = h[4], n_bits = h[5], bi = h[6];
-    if (n_bits < 1 || n_bits > QMAX_NBITS || bi < 0 || bi >= n_bits) return -1;
     int32_t bits[QMAX_NBITS], group[QMAX_NBITS], rank[QMAX_NBITS];
-    if (rd_bytes(r, bits, 4 * (size_t)n_bits) != 0 || rd_bytes(r, group, 4 * (size_t)n_bits) != 0 ||
-        rd_bytes(r, rank, 4 * (size_t)n_bits) != 0)
-        return -1;
-
-    ModelConfig c = {.dim = m->C,
-                     .hidden_dim = m->H,
-                     .n_layers = 1,
-                     .n_heads = m->NH,
-                     .n_kv_heads = m->NKV,
-                     .head_dim = m->hd,
-                     .vocab_size = 1,
-                     .seq_len = m->T,
-                     .rope_theta = m->theta,
-                     .norm_eps = m->eps,
-                     .rope_halves = halves,
-                     .has_qkv_bias = bias};
     QuantConfig qc;
-    quant_config_reference(&qc);
-    qc.n_bits = n_bits;
-    for (int j = 0; j < n_bits; j++) {
-        if (bits[j] < QBITS_MIN || bits[j] > QBITS_MAX) return -1;
-        qc.bits[j] = bits[j];
-        qc.group[bits[j]] = group[j];
-        qc.rank[bits[j]] = rank[j];
-    }
+    if (golden_read_widths(r, n_bits, bi, bits, group, rank, &qc) != 0) return -1;
+
+    ModelConfig c = golden_block_config(m, halves, bias);
     qc.adapter_mode = mode;
     qc.lwc = lwc;
     qc.loss_l2 = l2;
     qc.prefix_grad_stop = 0; /* the reference has no gradient stop */
-    QErr err;
-    if (quant_config_validate(&qc, &err) != 0) {
-        fprintf(stderr, "case %d: %s\n", ci, err.msg);
-        return -1;
-    }
-
     BlockWeights w;
-    if (block_weights_alloc(&w, &c, &err) != 0) return -1;
-    golden_model_weights(&w, m, bias);
-
     QBlockParams p;
-    if (qblock_params_init(&p, &c, &qc, 0, &err) != 0) {
-        fprintf(stderr, "case %d: %s\n", ci, err.msg);
-        block_weights_free(&w);
-        return -1;
-    }
+    if (golden_block_init(m, &c, &qc, ci, &w, &p) != 0) return -1;
     /* The file's shapes, from the format's own rules; qblock must agree. */
     int ok = 1, R[N_LIN], ng[N_LIN][QMAX_NBITS];
     for (int l = 0; l < N_LIN; l++) {
@@ -149,34 +114,16 @@ static int run_case(Reader *r, const GoldenModel *m, int ci) {
     }
     CHECK_MSG(ok, "case %d: qblock's layer specs differ from the golden file's", ci);
 
-    /* inputs: overwrite the initialised parameters with the file's */
-    for (int l = 0; l < N_LIN && ok; l++) {
-        const QLinear *q = &p.lin[l];
-        ok = rd_bytes(r, p.adapter + q->off_Bd, sizeof(float) * (size_t)q->out * R[l]) == 0 &&
-             rd_bytes(r, p.adapter + q->off_Bu, sizeof(float) * (size_t)R[l] * q->in) == 0;
-        for (int j = 0; j < n_bits && ok; j++) {
-            size_t n = (size_t)q->out * ng[l][j];
-            ok = rd_bytes(r, p.lwc + q->off_gamma[j], n * sizeof(float)) == 0 &&
-                 rd_bytes(r, p.lwc + q->off_beta[j], n * sizeof(float)) == 0;
-        }
-    }
+    /* inputs: overwrite the initialised parameters with the file's (the
+     * shapes, just checked, are qblock's) */
     size_t NC = (size_t)m->B * m->T * m->C;
-    float *x = ok ? rd_floats(r, NC) : NULL, *target = x ? rd_floats(r, NC) : NULL;
-    float loss_ref = 0;
-    float *out_ref = target && rd_bytes(r, &loss_ref, 4) == 0 ? rd_floats(r, NC) : NULL;
-    float *dg_ref[N_LIN] = {0}, *db_ref[N_LIN] = {0}, *dBd_ref[N_LIN] = {0}, *dBu_ref[N_LIN] = {0};
-    ok = out_ref != NULL;
-    for (int l = 0; l < N_LIN && ok; l++) {
-        const QLinear *q = &p.lin[l];
-        size_t n = (size_t)q->out * ng[l][bi];
-        dg_ref[l] = rd_floats(r, n);
-        db_ref[l] = rd_floats(r, n);
-        dBd_ref[l] = rd_floats(r, (size_t)q->out * R[l]);
-        dBu_ref[l] = rd_floats(r, (size_t)R[l] * q->in);
-        ok = dBu_ref[l] != NULL;
-    }
+    GoldenIO io = {0};
+    ok = ok && golden_read_params(r, &p, n_bits) == 0 && golden_read_io(r, NC, &io) == 0;
+    GoldenGrads ref = {0};
+    ok = ok && golden_read_grads(r, &p, bi, 1, &ref) == 0;
 
     ReconStep st;
+    QErr err;
     if (ok && recon_step_init(&st, &c, &p, m->B, m->T, &err) != 0) {
         fprintf(stderr, "case %d: %s\n", ci, err.msg);
         ok = 0;
@@ -184,12 +131,10 @@ static int run_case(Reader *r, const GoldenModel *m, int ci) {
     if (ok) {
         memset(st.g_lwc, 0, p.n_lwc * sizeof(float));
         memset(st.g_adapter, 0, p.n_adapter * sizeof(float));
-        double loss = recon_step_bit(&c, &qc, &p, &w, &st, bi, x, target, 1.0f);
-
-        double le = fabs(loss - loss_ref) / fabs(loss_ref), oe;
-        rel_err(st.out, out_ref, NC, &oe, NULL);
-        CHECK_MSG(le <= TOL_LOSS_REL, "case %d: loss %.9g vs ref %.9g (rel %.3g)", ci, loss, loss_ref, le);
-        CHECK_MSG(oe <= TOL_OUT_RELNORM, "case %d: block output relnorm %.3g", ci, oe);
+        double loss = recon_step_bit(&c, &qc, &p, &w, &st, bi, io.x, io.target, 1.0f), le, oe;
+        char case_name[32];
+        snprintf(case_name, sizeof case_name, "case %d", ci);
+        golden_check_step(case_name, loss, st.out, &io, NC, TOL_LOSS_REL, TOL_OUT_RELNORM, &le, &oe);
         if (le > worst_loss) worst_loss = le;
         if (oe > worst_out) worst_out = oe;
         printf("case %d: bit %d (bits", ci, bits[bi]);
@@ -204,11 +149,11 @@ static int run_case(Reader *r, const GoldenModel *m, int ci) {
             const int rk = q->spec[bi].rank;
             size_t n = (size_t)q->out * ng[l][bi];
             double e[4];
-            e[0] = check_grad(ci, LIN_NAMES[l], "dgamma", st.g_lwc + q->off_gamma[bi], dg_ref[l], n);
-            e[1] = check_grad(ci, LIN_NAMES[l], "dbeta", st.g_lwc + q->off_beta[bi], db_ref[l], n);
-            e[2] = check_grad(ci, LIN_NAMES[l], "dBd", st.g_adapter + q->off_Bd, dBd_ref[l],
+            e[0] = check_grad(ci, LIN_NAMES[l], "dgamma", st.g_lwc + q->off_gamma[bi], ref.dg[l], n);
+            e[1] = check_grad(ci, LIN_NAMES[l], "dbeta", st.g_lwc + q->off_beta[bi], ref.db[l], n);
+            e[2] = check_grad(ci, LIN_NAMES[l], "dBd", st.g_adapter + q->off_Bd, ref.dBd[l],
                               (size_t)q->out * R[l]);
-            e[3] = check_grad(ci, LIN_NAMES[l], "dBu", st.g_adapter + q->off_Bu, dBu_ref[l],
+            e[3] = check_grad(ci, LIN_NAMES[l], "dBu", st.g_adapter + q->off_Bu, ref.dBu[l],
                               (size_t)R[l] * q->in);
             printf("    %-6s (%2d x %2d, groups %d, rank %d/%d)  rel err  dgamma %.2g  dbeta %.2g"
                    "  dBd %.2g  dBu %.2g\n",
@@ -244,7 +189,7 @@ static int run_case(Reader *r, const GoldenModel *m, int ci) {
         CHECK(g1 && l1);
         memcpy(g1, st.g_adapter, p.n_adapter * sizeof(float));
         memcpy(l1, st.g_lwc, p.n_lwc * sizeof(float));
-        double loss2 = recon_step_bit(&c, &qc, &p, &w, &st, bi, x, target, 0.5f);
+        double loss2 = recon_step_bit(&c, &qc, &p, &w, &st, bi, io.x, io.target, 0.5f);
         CHECK_MSG(loss2 == loss, "case %d: the loss changed between two identical steps", ci);
         size_t nacc = 0;
         for (size_t i = 0; i < p.n_adapter; i++)
@@ -256,15 +201,8 @@ static int run_case(Reader *r, const GoldenModel *m, int ci) {
         recon_step_free(&st);
     }
 
-    for (int l = 0; l < N_LIN; l++) {
-        free(dg_ref[l]);
-        free(db_ref[l]);
-        free(dBd_ref[l]);
-        free(dBu_ref[l]);
-    }
-    free(x);
-    free(target);
-    free(out_ref);
+    golden_free_grads(&ref);
+    golden_free_io(&io);
     qblock_params_free(&p);
     block_weights_free(&w);
     return ok ? 0 : -1;
@@ -276,14 +214,7 @@ int main(void) {
     if (golden_open(&r, "qblock_golden.bin", "QBKG", "qblock_ref.py", 5, &n) != 0) CHECK_DONE();
     GoldenModel m;
     memset(&m, 0, sizeof m);
-    int mok = golden_read_model(&r, &m) == 0;
-    CHECK_MSG(mok, "truncated or invalid model section");
-    int rok = mok;
-    for (uint32_t i = 0; rok && i < n && check_failures < 50; i++) {
-        rok = run_case(&r, &m, (int)i) == 0;
-        CHECK_MSG(rok, "case %u: truncated or invalid golden file", i);
-    }
-    if (rok) CHECK_MSG(r.pos == r.len, "golden file has %zu trailing bytes", r.len - r.pos);
+    golden_block_cases(&r, &m, n, run_case, "case");
     printf("worst: loss rel %.2g (tol %g), output relnorm %.2g (tol %g), gradient %.2g (tol %g)\n",
            worst_loss, TOL_LOSS_REL, worst_out, TOL_OUT_RELNORM, worst_grad, TOL_G_RELNORM);
     golden_free_model(&m);

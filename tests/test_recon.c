@@ -13,10 +13,10 @@
 #include "base/mapfile.h"
 #include "check.h"
 #include "data/tokens.h"
+#include "fixtures.h"
 #include "pipeline/calibrate.h"
 #include "engine/optim.h"
 #include "engine/tome.h"
-#include "eval/sample.h"
 #include "nn/forward.h"
 
 static char tmpdir[256];
@@ -65,17 +65,7 @@ static void test_tome(void) {
 
 /* QB_RTN makes a bit's fake-quantized weights exactly the RTN weights. */
 static void test_rtn_choice(void) {
-    ModelConfig c = {.dim = 48,
-                     .hidden_dim = 80,
-                     .n_layers = 1,
-                     .n_heads = 4,
-                     .n_kv_heads = 2,
-                     .head_dim = 12,
-                     .vocab_size = 16,
-                     .seq_len = 8,
-                     .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f,
-                     .tied_classifier = 1};
+    ModelConfig c = small_block_config(8, 0, 0);
     Model m;
     QErr err;
     CHECK(model_init_random(&m, &c, 3, &err) == 0);
@@ -110,36 +100,22 @@ static void test_rtn_choice(void) {
 
 /* recon_block with the fallback: what the block holds at every bit is no
  * worse than RTN on the held-out sequences, and an RTN choice is exactly RTN. */
-static void test_fallback_block(void) {
-    ModelConfig c = {.dim = 32,
-                     .hidden_dim = 48,
-                     .n_layers = 1,
-                     .n_heads = 4,
-                     .n_kv_heads = 2,
-                     .head_dim = 8,
-                     .vocab_size = 64,
-                     .seq_len = 32,
-                     .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f,
-                     .tied_classifier = 1};
-    Model m;
+static void test_fallback_block(const Model *m, const TokenSet *ts) {
+    const ModelConfig c = m->cfg;
+    const int n_seq = ts->n_seq, T = ts->seq_len;
     QErr err = {{0}};
-    CHECK(model_init_random(&m, &c, 21, &err) == 0);
     QuantConfig qc;
     quant_config_default(&qc);
     qc.epochs = 3;
     qc.group[2] = qc.group[3] = qc.group[4] = 16;
     qc.holdout = 0.25f;
-    int n_seq = 16, T = 16;
-    TokenSet ts;
-    CHECK(sample_sequences(&m, n_seq, T, 9, 1.0f, &ts, NULL, NULL, &err) == 0);
     Streams st;
     CHECK(streams_init(&st, &qc, n_seq, T, c.dim, &err) == 0);
-    embed_forward(st.fp, m.tok_emb, ts.tokens, n_seq * T, c.dim); /* fp32 streams: plain floats */
+    embed_forward(st.fp, m->tok_emb, ts->tokens, n_seq * T, c.dim); /* fp32 streams: plain floats */
     streams_reset_q(&st);
     QBlockParams p;
     ReconStats rs;
-    CHECK_MSG(recon_block(&c, &qc, 0, &m.blocks[0], &st, &p, &rs, NULL, NULL, &err) == 0, "%s", err.msg);
+    CHECK_MSG(recon_block(&c, &qc, 0, &m->blocks[0], &st, &p, &rs, NULL, NULL, &err) == 0, "%s", err.msg);
     int n_choice[3] = {0};
     for (int bi = 0; bi < qc.n_bits; bi++) {
         n_choice[rs.choice[bi]]++;
@@ -150,8 +126,6 @@ static void test_fallback_block(void) {
     printf("fallback choices: trained %d, no adapter %d, rtn %d\n", n_choice[0], n_choice[1], n_choice[2]);
     qblock_params_free(&p);
     streams_free(&st);
-    tokens_free(&ts);
-    model_free(&m);
 }
 
 /* Streams from the embeddings of ts (stored as st stores them). */
@@ -192,24 +166,10 @@ static double stream_rel_err(const Streams *a, const Streams *b, int slot) {
     free(x);
     return sqrt(num / den);
 }
-static void test_bf16_streams(void) {
-    ModelConfig c = {.dim = 32,
-                     .hidden_dim = 48,
-                     .n_layers = 1,
-                     .n_heads = 4,
-                     .n_kv_heads = 2,
-                     .head_dim = 8,
-                     .vocab_size = 64,
-                     .seq_len = 32,
-                     .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f,
-                     .tied_classifier = 1};
-    Model m;
+static void test_bf16_streams(const Model *m, const TokenSet *ts) {
+    const ModelConfig c = m->cfg;
+    const int n_seq = ts->n_seq, T = ts->seq_len;
     QErr err = {{0}};
-    CHECK(model_init_random(&m, &c, 21, &err) == 0);
-    int n_seq = 16, T = 16;
-    TokenSet ts;
-    CHECK(sample_sequences(&m, n_seq, T, 9, 1.0f, &ts, NULL, NULL, &err) == 0);
 
     /* accessors */
     QuantConfig qc;
@@ -257,8 +217,8 @@ static void test_bf16_streams(void) {
         for (int k = 0; k < 2; k++) {
             qc.act_bf16 = k;
             CHECK(streams_init(&st[k], &qc, n_seq, T, c.dim, &err) == 0);
-            fill_streams(&st[k], &m, &ts);
-            CHECK_MSG(recon_block(&c, &qc, 0, &m.blocks[0], &st[k], &p[k], &rs[k], NULL, NULL, &err) == 0,
+            fill_streams(&st[k], m, ts);
+            CHECK_MSG(recon_block(&c, &qc, 0, &m->blocks[0], &st[k], &p[k], &rs[k], NULL, NULL, &err) == 0,
                       "%s", err.msg);
         }
         CHECK_MSG(streams_bytes(&st[0]) == 2 * streams_bytes(&st[1]), "%s: fp32 %zu bytes, bf16 %zu",
@@ -293,8 +253,8 @@ static void test_bf16_streams(void) {
         /* a replay on bf16 streams from the same start rebuilds them bit for bit */
         qc.act_bf16 = 1;
         CHECK(streams_init(&init16, &qc, n_seq, T, c.dim, &err) == 0);
-        fill_streams(&init16, &m, &ts);
-        CHECK_MSG(recon_replay_block(&c, &qc, 0, &m.blocks[0], &init16, &p[1], &err) == 0, "%s", err.msg);
+        fill_streams(&init16, m, ts);
+        CHECK_MSG(recon_replay_block(&c, &qc, 0, &m->blocks[0], &init16, &p[1], &err) == 0, "%s", err.msg);
         size_t one = (size_t)n_seq * T * c.dim * 2; /* one bf16 stream */
         CHECK(memcmp(init16.fp, st[1].fp, one) == 0);
         for (int k = 0; k < QMAX_NBITS; k++)
@@ -312,8 +272,6 @@ static void test_bf16_streams(void) {
            "quantized streams %.5f (tol %.2f)\n",
            worst, BF16_LOSS_RTOL, worst_final, BF16_FINAL_TOL, worst_fp, BF16_FP_STREAM_TOL, worst_q,
            BF16_Q_STREAM_TOL);
-    tokens_free(&ts);
-    model_free(&m);
 }
 
 static int files_equal(const char *a, const char *b) {
@@ -326,44 +284,15 @@ static int files_equal(const char *a, const char *b) {
     return eq;
 }
 
-static void write_tiny(const char *model, const char *data, int n_seq, int T, int nan) {
-    ModelConfig c = {.dim = 32,
-                     .hidden_dim = 48,
-                     .n_layers = 2,
-                     .n_heads = 4,
-                     .n_kv_heads = 2,
-                     .head_dim = 8,
-                     .vocab_size = 64,
-                     .seq_len = 32,
-                     .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f,
-                     .tied_classifier = 1};
-    Model m;
-    QErr err;
-    CHECK(model_init_random(&m, &c, 11, &err) == 0);
-    if (nan) m.blocks[1].w_up[5] = NAN;
-    CHECK(llama2c_write_legacy(model, &m, &err) == 0);
-    if (!nan) {
-        TokenSet ts;
-        CHECK(sample_sequences(&m, n_seq, T, 3, 1.0f, &ts, NULL, NULL, &err) == 0);
-        CHECK(tokens_write(data, &ts, &err) == 0);
-        tokens_free(&ts);
-    }
-    model_free(&m);
-}
-
 static void test_pipeline(void) {
     char model[512], data[512], a1[512], a2[512];
     snprintf(model, sizeof model, "%s/tiny.bin", tmpdir);
     snprintf(data, sizeof data, "%s/calib.qtok", tmpdir);
     snprintf(a1, sizeof a1, "%s/a1.qept", tmpdir);
     snprintf(a2, sizeof a2, "%s/a2.qept", tmpdir);
-    write_tiny(model, data, 8, 16, 0);
+    write_tiny(model, data, 2, 8, 16);
     QuantConfig qc;
-    quant_config_default(&qc);
-    qc.epochs = 4;
-    qc.group[2] = qc.group[3] = qc.group[4] = 16;
-    qc.seed = 5;
+    tiny_quant_config(&qc, 4);
     QErr err = {{0}};
     CalibJob job = {model, data, a1, 0, 1};
     CHECK_MSG(calibrate_run(&job, &qc, &err) == 0, "%s", err.msg);
@@ -449,7 +378,12 @@ static void test_pipeline(void) {
     CHECK(calibrate_run(&jl, &qc, &err) != 0 && strstr(err.msg, "context"));
     char nanm[512];
     snprintf(nanm, sizeof nanm, "%s/nan.bin", tmpdir);
-    write_tiny(nanm, NULL, 0, 0, 1);
+    Model nm;
+    if (tiny_model(&nm, 2, 11) == 0) {
+        nm.blocks[1].w_up[5] = NAN;
+        CHECK(llama2c_write_legacy(nanm, &nm, &err) == 0);
+        model_free(&nm);
+    }
     CalibJob jn = {nanm, data, a2, 0, 1};
     CHECK(calibrate_run(&jn, &qc, &err) != 0);
     CHECK_MSG(strstr(err.msg, "block 1") && strstr(err.msg, "w_up"),
@@ -466,13 +400,23 @@ int main(void) {
     test_optim();
     test_tome();
     test_rtn_choice();
-    test_fallback_block();
-    test_bf16_streams();
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/quept_recon_XXXXXX");
-    if (!mkdtemp(tmpdir)) SKIP("no temp dir");
+    /* the block-level tests: the one-block tiny model (weights seed 21) and
+     * 16 sequences of 16 tokens sampled from it (seed 9) */
+    Model m;
+    TokenSet ts;
+    QErr err = {{0}};
+    if (tiny_model(&m, 1, 21) == 0) {
+        int rc = sample_sequences(&m, 16, 16, 9, 1.0f, &ts, NULL, NULL, &err);
+        CHECK_MSG(rc == 0, "%s", err.msg);
+        if (rc == 0) {
+            test_fallback_block(&m, &ts);
+            test_bf16_streams(&m, &ts);
+            tokens_free(&ts);
+        }
+        model_free(&m);
+    }
+    scratch_dir(tmpdir, sizeof tmpdir, "recon");
     test_pipeline();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    scratch_remove(tmpdir);
     CHECK_DONE();
 }

@@ -14,24 +14,13 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixtures.h"
 #include "model/hf.h"
 #include "model/model.h"
 #include "model/safetensors.h"
 
 /* ------------------------------------------------------------------------ */
 /* helpers                                                                   */
-
-static float fbits(uint32_t u) {
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-static uint32_t bitsf(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
 
 static int contains(const char *hay, const char *needle) { return strstr(hay, needle) != NULL; }
 
@@ -339,6 +328,65 @@ static void test_roundtrip(const char *tmp) {
 /* ------------------------------------------------------------------------ */
 /* safetensors failure paths                                                 */
 
+/* Headers that must be refused (the length field the header's own), the
+ * data bytes that follow them, and what the message must say. */
+static const struct {
+    const char *file, *header;
+    size_t data_len;
+    const char *says[3];
+} BAD_HEADERS[] = {
+    {"badjson", "{\"a\": {\"dtype\": \"F32\", ", 0, {"not valid JSON", "badjson.safetensors"}},
+    {"badjson", "{} trailing", 0, {"not valid JSON"}},
+    {"badjson", "[1, 2]", 0, {"'{'"}},
+    {"badjson", "{\"a\": 5}", 0, {"tensor 'a'", "must be an object"}},
+    {"dtype",
+     "{\"w.fp8\":{\"dtype\":\"F8_E4M3X\",\"shape\":[4],\"data_offsets\":[0,4]}}",
+     4,
+     {"unknown dtype 'F8_E4M3X'", "tensor 'w.fp8'", "dtype.safetensors"}},
+    {"dtype", "{\"w\":{\"shape\":[4],\"data_offsets\":[0,4]}}", 4, {"\"dtype\""}},
+    {"overlap",
+     "{\"first\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+     "\"second\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+     12,
+     {"overlap", "'first'", "'second'"}},
+    /* identical ranges overlap too */
+    {"overlap",
+     "{\"x\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]},"
+     "\"y\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+     4,
+     {"overlap"}},
+    {"range",
+     "{\"big\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}",
+     8,
+     {"tensor 'big'", "out of range"}},
+    {"range", "{\"rev\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,4]}}", 8, {"begin > end"}},
+    {"range", "{\"neg\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[-4,0]}}", 8, {"tensor 'neg'"}},
+    {"range", "{\"frac\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0.5,4]}}", 8, {"tensor 'frac'"}},
+    {"range",
+     "{\"huge\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,1e300]}}",
+     8,
+     {"tensor 'huge'"}},
+    {"numel",
+     "{\"short\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}",
+     16,
+     {"tensor 'short'", "span 8 bytes", "needs 12"}},
+    {"numel", "{\"negdim\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,0]}}", 16, {"shape[0]"}},
+    {"numel",
+     "{\"ovf\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,16],\"data_offsets\":[0,0]}}",
+     16,
+     {"too large"}},
+    {"numel",
+     "{\"nd\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,1]}}",
+     16,
+     {"dimensions"}},
+    {"dup",
+     "{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},"
+     "\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1,2]}}",
+     2,
+     {"duplicate tensor 'a'"}},
+    {"dup", "{\"__metadata__\":{\"k\":1}}", 0, {"__metadata__"}},
+};
+
 static void test_bad_files(const char *tmp) {
     QErr err;
     char path[1024];
@@ -386,22 +434,14 @@ static void test_bad_files(const char *tmp) {
         unlink(path);
     }
 
-    snprintf(path, sizeof path, "%s/badjson.safetensors", tmp);
-    write_raw_st(path, UINT64_MAX, "{\"a\": {\"dtype\": \"F32\", ", NULL, 0);
-    m = open_fail(path, &err);
-    CHECK_ERR(m, "not valid JSON");
-    CHECK_ERR(m, "badjson.safetensors");
-    write_raw_st(path, UINT64_MAX, "{} trailing", NULL, 0);
-    m = open_fail(path, &err);
-    CHECK_ERR(m, "not valid JSON");
-    write_raw_st(path, UINT64_MAX, "[1, 2]", NULL, 0);
-    m = open_fail(path, &err);
-    CHECK_ERR(m, "'{'");
-    write_raw_st(path, UINT64_MAX, "{\"a\": 5}", NULL, 0);
-    m = open_fail(path, &err);
-    CHECK_ERR(m, "tensor 'a'");
-    CHECK_ERR(m, "must be an object");
+    for (size_t i = 0; i < sizeof BAD_HEADERS / sizeof BAD_HEADERS[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s.safetensors", tmp, BAD_HEADERS[i].file);
+        write_raw_st(path, UINT64_MAX, BAD_HEADERS[i].header, data, BAD_HEADERS[i].data_len);
+        m = open_fail(path, &err);
+        for (int k = 0; k < 3 && BAD_HEADERS[i].says[k]; k++) CHECK_ERR(m, BAD_HEADERS[i].says[k]);
+    }
     /* an embedded NUL inside the header */
+    snprintf(path, sizeof path, "%s/nul.safetensors", tmp);
     {
         char h[] = "{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}XX";
         size_t hl = strlen(h);
@@ -413,90 +453,6 @@ static void test_bad_files(const char *tmp) {
         m = open_fail(path, &err);
         CHECK_ERR(m, "not valid JSON");
     }
-
-    snprintf(path, sizeof path, "%s/dtype.safetensors", tmp);
-    write_raw_st(path, UINT64_MAX,
-                 "{\"w.fp8\":{\"dtype\":\"F8_E4M3X\",\"shape\":[4],\"data_offsets\":[0,4]}}", data, 4);
-    m = open_fail(path, &err);
-    CHECK_ERR(m, "unknown dtype 'F8_E4M3X'");
-    CHECK_ERR(m, "tensor 'w.fp8'");
-    CHECK_ERR(m, "dtype.safetensors");
-    write_raw_st(path, UINT64_MAX, "{\"w\":{\"shape\":[4],\"data_offsets\":[0,4]}}", data, 4);
-    m = open_fail(path, &err);
-    CHECK_ERR(m, "\"dtype\"");
-
-    snprintf(path, sizeof path, "%s/overlap.safetensors", tmp);
-    write_raw_st(path, UINT64_MAX,
-                 "{\"first\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                 "\"second\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
-                 data, 12);
-    m = open_fail(path, &err);
-    CHECK_ERR(m, "overlap");
-    CHECK_ERR(m, "'first'");
-    CHECK_ERR(m, "'second'");
-    /* identical ranges overlap too */
-    write_raw_st(path, UINT64_MAX,
-                 "{\"x\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]},"
-                 "\"y\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
-                 data, 4);
-    m = open_fail(path, &err);
-    CHECK_ERR(m, "overlap");
-
-    snprintf(path, sizeof path, "%s/range.safetensors", tmp);
-    write_raw_st(path, UINT64_MAX, "{\"big\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}",
-                 data, 8);
-    m = open_fail(path, &err);
-    CHECK_ERR(m, "tensor 'big'");
-    CHECK_ERR(m, "out of range");
-    write_raw_st(path, UINT64_MAX, "{\"rev\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,4]}}", data,
-                 8);
-    m = open_fail(path, &err);
-    CHECK_ERR(m, "begin > end");
-    write_raw_st(path, UINT64_MAX, "{\"neg\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[-4,0]}}",
-                 data, 8);
-    m = open_fail(path, &err);
-    CHECK_ERR(m, "tensor 'neg'");
-    write_raw_st(path, UINT64_MAX, "{\"frac\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0.5,4]}}",
-                 data, 8);
-    m = open_fail(path, &err);
-    CHECK_ERR(m, "tensor 'frac'");
-    write_raw_st(path, UINT64_MAX, "{\"huge\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,1e300]}}",
-                 data, 8);
-    m = open_fail(path, &err);
-    CHECK_ERR(m, "tensor 'huge'");
-
-    snprintf(path, sizeof path, "%s/numel.safetensors", tmp);
-    write_raw_st(path, UINT64_MAX, "{\"short\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}",
-                 data, 16);
-    m = open_fail(path, &err);
-    CHECK_ERR(m, "tensor 'short'");
-    CHECK_ERR(m, "span 8 bytes");
-    CHECK_ERR(m, "needs 12");
-    write_raw_st(path, UINT64_MAX, "{\"negdim\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,0]}}",
-                 data, 16);
-    m = open_fail(path, &err);
-    CHECK_ERR(m, "shape[0]");
-    write_raw_st(path, UINT64_MAX,
-                 "{\"ovf\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,16],\"data_offsets\":[0,0]}}",
-                 data, 16);
-    m = open_fail(path, &err);
-    CHECK_ERR(m, "too large");
-    write_raw_st(path, UINT64_MAX,
-                 "{\"nd\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,1]}}", data,
-                 16);
-    m = open_fail(path, &err);
-    CHECK_ERR(m, "dimensions");
-
-    snprintf(path, sizeof path, "%s/dup.safetensors", tmp);
-    write_raw_st(path, UINT64_MAX,
-                 "{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},"
-                 "\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1,2]}}",
-                 data, 2);
-    m = open_fail(path, &err);
-    CHECK_ERR(m, "duplicate tensor 'a'");
-    write_raw_st(path, UINT64_MAX, "{\"__metadata__\":{\"k\":1}}", data, 0);
-    m = open_fail(path, &err);
-    CHECK_ERR(m, "__metadata__");
 
     snprintf(path, sizeof path, "%s/does-not-exist.safetensors", tmp);
     m = open_fail(path, &err);

@@ -8,19 +8,10 @@
 
 #include "artifact/switch.h"
 #include "check.h"
+#include "fixtures.h"
 
 static int build(ElasticModel *em, int dim, int hidden, int layers, QuantMethod method) {
-    ModelConfig c = {.dim = dim,
-                     .hidden_dim = hidden,
-                     .n_layers = layers,
-                     .n_heads = 4,
-                     .n_kv_heads = 2,
-                     .head_dim = dim / 4,
-                     .vocab_size = 64,
-                     .seq_len = 16,
-                     .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f,
-                     .tied_classifier = 1};
+    ModelConfig c = llama_config(dim, hidden, layers, 4, 2, 64, 16);
     QuantConfig qc;
     quant_config_default(&qc);
     qc.method = method;

@@ -50,7 +50,7 @@
 #include "engine/qblock.h"
 #include "engine/recon_step.h"
 #include "engine/teq.h"
-#include "eval/sample.h"
+#include "fixtures.h"
 #include "golden.h"
 #include "nn/forward.h"
 
@@ -76,109 +76,47 @@ static double check_grad(int ci, const char *what, const float *c, const float *
     return e;
 }
 
-/* A block config with grouped-query heads (4 on 2), dim 48, hidden 80. */
-static ModelConfig small_config(int bias, int halves, int T) {
-    ModelConfig c = {.dim = 48,
-                     .hidden_dim = 80,
-                     .n_layers = 1,
-                     .n_heads = 4,
-                     .n_kv_heads = 2,
-                     .head_dim = 12,
-                     .vocab_size = 16,
-                     .seq_len = T,
-                     .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f,
-                     .rope_halves = halves,
-                     .has_qkv_bias = bias,
-                     .tied_classifier = 1};
-    return c;
-}
-
 /* ---------------------------------------------------------------- golden */
 
-static int read_block(Reader *r, ModelConfig *c, BlockWeights *w, int *B) {
-    int32_t h[7];
-    float f[2];
-    if (rd_bytes(r, h, sizeof h) != 0 || rd_bytes(r, f, sizeof f) != 0) return -1;
-    if (h[0] != 48 || h[1] != 80 || h[2] != 4 || h[3] != 2 || h[4] != 12 || h[5] < 1 || h[5] > 16 ||
-        h[6] < 1 || h[6] > 64)
-        return -1;
-    *c = small_config(1, 0, h[6]);
-    c->rope_theta = f[0];
-    c->norm_eps = f[1];
-    *B = h[5];
-    QErr err;
-    if (block_weights_alloc(w, c, &err) != 0) return -1;
-    size_t C = 48, H = 80, QD = 48, KVD = 24;
-    float *dst[12] = {w->attn_norm, w->wq, w->wk,       w->wv,     w->wo,   w->bq,
-                      w->bk,        w->bv, w->mlp_norm, w->w_gate, w->w_up, w->w_down};
-    size_t n[12] = {C, QD * C, KVD * C, KVD * C, C * QD, QD, KVD, KVD, C, H * C, H * C, C * H};
-    for (int i = 0; i < 12; i++)
-        if (rd_bytes(r, dst[i], n[i] * sizeof(float)) != 0) return -1;
-    return 0;
-}
-
-static int run_golden_case(Reader *r, const ModelConfig *c0, const BlockWeights *w0, int B, int ci) {
+static int run_golden_case(Reader *r, const GoldenModel *m, int ci) {
     int32_t h[8];
     if (rd_bytes(r, h, sizeof h) != 0) return -1;
     const int halves = h[0], bias = h[1], l2 = h[2], mode = h[3], placement = h[4], n_bits = h[5], bi = h[6],
               lwc = h[7];
-    if (n_bits < 1 || n_bits > QMAX_NBITS || bi < 0 || bi >= n_bits || lwc != 1) return -1;
+    if (lwc != 1) return -1;
     int32_t bits[QMAX_NBITS], group[QMAX_NBITS], rank[QMAX_NBITS], sizes[3];
-    if (rd_bytes(r, bits, 4 * (size_t)n_bits) || rd_bytes(r, group, 4 * (size_t)n_bits) ||
-        rd_bytes(r, rank, 4 * (size_t)n_bits) || rd_bytes(r, sizes, sizeof sizes))
-        return -1;
-    ModelConfig c = *c0;
-    c.rope_halves = halves;
-    c.has_qkv_bias = bias;
     QuantConfig qc;
-    quant_config_reference(&qc);
-    qc.n_bits = n_bits;
-    for (int j = 0; j < n_bits; j++) {
-        if (bits[j] < QBITS_MIN || bits[j] > QBITS_MAX) return -1;
-        qc.bits[j] = bits[j];
-        qc.group[bits[j]] = group[j];
-        qc.rank[bits[j]] = rank[j];
-    }
+    if (golden_read_widths(r, n_bits, bi, bits, group, rank, &qc) != 0 || rd_bytes(r, sizes, sizeof sizes))
+        return -1;
+    const ModelConfig c = golden_block_config(m, halves, bias);
+    const int B = m->B;
     qc.adapter_mode = mode;
     qc.loss_l2 = l2;
     qc.prefix_grad_stop = 0;
     qc.teq = placement == 2 ? TEQ_WIDE : TEQ_NORM;
-    QErr err;
-    if (quant_config_validate(&qc, &err) != 0) return -1;
     /* the block: biases only where the case uses them */
     BlockWeights w, tw;
-    if (block_weights_alloc(&w, &c, &err) != 0) return -1;
-    size_t C = c.dim, QD = 48, KVD = 24;
-    memcpy(w.attn_norm, w0->attn_norm, C * 4);
-    memcpy(w.mlp_norm, w0->mlp_norm, C * 4);
-    for (int l = 0; l < N_LIN; l++) {
-        int o, in;
-        qblock_linear_shape(&c, l, &o, &in);
-        memcpy(*qblock_linear_slot(&w, l), qblock_linear_weight(w0, l), (size_t)o * in * 4);
-    }
-    if (bias) {
-        memcpy(w.bq, w0->bq, QD * 4);
-        memcpy(w.bk, w0->bk, KVD * 4);
-        memcpy(w.bv, w0->bv, KVD * 4);
-    }
     QBlockParams p;
-    if (qblock_params_init(&p, &c, &qc, 0, &err) != 0 || block_weights_alloc(&tw, &c, &err) != 0) {
+    if (golden_block_init(m, &c, &qc, ci, &w, &p) != 0) return -1;
+    QErr err;
+    if (block_weights_alloc(&tw, &c, &err) != 0) {
         fprintf(stderr, "case %d: %s\n", ci, err.msg);
+        qblock_params_free(&p);
+        block_weights_free(&w);
         return -1;
     }
+    const size_t C = c.dim;
     CHECK_MSG((size_t)sizes[0] == p.n_teq && (size_t)sizes[1] == p.n_lwc && (size_t)sizes[2] == p.n_adapter,
               "case %d: layout sizes teq %d lwc %d adapter %d vs C %zu %zu %zu", ci, sizes[0], sizes[1],
               sizes[2], p.n_teq, p.n_lwc, p.n_adapter);
     int ok = (size_t)sizes[0] == p.n_teq && (size_t)sizes[1] == p.n_lwc && (size_t)sizes[2] == p.n_adapter;
     size_t NC = (size_t)B * c.seq_len * C;
-    float *x = NULL, *target = NULL, *out_ref = NULL, *gt = NULL, *gl = NULL, *ga = NULL;
-    float loss_ref = 0;
+    GoldenIO io = {0};
+    float *gt = NULL, *gl = NULL, *ga = NULL;
     ok = ok && rd_bytes(r, p.teq, p.n_teq * 4) == 0 && rd_bytes(r, p.lwc, p.n_lwc * 4) == 0 &&
          rd_bytes(r, p.adapter, p.n_adapter * 4) == 0;
-    ok = ok && (x = rd_floats(r, NC)) && (target = rd_floats(r, NC)) && rd_bytes(r, &loss_ref, 4) == 0 &&
-         (out_ref = rd_floats(r, NC)) && (gt = rd_floats(r, p.n_teq)) && (gl = rd_floats(r, p.n_lwc)) &&
-         (ga = rd_floats(r, p.n_adapter));
+    ok = ok && golden_read_io(r, NC, &io) == 0 && (gt = rd_floats(r, p.n_teq)) &&
+         (gl = rd_floats(r, p.n_lwc)) && (ga = rd_floats(r, p.n_adapter));
     ReconStep st;
     if (ok && recon_step_init(&st, &c, &p, B, c.seq_len, &err) != 0) ok = 0;
     if (ok) {
@@ -186,11 +124,10 @@ static int run_golden_case(Reader *r, const ModelConfig *c0, const BlockWeights 
         memset(st.g_lwc, 0, p.n_lwc * 4);
         memset(st.g_adapter, 0, p.n_adapter * 4);
         memset(st.g_teq, 0, p.n_teq * 4);
-        double loss = recon_step_bit(&c, &qc, &p, &tw, &st, bi, x, target, 1.0f);
-        double le = fabs(loss - loss_ref) / fabs(loss_ref), oe;
-        rel_err(st.out, out_ref, NC, &oe, NULL);
-        CHECK_MSG(le <= TOL_LOSS_REL, "case %d: loss %.9g vs ref %.9g", ci, loss, loss_ref);
-        CHECK_MSG(oe <= TOL_OUT_RELNORM, "case %d: output relnorm %.3g", ci, oe);
+        double loss = recon_step_bit(&c, &qc, &p, &tw, &st, bi, io.x, io.target, 1.0f), le, oe;
+        char case_name[32];
+        snprintf(case_name, sizeof case_name, "case %d", ci);
+        golden_check_step(case_name, loss, st.out, &io, NC, TOL_LOSS_REL, TOL_OUT_RELNORM, &le, &oe);
         double et = check_grad(ci, "d teq", st.g_teq, gt, p.n_teq);
         double el = check_grad(ci, "d lwc", st.g_lwc, gl, p.n_lwc);
         double ea = p.n_adapter ? check_grad(ci, "d adapter", st.g_adapter, ga, p.n_adapter) : 0.0;
@@ -206,9 +143,7 @@ static int run_golden_case(Reader *r, const ModelConfig *c0, const BlockWeights 
                bias ? " qkv-bias" : "", l2 ? "L2" : "L1", le, oe, et, el, ea);
         recon_step_free(&st);
     }
-    free(x);
-    free(target);
-    free(out_ref);
+    golden_free_io(&io);
     free(gt);
     free(gl);
     free(ga);
@@ -222,17 +157,11 @@ static void test_golden(void) {
     Reader r;
     uint32_t n;
     if (golden_open(&r, "teq_golden.bin", "TEQG", "teq_golden.py", 4, &n) != 0) return;
-    ModelConfig c;
-    BlockWeights w;
-    int B = 0, ok = read_block(&r, &c, &w, &B) == 0;
-    CHECK_MSG(ok, "truncated or invalid model section");
-    for (uint32_t i = 0; ok && i < n; i++) {
-        ok = run_golden_case(&r, &c, &w, B, (int)i) == 0;
-        CHECK_MSG(ok, "case %u: truncated or invalid golden file", i);
-    }
-    if (ok) CHECK_MSG(r.pos == r.len, "golden file has %zu trailing bytes", r.len - r.pos);
+    GoldenModel m;
+    memset(&m, 0, sizeof m);
+    golden_block_cases(&r, &m, n, run_golden_case, "case");
     printf("golden: worst gradient error %.2g (tol %g)\n", worst_grad, TOL_G_RELNORM);
-    if (ok || B) block_weights_free(&w);
+    golden_free_model(&m);
     golden_close(&r);
 }
 
@@ -250,7 +179,7 @@ static void fill(float *x, size_t n, float sd, Rng *rng) {
  * for one placement. */
 static void test_equivalence(TeqPlacement placement, int halves) {
     const int B = 2, T = 7;
-    ModelConfig c = small_config(1, halves, T);
+    ModelConfig c = small_block_config(T, 1, halves);
     QErr err = {{0}};
     Model m;
     CHECK(model_init_random(&m, &c, 31 + (uint64_t)placement, &err) == 0);
@@ -407,14 +336,9 @@ static void test_fold(QuantMethod method, TeqPlacement placement, const char *mo
     qc.bits[0] = 2, qc.bits[1] = 4, qc.bits[2] = 8, qc.n_bits = 3;
     qc.group[2] = qc.group[4] = 16;
     qc.seed = 3;
-    QErr err = {{0}};
-    CalibJob job = {model, data, art, 0, 1};
-    CHECK_MSG(calibrate_run(&job, &qc, &err) == 0, "%s", err.msg);
     ElasticModel em;
-    if (elastic_load(&em, art, &err) != 0) {
-        CHECK_MSG(0, "%s", err.msg);
-        return;
-    }
+    if (calibrate_and_load(model, data, art, &qc, &em) != 0) return;
+    QErr err = {{0}};
     const ModelConfig *c = &em.cfg;
     CHECK_MSG(em.qc.teq == placement, "artifact records teq %d, expected %d", em.qc.teq, placement);
     CHECK(em.qc.lr_teq == qc.lr_teq);
@@ -497,20 +421,19 @@ static void test_fold(QuantMethod method, TeqPlacement placement, const char *mo
 }
 
 static void test_bad_placement(const char *model, const char *data) {
-    char cmd[2400], out[2048] = {0};
+    char cmd[2400];
     snprintf(cmd, sizeof cmd,
              "%s calibrate --model %s --data %s --out %s/x.qept --teq-placement sideways 2>&1", QUEPT_BIN,
              model, data, tmpdir);
-    FILE *f = popen(cmd, "r");
-    CHECK(f != NULL);
-    if (!f) return;
-    size_t n = fread(out, 1, sizeof out - 1, f);
-    out[n] = 0;
-    int st = pclose(f);
-    CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 2, "exit status %d", st);
+    int st;
+    char *out = run_capture(cmd, &st);
+    CHECK(out != NULL);
+    if (!out) return;
+    CHECK_MSG(exit_code(st) == 2, "exit status %d", st);
     CHECK_MSG(strstr(out, "--teq-placement") && strstr(out, "sideways") && strstr(out, "norm") &&
                   strstr(out, "wide"),
               "unclear error: %s", out);
+    free(out);
     QErr err;
     TeqPlacement t;
     CHECK(quant_parse_teq("Wide", &t, &err) != 0);
@@ -529,27 +452,12 @@ int main(void) {
     test_equivalence(TEQ_NORM, 0);
     test_equivalence(TEQ_WIDE, 1);
 
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/quept_teq_XXXXXX");
-    if (!mkdtemp(tmpdir)) SKIP("no temp dir");
+    scratch_dir(tmpdir, sizeof tmpdir, "teq");
     char model[600], data[600];
     snprintf(model, sizeof model, "%s/tiny.bin", tmpdir);
     snprintf(data, sizeof data, "%s/calib.qtok", tmpdir);
-    ModelConfig c = {.dim = 32,
-                     .hidden_dim = 48,
-                     .n_layers = 2,
-                     .n_heads = 4,
-                     .n_kv_heads = 2,
-                     .head_dim = 8,
-                     .vocab_size = 64,
-                     .seq_len = 32,
-                     .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f,
-                     .tied_classifier = 1};
     Model m;
-    QErr err;
-    CHECK(model_init_random(&m, &c, 11, &err) == 0);
-    CHECK(llama2c_write_legacy(model, &m, &err) == 0);
-    CHECK(sample_to_file(&m, 8, 16, 3, 1.0f, data, NULL, NULL, &err) == 0);
+    if (tiny_model(&m, 2, 11) == 0) write_calib_inputs(&m, model, data, 8, 16, 3);
     if (!check_failures) {
         test_fold(METHOD_QUEPT, TEQ_WIDE, model, data, &m);
         test_fold(METHOD_RTN, TEQ_NORM, model, data, &m);
@@ -557,8 +465,6 @@ int main(void) {
         test_bad_placement(model, data);
     }
     model_free(&m);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    scratch_remove(tmpdir);
     CHECK_DONE();
 }

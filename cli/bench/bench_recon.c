@@ -121,18 +121,7 @@ int bench_recon(int argc, char **argv) {
         return 2;
     }
     int json = cli_get(o, no, "json") != NULL;
-    ModelConfig c = {.dim = 2048,
-                     .hidden_dim = 5632,
-                     .n_layers = 1,
-                     .n_heads = 32,
-                     .n_kv_heads = 4,
-                     .head_dim = 64,
-                     .vocab_size = 32,
-                     .seq_len = 2048,
-                     .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f,
-                     .rope_halves = 1,
-                     .tied_classifier = 1};
+    ModelConfig c = bench_1b_config(1, 32, 1);
     const int B = 2, T = 512, bits[] = {2, 4, 6, 8}, nb = 4;
     QuantConfig qc;
     quant_config_default(&qc);

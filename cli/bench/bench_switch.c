@@ -216,17 +216,7 @@ int bench_switch_main(int argc, char **argv) {
     }
     /* 2: synthetic 1B-class blocks */
     if (rc == 0 && !cli_get(o, no, "no-1b")) {
-        ModelConfig c = {.dim = 2048,
-                         .hidden_dim = 5632,
-                         .n_layers = blocks,
-                         .n_heads = 32,
-                         .n_kv_heads = 4,
-                         .head_dim = 64,
-                         .vocab_size = 256,
-                         .seq_len = 2048,
-                         .rope_theta = 10000.0f,
-                         .norm_eps = 1e-5f,
-                         .tied_classifier = 1};
+        ModelConfig c = bench_1b_config(blocks, 256, 0);
         QuantConfig qc;
         quant_1b(&qc);
         Model m;

@@ -5,6 +5,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+ModelConfig bench_1b_config(int n_layers, int vocab_size, int rope_halves) {
+    ModelConfig c = {.dim = 2048,
+                     .hidden_dim = 5632,
+                     .n_layers = n_layers,
+                     .n_heads = 32,
+                     .n_kv_heads = 4,
+                     .head_dim = 64,
+                     .vocab_size = vocab_size,
+                     .seq_len = 2048,
+                     .rope_theta = 10000.0f,
+                     .norm_eps = 1e-5f,
+                     .rope_halves = rope_halves,
+                     .tied_classifier = 1};
+    return c;
+}
+
 double bench_sgemm_gflops(int M, int N, int K, double min_seconds) {
     float *a = malloc(sizeof(float) * (size_t)M * K);
     float *b = malloc(sizeof(float) * (size_t)K * N);

@@ -6,6 +6,11 @@
 #include "base/numeric.h"
 #include "model/model.h"
 
+/* The blocks of a 1B-class Llama (TinyLlama-1.1B's shapes: dim 2048, FFN
+ * 5632, 32 heads of 64 on 4 KV heads, context 2048), n_layers of them, with
+ * the vocabulary and RoPE convention given: what the benchmarks time. */
+ModelConfig bench_1b_config(int n_layers, int vocab_size, int rope_halves);
+
 /* Achieved GFLOP/s of cblas_sgemm on an (M,K) x (K,N) product, repeated for at
  * least min_seconds. */
 double bench_sgemm_gflops(int M, int N, int K, double min_seconds);

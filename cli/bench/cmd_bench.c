@@ -61,18 +61,7 @@ static void time_model_forward(const Model *m, int B, int T, double min_s, FwdFi
 
 /* Two 1B-class blocks (no embedding / head: the blocks are what we quantize). */
 static int time_synthetic_blocks(double min_s, FwdFigure *f, QErr *err) {
-    ModelConfig c = {.dim = 2048,
-                     .hidden_dim = 5632,
-                     .n_layers = 2,
-                     .n_heads = 32,
-                     .n_kv_heads = 4,
-                     .head_dim = 64,
-                     .vocab_size = 32,
-                     .seq_len = 2048,
-                     .rope_theta = 10000.0f,
-                     .norm_eps = 1e-5f,
-                     .rope_halves = 1,
-                     .tied_classifier = 1};
+    ModelConfig c = bench_1b_config(2, 32, 1);
     Model m;
     if (model_init_random(&m, &c, 42, err) != 0) return -1;
     int B = 1, T = 512;

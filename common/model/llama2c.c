@@ -67,58 +67,49 @@ static void l2c_close(void *impl) {
 
 static const ModelBackend l2c_backend = {l2c_load_block, l2c_load_embeddings, l2c_close};
 
+/* The sections of a llama2.c file: each one tensor kind across all layers. */
+enum {
+    S_TOK_EMB,
+    S_ATTN_NORM,
+    S_WQ,
+    S_WK,
+    S_WV,
+    S_WO,
+    S_MLP_NORM,
+    S_W1,
+    S_W2,
+    S_W3,
+    S_FINAL_NORM,
+    S_FREQ_CIS,
+    N_SECTIONS
+};
+
+/* Their order in a legacy file (freq_cis_real + freq_cis_imag last: unused)
+ * and in a v1 file (the norms first, no freq_cis); the classifier follows
+ * both when it is not tied. */
+static const int LEGACY_ORDER[] = {S_TOK_EMB,  S_ATTN_NORM, S_WQ, S_WK, S_WV,         S_WO,
+                                   S_MLP_NORM, S_W1,        S_W2, S_W3, S_FINAL_NORM, S_FREQ_CIS};
+static const int V1_ORDER[] = {S_ATTN_NORM, S_MLP_NORM, S_FINAL_NORM, S_TOK_EMB, S_WQ, S_WK,
+                               S_WV,        S_WO,       S_W1,         S_W2,      S_W3};
+
 /* Lays out the float offsets; returns the total number of floats. */
 static size_t l2c_layout(L2c *f, const ModelConfig *c) {
     size_t L = c->n_layers, C = c->dim, H = c->hidden_dim, V = c->vocab_size;
     size_t QD = (size_t)c->n_heads * c->head_dim, KVD = (size_t)c->n_kv_heads * c->head_dim;
+    size_t off_freq_cis;
+    size_t *const off[N_SECTIONS] = {&f->off_tok_emb, &f->off_attn_norm, &f->off_wq,         &f->off_wk,
+                                     &f->off_wv,      &f->off_wo,        &f->off_mlp_norm,   &f->off_w1,
+                                     &f->off_w2,      &f->off_w3,        &f->off_final_norm, &off_freq_cis};
+    const size_t n[N_SECTIONS] = {V * C,       L * C,      L * QD * C, L * KVD * C,
+                                  L * KVD * C, L * C * QD, L * C,      L * H * C,
+                                  L * C * H,   L * H * C,  C,          (size_t)c->seq_len * c->head_dim};
+    const int *order = f->version == 0 ? LEGACY_ORDER : V1_ORDER;
+    size_t n_order =
+        f->version == 0 ? sizeof LEGACY_ORDER / sizeof *LEGACY_ORDER : sizeof V1_ORDER / sizeof *V1_ORDER;
     size_t o = 0;
-    if (f->version == 0) {
-        f->off_tok_emb = o;
-        o += V * C;
-        f->off_attn_norm = o;
-        o += L * C;
-        f->off_wq = o;
-        o += L * QD * C;
-        f->off_wk = o;
-        o += L * KVD * C;
-        f->off_wv = o;
-        o += L * KVD * C;
-        f->off_wo = o;
-        o += L * C * QD;
-        f->off_mlp_norm = o;
-        o += L * C;
-        f->off_w1 = o;
-        o += L * H * C;
-        f->off_w2 = o;
-        o += L * C * H;
-        f->off_w3 = o;
-        o += L * H * C;
-        f->off_final_norm = o;
-        o += C;
-        o += (size_t)c->seq_len * c->head_dim; /* legacy freq_cis_real + freq_cis_imag */
-    } else {
-        f->off_attn_norm = o;
-        o += L * C;
-        f->off_mlp_norm = o;
-        o += L * C;
-        f->off_final_norm = o;
-        o += C;
-        f->off_tok_emb = o;
-        o += V * C;
-        f->off_wq = o;
-        o += L * QD * C;
-        f->off_wk = o;
-        o += L * KVD * C;
-        f->off_wv = o;
-        o += L * KVD * C;
-        f->off_wo = o;
-        o += L * C * QD;
-        f->off_w1 = o;
-        o += L * H * C;
-        f->off_w2 = o;
-        o += L * C * H;
-        f->off_w3 = o;
-        o += L * H * C;
+    for (size_t i = 0; i < n_order; i++) {
+        *off[order[i]] = o;
+        o += n[order[i]];
     }
     f->off_cls = o;
     if (!c->tied_classifier) o += V * C;

@@ -87,46 +87,36 @@ int model_source_load_embeddings(ModelSource *src, float **tok_emb, float **fina
     return src->be->load_embeddings(src->impl, &src->cfg, tok_emb, final_norm, classifier, err);
 }
 
-size_t block_weights_numel(const ModelConfig *c) {
+/* A block's tensors in their order in its one allocation (attn_norm, mlp_norm,
+ * wq, wk, wv, wo, w_gate, w_up, w_down, then bq, bk, bv): their sizes into n;
+ * returns how many there are (9, or 12 with the q/k/v biases). */
+static int block_layout(const ModelConfig *c, size_t n[12]) {
     size_t C = c->dim, H = c->hidden_dim;
     size_t QD = (size_t)c->n_heads * c->head_dim, KVD = (size_t)c->n_kv_heads * c->head_dim;
-    size_t n = 2 * C + QD * C + 2 * KVD * C + C * QD + 3 * H * C;
-    if (c->has_qkv_bias) n += QD + 2 * KVD;
-    return n;
+    const size_t all[12] = {C, C, QD * C, KVD * C, KVD * C, C * QD, H * C, H * C, C * H, QD, KVD, KVD};
+    memcpy(n, all, sizeof all);
+    return c->has_qkv_bias ? 12 : 9;
+}
+
+size_t block_weights_numel(const ModelConfig *c) {
+    size_t n[12], total = 0;
+    int k = block_layout(c, n);
+    for (int i = 0; i < k; i++) total += n[i];
+    return total;
 }
 
 /* One allocation per block; the tensor pointers index into it (attn_norm is the base). */
 int block_weights_alloc(BlockWeights *bw, const ModelConfig *c, QErr *err) {
     memset(bw, 0, sizeof *bw);
-    size_t C = c->dim, H = c->hidden_dim;
-    size_t QD = (size_t)c->n_heads * c->head_dim, KVD = (size_t)c->n_kv_heads * c->head_dim;
     float *p = calloc(block_weights_numel(c), sizeof(float));
     if (!p) return qerr_set(err, "out of memory allocating block weights");
-    bw->attn_norm = p;
-    p += C;
-    bw->mlp_norm = p;
-    p += C;
-    bw->wq = p;
-    p += QD * C;
-    bw->wk = p;
-    p += KVD * C;
-    bw->wv = p;
-    p += KVD * C;
-    bw->wo = p;
-    p += C * QD;
-    bw->w_gate = p;
-    p += H * C;
-    bw->w_up = p;
-    p += H * C;
-    bw->w_down = p;
-    p += C * H;
-    if (c->has_qkv_bias) {
-        bw->bq = p;
-        p += QD;
-        bw->bk = p;
-        p += KVD;
-        bw->bv = p;
-        p += KVD;
+    float **slot[12] = {&bw->attn_norm, &bw->mlp_norm, &bw->wq,     &bw->wk, &bw->wv, &bw->wo,
+                        &bw->w_gate,    &bw->w_up,     &bw->w_down, &bw->bq, &bw->bk, &bw->bv};
+    size_t n[12];
+    int k = block_layout(c, n);
+    for (int i = 0; i < k; i++) {
+        *slot[i] = p;
+        p += n[i];
     }
     return 0;
 }

@@ -98,43 +98,30 @@ static void grp_grid(float xmax, float xmin, float fg, float fb, float qmax, flo
     *z = -nearbyintf(lo / sc);
 }
 
-/* out[j] = (clamp(round(x[j]/s) + z, 0, qmax) - z) * s. out may equal x. */
+/* The code of u (= x/s): clamp(round(u) + z, 0, qmax). */
+static inline float grid_code(float u, float z, float qmax) {
+    float t = nearbyintf(u) + z;
+    t = t < 0.0f ? 0.0f : t;
+    return t > qmax ? qmax : t;
+}
+
+/* out[j] = (code(x[j]/s) - z) * s. out may equal x. */
 static void grp_quant_x(const float *x, int n, float s, float z, float qmax, float *out) {
-    for (int j = 0; j < n; j++) {
-        float t = nearbyintf(x[j] / s) + z;
-        t = t < 0.0f ? 0.0f : t;
-        t = t > qmax ? qmax : t;
-        out[j] = (t - z) * s;
-    }
+    for (int j = 0; j < n; j++) out[j] = (grid_code(x[j] / s, z, qmax) - z) * s;
 }
 
 /* Mode 1: u = w/s + a/s. out may equal a. */
 static void grp_quant_wa(const float *w, const float *a, int n, float s, float z, float qmax, float *out) {
-    for (int j = 0; j < n; j++) {
-        float t = nearbyintf(w[j] / s + a[j] / s) + z;
-        t = t < 0.0f ? 0.0f : t;
-        t = t > qmax ? qmax : t;
-        out[j] = (t - z) * s;
-    }
+    for (int j = 0; j < n; j++) out[j] = (grid_code(w[j] / s + a[j] / s, z, qmax) - z) * s;
 }
 
 static void grp_codes_x(const float *x, int n, float s, float z, float qmax, uint8_t *codes) {
-    for (int j = 0; j < n; j++) {
-        float t = nearbyintf(x[j] / s) + z;
-        t = t < 0.0f ? 0.0f : t;
-        t = t > qmax ? qmax : t;
-        codes[j] = (uint8_t)t;
-    }
+    for (int j = 0; j < n; j++) codes[j] = (uint8_t)grid_code(x[j] / s, z, qmax);
 }
 
 static void grp_codes_wa(const float *w, const float *a, int n, float s, float z, float qmax,
                          uint8_t *codes) {
-    for (int j = 0; j < n; j++) {
-        float t = nearbyintf(w[j] / s + a[j] / s) + z;
-        t = t < 0.0f ? 0.0f : t;
-        t = t > qmax ? qmax : t;
-        codes[j] = (uint8_t)t;
-    }
+    for (int j = 0; j < n; j++) codes[j] = (uint8_t)grid_code(w[j] / s + a[j] / s, z, qmax);
 }
 
 /* Gradient of the group's loss w.r.t. s through What = (q - z)*s and
@@ -251,25 +238,25 @@ FQ_AVX2 static void grp_minmax_avx2(const float *x, int n, float *xmax, float *x
     *xmin = m1;
 }
 
+/* grid_code of 8 values x/s at once. */
+FQ_AVX2 static inline __m256 grid_code8(const float *x, __m256 vs, __m256 vz, __m256 vq) {
+    __m256 t = _mm256_add_ps(_mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x), vs), FQ_RND), vz);
+    return _mm256_min_ps(vq, _mm256_max_ps(_mm256_setzero_ps(), t));
+}
+
 FQ_AVX2 static void grp_quant_x_avx2(const float *x, int n, float s, float z, float qmax, float *out) {
     const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(z), vq = _mm256_set1_ps(qmax);
-    const __m256 v0 = _mm256_setzero_ps();
     int j = 0;
-    for (; j + 8 <= n; j += 8) {
-        __m256 t = _mm256_add_ps(_mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + j), vs), FQ_RND), vz);
-        t = _mm256_min_ps(vq, _mm256_max_ps(v0, t));
-        _mm256_storeu_ps(out + j, _mm256_mul_ps(_mm256_sub_ps(t, vz), vs));
-    }
+    for (; j + 8 <= n; j += 8)
+        _mm256_storeu_ps(out + j, _mm256_mul_ps(_mm256_sub_ps(grid_code8(x + j, vs, vz, vq), vz), vs));
     if (j < n) grp_quant_x(x + j, n - j, s, z, qmax, out + j);
 }
 
 FQ_AVX2 static void grp_codes_x_avx2(const float *x, int n, float s, float z, float qmax, uint8_t *codes) {
     const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(z), vq = _mm256_set1_ps(qmax);
-    const __m256 v0 = _mm256_setzero_ps();
     int j = 0;
     for (; j + 8 <= n; j += 8) {
-        __m256 t = _mm256_add_ps(_mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + j), vs), FQ_RND), vz);
-        t = _mm256_min_ps(vq, _mm256_max_ps(v0, t));
+        __m256 t = grid_code8(x + j, vs, vz, vq);
         float tt[8];
         _mm256_storeu_ps(tt, t);
         for (int l = 0; l < 8; l++) codes[j + l] = (uint8_t)tt[l];
@@ -510,6 +497,57 @@ void fq_pot_init_scales(const FqSpec *s, const float *W, float *s0) {
         }
 }
 
+/* The integer grid, row chunk by row chunk: per group its scale and zero
+ * point (group_grid), then either the fake-quantized values into What
+ * (codes NULL: X or A is built in What's own rows and quantized in place) or
+ * the codes into codes (X or A built in work). Per group gi, where not NULL:
+ * the scale to scales[gi], the zero point to zeros[gi], the unclipped
+ * extremes to extremes[gi] (max) and extremes[out * ngroups + gi] (min). */
+static void int_groups(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
+                       const float *beta, float *What, uint8_t *codes, float *work, float *scales,
+                       float *zeros, float *extremes) {
+    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = chunk_rows(s);
+    const size_t ngt = (size_t)out * (size_t)ng;
+    const float qmax = (float)((1 << s->bits) - 1);
+    const int avx2 = fq_use_avx2();
+    for (int o0 = 0; o0 < out; o0 += rc) {
+        const int m = out - o0 < rc ? out - o0 : rc;
+        float *Wh = codes ? NULL : What + (size_t)o0 * in;
+        uint8_t *cr = codes ? codes + (size_t)o0 * in : NULL;
+        const float *A;
+        const float *X = prepare_rows(s, W, Bd, Bu, o0, m, codes ? work : Wh, &A);
+        const float *Wr = W + (size_t)o0 * in;
+        for (int o = 0; o < m; o++) {
+            for (int k = 0; k < ng; k++) {
+                const size_t off = (size_t)o * in + (size_t)k * g, gi = (size_t)(o0 + o) * ng + k;
+                const int n = (k + 1) * g <= in ? g : in - k * g;
+                float sc, z, xmax, xmin;
+                group_grid(s, X + off, n, gamma, beta, gi, qmax, avx2, &sc, &z, &xmax, &xmin);
+                if (codes) {
+                    if (A)
+                        grp_codes_wa(Wr + off, A + off, n, sc, z, qmax, cr + off);
+                    else if (avx2)
+                        grp_codes_x_avx2(X + off, n, sc, z, qmax, cr + off);
+                    else
+                        grp_codes_x(X + off, n, sc, z, qmax, cr + off);
+                } else if (A) {
+                    grp_quant_wa(Wr + off, A + off, n, sc, z, qmax, Wh + off);
+                } else if (avx2) {
+                    grp_quant_x_avx2(X + off, n, sc, z, qmax, Wh + off);
+                } else {
+                    grp_quant_x(X + off, n, sc, z, qmax, Wh + off);
+                }
+                if (scales) scales[gi] = sc;
+                if (zeros) zeros[gi] = z;
+                if (extremes) {
+                    extremes[gi] = xmax;
+                    extremes[ngt + gi] = xmin;
+                }
+            }
+        }
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 
 void fq_forward(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
@@ -518,38 +556,11 @@ void fq_forward(const FqSpec *s, const float *W, const float *Bd, const float *B
         pot_forward(s, W, Bd, Bu, gamma, beta, What, scratch);
         return;
     }
-    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = chunk_rows(s);
-    const size_t ngt = (size_t)out * (size_t)ng;
-    const float qmax = (float)((1 << s->bits) - 1);
-    const int avx2 = fq_use_avx2();
-    for (int o0 = 0; o0 < out; o0 += rc) {
-        const int m = out - o0 < rc ? out - o0 : rc;
-        float *Wh = What + (size_t)o0 * in;
-        const float *A;
-        /* X (mode 0) or A (mode 1) is built in What's rows and quantized in place. */
-        const float *X = prepare_rows(s, W, Bd, Bu, o0, m, Wh, &A);
-        const float *Wr = W + (size_t)o0 * in;
-        for (int o = 0; o < m; o++) {
-            for (int k = 0; k < ng; k++) {
-                const size_t off = (size_t)o * in + (size_t)k * g, gi = (size_t)(o0 + o) * ng + k;
-                const int n = (k + 1) * g <= in ? g : in - k * g;
-                float sc, z, xmax, xmin;
-                group_grid(s, X + off, n, gamma, beta, gi, qmax, avx2, &sc, &z, &xmax, &xmin);
-                if (A)
-                    grp_quant_wa(Wr + off, A + off, n, sc, z, qmax, Wh + off);
-                else if (avx2)
-                    grp_quant_x_avx2(X + off, n, sc, z, qmax, Wh + off);
-                else
-                    grp_quant_x(X + off, n, sc, z, qmax, Wh + off);
-                if (scratch) {
-                    scratch[gi] = sc;
-                    scratch[ngt + gi] = z;
-                    scratch[2 * ngt + gi] = xmax;
-                    scratch[3 * ngt + gi] = xmin;
-                }
-            }
-        }
-    }
+    const size_t ngt = (size_t)s->out * (size_t)fq_ngroups(s);
+    if (scratch)
+        int_groups(s, W, Bd, Bu, gamma, beta, What, NULL, NULL, scratch, scratch + ngt, scratch + 2 * ngt);
+    else
+        int_groups(s, W, Bd, Bu, gamma, beta, What, NULL, NULL, NULL, NULL, NULL);
 }
 
 /* fq_backward and fq_backward_w: dW == NULL skips the input gradient (TEQ
@@ -697,32 +708,7 @@ void fq_quantize_codes(const FqSpec *s, const float *W, const float *Bd, const f
         pot_codes(s, W, Bd, Bu, gamma, beta, codes, scales, zeros, work);
         return;
     }
-    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = chunk_rows(s);
-    const float qmax = (float)((1 << s->bits) - 1);
-    const int avx2 = fq_use_avx2();
-    for (int o0 = 0; o0 < out; o0 += rc) {
-        const int m = out - o0 < rc ? out - o0 : rc;
-        const float *A;
-        const float *X = prepare_rows(s, W, Bd, Bu, o0, m, work, &A);
-        const float *Wr = W + (size_t)o0 * in;
-        uint8_t *cr = codes + (size_t)o0 * in;
-        for (int o = 0; o < m; o++) {
-            for (int k = 0; k < ng; k++) {
-                const size_t off = (size_t)o * in + (size_t)k * g, gi = (size_t)(o0 + o) * ng + k;
-                const int n = (k + 1) * g <= in ? g : in - k * g;
-                float sc, z, xmax, xmin;
-                group_grid(s, X + off, n, gamma, beta, gi, qmax, avx2, &sc, &z, &xmax, &xmin);
-                if (A)
-                    grp_codes_wa(Wr + off, A + off, n, sc, z, qmax, cr + off);
-                else if (avx2)
-                    grp_codes_x_avx2(X + off, n, sc, z, qmax, cr + off);
-                else
-                    grp_codes_x(X + off, n, sc, z, qmax, cr + off);
-                scales[gi] = sc;
-                zeros[gi] = z;
-            }
-        }
-    }
+    int_groups(s, W, Bd, Bu, gamma, beta, NULL, codes, work, scales, zeros, NULL);
 }
 
 void fq_dequantize(const FqSpec *s, const uint8_t *codes, const float *scales, const float *zeros,
