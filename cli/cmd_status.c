@@ -10,7 +10,6 @@
 #include <zmq.h>
 
 #include "base/log.h"
-#include "base/mapfile.h"
 #include "base/numeric.h"
 #include "coordinator/journal.h"
 #include "coordinator/status.h"
@@ -91,22 +90,6 @@ static char *ask(const char *ep, const StatusKeys *keys, double timeout_s, QErr 
     zmq_close(s);
     zmq_ctx_term(ctx);
     return out;
-}
-
-/* The coordinator endpoint recorded in a checkpoint, if any. */
-static int recorded_endpoint(const char *dir, char *ep, size_t n) {
-    char path[4096], *txt;
-    size_t len;
-    QErr err;
-    journal_path(path, sizeof path, dir, "coordinator.json");
-    if (access(path, F_OK) != 0 || file_read_all(path, &txt, &len, &err) != 0) return 0;
-    cJSON *j = cJSON_Parse(txt);
-    free(txt);
-    const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "status");
-    int ok = cJSON_IsString(st) && strlen(st->valuestring) < n;
-    if (ok) snprintf(ep, n, "%s", st->valuestring);
-    cJSON_Delete(j);
-    return ok;
 }
 
 static double num(const cJSON *o, const char *k, double def) {
@@ -229,7 +212,7 @@ int cmd_status(int argc, char **argv) {
     for (;;) {
         char rec[512], *report = NULL;
         const char *target = ep;
-        if (dir && recorded_endpoint(dir, rec, sizeof rec)) target = rec;
+        if (dir && journal_coordinator_endpoint(dir, rec, sizeof rec)) target = rec;
         if (target) report = ask(target, &keys, timeout, &err);
         if (!report && dir) report = journal_status_json(dir, &err);
         if (!report) {

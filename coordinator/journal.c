@@ -394,14 +394,29 @@ int journal_mark_done(const char *dir, const char *artifact, const char *sha256,
     return write_json(dir, "done.json", o, err);
 }
 
-int journal_is_done(const char *dir, char *artifact, size_t n, char sha256[65]) {
+/* A small JSON file of the checkpoint, parsed; NULL when absent or unreadable. */
+static cJSON *read_json(const char *dir, const char *name) {
     char path[4096], *txt;
     size_t len;
     QErr err;
-    journal_path(path, sizeof path, dir, "done.json");
-    if (access(path, F_OK) != 0 || file_read_all(path, &txt, &len, &err) != 0) return 0;
+    journal_path(path, sizeof path, dir, name);
+    if (access(path, F_OK) != 0 || file_read_all(path, &txt, &len, &err) != 0) return NULL;
     cJSON *j = cJSON_Parse(txt);
     free(txt);
+    return j;
+}
+
+int journal_coordinator_endpoint(const char *dir, char *ep, size_t n) {
+    cJSON *j = read_json(dir, "coordinator.json");
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "status");
+    int ok = cJSON_IsString(st) && strlen(st->valuestring) < n;
+    if (ok) snprintf(ep, n, "%s", st->valuestring);
+    cJSON_Delete(j);
+    return ok;
+}
+
+int journal_is_done(const char *dir, char *artifact, size_t n, char sha256[65]) {
+    cJSON *j = read_json(dir, "done.json");
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "artifact");
     const cJSON *h = cJSON_GetObjectItemCaseSensitive(j, "sha256");
     int ok = cJSON_IsString(a) && strlen(a->valuestring) < n;

@@ -65,6 +65,9 @@ int journal_read_block(const char *dir, int block, const JobSpec *spec, QBlockPa
 /* DIR/coordinator.json: who runs the job and where its sockets are. */
 int journal_record_coordinator(const char *dir, const char *host, const char *status_ep, const char *work_ep,
                                QErr *err);
+/* 1 and the status endpoint coordinator.json records (a coordinator runs, or
+ * was killed before it could remove the file). */
+int journal_coordinator_endpoint(const char *dir, char *ep, size_t n);
 int journal_mark_done(const char *dir, const char *artifact, const char *sha256, QErr *err);
 /* 1 and the artifact path if the journal says the job is complete; sha256
  * (may be NULL) gets the SHA-256 recorded for it ("" if none). */
