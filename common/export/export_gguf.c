@@ -249,7 +249,7 @@ static int write_linear(FILE *f, const ModelConfig *c, int l, const SwitchedLine
                 uint16_t m = float_to_f16(-zr[g] * sc[g]);
                 memcpy(p + 2, &m, 2);
                 if (t == GG_Q4_1) {
-                    for (int i = 0; i < 16; i++) p[4 + i] = (uint8_t)(q[i] | q[i + 16] << 4);
+                    for (int i = 0; i < 16; i++) p[4 + i] = (uint8_t)((q[i] & 15) | (q[i + 16] & 15) << 4);
                     p += 20;
                 } else { /* Q5_1: qh bit i = bit 4 of q[i], qs nibbles as Q4_1 */
                     uint32_t qh = 0;
