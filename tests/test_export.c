@@ -476,6 +476,17 @@ static int key_type_is(cJSON *root, const char *k, const char *want) {
     return strcmp(got, want) == 0;
 }
 
+/* llama.cpp's llama_ftype values and the order of the types by width. */
+static int ftype_rank(const char *t, int *ftype) {
+    static const struct {
+        const char *name;
+        int ftype;
+    } T[] = {{"Q4_1", 3}, {"Q5_1", 9}, {"Q8_0", 7}, {"F16", 1}};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(t, T[i].name)) return *ftype = T[i].ftype, i;
+    return *ftype = -1, -1;
+}
+
 static void test_gguf(const ElasticModel *em, const char *art, int b0, int b1, const char *t0,
                       const char *t1) {
     char out[512];
@@ -515,6 +526,18 @@ static void test_gguf(const ElasticModel *em, const char *art, int b0, int b1, c
     CHECK(cJSON_IsNumber(ver) && ver->valueint == 3);
     cJSON *arch = cJSON_GetObjectItemCaseSensitive(md, "general.architecture");
     CHECK(cJSON_IsString(arch) && strcmp(arch->valuestring, an) == 0);
+    /* general.file_type: the type holding most linear weights; with two
+     * equal blocks a tie, which goes to the wider type */
+    int f0, f1, want_ft;
+    int r0 = ftype_rank(t0, &f0), r1 = ftype_rank(t1, &f1);
+    want_ft = r0 > r1 ? f0 : f1;
+    CHECK(c->n_layers == 2);
+    cJSON *ft = cJSON_GetObjectItemCaseSensitive(md, "general.file_type");
+    CHECK_MSG(cJSON_IsNumber(ft) && ft->valueint == want_ft, "general.file_type %d, expected %d",
+              cJSON_IsNumber(ft) ? ft->valueint : -1, want_ft);
+    key_type_is(root, "general.file_type", "UINT32");
+    cJSON *qv = cJSON_GetObjectItemCaseSensitive(md, "general.quantization_version");
+    CHECK(cJSON_IsNumber(qv) && qv->valueint == 2);
     CHECK_MSG(cJSON_GetObjectItemCaseSensitive(md, "tokenizer.ggml.model") == NULL,
               "no --tokenizer, no tokenizer keys");
     cJSON *tensors = cJSON_GetObjectItemCaseSensitive(root, "tensors");

@@ -175,6 +175,36 @@ typedef struct {
     int j, l;         /* linear source (f32 NULL) */
 } GTensor;
 
+/* llama.cpp's llama_ftype of a file whose linears are mostly `type` (its
+ * enum: ALL_F32 0, MOSTLY_F16 1, MOSTLY_Q4_1 3, MOSTLY_Q8_0 7, MOSTLY_Q5_1 9),
+ * and GGML's quantization version of the block formats we write (2). */
+#define GGUF_QUANTIZATION_VERSION 2
+static uint32_t llama_ftype_of(int type) {
+    switch (type) {
+    case GG_F16: return 1;
+    case GG_Q4_1: return 3;
+    case GG_Q8_0: return 7;
+    case GG_Q5_1: return 9;
+    default: return 0;
+    }
+}
+
+/* The type holding the most linear weights (ties: the wider type): what
+ * general.file_type names, so llama.cpp reports the type instead of
+ * guessing it. */
+static int main_linear_type(const GTensor *ts, int k) {
+    static const int by_width[] = {GG_Q4_1, GG_Q5_1, GG_Q8_0, GG_F16, GG_F32};
+    uint64_t n[5] = {0};
+    for (int i = 0; i < k; i++)
+        if (!ts[i].f32)
+            for (int w = 0; w < 5; w++)
+                if (ts[i].type == by_width[w]) n[w] += (uint64_t)ts[i].ne[0] * (uint64_t)ts[i].ne[1];
+    int best = 0;
+    for (int w = 1; w < 5; w++)
+        if (n[w] >= n[best]) best = w;
+    return by_width[best];
+}
+
 static uint64_t type_bytes(int type, int64_t ne0, int64_t ne1) {
     uint64_t n = (uint64_t)ne0 * (uint64_t)ne1;
     switch (type) {
@@ -373,6 +403,8 @@ int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *pat
     kv_str(&kv, "general.architecture", arch), n_kv++;
     kv_str(&kv, "general.name", "quept export"), n_kv++;
     kv_u32(&kv, "general.alignment", GGUF_ALIGN), n_kv++;
+    kv_u32(&kv, "general.file_type", llama_ftype_of(main_linear_type(ts, k))), n_kv++;
+    kv_u32(&kv, "general.quantization_version", GGUF_QUANTIZATION_VERSION), n_kv++;
     kv_arch_u32(&kv, arch, "context_length", (uint32_t)c->seq_len), n_kv++;
     kv_arch_u32(&kv, arch, "embedding_length", (uint32_t)c->dim), n_kv++;
     kv_arch_u32(&kv, arch, "block_count", (uint32_t)c->n_layers), n_kv++;
