@@ -115,6 +115,7 @@ static void expect_export_fail(const char *art, const char *fmt, const int *bits
     int rc = export_art(art, fmt, bits, out, go, NULL, &err);
     CHECK_MSG(rc != 0, "export %s as %s should fail", art, fmt);
     CHECK_MSG(strstr(err.msg, needle), "export %s as %s: expected '%s' in: %s", art, fmt, needle, err.msg);
+    CHECK_MSG(access(out, F_OK) != 0, "a refused export (%s) left %s behind", needle, out);
 }
 
 static ModelConfig small_cfg(int layers) { return llama_config(64, 128, layers, 4, 2, 96, 32); }
@@ -313,6 +314,14 @@ static void test_int(const ElasticModel *em, const char *art, int b) {
     CHECK(cJSON_IsNumber(bits_j) && bits_j->valueint == b);
     cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
     CHECK(cJSON_IsString(mt) && strcmp(mt->valuestring, c->has_qkv_bias ? "qwen2" : "llama") == 0);
+    /* one value of rms_norm_eps in every config.json: the shortest decimal
+     * of the float (1e-05), as the fp16 export and hf_write_dir write it,
+     * not the float widened to double (9.99999974737875e-06) */
+    char six[32];
+    snprintf(six, sizeof six, "%.6g", (double)c->norm_eps);
+    cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "rms_norm_eps");
+    CHECK_MSG(cJSON_IsNumber(eps) && eps->valuedouble == strtod(six, NULL), "rms_norm_eps %.17g, expected %s",
+              cJSON_IsNumber(eps) ? eps->valuedouble : -1.0, six);
     cJSON_Delete(root);
     free(cj);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);

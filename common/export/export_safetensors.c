@@ -32,12 +32,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "export.h"
 #include "model/hf.h"
 #include "model/safetensors.h"
 
+/* A failed export leaves no debris: when it made the directory, the files it
+ * writes and the directory go again (a directory that was there is left as
+ * it is: its files are replaced atomically or not at all). */
+static void remove_debris(const char *dir, int made_dir) {
+    if (!made_dir) return;
+    static const char *const FILES[] = {"model.safetensors", "config.json"};
+    char path[1200];
+    for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, FILES[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
 int export_fp16(const ElasticModel *em, const int *bits, const char *dir, QErr *err) {
+    int made_dir = access(dir, F_OK) != 0;
     Model q = {0};
     int rc = elastic_switch(em, bits, &q, err); /* copies the q/k/v biases too */
     if (rc == 0) {
@@ -48,6 +64,7 @@ int export_fp16(const ElasticModel *em, const int *bits, const char *dir, QErr *
     }
     q.tok_emb = q.final_norm = q.classifier = NULL;
     model_free(&q);
+    if (rc != 0) remove_debris(dir, made_dir);
     return rc;
 }
 
@@ -174,8 +191,8 @@ static int write_int_config(const char *path, const ElasticModel *em, int b, QEr
     cJSON_AddNumberToObject(root, "head_dim", c->head_dim);
     cJSON_AddNumberToObject(root, "vocab_size", c->vocab_size);
     cJSON_AddNumberToObject(root, "max_position_embeddings", c->seq_len);
-    cJSON_AddNumberToObject(root, "rope_theta", c->rope_theta);
-    cJSON_AddNumberToObject(root, "rms_norm_eps", c->norm_eps);
+    cJSON_AddNumberToObject(root, "rope_theta", hf_json_float(c->rope_theta));
+    cJSON_AddNumberToObject(root, "rms_norm_eps", hf_json_float(c->norm_eps));
     cJSON_AddBoolToObject(root, "tie_word_embeddings", c->tied_classifier);
     cJSON_AddStringToObject(root, "hidden_act", "silu");
     cJSON_AddBoolToObject(root, "attention_bias", 0);
@@ -214,6 +231,7 @@ int export_int(const ElasticModel *em, const SwitchedModel *sw, const char *dir,
                         "safetensors-int: %d bits is not supported (--bits must be 2, 3, 4, 5, 6 "
                         "or 8; use gguf or safetensors-fp16)",
                         b);
+    int made_dir = access(dir, F_OK) != 0;
     if (dir_make_all(dir, err) != 0) return -1;
     StWriter w;
     Owned ow = {0};
@@ -247,5 +265,9 @@ int export_int(const ElasticModel *em, const SwitchedModel *sw, const char *dir,
     st_writer_free(&w);
     owned_free(&ow);
     snprintf(path, sizeof path, "%s/config.json", dir);
-    return rc || write_int_config(path, em, b, err) ? -1 : 0;
+    if (rc || write_int_config(path, em, b, err)) {
+        remove_debris(dir, made_dir);
+        return -1;
+    }
+    return 0;
 }

@@ -667,14 +667,16 @@ fail:
 /* writer                                                                    */
 
 /* A JSON number for f printed with the fewest digits that read back as f. */
-static cJSON *float_number(float f) {
+double hf_json_float(float f) {
     char buf[48];
     for (int p = 6; p <= 9; p++) {
         snprintf(buf, sizeof buf, "%.*g", p, (double)f);
         if (strtof(buf, NULL) == f) break;
     }
-    return cJSON_CreateNumber(strtod(buf, NULL));
+    return strtod(buf, NULL);
 }
+
+static cJSON *float_number(float f) { return cJSON_CreateNumber(hf_json_float(f)); }
 
 static int write_config(const char *path, const ModelConfig *c, int tied, int dtype_f16, QErr *err) {
     cJSON *root = cJSON_CreateObject();

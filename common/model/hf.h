@@ -18,4 +18,8 @@
  * Does nothing for an odd head_dim or non-positive sizes. */
 void rope_permute_qk_rows(float *w, int n_heads, int head_dim, int in_dim, int to_halves);
 
+/* f as the shortest decimal that reads back as f (1e-05, not
+ * 9.99999974737875e-06): how every config.json we write holds a float. */
+double hf_json_float(float f);
+
 #endif
