@@ -32,6 +32,7 @@
 #include "artifact/switch.h"
 #include "check.h"
 #include "data/tokenizer.h"
+#include "engine/qblock.h"
 #include "export/export.h"
 #include "fixtures.h"
 #include "model/safetensors.h"
@@ -386,6 +387,29 @@ static void test_int(const ElasticModel *em, const char *art, int b) {
             for (int r = 0; r < sl->out; r++) bad += f16_to_float(bh[r]) != r16(bias[hf_src(c, l, r)]);
             CHECK_MSG(bad == 0, "%s: %d values differ", nm, bad);
         }
+    /* quept reads its own int export back (eval --model DIR): every linear
+     * is (code - zero) * scale with the scale as stored (F16), rows in HF
+     * order, exactly */
+    Model back;
+    int lrc = model_load(&back, dir, &err);
+    CHECK_MSG(lrc == 0, "model_load of the int export %s: %s", dir, err.msg);
+    for (int j = 0; lrc == 0 && j < c->n_layers; j++)
+        for (int l = 0; l < N_LIN; l++) {
+            const SwitchedLinear *sl = &sw.lin[j][l];
+            const float *wl = *qblock_linear_slot(&back.blocks[j], l);
+            int bad = 0;
+            for (int r = 0; r < sl->out; r++) {
+                int o = hf_src(c, l, r);
+                for (int i = 0; i < sl->in; i++) {
+                    size_t gk = (size_t)o * sl->ng + i / sl->group;
+                    float want =
+                        ((float)sl->codes[(size_t)o * sl->in + i] - sl->zeros[gk]) * r16(sl->scales[gk]);
+                    bad += wl[(size_t)r * sl->in + i] != want;
+                }
+            }
+            CHECK_MSG(bad == 0, "%d bits: block %d %s read back: %d weights differ", b, j, HF_LIN[l], bad);
+        }
+    if (lrc == 0) model_free(&back);
     switched_free(&sw);
     st_close(&st);
 }

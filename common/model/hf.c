@@ -9,6 +9,8 @@
  * converts only block j's tensors to fp32. */
 #include "hf.h"
 
+#include "gptq_layout.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -211,6 +213,40 @@ static float **block_ptr(BlockWeights *bw, BlockTensor t) {
 }
 
 static int is_bias(BlockTensor t) { return t == T_QB || t == T_KB || t == T_VB; }
+static int is_linear(BlockTensor t) {
+    return t == T_Q || t == T_K || t == T_V || t == T_O || t == T_GATE || t == T_UP || t == T_DOWN;
+}
+
+/* The parts of a linear stored as GPTQ packed integers (gptq_layout.h)
+ * instead of "<proj>.weight": quept's own safetensors-int export. */
+static const char *const GPTQ_PARTS[4] = {"qweight", "qzeros", "scales", "g_idx"};
+
+/* "model.layers.J.<proj>.weight" -> "model.layers.J.<proj>.<part>" */
+static void gptq_part_name(char *buf, size_t n, const char *weight_name, const char *part) {
+    size_t k = strlen(weight_name) - strlen("weight");
+    snprintf(buf, n, "%.*s%s", (int)k, weight_name, part);
+}
+
+/* 1 when linear `name` ("<proj>.weight") is stored GPTQ-packed: no dense
+ * weight, a qweight instead. */
+static int is_gptq_linear(const HfImpl *h, const char *name) {
+    char qn[160];
+    gptq_part_name(qn, sizeof qn, name, "qweight");
+    return !hf_has(h, name) && hf_has(h, qn);
+}
+
+/* A linear: its dense weight, or its GPTQ parts dequantized. */
+static int hf_read_linear(const HfImpl *h, const char *name, int64_t out, int64_t in, float *w, QErr *err) {
+    if (!is_gptq_linear(h, name)) return hf_read(h, name, 2, out, in, w, err);
+    StRef parts[4];
+    for (int p = 0; p < 4; p++) {
+        char pn[160];
+        gptq_part_name(pn, sizeof pn, name, GPTQ_PARTS[p]);
+        parts[p].t = hf_find(h, pn, &parts[p].st, err);
+        if (!parts[p].t) return qerr_wrap(err, "GPTQ-packed linear '%s'", name);
+    }
+    return gptq_dequantize(name, &parts[0], &parts[1], &parts[2], &parts[3], (int)out, (int)in, w, err);
+}
 
 static void block_name(char *buf, size_t n, int j, BlockTensor t) {
     snprintf(buf, n, "model.layers.%d.%s", j, block_suffix[t]);
@@ -246,7 +282,9 @@ static int hf_load_block(void *impl, const ModelConfig *c, int j, BlockWeights *
         block_name(name, sizeof name, j, (BlockTensor)t);
         Shape2 s = block_shape(c, (BlockTensor)t);
         float *dst = *block_ptr(bw, (BlockTensor)t);
-        if (hf_read(h, name, s.ndim, s.d0, s.d1, dst, err) != 0) {
+        int rc = is_linear((BlockTensor)t) ? hf_read_linear(h, name, s.d0, s.d1, dst, err)
+                                           : hf_read(h, name, s.ndim, s.d0, s.d1, dst, err);
+        if (rc != 0) {
             block_weights_free(bw);
             return -1;
         }
@@ -559,8 +597,15 @@ static int tensor_expected(const char *name, const ModelConfig *c) {
     int j, used = 0;
     if (sscanf(name, "model.layers.%d.%n", &j, &used) != 1 || used == 0 || j < 0 || j >= c->n_layers)
         return 0;
-    for (int t = 0; t < T_COUNT; t++)
+    for (int t = 0; t < T_COUNT; t++) {
         if (!strcmp(name + used, block_suffix[t])) return !is_bias((BlockTensor)t) || c->has_qkv_bias;
+        if (!is_linear((BlockTensor)t)) continue;
+        for (int p = 0; p < 4; p++) {
+            char pn[160];
+            gptq_part_name(pn, sizeof pn, block_suffix[t], GPTQ_PARTS[p]);
+            if (!strcmp(name + used, pn)) return 1;
+        }
+    }
     return 0;
 }
 
@@ -593,6 +638,16 @@ static int check_all_tensors(const HfImpl *h, const ModelConfig *c, QErr *err) {
             char name[128];
             block_name(name, sizeof name, j, (BlockTensor)t);
             Shape2 s = block_shape(c, (BlockTensor)t);
+            if (is_linear((BlockTensor)t) && is_gptq_linear(h, name)) {
+                /* GPTQ-packed: the parts must be there (their shapes are checked at load) */
+                for (int p = 0; p < 4; p++) {
+                    char pn[160];
+                    const SafeTensors *st;
+                    gptq_part_name(pn, sizeof pn, name, GPTQ_PARTS[p]);
+                    if (!hf_find(h, pn, &st, err)) return qerr_wrap(err, "GPTQ-packed linear '%s'", name);
+                }
+                continue;
+            }
             if (hf_check(h, name, s.ndim, s.d0, s.d1, err) != 0) return -1;
         }
         /* biases we cannot represent must not be silently dropped */
