@@ -38,16 +38,16 @@ static void on_signal(int sig) { g_interrupted = sig; }
 
 /* ---- setup ---- */
 
-/* A journal write that failed on I/O — typically no descriptor left while
- * a flood of connections waits out its handshake timeout (WIRE_HANDSHAKE_MS)
- * — is retried for up to JOURNAL_RETRY_S before the job fails: a flood must
- * not end a job. Returns 1 to try again. */
-#define JOURNAL_RETRY_S 60.0
+/* A journal write or the merge that failed on I/O — typically no
+ * descriptor left while a flood of connections waits out its handshake
+ * timeout (WIRE_HANDSHAKE_MS) — is retried for up to IO_RETRY_S before the
+ * job fails: a flood must not end a job. Used as
+ *     for (int a = 0; (rc = step(...)) != 0 && retry_io(a, err); a++) {}
+ * Returns 1 to try again. */
+#define IO_RETRY_S 60.0
 static int retry_io(int attempt, QErr *err) {
-    if (err->code != QERR_IO || attempt * 0.5 >= JOURNAL_RETRY_S || g_interrupted) return 0;
-    if (attempt == 0)
-        log_warn("coordinator: journal write failed (%s); retrying for up to %.0fs", err->msg,
-                 JOURNAL_RETRY_S);
+    if (err->code != QERR_IO || attempt * 0.5 >= IO_RETRY_S || g_interrupted) return 0;
+    if (attempt == 0) log_warn("coordinator: %s; retrying for up to %.0fs", err->msg, IO_RETRY_S);
     nanosleep(&(struct timespec){0, 500000000}, NULL);
     return 1;
 }
@@ -86,13 +86,10 @@ static int load_job(Coord *c, TokenSet *ts, QErr *err) {
  * missing or changed artifact is calibrated again (what the journal still
  * holds is reused), another --out is refused. */
 static int check_finished(const CoordOpts *o, char *done_path, size_t n, int *already, QErr *err) {
-    char sha[65], out_abs[4096];
+    char sha[65];
     *already = 0;
     if (!journal_is_done(o->ckpt_dir, done_path, n, sha)) return 0;
-    if (paths_resolve(o->out_path, out_abs, sizeof out_abs, err) != 0) return -1;
-    char done_abs[4096];
-    if (paths_resolve(done_path, done_abs, sizeof done_abs, err) != 0) return -1;
-    if (strcmp(out_abs, done_abs) != 0)
+    if (!paths_same(o->out_path, done_path))
         return qerr_setc(
             err, QERR_USAGE,
             "the checkpoint %s holds a finished job whose artifact is %s, not --out %s: give that "
@@ -695,9 +692,8 @@ static int merge(Coord *c, const TokenSet *ts, QErr *err) {
     if (rc == 0) rc = sha256_path_hex(o->out_path, sha, err);
     char out_abs[4096];
     if (rc == 0) rc = paths_resolve(o->out_path, out_abs, sizeof out_abs, err);
-    for (int a = 0;
-         rc == 0 && (rc = journal_mark_done(o->ckpt_dir, out_abs, sha, err)) != 0 && retry_io(a, err); a++)
-        rc = 0;
+    /* an I/O failure here is retried with the whole merge (coordinator_run) */
+    if (rc == 0) rc = journal_mark_done(o->ckpt_dir, out_abs, sha, err);
     if (rc == 0)
         log_info("coordinator: merged %d blocks into %s in %.1fs", c->spec.n_layers, o->out_path,
                  now_seconds() - t0);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "artifact/elastic.h"
+#include "base/bytebuf.h"
 #include "base/log.h"
 #include "base/mapfile.h"
 #include "base/sha256.h"
@@ -62,18 +63,17 @@ static void pack_spec(msgpack_packer *pk, const JobSpec *s) {
 
 /* The job's fingerprint: SHA-256 of its packed spec. */
 static void spec_fingerprint(const JobSpec *s, char hex[65]) {
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
+    ByteBuf b = {0};
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, &b, bytebuf_msgpack_write);
     pack_spec(&pk, s);
     Sha256 h;
     uint8_t d[32];
     sha256_init(&h);
-    sha256_update(&h, sb.data, sb.size);
+    sha256_update(&h, b.data, b.len);
     sha256_final(&h, d);
     sha256_hex(d, hex);
-    msgpack_sbuffer_destroy(&sb);
+    bytebuf_free(&b);
 }
 
 int journal_lock(const char *dir, int *fd, QErr *err) {
@@ -246,11 +246,7 @@ static int drop_entry(const char *path, const char *what, QErr *err) {
     return -1;
 }
 
-static int drop_corrupt(const char *path, QErr *err) {
-    log_warn("journal: %s is corrupt (%s): deleted, it will be recomputed", path, err->msg);
-    unlink(path);
-    return -1;
-}
+static int drop_corrupt(const char *path, QErr *err) { return drop_entry(path, "is corrupt", err); }
 
 /* An entry that names another job (copied from another checkpoint, or
  * written by a coordinator of other settings) is never used. */

@@ -24,6 +24,16 @@ static const char *WORKER_HELP =
     "  --compress         LZ4 on tensor frames sent\n"
     "  --quiet            warnings and errors only\n";
 
+/* A test hook "NAME:A:B" from environment variable var, when it is meant
+ * for this worker: NAME is its name, or "*" for every first-incarnation
+ * worker (a respawned one, "local-1.1", is spared). 1 and A, B if so. */
+static int test_hook_for(const char *var, const char *name, int *a, int *b) {
+    const char *v = getenv(var);
+    char nm[64] = "";
+    if (!v || sscanf(v, "%63[^:]:%d:%d", nm, a, b) != 3) return 0;
+    return strcmp(nm, name) == 0 || (strcmp(nm, "*") == 0 && !strchr(name, '.'));
+}
+
 int cmd_worker(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) {
         fputs(WORKER_HELP, stdout);
@@ -73,25 +83,11 @@ int cmd_worker(int argc, char **argv) {
         }
         wo.curve = 1;
     }
-    /* test hook: QUEPT_TEST_WORKER_DIE=name:block:epoch */
-    const char *die = getenv("QUEPT_TEST_WORKER_DIE");
-    if (die) {
-        char nm[64] = "";
-        int b, e;
-        sscanf(die, "%63[^:]", nm);
-        /* "*" matches every first-incarnation worker (a respawned one, "local-1.1", lives) */
-        int match = strcmp(nm, wo.name) == 0 || (strcmp(nm, "*") == 0 && !strchr(wo.name, '.'));
-        if (sscanf(die, "%63[^:]:%d:%d", nm, &b, &e) == 3 && match) wo.die_block = b, wo.die_epoch = e;
-    }
-    /* test hook: QUEPT_TEST_WORKER_FAIL=name:block:times ("*": every first-incarnation worker) */
-    const char *fail = getenv("QUEPT_TEST_WORKER_FAIL");
-    if (fail) {
-        char nm[64] = "";
-        int b, n;
-        if (sscanf(fail, "%63[^:]:%d:%d", nm, &b, &n) == 3 &&
-            (strcmp(nm, wo.name) == 0 || (strcmp(nm, "*") == 0 && !strchr(wo.name, '.'))))
-            wo.fail_block = b, wo.fail_times = n;
-    }
+    /* test hooks (docs/testing.md): QUEPT_TEST_WORKER_DIE=name:block:epoch,
+     * QUEPT_TEST_WORKER_FAIL=name:block:times */
+    int a, b;
+    if (test_hook_for("QUEPT_TEST_WORKER_DIE", wo.name, &a, &b)) wo.die_block = a, wo.die_epoch = b;
+    if (test_hook_for("QUEPT_TEST_WORKER_FAIL", wo.name, &a, &b)) wo.fail_block = a, wo.fail_times = b;
     if (worker_run(&wo, &err) != 0) {
         log_error("worker %s: %s", wo.name, err.msg);
         return 1;

@@ -45,7 +45,7 @@ int paths_inside(const char *path, const char *dir) {
     return strncmp(p, d, nd) == 0 && (p[nd] == '/' || p[nd] == '\0');
 }
 
-static int same_file(const char *a, const char *b) {
+int paths_same(const char *a, const char *b) {
     struct stat sa, sb;
     if (stat(a, &sa) == 0 && stat(b, &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
     char ra[PATH_MAX], rb[PATH_MAX];
@@ -63,7 +63,7 @@ int paths_check_output(PathArg out, int out_is_dir, const PathArg *inputs, int n
     for (int i = 0; i < n; i++) {
         const PathArg *in = &inputs[i];
         if (!in->path) continue;
-        if (same_file(out.path, in->path))
+        if (paths_same(out.path, in->path))
             return qerr_set(err, "%s %s is the same file as %s %s: an output may never overwrite an input",
                             out.flag, out.path, in->flag, in->path);
         if (is_dir(in->path) && paths_inside(out.path, in->path))

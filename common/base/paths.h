@@ -24,6 +24,9 @@ int paths_check_output(PathArg out, int out_is_dir, const PathArg *inputs, int n
  * is resolved instead, or the path is made absolute as written) into buf. */
 int paths_resolve(const char *path, char *buf, size_t n, QErr *err);
 
+/* 1 when a and b name the same file (see above), existing or not. */
+int paths_same(const char *a, const char *b);
+
 /* 1 when `path`, resolved, is `dir` or lies below it. */
 int paths_inside(const char *path, const char *dir);
 
