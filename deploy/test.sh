@@ -29,6 +29,14 @@ if ! command -v kubectl >/dev/null; then
 fi
 command -v kubectl >/dev/null ||
   echo "note: kubectl not found; the k8s_manifests and k8s_emulate tests skip (they render with kubectl kustomize)"
+# podman (and the tools of the image's offline base stand-in) for the ctest
+# `container`, which builds deploy/Dockerfile and runs the job in containers
+if ! command -v podman >/dev/null || ! command -v debootstrap >/dev/null; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq podman buildah runc debootstrap >/dev/null 2>&1 ||
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq podman buildah runc debootstrap >/dev/null 2>&1; } || true
+fi
+command -v podman >/dev/null || echo "note: podman not installed; the container test skips"
 for flavour in release asan; do
   bash deploy/build.sh "$flavour"
   dir=build; [ "$flavour" = asan ] && dir=build-asan
