@@ -18,6 +18,10 @@ if ! command -v npm >/dev/null; then
 fi
 (command -v npm >/dev/null && npm ci --prefix tests/gguf_check --no-audit --no-fund --silent) ||
   echo "note: npm unavailable; test_export skips the independent GGUF check"
+# real llama.cpp (node-llama-cpp's prebuilt CPU build) for test_llama_cpp;
+# the optional GPU builds are left out (--omit=optional: 85 MB instead of 725)
+(command -v npm >/dev/null && npm install --prefix tests/llama_check --omit=optional --ignore-scripts --no-audit --no-fund --silent) ||
+  echo "note: npm unavailable; test_llama_cpp skips"
 # the Kubernetes checks (tests/k8s_check): a YAML parser and the API schemas
 # (kubernetes-models); the manifests are rendered with `kubectl kustomize`
 (command -v npm >/dev/null && npm ci --prefix tests/k8s_check --no-audit --no-fund --silent) ||
