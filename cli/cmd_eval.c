@@ -5,10 +5,12 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/paths.h"
 #include "cli.h"
 #include "artifact/elastic.h"
 #include "artifact/mixed.h"
 #include "eval/evaluate.h"
+#include "eval/kld_base.h"
 
 static const char *HELP = "usage: quept eval --model M --data F [--reference R] [--json] [options]\n"
                           "       quept eval --artifact A --bits B|all --data F --reference R [--json]\n"
@@ -40,7 +42,29 @@ static const char *HELP = "usage: quept eval --model M --data F [--reference R] 
                           "  --batch B        sequences per forward pass (default 8)\n"
                           "  --json           print one JSON object: ppl, nll, kld_mean, kld_p99,\n"
                           "                   top1_agree (a fraction), tokens; with --avg-bits also\n"
-                          "                   bits (array), avg_bits, bits_per_weight, cost_measure\n";
+                          "                   bits (array), avg_bits, bits_per_weight, cost_measure\n"
+                          "\n"
+                          "Side by side with llama.cpp's llama-perplexity (each sequence one chunk):\n"
+                          "  --score llama    score as llama-perplexity does: the first token of each\n"
+                          "                   sequence replaced by BOS, only the second half scored\n"
+                          "                   (default: all, every next-token prediction)\n"
+                          "  --bos-id N       the BOS id for --score llama and the base files\n"
+                          "                   (default 1, llama2.c and Llama 2)\n"
+                          "  --kld-base-out F write the model's log probabilities on --data as\n"
+                          "                   llama-perplexity's KL-divergence base file (read it with\n"
+                          "                   llama-perplexity --kl-divergence --kl-divergence-base F);\n"
+                          "                   with --artifact, one --bits width\n"
+                          "  --kld-base F     compare with a base file (llama-perplexity\n"
+                          "                   --kl-divergence-base F, or --kld-base-out): on the\n"
+                          "                   file's own tokens (no --data), prints ppl, ppl_base,\n"
+                          "                   KL(base || model) mean and p99, top-1 agreement and the\n"
+                          "                   RMS of p(next) - p_base(next), as llama-perplexity does\n";
+
+/* The llama-perplexity side of eval: scoring, BOS, base files. */
+typedef struct {
+    EvalOptions eo;
+    const char *kld_base, *kld_base_out;
+} EvalLlama;
 
 static void json_num(FILE *f, const char *key, double v, int last) {
     if (isfinite(v))
@@ -67,6 +91,45 @@ void print_eval_result(const EvalResult *r, int json) {
         printf("kld_p99     %.6f\n", r->kld_p99);
         printf("top1_agree  %.4f\n", r->top1_agree);
     }
+}
+
+static void print_kld_base_result(const KldBaseResult *r, int json) {
+    if (json) {
+        printf("{");
+        json_num(stdout, "ppl", r->ppl, 0);
+        json_num(stdout, "ppl_base", r->ppl_base, 0);
+        json_num(stdout, "kld_mean", r->kld_mean, 0);
+        json_num(stdout, "kld_p99", r->kld_p99, 0);
+        json_num(stdout, "top1_agree", r->top1_agree, 0);
+        json_num(stdout, "p_diff_rms", r->p_diff_rms, 0);
+        printf("\"positions\": %ld}\n", r->positions);
+        return;
+    }
+    printf("positions   %ld (%d chunks of %d, second halves)\n", r->positions, r->n_chunk, r->n_ctx);
+    printf("ppl         %.4f\n", r->ppl);
+    printf("ppl_base    %.4f\n", r->ppl_base);
+    printf("kld_mean    %.6f\n", r->kld_mean);
+    printf("kld_p99     %.6f\n", r->kld_p99);
+    printf("top1_agree  %.4f\n", r->top1_agree);
+    printf("rms_dp      %.4f\n", r->p_diff_rms);
+}
+
+/* One model against the llama-perplexity side: compare with a base file, or
+ * write one (then the llama-scored perplexity too). 0 or -1 with err. */
+static int eval_llama_side(const Model *m, const EvalLlama *el, const TokenSet *ts, int batch, int json,
+                           QErr *err) {
+    if (el->kld_base) {
+        KldBaseResult r;
+        if (kld_base_compare(el->kld_base, m, batch, el->eo.bos_id, &r, err) != 0) return -1;
+        print_kld_base_result(&r, json);
+        return 0;
+    }
+    if (kld_base_write(el->kld_base_out, m, ts, batch, el->eo.bos_id, err) != 0) return -1;
+    EvalResult r;
+    if (evaluate_model(m, NULL, ts, batch, &el->eo, &r, err) != 0) return -1;
+    log_info("eval: wrote %s (%d chunks of %d tokens)", el->kld_base_out, ts->n_seq, ts->seq_len);
+    print_eval_result(&r, json);
+    return 0;
 }
 
 /* --avg-bits: the DP's assignment, printed before the metrics. */
@@ -99,7 +162,10 @@ static int assign_mixed(const ElasticModel *em, double avg, int proxy, int *bits
 }
 
 static int eval_artifact(const char *art, const char *bits_arg, double avg_bits, int proxy, const char *data,
-                         const char *ref_path, int seq_len, int max_seqs, int batch, int json) {
+                         const char *ref_path, int seq_len, int max_seqs, int batch, int json,
+                         const EvalLlama *el) {
+    const EvalOptions eo = el->eo;
+    const int llama_side = el->kld_base || el->kld_base_out;
     QErr err = {{0}};
     ElasticModel em;
     if (elastic_load(&em, art, &err) != 0) {
@@ -114,7 +180,7 @@ static int eval_artifact(const char *art, const char *bits_arg, double avg_bits,
     int mixed = avg_bits >= 0.0;
     all = !mixed && (!bits_arg || strcmp(bits_arg, "all") == 0);
     if (rc == 0 && !mixed && !all) rc = cli_parse_block_bits(bits_arg, em.cfg.n_layers, bits, &err);
-    if (rc == 0) rc = tokens_load_any(data, NULL, seq_len, max_seqs, &ts, &err);
+    if (rc == 0 && data) rc = tokens_load_any(data, NULL, seq_len, max_seqs, &ts, &err);
     if (rc == 0 && ref_path) rc = model_load(&ref, ref_path, &err);
     if (rc == 0 && mixed) rc = assign_mixed(&em, avg_bits, proxy, bits, json, &err);
     int n_rows = all ? em.qc.n_bits : 1;
@@ -128,8 +194,13 @@ static int eval_artifact(const char *art, const char *bits_arg, double avg_bits,
         q.tok_emb = em.base.tok_emb;
         q.final_norm = em.base.final_norm;
         q.classifier = em.base.classifier;
+        if (llama_side) {
+            if (all && !json) printf("%sbits %d\n", row ? "\n" : "", bits[0]);
+            rc = eval_llama_side(&q, el, &ts, batch, json, &err);
+            continue;
+        }
         EvalResult r;
-        rc = evaluate_model(&q, ref_path ? &ref : NULL, &ts, batch, &r, &err);
+        rc = evaluate_model(&q, ref_path ? &ref : NULL, &ts, batch, &eo, &r, &err);
         if (rc) break;
         if (all && !json) {
             /* one table row per bit width */
@@ -176,7 +247,8 @@ int cmd_eval(int argc, char **argv) {
     }
     CliOpt o[] = {{"model", 1, 0},    {"data", 1, 0},     {"reference", 1, 0}, {"tokenizer", 1, 0},
                   {"seq-len", 1, 0},  {"max-seqs", 1, 0}, {"batch", 1, 0},     {"json", 0, 0},
-                  {"artifact", 1, 0}, {"bits", 1, 0},     {"avg-bits", 1, 0},  {"proxy", 0, 0}};
+                  {"artifact", 1, 0}, {"bits", 1, 0},     {"avg-bits", 1, 0},  {"proxy", 0, 0},
+                  {"score", 1, 0},    {"bos-id", 1, 0},   {"kld-base", 1, 0},  {"kld-base-out", 1, 0}};
     int no = sizeof o / sizeof o[0], npos;
     const char *pos[1];
     QErr err = {{0}};
@@ -191,9 +263,50 @@ int cmd_eval(int argc, char **argv) {
     const char *model_path = cli_get(o, no, "model"), *data = cli_get(o, no, "data");
     const char *ref_path = cli_get(o, no, "reference");
     const char *art = cli_get(o, no, "artifact");
-    if ((!model_path && !art) || (model_path && art) || !data) {
+    EvalLlama el = {.eo = {.scoring = EVAL_SCORE_ALL},
+                    .kld_base = cli_get(o, no, "kld-base"),
+                    .kld_base_out = cli_get(o, no, "kld-base-out")};
+    const char *score = cli_get(o, no, "score");
+    if (cli_get_int(o, no, "bos-id", 1, 0, 1 << 30, &el.eo.bos_id, &err) != 0) {
+        log_error("eval: %s", err.msg);
+        return 2;
+    }
+    if (score && strcmp(score, "llama") == 0)
+        el.eo.scoring = EVAL_SCORE_LLAMA;
+    else if (score && strcmp(score, "all") != 0) {
+        log_error("eval: --score must be all or llama, not '%s'", score);
+        return 2;
+    }
+    if ((!model_path && !art) || (model_path && art) || (!data && !el.kld_base)) {
         log_error("eval: --data and exactly one of --model / --artifact are required (see --help)");
         return 2;
+    }
+    if (el.kld_base && (data || ref_path || el.kld_base_out || score)) {
+        log_error("eval: --kld-base compares on the file's own tokens with llama-perplexity's scoring: drop "
+                  "--data, --reference, --kld-base-out and --score");
+        return 2;
+    }
+    if ((el.kld_base || el.kld_base_out) && cli_get(o, no, "avg-bits") && cli_get(o, no, "json")) {
+        log_error("eval: --json with --avg-bits and a base file is not supported: drop --json");
+        return 2;
+    }
+    if (el.kld_base_out) {
+        if (ref_path || (score && el.eo.scoring != EVAL_SCORE_LLAMA)) {
+            log_error(
+                "eval: --kld-base-out writes the model's own log probabilities, scored as llama-perplexity "
+                "does: drop --reference and --score");
+            return 2;
+        }
+        if (art && (!cli_get(o, no, "bits") || strcmp(cli_get(o, no, "bits"), "all") == 0)) {
+            log_error("eval: --kld-base-out with --artifact needs one --bits width (or a list per block)");
+            return 2;
+        }
+        PathArg inputs[] = {{"--model", model_path}, {"--artifact", art}, {"--data", data}};
+        if (paths_check_output((PathArg){"--kld-base-out", el.kld_base_out}, 0, inputs, 3, &err) != 0) {
+            log_error("eval: %s", err.msg);
+            return 2;
+        }
+        el.eo.scoring = EVAL_SCORE_LLAMA;
     }
     double avg_bits = -1.0;
     if (cli_get(o, no, "avg-bits")) {
@@ -211,11 +324,11 @@ int cmd_eval(int argc, char **argv) {
     }
     if (art)
         return eval_artifact(art, cli_get(o, no, "bits"), avg_bits, cli_get(o, no, "proxy") != NULL, data,
-                             ref_path, seq_len, max_seqs, batch, cli_get(o, no, "json") != NULL);
+                             ref_path, seq_len, max_seqs, batch, cli_get(o, no, "json") != NULL, &el);
     /* a token file carries its own sequence length; text is cut into 256 by default */
     if (seq_len == 0 && cli_get(o, no, "tokenizer")) seq_len = 256;
-    TokenSet ts;
-    if (tokens_load_any(data, cli_get(o, no, "tokenizer"), seq_len, max_seqs, &ts, &err) != 0) {
+    TokenSet ts = {0};
+    if (data && tokens_load_any(data, cli_get(o, no, "tokenizer"), seq_len, max_seqs, &ts, &err) != 0) {
         log_error("eval: %s", err.msg);
         return 1;
     }
@@ -224,11 +337,13 @@ int cmd_eval(int argc, char **argv) {
     if (rc == 0 && ref_path) rc = model_load(&ref, ref_path, &err);
     int have_ref = rc == 0 && ref_path;
     EvalResult r;
-    if (rc == 0) rc = evaluate_model(&m, have_ref ? &ref : NULL, &ts, batch, &r, &err);
-    if (rc == 0)
-        print_eval_result(&r, cli_get(o, no, "json") != NULL);
-    else
-        log_error("eval: %s", err.msg);
+    const int json = cli_get(o, no, "json") != NULL;
+    if (rc == 0 && (el.kld_base || el.kld_base_out))
+        rc = eval_llama_side(&m, &el, &ts, batch, json, &err);
+    else if (rc == 0)
+        rc = evaluate_model(&m, have_ref ? &ref : NULL, &ts, batch, &el.eo, &r, &err);
+    if (rc == 0 && !el.kld_base && !el.kld_base_out) print_eval_result(&r, json);
+    if (rc) log_error("eval: %s", err.msg);
     model_free(&ref);
     model_free(&m);
     tokens_free(&ts);

@@ -56,7 +56,7 @@ void eval_accum_sequence(EvalAccum *a, const float *logits, const float *ref_log
         return;
     }
     double *lq = lp + V;
-    for (int t = 0; t + 1 < T; t++) {
+    for (int t = a->first; t + 1 < T; t++) {
         const float *row = logits + (size_t)t * V;
         const float *rrow = ref_logits ? ref_logits + (size_t)t * V : NULL;
         int bad_model = !row_is_finite(row, V), bad_ref = rrow && !row_is_finite(rrow, V);

@@ -13,6 +13,9 @@
 #include "../base/err.h"
 
 typedef struct {
+    /* positions t < first are not scored (0: all; llama-perplexity scores
+     * the second half of each chunk: first = T/2) */
+    int first;
     double nll_sum;
     long n_pred;
     double *kld; /* one per compared position */
@@ -34,7 +37,8 @@ typedef struct {
 
 void eval_accum_init(EvalAccum *a);
 void eval_accum_free(EvalAccum *a);
-/* logits (T,V) of one sequence; ref_logits (T,V) or NULL. */
+/* logits (T,V) of one sequence; ref_logits (T,V) or NULL. Scores the
+ * predictions of tokens first+1 .. T-1. */
 void eval_accum_sequence(EvalAccum *a, const float *logits, const float *ref_logits, const int *tokens, int T,
                          int V);
 /* The metrics; an error (never a number) when any logit was NaN/Inf. */
