@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds llama.cpp's llama-perplexity from the source
+# bundle node-llama-cpp ships (node_modules/node-llama-cpp/llama/
+# gitRelease.bundle, the llama.cpp release its prebuilt binaries come from)
+# into tests/llama_check/bin/. Portable CPU code (-DGGML_NATIVE=OFF), no
+# network, nothing of it enters the repository (bin/ and build/ are ignored).
+#
+#   bash tests/llama_check/build_tools.sh     (after npm install --prefix tests/llama_check)
+#
+# Does nothing when bin/ already holds the tools built from the same bundle.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+bundle="$here/node_modules/node-llama-cpp/llama/gitRelease.bundle"
+[ -f "$bundle" ] || { echo "build_tools.sh: $bundle not found (npm install --prefix tests/llama_check first)" >&2; exit 1; }
+stamp="$(sha256sum "$bundle" | cut -c1-16)"
+if [ -x "$here/bin/llama-perplexity" ] &&
+   [ "$(cat "$here/bin/.bundle" 2>/dev/null)" = "$stamp" ]; then
+  echo "llama-perplexity up to date in $here/bin"
+  exit 0
+fi
+command -v g++ >/dev/null || { echo "build_tools.sh: g++ not found (apt-get install build-essential)" >&2; exit 1; }
+src="$here/build/src"
+rm -rf "$here/build" "$here/bin"
+mkdir -p "$here/build" "$here/bin"
+git clone -q "$bundle" "$src"
+start=$(date +%s)
+cmake -S "$src" -B "$here/build/out" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF \
+  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF >/dev/null
+cmake --build "$here/build/out" --target llama-perplexity -j"$(nproc)" >/dev/null
+cp "$here/build/out/bin/llama-perplexity" "$here/bin/"
+echo "$stamp" > "$here/bin/.bundle"
+rm -rf "$here/build"
+echo "built llama-perplexity in $(( $(date +%s) - start ))s into $here/bin"
