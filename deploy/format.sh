@@ -13,7 +13,14 @@ if ! command -v "$CF" >/dev/null; then
   [ "${CI:-}" = true ] && exit 1
   exit 77
 fi
-mapfile -t files < <(find common proto coordinator worker cli tests -name '*.[ch]' -not -path '*/node_modules/*' | sort)
+# our sources only: in a clone, what git tracks or would track (ignored
+# build trees and npm packages are not ours)
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  mapfile -t files < <(git ls-files --cached --others --exclude-standard -- 'common/*.[ch]' 'proto/*.[ch]' 'coordinator/*.[ch]' 'worker/*.[ch]' \
+    'cli/*.[ch]' 'tests/*.[ch]' | sort)
+else
+  mapfile -t files < <(find common proto coordinator worker cli tests -name '*.[ch]' -not -path '*/node_modules/*' | sort)
+fi
 if [ "${1:-}" = --check ]; then
   bad=0
   for f in "${files[@]}"; do

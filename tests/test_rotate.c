@@ -52,8 +52,8 @@ static void check_function_kept(const char *what, Model *m, uint64_t seed) {
             maxz = fabs(z0[(size_t)r * V + i]) > maxz ? fabs(z0[(size_t)r * V + i]) : maxz;
         }
     }
-    printf("%s: rotated vs original logits: max |diff| %.3g (max |logit| %.3g), mean KLD %.3g\n", what, maxd, maxz,
-           kld);
+    printf("%s: rotated vs original logits: max |diff| %.3g (max |logit| %.3g), mean KLD %.3g\n", what, maxd,
+           maxz, kld);
     CHECK_MSG(maxd <= 1e-4 * (1.0 + maxz), "%s: logits moved by %g", what, maxd);
     CHECK_MSG(kld < 1e-9, "%s: KLD %g", what, kld);
     free(lp), free(lq), free(z0), free(z1);

@@ -3,7 +3,9 @@
 # bundle node-llama-cpp ships (node_modules/node-llama-cpp/llama/
 # gitRelease.bundle, the llama.cpp release its prebuilt binaries come from)
 # into tests/llama_check/bin/. Portable CPU code (-DGGML_NATIVE=OFF), no
-# network, nothing of it enters the repository (bin/ and build/ are ignored).
+# network; the build happens in a temporary directory outside the repository
+# (its sources must not meet our own tools, e.g. deploy/format.sh), only the
+# binary lands in bin/ (ignored by git).
 #
 #   bash tests/llama_check/build_tools.sh     (after npm install --prefix tests/llama_check)
 #
@@ -19,15 +21,16 @@ if [ -x "$here/bin/llama-perplexity" ] &&
   exit 0
 fi
 command -v g++ >/dev/null || { echo "build_tools.sh: g++ not found (apt-get install build-essential)" >&2; exit 1; }
-src="$here/build/src"
-rm -rf "$here/build" "$here/bin"
-mkdir -p "$here/build" "$here/bin"
+work=$(mktemp -d "${TMPDIR:-/tmp}/quept-llama-build-XXXXXX")
+trap 'rm -rf "$work"' EXIT
+src="$work/src"
+rm -rf "$here/bin"
+mkdir -p "$here/bin"
 git clone -q "$bundle" "$src"
 start=$(date +%s)
-cmake -S "$src" -B "$here/build/out" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF \
+cmake -S "$src" -B "$work/out" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF >/dev/null
-cmake --build "$here/build/out" --target llama-perplexity -j"$(nproc)" >/dev/null
-cp "$here/build/out/bin/llama-perplexity" "$here/bin/"
+cmake --build "$work/out" --target llama-perplexity -j"$(nproc)" >/dev/null
+cp "$work/out/bin/llama-perplexity" "$here/bin/"
 echo "$stamp" > "$here/bin/.bundle"
-rm -rf "$here/build"
 echo "built llama-perplexity in $(( $(date +%s) - start ))s into $here/bin"
