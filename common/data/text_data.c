@@ -49,6 +49,17 @@ static int push_doc(char ***docs, size_t **lens, size_t *n, size_t *cap, const c
     return 0;
 }
 
+/* cJSON ends a string at an escaped NUL: such a text would be cut short. */
+static int has_nul_escape(const char *p, size_t n) {
+    for (size_t i = 0; i + 6 <= n; i++)
+        if (p[i] == '\\' && p[i + 1] == 'u' && memcmp(p + i + 2, "0000", 4) == 0) {
+            size_t b = 0; /* an escaped backslash before it makes it plain text */
+            while (b < i && p[i - 1 - b] == '\\') b++;
+            if (b % 2 == 0) return 1;
+        }
+    return 0;
+}
+
 int text_read_docs(const char *path, TextFormat f, char ***docs, size_t **lens, size_t *n, QErr *err) {
     *docs = NULL, *lens = NULL, *n = 0;
     if (f == TEXT_AUTO) f = ends_with(path, ".jsonl") ? TEXT_JSONL : TEXT_PLAIN;
@@ -72,7 +83,11 @@ int text_read_docs(const char *path, TextFormat f, char ***docs, size_t **lens, 
             size_t ll = e ? (size_t)(e - p) : (size_t)(text + len - p);
             size_t k = 0;
             while (k < ll && (p[k] == ' ' || p[k] == '\t' || p[k] == '\r')) k++;
-            if (k < ll) {
+            if (k < ll && has_nul_escape(p, ll)) {
+                rc =
+                    qerr_setc(err, QERR_CORRUPT,
+                              "%s: line %zu: a NUL character (\\u0000) in a text is refused", path, line + 1);
+            } else if (k < ll) {
                 cJSON *o = cJSON_ParseWithLength(p, ll);
                 const cJSON *t = o ? cJSON_GetObjectItemCaseSensitive(o, "text") : NULL;
                 if (!o)
