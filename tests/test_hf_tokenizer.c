@@ -459,6 +459,35 @@ static void test_windows(const char *dir) {
         /* "ab", " ab" x3 (Ġ a, b: no Ġ-a-b token), " c": 0? ids as the fixture's merges give */
         CHECK(ts.n_seq >= 1 && ts.vocab_size == 64 && ts.tokens[0] == 3);
         tokens_free(&ts);
+
+        /* eval and calibrate take the text with the directory's tokenizer */
+        char body[2048] = "";
+        for (int i = 0; i < 40; i++) strcat(body, i % 3 ? "ab abc 1 " : "c a bc 11 ");
+        write_file(txt, body, strlen(body));
+        snprintf(cmd, sizeof cmd, "%s eval --model %s --data %s --seq-len 8 --json 2>&1", QUEPT_BIN, hf_dir,
+                 txt);
+        out = run_capture(cmd, &st);
+        CHECK_MSG(exit_code(st) == 0 && out && strstr(out, "ppl"), "%s", out ? out : "");
+        free(out);
+        snprintf(
+            cmd, sizeof cmd,
+            "%s calibrate --model %s --data %s --seq-len 8 --n-seq 4 --text-seed 3 --method rtn --batch 2 "
+            "--out %s/a.art --quiet 2>&1",
+            QUEPT_BIN, hf_dir, txt, dir);
+        out = run_capture(cmd, &st);
+        CHECK_MSG(exit_code(st) == 0, "%s", out ? out : "");
+        free(out);
+        snprintf(c, sizeof c, "%s/a.art.calib.qtok", dir);
+        CHECK_MSG(tokens_read(c, &ts, &err) == 0, "%s", err.msg);
+        CHECK(ts.n_seq == 4 && ts.seq_len == 8 && ts.vocab_size == 64);
+        tokens_free(&ts);
+        snprintf(cmd, sizeof cmd,
+                 "%s calibrate --model %s --data %s --seq-len 8 --method rtn --out %s/b.art 2>&1", QUEPT_BIN,
+                 hf_dir, txt, dir);
+        out = run_capture(cmd, &st);
+        CHECK_MSG(exit_code(st) == 2 && out && strstr(out, "--n-seq"), "%s",
+                  out ? out : ""); /* text needs windows */
+        free(out);
     }
 }
 

@@ -146,8 +146,7 @@ int tokens_read(const char *path, TokenSet *ts, QErr *err) {
     return 0;
 }
 
-/* 1 if the file starts with the QTOK magic, 0 if not, -1 if unreadable. */
-static int is_qtok(const char *path, QErr *err) {
+int tokens_is_qtok(const char *path, QErr *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return qerr_set(err, "%s: cannot open: %s", path, strerror(errno));
     char magic[4];
@@ -173,7 +172,7 @@ int tokens_load_any(const char *path, const char *tokenizer_path, int seq_len, i
     memset(ts, 0, sizeof *ts);
     if (seq_len < 0) return qerr_set(err, "%s: seq_len %d must be >= 0", path, seq_len);
     if (max_seqs < 0) return qerr_set(err, "%s: max_seqs %d must be >= 0", path, max_seqs);
-    int q = is_qtok(path, err);
+    int q = tokens_is_qtok(path, err);
     if (q < 0) return -1;
     if (q) {
         if (tokens_read(path, ts, err) != 0) return -1;

@@ -43,6 +43,10 @@ int tokens_read(const char *path, TokenSet *ts, QErr *err);
 int tokens_load_any(const char *path, const char *tokenizer_path, int seq_len, int max_seqs, TokenSet *ts,
                     QErr *err);
 
+/* 1 if the file starts with the QTOK magic, 0 if not, -1 (err set) if it
+ * cannot be opened. */
+int tokens_is_qtok(const char *path, QErr *err);
+
 /* Fails on the first id < 0 or >= vocab_size, naming what (a file name or a
  * description), the sequence, the position, the id and the vocab size. */
 int tokens_check_vocab(const TokenSet *ts, int vocab_size, const char *what, QErr *err);
