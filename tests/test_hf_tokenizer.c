@@ -418,6 +418,12 @@ static void test_windows(const char *dir) {
     CHECK_MSG(exit_code(st) == 1 && out && strstr(out, "line 2 has no \"text\""), "%s", out ? out : "");
     free(out);
 
+    write_file(bad, "{\"text\": \"hi\"}\n{\"text\": \"ab\xff\"}\n", 31);
+    out = run_capture(cmd, &st);
+    CHECK_MSG(exit_code(st) == 1 && out && strstr(out, "line 2: invalid UTF-8 at byte offset 2"), "%s",
+              out ? out : "");
+    free(out);
+
     /* ids beyond the model's vocab are refused: the tiny model has 64, the
      * byte-level fixture's <|big|> is 100 */
     char model[4200], hf_dir[4200];

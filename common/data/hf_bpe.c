@@ -63,16 +63,20 @@ int hf_bpe_add(HfBpe *b, const char *s, size_t n, int id, const char *what, QErr
     if (id < b->n_ids && b->str[id])
         return qerr_set(err, "tokenizer.json: %s: id %d is both \"%s\" and \"%.*s\"", what, id, b->str[id],
                         (int)(n > 64 ? 64 : n), s);
-    if (id >= b->n_ids) {
-        int nn = id + 1;
-        char **str = realloc(b->str, (size_t)nn * sizeof *str);
+    if (id >= b->cap_ids) { /* geometric growth: ids arrive one by one */
+        int nc = b->cap_ids ? b->cap_ids : 1024;
+        while (nc <= id) nc *= 2;
+        char **str = realloc(b->str, (size_t)nc * sizeof *str);
         if (!str) return qerr_set(err, "tokenizer.json: out of memory for the vocab");
         b->str = str;
-        int *len = realloc(b->len, (size_t)nn * sizeof *len);
+        int *len = realloc(b->len, (size_t)nc * sizeof *len);
         if (!len) return qerr_set(err, "tokenizer.json: out of memory for the vocab");
         b->len = len;
-        for (int i = b->n_ids; i < nn; i++) b->str[i] = NULL, b->len[i] = 0;
-        b->n_ids = nn;
+        b->cap_ids = nc;
+    }
+    if (id >= b->n_ids) {
+        for (int i = b->n_ids; i <= id; i++) b->str[i] = NULL, b->len[i] = 0;
+        b->n_ids = id + 1;
     }
     char *copy = malloc(n + 1);
     if (!copy) return qerr_set(err, "tokenizer.json: out of memory for the vocab");

@@ -20,6 +20,7 @@ typedef struct {
     /* vocab: id -> bytes (NULL for an id the file does not define) */
     int n_ids;       /* 1 + the largest id */
     int n_entries;   /* ids that have a string */
+    int cap_ids;     /* room in str and len */
     char **str;      /* n_ids entries, NUL-terminated, malloc'd each */
     int *len;        /* n_ids */
     int *slots;      /* open-addressing table of ids by string, -1 empty */

@@ -8,6 +8,7 @@
 
 #include "../base/mapfile.h"
 #include "../base/rng.h"
+#include "utf8.h"
 
 int text_format_parse(const char *s, TextFormat *f, QErr *err) {
     if (!s || strcmp(s, "auto") == 0)
@@ -77,7 +78,7 @@ int text_read_docs(const char *path, TextFormat f, char ***docs, size_t **lens, 
     if (f == TEXT_PLAIN) {
         if (push_doc(docs, lens, n, &cap, text, len)) rc = qerr_set(err, "%s: out of memory", path);
     } else {
-        size_t line = 0;
+        size_t line = 0, bad = 0;
         for (char *p = text; rc == 0 && p < text + len; line++) {
             char *e = memchr(p, '\n', (size_t)(text + len - p));
             size_t ll = e ? (size_t)(e - p) : (size_t)(text + len - p);
@@ -95,6 +96,10 @@ int text_read_docs(const char *path, TextFormat f, char ***docs, size_t **lens, 
                 else if (!cJSON_IsString(t))
                     rc = qerr_setc(err, QERR_CORRUPT, "%s: line %zu has no \"text\" string field", path,
                                    line + 1);
+                else if (!utf8_valid(t->valuestring, strlen(t->valuestring), &bad))
+                    rc = qerr_setc(err, QERR_CORRUPT,
+                                   "%s: line %zu: invalid UTF-8 at byte offset %zu of its text: refused",
+                                   path, line + 1, bad);
                 else if (push_doc(docs, lens, n, &cap, t->valuestring, strlen(t->valuestring)))
                     rc = qerr_set(err, "%s: out of memory", path);
                 cJSON_Delete(o);
