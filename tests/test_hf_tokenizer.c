@@ -237,6 +237,9 @@ static void test_refused(void) {
     s = edit(base, "\"Isolated\"", "\"Removed\"");
     expect_refused(s, "Split behavior \"Removed\"");
     free(s);
+    s = edit(base, "\"add_prefix_space\":false", "\"add_prefix_space\":true");
+    expect_refused(s, "add_prefix_space true after another pre-tokenizer");
+    free(s);
     s = edit(base, "\"invert\":false", "\"invert\":true");
     expect_refused(s, "invert true");
     free(s);

@@ -211,6 +211,9 @@ static int load_pre(HfTokenizer *t, const cJSON *o, const char *where, QErr *err
         if (get_bool(o, "add_prefix_space", 1, where, &p->add_prefix_space, err) != 0 ||
             get_bool(o, "use_regex", 1, where, &use_regex, err) != 0)
             return -1;
+        /* the tokenizers crate prefixes every piece an earlier pre-tokenizer made; we prefix one */
+        if (p->add_prefix_space && t->n_pre > 0)
+            return refuse(err, where, "ByteLevel add_prefix_space true after another pre-tokenizer");
         p->kind = PRE_BYTELEVEL;
         if (use_regex && !(p->re = compile_re(GPT2_PATTERN, 0, where, err))) return -1;
     } else if (strcmp(type, "Metaspace") == 0) {
