@@ -17,6 +17,7 @@ int cli_parse_block_bits(const char *s, int n_layers, int *bits, QErr *err);
 int cli_check_job_paths(const char *model, const char *data, const char *out, const char *ckpt, QErr *err);
 
 int cmd_sample(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/log.h"
 #include "base/paths.h"
@@ -21,7 +22,9 @@ static const char *HELP = "usage: quept eval --model M --data F [--reference R] 
                           "(mean and 99th percentile) and the share of positions with the same top-1.\n"
                           "\n"
                           "  --model M        llama2.c checkpoint (.bin) or Hugging Face directory\n"
-                          "  --data F         QTOK token file, or a text file with --tokenizer\n"
+                          "  --data F         QTOK token file, or UTF-8 text / JSONL (told by content; a\n"
+                          "                   .jsonl name is JSONL): tokenized with BOS and cut into\n"
+                          "                   consecutive non-overlapping windows of --seq-len tokens\n"
                           "  --reference R    reference model (same vocabulary)\n"
                           "  --artifact A     evaluate an elastic artifact switched to --bits\n"
                           "  --bits B         one width for every block (2..8), a comma list with one\n"
@@ -35,7 +38,9 @@ static const char *HELP = "usage: quept eval --model M --data F [--reference R] 
                           "                   scale + zero per group included), then the metrics\n"
                           "  --proxy          with --avg-bits: use the calibration-loss proxy even if\n"
                           "                   the artifact has a sensitivity table\n"
-                          "  --tokenizer TOK  llama2.c tokenizer.bin, to evaluate a text file\n"
+                          "  --tokenizer TOK  text data: tokenizer.json or llama2.c tokenizer.bin (told\n"
+                          "                   by content); default: the tokenizer.json of a Hugging\n"
+                          "                   Face --model directory\n"
                           "  --seq-len T      sequence length when tokenizing text (default 256);\n"
                           "                   for a token file it must match the file's\n"
                           "  --max-seqs N     evaluate at most N sequences (default: all)\n"
@@ -162,8 +167,8 @@ static int assign_mixed(const ElasticModel *em, double avg, int proxy, int *bits
 }
 
 static int eval_artifact(const char *art, const char *bits_arg, double avg_bits, int proxy, const char *data,
-                         const char *ref_path, int seq_len, int max_seqs, int batch, int json,
-                         const EvalLlama *el) {
+                         const char *tok, const char *ref_path, int seq_len, int max_seqs, int batch,
+                         int json, const EvalLlama *el) {
     const EvalOptions eo = el->eo;
     const int llama_side = el->kld_base || el->kld_base_out;
     QErr err = {{0}};
@@ -180,7 +185,7 @@ static int eval_artifact(const char *art, const char *bits_arg, double avg_bits,
     int mixed = avg_bits >= 0.0;
     all = !mixed && (!bits_arg || strcmp(bits_arg, "all") == 0);
     if (rc == 0 && !mixed && !all) rc = cli_parse_block_bits(bits_arg, em.cfg.n_layers, bits, &err);
-    if (rc == 0 && data) rc = tokens_load_any(data, NULL, seq_len, max_seqs, &ts, &err);
+    if (rc == 0 && data) rc = tokens_load_any(data, tok, seq_len, max_seqs, &ts, &err);
     if (rc == 0 && ref_path) rc = model_load(&ref, ref_path, &err);
     if (rc == 0 && mixed) rc = assign_mixed(&em, avg_bits, proxy, bits, json, &err);
     int n_rows = all ? em.qc.n_bits : 1;
@@ -322,13 +327,17 @@ int cmd_eval(int argc, char **argv) {
         log_error("eval: --proxy only goes with --avg-bits");
         return 2;
     }
+    /* text data: --tokenizer, else the model directory's tokenizer.json */
+    const char *tok = cli_get(o, no, "tokenizer");
+    struct stat st;
+    if (!tok && model_path && stat(model_path, &st) == 0 && S_ISDIR(st.st_mode)) tok = model_path;
+    /* a token file carries its own sequence length; text is cut into 256 by default */
+    if (seq_len == 0 && tok && data && tokens_is_qtok(data, &err) == 0) seq_len = 256;
     if (art)
         return eval_artifact(art, cli_get(o, no, "bits"), avg_bits, cli_get(o, no, "proxy") != NULL, data,
-                             ref_path, seq_len, max_seqs, batch, cli_get(o, no, "json") != NULL, &el);
-    /* a token file carries its own sequence length; text is cut into 256 by default */
-    if (seq_len == 0 && cli_get(o, no, "tokenizer")) seq_len = 256;
+                             tok, ref_path, seq_len, max_seqs, batch, cli_get(o, no, "json") != NULL, &el);
     TokenSet ts = {0};
-    if (data && tokens_load_any(data, cli_get(o, no, "tokenizer"), seq_len, max_seqs, &ts, &err) != 0) {
+    if (data && tokens_load_any(data, tok, seq_len, max_seqs, &ts, &err) != 0) {
         log_error("eval: %s", err.msg);
         return 1;
     }

