@@ -71,6 +71,10 @@ int quant_config_validate(const QuantConfig *qc, QErr *err) {
     }
     if (!(qc->rank_cap >= 0.0f && qc->rank_cap <= 1.0f)) return qerr_set(err, "--rank-cap must be in [0, 1]");
     if (qc->epochs < 0) return qerr_set(err, "--epochs must be >= 0");
+    if (qc->min_steps < 0) return qerr_set(err, "--min-steps must be >= 0");
+    if (qc->teq_log != 0 && qc->teq_log != 1) return qerr_set(err, "teq_log must be 0 or 1");
+    if (qc->teq_init != 0 && qc->teq_init != 1)
+        return qerr_set(err, "--teq-init: unknown value %d", qc->teq_init);
     if (qc->batch < 1) return qerr_set(err, "--batch must be >= 1");
     if (!(qc->lr_lwc >= 0.0f) || !(qc->lr_adapter >= 0.0f))
         return qerr_set(err, "learning rates must be >= 0");
