@@ -4,7 +4,7 @@
 # GPTQ and QuEPT configurations at bits 2-8, on a model and its stress
 # variants, for several seeds; one table per variant and seed with the best
 # method of each width marked '*', and each QuEPT configuration's calibration
-# wall time as a ratio to the first one's, measured in the same run.
+# time (CPU seconds) as a ratio to the first one's, measured in the same run.
 #
 #   bash deploy/bench_quality.sh                      # every variant, seeds 0 1
 #   VARIANTS="clean act" SEEDS=0 bash deploy/bench_quality.sh
@@ -51,21 +51,23 @@ variant_model() { # variant -> model path (made on first use)
 }
 
 # run VARIANT SEED NAME FLAGS...: calibrates (unless its result exists) and
-# writes NAME.res: "secs kld2 ... kld8"
+# writes NAME.res: "secs kld2 ... kld8 cpu_secs" (wall seconds; CPU seconds,
+# user + system, of the calibration: the fairer measure on a shared machine)
 run_one() {
   local v=$1 s=$2 name=$3
   shift 3
   local d="$OUT/$v/s$s" m
   m=$(variant_model "$v")
   [ -e "$d/$name.res" ] && return 0
-  local t0 t1
+  local t0 t1 cpu
   t0=$(date +%s.%N)
-  $Q calibrate --model "$m" --data "$d/calib.qtok" --out "$d/$name.qept" --quiet "$@" >/dev/null 2>"$d/$name.log"
+  cpu=$( { TIMEFORMAT='%U %S'; time $Q calibrate --model "$m" --data "$d/calib.qtok" --out "$d/$name.qept" \
+    --quiet "$@" >/dev/null 2>"$d/$name.log"; } 2>&1 | awk '{printf "%.2f", $1 + $2}')
   t1=$(date +%s.%N)
   local kld
   kld=$($Q eval --artifact "$d/$name.qept" --bits all --data "$d/eval.qtok" --reference "$m" --json 2>>"$d/$name.log" |
     grep -o '"kld_mean": [0-9.e+-]*' | awk '{printf " %s", $2}')
-  echo "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')$kld" >"$d/$name.res"
+  echo "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')$kld $cpu" >"$d/$name.res"
 }
 
 for v in $VARIANTS; do
@@ -91,7 +93,7 @@ for v in $VARIANTS; do
   for s in $SEEDS; do
     d="$OUT/$v/s$s"
     echo
-    echo "## $v, seed $s (mean KLD, held-out; time = calibration seconds, ratio to the first QuEPT config)"
+    echo "## $v, seed $s (mean KLD, held-out; wall and CPU seconds of the calibration, CPU ratio to the first QuEPT config)"
     rows=""
     for b in $BASELINES; do rows+="$b $(cat "$d/$b.res")"$'\n'; done
     while IFS='|' read -r name flags; do
@@ -99,15 +101,16 @@ for v in $VARIANTS; do
       rows+="quept-$name $(cat "$d/quept-$name.res")"$'\n'
     done <<<"$CONFIGS"
     printf '%s' "$rows" | awk '
-      { name[NR] = $1; t[NR] = $2; for (i = 3; i <= 9; i++) { k[NR, i] = $i; if (!(i in best) || $i + 0 < best[i] + 0) best[i] = $i } }
-      $1 ~ /^quept-/ && !ref { ref = $2 }
+      { name[NR] = $1; t[NR] = $2; cpu[NR] = NF >= 10 ? $10 : ""; for (i = 3; i <= 9; i++) { k[NR, i] = $i; if (!(i in best) || $i + 0 < best[i] + 0) best[i] = $i } }
+      $1 ~ /^quept-/ && !ref { ref = NF >= 10 ? $10 : "" }
       END {
-        printf "| method | 2 | 3 | 4 | 5 | 6 | 7 | 8 | secs | time ratio |\n|---|---|---|---|---|---|---|---|---|---|\n"
+        printf "| method | 2 | 3 | 4 | 5 | 6 | 7 | 8 | wall s | CPU s | CPU ratio |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
         for (r = 1; r <= NR; r++) {
           printf "| %s", name[r]
           for (i = 3; i <= 9; i++) printf " | %.4g%s", k[r, i], (k[r, i] + 0 == best[i] + 0) ? "*" : ""
-          if (name[r] ~ /^quept-/) printf " | %.1f | %.2f |\n", t[r], t[r] / ref
-          else printf " | %.1f | |\n", t[r]
+          printf " | %.1f | %s", t[r], cpu[r] == "" ? "n/a" : sprintf("%.1f", cpu[r])
+          if (name[r] ~ /^quept-/ && cpu[r] != "" && ref != "") printf " | %.2f |\n", cpu[r] / ref
+          else printf " | |\n"
         }
       }'
   done
