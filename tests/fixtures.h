@@ -105,6 +105,7 @@ static inline void write_tiny(const char *model_path, const char *data_path, int
 static inline void tiny_quant_config(QuantConfig *qc, int epochs) {
     quant_config_default(qc);
     qc->epochs = epochs;
+    qc->min_steps = 0;
     qc->group[2] = qc->group[3] = qc->group[4] = 16;
     qc->seed = 5;
 }

@@ -335,7 +335,7 @@ static void test_fold(QuantMethod method, TeqPlacement placement, const char *mo
     qc.method = method;
     qc.teq = placement;
     qc.lr_teq = 2e-2f; /* a few epochs must move the scales visibly */
-    qc.epochs = 3;
+    qc.epochs = 3, qc.min_steps = 0;
     qc.bits[0] = 2, qc.bits[1] = 4, qc.bits[2] = 8, qc.n_bits = 3;
     qc.group[2] = qc.group[4] = 16;
     qc.seed = 3;
@@ -434,7 +434,7 @@ static float max_outlier_scale(const Model *m, const TokenSet *ts, const int *ou
     QErr err = {{0}};
     QuantConfig qc;
     quant_config_default(&qc);
-    qc.epochs = epochs, qc.group[2] = qc.group[3] = qc.group[4] = 16;
+    qc.epochs = epochs, qc.min_steps = 0, qc.group[2] = qc.group[3] = qc.group[4] = 16;
     qc.teq = TEQ_NORM, qc.teq_init = init, qc.teq_log = log_scale, qc.lr_teq = 0.05f;
     Streams st;
     CHECK(streams_init(&st, &qc, ts->n_seq, ts->seq_len, c.dim, &err) == 0);
