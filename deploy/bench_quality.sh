@@ -94,6 +94,7 @@ for v in $VARIANTS; do
     d="$OUT/$v/s$s"
     echo
     echo "## $v, seed $s (mean KLD, held-out; wall and CPU seconds of the calibration, CPU ratio to the first QuEPT config)"
+    echo
     rows=""
     for b in $BASELINES; do rows+="$b $(cat "$d/$b.res")"$'\n'; done
     while IFS='|' read -r name flags; do
@@ -102,7 +103,7 @@ for v in $VARIANTS; do
     done <<<"$CONFIGS"
     printf '%s' "$rows" | awk '
       { name[NR] = $1; t[NR] = $2; cpu[NR] = NF >= 10 ? $10 : ""; for (i = 3; i <= 9; i++) { k[NR, i] = $i; if (!(i in best) || $i + 0 < best[i] + 0) best[i] = $i } }
-      $1 ~ /^quept-/ && !ref { ref = NF >= 10 ? $10 : "" }
+      $1 ~ /^quept-/ && !seen { seen = 1; ref = NF >= 10 ? $10 : "" }
       END {
         printf "| method | 2 | 3 | 4 | 5 | 6 | 7 | 8 | wall s | CPU s | CPU ratio |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
         for (r = 1; r <= NR; r++) {
