@@ -24,6 +24,7 @@ int cmd_calibrate(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_submit(int argc, char **argv);
+int cmd_stress(int argc, char **argv);
 
 void print_eval_result(const EvalResult *r, int json);
 

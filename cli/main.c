@@ -21,6 +21,7 @@ static void usage(FILE *f) {
             "  export     write a switched artifact as HF safetensors (F16 or GPTQ int) or GGUF\n"
             "  inspect    describe an artifact: config, storage, losses, sensitivity, checksums\n"
             "  bench      benchmarks (forward, recon, switch, distributed, pot)\n"
+            "  stress     write a stress variant of a model (activation / weight outliers)\n"
             "\n"
             "distributed calibration (also: quept calibrate --workers N):\n"
             "  coordinator  plan shards, hand them to workers, journal, merge\n"
@@ -52,6 +53,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 2, argv + 2);
     if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 2, argv + 2);
+    if (strcmp(cmd, "stress") == 0) return cmd_stress(argc - 2, argv + 2);
     if (strcmp(cmd, "export") == 0) return cmd_export(argc - 2, argv + 2);
     if (strcmp(cmd, "coordinator") == 0) return cmd_coordinator(argc - 2, argv + 2);
     if (strcmp(cmd, "worker") == 0) return cmd_worker(argc - 2, argv + 2);

@@ -70,7 +70,7 @@ char *coord_status_json(const Coord *c) {
         cJSON_AddNumberToObject(o, "index", j);
         cJSON_AddStringToObject(o, "state", b->done ? "journaled" : b->epochs > 0 ? "training" : "pending");
         cJSON_AddNumberToObject(o, "epoch", b->done ? (b->epochs ? b->epochs : s->qc.epochs) : b->epoch);
-        cJSON_AddNumberToObject(o, "epochs", s->qc.epochs);
+        cJSON_AddNumberToObject(o, "epochs", b->epochs > 0 ? b->epochs : s->qc.epochs);
         if (!b->done && b->epochs > 0) {
             cJSON *gl = cJSON_AddObjectToObject(o, "group_loss");
             for (int g = 0; g < QN_GROUPS; g++)

@@ -870,6 +870,7 @@ int main(void) {
     QuantConfig pq;
     small_qc(&pq, METHOD_QUEPT);
     pq.format = QFORMAT_POT;
+    pq.teq = TEQ_OFF; /* not implemented for PoT */
     CHECK(quant_parse_bits(&pq, "2-5", &err) == 0);
     c = small_cfg(2);
     build(&em, &c, &pq, 6);

@@ -120,7 +120,7 @@ static void test_artifacts_refused_at_load(void) {
     model_free(&m);
     QuantConfig qc;
     quant_config_default(&qc);
-    qc.method = METHOD_GPTQ;
+    qc.method = METHOD_GPTQ, qc.teq = TEQ_OFF; /* as --method gptq gives it */
     CHECK(quant_parse_bits(&qc, "2,4", &err) == 0);
     ElasticModel em;
     if (calibrate_and_load(model, data, art, &qc, &em) != 0) return;
@@ -169,7 +169,7 @@ static void test_calibration_refuses_overflow(void) {
     model_free(&m);
     QuantConfig qc;
     quant_config_default(&qc);
-    qc.method = METHOD_RTN;
+    qc.method = METHOD_RTN, qc.teq = TEQ_OFF; /* as --method rtn gives it */
     CalibJob job = {.model_path = model, .data_path = data, .out_path = art, .quiet = 1};
     CHECK(calibrate_run(&job, &qc, &err) != 0);
     CHECK_MSG(strstr(err.msg, "bits the quantized model is not finite") &&

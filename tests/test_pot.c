@@ -234,6 +234,7 @@ static int block_case(Reader *r, const GoldenModel *m, int ci) {
     if (golden_read_widths(r, n_bits, bi, bits, group, rank, &qc) != 0) return -1;
     ModelConfig c = golden_block_config(m, halves, bias);
     qc.format = QFORMAT_POT;
+    qc.teq = TEQ_OFF; /* not implemented for PoT */
     qc.pot_l2 = pot_l2;
     qc.lwc = lwc;
     qc.loss_l2 = l2;
@@ -407,6 +408,7 @@ static void check_switch_and_artifact(void) {
         quant_config_default(&qc);
         qc.method = method == 0 ? METHOD_QUEPT : METHOD_RTN;
         qc.format = QFORMAT_POT;
+        qc.teq = TEQ_OFF; /* not implemented for PoT */
         quant_parse_bits(&qc, "2-5", &err);
         for (int b = 2; b <= 8; b++) qc.group[b] = b == 3 ? 12 : 16; /* 32 -> 12+12+8: partial */
         qc.rank_ref_width = 0;

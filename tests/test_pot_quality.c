@@ -31,7 +31,7 @@ int main(void) {
 
     QuantConfig qc;
     pot_config(&qc);
-    qc.epochs = 4;
+    qc.epochs = 4, qc.min_steps = 0;
     ElasticModel em;
     if (calibrate_and_load(q.model, q.data, art, &qc, &em) == 0) {
         CHECK(em.qc.format == QFORMAT_POT);

@@ -106,7 +106,7 @@ static void test_fallback_block(const Model *m, const TokenSet *ts) {
     QErr err = {{0}};
     QuantConfig qc;
     quant_config_default(&qc);
-    qc.epochs = 3;
+    qc.epochs = 3, qc.min_steps = 0;
     qc.group[2] = qc.group[3] = qc.group[4] = 16;
     qc.holdout = 0.25f;
     Streams st;
@@ -124,6 +124,48 @@ static void test_fallback_block(const Model *m, const TokenSet *ts) {
         if (rs.choice[bi] == QB_RTN) CHECK(rs.hold_final[bi] == rs.hold_rtn[bi]);
     }
     printf("fallback choices: trained %d, no adapter %d, rtn %d\n", n_choice[0], n_choice[1], n_choice[2]);
+    qblock_params_free(&p);
+    streams_free(&st);
+}
+
+/* The training budget: --epochs, raised by --min-steps to ceil(N / steps
+ * per epoch) when that is more; --epochs 0 stays 0. And through recon_block:
+ * the progress callback sees the raised count. */
+static int count_epochs(int block, int epoch, int epochs, const double *gl, double tps, void *user) {
+    (void)block, (void)epoch, (void)gl, (void)tps;
+    *(int *)user = epochs;
+    return 0;
+}
+
+static void test_min_steps(const Model *m, const TokenSet *ts) {
+    QuantConfig qc;
+    quant_config_default(&qc);
+    qc.min_steps = 0;
+    CHECK(recon_epochs(&qc, 7) == qc.epochs);
+    qc.epochs = 15, qc.min_steps = 840;
+    CHECK(recon_epochs(&qc, 56) == 15); /* 128 sequences: 56 steps per epoch, 840 steps */
+    CHECK(recon_epochs(&qc, 7) == 120); /* 16 sequences: 7 steps per epoch */
+    CHECK(recon_epochs(&qc, 100) == 15);
+    qc.min_steps = 841;
+    CHECK(recon_epochs(&qc, 56) == 16);
+    qc.epochs = 0;
+    CHECK(recon_epochs(&qc, 7) == 0);
+    /* 16 sequences, holdout 1/4: 12 train, 6 steps per epoch; 40 steps -> 7 epochs */
+    const ModelConfig c = m->cfg;
+    QErr err = {{0}};
+    quant_config_default(&qc);
+    qc.epochs = 1, qc.min_steps = 40, qc.holdout = 0.25f;
+    qc.group[2] = qc.group[3] = qc.group[4] = 16;
+    Streams st;
+    CHECK(streams_init(&st, &qc, ts->n_seq, ts->seq_len, c.dim, &err) == 0);
+    embed_forward(st.fp, m->tok_emb, ts->tokens, ts->n_seq * ts->seq_len, c.dim);
+    streams_reset_q(&st);
+    QBlockParams p;
+    ReconStats rs;
+    int epochs = -1;
+    CHECK_MSG(recon_block(&c, &qc, 0, &m->blocks[0], &st, &p, &rs, count_epochs, &epochs, &err) == 0, "%s",
+              err.msg);
+    CHECK_MSG(epochs == 7, "min_steps 40 at 6 steps per epoch: %d epochs, expected 7", epochs);
     qblock_params_free(&p);
     streams_free(&st);
 }
@@ -207,10 +249,13 @@ static void test_bf16_streams(const Model *m, const TokenSet *ts) {
     double worst = 0.0, worst_final = 0.0, worst_fp = 0.0, worst_q = 0.0;
     for (int mi = 0; mi < 3; mi++) {
         quant_config_default(&qc);
-        qc.epochs = 3;
+        qc.epochs = 3, qc.min_steps = 0;
         qc.group[2] = qc.group[3] = qc.group[4] = 16;
         qc.holdout = 0.25f;
         qc.stream = modes[mi];
+        /* the streams' storage alone: TEQ's AWQ-style start reads the
+         * (rounded) streams and may pick another exponent, a different run */
+        qc.teq = TEQ_OFF;
         ReconStats rs[2];
         QBlockParams p[2];
         Streams st[2], init16;
@@ -411,6 +456,7 @@ int main(void) {
         if (rc == 0) {
             test_fallback_block(&m, &ts);
             test_bf16_streams(&m, &ts);
+            test_min_steps(&m, &ts);
             tokens_free(&ts);
         }
         model_free(&m);

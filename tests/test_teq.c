@@ -49,9 +49,12 @@
 #include "pipeline/calibrate.h"
 #include "engine/qblock.h"
 #include "engine/recon_step.h"
+#include "engine/recon.h"
+#include "engine/streams.h"
 #include "engine/teq.h"
 #include "fixtures.h"
 #include "golden.h"
+#include "model/stress.h"
 #include "nn/forward.h"
 
 #define TOL_LOSS_REL    1e-5
@@ -332,7 +335,7 @@ static void test_fold(QuantMethod method, TeqPlacement placement, const char *mo
     qc.method = method;
     qc.teq = placement;
     qc.lr_teq = 2e-2f; /* a few epochs must move the scales visibly */
-    qc.epochs = 3;
+    qc.epochs = 3, qc.min_steps = 0;
     qc.bits[0] = 2, qc.bits[1] = 4, qc.bits[2] = 8, qc.n_bits = 3;
     qc.group[2] = qc.group[4] = 16;
     qc.seed = 3;
@@ -420,6 +423,77 @@ static void test_fold(QuantMethod method, TeqPlacement placement, const char *mo
     elastic_free(&em);
 }
 
+/* The tiny model with activation outliers (quept stress: 2 channels per
+ * norm x 32): the AWQ-style start finds them (their scales start well above
+ * the others'), and the log-scale training moves the scales further up where
+ * linear steps of the same learning rate cannot: after 3 epochs at lr 0.05
+ * the largest scale with --teq-log is above the largest with linear steps. */
+static float max_outlier_scale(const Model *m, const TokenSet *ts, const int *outlier, int init,
+                               int log_scale, int epochs, float *median_other) {
+    const ModelConfig c = m->cfg;
+    QErr err = {{0}};
+    QuantConfig qc;
+    quant_config_default(&qc);
+    qc.epochs = epochs, qc.min_steps = 0, qc.group[2] = qc.group[3] = qc.group[4] = 16;
+    qc.teq = TEQ_NORM, qc.teq_init = init, qc.teq_log = log_scale, qc.lr_teq = 0.05f;
+    Streams st;
+    CHECK(streams_init(&st, &qc, ts->n_seq, ts->seq_len, c.dim, &err) == 0);
+    embed_forward(st.fp, m->tok_emb, ts->tokens, ts->n_seq * ts->seq_len, c.dim);
+    streams_reset_q(&st);
+    QBlockParams p;
+    ReconStats rs;
+    float mx = 0.0f;
+    int rc = recon_block(&c, &qc, 0, &m->blocks[0], &st, &p, &rs, NULL, NULL, &err);
+    CHECK_MSG(rc == 0, "%s", err.msg);
+    if (rc == 0) {
+        const float *s = p.teq + p.teq_off[TEQ_ATTN];
+        float other[64];
+        int n = 0;
+        for (int i = 0; i < c.dim; i++)
+            if (outlier[i])
+                mx = s[i] > mx ? s[i] : mx;
+            else if (n < 64)
+                other[n++] = s[i];
+        for (int i = 1; i < n; i++) /* insertion sort for the median */
+            for (int j = i; j > 0 && other[j] < other[j - 1]; j--) {
+                float t = other[j];
+                other[j] = other[j - 1], other[j - 1] = t;
+            }
+        *median_other = other[n / 2];
+        qblock_params_free(&p);
+    }
+    streams_free(&st);
+    return mx;
+}
+
+static void test_awq_and_log(void) {
+    Model m;
+    if (tiny_model(&m, 1, 21) != 0) return;
+    Model orig;
+    CHECK(tiny_model(&orig, 1, 21) == 0);
+    QErr err = {{0}};
+    StressConfig sc;
+    stress_config_default(&sc);
+    sc.channels = 2, sc.alpha = 32.0f, sc.seed = 4;
+    CHECK(stress_apply(&m, &sc, NULL, &err) == 0);
+    int outlier[64] = {0};
+    for (int i = 0; i < m.cfg.dim; i++) outlier[i] = m.blocks[0].attn_norm[i] != orig.blocks[0].attn_norm[i];
+    TokenSet ts;
+    CHECK(sample_sequences(&m, 8, 16, 9, 1.0f, &ts, NULL, NULL, &err) == 0);
+    float med_awq, med_lin, med_log;
+    float s_awq = max_outlier_scale(&m, &ts, outlier, 1, 0, 0, &med_awq);
+    float s_lin = max_outlier_scale(&m, &ts, outlier, 0, 0, 3, &med_lin);
+    float s_log = max_outlier_scale(&m, &ts, outlier, 0, 1, 3, &med_log);
+    printf("outlier channels' largest TEQ scale / median of the others: awq start %.3g / %.3g, "
+           "3 epochs linear %.3g / %.3g, 3 epochs log %.3g / %.3g\n",
+           s_awq, med_awq, s_lin, med_lin, s_log, med_log);
+    CHECK_MSG(s_awq > 4.0f * med_awq, "AWQ start: outlier scale %.3g, median %.3g", s_awq, med_awq);
+    CHECK_MSG(s_log > s_lin, "log-scale steps: outlier scale %.3g, linear %.3g", s_log, s_lin);
+    tokens_free(&ts);
+    model_free(&m);
+    model_free(&orig);
+}
+
 static void test_bad_placement(const char *model, const char *data) {
     char cmd[2400];
     snprintf(cmd, sizeof cmd,
@@ -451,6 +525,7 @@ int main(void) {
     test_golden();
     test_equivalence(TEQ_NORM, 0);
     test_equivalence(TEQ_WIDE, 1);
+    test_awq_and_log();
 
     scratch_dir(tmpdir, sizeof tmpdir, "teq");
     char model[600], data[600];

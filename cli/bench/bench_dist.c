@@ -104,7 +104,7 @@ int bench_distributed(int argc, char **argv) {
         CoordOpts co;
         coord_opts_default(&co);
         quant_config_default(&co.qc);
-        co.qc.epochs = E;
+        co.qc.epochs = E, co.qc.min_steps = 0;
         co.model_path = model, co.data_path = data, co.out_path = out, co.ckpt_dir = ckpt;
         co.local_workers = co.expect_workers = runs[i].workers;
         co.local_threads = 1;

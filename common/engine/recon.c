@@ -84,15 +84,71 @@ static int advance_streams(const ModelConfig *c, const QuantConfig *qc, const QB
  * batches of the job's batch size (the same calls in recon_block and in a
  * replay, so both give the same bits). */
 static void compute_targets(const ModelConfig *c, const QuantConfig *qc, const BlockWeights *w, ReconStep *b,
-                            const Streams *st, float *target) {
-    int B = qc->batch;
-    size_t stride = (size_t)st->T * c->dim;
+                            const Streams *st, float *target, double *absmean) {
+    int B = qc->batch, C = c->dim;
+    size_t stride = (size_t)st->T * C;
+    if (absmean) memset(absmean, 0, 2 * (size_t)C * sizeof(double));
     for (int s0 = 0; s0 < st->n_seq; s0 += B) {
         int nb = st->n_seq - s0 < B ? st->n_seq - s0 : B;
         b->acts.B = nb;
         block_forward(c, w, &b->acts, streams_load(st, STREAMS_FP, s0, nb, b->xin), target + s0 * stride);
+        /* absmean (2C): sum over tokens of |ln1| (attention norm output), then of |ln2| */
+        for (size_t n = 0; absmean && n < (size_t)nb * st->T; n++)
+            for (int i = 0; i < C; i++) {
+                absmean[i] += fabsf(b->acts.ln1[n * C + i]);
+                absmean[C + i] += fabsf(b->acts.ln2[n * C + i]);
+            }
     }
     b->acts.B = B;
+}
+
+/* AWQ-style start of the TEQ scales (qc->teq_init): per norm group,
+ * s_c = (a_c / geometric mean of a)^alpha with a_c the mean |x_c| of the
+ * normed full-precision activations (absmean, 2C: attention norm, MLP norm),
+ * alpha from {0, 1/4, 1/2, 3/4, 1}: the one with the lowest round-to-nearest
+ * loss on the first sequences (at most 8, whole batches), summed over the
+ * widths, each relative to its loss at alpha = 0 (so every width counts
+ * alike). Leaves tw transformed by the chosen scales. */
+static void teq_init_awq(const ModelConfig *c, const QuantConfig *qc, QBlockParams *p, const BlockWeights *w,
+                         BlockWeights *tw, ReconStep *b, const Streams *st, const float *target,
+                         double *absmean) {
+    int C = c->dim, B = qc->batch;
+    int n_eval = st->n_seq < 8 ? st->n_seq : 8;
+    n_eval = n_eval / B * B;
+    if (n_eval < B) n_eval = B;
+    double *logs = absmean; /* turned into log(a_c) - mean log(a), in place */
+    int groups[2] = {TEQ_ATTN, TEQ_MLP};
+    for (int k = 0; k < 2; k++) {
+        double gm = 0.0;
+        for (int i = 0; i < C; i++) gm += log(logs[k * C + i] + 1e-30);
+        gm /= C;
+        for (int i = 0; i < C; i++) logs[k * C + i] = log(logs[k * C + i] + 1e-30) - gm;
+    }
+    double ref[QMAX_NBITS], best = INFINITY;
+    float best_alpha = 0.0f;
+    for (int a = 0; a <= 4; a++) {
+        float alpha = 0.25f * a;
+        for (int k = 0; k < 2; k++) {
+            float *s = p->teq + p->teq_off[groups[k]];
+            for (int i = 0; i < C; i++) s[i] = expf(alpha * (float)logs[k * C + i]);
+        }
+        teq_clip(p);
+        teq_transform(p, c, w, tw);
+        double sum = 0.0;
+        for (int bi = 0; bi < qc->n_bits; bi++) {
+            double l = recon_eval_loss_streams(c, qc, p, tw, b, bi, 1, st, streams_slot(qc, qc->bits[bi]), 0,
+                                               target, n_eval);
+            if (a == 0) ref[bi] = l > 0.0 ? l : 1.0;
+            sum += l / ref[bi];
+        }
+        if (sum < best) best = sum, best_alpha = alpha;
+    }
+    for (int k = 0; k < 2; k++) {
+        float *s = p->teq + p->teq_off[groups[k]];
+        for (int i = 0; i < C; i++) s[i] = expf(best_alpha * (float)logs[k * C + i]);
+    }
+    teq_clip(p);
+    teq_transform(p, c, w, tw);
 }
 
 static int check_finite(const float *x, size_t n, int block, const char *what, QErr *err) {
@@ -141,6 +197,28 @@ static void choose_fallbacks(const ModelConfig *c, const QuantConfig *qc, QBlock
     }
 }
 
+int recon_epochs(const QuantConfig *qc, long steps_per_epoch) {
+    if (qc->epochs <= 0 || qc->min_steps <= 0 || steps_per_epoch <= 0) return qc->epochs;
+    long need = (qc->min_steps + steps_per_epoch - 1) / steps_per_epoch;
+    return need > qc->epochs ? (int)need : qc->epochs;
+}
+
+/* One AdamW step of the TEQ scales p->teq (n_teq) from their gradient g_s:
+ * on the scales themselves, or (qc->teq_log) on their logarithm theta,
+ * whose gradient is g_s * s; theta is kept in `theta` between steps. */
+static void teq_update(const QuantConfig *qc, QBlockParams *p, AdamW *opt, float *theta, float *g_s,
+                       float lr) {
+    if (!qc->teq_log) {
+        adamw_step(opt, p->teq, g_s, lr);
+        teq_clip(p);
+        return;
+    }
+    for (size_t i = 0; i < p->n_teq; i++) g_s[i] *= p->teq[i];
+    adamw_step(opt, theta, g_s, lr);
+    for (size_t i = 0; i < p->n_teq; i++) p->teq[i] = expf(theta[i]);
+    teq_clip(p);
+}
+
 int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const BlockWeights *w, Streams *st,
                 QBlockParams *p, ReconStats *stats, ReconProgress progress, void *user, QErr *err) {
     memset(stats, 0, sizeof *stats);
@@ -160,7 +238,7 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
         qblock_params_free(p);
         return -1;
     }
-    float *target = malloc(total * sizeof(float));
+    float *target = malloc(total * sizeof(float)), *teq_theta = NULL;
     AdamW opt_lwc, opt_ad, opt_teq;
     memset(&opt_teq, 0, sizeof opt_teq);
     int have_opt = adamw_init(&opt_lwc, p->n_lwc, qc->weight_decay) == 0;
@@ -173,6 +251,10 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
     int rc = 0;
     if (p->n_teq) {
         have_opt = (adamw_init(&opt_teq, p->n_teq, qc->weight_decay) == 0) && have_opt;
+        if (qc->teq_log) {
+            have_opt = (teq_theta = malloc(p->n_teq * sizeof(float))) != NULL && have_opt;
+            for (size_t i = 0; teq_theta && i < p->n_teq; i++) teq_theta[i] = logf(p->teq[i]);
+        }
         if (block_weights_alloc(&tw, c, err) != 0) {
             rc = -1;
             goto done;
@@ -185,10 +267,21 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
         goto done;
     }
     double t0 = now_seconds();
-    compute_targets(c, qc, w, &b, st, target);
+    double *absmean = p->n_teq && qc->teq_init ? malloc(2 * (size_t)C * sizeof(double)) : NULL;
+    if (p->n_teq && qc->teq_init && !absmean) {
+        rc = qerr_set(err, "out of memory for block %d activation statistics", block);
+        goto done;
+    }
+    compute_targets(c, qc, w, &b, st, target, absmean);
     if (check_finite(target, total, block, "the full-precision block output", err) != 0) {
+        free(absmean);
         rc = -1;
         goto done;
+    }
+    if (absmean) {
+        teq_init_awq(c, qc, p, w, &tw, &b, st, target, absmean);
+        free(absmean);
+        for (size_t i = 0; teq_theta && i < p->n_teq; i++) teq_theta[i] = logf(p->teq[i]);
     }
     for (int bi = 0; bi < qc->n_bits; bi++) {
         int slot = streams_slot(qc, qc->bits[bi]);
@@ -202,9 +295,11 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
     int n_hold = qc->fallback && quept ? (int)(qc->holdout * n_seq) / B * B : 0;
     if (n_seq - n_hold < B) n_hold = 0;
     int n_train = n_seq - n_hold;
-    long steps_per_epoch = n_train / B, total_steps = steps_per_epoch * qc->epochs, step = 0;
+    long steps_per_epoch = n_train / B;
+    const int epochs = recon_epochs(qc, steps_per_epoch);
+    long total_steps = steps_per_epoch * epochs, step = 0;
     /* rtn / gptq with TEQ train the scales alone, through the RTN grid */
-    for (int e = 0; e < qc->epochs && (quept || p->n_teq); e++) {
+    for (int e = 0; e < epochs && (quept || p->n_teq); e++) {
         double gl[QN_GROUPS] = {0};
         double te = now_seconds();
         for (long s = 0; s < steps_per_epoch; s++, step++) {
@@ -227,8 +322,7 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
                 adamw_step(&opt_ad, p->adapter, b.g_adapter, cosine_lr(qc->lr_adapter, step, total_steps));
             }
             if (p->n_teq) {
-                adamw_step(&opt_teq, p->teq, b.g_teq, cosine_lr(qc->lr_teq, step, total_steps));
-                teq_clip(p);
+                teq_update(qc, p, &opt_teq, teq_theta, b.g_teq, cosine_lr(qc->lr_teq, step, total_steps));
                 teq_transform(p, c, w, &tw);
             }
         }
@@ -240,8 +334,8 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
             rc = -1;
             goto done;
         }
-        if (progress && progress(block, e + 1, qc->epochs, gl,
-                                 dt > 0 ? (double)steps_per_epoch * B * T / dt : 0.0, user)) {
+        if (progress &&
+            progress(block, e + 1, epochs, gl, dt > 0 ? (double)steps_per_epoch * B * T / dt : 0.0, user)) {
             rc = qerr_setc(err, QERR_CANCELLED, "block %d: cancelled", block);
             goto done;
         }
@@ -266,6 +360,7 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
     }
 done:
     free(target);
+    free(teq_theta);
     adamw_free(&opt_lwc);
     adamw_free(&opt_ad);
     adamw_free(&opt_teq);
@@ -283,7 +378,7 @@ int recon_replay_block(const ModelConfig *c, const QuantConfig *qc, int block, c
     float *target = malloc(total * sizeof(float));
     int rc = target ? 0 : qerr_set(err, "out of memory for block %d targets", block);
     if (rc == 0) {
-        compute_targets(c, qc, w, &b, st, target);
+        compute_targets(c, qc, w, &b, st, target, NULL);
         rc = check_finite(target, total, block, "the full-precision block output", err);
     }
     /* the quantized streams go through the TEQ-transformed block, as in recon_block */

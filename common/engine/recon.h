@@ -39,6 +39,11 @@ typedef struct {
 typedef int (*ReconProgress)(int block, int epoch, int epochs, const double group_loss[QN_GROUPS],
                              double tokens_per_s, void *user);
 
+/* Epochs a block trains with steps_per_epoch steps each: qc->epochs, raised
+ * to ceil(qc->min_steps / steps_per_epoch) when that is more (never when
+ * qc->epochs is 0: no training stays no training). */
+int recon_epochs(const QuantConfig *qc, long steps_per_epoch);
+
 int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const BlockWeights *w, Streams *st,
                 QBlockParams *params, ReconStats *stats, ReconProgress progress, void *user, QErr *err);
 

@@ -48,6 +48,8 @@ typedef struct {
     int lwc;                       /* learnable clipping on */
     float lwc_init[QBITS_MAX + 1]; /* initial clipping logits per bit (reference: 4.0) */
     int epochs, batch;
+    int min_steps; /* training budget floor: a block trains max(epochs, ceil(min_steps /
+                      steps per epoch)) epochs (0: epochs alone; --epochs 0 still trains nothing) */
     float lr_lwc, lr_adapter, weight_decay;
     int loss_l2;      /* 0: L1 (reference), 1: L2 */
     float merge_keep; /* MB-ToMe: share of tokens kept from the highest bit */
@@ -64,6 +66,10 @@ typedef struct {
     float pot_l2;        /* PoT: L2 penalty pot_l2·ΣΓ² per linear and bit */
     TeqPlacement teq;    /* TEQ scales, trained with the block, folded at the end */
     float lr_teq;        /* their AdamW learning rate */
+    int teq_init;        /* 0: every scale starts at 1; 1: AWQ-style, s = (mean|x_c| / their
+                                   geometric mean)^a with a from a grid, per block (recon.c) */
+    int teq_log;         /* 1: AdamW steps the scales' logarithm (a step moves a scale by a
+                                   ratio, so it can reach large ratios); 0: the scales themselves */
     int act_bf16;        /* the activation streams (engine/streams.h) are stored
                                    in bf16, computed on in fp32 (0: fp32 storage) */
 } QuantConfig;

@@ -30,6 +30,7 @@ static const char *const STREAM_NAMES[] = {"merged", "per-group", "fp", "per-bit
 static const char *const LOSS_NAMES[] = {"l1", "l2"};                               /* loss_l2 */
 static const char *const TEQ_NAMES[] = {"off", "norm", "wide"};                     /* TeqPlacement */
 static const char *const FORMAT_NAMES[] = {"int", "pot"};                           /* WeightFormat */
+static const char *const TEQ_INIT_NAMES[] = {"ones", "awq"};                        /* teq_init */
 
 /* QS_ENUM fields are read and written as int */
 _Static_assert(sizeof(QuantMethod) == sizeof(int) && sizeof(StreamMode) == sizeof(int) &&
@@ -137,6 +138,20 @@ const QSetting QCONFIG_TABLE[] = {
      .codec = QS_OPTIONAL | QS_IF_SET,
      .help = "store the calibration activation streams (full-precision and quantized) in bf16, half the "
              "memory; the engine still computes in fp32 (workers hold their shard's input in bf16 too)"},
+    {.flag = "min-steps", .arg = "N", .type = QS_INT, .off = F(min_steps), .lo = 0, .hi = 1 << 24,
+     .key = "min_steps", .codec = QS_OPTIONAL | QS_IF_SET,
+     .help = "training budget floor: each block trains max(--epochs, ceil(N / steps per epoch)) epochs, so a "
+             "small calibration set still gets N steps (0: --epochs alone; --epochs 0 trains nothing); an explicit "
+             "--epochs without --min-steps sets 0"},
+    {.flag = "teq-log", .no_flag = "no-teq-log", .type = QS_BOOL, .off = F(teq_log), .key = "teq_log",
+     .codec = QS_OPTIONAL | QS_IF_SET,
+     .help = "TEQ: AdamW steps the logarithm of each scale (a step changes a scale by a ratio, so scales "
+             "reach large ratios); --no-teq-log steps the scales themselves"},
+    {.flag = "teq-init", .arg = "I", .type = QS_ENUM, .off = F(teq_init), NAMES(TEQ_INIT_NAMES), .key = "teq_init",
+     .codec = QS_OPTIONAL | QS_IF_SET,
+     .help = "TEQ: where the scales start: ones, or awq (per block, s_c = (mean |x_c| / geometric mean)^a "
+             "on the normed full-precision activations, a in {0, 1/4, 1/2, 3/4, 1} with the lowest RTN loss "
+             "summed over the widths, each relative to its loss at a = 0)"},
 };
 /* clang-format on */
 const int QCONFIG_TABLE_N = (int)(sizeof QCONFIG_TABLE / sizeof QCONFIG_TABLE[0]);
@@ -375,6 +390,13 @@ int qconfig_cli_parse(const CliOpt *o, int no, QuantConfig *qc, QErr *err) {
             const QSetting *r = &QCONFIG_TABLE[i];
             if ((r->preset != NULL) == (pass == 0) && apply_row(r, o, no, qc, err) != 0) return -1;
         }
+    /* the default's TEQ belongs to QuEPT: --method rtn / gptq stay plain
+     * rounding / GPTQ unless --teq or --teq-placement asks for TEQ */
+    if (qc->method != METHOD_QUEPT && !cli_get(o, no, "teq") && !cli_get(o, no, "teq-placement"))
+        qc->teq = TEQ_OFF;
+    /* an explicit --epochs is the budget: the default's step floor applies
+     * only along with it when --min-steps is given too */
+    if (cli_get(o, no, "epochs") && !cli_get(o, no, "min-steps")) qc->min_steps = 0;
     /* --fallback on a config without a holdout (--reference-method) would
      * have nothing to judge by: it gets the default's share */
     if (cli_get(o, no, "fallback") && qc->fallback && qc->holdout == 0.0f && !cli_get(o, no, "holdout")) {
