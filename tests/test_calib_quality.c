@@ -37,7 +37,7 @@ static void kld_per_width(const char *path, const Model *ref, const TokenSet *ts
         CHECK(elastic_switch(&em, bits, &q, &err) == 0);
         q.tok_emb = em.base.tok_emb, q.final_norm = em.base.final_norm, q.classifier = em.base.classifier;
         EvalResult r;
-        CHECK_MSG(evaluate_model(&q, ref, ts, 8, &r, &err) == 0, "%s", err.msg);
+        CHECK_MSG(evaluate_model(&q, ref, ts, 8, NULL, &r, &err) == 0, "%s", err.msg);
         kld[bi] = r.kld_mean;
     }
     q.tok_emb = q.final_norm = q.classifier = NULL;

@@ -15,17 +15,20 @@
  * F16-rounded activations, a Q4_1/Q5_1/Q8_0 weight activations quantized to
  * 8 bits (Q8_0/Q8_1 blocks of 32) — the codes themselves are exact (test_export
  * dequantizes every GGUF block back to the switched weights bitwise), so the
- * two differ by activation rounding only. Measured on 2026-12-06 (this seed):
+ * two differ by activation rounding only. Measured on 2026-12-06 (this seed,
+ * the defaults of issue 13: TEQ on):
  *   bits  type   KLD(quept||llama.cpp)  PPL quept  PPL llama.cpp
- *     8   F16    7.0e-05                22.843     22.853
- *     7   Q8_0   0.0142                 23.742     23.735
- *     6   Q8_0   0.0118                 31.635     32.049
- *     5   Q5_1   0.0124                 70.515     70.130
- *     4   Q4_1   0.0130                 229.51     229.50
- *     3   Q4_1   0.0198                 2192.4     2231.7
- *     2   Q4_1   0.0309                 20825      20834
+ *     8   F16    6.9e-05                22.716     22.735
+ *     7   Q8_0   0.0104                 25.570     25.865
+ *     6   Q8_0   0.0120                 29.705     30.005
+ *     5   Q5_1   0.0138                 72.179     73.630
+ *     4   Q4_1   0.0125                 286.53     295.74
+ *     3   Q4_1   0.0153                 1908.9     1966.4
+ *     2   Q4_1   0.0334                 14511      14227
  * Checked at about twice the worst of these: F16 mean KLD <= 5e-4 and PPL
- * within 0.2 %; the block types mean KLD <= 0.06 and PPL within 4 %. File
+ * within 0.2 %; the block types mean KLD <= 0.06 and PPL within 8 % (a
+ * small logit shift moves the perplexity of a poor model a lot; the KLD is
+ * the measure). File
  * sizes never grow as the width drops (2, 3 and 4 bits are all Q4_1 today:
  * the same size, issue 14's K-quants are what would shrink them).
  * Skips (77) with a message when node or tests/llama_check/node_modules is
@@ -173,6 +176,7 @@ int main(void) {
     QuantConfig qc;
     quant_config_default(&qc);
     qc.epochs = 2;
+    qc.min_steps = 0; /* exactly 2 epochs: the agreement does not need a good calibration */
     ElasticModel em;
     if (check_failures || calibrate_and_load(model, calib, art, &qc, &em) != 0) {
         scratch_remove(dir);
@@ -223,7 +227,7 @@ int main(void) {
         const int f16 = bits == 8; /* the auto type at 8 bits is F16 throughout */
         CHECK_MSG(isfinite(a.kld_mean) && a.kld_mean <= (f16 ? 5e-4 : 0.06), "%d bits: mean KLD %g", bits,
                   a.kld_mean);
-        CHECK_MSG(rel <= (f16 ? 2e-3 : 4e-2), "%d bits: PPL %.4f (quept) vs %.4f (llama.cpp)", bits,
+        CHECK_MSG(rel <= (f16 ? 2e-3 : 8e-2), "%d bits: PPL %.4f (quept) vs %.4f (llama.cpp)", bits,
                   a.ppl_quept, a.ppl_llama);
         CHECK_MSG(prev_size < 0 || size <= prev_size, "%d bits: %ld bytes, more than the wider file's %ld",
                   bits, size, prev_size);

@@ -108,8 +108,8 @@ static void check_act_variant(const char *path, const char *out, float alpha, in
         CHECK_MSG(kld < 1e-6, "mean KLD %.3g to the original", kld);
         if (exact) CHECK_MSG(nd == 0, "alpha %g is a power of two, yet %ld logits differ", (double)alpha, nd);
         EvalResult ra, rb;
-        CHECK(evaluate_model(&a, NULL, &ts, 4, &ra, &err) == 0);
-        CHECK(evaluate_model(&b, &a, &ts, 4, &rb, &err) == 0);
+        CHECK(evaluate_model(&a, NULL, &ts, 4, NULL, &ra, &err) == 0);
+        CHECK(evaluate_model(&b, &a, &ts, 4, NULL, &rb, &err) == 0);
         CHECK_MSG(fabs(ra.ppl - rb.ppl) <= 1e-5 * ra.ppl, "PPL %.6f vs %.6f", ra.ppl, rb.ppl);
         CHECK_MSG(rb.kld_mean < 1e-6, "evaluate: mean KLD %.3g", rb.kld_mean);
     }
