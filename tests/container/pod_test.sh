@@ -131,17 +131,24 @@ same_as() { # same_as JOB REF: the job's artifact is byte-identical to REF
     cmp "$MP/jobs/$1/$1.qept" "$2" || fail "job $1: the containers' artifact differs from the local run's"
 }
 
+start_job() { # start_job JOB EPOCHS: its coordinator JOB-coord and workers JOB-w0, JOB-w1
+    coordinator "$1-coord" "$1" "$2" && worker "$1-w0" "$1" 0 && worker "$1-w1" "$1" 1 || fail "starting the containers"
+}
+mid_job() { # mid_job JOB: waits for its first journaled block; the job must still be running
+    wait_for 120 test -f "$MP/jobs/$1/checkpoint/block-0.qckp" || { logs "$1-coord"; fail "no block journaled in 120 s"; }
+    [ -f "$MP/jobs/$1/$1.qept" ] && fail "job $1 finished before the kill (make it longer)"
+}
+
 # ---- 2. a job in a pod ----
-coordinator a-coord a 4 && worker a-w0 a 0 && worker a-w1 a 1 || fail "starting the containers"
+start_job a 4
 expect_exit 0 a-coord a-w0 a-w1
 same_as a ref4.qept
 "$QUEPT" inspect "$MP/jobs/a/a.qept" >/dev/null || fail "quept inspect of the pod's artifact"
 pass "pod of coordinator + 2 workers (CURVE, uid 10001, read-only root): artifact identical to the local run"
 
 # ---- 3. the coordinator container SIGKILLed and started again ----
-coordinator b-coord b 30 && worker b-w0 b 0 && worker b-w1 b 1 || fail "starting the containers"
-wait_for 120 test -f "$MP/jobs/b/checkpoint/block-0.qckp" || { logs b-coord; fail "no block journaled in 120 s"; }
-[ -f "$MP/jobs/b/b.qept" ] && fail "the job finished before the kill (make it longer)"
+start_job b 30
+mid_job b
 podman kill -s KILL b-coord >/dev/null || fail "podman kill"
 expect_exit 137 b-coord
 coordinator b-coord2 b 30 || fail "starting the second coordinator"
@@ -151,9 +158,8 @@ same_as b ref30.qept
 pass "coordinator container SIGKILLed after a journaled block, started again: resumed, identical"
 
 # ---- 4. a worker container SIGKILLed mid-job and replaced ----
-coordinator c-coord c 30 && worker c-w0 c 0 && worker c-w1 c 1 || fail "starting the containers"
-wait_for 120 test -f "$MP/jobs/c/checkpoint/block-0.qckp" || { logs c-coord; fail "no block journaled in 120 s"; }
-[ -f "$MP/jobs/c/c.qept" ] && fail "the job finished before the kill (make it longer)"
+start_job c 30
+mid_job c
 podman kill -s KILL c-w1 >/dev/null || fail "podman kill"
 expect_exit 137 c-w1
 worker c-w1b c 1 || fail "starting the replacement worker"
