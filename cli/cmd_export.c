@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "artifact/elastic.h"
 #include "artifact/mixed.h"
@@ -42,7 +43,12 @@ static const char *HELP =
     "                   hold exactly as F16 instead of failing\n"
     "  --tokenizer TOK  gguf: the model's llama2.c tokenizer.bin (its token count\n"
     "                   must equal the model's vocab_size), written as the\n"
-    "                   tokenizer.ggml.* keys llama.cpp needs to run the file\n"
+    "                   tokenizer.ggml.* keys llama.cpp needs to run the file;\n"
+    "                   safetensors-*: the source Hugging Face model directory\n"
+    "                   (or its tokenizer.json): its tokenizer.json, tokenizer_\n"
+    "                   config.json, special_tokens_map.json, tokenizer.model,\n"
+    "                   added_tokens.json and generation_config.json, those\n"
+    "                   present, are copied into the export\n"
     "  --artifact A     the artifact (instead of the positional argument)\n";
 
 int cmd_export(int argc, char **argv) {
@@ -89,10 +95,6 @@ int cmd_export(int argc, char **argv) {
         log_error("export: --gguf-type applies to --format gguf only");
         return 2;
     }
-    if (cli_get(o, no, "tokenizer") && kind != 2) {
-        log_error("export: --tokenizer applies to --format gguf only (the HF formats carry no tokenizer)");
-        return 2;
-    }
     PathArg inputs[] = {{"the artifact", art}, {"--tokenizer", cli_get(o, no, "tokenizer")}};
     if (paths_check_output((PathArg){"--out", out}, kind != 2, inputs, 2, &err) != 0) {
         log_error("export: %s", err.msg);
@@ -116,7 +118,10 @@ int cmd_export(int argc, char **argv) {
     Tokenizer *tok = NULL;
     const char *tok_path = cli_get(o, no, "tokenizer");
     int rc = !bits ? qerr_set(&err, "out of memory") : 0;
-    if (rc == 0 && tok_path) rc = export_gguf_tokenizer(tok_path, em.cfg.vocab_size, &tok, &err);
+    const int made_dir = kind != 2 && access(out, F_OK) != 0;
+    /* a wrong tokenizer fails before anything is written */
+    if (rc == 0 && tok_path && kind == 2) rc = export_gguf_tokenizer(tok_path, em.cfg.vocab_size, &tok, &err);
+    if (rc == 0 && tok_path && kind != 2) rc = export_hf_tokenizer_check(tok_path, em.cfg.vocab_size, &err);
     if (rc == 0 && avg_s) {
         double achieved = 0;
         rc = mixed_assign_bits(&em, avg, cli_get(o, no, "proxy") != NULL, bits, &achieved, &err);
@@ -133,6 +138,14 @@ int cmd_export(int argc, char **argv) {
     if (rc == 0)
         rc = kind == 0 ? export_fp16(&em, bits, out, &err) : elastic_switch_codes(&em, bits, &sw, &err);
     if (rc == 0 && kind == 1) rc = export_int(&em, &sw, out, &err);
+    if (rc == 0 && kind != 2 && tok_path) {
+        int copied = 0;
+        rc = export_hf_tokenizer_copy(tok_path, out, &copied, &err);
+        if (rc == 0)
+            log_info("export: copied %d tokenizer files from %s", copied, tok_path);
+        else
+            export_remove_debris(out, made_dir);
+    }
     if (rc == 0 && kind == 2) {
         GgufOptions go = {.type = cli_get(o, no, "gguf-type"),
                           .force = cli_get(o, no, "force") != NULL,

@@ -775,6 +775,78 @@ static void expect_fail(const char *args, const char *needle) {
     free(o);
 }
 
+/* A tokenizer.json of n tokens (<unk>, t1 .. t{n-1}; no merges) at path. */
+static void write_tokenizer_json(const char *path, int n) {
+    FILE *f = fopen(path, "w");
+    if (!f) return;
+    fprintf(f, "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,\"added_tokens\":[],"
+               "\"normalizer\":null,\"pre_tokenizer\":null,\"post_processor\":null,\"decoder\":null,"
+               "\"model\":{\"type\":\"BPE\",\"dropout\":null,\"unk_token\":\"<unk>\","
+               "\"continuing_subword_prefix\":null,\"end_of_word_suffix\":null,\"fuse_unk\":false,"
+               "\"byte_fallback\":false,\"vocab\":{\"<unk>\":0");
+    for (int i = 1; i < n; i++) fprintf(f, ",\"t%d\":%d", i, i);
+    fprintf(f, "},\"merges\":[]}}");
+    fclose(f);
+}
+
+/* `quept export --tokenizer SRC` for the HF formats: the source directory's
+ * tokenizer files land in the export byte for byte; a file that is not
+ * tokenizer.json, a directory without one and a tokenizer larger than the
+ * model's vocabulary are refused before anything is written. */
+static void test_hf_tokenizer_files(const char *art, int vocab) {
+    char src[600], f[700], out[600], a[2048], *x, *y;
+    size_t nx, ny;
+    QErr err = {{0}};
+    snprintf(src, sizeof src, "%s/hf-src", tmpdir);
+    CHECK(dir_make_all(src, &err) == 0);
+    snprintf(f, sizeof f, "%s/tokenizer.json", src);
+    write_tokenizer_json(f, vocab - 5);
+    static const char *const EXTRA[][2] = {{"tokenizer_config.json", "{\"bos_token\": \"<s>\"}"},
+                                           {"generation_config.json", "{\"max_new_tokens\": 64}"}};
+    for (int i = 0; i < 2; i++) {
+        snprintf(f, sizeof f, "%s/%s", src, EXTRA[i][0]);
+        CHECK(file_write_all(f, EXTRA[i][1], strlen(EXTRA[i][1]), &err) == 0);
+    }
+    snprintf(out, sizeof out, "%s/hf-tok-out", tmpdir);
+    snprintf(a, sizeof a, "%s export %s --bits 4 --format safetensors-int --tokenizer %s --out %s 2>&1",
+             QUEPT_BIN, art, src, out);
+    int st;
+    char *o = run_capture(a, &st);
+    CHECK_MSG(exit_code(st) == 0 && o && strstr(o, "copied 3 tokenizer files"), "%s", o ? o : "");
+    free(o);
+    static const char *const NAMES[] = {"tokenizer.json", "tokenizer_config.json", "generation_config.json"};
+    for (int i = 0; i < 3; i++) {
+        char p1[800], p2[800];
+        snprintf(p1, sizeof p1, "%s/%s", src, NAMES[i]);
+        snprintf(p2, sizeof p2, "%s/%s", out, NAMES[i]);
+        CHECK_MSG(file_read_all(p1, &x, &nx, &err) == 0 && file_read_all(p2, &y, &ny, &err) == 0 &&
+                      nx == ny && memcmp(x, y, nx) == 0,
+                  "%s not copied byte for byte", NAMES[i]);
+        free(x), free(y);
+    }
+    /* refusals: nothing written */
+    snprintf(out, sizeof out, "%s/hf-tok-refused", tmpdir);
+    snprintf(a, sizeof a, "%s --bits 4 --format safetensors-fp16 --tokenizer %s/x.bin --out %s", art, tmpdir,
+             out);
+    expect_fail(a, "no such file");
+    snprintf(f, sizeof f, "%s/tok.bin", tmpdir);
+    CHECK(file_write_all(f, "x", 1, &err) == 0);
+    snprintf(a, sizeof a, "%s --bits 4 --format safetensors-fp16 --tokenizer %s --out %s", art, f, out);
+    expect_fail(a, "give the model directory or its tokenizer.json");
+    char empty[700];
+    snprintf(empty, sizeof empty, "%s/no-tok", tmpdir);
+    CHECK(dir_make_all(empty, &err) == 0);
+    snprintf(a, sizeof a, "%s --bits 4 --format safetensors-fp16 --tokenizer %s --out %s", art, empty, out);
+    expect_fail(a, "no tokenizer.json there");
+    snprintf(a, sizeof a, "%s --bits 4 --format safetensors-fp16 --tokenizer %s --out %s/o", art, src, src);
+    expect_fail(a, "outputs are written outside the inputs"); /* the export may not land in its source */
+    snprintf(f, sizeof f, "%s/tokenizer.json", src);
+    write_tokenizer_json(f, vocab + 4);
+    snprintf(a, sizeof a, "%s --bits 4 --format safetensors-fp16 --tokenizer %s --out %s", art, f, out);
+    expect_fail(a, "more than the model's vocab_size");
+    CHECK_MSG(access(out, F_OK) != 0, "a refused export left %s", out);
+}
+
 int main(void) {
     test_switch_codes();
     scratch_dir(tmpdir, sizeof tmpdir, "export");
@@ -815,8 +887,7 @@ int main(void) {
     free(outp);
     snprintf(a, sizeof a, "%s --avg-bits 3.5 --bits 3 --format gguf --out %s", art, o);
     expect_fail(a, "exclude each other");
-    snprintf(a, sizeof a, "%s --bits 4 --format safetensors-int --tokenizer x.bin --out %s", art, o);
-    expect_fail(a, "--tokenizer applies to --format gguf only");
+    test_hf_tokenizer_files(art, em.cfg.vocab_size);
     char tok[600];
     snprintf(tok, sizeof tok, "%s/models/llama2-tokenizer.bin", QUEPT_SHARED_DIR);
     if (access(tok, R_OK) == 0) {

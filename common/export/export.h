@@ -26,6 +26,20 @@ int export_fp16(const ElasticModel *em, const int *bits, const char *dir, QErr *
 /* safetensors-int: the switched codes in GPTQ v2 layout (one width). */
 int export_int(const ElasticModel *em, const SwitchedModel *sw, const char *dir, QErr *err);
 
+/* The tokenizer files an HF export carries (NULL-terminated): copied from
+ * --tokenizer (the source model directory, or its tokenizer.json) when
+ * present there. */
+extern const char *const EXPORT_HF_TOKENIZER_FILES[];
+/* Before writing: --tokenizer names a directory (or tokenizer.json) with a
+ * tokenizer.json that loads and has at most vocab_size tokens. */
+int export_hf_tokenizer_check(const char *src, int vocab_size, QErr *err);
+/* After writing: copies the files of EXPORT_HF_TOKENIZER_FILES present beside
+ * src into out_dir (each atomically); *copied counts them. */
+int export_hf_tokenizer_copy(const char *src, const char *out_dir, int *copied, QErr *err);
+/* Removes what an export wrote into dir (weights, config, tokenizer files)
+ * and dir itself, when the export made it (made_dir). */
+void export_remove_debris(const char *dir, int made_dir);
+
 typedef struct Tokenizer Tokenizer;
 
 typedef struct {

@@ -41,12 +41,16 @@
 /* A failed export leaves no debris: when it made the directory, the files it
  * writes and the directory go again (a directory that was there is left as
  * it is: its files are replaced atomically or not at all). */
-static void remove_debris(const char *dir, int made_dir) {
+void export_remove_debris(const char *dir, int made_dir) {
     if (!made_dir) return;
     static const char *const FILES[] = {"model.safetensors", "config.json"};
     char path[1200];
     for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, FILES[i]);
+        unlink(path);
+    }
+    for (int i = 0; EXPORT_HF_TOKENIZER_FILES[i]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, EXPORT_HF_TOKENIZER_FILES[i]);
         unlink(path);
     }
     rmdir(dir);
@@ -64,7 +68,7 @@ int export_fp16(const ElasticModel *em, const int *bits, const char *dir, QErr *
     }
     q.tok_emb = q.final_norm = q.classifier = NULL;
     model_free(&q);
-    if (rc != 0) remove_debris(dir, made_dir);
+    if (rc != 0) export_remove_debris(dir, made_dir);
     return rc;
 }
 
@@ -266,7 +270,7 @@ int export_int(const ElasticModel *em, const SwitchedModel *sw, const char *dir,
     owned_free(&ow);
     snprintf(path, sizeof path, "%s/config.json", dir);
     if (rc || write_int_config(path, em, b, err)) {
-        remove_debris(dir, made_dir);
+        export_remove_debris(dir, made_dir);
         return -1;
     }
     return 0;
