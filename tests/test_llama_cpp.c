@@ -40,6 +40,7 @@
 #include "artifact/elastic.h"
 #include "artifact/switch.h"
 #include "check.h"
+#include "eval/metrics.h"
 #include "fixtures.h"
 
 #define N_EVAL 4
@@ -88,16 +89,6 @@ static float *read_floats(const char *path, size_t n) {
     return x;
 }
 
-/* log-softmax of one row of V logits into lp */
-static void log_softmax_row(const float *z, int V, double *lp) {
-    double mx = z[0];
-    for (int i = 1; i < V; i++) mx = z[i] > mx ? z[i] : mx;
-    double s = 0;
-    for (int i = 0; i < V; i++) s += exp(z[i] - mx);
-    double lse = mx + log(s);
-    for (int i = 0; i < V; i++) lp[i] = z[i] - lse;
-}
-
 typedef struct {
     double kld_mean, top1, ppl_quept, ppl_llama;
 } Agreement;
@@ -110,16 +101,14 @@ static Agreement compare(const float *zq, const float *zl, const int *tok, int B
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             size_t row = ((size_t)b * T + t) * V;
-            log_softmax_row(zq + row, V, lq);
-            log_softmax_row(zl + row, V, ll);
-            double kld = 0;
+            log_softmax_row(lq, zq + row, V);
+            log_softmax_row(ll, zl + row, V);
             int aq = 0, al = 0;
             for (int i = 0; i < V; i++) {
-                kld += exp(lq[i]) * (lq[i] - ll[i]);
                 if (lq[i] > lq[aq]) aq = i;
                 if (ll[i] > ll[al]) al = i;
             }
-            a.kld_mean += kld;
+            a.kld_mean += kl_divergence(lq, ll, V);
             agree += aq == al;
             n++;
             if (t + 1 < T) {

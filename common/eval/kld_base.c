@@ -44,12 +44,6 @@ static void encode_row(const float *l, int V, uint16_t *row) {
     }
 }
 
-static int row_is_finite(const float *x, int V) {
-    float acc = 0.0f;
-    for (int i = 0; i < V; i++) acc += x[i] - x[i];
-    return acc == 0.0f;
-}
-
 /* Runs m on chunks [s0, s0+nb) of ts (BOS first) into fs->logits. */
 static void forward_chunks(const Model *m, ForwardState *fs, const TokenSet *ts, int s0, int nb, int bos_id,
                            int *tmp) {
@@ -105,7 +99,7 @@ int kld_base_write(const char *path, const Model *m, const TokenSet *ts, int bat
         for (int b = 0; rc == 0 && b < nb; b++) {
             for (int r = 0; r < R; r++) {
                 const float *l = fs.logits + ((size_t)b * T + T / 2 + r) * V;
-                if (!row_is_finite(l, V)) {
+                if (!logits_row_finite(l, V)) {
                     rc = qerr_setc(err, QERR_CORRUPT,
                                    "the model's logits are NaN or infinite (chunk %d, position %d): no base "
                                    "file is written",
@@ -245,11 +239,6 @@ static double compare_row(const float *l, const uint16_t *row, int V, int tok, K
     return kld;
 }
 
-static int cmp_double(const void *x, const void *y) {
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-
 int kld_base_compare(const char *path, const Model *m, int batch, int bos_id, KldBaseResult *out, QErr *err) {
     FILE *f;
     int T, V, K;
@@ -289,11 +278,11 @@ int kld_base_compare(const char *path, const Model *m, int batch, int bos_id, Kl
                 const float *l = fs.logits + ((size_t)b * T + t) * V;
                 float hdr[2];
                 memcpy(hdr, rows + (size_t)r * nv, sizeof hdr);
-                if (!row_is_finite(l, V) || !isfinite(hdr[0]) || !isfinite(hdr[1])) {
+                if (!logits_row_finite(l, V) || !isfinite(hdr[0]) || !isfinite(hdr[1])) {
                     rc = qerr_setc(err, QERR_CORRUPT,
                                    "chunk %d, position %d: %s is NaN or infinite: no metric is reported",
                                    s0 + b, t,
-                                   row_is_finite(l, V) ? "the base file's row" : "the model's logit row");
+                                   logits_row_finite(l, V) ? "the base file's row" : "the model's logit row");
                     break;
                 }
                 klds[n++] = compare_row(l, rows + (size_t)r * nv, V, tok[t + 1], &s);
@@ -308,9 +297,7 @@ int kld_base_compare(const char *path, const Model *m, int batch, int bos_id, Kl
         out->ppl = exp(s.nll / n);
         out->ppl_base = exp(s.nll_base / n);
         out->kld_mean = sum / n;
-        qsort(klds, (size_t)n, sizeof(double), cmp_double);
-        long rank = (long)ceil(0.99 * (double)n);
-        out->kld_p99 = klds[(rank < 1 ? 1 : rank) - 1];
+        out->kld_p99 = quantile_nearest_rank(klds, (size_t)n, 0.99);
         out->top1_agree = (double)s.same_top / n;
         out->p_diff_rms = sqrt(s.p_diff2 / n);
         out->n_ctx = T, out->n_vocab = V, out->n_chunk = K;

@@ -28,7 +28,7 @@ double kl_divergence(const double *logp, const double *logq, int V) {
     return kl < 0.0 ? 0.0 : kl; /* rounding can give -1e-17 for identical rows; NaN passes */
 }
 
-static int row_is_finite(const float *x, int V) {
+int logits_row_finite(const float *x, int V) {
     float acc = 0.0f;
     for (int i = 0; i < V; i++) acc += x[i] - x[i]; /* NaN for any NaN or Inf; vectorises */
     return acc == 0.0f;
@@ -59,7 +59,7 @@ void eval_accum_sequence(EvalAccum *a, const float *logits, const float *ref_log
     for (int t = a->first; t + 1 < T; t++) {
         const float *row = logits + (size_t)t * V;
         const float *rrow = ref_logits ? ref_logits + (size_t)t * V : NULL;
-        int bad_model = !row_is_finite(row, V), bad_ref = rrow && !row_is_finite(rrow, V);
+        int bad_model = !logits_row_finite(row, V), bad_ref = rrow && !logits_row_finite(rrow, V);
         if (bad_model || bad_ref) {
             note_nonfinite(a, !bad_model);
             a->n_pred++;
@@ -92,6 +92,13 @@ static int cmp_double(const void *x, const void *y) {
     return (a > b) - (a < b);
 }
 
+double quantile_nearest_rank(double *v, size_t n, double q) {
+    qsort(v, n, sizeof(double), cmp_double);
+    size_t rank = (size_t)ceil(q * (double)n);
+    if (rank < 1) rank = 1;
+    return v[rank - 1];
+}
+
 int eval_accum_result(EvalAccum *a, EvalResult *r, QErr *err) {
     if (a->oom) return qerr_set(err, "out of memory while evaluating");
     if (a->n_pred == 0) return qerr_set(err, "no tokens to evaluate (sequences need >= 2 tokens)");
@@ -109,11 +116,7 @@ int eval_accum_result(EvalAccum *a, EvalResult *r, QErr *err) {
         double s = 0.0;
         for (size_t i = 0; i < a->n_kld; i++) s += a->kld[i];
         r->kld_mean = s / (double)a->n_kld;
-        qsort(a->kld, a->n_kld, sizeof(double), cmp_double);
-        /* nearest-rank 99th percentile */
-        size_t rank = (size_t)ceil(0.99 * (double)a->n_kld);
-        if (rank < 1) rank = 1;
-        r->kld_p99 = a->kld[rank - 1];
+        r->kld_p99 = quantile_nearest_rank(a->kld, a->n_kld, 0.99);
         r->top1_agree = (double)a->top1_same / (double)a->n_kld;
     }
     return 0;

@@ -44,6 +44,11 @@ void eval_accum_sequence(EvalAccum *a, const float *logits, const float *ref_log
 /* The metrics; an error (never a number) when any logit was NaN/Inf. */
 int eval_accum_result(EvalAccum *a, EvalResult *r, QErr *err);
 
+/* 1 when every one of the V logits is finite (0 for any NaN or Inf). */
+int logits_row_finite(const float *x, int V);
+/* The nearest-rank quantile q (in (0, 1]) of v[0..n), n >= 1; sorts v. */
+double quantile_nearest_rank(double *v, size_t n, double q);
+
 /* log-softmax of one row into out (double precision). */
 void log_softmax_row(double *out, const float *logits, int V);
 /* KL(p || q) from log-probabilities; NaN stays NaN. */
