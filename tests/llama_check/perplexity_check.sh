@@ -59,6 +59,20 @@ for b in 8 4; do
     "$QUEPT" export a.qept --bits $b --format gguf --tokenizer tok512.bin --out b$b.gguf 2>/dev/null || fail "export $b"
 done
 LPARGS=(-c 64 -b 64 -t 1 --no-warmup)
+# run_lp LOG LINE ARGS...: llama-perplexity ARGS into LOG until LOG holds LINE.
+# Its log goes through an asynchronous writer thread that now and then loses
+# the last lines at exit (seen: the final estimate, the KLD summary, with exit
+# status 0), so a run whose summary is missing is repeated, at most 3 times;
+# a failing exit status fails at once.
+run_lp() {
+    local log=$1 line=$2 try; shift 2
+    for try in 1 2 3; do
+        "$LP" "$@" >"$log" 2>&1 || return 1
+        grep -q "$line" "$log" && return 0
+        echo "note: llama-perplexity's output lacks '$line' (try $try): running it again"
+    done
+    return 0 # the caller reports what is missing
+}
 
 # ---- 1. quept writes the base, llama-perplexity reads it ----
 # The file floors log probabilities at max - 16 (llama.cpp's format), so its
@@ -70,7 +84,7 @@ for b in 8 4; do
     [ -n "$ppl_q" ] || fail "quept eval --kld-base-out at $b bits"
     pb_q=$("$QUEPT" eval --artifact a.qept --bits $b --kld-base q$b.kld --json 2>/dev/null | json_field ppl_base)
     [ -n "$pb_q" ] || fail "quept eval --kld-base on its own file at $b bits"
-    "$LP" -m b$b.gguf --kl-divergence --kl-divergence-base q$b.kld "${LPARGS[@]}" >lp$b.log 2>&1 ||
+    run_lp lp$b.log "Mean    KLD" -m b$b.gguf --kl-divergence --kl-divergence-base q$b.kld "${LPARGS[@]}" ||
         { tail -20 lp$b.log; fail "llama-perplexity --kl-divergence on quept's base ($b bits)"; }
     base=$(lp_field "Mean PPL(base)" <lp$b.log); q=$(lp_field "Mean PPL(Q)" <lp$b.log); kld=$(lp_field "Mean    KLD" <lp$b.log)
     [ -n "$base" ] && [ -n "$q" ] && [ -n "$kld" ] || { tail -30 lp$b.log; fail "no KLD summary from llama-perplexity"; }
@@ -87,7 +101,7 @@ pass "llama-perplexity reads quept's base files as quept does; KLD within the ke
 
 # ---- 2. llama-perplexity writes the base, quept reads it ----
 head -c 900 "$SHARED/data/tinystories-valid-sample.txt" >text.txt
-"$LP" -m b8.gguf -f text.txt --kl-divergence-base l8.kld "${LPARGS[@]}" >lpw.log 2>&1 ||
+run_lp lpw.log "Final estimate" -m b8.gguf -f text.txt --kl-divergence-base l8.kld "${LPARGS[@]}" ||
     { tail -20 lpw.log; fail "llama-perplexity writing a base file"; }
 est=$(sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p' lpw.log)
 [ -n "$est" ] && [ -s l8.kld ] || { tail -20 lpw.log; fail "llama-perplexity wrote no base / no final estimate"; }
