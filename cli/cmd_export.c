@@ -16,7 +16,6 @@
 #include "base/log.h"
 #include "base/paths.h"
 #include "cli.h"
-#include "data/tokenizer.h"
 #include "export/export.h"
 
 static const char *HELP =
@@ -41,9 +40,12 @@ static const char *HELP =
     "                   q5_1, q8_0\n"
     "  --force          with an explicit --gguf-type, store linears it cannot\n"
     "                   hold exactly as F16 instead of failing\n"
-    "  --tokenizer TOK  gguf: the model's llama2.c tokenizer.bin (its token count\n"
-    "                   must equal the model's vocab_size), written as the\n"
-    "                   tokenizer.ggml.* keys llama.cpp needs to run the file;\n"
+    "  --tokenizer TOK  gguf: the model's tokenizer.json (or its HF directory) or\n"
+    "                   llama2.c tokenizer.bin, written as the tokenizer.ggml.*\n"
+    "                   keys llama.cpp needs to run the file (Llama 2 style as\n"
+    "                   \"llama\", Llama 3 / Qwen2/3 byte-level BPE as \"gpt2\" with\n"
+    "                   pre \"llama-bpe\" / \"qwen2\"; other pre-tokenizers are\n"
+    "                   refused);\n"
     "                   safetensors-*: the source Hugging Face model directory\n"
     "                   (or its tokenizer.json): its tokenizer.json, tokenizer_\n"
     "                   config.json, special_tokens_map.json, tokenizer.model,\n"
@@ -115,12 +117,12 @@ int cmd_export(int argc, char **argv) {
     }
     int *bits = calloc((size_t)em.cfg.n_layers, sizeof(int));
     SwitchedModel sw = {0};
-    Tokenizer *tok = NULL;
+    GgufVocab vocab = {0};
     const char *tok_path = cli_get(o, no, "tokenizer");
     int rc = !bits ? qerr_set(&err, "out of memory") : 0;
     const int made_dir = kind != 2 && access(out, F_OK) != 0;
     /* a wrong tokenizer fails before anything is written */
-    if (rc == 0 && tok_path && kind == 2) rc = export_gguf_tokenizer(tok_path, em.cfg.vocab_size, &tok, &err);
+    if (rc == 0 && tok_path && kind == 2) rc = gguf_vocab_load(&vocab, tok_path, em.cfg.vocab_size, &err);
     if (rc == 0 && tok_path && kind != 2) rc = export_hf_tokenizer_check(tok_path, em.cfg.vocab_size, &err);
     if (rc == 0 && avg_s) {
         double achieved = 0;
@@ -149,7 +151,7 @@ int cmd_export(int argc, char **argv) {
     if (rc == 0 && kind == 2) {
         GgufOptions go = {.type = cli_get(o, no, "gguf-type"),
                           .force = cli_get(o, no, "force") != NULL,
-                          .tok = tok,
+                          .vocab = tok_path ? &vocab : NULL,
                           .tok_path = tok_path};
         rc = export_gguf(&em, &sw, out, &go, &err);
     }
@@ -158,7 +160,7 @@ int cmd_export(int argc, char **argv) {
     else
         log_info("export: wrote %s (%s)", out, fmt);
     switched_free(&sw);
-    tokenizer_free(tok);
+    gguf_vocab_free(&vocab);
     free(bits);
     elastic_free(&em);
     return rc == 0 ? 0 : 1;

@@ -677,15 +677,15 @@ static void test_tokenizer_keys(void) {
     QErr err = {{0}};
     CHECK_MSG(elastic_write(&em, art, &err) == 0, "%s", err.msg);
     elastic_free(&em);
-    Tokenizer *tz = NULL;
-    int rc = export_gguf_tokenizer(tok, NV, &tz, &err), bits[1] = {4};
-    GgufOptions go = {.tok = tz, .tok_path = tok};
+    GgufVocab tz = {0};
+    int rc = gguf_vocab_load(&tz, tok, NV, &err), bits[1] = {4};
+    GgufOptions go = {.vocab = &tz, .tok_path = tok};
     char *log = NULL;
     if (rc == 0) rc = export_art(art, "gguf", bits, out, &go, &log, &err);
     CHECK_MSG(rc == 0 && log && !strstr(log, "no --tokenizer"), "export %s with --tokenizer %s: %s %s", art,
               tok, err.msg, log ? log : "");
     free(log);
-    tokenizer_free(tz);
+    gguf_vocab_free(&tz);
     cJSON *root = nv == NV ? gguf_read(out) : NULL;
     cJSON *md = cJSON_GetObjectItemCaseSensitive(root, "metadata");
     if (root) {
@@ -891,12 +891,12 @@ int main(void) {
     char tok[600];
     snprintf(tok, sizeof tok, "%s/models/llama2-tokenizer.bin", QUEPT_SHARED_DIR);
     if (access(tok, R_OK) == 0) {
-        Tokenizer *tz = NULL;
-        int rc = export_gguf_tokenizer(tok, em.cfg.vocab_size, &tz, &err);
+        GgufVocab tz = {0};
+        int rc = gguf_vocab_load(&tz, tok, em.cfg.vocab_size, &err);
         CHECK_MSG(rc != 0, "--tokenizer %s on a vocab-%d model should fail", tok, em.cfg.vocab_size);
         CHECK_MSG(strstr(err.msg, "32000 tokens, but the model's vocab_size is 96"),
                   "expected the sizes in: %s", err.msg);
-        tokenizer_free(tz);
+        gguf_vocab_free(&tz);
     }
     elastic_free(&em);
 

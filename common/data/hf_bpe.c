@@ -154,6 +154,31 @@ int hf_bpe_add_merge(HfBpe *b, const char *l, size_t ln, const char *r, size_t r
     return 0;
 }
 
+int hf_bpe_merge_count(const HfBpe *b) {
+    int n = 0;
+    for (uint32_t j = 0; b->mkeys && j <= b->mmask; j++) n += b->mkeys[j] != 0;
+    return n;
+}
+
+int hf_bpe_merges(const HfBpe *b, int *left, int *right, int *merged, QErr *err) {
+    /* ranks are < n_merges (the file's count, repeats included): place each
+     * pair at its rank, then close the gaps repeats left */
+    int *at = malloc(((size_t)b->n_merges + 1) * sizeof *at);
+    if (!at) return qerr_set(err, "out of memory for %d merges", b->n_merges);
+    for (int r = 0; r < b->n_merges; r++) at[r] = -1;
+    for (uint32_t j = 0; b->mkeys && j <= b->mmask; j++)
+        if (b->mkeys[j]) at[b->mrank[j]] = (int)j;
+    int n = 0;
+    for (int r = 0; r < b->n_merges; r++) {
+        if (at[r] < 0) continue;
+        uint64_t k = b->mkeys[at[r]] - 1;
+        left[n] = (int)(uint32_t)(k >> 32), right[n] = (int)(uint32_t)k, merged[n] = b->mnew[at[r]];
+        n++;
+    }
+    free(at);
+    return n;
+}
+
 /* ------------------------------------------------------------- one word */
 
 typedef struct {

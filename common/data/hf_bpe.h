@@ -55,6 +55,12 @@ int hf_bpe_add_merge(HfBpe *b, const char *l, size_t ln, const char *r, size_t r
 int hf_bpe_word(const HfBpe *b, const char *w, size_t n, size_t off, int **ids, size_t *n_ids, size_t *cap,
                 QErr *err);
 
+/* The merges in rank order: left[i] + right[i] -> merged[i], ids (each array
+ * holds hf_bpe_merge_count(b) entries). A pair the file repeats is listed
+ * once, at its first rank. Returns the count written, or -1. */
+int hf_bpe_merge_count(const HfBpe *b);
+int hf_bpe_merges(const HfBpe *b, int *left, int *right, int *merged, QErr *err);
+
 void hf_bpe_free(HfBpe *b);
 
 #endif

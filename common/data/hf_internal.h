@@ -23,6 +23,7 @@ enum { PREPEND_ALWAYS, PREPEND_FIRST, PREPEND_NEVER };
 typedef struct {
     HfPreKind kind;
     pcre2_code *re;       /* Split; ByteLevel with use_regex */
+    char *pattern;        /* Split: the file's regex (NULL for a String pattern) */
     int add_prefix_space; /* ByteLevel */
     char *repl;           /* Metaspace replacement */
     int prepend, split;   /* Metaspace: PREPEND_*, split on the replacement */

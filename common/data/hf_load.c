@@ -206,6 +206,7 @@ static int load_pre(HfTokenizer *t, const cJSON *o, const char *where, QErr *err
         if (invert) return refuse(err, where, "Split with invert true");
         p->kind = PRE_SPLIT;
         if (!(p->re = compile_re(pat, !regex, where, err))) return -1;
+        if (regex && !(p->pattern = dup_str(pat))) return qerr_set(err, "out of memory");
     } else if (strcmp(type, "ByteLevel") == 0) {
         int use_regex = 1;
         if (get_bool(o, "add_prefix_space", 1, where, &p->add_prefix_space, err) != 0 ||
@@ -587,6 +588,7 @@ void hf_tokenizer_free(HfTokenizer *t) {
     for (int i = 0; i < t->n_pre; i++) {
         if (t->pre[i].re) pcre2_code_free(t->pre[i].re);
         free(t->pre[i].repl);
+        free(t->pre[i].pattern);
     }
     for (int i = 0; i < t->n_dec; i++) free(t->dec[i].a), free(t->dec[i].b);
     for (int i = 0; i < t->n_added; i++) free(t->added[i].content);
@@ -597,3 +599,62 @@ void hf_tokenizer_free(HfTokenizer *t) {
 int hf_tokenizer_vocab_size(const HfTokenizer *t) { return t->bpe.n_ids; }
 int hf_tokenizer_bos(const HfTokenizer *t) { return t->bos; }
 int hf_tokenizer_eos(const HfTokenizer *t) { return t->eos; }
+int hf_tokenizer_unk(const HfTokenizer *t) { return t->bpe.unk_id; }
+
+const char *hf_tokenizer_token(const HfTokenizer *t, int id, int *len) {
+    if (id < 0 || id >= t->bpe.n_ids || !t->bpe.str[id]) return NULL;
+    if (len) *len = t->bpe.len[id];
+    return t->bpe.str[id];
+}
+
+int hf_tokenizer_added(const HfTokenizer *t, int id) {
+    for (int i = 0; i < t->n_added; i++)
+        if (t->added[i].id == id) return t->added[i].special ? 2 : 1;
+    return 0;
+}
+
+HfStyle hf_tokenizer_style(const HfTokenizer *t) {
+    for (int i = 0; i < t->n_pre; i++)
+        if (t->pre[i].kind == PRE_BYTELEVEL) return HF_STYLE_BYTE_LEVEL;
+    if (!t->bpe.byte_fallback) return HF_STYLE_OTHER;
+    for (int i = 0; i < t->n_pre; i++)
+        if (t->pre[i].kind == PRE_METASPACE) return HF_STYLE_SENTENCEPIECE;
+    for (int i = 0; i < t->n_norm; i++)
+        if (t->norm[i].kind == NORM_REPLACE && strcmp(t->norm[i].a, " ") == 0 &&
+            strcmp(t->norm[i].b, "\xe2\x96\x81") == 0)
+            return HF_STYLE_SENTENCEPIECE;
+    return HF_STYLE_OTHER;
+}
+
+int hf_tokenizer_normalizes(const HfTokenizer *t) {
+    for (int i = 0; i < t->n_norm; i++)
+        if (t->norm[i].kind == NORM_NFC) return 1;
+    return 0;
+}
+
+const char *hf_tokenizer_split_regex(const HfTokenizer *t) {
+    for (int i = 0; i < t->n_pre; i++)
+        if (t->pre[i].kind == PRE_SPLIT) return t->pre[i].pattern;
+    return NULL;
+}
+
+int hf_tokenizer_adds_bos(const HfTokenizer *t) { return t->n_prefix > 0 && t->prefix[0] == t->bos; }
+
+int hf_tokenizer_merge_list(const HfTokenizer *t, HfMerges *m, QErr *err) {
+    int cap = hf_bpe_merge_count(&t->bpe);
+    size_t bytes = ((size_t)cap + 1) * sizeof(int);
+    m->left = malloc(bytes), m->right = malloc(bytes), m->merged = malloc(bytes);
+    m->n = m->left && m->right && m->merged ? hf_bpe_merges(&t->bpe, m->left, m->right, m->merged, err)
+                                            : qerr_set(err, "out of memory for %d merges", cap);
+    if (m->n < 0) {
+        hf_merges_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+void hf_merges_free(HfMerges *m) {
+    free(m->left), free(m->right), free(m->merged);
+    m->left = m->right = m->merged = NULL;
+    m->n = 0;
+}

@@ -44,4 +44,33 @@ int hf_tokenizer_encode(const HfTokenizer *t, const char *text, size_t len, int 
 int hf_tokenizer_decode(const HfTokenizer *t, const int *ids, size_t n, int skip_special, char **text,
                         size_t *len, QErr *err);
 
+/* ------------------------------------------------ the file's own view, for
+ * writers of other formats (the GGUF export's tokenizer.ggml.* keys). */
+
+typedef enum {
+    HF_STYLE_BYTE_LEVEL,    /* a ByteLevel pre-tokenizer: Llama 3, Qwen2/3 (GPT-2 style) */
+    HF_STYLE_SENTENCEPIECE, /* byte_fallback with Metaspace or a " " -> U+2581 normalizer: Llama 2 */
+    HF_STYLE_OTHER
+} HfStyle;
+HfStyle hf_tokenizer_style(const HfTokenizer *t);
+
+/* The vocab string of id as the file writes it (byte-level characters, U+2581
+ * for spaces, added tokens' content); NULL for an id the file leaves out. */
+const char *hf_tokenizer_token(const HfTokenizer *t, int id, int *len);
+/* 0: not an added token; 1: an added token; 2: an added special token. */
+int hf_tokenizer_added(const HfTokenizer *t, int id);
+int hf_tokenizer_unk(const HfTokenizer *t); /* -1: none */
+/* The regex of the first Split pre-tokenizer, or NULL. */
+const char *hf_tokenizer_split_regex(const HfTokenizer *t);
+/* 1 when the normalizer applies NFC. */
+int hf_tokenizer_normalizes(const HfTokenizer *t);
+/* 1 when the post-processor puts the BOS token first. */
+int hf_tokenizer_adds_bos(const HfTokenizer *t);
+/* The merges in rank order: left[i] + right[i] -> merged[i] (ids). */
+typedef struct {
+    int *left, *right, *merged, n;
+} HfMerges;
+int hf_tokenizer_merge_list(const HfTokenizer *t, HfMerges *m, QErr *err);
+void hf_merges_free(HfMerges *m);
+
 #endif

@@ -112,3 +112,6 @@ int ttok_decode(const TextTokenizer *t, const int *ids, size_t n, int skip_speci
     *len = strlen(*text);
     return 0;
 }
+
+const Tokenizer *ttok_bin(const TextTokenizer *t) { return t->bin; }
+const HfTokenizer *ttok_hf(const TextTokenizer *t) { return t->hf; }

@@ -10,6 +10,8 @@
 #include "../base/err.h"
 
 typedef struct TextTokenizer TextTokenizer;
+typedef struct Tokenizer Tokenizer;
+typedef struct HfTokenizer HfTokenizer;
 
 /* Opens a tokenizer file of either format, or a directory holding
  * tokenizer.json (a Hugging Face model directory). */
@@ -37,5 +39,9 @@ int ttok_encode(const TextTokenizer *t, const char *text, size_t len, int add_sp
  * text when skip_special. */
 int ttok_decode(const TextTokenizer *t, const int *ids, size_t n, int skip_special, char **text, size_t *len,
                 QErr *err);
+
+/* The tokenizer underneath: exactly one of the two is non-NULL. */
+const Tokenizer *ttok_bin(const TextTokenizer *t);
+const HfTokenizer *ttok_hf(const TextTokenizer *t);
 
 #endif

@@ -40,19 +40,35 @@ int export_hf_tokenizer_copy(const char *src, const char *out_dir, int *copied, 
  * and dir itself, when the export made it (made_dir). */
 void export_remove_debris(const char *dir, int made_dir);
 
-typedef struct Tokenizer Tokenizer;
+/* The tokenizer.ggml.* keys of a GGUF export, as llama.cpp's converters
+ * write them (export_gguf_vocab.c has the rules). */
+typedef struct {
+    char model[8];   /* "llama" (SentencePiece) or "gpt2" (byte-level BPE) */
+    const char *pre; /* gpt2: llama.cpp's pre-tokenizer name ("llama-bpe", "qwen2") */
+    int n;           /* tokens: the model's vocab_size */
+    char **tokens;   /* n strings */
+    float *scores;   /* n, "llama" only (else NULL) */
+    int *types;      /* n, llama.cpp's token types */
+    char **merges;   /* n_merges "left right" strings, "gpt2" only */
+    int n_merges;
+    int bos, eos, unk; /* -1: key not written */
+    int add_bos;       /* -1: key not written (llama.cpp's default) */
+    int n_pad;         /* ids the tokenizer leaves out, written as "[PADn]" */
+} GgufVocab;
+
+/* Loads --tokenizer PATH for export_gguf: a llama2.c tokenizer.bin (its
+ * token count must equal vocab_size), a tokenizer.json, or a directory with
+ * one (at most vocab_size tokens). Called before the switch so a wrong file
+ * fails fast, with an error naming the file and the reason. */
+int gguf_vocab_load(GgufVocab *v, const char *path, int vocab_size, QErr *err);
+void gguf_vocab_free(GgufVocab *v);
 
 typedef struct {
-    const char *type;     /* --gguf-type: auto (or NULL), f16, q4_1, q5_1, q8_0 */
-    int force;            /* --force: F16 for linears an explicit type cannot hold */
-    const Tokenizer *tok; /* --tokenizer (export_gguf_tokenizer), or NULL: no keys */
-    const char *tok_path; /* its file, for messages */
+    const char *type;       /* --gguf-type: auto (or NULL), f16, q4_1, q5_1, q8_0 */
+    int force;              /* --force: F16 for linears an explicit type cannot hold */
+    const GgufVocab *vocab; /* --tokenizer, or NULL: no tokenizer keys */
+    const char *tok_path;   /* its file, for messages */
 } GgufOptions;
-
-/* Loads --tokenizer PATH (a llama2.c tokenizer.bin) for export_gguf; its
- * token count must equal vocab_size (else an error naming both). Called
- * before the switch so a wrong file fails fast. Free with tokenizer_free. */
-int export_gguf_tokenizer(const char *path, int vocab_size, Tokenizer **out, QErr *err);
 
 int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *path, const GgufOptions *opt,
                 QErr *err);

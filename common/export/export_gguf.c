@@ -24,21 +24,7 @@
  * --gguf-type that cannot hold a linear is an error unless --force (then F16
  * for that linear). Norms and biases are F32, embeddings and head F16.
  *
- * Tokenizer (--tokenizer, a llama2.c tokenizer.bin), as llama.cpp's own
- * llama2.c converter (examples/convert-llama2c-to-ggml) writes it:
- *   tokenizer.ggml.model            string  "llama" (sentencepiece BPE)
- *   tokenizer.ggml.tokens           array of string: the file's pieces with
- *                                   ' ' turned back into U+2581 ("▁"); ids 0,
- *                                   1, 2 are "<unk>", "<s>", "</s>" (llama2.c
- *                                   stores BOS/EOS as "\n<s>\n", "\n</s>\n")
- *   tokenizer.ggml.scores           array of f32: the file's scores
- *   tokenizer.ggml.token_type       array of i32: 2 UNKNOWN (id 0), 3 CONTROL
- *                                   (ids 1, 2, and empty pieces), 6 BYTE
- *                                   ("<0xHH>"), 1 NORMAL (the rest)
- *   tokenizer.ggml.bos_token_id     u32 1
- *   tokenizer.ggml.eos_token_id     u32 2
- *   tokenizer.ggml.unknown_token_id u32 0
- * Its token count must equal the model's vocab_size. */
+ * Tokenizer keys (--tokenizer): export_gguf_vocab.c. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -47,13 +33,11 @@
 
 #include "base/bytebuf.h"
 #include "base/log.h"
-#include "data/tokenizer.h"
 #include "export.h"
 #include "model/safetensors.h"
 
 enum { GG_F32 = 0, GG_F16 = 1, GG_Q4_1 = 3, GG_Q5_1 = 7, GG_Q8_0 = 8 };
-enum { GV_U32 = 4, GV_I32 = 5, GV_F32 = 6, GV_STRING = 8, GV_ARRAY = 9 };
-enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_BYTE = 6 }; /* llama.cpp token types */
+enum { GV_U32 = 4, GV_I32 = 5, GV_F32 = 6, GV_BOOL = 7, GV_STRING = 8, GV_ARRAY = 9 };
 #define GGUF_ALIGN 32
 
 /* The header is built in ByteBufs (out of memory checked once, before writing). */
@@ -96,73 +80,36 @@ static void arr_head(ByteBuf *b, const char *k, uint32_t type, uint64_t n) {
     put_u64(b, n);
 }
 
-/* 1 for a byte-fallback piece, exactly "<0xHH>" (H uppercase or lowercase hex) */
-static int is_byte_piece(const char *s) {
-    static const char hex[] = "0123456789abcdefABCDEF";
-    return strlen(s) == 6 && strncmp(s, "<0x", 3) == 0 && s[5] == '>' && strchr(hex, s[3]) &&
-           strchr(hex, s[4]);
-}
-
-int export_gguf_tokenizer(const char *path, int vocab_size, Tokenizer **out, QErr *err) {
-    Tokenizer *t = NULL;
-    *out = NULL;
-    if (tokenizer_load(&t, path, 0, err) != 0) return qerr_wrap(err, "--tokenizer");
-    const int n = tokenizer_vocab_size(t);
-    if (n != vocab_size || n < 3) {
-        tokenizer_free(t);
-        if (n != vocab_size)
-            return qerr_set(err,
-                            "--tokenizer %s: %d tokens, but the model's vocab_size is %d; pass the "
-                            "tokenizer the model was trained with",
-                            path, n, vocab_size);
-        return qerr_set(err, "--tokenizer %s: %d tokens, expected at least <unk>, <s>, </s>", path, n);
+/* The tokenizer.ggml.* keys of v; returns the number of keys added. */
+static int kv_tokenizer(ByteBuf *b, const GgufVocab *v, const char *path) {
+    int n_kv = 0;
+    kv_str(b, "tokenizer.ggml.model", v->model), n_kv++;
+    if (v->pre) kv_str(b, "tokenizer.ggml.pre", v->pre), n_kv++;
+    arr_head(b, "tokenizer.ggml.tokens", GV_STRING, (uint64_t)v->n), n_kv++;
+    for (int i = 0; i < v->n; i++) put_str(b, v->tokens[i]);
+    if (v->scores) {
+        arr_head(b, "tokenizer.ggml.scores", GV_F32, (uint64_t)v->n), n_kv++;
+        bytebuf_append(b, v->scores, (size_t)v->n * 4);
     }
-    *out = t;
-    return 0;
-}
-
-/* The tokenizer.ggml.* keys (see the top); returns the number of keys added. */
-static int kv_tokenizer(ByteBuf *b, const Tokenizer *t, const char *path) {
-    const int n = tokenizer_vocab_size(t);
-    kv_str(b, "tokenizer.ggml.model", "llama");
-    arr_head(b, "tokenizer.ggml.tokens", GV_STRING, (uint64_t)n);
-    ByteBuf piece = {0};
-    for (int i = 0; i < n; i++) {
-        static const char *const special[3] = {"<unk>", "<s>", "</s>"};
-        const char *s = i < 3 ? special[i] : tokenizer_vocab_str(t, i);
-        piece.len = 0;
-        for (const char *p = s; *p; p++) {
-            if (*p == ' ')
-                bytebuf_append(&piece, "\xe2\x96\x81", 3); /* U+2581, sentencepiece's space */
-            else
-                bytebuf_append(&piece, p, 1);
-        }
-        if (piece.oom) b->oom = 1; /* reported with the header's out of memory */
-        put_u64(b, piece.len);
-        bytebuf_append(b, piece.data, piece.len);
+    arr_head(b, "tokenizer.ggml.token_type", GV_I32, (uint64_t)v->n), n_kv++;
+    for (int i = 0; i < v->n; i++) put_u32(b, (uint32_t)v->types[i]);
+    if (v->merges) {
+        arr_head(b, "tokenizer.ggml.merges", GV_STRING, (uint64_t)v->n_merges), n_kv++;
+        for (int i = 0; i < v->n_merges; i++) put_str(b, v->merges[i]);
     }
-    bytebuf_free(&piece);
-    arr_head(b, "tokenizer.ggml.scores", GV_F32, (uint64_t)n);
-    for (int i = 0; i < n; i++) {
-        float sc = tokenizer_score(t, i);
-        bytebuf_append(b, &sc, 4);
+    if (v->bos >= 0) kv_u32(b, "tokenizer.ggml.bos_token_id", (uint32_t)v->bos), n_kv++;
+    if (v->eos >= 0) kv_u32(b, "tokenizer.ggml.eos_token_id", (uint32_t)v->eos), n_kv++;
+    if (v->unk >= 0) kv_u32(b, "tokenizer.ggml.unknown_token_id", (uint32_t)v->unk), n_kv++;
+    if (v->add_bos >= 0) {
+        put_str(b, "tokenizer.ggml.add_bos_token");
+        put_u32(b, GV_BOOL);
+        uint8_t on = (uint8_t)(v->add_bos != 0);
+        bytebuf_append(b, &on, 1);
+        n_kv++;
     }
-    arr_head(b, "tokenizer.ggml.token_type", GV_I32, (uint64_t)n);
-    int n_byte = 0;
-    for (int i = 0; i < n; i++) {
-        const char *s = tokenizer_vocab_str(t, i);
-        int32_t ty = i == 0             ? TT_UNKNOWN
-                     : i <= 2 || !*s    ? TT_CONTROL
-                     : is_byte_piece(s) ? TT_BYTE
-                                        : TT_NORMAL;
-        n_byte += ty == TT_BYTE;
-        bytebuf_append(b, &ty, 4);
-    }
-    kv_u32(b, "tokenizer.ggml.bos_token_id", TOKEN_BOS);
-    kv_u32(b, "tokenizer.ggml.eos_token_id", TOKEN_EOS);
-    kv_u32(b, "tokenizer.ggml.unknown_token_id", 0);
-    log_info("export: tokenizer %s: %d tokens (%d byte tokens)", path, n, n_byte);
-    return 7;
+    log_info("export: tokenizer %s: model %s%s%s, %d tokens (%d padding), %d merges", path, v->model,
+             v->pre ? ", pre " : "", v->pre ? v->pre : "", v->n, v->n_pad, v->n_merges);
+    return n_kv;
 }
 
 typedef struct {
@@ -419,17 +366,18 @@ int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *pat
         kv_arch_u32(&kv, arch, "attention.key_length", (uint32_t)c->head_dim), n_kv++;
         kv_arch_u32(&kv, arch, "attention.value_length", (uint32_t)c->head_dim), n_kv++;
     }
-    if (opt->tok && tokenizer_vocab_size(opt->tok) != c->vocab_size) {
+    if (opt->vocab && opt->vocab->n != c->vocab_size) {
         bytebuf_free(&kv);
         free(ts);
         return qerr_set(err, "--tokenizer %s: %d tokens, but the model's vocab_size is %d", opt->tok_path,
-                        tokenizer_vocab_size(opt->tok), c->vocab_size);
+                        opt->vocab->n, c->vocab_size);
     }
-    if (opt->tok) {
-        n_kv += kv_tokenizer(&kv, opt->tok, opt->tok_path);
+    if (opt->vocab) {
+        n_kv += kv_tokenizer(&kv, opt->vocab, opt->tok_path);
     } else {
         log_warn("export: no --tokenizer: %s has no tokenizer.ggml.* keys, and llama.cpp will not load "
-                 "it without them (pass the model's llama2.c tokenizer.bin with --tokenizer)",
+                 "it without them (pass the model's tokenizer.json or llama2.c tokenizer.bin with "
+                 "--tokenizer)",
                  path);
     }
     put_str(&kv, "quept.bits"), n_kv++;
