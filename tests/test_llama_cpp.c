@@ -132,14 +132,9 @@ static long file_size(const char *path) {
 }
 
 int main(void) {
-    char script[1024], mod[1024];
-    snprintf(script, sizeof script, "%s/../llama_check/logits.mjs", QUEPT_TEST_DATA);
-    snprintf(mod, sizeof mod, "%s/../llama_check/node_modules/node-llama-cpp/package.json", QUEPT_TEST_DATA);
+    char script[1024];
+    llama_script_or_skip("logits.mjs", script, sizeof script);
     int st;
-    free(run_capture("node --version > /dev/null 2>&1", &st));
-    if (exit_code(st) != 0) SKIP("node not found (apt-get install nodejs npm)");
-    if (access(mod, R_OK) != 0)
-        SKIP("node-llama-cpp missing: npm install --prefix tests/llama_check (deploy/test.sh)");
     char model[1024];
     shared_path_or_skip("models/stories260K.bin", model, sizeof model);
 

@@ -7,7 +7,7 @@
 // and what llama.cpp read from the file (type names of its tensors).
 // Exit 2 with a message on bad input; 1 when llama.cpp cannot load the file.
 import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
-import { getLlama, LlamaLogLevel } from "node-llama-cpp";
+import { loadModelOrExit } from "./load.mjs";
 
 const [gguf, qtok, out, maxArg] = process.argv.slice(2);
 if (!gguf || !qtok || !out) {
@@ -27,14 +27,7 @@ if (buf.length !== 24 + 4 * nSeq * T) {
 }
 if (maxArg) nSeq = Math.min(nSeq, Number(maxArg));
 
-const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
-let model;
-try {
-  model = await llama.loadModel({ modelPath: gguf, gpuLayers: 0 });
-} catch (e) {
-  console.error(`llama.cpp could not load ${gguf}: ${e.message}`);
-  process.exit(1);
-}
+const { llama, model } = await loadModelOrExit(gguf);
 const nVocab = Number(model.fileInfo.metadata.llama?.vocab_size ?? model.fileInfo.metadata.tokenizer.ggml.tokens.length);
 const types = [...new Set(model.fileInfo.tensorInfo.map((t) => t.ggmlType))].sort();
 const context = await model.createContext({ contextSize: T, batchSize: T, sequences: 1, threads: 1 });

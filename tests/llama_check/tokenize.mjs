@@ -8,7 +8,7 @@
 // tokenizer keys llama.cpp read (model, pre, add_bos), and the vocab size.
 // Exit 2 on bad usage; 1 when llama.cpp cannot load or run the file.
 import { readFileSync, writeFileSync } from "node:fs";
-import { getLlama, LlamaLogLevel } from "node-llama-cpp";
+import { loadModelOrExit } from "./load.mjs";
 
 const [gguf, textPath, out] = process.argv.slice(2);
 if (!gguf || !textPath || !out) {
@@ -16,14 +16,7 @@ if (!gguf || !textPath || !out) {
   process.exit(2);
 }
 const text = readFileSync(textPath, "utf8");
-const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
-let model;
-try {
-  model = await llama.loadModel({ modelPath: gguf, gpuLayers: 0 });
-} catch (e) {
-  console.error(`llama.cpp could not load ${gguf}: ${e.message}`);
-  process.exit(1);
-}
+const { llama, model } = await loadModelOrExit(gguf);
 const ids = model.tokenize(text, true);
 writeFileSync(out, Buffer.from(Int32Array.from(ids).buffer));
 
@@ -49,3 +42,4 @@ console.log(JSON.stringify({
 seq.dispose();
 await context.dispose();
 await model.dispose();
+await llama.dispose();
