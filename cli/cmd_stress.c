@@ -9,6 +9,7 @@
 static const char *HELP =
     "usage: quept stress --model M --out O [--channels K --alpha A]\n"
     "                    [--weight-outliers FRAC --factor F [--linears L]] [--seed S]\n"
+    "                    [--pad-dim D] [--pad-ffn H]\n"
     "\n"
     "Writes a stress variant of model M (llama2.c .bin or Hugging Face directory) to O,\n"
     "in the input's format (llama2.c: the legacy layout; HF: an F32 safetensors\n"
@@ -31,11 +32,20 @@ static const char *HELP =
     "  --linears L         comma list of wq wk wv wo w1 w2 w3 (or gate down up), or\n"
     "                      all (default w2)\n"
     "\n"
+    "Padding (function-preserving): the model width and/or the FFN width zero-\n"
+    "padded, e.g. so every row fits GGUF's 256-weight super-blocks. The RMSNorm\n"
+    "weights are scaled by sqrt(dim / D) and eps by dim / D so the function is\n"
+    "unchanged (up to float rounding); the head size stays, so a\n"
+    "llama2.c model padded in width is written as a Hugging Face directory.\n"
+    "  --pad-dim D         the new model width, >= dim (default: unchanged)\n"
+    "  --pad-ffn H         the new FFN width, >= the FFN width (default: unchanged)\n"
+    "\n"
     "  --seed S            seed of every choice (default 1)\n"
     "\n"
     "The variants of docs/results.md ('Stress variants'):\n"
     "  quept stress --model M --out act.bin --channels 4 --alpha 32\n"
-    "  quept stress --model M --out w2.bin --weight-outliers 0.001 --factor 20\n";
+    "  quept stress --model M --out w2.bin --weight-outliers 0.001 --factor 20\n"
+    "  quept stress --model M --out pad256 --pad-dim 256 --pad-ffn 256\n";
 
 int cmd_stress(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) {
@@ -43,7 +53,8 @@ int cmd_stress(int argc, char **argv) {
         return 0;
     }
     CliOpt o[] = {{"model", 1, 0},           {"out", 1, 0},    {"channels", 1, 0}, {"alpha", 1, 0},
-                  {"weight-outliers", 1, 0}, {"factor", 1, 0}, {"linears", 1, 0},  {"seed", 1, 0}};
+                  {"weight-outliers", 1, 0}, {"factor", 1, 0}, {"linears", 1, 0},  {"seed", 1, 0},
+                  {"pad-dim", 1, 0},         {"pad-ffn", 1, 0}};
     int no = sizeof o / sizeof o[0], npos, seed;
     const char *pos[1];
     QErr err = {{0}};
@@ -56,6 +67,8 @@ int cmd_stress(int argc, char **argv) {
         cli_get_float(o, no, "weight-outliers", 0.0, 0.0, 1.0, &frac, &err) ||
         cli_get_float(o, no, "factor", 1.0, -1e30, 1e30, &factor, &err) ||
         cli_get_int(o, no, "seed", 1, 0, 0x7fffffff, &seed, &err) ||
+        cli_get_int(o, no, "pad-dim", 0, 1, 1 << 16, &sc.pad_dim, &err) ||
+        cli_get_int(o, no, "pad-ffn", 0, 1, 1 << 18, &sc.pad_ffn, &err) ||
         (cli_get(o, no, "linears") &&
          stress_parse_linears(cli_get(o, no, "linears"), &sc.wo_linears, &err))) {
         log_error("stress: %s", err.msg);
@@ -78,9 +91,9 @@ int cmd_stress(int argc, char **argv) {
         log_error("stress: --weight-outliers and --factor go together (see --help)");
         return 2;
     }
-    if (sc.channels == 0 && sc.wo_frac == 0.0) {
-        log_error(
-            "stress: nothing to do: give --channels K --alpha A and/or --weight-outliers FRAC --factor F");
+    if (sc.channels == 0 && sc.wo_frac == 0.0 && !sc.pad_dim && !sc.pad_ffn) {
+        log_error("stress: nothing to do: give --channels K --alpha A, --weight-outliers FRAC --factor F, "
+                  "and/or --pad-dim D --pad-ffn H");
         return 2;
     }
     if (stress_config_validate(&sc, NULL, &err) != 0) {

@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "../base/paths.h"
+#include "../base/log.h"
 #include "../base/rng.h"
+#include "pad.h"
 
 /* rng_mix's "kind" argument: which draw */
 enum { DRAW_ATTN_CHANNELS = 1, DRAW_MLP_CHANNELS = 2, DRAW_WEIGHTS = 3 };
@@ -37,6 +39,11 @@ int stress_config_validate(const StressConfig *sc, const ModelConfig *mc, QErr *
         return qerr_setc(err, QERR_USAGE, "--weight-outliers %g: must be a fraction in [0, 1]", sc->wo_frac);
     if (!isfinite(sc->wo_factor) || sc->wo_factor == 0.0f)
         return qerr_setc(err, QERR_USAGE, "--factor %g: must be finite and non-zero", (double)sc->wo_factor);
+    if (sc->pad_dim < 0 || sc->pad_ffn < 0 || (mc && sc->pad_dim && sc->pad_dim < mc->dim) ||
+        (mc && sc->pad_ffn && sc->pad_ffn < mc->hidden_dim))
+        return qerr_setc(err, QERR_USAGE,
+                         "--pad-dim %d / --pad-ffn %d: must be at least dim %d / FFN width %d", sc->pad_dim,
+                         sc->pad_ffn, mc ? mc->dim : 0, mc ? mc->hidden_dim : 0);
     if (sc->wo_frac > 0.0 && (sc->wo_linears & STRESS_ALL) == 0)
         return qerr_setc(err, QERR_USAGE, "--linears: no linear chosen for the weight outliers");
     return 0;
@@ -155,13 +162,26 @@ int stress_write_model(const char *in_path, const char *out_path, const StressCo
                        QErr *err) {
     ModelSource *src;
     if (model_source_open(&src, in_path, err) != 0) return -1;
+    const ModelConfig *ic = model_source_config(src);
     int hf = model_source_format(src) == MODEL_FMT_HF;
+    if (stress_config_validate(sc, ic, err) != 0) {
+        model_source_close(src);
+        return -1;
+    }
+    /* llama2.c's header has no head size: a wider residual needs an HF dir */
+    const int head_apart = sc->pad_dim && sc->pad_dim != ic->n_heads * ic->head_dim;
+    if (!hf && head_apart)
+        log_info("stress: --pad-dim %d makes the head size (%d) differ from dim / n_heads, which llama2.c "
+                 "files cannot say: writing %s as a Hugging Face directory",
+                 sc->pad_dim, ic->head_dim, out_path);
+    hf = hf || head_apart;
     model_source_close(src);
     PathArg in = {"--model", in_path};
     if (paths_check_output((PathArg){"--out", out_path}, hf, &in, 1, err) != 0) return -1;
     Model m;
     if (model_load(&m, in_path, err) != 0) return -1;
     int rc = stress_apply(&m, sc, rep, err);
+    if (rc == 0) rc = model_pad(&m, sc->pad_dim, sc->pad_ffn, err);
     if (rc == 0) rc = hf ? hf_write_dir(out_path, &m, 0, err) : llama2c_write_legacy(out_path, &m, err);
     model_free(&m);
     return rc;

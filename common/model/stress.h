@@ -16,6 +16,10 @@
  *      are multiplied by factor. The model changes; it is a new model with
  *      heavy-tailed weights, to be compared against itself in full precision.
  *
+ *  (c) padding, function-preserving (pad.h): the model width and/or the FFN
+ *      width zero-padded (e.g. to multiples of GGUF's 256-weight
+ *      super-blocks), applied after (a) and (b).
+ *
  * Every draw comes from rng_mix(seed, layer, kind, tensor), so a variant
  * depends only on (model, config). */
 #ifndef QUEPT_STRESS_H
@@ -38,11 +42,12 @@ enum {
 };
 
 typedef struct {
-    int channels;        /* (a) channels per norm and layer; 0: off */
-    float alpha;         /* (a) the factor, > 0 */
-    double wo_frac;      /* (b) share of entries per chosen linear; 0: off */
-    float wo_factor;     /* (b) the factor */
-    unsigned wo_linears; /* (b) STRESS_* bits */
+    int channels;         /* (a) channels per norm and layer; 0: off */
+    float alpha;          /* (a) the factor, > 0 */
+    double wo_frac;       /* (b) share of entries per chosen linear; 0: off */
+    float wo_factor;      /* (b) the factor */
+    unsigned wo_linears;  /* (b) STRESS_* bits */
+    int pad_dim, pad_ffn; /* (c) pad.h: zero-pad dim / FFN width to these; 0: off */
     uint64_t seed;
 } StressConfig;
 
