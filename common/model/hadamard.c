@@ -185,7 +185,8 @@ static int unsupported(QErr *err, int n) {
     for (int odd = 3; odd < 64; odd += 2)
         for (int mm = 4 * odd; mm <= HADAMARD_MAX_M; mm *= 2)
             if (hadamard_base_known(mm)) {
-                len += (size_t)snprintf(list + len, sizeof list - len, "%s%d", len ? ", " : "", mm);
+                if (len < sizeof list)
+                    len += (size_t)snprintf(list + len, sizeof list - len, "%s%d", len ? ", " : "", mm);
                 break;
             }
     int odd = n > 0 ? n : 1;
