@@ -17,9 +17,9 @@ fi
 # build trees and npm packages are not ours)
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   mapfile -t files < <(git ls-files --cached --others --exclude-standard -- 'common/*.[ch]' 'proto/*.[ch]' 'coordinator/*.[ch]' 'worker/*.[ch]' \
-    'cli/*.[ch]' 'tests/*.[ch]' | sort -u)
+    'cli/*.[ch]' 'tests/*.[ch]' 'tools/*.[ch]' | sort -u)
 else
-  mapfile -t files < <(find common proto coordinator worker cli tests -name '*.[ch]' -not -path '*/node_modules/*' | sort)
+  mapfile -t files < <(find common proto coordinator worker cli tests tools -name '*.[ch]' -not -path '*/node_modules/*' | sort)
 fi
 if [ "${1:-}" = --check ]; then
   bad=0

@@ -1,20 +1,9 @@
 #include "rotate.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../base/rng.h"
-
-void fwht(float *x, int n) {
-    for (int h = 1; h < n; h *= 2)
-        for (int i = 0; i < n; i += 2 * h)
-            for (int j = i; j < i + h; j++) {
-                float a = x[j], b = x[j + h];
-                x[j] = a + b;
-                x[j + h] = a - b;
-            }
-}
 
 /* W (rows, dim) -> W diag(g): each column scaled by the norm weight it reads */
 static void fold_norm(float *W, int rows, int dim, const float *g) {
@@ -22,40 +11,37 @@ static void fold_norm(float *W, int rows, int dim, const float *g) {
         for (int i = 0; i < dim; i++) W[(size_t)r * dim + i] *= g[i];
 }
 
-/* W (rows, dim) -> W Q = (W diag(s)) H / sqrt(dim), row by row */
-static void rotate_inputs(float *W, int rows, int dim, const float *s) {
-    const float scale = 1.0f / sqrtf((float)dim);
+/* W (rows, dim) -> W Q, Q = diag(s) H^T / sqrt(dim): row w -> H (s .* w) / sqrt(dim) */
+static void rotate_inputs(float *W, int rows, const Hadamard *h, const float *s, float *work) {
+    const int dim = h->n;
     for (int r = 0; r < rows; r++) {
         float *w = W + (size_t)r * dim;
         for (int i = 0; i < dim; i++) w[i] *= s[i];
-        fwht(w, dim);
-        for (int i = 0; i < dim; i++) w[i] *= scale;
+        hadamard_transform(w, h, work);
     }
 }
 
 /* W (dim, cols) -> Q^T W = H diag(s) W / sqrt(dim), column by column
  * (col holds one column) */
-static void rotate_outputs(float *W, int dim, int cols, const float *s, float *col) {
-    const float scale = 1.0f / sqrtf((float)dim);
+static void rotate_outputs(float *W, int cols, const Hadamard *h, const float *s, float *col, float *work) {
+    const int dim = h->n;
     for (int c = 0; c < cols; c++) {
         for (int i = 0; i < dim; i++) col[i] = W[(size_t)i * cols + c] * s[i];
-        fwht(col, dim);
-        for (int i = 0; i < dim; i++) W[(size_t)i * cols + c] = col[i] * scale;
+        hadamard_transform(col, h, work);
+        for (int i = 0; i < dim; i++) W[(size_t)i * cols + c] = col[i];
     }
 }
 
 int model_rotate_hadamard(Model *m, uint64_t seed, QErr *err) {
     const ModelConfig *c = &m->cfg;
     const int d = c->dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-    if (d < 2 || (d & (d - 1)) != 0)
-        return qerr_setc(err, QERR_USAGE,
-                         "Hadamard rotation: the model width is %d, not a power of two (sizes with a known "
-                         "Hadamard factor, e.g. 12 * 2^k, are not supported yet)",
-                         d);
-    float *s = malloc(sizeof(float) * d), *col = malloc(sizeof(float) * d);
+    Hadamard h;
+    if (hadamard_init(&h, d, err) != 0) return qerr_wrap(err, "Hadamard rotation of the model width %d", d);
+    float *s = malloc(sizeof(float) * d), *col = malloc(sizeof(float) * d), *work = malloc(sizeof(float) * d);
     float *cls = c->tied_classifier ? malloc(sizeof(float) * (size_t)c->vocab_size * d) : NULL;
-    if (!s || !col || (c->tied_classifier && !cls)) {
-        free(s), free(col), free(cls);
+    if (!s || !col || !work || (c->tied_classifier && !cls)) {
+        free(s), free(col), free(work), free(cls);
+        hadamard_free(&h);
         return qerr_set(err, "out of memory");
     }
     Rng rng;
@@ -74,19 +60,36 @@ int model_rotate_hadamard(Model *m, uint64_t seed, QErr *err) {
         fold_norm(b->w_gate, c->hidden_dim, d, b->mlp_norm);
         fold_norm(b->w_up, c->hidden_dim, d, b->mlp_norm);
         for (int i = 0; i < d; i++) b->attn_norm[i] = b->mlp_norm[i] = 1.0f;
-        rotate_inputs(b->wq, qd, d, s);
-        rotate_inputs(b->wk, kvd, d, s);
-        rotate_inputs(b->wv, kvd, d, s);
-        rotate_inputs(b->w_gate, c->hidden_dim, d, s);
-        rotate_inputs(b->w_up, c->hidden_dim, d, s);
-        rotate_outputs(b->wo, d, qd, s, col);
-        rotate_outputs(b->w_down, d, c->hidden_dim, s, col);
+        rotate_inputs(b->wq, qd, &h, s, work);
+        rotate_inputs(b->wk, kvd, &h, s, work);
+        rotate_inputs(b->wv, kvd, &h, s, work);
+        rotate_inputs(b->w_gate, c->hidden_dim, &h, s, work);
+        rotate_inputs(b->w_up, c->hidden_dim, &h, s, work);
+        rotate_outputs(b->wo, qd, &h, s, col, work);
+        rotate_outputs(b->w_down, c->hidden_dim, &h, s, col, work);
     }
     fold_norm(m->classifier, c->vocab_size, d, m->final_norm);
     for (int i = 0; i < d; i++) m->final_norm[i] = 1.0f;
-    rotate_inputs(m->classifier, c->vocab_size, d, s);
-    rotate_inputs(m->tok_emb, c->vocab_size, d, s);
-    free(s);
-    free(col);
+    rotate_inputs(m->classifier, c->vocab_size, &h, s, work);
+    rotate_inputs(m->tok_emb, c->vocab_size, &h, s, work);
+    free(s), free(col), free(work);
+    hadamard_free(&h);
+    return 0;
+}
+
+int model_fold_down_hadamard(Model *m, QErr *err) {
+    const int d = m->cfg.dim, hd = m->cfg.hidden_dim;
+    Hadamard h;
+    if (hadamard_init(&h, hd, err) != 0) return qerr_wrap(err, "down_proj Hadamard of the FFN width %d", hd);
+    float *work = malloc(sizeof(float) * hd);
+    if (!work) {
+        hadamard_free(&h);
+        return qerr_set(err, "out of memory");
+    }
+    /* row w of W_down -> w Hh = (Hh^T w^T)^T */
+    for (int j = 0; j < m->cfg.n_layers; j++)
+        for (int r = 0; r < d; r++) hadamard_transform_t(m->blocks[j].w_down + (size_t)r * hd, &h, work);
+    free(work);
+    hadamard_free(&h);
     return 0;
 }

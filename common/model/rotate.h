@@ -1,33 +1,42 @@
 /* rotate.h — the offline rotation of QuaRot / QuEPT's --pre_rotate: the
  * model's function unchanged, its residual stream spun by a randomised
- * Hadamard matrix so no channel carries outliers (part of issue 15).
+ * Hadamard matrix so no channel carries outliers (part of issue 15;
+ * docs/rotation.md).
  *
  * Two steps, each exact in real arithmetic:
  *  1. fold every RMSNorm weight into the linears that read its output:
  *     wq, wk, wv (x) attn_norm and w_gate, w_up (x) mlp_norm column-wise, the
  *     classifier (x) final_norm; the norms become 1. An RMSNorm with unit
  *     weight commutes with any orthogonal map of the residual.
- *  2. Q = diag(s) H / sqrt(dim), s a seeded random +-1 vector, H the
- *     Sylvester Hadamard matrix (dim a power of two; other sizes need a known
- *     Hadamard factor, not here yet): the residual x becomes x Q. So the
- *     embeddings E -> E Q, every linear reading the residual W -> W Q
- *     (wq, wk, wv, w_gate, w_up, classifier), every linear writing it
- *     W -> Q^T W (wo, w_down). The classifier is untied from the embeddings
- *     (they now differ by the folded final norm).
- * Applied with the fast Walsh-Hadamard transform, O(dim log dim) per row. */
+ *  2. Q = diag(s) H^T / sqrt(dim), s a seeded random +-1 vector, H the
+ *     Hadamard matrix of hadamard.h (dim = m * 2^k with a known base of order
+ *     m; Sylvester's for a power of two): the residual x (a row) becomes
+ *     x Q, i.e. H (s .* x) / sqrt(dim) as a column. So the embeddings
+ *     E -> E Q, every linear reading the residual W -> W Q (wq, wk, wv,
+ *     w_gate, w_up, classifier), every linear writing it W -> Q^T W (wo,
+ *     w_down). The classifier is untied from the embeddings (they now differ
+ *     by the folded final norm).
+ * Each row or column costs one fast transform (hadamard_transform). */
 #ifndef QUEPT_ROTATE_H
 #define QUEPT_ROTATE_H
 
 #include <stdint.h>
 
+#include "hadamard.h"
 #include "model.h"
 
-/* In-place fast Walsh-Hadamard transform of x (n a power of two), unscaled:
- * applying it twice multiplies by n. */
-void fwht(float *x, int n);
-
 /* Folds the norms and rotates m in place (see above). Fails, changing
- * nothing, when dim is not a power of two. */
+ * nothing, when dim has no Hadamard matrix here (hadamard_supported). */
 int model_rotate_hadamard(Model *m, uint64_t seed, QErr *err);
+
+/* QuaRot's online rotation of the down_proj input, its weight half: in every
+ * block W_down (dim, hidden) -> W_down Hh, Hh = H / sqrt(hidden) the
+ * normalised Hadamard matrix of the FFN width. Since Hh Hh^T = I,
+ * W_down h = (W_down Hh)(Hh^T h): the forward must then transform the
+ * down_proj input online, h -> Hh^T h (hadamard_transform_t), before the
+ * (quantized) matmul. The block forward does not do that yet: a model folded
+ * here computes its function only with that step added. Fails, changing
+ * nothing, when hidden_dim has no Hadamard matrix here. */
+int model_fold_down_hadamard(Model *m, QErr *err);
 
 #endif
