@@ -20,9 +20,11 @@
 
 static const char *HELP =
     "usage: quept export ARTIFACT (--bits B|LIST | --avg-bits X) --format F --out PATH [options]\n"
+    "       quept export --model M --format gguf --out FILE [--tokenizer TOK]\n"
     "\n"
     "Switches the elastic artifact to B bits (or one width per block, comma-\n"
-    "separated) and writes it for other tools.\n"
+    "separated) and writes it for other tools. With --model instead, writes the\n"
+    "full-precision model M as GGUF with F16 linears (what llama-quantize takes).\n"
     "\n"
     "  --format F       safetensors-fp16  HF Llama dir, dequantized F16 weights\n"
     "                                     (the only one for power-of-two artifacts)\n"
@@ -51,16 +53,53 @@ static const char *HELP =
     "                   config.json, special_tokens_map.json, tokenizer.model,\n"
     "                   added_tokens.json and generation_config.json, those\n"
     "                   present, are copied into the export\n"
-    "  --artifact A     the artifact (instead of the positional argument)\n";
+    "  --artifact A     the artifact (instead of the positional argument)\n"
+    "  --model M        no artifact: the full-precision llama2.c / HF model M\n";
+
+/* quept export --model M --format gguf: the full-precision model as F16 */
+static int export_full_precision(const CliOpt *o, int no, const char *art, const char *fmt, const char *out) {
+    const char *model = cli_get(o, no, "model"), *tok_path = cli_get(o, no, "tokenizer");
+    QErr err = {{0}};
+    if (art || cli_get(o, no, "bits") || cli_get(o, no, "avg-bits")) {
+        log_error("export: --model exports the full-precision model: no artifact, --bits or --avg-bits");
+        return 2;
+    }
+    if (!fmt || strcmp(fmt, "gguf") != 0 || !out) {
+        log_error("export: --model needs --format gguf and --out (an HF directory is written by quept stress "
+                  "or read as it is)");
+        return 2;
+    }
+    PathArg inputs[] = {{"--model", model}, {"--tokenizer", tok_path}};
+    if (paths_check_output((PathArg){"--out", out}, 0, inputs, 2, &err) != 0) {
+        log_error("export: %s", err.msg);
+        return 2;
+    }
+    ElasticModel em;
+    memset(&em, 0, sizeof em);
+    GgufVocab vocab = {0};
+    int rc = model_load(&em.base, model, &err);
+    if (rc == 0) em.cfg = em.base.cfg;
+    if (rc == 0 && tok_path) rc = gguf_vocab_load(&vocab, tok_path, em.cfg.vocab_size, &err);
+    GgufOptions go = {
+        .type = cli_get(o, no, "gguf-type"), .vocab = tok_path ? &vocab : NULL, .tok_path = tok_path};
+    if (rc == 0) rc = export_gguf(&em, NULL, out, &go, &err);
+    if (rc)
+        log_error("export: %s", err.msg);
+    else
+        log_info("export: wrote %s (full precision, F16 linears)", out);
+    gguf_vocab_free(&vocab);
+    model_free(&em.base);
+    return rc == 0 ? 0 : 1;
+}
 
 int cmd_export(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) {
         fputs(HELP, stdout);
         return 0;
     }
-    CliOpt o[] = {{"artifact", 1, 0}, {"bits", 1, 0},      {"format", 1, 0},
-                  {"out", 1, 0},      {"gguf-type", 1, 0}, {"force", 0, 0},
-                  {"avg-bits", 1, 0}, {"proxy", 0, 0},     {"tokenizer", 1, 0}};
+    CliOpt o[] = {{"artifact", 1, 0},  {"bits", 1, 0},  {"format", 1, 0},   {"out", 1, 0},
+                  {"gguf-type", 1, 0}, {"force", 0, 0}, {"avg-bits", 1, 0}, {"proxy", 0, 0},
+                  {"tokenizer", 1, 0}, {"model", 1, 0}};
     int no = sizeof o / sizeof o[0], npos = 0;
     const char *pos[1];
     QErr err = {{0}};
@@ -71,6 +110,7 @@ int cmd_export(int argc, char **argv) {
     const char *art = cli_get(o, no, "artifact");
     if (!art && npos == 1) art = pos[0];
     const char *fmt = cli_get(o, no, "format"), *out = cli_get(o, no, "out");
+    if (cli_get(o, no, "model")) return export_full_precision(o, no, art, fmt, out);
     if (!art || !fmt || !out) {
         log_error("export: an artifact, --format and --out are required (see --help)");
         return 2;

@@ -219,6 +219,45 @@ int main(void) {
         free(zl);
         free(zq);
     }
+    /* the full-precision model (quept export --model): F16 linears, what
+     * llama-quantize takes; llama.cpp's logits against quept's fp32 ones */
+    {
+        char fp[600], lg[600];
+        snprintf(fp, sizeof fp, "%s/fp.gguf", dir);
+        snprintf(lg, sizeof lg, "%s/fp.f32", dir);
+        snprintf(cmd, sizeof cmd, "%s export --model %s --format gguf --tokenizer %s --out %s 2>&1",
+                 QUEPT_BIN, model, tokbin, fp);
+        char *out = run_capture(cmd, &st);
+        CHECK_MSG(exit_code(st) == 0, "export --model: %s", out ? out : "");
+        free(out);
+        snprintf(cmd, sizeof cmd, "node %s %s %s %s 2>&1", script, fp, eval, lg);
+        out = run_capture(cmd, &st);
+        CHECK_MSG(exit_code(st) == 0 && out && strstr(out, "\"tensor_types\":[0,1]"),
+                  "llama.cpp on the full-precision file (F32 norms, F16 rest): %s", out ? out : "");
+        free(out);
+        float *zl = read_floats(lg, (size_t)N_EVAL * T_EVAL * V),
+              *zq = logits_of(&em.base, ts.tokens, N_EVAL, T_EVAL);
+        if (zl && zq) {
+            Agreement a = compare(zq, zl, ts.tokens, N_EVAL, T_EVAL, V);
+            printf("full precision (export --model): %ld bytes, KLD %.3g, PPL %.3f vs %.3f\n", file_size(fp),
+                   a.kld_mean, a.ppl_quept, a.ppl_llama);
+            CHECK_MSG(a.kld_mean <= 5e-4, "full precision: mean KLD %g", a.kld_mean);
+        }
+        free(zl);
+        free(zq);
+        /* no widths, no quantized types for a plain model */
+        snprintf(cmd, sizeof cmd, "%s export --model %s --bits 4 --format gguf --out %s/x.gguf 2>&1",
+                 QUEPT_BIN, model, dir);
+        out = run_capture(cmd, &st);
+        CHECK_MSG(exit_code(st) == 2, "export --model --bits: exit %d: %s", exit_code(st), out ? out : "");
+        free(out);
+        snprintf(cmd, sizeof cmd, "%s export --model %s --gguf-type q4_1 --format gguf --out %s/x.gguf 2>&1",
+                 QUEPT_BIN, model, dir);
+        out = run_capture(cmd, &st);
+        CHECK_MSG(exit_code(st) == 1 && out && strstr(out, "full-precision weights only"),
+                  "export --model --gguf-type q4_1: exit %d: %s", exit_code(st), out ? out : "");
+        free(out);
+    }
     /* a truncated file: llama.cpp refuses it, the script says so and fails */
     char cut[600];
     snprintf(cut, sizeof cut, "%s/cut.gguf", dir);

@@ -70,6 +70,8 @@ typedef struct {
     const char *tok_path;   /* its file, for messages */
 } GgufOptions;
 
+/* sw NULL: the full-precision model em->base (only em->cfg and em->base are
+ * read), every linear F16 — the input llama-quantize takes. */
 int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *path, const GgufOptions *opt,
                 QErr *err);
 

@@ -120,6 +120,7 @@ typedef struct {
     const float *f32; /* non-linear source, or NULL */
     int bias_l;       /* with f32: the linear whose q/k row order a bias follows, or -1 */
     int j, l;         /* linear source (f32 NULL) */
+    const float *lin; /* a full-precision linear (no switched model), or NULL */
 } GTensor;
 
 /* llama.cpp's llama_ftype of a file whose linears are mostly `type` (its
@@ -246,6 +247,23 @@ static int write_linear(FILE *f, const ModelConfig *c, int l, const SwitchedLine
     return 0;
 }
 
+/* A full-precision linear w (out, in) as F16 rows in the target order. */
+static int write_linear_f16(FILE *f, const ModelConfig *c, int l, const float *w, int out, int in, int halves,
+                            QErr *err) {
+    uint16_t *row = malloc((size_t)in * sizeof *row);
+    if (!row) return qerr_set(err, "out of memory");
+    for (int r = 0; r < out; r++) {
+        const float *src = w + (size_t)export_src_row(c, l, r, halves) * in;
+        for (int i = 0; i < in; i++) row[i] = float_to_f16(src[i]);
+        if (fwrite(row, 2, (size_t)in, f) != (size_t)in) {
+            free(row);
+            return qerr_set(err, "write failed: %s", strerror(errno));
+        }
+    }
+    free(row);
+    return 0;
+}
+
 static int write_f32_as(FILE *f, const float *x, size_t n, int t, QErr *err) {
     for (size_t i = 0; i < n; i++) {
         size_t w;
@@ -291,6 +309,11 @@ int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *pat
         want = GG_Q8_0;
     else
         return qerr_set(err, "--gguf-type: unknown type '%s' (auto, f16, q4_1, q5_1, q8_0)", req);
+    if (!sw && want >= 0 && want != GG_F16)
+        return qerr_set(err,
+                        "--gguf-type %s: a model without an artifact has full-precision weights only "
+                        "(F16); quantize it with quept calibrate first, or with llama-quantize",
+                        req);
     int nt = 2 + !c->tied_classifier + c->n_layers * (2 + N_LIN + 3 * c->has_qkv_bias);
     GTensor *ts = calloc((size_t)nt, sizeof *ts);
     if (!ts) return qerr_set(err, "out of memory");
@@ -311,7 +334,21 @@ int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *pat
         ADD_F(nm, em->base.blocks[j].attn_norm, GG_F32, c->dim, 1, 1);
         snprintf(nm, sizeof nm, "blk.%d.ffn_norm.weight", j);
         ADD_F(nm, em->base.blocks[j].mlp_norm, GG_F32, c->dim, 1, 1);
-        for (int l = 0; rc == 0 && l < N_LIN; l++) {
+        for (int l = 0; rc == 0 && l < N_LIN && !sw; l++) { /* full precision: F16 */
+            int out, in;
+            qblock_linear_shape(c, l, &out, &in);
+            snprintf(ts[k].name, sizeof ts[k].name, "blk.%d.%s.weight", j, GG_LIN[l]);
+            ts[k].type = GG_F16, ts[k].ne[0] = in, ts[k].ne[1] = out, ts[k].ndim = 2;
+            ts[k].j = j, ts[k].l = l, ts[k].lin = qblock_linear_weight(&em->base.blocks[j], l);
+            k++, n_f16++;
+            if (c->has_qkv_bias && (l == LIN_Q || l == LIN_K || l == LIN_V)) {
+                const BlockWeights *bw = &em->base.blocks[j];
+                snprintf(nm, sizeof nm, "blk.%d.%s.bias", j, GG_LIN[l]);
+                ADD_F(nm, l == LIN_Q ? bw->bq : l == LIN_K ? bw->bk : bw->bv, GG_F32, out, 1, 1);
+                ts[k - 1].bias_l = l;
+            }
+        }
+        for (int l = 0; rc == 0 && l < N_LIN && sw; l++) {
             const SwitchedLinear *sl = &sw->lin[j][l];
             int t = want;
             if (t < 0) t = sl->bits <= 4 ? GG_Q4_1 : sl->bits == 5 ? GG_Q5_1 : GG_Q8_0;
@@ -380,12 +417,14 @@ int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *pat
                  "--tokenizer)",
                  path);
     }
-    put_str(&kv, "quept.bits"), n_kv++;
-    put_u32(&kv, GV_ARRAY);
-    put_u32(&kv, GV_I32);
-    put_u64(&kv, (uint64_t)c->n_layers);
-    for (int j = 0; j < c->n_layers; j++) bytebuf_append(&kv, &sw->bits[j], 4);
-    kv_str(&kv, "quept.method", quant_method_name(em->qc.method)), n_kv++;
+    if (sw) {
+        put_str(&kv, "quept.bits"), n_kv++;
+        put_u32(&kv, GV_ARRAY);
+        put_u32(&kv, GV_I32);
+        put_u64(&kv, (uint64_t)c->n_layers);
+        for (int j = 0; j < c->n_layers; j++) bytebuf_append(&kv, &sw->bits[j], 4);
+        kv_str(&kv, "quept.method", quant_method_name(em->qc.method)), n_kv++;
+    }
     uint64_t off = 0;
     for (int i = 0; i < k; i++) {
         ts[i].off = off;
@@ -421,6 +460,9 @@ int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *pat
                 rc = write_bias(f, c, ts[i].bias_l, ts[i].f32, (int)ts[i].ne[0], halves, err);
             else if (ts[i].f32)
                 rc = write_f32_as(f, ts[i].f32, (size_t)(ts[i].ne[0] * ts[i].ne[1]), ts[i].type, err);
+            else if (ts[i].lin)
+                rc = write_linear_f16(f, c, ts[i].l, ts[i].lin, (int)ts[i].ne[1], (int)ts[i].ne[0], halves,
+                                      err);
             else
                 rc = write_linear(f, c, ts[i].l, &sw->lin[ts[i].j][ts[i].l], ts[i].type, halves, err);
             size_t p2 = (size_t)((GGUF_ALIGN - ts[i].nbytes % GGUF_ALIGN) % GGUF_ALIGN);
