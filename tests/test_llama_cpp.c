@@ -46,33 +46,13 @@
 #define N_EVAL 4
 #define T_EVAL 64
 
-/* A llama2.c tokenizer.bin of n tokens: <unk> <s> </s>, the 256 byte tokens,
- * then filler pieces. llama.cpp needs a vocabulary to load the file; the test
- * feeds ids, so the pieces themselves do not matter. */
-static int write_byte_tokenizer(const char *path, int n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    int32_t maxlen = 16;
-    fwrite(&maxlen, 4, 1, f);
-    for (int i = 0; i < n; i++) {
-        char piece[24];
-        if (i == 0)
-            snprintf(piece, sizeof piece, "<unk>");
-        else if (i == 1)
-            snprintf(piece, sizeof piece, "<s>");
-        else if (i == 2)
-            snprintf(piece, sizeof piece, "</s>");
-        else if (i < 259)
-            snprintf(piece, sizeof piece, "<0x%02X>", i - 3);
-        else
-            snprintf(piece, sizeof piece, "t%d", i);
-        float score = 0.0f;
-        int32_t len = (int32_t)strlen(piece);
-        fwrite(&score, 4, 1, f);
-        fwrite(&len, 4, 1, f);
-        fwrite(piece, 1, (size_t)len, f);
-    }
-    return fclose(f);
+/* A llama2.c tokenizer.bin of n tokens (tests/llama_check/id_vocab.pl):
+ * llama.cpp needs a vocabulary to load the file; the test feeds ids, so the
+ * pieces themselves do not matter. */
+static int write_id_tokenizer(const char *path, int n) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "perl %s/../llama_check/id_vocab.pl tokenizer %d %s", QUEPT_TEST_DATA, n, path);
+    return system(cmd) == 0 ? 0 : -1;
 }
 
 static float *read_floats(const char *path, size_t n) {
@@ -149,7 +129,7 @@ int main(void) {
     Model m;
     CHECK_MSG(model_load(&m, model, &err) == 0, "%s", err.msg);
     const int V = m.cfg.vocab_size;
-    CHECK(write_byte_tokenizer(tokbin, V) == 0);
+    CHECK(write_id_tokenizer(tokbin, V) == 0);
     CHECK(sample_to_file(&m, 16, 64, 1, 1.0f, calib, NULL, NULL, &err) == 0);
     CHECK(sample_to_file(&m, N_EVAL, T_EVAL, 9, 1.0f, eval, NULL, NULL, &err) ==
           0); /* held out: another seed */

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Builds llama.cpp's llama-perplexity from the source
+# Builds llama.cpp's llama-perplexity, llama-quantize and llama-imatrix (the
+# last two for deploy/bench_gguf.sh) from the source
 # bundle node-llama-cpp ships (node_modules/node-llama-cpp/llama/
 # gitRelease.bundle, the llama.cpp release its prebuilt binaries come from)
 # into tests/llama_check/bin/. Portable CPU code (-DGGML_NATIVE=OFF), no
 # network; the build happens in a temporary directory outside the repository
 # (its sources must not meet our own tools, e.g. deploy/format.sh), only the
-# binary lands in bin/ (ignored by git).
+# binaries land in bin/ (ignored by git).
 #
 #   bash tests/llama_check/build_tools.sh     (after npm install --prefix tests/llama_check)
 #
@@ -15,9 +16,11 @@ here="$(cd "$(dirname "$0")" && pwd)"
 bundle="$here/node_modules/node-llama-cpp/llama/gitRelease.bundle"
 [ -f "$bundle" ] || { echo "build_tools.sh: $bundle not found (npm install --prefix tests/llama_check first)" >&2; exit 1; }
 stamp="$(sha256sum "$bundle" | cut -c1-16)"
-if [ -x "$here/bin/llama-perplexity" ] &&
-   [ "$(cat "$here/bin/.bundle" 2>/dev/null)" = "$stamp" ]; then
-  echo "llama-perplexity up to date in $here/bin"
+tools="llama-perplexity llama-quantize llama-imatrix"
+up_to_date=1
+for t in $tools; do [ -x "$here/bin/$t" ] || up_to_date=0; done
+if [ $up_to_date = 1 ] && [ "$(cat "$here/bin/.bundle" 2>/dev/null)" = "$stamp" ]; then
+  echo "$tools up to date in $here/bin"
   exit 0
 fi
 command -v g++ >/dev/null || { echo "build_tools.sh: g++ not found (apt-get install build-essential)" >&2; exit 1; }
@@ -30,7 +33,8 @@ git clone -q "$bundle" "$src"
 start=$(date +%s)
 cmake -S "$src" -B "$work/out" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF >/dev/null
-cmake --build "$work/out" --target llama-perplexity -j"$(nproc)" >/dev/null
-cp "$work/out/bin/llama-perplexity" "$here/bin/"
+# shellcheck disable=SC2086
+cmake --build "$work/out" --target $tools -j"$(nproc)" >/dev/null
+for t in $tools; do cp "$work/out/bin/$t" "$here/bin/"; done
 echo "$stamp" > "$here/bin/.bundle"
-echo "built llama-perplexity in $(( $(date +%s) - start ))s into $here/bin"
+echo "built $tools in $(( $(date +%s) - start ))s into $here/bin"

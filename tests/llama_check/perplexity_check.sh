@@ -47,11 +47,9 @@ atmost() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
 json_field() { sed -n "s/.*\"$1\": \([-0-9.e+]*\).*/\1/p"; }
 lp_field() { sed -n "s/^$1 *: *\([-0-9.]*\).*/\1/p" | head -1; }
 
-# a llama2.c tokenizer.bin of the model's 512 tokens: <unk> <s> </s>, the 256
-# byte tokens, filler pieces (llama.cpp needs a vocabulary; ids are what count)
-perl -e 'my @t = ("<unk>", "<s>", "</s>", map({ sprintf("<0x%02X>", $_) } 0..255));
-         push @t, "t$_" for scalar(@t)..511;
-         print pack("l<", 16); print pack("f<l<", 0, length $_), $_ for @t' >tok512.bin || fail "tokenizer"
+# a llama2.c tokenizer.bin of the model's 512 ids (llama.cpp needs a
+# vocabulary; ids are what count): tests/llama_check/id_vocab.pl
+perl "$REPO/tests/llama_check/id_vocab.pl" tokenizer 512 tok512.bin || fail "tokenizer"
 "$QUEPT" sample --model "$MODEL" --n 16 --len 64 --seed 1 --out cal.qtok >/dev/null 2>&1 || fail "sample"
 "$QUEPT" sample --model "$MODEL" --n 6 --len 64 --seed 9 --out ev.qtok >/dev/null 2>&1 || fail "sample"
 "$QUEPT" calibrate --model "$MODEL" --data cal.qtok --out a.qept --epochs 2 --quiet 2>/dev/null || fail "calibrate"
