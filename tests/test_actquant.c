@@ -19,6 +19,12 @@
  * 4. A width paired with 16 (none) in a list with activation widths computes
  *    exactly the weight-only step; forward-only in-place quantization gives
  *    the bits of the buffered one; decode_step agrees with model_forward.
+ * 5. End to end on a tiny model: the artifact records the pairs and
+ *    switching carries them; --act-bits 16,16 writes the weight-only
+ *    artifact's bytes; quept eval evaluates the calibrated pair, evaluates
+ *    --act-bits 16, and refuses a pair the artifact was not calibrated for
+ *    (and any --act-bits on a weight-only artifact but 16); GPTQ and mixed
+ *    precision run with pairs.
  *
  * Tolerances (3): as test_qblock_grad.c and test_teq.c, whose reasoning
  * carries over: the golden is the float64 math of float32 inputs, the
@@ -39,6 +45,7 @@
 
 #include "check.h"
 #include "engine/qblock.h"
+#include "fixtures.h"
 #include "engine/recon_step.h"
 #include "engine/teq.h"
 #include "golden.h"
@@ -410,6 +417,116 @@ static void test_forward_paths(void) {
     model_free(&m);
 }
 
+/* ---- 5. end to end ---- */
+
+/* quept with args; its exit code, stdout+stderr into *out (free it) */
+static int quept_run(char **out, const char *args) {
+    char cmd[4096];
+    int st;
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", QUEPT_BIN, args);
+    *out = run_capture(cmd, &st);
+    return exit_code(st);
+}
+
+static void test_end_to_end(void) {
+    char dir[256], model[600], data[600], art[600], wo[600], wo16[600], args[4096];
+    scratch_dir(dir, sizeof dir, "actquant");
+    snprintf(model, sizeof model, "%s/tiny.bin", dir);
+    snprintf(data, sizeof data, "%s/calib.qtok", dir);
+    snprintf(art, sizeof art, "%s/a.qept", dir);
+    snprintf(wo, sizeof wo, "%s/w.qept", dir);
+    snprintf(wo16, sizeof wo16, "%s/w16.qept", dir);
+    write_tiny(model, data, 2, 8, 16);
+    QuantConfig qc;
+    tiny_quant_config(&qc, 2);
+    qc.n_bits = 2, qc.bits[0] = 4, qc.bits[1] = 8;
+    qc.act_bits[0] = 4; /* W4A4, W8A16 */
+    ElasticModel em;
+    QErr err = {{0}};
+    if (check_failures || calibrate_and_load(model, data, art, &qc, &em) != 0) {
+        scratch_remove(dir);
+        return;
+    }
+    CHECK(em.qc.act_bits[0] == 4 && em.qc.act_bits[1] == 0);
+    Model q = {0};
+    int bits[2] = {4, 4};
+    CHECK(elastic_switch(&em, bits, &q, &err) == 0 && q.blocks[0].act_bits == 4 && q.blocks[1].act_bits == 4);
+    bits[0] = bits[1] = 8;
+    CHECK(elastic_switch(&em, bits, &q, &err) == 0 && q.blocks[0].act_bits == 0 && q.blocks[1].act_bits == 0);
+    for (int j = 0; j < em.cfg.n_layers; j++)
+        for (int bi = 0; bi < 2; bi++) CHECK(isfinite(em.stats[j].loss_final[bi]));
+    model_free(&q);
+    elastic_free(&em);
+
+    /* the weight-only bytes with every width paired with 16 */
+    char *out = NULL;
+    snprintf(args, sizeof args, "calibrate --model %s --data %s --out %s --bits 4,8 --epochs 1 --quiet",
+             model, data, wo);
+    CHECK(quept_run(&out, args) == 0);
+    free(out);
+    snprintf(args, sizeof args,
+             "calibrate --model %s --data %s --out %s --bits 4,8 --act-bits 16,16 --epochs 1 --quiet", model,
+             data, wo16);
+    CHECK(quept_run(&out, args) == 0);
+    free(out);
+    char *b1 = NULL, *b2 = NULL;
+    size_t n1 = 0, n2 = 0;
+    CHECK(file_read_all(wo, &b1, &n1, &err) == 0 && file_read_all(wo16, &b2, &n2, &err) == 0);
+    CHECK_MSG(b1 && b2 && n1 == n2 && memcmp(b1, b2, n1) == 0, "--act-bits 16,16 changed the artifact");
+    free(b1);
+    free(b2);
+
+    /* quept eval: the pair, 16, refusals */
+    const char *ev = "eval --artifact %s --data %s --bits %s --json";
+    char *pair = NULL, *none = NULL;
+    snprintf(args, sizeof args, ev, art, data, "4");
+    CHECK(quept_run(&pair, args) == 0 && pair && strstr(pair, "W4A4"));
+    snprintf(args, sizeof args, "eval --artifact %s --data %s --bits 4 --act-bits 4 --json", art, data);
+    CHECK(quept_run(&out, args) == 0 && out && pair && strstr(out, "\"ppl\"") &&
+          strcmp(strstr(out, "{"), strstr(pair, "{")) == 0);
+    free(out);
+    snprintf(args, sizeof args, "eval --artifact %s --data %s --bits 4 --act-bits 16 --json", art, data);
+    CHECK(quept_run(&none, args) == 0 && none && strstr(none, "W4A16"));
+    CHECK_MSG(pair && none && strcmp(strstr(pair, "{"), strstr(none, "{")) != 0,
+              "activation quantization did not change the evaluation");
+    free(pair);
+    free(none);
+    snprintf(args, sizeof args, "eval --artifact %s --data %s --bits 4 --act-bits 8", art, data);
+    CHECK(quept_run(&out, args) == 1 && out && strstr(out, "not calibrated for it") && strstr(out, "W4A4") &&
+          strstr(out, "W8A16"));
+    free(out);
+    snprintf(args, sizeof args, "eval --artifact %s --data %s --bits 8 --act-bits 8", art, data);
+    CHECK(quept_run(&out, args) == 1 && out && strstr(out, "full-precision"));
+    free(out);
+    snprintf(args, sizeof args, "eval --artifact %s --data %s --bits 4 --act-bits 4", wo, data);
+    CHECK(quept_run(&out, args) == 1 && out && strstr(out, "weight-only"));
+    free(out);
+    snprintf(args, sizeof args, "eval --artifact %s --data %s --bits 4 --act-bits 16", wo, data);
+    CHECK(quept_run(&out, args) == 0);
+    free(out);
+    snprintf(args, sizeof args, "eval --artifact %s --data %s --bits 4 --act-bits 9", art, data);
+    CHECK(quept_run(&out, args) == 2 && out && strstr(out, "--act-bits"));
+    free(out);
+    /* mixed precision on pairs; inspect names them */
+    snprintf(args, sizeof args, "eval --artifact %s --data %s --avg-bits 6", art, data);
+    CHECK(quept_run(&out, args) == 0);
+    free(out);
+    snprintf(args, sizeof args, "inspect %s", art);
+    CHECK(quept_run(&out, args) == 0 && out && strstr(out, "W4A4 W8A16"));
+    free(out);
+    /* GPTQ with pairs: its streams advance with the activations quantized */
+    qc.method = METHOD_GPTQ, qc.teq = TEQ_OFF;
+    snprintf(art, sizeof art, "%s/g.qept", dir);
+    if (calibrate_and_load(model, data, art, &qc, &em) == 0) {
+        CHECK(em.qc.act_bits[0] == 4);
+        elastic_free(&em);
+    }
+    scratch_remove(dir);
+    printf("end to end: the artifact records the pairs; --act-bits 16,16 == weight-only bytes; eval of the "
+           "pair, "
+           "of 16, refusals; mixed precision; GPTQ: ok\n");
+}
+
 int main(void) {
     test_forward_values();
     test_ste_rule();
@@ -417,5 +534,6 @@ int main(void) {
     test_golden();
     test_pair_isolation();
     test_forward_paths();
+    test_end_to_end();
     CHECK_DONE();
 }
