@@ -29,6 +29,11 @@ static const char *HELP = "usage: quept eval --model M --data F [--reference R] 
                           "  --artifact A     evaluate an elastic artifact switched to --bits\n"
                           "  --bits B         one width for every block (2..8), a comma list with one\n"
                           "                   width per block, or 'all' (one row per width)\n"
+                          "  --act-bits A     the activation width the artifact pairs with --bits\n"
+                          "                   (calibrate --act-bits): a width it was not calibrated\n"
+                          "                   for is refused; 16 evaluates the weights alone, without\n"
+                          "                   activation quantization. Default: the artifact's pairs\n"
+                          "                   (none for a weight-only artifact)\n"
                           "  --avg-bits X     mixed precision: one width per block from the artifact's\n"
                           "                   bit list, least total sensitivity (the artifact's KLD\n"
                           "                   table; the calibration-loss proxy if it has none) with a\n"
@@ -166,9 +171,55 @@ static int assign_mixed(const ElasticModel *em, double avg, int proxy, int *bits
     return 0;
 }
 
-static int eval_artifact(const char *art, const char *bits_arg, double avg_bits, int proxy, const char *data,
-                         const char *tok, const char *ref_path, int seq_len, int max_seqs, int batch,
-                         int json, const EvalLlama *el) {
+/* "W4A4", "W8A16" ... for the widths of bits (one per block; a range of
+ * blocks at one pair reads as that pair) */
+static void pair_str(const ElasticModel *em, const Model *q, const int *bits, char *buf, size_t n) {
+    int L = em->cfg.n_layers, uniform = 1, len = 0;
+    for (int j = 1; j < L; j++)
+        uniform = uniform && bits[j] == bits[0] && q->blocks[j].act_bits == q->blocks[0].act_bits;
+    for (int j = 0; j < (uniform ? 1 : L) && len < (int)n; j++)
+        len += snprintf(buf + len, n - (size_t)len, "%sW%dA%d", j ? " " : "", bits[j],
+                        q->blocks[j].act_bits ? q->blocks[j].act_bits : 16);
+}
+
+/* --act-bits on a switched model: the artifact's pair must be act (16:
+ * drop activation quantization, always possible). */
+static int apply_act_bits(const ElasticModel *em, Model *q, const int *bits, int act, QErr *err) {
+    const QuantConfig *qc = &em->qc;
+    for (int j = 0; j < em->cfg.n_layers; j++) {
+        if (act == 16) {
+            q->blocks[j].act_bits = 0;
+            continue;
+        }
+        if (q->blocks[j].act_bits == act) continue;
+        char pairs[160];
+        int len = 0;
+        for (int bi = 0; bi < qc->n_bits && len < (int)sizeof pairs; bi++)
+            len += snprintf(pairs + len, sizeof pairs - (size_t)len, "%sW%dA%d", bi ? ", " : "", qc->bits[bi],
+                            qc->act_bits[bi] ? qc->act_bits[bi] : 16);
+        if (!quant_has_act(qc))
+            return qerr_set(err,
+                            "--act-bits %d: the artifact was calibrated weight-only (no activation widths; "
+                            "calibrate with --act-bits); --act-bits 16 or none evaluates it",
+                            act);
+        char had[32];
+        if (q->blocks[j].act_bits)
+            snprintf(had, sizeof had, "%d-bit", q->blocks[j].act_bits);
+        else
+            snprintf(had, sizeof had, "full-precision");
+        return qerr_set(
+            err,
+            "--act-bits %d: the artifact was not calibrated for it: block %d's %d-bit weights were "
+            "calibrated with %s activations (its pairs: %s; 16 evaluates without activation "
+            "quantization)",
+            act, j, bits[j], had, pairs);
+    }
+    return 0;
+}
+
+static int eval_artifact(const char *art, const char *bits_arg, int act_arg, double avg_bits, int proxy,
+                         const char *data, const char *tok, const char *ref_path, int seq_len, int max_seqs,
+                         int batch, int json, const EvalLlama *el) {
     const EvalOptions eo = el->eo;
     const int llama_side = el->kld_base || el->kld_base_out;
     QErr err = {{0}};
@@ -194,7 +245,13 @@ static int eval_artifact(const char *art, const char *bits_arg, double avg_bits,
         if (all)
             for (int j = 0; j < L; j++) bits[j] = em.qc.bits[row];
         rc = elastic_switch(&em, bits, &q, &err);
+        if (rc == 0 && act_arg) rc = apply_act_bits(&em, &q, bits, act_arg, &err);
         if (rc) break;
+        if (quant_has_act(&em.qc) || act_arg) {
+            char pairs[512];
+            pair_str(&em, &q, bits, pairs, sizeof pairs);
+            log_info("eval: %s (activations quantized per token where A < 16)", pairs);
+        }
         /* embeddings and head are shared with the artifact's base (not quantized) */
         q.tok_emb = em.base.tok_emb;
         q.final_norm = em.base.final_norm;
@@ -253,7 +310,8 @@ int cmd_eval(int argc, char **argv) {
     CliOpt o[] = {{"model", 1, 0},    {"data", 1, 0},     {"reference", 1, 0}, {"tokenizer", 1, 0},
                   {"seq-len", 1, 0},  {"max-seqs", 1, 0}, {"batch", 1, 0},     {"json", 0, 0},
                   {"artifact", 1, 0}, {"bits", 1, 0},     {"avg-bits", 1, 0},  {"proxy", 0, 0},
-                  {"score", 1, 0},    {"bos-id", 1, 0},   {"kld-base", 1, 0},  {"kld-base-out", 1, 0}};
+                  {"score", 1, 0},    {"bos-id", 1, 0},   {"kld-base", 1, 0},  {"kld-base-out", 1, 0},
+                  {"act-bits", 1, 0}};
     int no = sizeof o / sizeof o[0], npos;
     const char *pos[1];
     QErr err = {{0}};
@@ -313,6 +371,19 @@ int cmd_eval(int argc, char **argv) {
         }
         el.eo.scoring = EVAL_SCORE_LLAMA;
     }
+    int act_bits = 0;
+    if (cli_get(o, no, "act-bits")) {
+        const char *a = cli_get(o, no, "act-bits");
+        if (!art) {
+            log_error("eval: --act-bits needs --artifact (a model evaluates as it is)");
+            return 2;
+        }
+        if (cli_get_int(o, no, "act-bits", 0, QBITS_MIN, 16, &act_bits, &err) != 0 ||
+            (act_bits > QBITS_MAX && act_bits != 16)) {
+            log_error("eval: --act-bits: expected one width in 2..8, or 16 for none, got '%s'", a);
+            return 2;
+        }
+    }
     double avg_bits = -1.0;
     if (cli_get(o, no, "avg-bits")) {
         if (!art || cli_get(o, no, "bits")) {
@@ -334,8 +405,9 @@ int cmd_eval(int argc, char **argv) {
     /* a token file carries its own sequence length; text is cut into 256 by default */
     if (seq_len == 0 && tok && data && tokens_is_qtok(data, &err) == 0) seq_len = 256;
     if (art)
-        return eval_artifact(art, cli_get(o, no, "bits"), avg_bits, cli_get(o, no, "proxy") != NULL, data,
-                             tok, ref_path, seq_len, max_seqs, batch, cli_get(o, no, "json") != NULL, &el);
+        return eval_artifact(art, cli_get(o, no, "bits"), act_bits, avg_bits, cli_get(o, no, "proxy") != NULL,
+                             data, tok, ref_path, seq_len, max_seqs, batch, cli_get(o, no, "json") != NULL,
+                             &el);
     TokenSet ts = {0};
     if (data && tokens_load_any(data, tok, seq_len, max_seqs, &ts, &err) != 0) {
         log_error("eval: %s", err.msg);

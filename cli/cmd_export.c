@@ -155,6 +155,11 @@ int cmd_export(int argc, char **argv) {
         elastic_free(&em);
         return 1;
     }
+    if (quant_has_act(&em.qc))
+        log_warn("export: %s was calibrated with activation quantization (quept calibrate --act-bits); the "
+                 "exported weights carry none of it: a runtime that keeps activations in full precision runs "
+                 "them as weight-only",
+                 art);
     int *bits = calloc((size_t)em.cfg.n_layers, sizeof(int));
     SwitchedModel sw = {0};
     GgufVocab vocab = {0};

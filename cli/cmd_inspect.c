@@ -175,6 +175,11 @@ static void print_text(const char *path, long long fsize, const ArtReader *r, co
                                     : " (integer)");
     printf("bits       ");
     for (int bi = 0; bi < NB; bi++) printf(" %d", q->bits[bi]);
+    if (quant_has_act(q)) { /* weight-activation pairs (16: that width is weight-only) */
+        printf("\npairs      ");
+        for (int bi = 0; bi < NB; bi++)
+            printf(" W%dA%d", q->bits[bi], q->act_bits[bi] ? q->act_bits[bi] : 16);
+    }
     printf("\nquant       ");
     json_obj(mp_map_get(meta, "quant"));
     printf("\n\nadapter ranks per linear and bit:\n  %-8s", "linear");

@@ -141,6 +141,9 @@ static void change_row(const QSetting *r, QuantConfig *q) {
         break;
     case QS_CONST: break;
     case QS_PRESET: break;
+    case QS_ACT_BITS:
+        for (int i = 0; i < q->n_bits; i++) q->act_bits[i] = i % 2 ? 0 : 4 + i % 5;
+        break;
     }
     if (r->preset) r->preset(q); /* --reference-method; pot's widths and groups */
 }
@@ -450,8 +453,79 @@ static void test_docs(void) {
     free(mb);
 }
 
+/* --act-bits: pairs with --bits, the "act_bits" key, old maps */
+static void act_bits_bad_len(msgpack_packer *pk) {
+    mp_pack_str(pk, "act_bits");
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_int64(pk, 4);
+}
+static void act_bits_bad_width(msgpack_packer *pk) {
+    mp_pack_str(pk, "act_bits");
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_int64(pk, 4);
+    msgpack_pack_int64(pk, 12);
+}
+static void act_bits_ok(msgpack_packer *pk) {
+    mp_pack_str(pk, "act_bits");
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_int64(pk, 16);
+    msgpack_pack_int64(pk, 8);
+}
+
+static int has_bytes(const msgpack_sbuffer *sb, const char *str) {
+    size_t n = strlen(str);
+    for (size_t i = 0; i + n <= sb->size; i++)
+        if (memcmp(sb->data + i, str, n) == 0) return 1;
+    return 0;
+}
+
+static void test_act_bits(void) {
+    QuantConfig q, back;
+    QErr err = {{0}};
+    /* paired in the order written, whatever order the widths end up in */
+    CHECK_MSG(PARSE(&q, &err, "--bits", "8,4", "--act-bits", "8,16") == 0, "%s", err.msg);
+    CHECK(q.n_bits == 2 && q.bits[0] == 4 && q.bits[1] == 8 && q.act_bits[0] == 0 && q.act_bits[1] == 8);
+    CHECK(quant_act_bits(&q, 1) == 8 && quant_act_bits(&q, 0) == 0 && quant_has_act(&q));
+    CHECK(PARSE(&q, &err, "--act-bits", "4-6,8", "--bits", "4-6,8") == 0 && q.n_bits == 4 &&
+          q.act_bits[0] == 4 && q.act_bits[2] == 6 && q.act_bits[3] == 8 && q.act_bits[4] == 0);
+    CHECK(PARSE(&q, &err, "--bits", "4,5,6,8", "--act-bits", "8,8,8,8") == 0 && q.act_bits[0] == 8 &&
+          q.act_bits[3] == 8);
+    /* without --bits: the default widths, ascending */
+    CHECK(PARSE(&q, &err, "--act-bits", "16,16,4,5,6,7,8") == 0 && q.act_bits[0] == 0 && q.act_bits[2] == 4);
+    CHECK(PARSE(&q, &err, "--act-bits", "16,16,16,16,16,16,16") == 0 && !quant_has_act(&q));
+    /* refusals name the flag */
+    CHECK(PARSE(&q, &err, "--act-bits", "4") != 0 && strstr(err.msg, "--act-bits") && strstr(err.msg, "7"));
+    CHECK(PARSE(&q, &err, "--bits", "4,8", "--act-bits", "4,9") != 0 && strstr(err.msg, "--act-bits"));
+    CHECK(PARSE(&q, &err, "--bits", "4,8", "--act-bits", "4,1") != 0 && strstr(err.msg, "--act-bits"));
+    CHECK(PARSE(&q, &err, "--bits", "4,4", "--act-bits", "4,8") != 0 && strstr(err.msg, "twice"));
+    CHECK(PARSE(&q, &err, "--bits", "4,8", "--act-bits", "4,x") != 0 && strstr(err.msg, "--act-bits"));
+    /* the key: only with activation quantization, and it round-trips */
+    msgpack_sbuffer a, b;
+    quant_config_default(&q);
+    pack(&q, &a);
+    q.n_bits = 3, q.bits[0] = 4, q.bits[1] = 6, q.bits[2] = 8;
+    q.act_bits[0] = 4, q.act_bits[1] = 0, q.act_bits[2] = 8;
+    pack(&q, &b);
+    CHECK(b.size > a.size && !has_bytes(&a, "act_bits") && has_bytes(&b, "act_bits"));
+    msgpack_sbuffer_destroy(&a);
+    msgpack_sbuffer_destroy(&b);
+    CHECK_MSG(round_trip(&q, &back, &err) == 0 && memcmp(&q, &back, sizeof q) == 0, "%s", err.msg);
+    /* old maps have none; a bad list is named */
+    CHECK(unpack_minimal(NULL, 0, NULL, &q, &err) == 0 && !quant_has_act(&q));
+    CHECK(unpack_minimal(act_bits_ok, 1, NULL, &q, &err) == 0 && q.act_bits[0] == 0 && q.act_bits[1] == 8);
+    CHECK(unpack_minimal(act_bits_bad_len, 1, NULL, &q, &err) != 0 && strstr(err.msg, "key \"act_bits\""));
+    CHECK(unpack_minimal(act_bits_bad_width, 1, NULL, &q, &err) != 0 && strstr(err.msg, "key \"act_bits\""));
+    /* validation: 2..8, nothing past the widths */
+    quant_config_default(&q);
+    q.act_bits[0] = 9;
+    CHECK(quant_config_validate(&q, &err) != 0 && strstr(err.msg, "--act-bits"));
+    q.act_bits[0] = 0, q.n_bits = 2, q.act_bits[5] = 4;
+    CHECK(quant_config_validate(&q, &err) != 0 && strstr(err.msg, "--act-bits"));
+}
+
 int main(void) {
     test_golden();
+    test_act_bits();
     test_rows();
     test_table();
     test_old_maps();

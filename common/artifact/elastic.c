@@ -547,6 +547,7 @@ int elastic_switch(const ElasticModel *em, const int *bits, Model *out, QErr *er
             memcpy(dst->bv, src->bv, sizeof(float) * c->n_kv_heads * c->head_dim);
         }
         int bi = bis[j];
+        dst->act_bits = quant_act_bits(q, bi); /* the width's paired activation quantization */
         for (int l = 0; l < N_LIN; l++) {
             const float *W = qblock_linear_weight(src, l);
             float *Wq = *qblock_linear_slot(dst, l);

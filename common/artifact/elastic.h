@@ -10,7 +10,8 @@
  *   "quant":  the QuantConfig (quant/qconfig_table.h: method, bits, group,
  *             rank, ...; "teq": "norm"|"wide" and "lr_teq" only when TEQ was
  *             used — its scales are already folded into the stored base
- *             weights and norms)
+ *             weights and norms; "act_bits" [bit index] only when a width
+ *             quantizes activations, 16 for none — absent = weight-only)
  *   "ranks":  [linear][bit index] adapter ranks (same for every block)
  *   "losses": [block][bit index] [rtn, init, final] calibration losses
  *   "choice": [block][bit index] 0 trained, 1 adapters dropped, 2 RTN
@@ -72,7 +73,9 @@ int elastic_load_meta(ElasticModel *em, const ArtReader *r, QErr *err);
 
 /* Materialises the model at bits[j] for block j (one value per block) into
  * out, which is allocated on the first call and reused after: switching
- * again never re-reads the file. */
+ * again never re-reads the file. Block j carries the activation width the
+ * artifact pairs with bits[j] (BlockWeights.act_bits, QuantConfig.act_bits;
+ * 0 for a weight-only artifact), so model_forward runs the pair. */
 int elastic_switch(const ElasticModel *em, const int *bits, Model *out, QErr *err);
 
 #endif

@@ -43,6 +43,7 @@ int qblock_params_init(QBlockParams *p, const ModelConfig *c, const QuantConfig 
     memset(p, 0, sizeof *p);
     p->n_bits = qc->n_bits;
     memcpy(p->bits, qc->bits, sizeof p->bits);
+    memcpy(p->act_bits, qc->act_bits, sizeof p->act_bits);
     size_t nl = 0, na = 0;
     for (int l = 0; l < N_LIN; l++) {
         QLinear *q = &p->lin[l];
@@ -183,6 +184,7 @@ void qblock_build(const QBlockParams *p, const BlockWeights *base, int bi, const
                   const float *adapter, float *const wq[N_LIN], float *const scratch[N_LIN],
                   BlockWeights *view) {
     *view = *base;
+    view->act_bits = p->act_bits[bi];
     for (int l = 0; l < N_LIN; l++) {
         const QLinear *q = &p->lin[l];
         const FqSpec *s = &q->spec[bi];
@@ -196,6 +198,7 @@ void qblock_build(const QBlockParams *p, const BlockWeights *base, int bi, const
 void qblock_build_rtn(const QBlockParams *p, const BlockWeights *base, int bi, float *const wq[N_LIN],
                       BlockWeights *view) {
     *view = *base;
+    view->act_bits = p->act_bits[bi];
     for (int l = 0; l < N_LIN; l++) {
         fq_rtn(&p->lin[l].spec[bi], qblock_linear_weight(base, l), wq[l]);
         *qblock_linear_slot(view, l) = wq[l];

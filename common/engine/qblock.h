@@ -37,7 +37,9 @@ enum { TEQ_ATTN, TEQ_MLP, TEQ_O, TEQ_DOWN, TEQ_NGROUPS };
 
 typedef struct {
     int n_bits, bits[QMAX_NBITS];
-    int choice[QMAX_NBITS]; /* QB_* per bit index */
+    int act_bits[QMAX_NBITS]; /* activation width paired with each bit index (0: none;
+                                 QuantConfig.act_bits); the views qblock_build makes carry it */
+    int choice[QMAX_NBITS];   /* QB_* per bit index */
     QLinear lin[N_LIN];
     size_t n_lwc, n_adapter;
     float *lwc, *adapter;
@@ -78,13 +80,15 @@ int qblock_params_restore(QBlockParams *p, const ModelConfig *c, const QuantConf
 void qblock_set_choice(QBlockParams *p, int bi, int choice);
 
 /* Fake-quantized weights at bit index bi. view: a copy of base whose linear
- * pointers are redirected to wq[l] (caller-owned (out,in) buffers); scratch[l]
- * (fq_scratch_floats) is filled for a following backward, may be NULL. */
+ * pointers are redirected to wq[l] (caller-owned (out,in) buffers), with
+ * the width's activation quantization (view->act_bits = p->act_bits[bi]);
+ * scratch[l] (fq_scratch_floats) is filled for a following backward, may be NULL. */
 void qblock_build(const QBlockParams *p, const BlockWeights *base, int bi, const float *lwc,
                   const float *adapter, float *const wq[N_LIN], float *const scratch[N_LIN],
                   BlockWeights *view);
 
-/* The round-to-nearest weights at bit index bi (same grid, no clipping). */
+/* The round-to-nearest weights at bit index bi (same grid, no clipping),
+ * with the width's activation quantization as qblock_build. */
 void qblock_build_rtn(const QBlockParams *p, const BlockWeights *base, int bi, float *const wq[N_LIN],
                       BlockWeights *view);
 

@@ -32,6 +32,15 @@
  * weights at once (recon.c's token merge); the step itself never touches
  * them.
  *
+ * With activation quantization (the width's p->act_bits, nn/actquant.h) the
+ * forward quantizes each linear's input into a->aq (block_linear_input)
+ * just before its matmul; the backward quantizes it again there for the
+ * weight gradient (bitwise the same) and writes the linear's input gradient
+ * into a->aq too (the unquantized input is still needed by
+ * actquant_backward, which maps the gradient in place): dswi, dln2 and
+ * datty live in a->aq instead of a->swi, a->ln2 and a->atty. Without it
+ * the step's arithmetic is exactly the weight-only one.
+ *
  * With TEQ (teq.h) the step runs on the transformed block and also needs the
  * quantizer's input gradient of each linear (a third slice of b->work, from
  * fq_backward_w, reduced into the scales' bracket at once), the attention
@@ -44,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../nn/actquant.h"
 #include "teq.h"
 
 /* Output rows per slice of a weight gradient. Every call of the quantizer
@@ -88,6 +98,11 @@ int recon_step_init(ReconStep *b, const ModelConfig *c, const QBlockParams *p, i
     if (block_acts_init(&b->acts, c, B, T, 1, err) != 0) return -1;
     size_t N = (size_t)B * T, NC = N * c->dim, maxw = 0, maxa = 0;
     size_t QD = (size_t)c->n_heads * c->head_dim, KVD = (size_t)c->n_kv_heads * c->head_dim;
+    for (int bi = 0; bi < p->n_bits; bi++)
+        if (p->act_bits[bi] && !b->acts.aq && block_acts_init_aq(&b->acts, c, err) != 0) {
+            recon_step_free(b);
+            return -1;
+        }
     b->out = malloc(NC * sizeof(float)); /* the block output */
     b->xin = malloc(NC * sizeof(float)); /* only touched with bf16 streams */
     /* datt (T,T) of attention_backward, then dq, dk, dv if they do not fit
@@ -137,7 +152,13 @@ typedef struct {
     const QBlockParams *p;
     const BlockWeights *w;
     int bi, rtn, no_quant; /* no_quant: W as it is (ReconStep.no_quant) */
+    int ab;                /* activation width (0: none, and always with no_quant) */
 } WeightSrc;
+
+static WeightSrc weight_src(const QBlockParams *p, const BlockWeights *w, int bi, int rtn, int no_quant) {
+    WeightSrc s = {p, w, bi, rtn, no_quant, no_quant ? 0 : p->act_bits[bi]};
+    return s;
+}
 
 /* The spec of rows [o0, o0+m) of a linear (the quantizer is row-separable:
  * the rows' groups, logits, Bd rows and saved grid are independent of the
@@ -180,30 +201,36 @@ static const float *build_weight(const WeightSrc *s, int l, float *buf, float *s
 
 /* block_forward (block.c) with each linear's weight built into buf just
  * before its matmul; fqs[l] (may be NULL) receive fq_forward's scratch.
- * On return buf holds w_down's weight. */
+ * On return buf holds w_down's weight (and with activation quantization
+ * a->aq the quantized swi). */
 static void step_forward(const ModelConfig *c, const WeightSrc *src, BlockActs *a, const float *x, float *out,
                          float *buf, float *const *fqs) {
     const BlockWeights *w = src->w;
     int B = a->B, T = a->T, N = B * T, C = c->dim, H = c->hidden_dim;
     int QD = c->n_heads * c->head_dim, KVD = c->n_kv_heads * c->head_dim;
     size_t NC = (size_t)N * C;
+    const int ab = src->ab;
+    const float *in;
 #define W_(l) build_weight(src, (l), buf, fqs ? fqs[(l)] : NULL)
     rmsnorm_forward(a->ln1, a->ln1_rstd, x, w->attn_norm, N, C, c->norm_eps);
-    matmul_forward(a->q, a->ln1, W_(LIN_Q), w->bq, N, C, QD);
-    matmul_forward(a->k, a->ln1, W_(LIN_K), w->bk, N, C, KVD);
-    matmul_forward(a->v, a->ln1, W_(LIN_V), w->bv, N, C, KVD);
+    in = block_linear_input(a, a->ln1, N, C, ab);
+    matmul_forward(a->q, in, W_(LIN_Q), w->bq, N, C, QD);
+    matmul_forward(a->k, in, W_(LIN_K), w->bk, N, C, KVD);
+    matmul_forward(a->v, in, W_(LIN_V), w->bv, N, C, KVD);
     rope_forward(a->q, &a->rope, B, T, c->n_heads);
     rope_forward(a->k, &a->rope, B, T, c->n_kv_heads);
     attention_forward(a->atty, a->att, a->q, a->k, a->v, B, T, c->n_heads, c->n_kv_heads, c->head_dim,
                       a->save_att);
-    matmul_forward(a->tmp, a->atty, W_(LIN_O), NULL, N, QD, C);
+    matmul_forward(a->tmp, block_linear_input(a, a->atty, N, QD, ab), W_(LIN_O), NULL, N, QD, C);
     residual_forward(a->h1, x, a->tmp, NC);
 
     rmsnorm_forward(a->ln2, a->ln2_rstd, a->h1, w->mlp_norm, N, C, c->norm_eps);
-    matmul_forward(a->gate, a->ln2, W_(LIN_GATE), NULL, N, C, H);
-    matmul_forward(a->up, a->ln2, W_(LIN_UP), NULL, N, C, H);
+    in = block_linear_input(a, a->ln2, N, C, ab);
+    matmul_forward(a->gate, in, W_(LIN_GATE), NULL, N, C, H);
+    matmul_forward(a->up, in, W_(LIN_UP), NULL, N, C, H);
     swiglu_forward(a->swi, a->gate, a->up, (size_t)N * H);
-    matmul_forward(a->tmp, a->swi, W_(LIN_DOWN), NULL, N, H, C);
+    /* online Hadamard of the down input: here, on a->swi, before its quantization */
+    matmul_forward(a->tmp, block_linear_input(a, a->swi, N, H, ab), W_(LIN_DOWN), NULL, N, H, C);
     residual_forward(out, a->h1, a->tmp, NC);
 #undef W_
 }
@@ -241,7 +268,7 @@ static double eval_batch(const ModelConfig *c, const QuantConfig *qc, const Weig
 double recon_eval_loss(const ModelConfig *c, const QuantConfig *qc, const QBlockParams *p,
                        const BlockWeights *w, ReconStep *b, int bi, int rtn, const float *in,
                        const float *target, int n_seq, int T) {
-    WeightSrc src = {p, w, bi, rtn, b->no_quant};
+    WeightSrc src = weight_src(p, w, bi, rtn, b->no_quant);
     int B = b->acts.B;
     size_t stride = (size_t)T * c->dim;
     double sum = 0.0;
@@ -254,7 +281,7 @@ double recon_eval_loss(const ModelConfig *c, const QuantConfig *qc, const QBlock
 double recon_eval_loss_streams(const ModelConfig *c, const QuantConfig *qc, const QBlockParams *p,
                                const BlockWeights *w, ReconStep *b, int bi, int rtn, const Streams *st,
                                int slot, int s0, const float *target, int n_seq) {
-    WeightSrc src = {p, w, bi, rtn, b->no_quant};
+    WeightSrc src = weight_src(p, w, bi, rtn, b->no_quant);
     int B = b->acts.B, T = st->T;
     size_t stride = (size_t)T * c->dim;
     double sum = 0.0;
@@ -396,7 +423,8 @@ double recon_step_bit(const ModelConfig *c, const QuantConfig *qc, const QBlockP
     int NH = c->n_heads, NKV = c->n_kv_heads, hd = c->head_dim;
     int QD = NH * hd, KVD = NKV * hd;
     float *S = b->wq[weight_slot(p)];
-    WeightSrc src = {p, w, bi, 0, b->no_quant};
+    WeightSrc src = weight_src(p, w, bi, 0, b->no_quant);
+    const int ab = src.ab;
     float *G = b->teq_G; /* TEQ's log-scale gradient of this call (NULL: no TEQ) */
     if (G) memset(G, 0, p->n_teq * sizeof(float));
 
@@ -405,26 +433,36 @@ double recon_step_bit(const ModelConfig *c, const QuantConfig *qc, const QBlockP
     double loss = recon_loss(b->out, target, dh1, B, T, C, qc->loss_l2, grad_scale);
 
     /* out = h1 + W_down swiglu(W_gate ln2, W_up ln2), ln2 = rmsnorm(h1);
-     * S still holds W_down's fake-quantized weight */
-    linear_backward(c, qc, p, w, b, bi, LIN_DOWN, dh1, a->swi, N); /* dW_down = dout^T swi */
-    gemm0(0, N, H, C, dh1, C, S, H, 0.0f, a->swi, H);              /* dswi = dout W_down */
-    swiglu_backward_inplace(a->gate, a->up, a->swi, (size_t)N * H);
-    linear_backward(c, qc, p, w, b, bi, LIN_GATE, a->gate, a->ln2, N); /* dW_gate = dgate^T ln2 */
-    linear_backward(c, qc, p, w, b, bi, LIN_UP, a->up, a->ln2, N);     /* dW_up = dup^T ln2 */
-    float *dln2 = a->ln2;                                              /* ln2 is dead now */
+     * S still holds W_down's fake-quantized weight, a->aq (activation
+     * quantization) the quantized swi */
+    const float *in = ab ? a->aq : a->swi;
+    linear_backward(c, qc, p, w, b, bi, LIN_DOWN, dh1, in, N); /* dW_down = dout^T swi */
+    float *dswi = ab ? a->aq : a->swi;
+    gemm0(0, N, H, C, dh1, C, S, H, 0.0f, dswi, H); /* dswi = dout W_down */
+    if (ab) actquant_backward(dswi, dswi, a->swi, N, H, ab);
+    /* (online Hadamard: its transpose on dswi here) */
+    swiglu_backward_inplace(a->gate, a->up, dswi, (size_t)N * H);
+    in = block_linear_input(a, a->ln2, N, C, ab);
+    linear_backward(c, qc, p, w, b, bi, LIN_GATE, a->gate, in, N); /* dW_gate = dgate^T ln2 */
+    linear_backward(c, qc, p, w, b, bi, LIN_UP, a->up, in, N);     /* dW_up = dup^T ln2 */
+    float *dln2 = ab ? a->aq : a->ln2;                             /* ln2 is dead now (without act quant) */
     build_weight(&src, LIN_GATE, S, NULL);
     gemm0(0, N, C, H, a->gate, H, S, C, 0.0f, dln2, C); /* dln2 = dgate W_gate */
     build_weight(&src, LIN_UP, S, NULL);
-    gemm0(0, N, C, H, a->up, H, S, C, 1.0f, dln2, C);             /* dln2 += dup W_up */
+    gemm0(0, N, C, H, a->up, H, S, C, 1.0f, dln2, C); /* dln2 += dup W_up */
+    if (ab) actquant_backward(dln2, dln2, a->ln2, N, C, ab);
     float *dnorm = G && p->teq_len[TEQ_MLP] ? b->teq_dvec : NULL; /* TEQ: d mlp_norm' */
     if (dnorm) memset(dnorm, 0, (size_t)C * sizeof(float));
     rmsnorm_backward(dh1, dnorm, dln2, a->h1, w->mlp_norm, a->ln2_rstd, N, C);
     if (dnorm) teq_grad_divided(p, TEQ_MLP, w->mlp_norm, dnorm, G);
 
     /* h1 = x + W_o attention(rope(W_q ln1), rope(W_k ln1), W_v ln1) */
-    linear_backward(c, qc, p, w, b, bi, LIN_O, dh1, a->atty, N); /* dW_o = dh1^T atty */
+    linear_backward(c, qc, p, w, b, bi, LIN_O, dh1, block_linear_input(a, a->atty, N, QD, ab),
+                    N); /* dW_o = dh1^T atty */
     build_weight(&src, LIN_O, S, NULL);
-    gemm0(0, N, QD, C, dh1, C, S, QD, 0.0f, a->atty, QD); /* datty = dh1 W_o */
+    float *datty = ab ? a->aq : a->atty;
+    gemm0(0, N, QD, C, dh1, C, S, QD, 0.0f, datty, QD); /* datty = dh1 W_o */
+    if (ab) actquant_backward(datty, datty, a->atty, N, QD, ab);
     float *datt = b->bscratch, *dq, *dk, *dv;
     if (attn_grads_fit(c)) {
         dq = a->gate;
@@ -436,12 +474,13 @@ double recon_step_bit(const ModelConfig *c, const QuantConfig *qc, const QBlockP
     dv = dk + (size_t)N * KVD;
     memset(dq, 0, (size_t)N * QD * sizeof(float));
     memset(dk, 0, 2 * (size_t)N * KVD * sizeof(float));
-    attention_backward(dq, dk, dv, datt, a->atty, a->q, a->k, a->v, a->att, B, T, NH, NKV, hd);
+    attention_backward(dq, dk, dv, datt, datty, a->q, a->k, a->v, a->att, B, T, NH, NKV, hd);
     rope_backward(dq, &a->rope, B, T, NH);
     rope_backward(dk, &a->rope, B, T, NKV);
-    linear_backward(c, qc, p, w, b, bi, LIN_Q, dq, a->ln1, N); /* dW_q = dq^T ln1 */
-    linear_backward(c, qc, p, w, b, bi, LIN_K, dk, a->ln1, N); /* dW_k = dk^T ln1 */
-    linear_backward(c, qc, p, w, b, bi, LIN_V, dv, a->ln1, N); /* dW_v = dv^T ln1 */
+    in = block_linear_input(a, a->ln1, N, C, ab);
+    linear_backward(c, qc, p, w, b, bi, LIN_Q, dq, in, N); /* dW_q = dq^T ln1 */
+    linear_backward(c, qc, p, w, b, bi, LIN_K, dk, in, N); /* dW_k = dk^T ln1 */
+    linear_backward(c, qc, p, w, b, bi, LIN_V, dv, in, N); /* dW_v = dv^T ln1 */
     pot_penalty_grad(qc, p, b, bi, grad_scale);
     if (G) {
         if (p->teq_len[TEQ_ATTN]) { /* attn_norm' = attn_norm / s_a: needs dln1 after all */
@@ -449,6 +488,7 @@ double recon_step_bit(const ModelConfig *c, const QuantConfig *qc, const QBlockP
             gemm0(0, N, C, QD, dq, QD, build_weight(&src, LIN_Q, S, NULL), C, 0.0f, dln1, C);
             gemm0(0, N, C, KVD, dk, KVD, build_weight(&src, LIN_K, S, NULL), C, 1.0f, dln1, C);
             gemm0(0, N, C, KVD, dv, KVD, build_weight(&src, LIN_V, S, NULL), C, 1.0f, dln1, C);
+            if (ab) actquant_backward(dln1, dln1, a->ln1, N, C, ab);
             memset(b->teq_dvec, 0, (size_t)C * sizeof(float));
             rmsnorm_backward(NULL, b->teq_dvec, dln1, x, w->attn_norm, a->ln1_rstd, N, C);
             teq_grad_divided(p, TEQ_ATTN, w->attn_norm, b->teq_dvec, G);

@@ -38,7 +38,9 @@ void recon_step_free(ReconStep *b);
 double recon_loss(const float *out, const float *target, float *dout, int B, int T, int C, int l2,
                   float grad_scale);
 
-/* Forward + loss + backward at bit index bi on x (B,T,C) against target;
+/* Forward + loss + backward at bit index bi on x (B,T,C) against target,
+ * with the width's activation quantization (p->act_bits[bi]; recon_step_init
+ * lays out acts.aq when any width has one);
  * ACCUMULATES the gradients into b->g_lwc and b->g_adapter, and with TEQ
  * into b->g_teq (zero them per step). With TEQ, w must be the transformed
  * block (teq_transform of the base under p's scales). Returns the loss

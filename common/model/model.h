@@ -44,6 +44,11 @@ typedef struct {
     float *bq, *bk, *bv; /* NULL unless has_qkv_bias */
     float *mlp_norm;     /* (dim) */
     float *w_gate, *w_up, *w_down;
+    /* Activation fake quantization at the input of every linear (nn/actquant.h:
+     * per token, dynamic, symmetric) at this width; 0 = none, weight-only. Set
+     * on a block's quantized view (engine/qblock.h, a switched artifact);
+     * loaders and block_weights_alloc leave it 0. */
+    int act_bits;
 } BlockWeights;
 
 typedef enum { MODEL_FMT_LLAMA2C_LEGACY, MODEL_FMT_LLAMA2C_V1, MODEL_FMT_HF } ModelFormat;

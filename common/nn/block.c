@@ -4,8 +4,15 @@
  * The backward runs the layer backwards in the reverse order of
  * block_forward. It reads only the activations block_forward keeps (never
  * a->tmp, which forward overwrites twice); q and k are saved after RoPE, so
- * their gradients are rotated back before the Wq/Wk backward. */
+ * their gradients are rotated back before the Wq/Wk backward.
+ *
+ * Activation quantization (w->act_bits, actquant.h): the forward quantizes
+ * each linear's input just before its matmul; the backward quantizes it
+ * again for the weight gradient (bitwise the forward's) and maps the input
+ * gradient through actquant_backward. */
 #include "block.h"
+
+#include "actquant.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -51,7 +58,20 @@ int block_acts_init(BlockActs *a, const ModelConfig *c, int B, int T, int save_a
     return 0;
 }
 
+int block_acts_init_aq(BlockActs *a, const ModelConfig *c, QErr *err) {
+    size_t N = (size_t)a->B * a->T, w = (size_t)c->dim;
+    size_t QD = (size_t)c->n_heads * c->head_dim;
+    if (QD > w) w = QD;
+    if ((size_t)c->hidden_dim > w) w = (size_t)c->hidden_dim;
+    free(a->aq);
+    a->aq = malloc(N * w * sizeof(float));
+    if (!a->aq)
+        return qerr_set(err, "out of memory for the activation quantization buffer (%.1f MB)", N * w * 4e-6);
+    return 0;
+}
+
 void block_acts_free(BlockActs *a) {
+    free(a->aq);
     free(a->ln1);
     free(a->ln1_rstd);
     free(a->q);
@@ -70,27 +90,39 @@ void block_acts_free(BlockActs *a) {
     memset(a, 0, sizeof *a);
 }
 
+const float *block_linear_input(BlockActs *a, float *inp, int N, int C, int bits) {
+    if (!bits) return inp;
+    float *q = a->aq ? a->aq : inp;
+    actquant_forward(q, inp, N, C, bits);
+    return q;
+}
+
 void block_forward(const ModelConfig *c, const BlockWeights *w, BlockActs *a, const float *x, float *out) {
     int B = a->B, T = a->T, N = B * T, C = c->dim, H = c->hidden_dim;
     int QD = c->n_heads * c->head_dim, KVD = c->n_kv_heads * c->head_dim;
     size_t NC = (size_t)N * C;
+    const int ab = w->act_bits;
+    const float *in;
 
     rmsnorm_forward(a->ln1, a->ln1_rstd, x, w->attn_norm, N, C, c->norm_eps);
-    matmul_forward(a->q, a->ln1, w->wq, w->bq, N, C, QD);
-    matmul_forward(a->k, a->ln1, w->wk, w->bk, N, C, KVD);
-    matmul_forward(a->v, a->ln1, w->wv, w->bv, N, C, KVD);
+    in = block_linear_input(a, a->ln1, N, C, ab);
+    matmul_forward(a->q, in, w->wq, w->bq, N, C, QD);
+    matmul_forward(a->k, in, w->wk, w->bk, N, C, KVD);
+    matmul_forward(a->v, in, w->wv, w->bv, N, C, KVD);
     rope_forward(a->q, &a->rope, B, T, c->n_heads);
     rope_forward(a->k, &a->rope, B, T, c->n_kv_heads);
     attention_forward(a->atty, a->att, a->q, a->k, a->v, B, T, c->n_heads, c->n_kv_heads, c->head_dim,
                       a->save_att);
-    matmul_forward(a->tmp, a->atty, w->wo, NULL, N, QD, C);
+    matmul_forward(a->tmp, block_linear_input(a, a->atty, N, QD, ab), w->wo, NULL, N, QD, C);
     residual_forward(a->h1, x, a->tmp, NC);
 
     rmsnorm_forward(a->ln2, a->ln2_rstd, a->h1, w->mlp_norm, N, C, c->norm_eps);
-    matmul_forward(a->gate, a->ln2, w->w_gate, NULL, N, C, H);
-    matmul_forward(a->up, a->ln2, w->w_up, NULL, N, C, H);
+    in = block_linear_input(a, a->ln2, N, C, ab);
+    matmul_forward(a->gate, in, w->w_gate, NULL, N, C, H);
+    matmul_forward(a->up, in, w->w_up, NULL, N, C, H);
     swiglu_forward(a->swi, a->gate, a->up, (size_t)N * H);
-    matmul_forward(a->tmp, a->swi, w->w_down, NULL, N, H, C);
+    /* online Hadamard of the down input: here, on a->swi, before its quantization */
+    matmul_forward(a->tmp, block_linear_input(a, a->swi, N, H, ab), w->w_down, NULL, N, H, C);
     residual_forward(out, a->h1, a->tmp, NC);
 }
 
@@ -108,6 +140,8 @@ size_t block_backward_scratch_floats(const ModelConfig *c, int B, int T) {
 void block_backward(const ModelConfig *c, const BlockWeights *w, BlockActs *a, const float *x,
                     const float *dout, float *dx, BlockWeightGrads *gw, float *scratch) {
     assert(a->save_att && "block_backward needs block_forward with save_att=1");
+    const int ab = w->act_bits;
+    assert((!ab || a->aq) && "block_backward with activation quantization needs block_acts_init_aq");
     int B = a->B, T = a->T, N = B * T, C = c->dim, H = c->hidden_dim;
     int NH = c->n_heads, NKV = c->n_kv_heads, hd = c->head_dim;
     int QD = NH * hd, KVD = NKV * hd;
@@ -130,21 +164,32 @@ void block_backward(const ModelConfig *c, const BlockWeights *w, BlockActs *a, c
     const BlockWeightGrads *g = gw ? gw : &none;
 
     /* out = h1 + W_down swiglu(W_gate ln2, W_up ln2), ln2 = rmsnorm(h1) */
+    /* with activation quantization: each linear's quantized input again
+     * (block_linear_input into a->aq) for its weight gradient, and the input
+     * gradient through the quantizer (in place) */
+    const float *in;
     memcpy(dh1, dout, NC * sizeof(float));
-    matmul_backward(dswi, g->w_down, NULL, dout, a->swi, w->w_down, N, H, C);
+    matmul_backward(dswi, g->w_down, NULL, dout, block_linear_input(a, a->swi, N, H, ab), w->w_down, N, H, C);
+    if (ab) actquant_backward(dswi, dswi, a->swi, N, H, ab);
+    /* (online Hadamard: its transpose on dswi here) */
     swiglu_backward(dgate, dup, dswi, a->gate, a->up, NHid);
-    matmul_backward(dln2, g->w_gate, NULL, dgate, a->ln2, w->w_gate, N, C, H);
-    matmul_backward(dln2, g->w_up, NULL, dup, a->ln2, w->w_up, N, C, H);
+    in = block_linear_input(a, a->ln2, N, C, ab);
+    matmul_backward(dln2, g->w_gate, NULL, dgate, in, w->w_gate, N, C, H);
+    matmul_backward(dln2, g->w_up, NULL, dup, in, w->w_up, N, C, H);
+    if (ab) actquant_backward(dln2, dln2, a->ln2, N, C, ab);
     rmsnorm_backward(dh1, NULL, dln2, a->h1, w->mlp_norm, a->ln2_rstd, N, C);
 
     /* h1 = x + W_o attention(rope(W_q ln1), rope(W_k ln1), W_v ln1), ln1 = rmsnorm(x) */
     for (size_t i = 0; i < NC; i++) dx[i] += dh1[i];
-    matmul_backward(datty, g->wo, NULL, dh1, a->atty, w->wo, N, QD, C);
+    matmul_backward(datty, g->wo, NULL, dh1, block_linear_input(a, a->atty, N, QD, ab), w->wo, N, QD, C);
+    if (ab) actquant_backward(datty, datty, a->atty, N, QD, ab);
     attention_backward(dq, dk, dv, datt, datty, a->q, a->k, a->v, a->att, B, T, NH, NKV, hd);
     rope_backward(dq, &a->rope, B, T, NH);
     rope_backward(dk, &a->rope, B, T, NKV);
-    matmul_backward(dln1, g->wq, NULL, dq, a->ln1, w->wq, N, C, QD);
-    matmul_backward(dln1, g->wk, NULL, dk, a->ln1, w->wk, N, C, KVD);
-    matmul_backward(dln1, g->wv, NULL, dv, a->ln1, w->wv, N, C, KVD);
+    in = block_linear_input(a, a->ln1, N, C, ab);
+    matmul_backward(dln1, g->wq, NULL, dq, in, w->wq, N, C, QD);
+    matmul_backward(dln1, g->wk, NULL, dk, in, w->wk, N, C, KVD);
+    matmul_backward(dln1, g->wv, NULL, dv, in, w->wv, N, C, KVD);
+    if (ab) actquant_backward(dln1, dln1, a->ln1, N, C, ab);
     rmsnorm_backward(dx, NULL, dln1, x, w->attn_norm, a->ln1_rstd, N, C);
 }

@@ -8,6 +8,14 @@
  *   h1 ─ rmsnorm ─ ln2 ─┬─ Wgate ─ gate ┐
  *                       └─ Wup ─── up ──┴─ swiglu ─ swi ─ Wdown ─┐
  *   out = h1 + mlp_out  ◄─────────────────────────────────────────┘
+ *
+ * With w->act_bits (activation quantization, actquant.h) the four inputs of
+ * the linears are fake-quantized per token just before their matmuls: ln1
+ * (once, for Wq, Wk, Wv), atty (Wo), ln2 (once, for Wgate, Wup) and swi
+ * (Wdown). An online Hadamard rotation of the down input would go right
+ * before its quantization (marked "online Hadamard" in block.c, in
+ * recon_step.c and in decode_step). act_bits 0 runs exactly the
+ * weight-only arithmetic.
  */
 #ifndef QUEPT_BLOCK_H
 #define QUEPT_BLOCK_H
@@ -25,16 +33,29 @@ typedef struct {
     float *ln2, *ln2_rstd;  /* (N,C) (N) */
     float *gate, *up, *swi; /* (N,H) */
     float *tmp;             /* (N,C) projection outputs before the residual add */
+    float *aq;              /* (N, max(C,QD,H)) or NULL: the quantized input of the current
+                               linear(s) with activation quantization (block_acts_init_aq);
+                               NULL quantizes ln1/atty/ln2/swi in place (forward only) */
     RopeTable rope;
 } BlockActs;
 
 /* Allocates activations for batches of B sequences of T tokens.
  * save_att=0 keeps one (T,T) attention scratch (inference only). */
 int block_acts_init(BlockActs *a, const ModelConfig *c, int B, int T, int save_att, QErr *err);
+/* Lays out a->aq, which a block_backward after a block_forward with
+ * activation quantization needs (the forward keeps the unquantized inputs). */
+int block_acts_init_aq(BlockActs *a, const ModelConfig *c, QErr *err);
 void block_acts_free(BlockActs *a);
 size_t block_acts_bytes(const ModelConfig *c, int B, int T, int save_att);
 
-/* out (N,C) = block(x). out must not alias x (backward needs x). */
+/* What a linear reads: inp (N,C) itself (bits 0), or its rows
+ * fake-quantized at `bits` (actquant_forward), into a->aq when laid out,
+ * else in place. */
+const float *block_linear_input(BlockActs *a, float *inp, int N, int C, int bits);
+
+/* out (N,C) = block(x). out must not alias x (backward needs x). With
+ * w->act_bits and no a->aq, ln1/atty/ln2/swi are left quantized: no
+ * block_backward may follow. */
 void block_forward(const ModelConfig *c, const BlockWeights *w, BlockActs *a, const float *x, float *out);
 
 /* Gradients of the block's linear weights (NULL entries are skipped). */
@@ -43,7 +64,9 @@ typedef struct {
 } BlockWeightGrads;
 
 /* dx (N,C) += d/dx; gw (may be NULL) += weight gradients. Uses the
- * activations of the last block_forward on a (save_att must be 1).
+ * activations of the last block_forward on a (save_att must be 1; with
+ * w->act_bits, a->aq must be laid out: the weight gradients are those of
+ * the quantized inputs, re-quantized into a->aq).
  * scratch: block_backward_scratch_floats() floats. */
 size_t block_backward_scratch_floats(const ModelConfig *c, int B, int T);
 void block_backward(const ModelConfig *c, const BlockWeights *w, BlockActs *a, const float *x,

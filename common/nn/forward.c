@@ -1,6 +1,8 @@
 /* forward.c — model-level forward passes built on block_forward. */
 #include "forward.h"
 
+#include "actquant.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -115,7 +117,9 @@ const float *decode_step(const Model *m, DecodeState *ds, int token, int pos) {
         const BlockWeights *w = &m->blocks[j];
         float *kc = ds->k_cache + ((size_t)j * ds->max_T) * KVD;
         float *vc = ds->v_cache + ((size_t)j * ds->max_T) * KVD;
+        const int ab = w->act_bits; /* activation quantization, in place (block.h) */
         rmsnorm_forward(ds->xb, NULL, ds->x, w->attn_norm, 1, C, c->norm_eps);
+        if (ab) actquant_forward(ds->xb, ds->xb, 1, C, ab);
         matmul_forward(ds->q, ds->xb, w->wq, w->bq, 1, C, QD);
         matmul_forward(kc + (size_t)pos * KVD, ds->xb, w->wk, w->bk, 1, C, KVD);
         matmul_forward(vc + (size_t)pos * KVD, ds->xb, w->wv, w->bv, 1, C, KVD);
@@ -145,12 +149,16 @@ const float *decode_step(const Model *m, DecodeState *ds, int token, int pos) {
                 for (int i = 0; i < hd; i++) oh[i] += p * vs[i];
             }
         }
+        if (ab) actquant_forward(ds->atty, ds->atty, 1, QD, ab);
         matmul_forward(ds->tmp, ds->atty, w->wo, NULL, 1, QD, C);
         residual_forward(ds->h1, ds->x, ds->tmp, (size_t)C);
         rmsnorm_forward(ds->xb, NULL, ds->h1, w->mlp_norm, 1, C, c->norm_eps);
+        if (ab) actquant_forward(ds->xb, ds->xb, 1, C, ab);
         matmul_forward(ds->gate, ds->xb, w->w_gate, NULL, 1, C, H);
         matmul_forward(ds->up, ds->xb, w->w_up, NULL, 1, C, H);
         swiglu_forward(ds->gate, ds->gate, ds->up, (size_t)H);
+        /* online Hadamard of the down input: here, before its quantization */
+        if (ab) actquant_forward(ds->gate, ds->gate, 1, H, ab);
         matmul_forward(ds->tmp, ds->gate, w->w_down, NULL, 1, H, C);
         residual_forward(ds->x, ds->h1, ds->tmp, (size_t)C);
     }

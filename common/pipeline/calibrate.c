@@ -155,6 +155,7 @@ static int gptq_block(ElasticModel *em, int j, float *const *streams_q, int n_se
             gptq_accumulate_h(H[LIN_DOWN], a.swi, N, c->hidden_dim);
         }
         BlockWeights view = *w;
+        view.act_bits = quant_act_bits(qc, bi); /* the stream sees the width's activation quantization */
         for (int l = 0; l < N_LIN && rc == 0; l++) {
             int o, in;
             qblock_linear_shape(c, l, &o, &in);

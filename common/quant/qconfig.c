@@ -113,6 +113,13 @@ int quant_config_validate(const QuantConfig *qc, QErr *err) {
                 "--format pot needs weight decay 0 (the data-free scales share the logits' parameter group)");
         if (!(qc->pot_l2 >= 0.0f)) return qerr_set(err, "--pot-l2 must be >= 0");
     }
+    for (int i = 0; i < QMAX_NBITS; i++) {
+        int a = qc->act_bits[i];
+        if (i >= qc->n_bits && a != 0)
+            return qerr_set(err, "--act-bits: an activation width past the %d weight widths", qc->n_bits);
+        if (a != 0 && (a < QBITS_MIN || a > QBITS_MAX))
+            return qerr_set(err, "--act-bits: %d is outside 2..8 (16: no activation quantization)", a);
+    }
     if (qc->teq != TEQ_OFF && qc->teq != TEQ_NORM && qc->teq != TEQ_WIDE)
         return qerr_set(err, "--teq-placement: unknown placement %d", (int)qc->teq);
     if (!(qc->lr_teq >= 0.0f)) return qerr_set(err, "--lr-teq must be >= 0");
@@ -148,6 +155,80 @@ int quant_parse_bits(QuantConfig *qc, const char *s, QErr *err) {
     for (int x = QBITS_MIN; x <= QBITS_MAX; x++)
         if (seen[x]) qc->bits[qc->n_bits++] = x;
     if (qc->n_bits == 0) return qerr_set(err, "--bits: empty list");
+    return 0;
+}
+
+/* "a,b-c,..." in the order written (ranges ascending, repeats kept) into
+ * out (at most max); each value in 2..8, or (allow16) exactly 16. The
+ * count, or -1 with err naming flag. */
+static int expand_widths(const char *flag, const char *s, int allow16, int *out, int max, QErr *err) {
+    int n = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        long a = strtol(p, &end, 10), b;
+        if (end == p) return qerr_set(err, "%s: cannot parse '%s' (expected e.g. 4,5,6,8 or 4-8)", flag, s);
+        p = end;
+        b = a;
+        if (*p == '-') {
+            b = strtol(p + 1, &end, 10);
+            if (end == p + 1) return qerr_set(err, "%s: cannot parse '%s'", flag, s);
+            p = end;
+        }
+        int is16 = allow16 && a == 16 && b == 16;
+        if (!is16 && (a < QBITS_MIN || b > QBITS_MAX || a > b))
+            return qerr_set(err, "%s: '%s' has a width outside 2..8%s", flag, s,
+                            allow16 ? " (or 16: none)" : "");
+        for (long x = a; x <= b; x++) {
+            if (n >= max) return qerr_set(err, "%s: more than %d widths in '%s'", flag, max, s);
+            out[n++] = (int)x;
+        }
+        if (*p == ',')
+            p++;
+        else if (*p)
+            return qerr_set(err, "%s: unexpected '%c' in '%s'", flag, *p, s);
+    }
+    if (n == 0) return qerr_set(err, "%s: empty list", flag);
+    return n;
+}
+
+int quant_parse_act_bits(QuantConfig *qc, const char *bits_arg, const char *act, QErr *err) {
+    int wb[QMAX_NBITS + 1], ab[QMAX_NBITS + 1], nw = qc->n_bits;
+    if (bits_arg) {
+        nw = expand_widths("--bits", bits_arg, 0, wb, QMAX_NBITS + 1, err);
+        if (nw < 0) return -1;
+        for (int i = 0; i < nw; i++)
+            for (int j = 0; j < i; j++)
+                if (wb[i] == wb[j])
+                    return qerr_set(
+                        err, "--act-bits pairs with --bits one to one: %d appears twice in --bits '%s'",
+                        wb[i], bits_arg);
+    } else {
+        memcpy(wb, qc->bits, sizeof(int) * (size_t)nw);
+    }
+    int na = expand_widths("--act-bits", act, 1, ab, QMAX_NBITS + 1, err);
+    if (na < 0) return -1;
+    if (na != nw)
+        return qerr_set(err,
+                        "--act-bits: %d activation widths for the %d weight widths of --bits (one per weight "
+                        "width, in the same order; 16 = no activation quantization)",
+                        na, nw);
+    memset(qc->act_bits, 0, sizeof qc->act_bits);
+    for (int i = 0; i < nw; i++) {
+        int bi = quant_bit_index(qc, wb[i]);
+        if (bi < 0) return qerr_set(err, "--act-bits: %d bits is not among the weight widths", wb[i]);
+        qc->act_bits[bi] = ab[i] == 16 ? 0 : ab[i];
+    }
+    return 0;
+}
+
+int quant_act_bits(const QuantConfig *qc, int bi) {
+    return bi >= 0 && bi < qc->n_bits ? qc->act_bits[bi] : 0;
+}
+
+int quant_has_act(const QuantConfig *qc) {
+    for (int i = 0; i < qc->n_bits; i++)
+        if (qc->act_bits[i]) return 1;
     return 0;
 }
 

@@ -61,17 +61,22 @@ typedef struct {
                                    RTN — whichever has the lowest held-out loss */
     float gptq_damp;
     uint64_t seed;
-    WeightFormat format; /* int (default) | pot; the lwc array holds PoT's
+    WeightFormat format;      /* int (default) | pot; the lwc array holds PoT's
                                    refinement Γ (gamma) and data-free scale (beta) */
-    float pot_l2;        /* PoT: L2 penalty pot_l2·ΣΓ² per linear and bit */
-    TeqPlacement teq;    /* TEQ scales, trained with the block, folded at the end */
-    float lr_teq;        /* their AdamW learning rate */
-    int teq_init;        /* 0: every scale starts at 1; 1: AWQ-style, s = (mean|x_c| / their
+    float pot_l2;             /* PoT: L2 penalty pot_l2·ΣΓ² per linear and bit */
+    TeqPlacement teq;         /* TEQ scales, trained with the block, folded at the end */
+    float lr_teq;             /* their AdamW learning rate */
+    int teq_init;             /* 0: every scale starts at 1; 1: AWQ-style, s = (mean|x_c| / their
                                    geometric mean)^a with a from a grid, per block (recon.c) */
-    int teq_log;         /* 1: AdamW steps the scales' logarithm (a step moves a scale by a
+    int teq_log;              /* 1: AdamW steps the scales' logarithm (a step moves a scale by a
                                    ratio, so it can reach large ratios); 0: the scales themselves */
-    int act_bf16;        /* the activation streams (engine/streams.h) are stored
+    int act_bf16;             /* the activation streams (engine/streams.h) are stored
                                    in bf16, computed on in fp32 (0: fp32 storage) */
+    int act_bits[QMAX_NBITS]; /* activation quantization paired with bits[i]: the
+                                   inputs of every linear fake-quantized per token at
+                                   act_bits[i] bits (nn/actquant.h) whenever the weights
+                                   are at bits[i]; 0 = none (weight-only), in [2, 8]
+                                   otherwise; 0 past n_bits */
 } QuantConfig;
 
 /* The reference weight-only defaults (faithful QuEPT). */
@@ -81,6 +86,14 @@ void quant_config_default(QuantConfig *qc);
 int quant_config_validate(const QuantConfig *qc, QErr *err);
 /* Parses "2,3,4" or "2-8" into qc->bits. */
 int quant_parse_bits(QuantConfig *qc, const char *s, QErr *err);
+/* --act-bits: act (a list like --bits, in the same order, widths may repeat;
+ * 16 = none) paired one to one with the widths of bits_arg (the --bits
+ * text as given, NULL: qc->bits ascending) into qc->act_bits. */
+int quant_parse_act_bits(QuantConfig *qc, const char *bits_arg, const char *act, QErr *err);
+/* The activation width paired with bit index bi (0: none). */
+int quant_act_bits(const QuantConfig *qc, int bi);
+/* Whether any width quantizes activations. */
+int quant_has_act(const QuantConfig *qc);
 
 /* Group size at bit b for a row of `in` elements (capped at in). */
 int quant_group(const QuantConfig *qc, int bit, int in);

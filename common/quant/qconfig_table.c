@@ -152,6 +152,12 @@ const QSetting QCONFIG_TABLE[] = {
      .help = "TEQ: where the scales start: ones, or awq (per block, s_c = (mean |x_c| / geometric mean)^a "
              "on the normed full-precision activations, a in {0, 1/4, 1/2, 3/4, 1} with the lowest RTN loss "
              "summed over the widths, each relative to its loss at a = 0)"},
+    {.flag = "act-bits", .arg = "LIST", .type = QS_ACT_BITS, .off = F(act_bits), .key = "act_bits",
+     .codec = QS_OPTIONAL | QS_IF_SET,
+     .help = "activation widths paired one to one with --bits (same length and order; 16 = none): the "
+             "input of every linear is fake-quantized per token (dynamic, symmetric, abs-max, round to "
+             "nearest) whenever the weights are at the paired width, in calibration and at evaluation; "
+             "e.g. --bits 4,5,6,8 --act-bits 4,5,6,8 (the reference's W4A4 ... W8A8), or 8,8,8,8 (W4A8 ...)"},
 };
 /* clang-format on */
 const int QCONFIG_TABLE_N = (int)(sizeof QCONFIG_TABLE / sizeof QCONFIG_TABLE[0]);
@@ -195,6 +201,7 @@ static void enum_list(const QSetting *r, const char *sep, const char *last, char
 /* Whether r's key is in qc's map (QS_IF_SET: only when set; with: as its head). */
 static int is_packed(const QSetting *r, const QuantConfig *qc) {
     if (r->with && !(r = row_by_key(r->with))) return 0;
+    if (r->type == QS_ACT_BITS) return !(r->codec & QS_IF_SET) || quant_has_act(qc);
     return !(r->codec & QS_IF_SET) || *(const int *)cfield(r, qc) != 0;
 }
 
@@ -230,6 +237,12 @@ void qconfig_pack(msgpack_packer *pk, const QuantConfig *qc) {
             break;
         case QS_CONST: mp_pack_kv_int(pk, r->key, (int64_t)r->lo); break;
         case QS_PRESET: break;
+        case QS_ACT_BITS: /* one per width, 16 for none (as --act-bits writes it) */
+            mp_pack_str(pk, r->key);
+            msgpack_pack_array(pk, (size_t)qc->n_bits);
+            for (int k = 0; k < qc->n_bits; k++)
+                msgpack_pack_int64(pk, qc->act_bits[k] ? qc->act_bits[k] : 16);
+            break;
         }
     }
 }
@@ -301,6 +314,19 @@ static int read_row(const msgpack_object *m, const QSetting *r, QuantConfig *qc,
     }
     case QS_CONST: /* written for readers, not read back */
     case QS_PRESET: return 0;
+    case QS_ACT_BITS: {
+        int v[QMAX_NBITS], n;
+        if (read_ints(m, k, v, QMAX_NBITS, &n, err) != 0) return -1;
+        if (n != qc->n_bits)
+            return qerr_set(err, "key \"%s\": %d entries for the %d widths of \"bits\"", k, n, qc->n_bits);
+        memset(qc->act_bits, 0, sizeof qc->act_bits);
+        for (int i = 0; i < n; i++) {
+            if (v[i] != 16 && (v[i] < QBITS_MIN || v[i] > QBITS_MAX))
+                return qerr_set(err, "key \"%s\": %d is neither a width in 2..8 nor 16 (none)", k, v[i]);
+            qc->act_bits[i] = v[i] == 16 ? 0 : v[i];
+        }
+        return 0;
+    }
     }
     return 0;
 }
@@ -372,6 +398,9 @@ static int apply_row(const QSetting *r, const CliOpt *o, int no, QuantConfig *qc
         case QS_FLOATS:
             if (cli_get_float(o, no, r->flag, 0, r->lo, r->hi, &d, err) != 0) return -1;
             for (int b = r->bit_lo; b <= r->bit_hi; b++) ((float *)p)[b] = (float)d;
+            break;
+        case QS_ACT_BITS:
+            if (quant_parse_act_bits(qc, cli_get(o, no, "bits"), v, err) != 0) return -1;
             break;
         case QS_CONST:
         case QS_PRESET: break;
@@ -460,6 +489,15 @@ static void value_str(const QSetting *r, const QuantConfig *qc, char *buf, size_
     case QS_FLOATS: snprintf(buf, n, "%g", ((const float *)p)[r->bit_lo]); break;
     case QS_CONST: snprintf(buf, n, "%g", r->lo); break;
     case QS_PRESET: break;
+    case QS_ACT_BITS:
+        if (!quant_has_act(qc)) {
+            snprintf(buf, n, "16 (none)");
+            break;
+        }
+        for (int i = 0, len = 0; i < qc->n_bits && len < (int)n; i++)
+            len += snprintf(buf + len, n - (size_t)len, "%s%d", i ? "," : "",
+                            qc->act_bits[i] ? qc->act_bits[i] : 16);
+        break;
     }
 }
 
@@ -573,6 +611,9 @@ void qconfig_print_markdown(FILE *f) {
         case QS_BITS: snprintf(cell, sizeof cell, "widths, e.g. `2-8`, `2,3,4`"); break;
         case QS_INTS: snprintf(cell, sizeof cell, "integer, bits %d–%d", r->bit_lo, r->bit_hi); break;
         case QS_FLOATS: snprintf(cell, sizeof cell, "number, bits %d–%d", r->bit_lo, r->bit_hi); break;
+        case QS_ACT_BITS:
+            snprintf(cell, sizeof cell, "widths, one per `--bits` width, e.g. `4,5,6,8`");
+            break;
         default: snprintf(cell, sizeof cell, "flag"); break;
         }
         md_cell(f, cell);
@@ -585,6 +626,7 @@ void qconfig_print_markdown(FILE *f) {
         case QS_FLOAT:
         case QS_FLOATS: snprintf(cell, sizeof cell, "%g … %g", r->lo, r->hi); break;
         case QS_BITS: snprintf(cell, sizeof cell, "%d … %d", QBITS_MIN, QBITS_MAX); break;
+        case QS_ACT_BITS: snprintf(cell, sizeof cell, "%d … %d, 16", QBITS_MIN, QBITS_MAX); break;
         default: cell[0] = '\0'; break;
         }
         md_cell(f, cell);
