@@ -955,13 +955,13 @@ static void test_int_formats(void) {
     char art[512];
     snprintf(art, sizeof art, "%s/all.qept", tmpdir);
     CHECK_MSG(elastic_write(&em, art, &err) == 0, "%s", err.msg);
-    test_int(&em, art, 7, NULL);      /* planar, no longer refused */
-    test_int(&em, art, 5, "gptq_p");  /* the default, asked for */
-    test_int(&em, art, 3, "gptq_p");  /* planar 2 + 1 */
-    test_int(&em, art, 4, "gptq_v2"); /* the default, asked for */
-    for (int b = 2; b <= 8; b++)
-        if (b < 5 || b == 8) test_int(&em, art, b, "gptq"); /* v1, zero - 1 */
-    int b5[2] = {5, 5}, b6[2] = {6, 6}, b4[2] = {4, 4};
+    test_int(&em, art, 7, NULL);                                /* planar, no longer refused */
+    test_int(&em, art, 5, "gptq_p");                            /* the default, asked for */
+    test_int(&em, art, 3, "gptq_p");                            /* planar 2 + 1 */
+    test_int(&em, art, 4, "gptq_v2");                           /* the default, asked for */
+    for (int b = 2; b <= 4; b++) test_int(&em, art, b, "gptq"); /* v1, zero - 1 */
+    int b5[2] = {5, 5}, b6[2] = {6, 6}, b4[2] = {4, 4}, b8[2] = {8, 8};
+    expect_int_fail(art, b8, "gptq", "AutoGPTQ's 8-bit CUDA kernels keep 4 bits of a v1 zero point");
     expect_int_fail(art, b5, "gptq_v2", "GPTQModel reads a 5-, 6- or 7-bit gptq / gptq_v2 checkpoint");
     expect_int_fail(art, b6, "gptq", "use gptq_p");
     expect_int_fail(art, b4, "v3", "unknown --checkpoint-format 'v3'");
@@ -976,6 +976,31 @@ static void test_int_formats(void) {
     CHECK_MSG(strstr(err.msg, "layers.1.mlp.up_proj: row 2 group 0 has zero point 0"), "%s", err.msg);
     CHECK_MSG(access(out, F_OK) != 0, "a refused v1 export left %s behind", out);
     CHECK_MSG(export_int(&em, &sw, NULL, out, &err) == 0, "gptq_v2 holds zero point 0: %s", err.msg);
+    /* v1 at 8 bits with every zero point in [1, 15]: written, read back */
+    CHECK(elastic_switch_codes(&em, b8, &sw, &err) == 0);
+    for (int j = 0; j < c.n_layers; j++)
+        for (int l = 0; l < N_LIN; l++)
+            for (int k = 0; k < sw.lin[j][l].out * sw.lin[j][l].ng; k++)
+                sw.lin[j][l].zeros[k] = (float)(1 + k % 15);
+    snprintf(out, sizeof out, "%s/v1_8", tmpdir);
+    CHECK_MSG(export_int(&em, &sw, "gptq", out, &err) == 0, "v1 at 8 bits, zero points <= 15: %s", err.msg);
+    Model back;
+    int lrc = model_load(&back, out, &err);
+    CHECK_MSG(lrc == 0, "%s", err.msg);
+    for (int j = 0; lrc == 0 && j < c.n_layers; j++)
+        for (int l = 0; l < N_LIN; l++) {
+            const SwitchedLinear *sl = &sw.lin[j][l];
+            const float *wl = *qblock_linear_slot(&back.blocks[j], l);
+            int bad = 0;
+            for (int r = 0; r < sl->out; r++)
+                for (int i = 0; i < sl->in; i++) {
+                    size_t o = (size_t)hf_src(&c, l, r), gk = o * sl->ng + i / sl->group;
+                    float want = ((float)sl->codes[o * sl->in + i] - sl->zeros[gk]) * r16(sl->scales[gk]);
+                    bad += wl[(size_t)r * sl->in + i] != want;
+                }
+            CHECK_MSG(bad == 0, "v1 8 bits: block %d %s read back: %d weights differ", j, HF_LIN[l], bad);
+        }
+    if (lrc == 0) model_free(&back);
     switched_free(&sw);
     /* the reader: a 5-bit export of an earlier quept (bit stream, marked by
      * quept_packing) and packed linears without a GPTQ config are refused */

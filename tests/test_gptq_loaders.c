@@ -8,7 +8,8 @@
  * of 32 at 2-4 bits and 64 at 5-8):
  *  - a random model of dims 64 / 128: every width 2..8 in the default
  *    format (gptq_v2 at 2/3/4/8, planar gptq_p at 5/6/7), v1 (gptq) at
- *    2/3/4/8 and planar at 3 (gptq_p);
+ *    2/3/4 (at 8 its zero points, around 128, are refused: AutoGPTQ's
+ *    8-bit CUDA kernels keep 4 bits of them) and planar at 3 (gptq_p);
  *  - stories260K (FFN width 172, when ../shared has it): 8 bits (172 * 8
  *    fills whole words: 43 rows, GPTQModel's ceil), and the refusals: 2-4
  *    bits (172 * b does not fill words), 5-7 (planar needs multiples of
@@ -128,8 +129,9 @@ int main(void) {
     CHECK_MSG(elastic_build_synthetic(&em, &m, &qc, 3, &err) == 0, "%s", err.msg);
     for (int b = 2; b <= 8; b++) {
         export_pair(&em, "rand", b, NULL, NULL, args, sizeof args);
-        if (b <= 4 || b == 8) export_pair(&em, "rand", b, "gptq", NULL, args, sizeof args);
+        if (b <= 4) export_pair(&em, "rand", b, "gptq", NULL, args, sizeof args);
     }
+    export_pair(&em, "rand", 8, "gptq", "AutoGPTQ's 8-bit CUDA kernels keep 4 bits", args, sizeof args);
     export_pair(&em, "rand", 3, "gptq_p", NULL, args, sizeof args);
     elastic_free(&em);
 

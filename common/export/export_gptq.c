@@ -14,8 +14,10 @@
  *            refuse these widths).
  *   gptq     v1 (stored zero = zero - 1) at 2/3/4/8 bits, for AutoGPTQ
  *            (which refuses gptq_v2): in and out multiples of 32 (AutoGPTQ
- *            allocates in//32*b rows) and no zero point 0 (v1 cannot hold
- *            it). GPTQModel's own loader refuses v1 with sym false.
+ *            allocates in//32*b rows), no zero point 0 (v1 cannot hold it)
+ *            and at 8 bits none above 15 (AutoGPTQ's 8-bit CUDA kernels
+ *            keep 4 bits of it). GPTQModel's own loader refuses v1 with
+ *            sym false.
  *   gptq_v2  as the default at 2/3/4/8; refused at 5/6/7.
  *   gptq_p   planar at any width (2/4/8: the same words as classic).
  * Whatever a loader would misread is refused naming the loader and the
@@ -104,13 +106,37 @@ static int check_shape(const GptqLayout *L, const char *name, int out, int in, Q
     return 0;
 }
 
+/* A zero point z (row o, group g) that layout L stores and its loaders
+ * read back as z. */
+static int check_zero(const GptqLayout *L, const char *name, int o, int g, float z, QErr *err) {
+    const float qmax = (float)((1 << L->bits) - 1);
+    if (!(z >= 0.0f && z <= qmax))
+        return qerr_set(err,
+                        "%s: row %d group %d has zero point %g outside [0, %g]; GPTQ's packed qzeros cannot "
+                        "hold it (use --format safetensors-fp16 or gguf)",
+                        name, o, g, (double)z, (double)qmax);
+    if (L->zero_offset && z == 0.0f)
+        return qerr_set(err,
+                        "%s: row %d group %d has zero point 0, which --checkpoint-format gptq (v1, stored as "
+                        "zero - 1) cannot hold; use the default gptq_v2",
+                        name, o, g);
+    /* autogptq_cuda_kernel_{64,256}.cu, VecQuant8MatMulKernel*: zero =
+     * (((stored >> shift) & 0xFF) + 1) & 0x0f */
+    if (L->zero_offset && L->bits == 8 && z > 15.0f)
+        return qerr_set(
+            err,
+            "%s: row %d group %d has zero point %g: AutoGPTQ's 8-bit CUDA kernels keep 4 bits of a "
+            "v1 zero point ((stored + 1) & 0x0f), so --checkpoint-format gptq at 8 bits holds "
+            "zero points up to 15 only; use the default gptq_v2",
+            name, o, g, (double)z);
+    return 0;
+}
+
 static int add_int_linear(StWriter *w, Owned *ow, const ModelConfig *c, const GptqLayout *L, int j, int l,
                           const SwitchedLinear *sl, QErr *err) {
     const int b = sl->bits, out = sl->out, in = sl->in, ng = sl->ng;
-    const float qmax = (float)((1 << b) - 1), zmin = (float)L->zero_offset;
     char name[160];
     snprintf(name, sizeof name, "model.layers.%d.%s", j, HF_LIN[l]);
-    if (check_shape(L, name, out, in, err) != 0) return -1;
     const size_t qrows = (size_t)in * b / 32, zcols = (size_t)out * b / 32;
     uint32_t *qw = own(ow, qrows * out * 4), *qz = own(ow, (size_t)ng * zcols * 4);
     int32_t *gidx = own(ow, (size_t)in * 4);
@@ -125,17 +151,9 @@ static int add_int_linear(StWriter *w, Owned *ow, const ModelConfig *c, const Gp
         for (int i = 0; i < in; i++) gptq_put(L, qw + r, (size_t)out, (size_t)i, cr[i]);
         for (int g = 0; g < ng; g++) {
             float z = sl->zeros[(size_t)o * ng + g];
-            if (!(z >= zmin && z <= qmax)) {
+            if (check_zero(L, name, o, g, z, err) != 0) {
                 free(sc);
-                if (L->zero_offset && z == 0.0f)
-                    return qerr_set(err,
-                                    "%s: row %d group %d has zero point 0, which --checkpoint-format gptq "
-                                    "(v1, stored as zero - 1) cannot hold; use the default gptq_v2",
-                                    name, o, g);
-                return qerr_set(err,
-                                "%s: row %d group %d has zero point %g outside [0, %g]; GPTQ's "
-                                "packed qzeros cannot hold it (use --format safetensors-fp16 or gguf)",
-                                name, o, g, (double)z, (double)qmax);
+                return -1;
             }
             gptq_put(L, qz + (size_t)g * zcols, 1, (size_t)r, (uint32_t)z - (uint32_t)L->zero_offset);
             sc[(size_t)g * out + r] = sl->scales[(size_t)o * ng + g];
@@ -236,6 +254,12 @@ int export_int(const ElasticModel *em, const SwitchedModel *sw, const char *chec
     GptqFormat fmt;
     if (choose_format(checkpoint_format, b, &fmt, err) != 0) return -1;
     const GptqLayout L = gptq_layout(fmt, b);
+    char name[160];
+    for (int j = 0; j < c->n_layers; j++) /* every shape before any zero point */
+        for (int l = 0; l < N_LIN; l++) {
+            snprintf(name, sizeof name, "model.layers.%d.%s", j, HF_LIN[l]);
+            if (check_shape(&L, name, sw->lin[j][l].out, sw->lin[j][l].in, err) != 0) return -1;
+        }
     int made_dir = access(dir, F_OK) != 0;
     if (dir_make_all(dir, err) != 0) return -1;
     StWriter w;
@@ -248,7 +272,6 @@ int export_int(const ElasticModel *em, const SwitchedModel *sw, const char *chec
         rc = rc || st_writer_add_f32(&w, "lm_head.weight", ST_F16, 2, sh, em->base.classifier, err);
     sh[0] = c->dim;
     rc = rc || st_writer_add_f32(&w, "model.norm.weight", ST_F16, 1, sh, em->base.final_norm, err);
-    char name[160];
     for (int j = 0; rc == 0 && j < c->n_layers; j++) {
         snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", j);
         rc = rc || st_writer_add_f32(&w, name, ST_F16, 1, sh, em->base.blocks[j].attn_norm, err);

@@ -24,7 +24,11 @@ per-linear qweight / qzeros / scales / g_idx):
     - 2/4/8 bits: code j of word r is bits [j*b, j*b+b), 32/b codes per
       word; 3 bits: 32 codes in 3 words, 10 codes, one split 2+1 bits,
       10 codes, one split 1+2, 10 codes. Zero points (v1) are stored minus
-      one: z = (stored + 1) & (2^b - 1).
+      one: z = (stored + 1) & (2^b - 1) on the torch path;
+      the CUDA kernels of qlinear_cuda_old (autogptq_cuda_kernel_64.cu,
+      _256.cu; used below 128 rows of input) take ((stored & (2^b - 1)) + 1)
+      & 0x0f, the same for 2, 3 and 4 bits with stored < 2^b - 1 but only
+      4 bits of an 8-bit zero point (simulated as "AutoGPTQ CUDA").
     - W = scales[g_idx] * (q - z[g_idx]).
 
   GPTQModel 7.3 (ModelCloud/GPTQModel: quantization/config.py
@@ -210,8 +214,9 @@ def tensors_of(t, name):
     return [t[name + "." + p] for p in ("qweight", "qzeros", "scales", "g_idx")]
 
 
-def decode(t, name, out, inn, bits, group, planar, zero_plus, floor_rows):
-    """The shape checks and unpacking common to the loaders."""
+def decode(t, name, out, inn, bits, group, planar, zero_plus, floor_rows, zero_mask=None):
+    """The shape checks and unpacking common to the loaders; zero points get
+    zero_plus, masked to the width (or to zero_mask)."""
     qw, qz, sc, gi = tensors_of(t, name)
     ng = math.ceil(inn / group)
     if floor_rows:
@@ -229,7 +234,7 @@ def decode(t, name, out, inn, bits, group, planar, zero_plus, floor_rows):
     if q.shape[0] != inn or z.shape[1] != out:
         raise Refused("%s: %d codes unpacked for in = %d / %d for out = %d (shape error in dequantize)"
                       % (name, q.shape[0], inn, z.shape[1], out))
-    z = (z + zero_plus) & ((1 << bits) - 1) if zero_plus else z
+    z = (z + zero_plus) & (zero_mask or (1 << bits) - 1) if zero_plus else z
     return Linear(q, z, sc, gi)
 
 
@@ -238,7 +243,7 @@ def group_of(q, inn):
     return inn if g == -1 else g
 
 
-def autogptq(cfg, t):
+def autogptq(cfg, t, cuda=False):
     q = cfg["quantization_config"]
     fmt = q.get("checkpoint_format", "gptq")
     if fmt not in ("gptq", "marlin"):
@@ -252,7 +257,7 @@ def autogptq(cfg, t):
     for j in range(cfg["num_hidden_layers"]):
         for p, (o, i) in linear_shapes(cfg).items():
             name = "model.layers.%d.%s" % (j, p)
-            out[name] = decode(t, name, o, i, bits, group_of(q, i), False, 1, True)
+            out[name] = decode(t, name, o, i, bits, group_of(q, i), False, 1, True, 0x0F if cuda else None)
     return out
 
 
@@ -303,13 +308,14 @@ def transformers(cfg, t):
     return gptqmodel_modules(cfg, t, fmt, bits, 1 if fmt == "gptq" else 0)
 
 
-LOADERS = [("AutoGPTQ", autogptq), ("GPTQModel", gptqmodel), ("transformers", transformers)]
+LOADERS = [("AutoGPTQ", autogptq), ("AutoGPTQ CUDA", lambda cfg, t: autogptq(cfg, t, True)),
+           ("GPTQModel", gptqmodel), ("transformers", transformers)]
 
 # Which loaders read quept's export in each checkpoint format at each width.
 READERS = {"gptq_v2": {b: {"GPTQModel", "transformers"} for b in (2, 3, 4, 8)},
            "gptq_p": {**{b: {"GPTQModel"} for b in (5, 6, 7)},
                       **{b: {"GPTQModel", "transformers"} for b in (2, 3, 4, 8)}},
-           "gptq": {b: {"AutoGPTQ", "transformers"} for b in (2, 3, 4, 8)}}
+           "gptq": {b: {"AutoGPTQ", "AutoGPTQ CUDA", "transformers"} for b in (2, 3, 4)}}
 
 
 # ------------------------------------------------------------ the comparison
