@@ -42,6 +42,7 @@
 #include "engine/qblock.h"
 #include "export/export.h"
 #include "fixtures.h"
+#include "model/gptq_layout.h"
 #include "model/safetensors.h"
 #include "nn/forward.h"
 
@@ -327,6 +328,27 @@ static uint32_t unpack(const uint32_t *w, size_t stride, int k, int b, int plana
     return planar   ? unpack_planar(w, stride, k, b)
            : b == 3 ? unpack_gptq3(w, stride, k)
                     : unpack_pf(w, stride, k, b);
+}
+
+/* gptq_put / gptq_get against the readings above for every format and
+ * width: 128 codes down one column (planar 3 bits included, which quept
+ * reads in GPTQModel's files but does not write) */
+static void test_layouts(void) {
+    for (int f = GPTQ_V1; f <= GPTQ_P; f++)
+        for (int b = 2; b <= 8; b++) {
+            const GptqLayout L = gptq_layout((GptqFormat)f, b);
+            uint32_t w[32] = {0}, codes[128];
+            for (int k = 0; k < 128; k++) {
+                codes[k] = (uint32_t)(k * 37 + b * 11 + k / 7) % (1u << b);
+                gptq_put(&L, w, 1, (size_t)k, codes[k]);
+            }
+            int bad = 0;
+            for (int k = 0; k < 128; k++)
+                bad += gptq_get(&L, w, 1, (size_t)k) != codes[k] || unpack(w, 1, k, b, L.planar) != codes[k];
+            CHECK_MSG(bad == 0, "%s at %d bits (%s words): %d of 128 codes differ",
+                      gptq_format_name(L.format), b, L.planar ? "planar" : "classic", bad);
+            CHECK(L.planar == ((b >= 5 && b <= 7) || (b == 3 && f == GPTQ_P)));
+        }
 }
 
 static const char *const HF_LIN[N_LIN] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
@@ -957,10 +979,10 @@ static void test_int_formats(void) {
     CHECK_MSG(elastic_write(&em, art, &err) == 0, "%s", err.msg);
     test_int(&em, art, 7, NULL);                                /* planar, no longer refused */
     test_int(&em, art, 5, "gptq_p");                            /* the default, asked for */
-    test_int(&em, art, 3, "gptq_p");                            /* planar 2 + 1 */
     test_int(&em, art, 4, "gptq_v2");                           /* the default, asked for */
     for (int b = 2; b <= 4; b++) test_int(&em, art, b, "gptq"); /* v1, zero - 1 */
-    int b5[2] = {5, 5}, b6[2] = {6, 6}, b4[2] = {4, 4}, b8[2] = {8, 8};
+    int b5[2] = {5, 5}, b6[2] = {6, 6}, b4[2] = {4, 4}, b8[2] = {8, 8}, b3[2] = {3, 3};
+    expect_int_fail(art, b3, "gptq_p", "transformers (through optimum) builds its GPTQ modules without");
     expect_int_fail(art, b8, "gptq", "AutoGPTQ's 8-bit CUDA kernels keep 4 bits of a v1 zero point");
     expect_int_fail(art, b5, "gptq_v2", "GPTQModel reads a 5-, 6- or 7-bit gptq / gptq_v2 checkpoint");
     expect_int_fail(art, b6, "gptq", "use gptq_p");
@@ -1026,6 +1048,7 @@ static void test_int_formats(void) {
 
 int main(void) {
     test_switch_codes();
+    test_layouts();
     scratch_dir(tmpdir, sizeof tmpdir, "export");
     ModelConfig c = small_cfg(2);
     QuantConfig qc;
@@ -1091,7 +1114,6 @@ int main(void) {
         int b7[1] = {7}, b3[1] = {3}, b4[1] = {4};
         expect_export_fail(art, "safetensors-int", b7, NULL, "packs whole blocks of 32 codes");
         expect_export_fail(art, "safetensors-int", b3, NULL, "does not fill whole int32 words");
-        expect_int_fail(art, b3, "gptq_p", "packs whole blocks of 32 codes");
         /* 48*4 bits fill whole words (gptq_v2 is fine), but AutoGPTQ's rows are in//32*b */
         expect_int_fail(art, b4, "gptq", "AutoGPTQ allocates in//32*4 = 4 qweight rows");
         elastic_free(&em);

@@ -9,15 +9,16 @@
  *  - a random model of dims 64 / 128: every width 2..8 in the default
  *    format (gptq_v2 at 2/3/4/8, planar gptq_p at 5/6/7), v1 (gptq) at
  *    2/3/4 (at 8 its zero points, around 128, are refused: AutoGPTQ's
- *    8-bit CUDA kernels keep 4 bits of them) and planar at 3 (gptq_p);
+ *    8-bit CUDA kernels keep 4 bits of them; planar gptq_p at 3 bits is
+ *    refused too: transformers would read it as classic);
  *  - stories260K (FFN width 172, when ../shared has it): 8 bits (172 * 8
  *    fills whole words: 43 rows, GPTQModel's ceil), and the refusals: 2-4
  *    bits (172 * b does not fill words), 5-7 (planar needs multiples of
  *    32), v1 at 8 (AutoGPTQ's floor: 40 qzeros columns for out 172 where the
  *    codes fill 43).
  * And the whole check fails on files that lie about their layout: the
- * planar 3-bit export relabelled gptq_v2 (read with the classic 3-bit
- * rule) and a gptq_v2 export relabelled gptq (AutoGPTQ adds one to every
+ * classic 3-bit export relabelled gptq_p (GPTQModel reads its words as
+ * planar) and a gptq_v2 export relabelled gptq (AutoGPTQ adds one to every
  * zero point): gptq_loaders.py must exit 1 on each. */
 #include <string.h>
 #include <sys/stat.h>
@@ -132,7 +133,7 @@ int main(void) {
         if (b <= 4) export_pair(&em, "rand", b, "gptq", NULL, args, sizeof args);
     }
     export_pair(&em, "rand", 8, "gptq", "AutoGPTQ's 8-bit CUDA kernels keep 4 bits", args, sizeof args);
-    export_pair(&em, "rand", 3, "gptq_p", NULL, args, sizeof args);
+    export_pair(&em, "rand", 3, "gptq_p", "transformers (through optimum)", args, sizeof args);
     elastic_free(&em);
 
     char mpath[600];
@@ -154,11 +155,11 @@ int main(void) {
     }
 
     char src[600], dst[600], fp[600];
-    snprintf(src, sizeof src, "%s/rand_int3_gptq_p", tmpdir);
+    snprintf(src, sizeof src, "%s/rand_int3_default", tmpdir);
     snprintf(dst, sizeof dst, "%s/lie_planar", tmpdir);
     snprintf(fp, sizeof fp, "%s/rand_fp16_3", tmpdir);
-    relabel(src, dst, "gptq_p", "gptq_v2");
-    expect_check_fails(dst, fp, "planar 3-bit words labelled gptq_v2");
+    relabel(src, dst, "gptq_v2", "gptq_p");
+    expect_check_fails(dst, fp, "classic 3-bit words labelled gptq_p");
     snprintf(src, sizeof src, "%s/rand_int4_default", tmpdir);
     snprintf(dst, sizeof dst, "%s/lie_v1", tmpdir);
     snprintf(fp, sizeof fp, "%s/rand_fp16_4", tmpdir);

@@ -19,7 +19,9 @@
  *            keep 4 bits of it). GPTQModel's own loader refuses v1 with
  *            sym false.
  *   gptq_v2  as the default at 2/3/4/8; refused at 5/6/7.
- *   gptq_p   planar at any width (2/4/8: the same words as classic).
+ *   gptq_p   planar at 2 and 4..8 bits (2/4/8: the same words as
+ *            classic); refused at 3, where transformers would read planar
+ *            words as classic.
  * Whatever a loader would misread is refused naming the loader and the
  * rule; a refusal leaves nothing behind. */
 #include <cjson/cJSON.h>
@@ -79,6 +81,13 @@ static int choose_format(const char *requested, int b, GptqFormat *f, QErr *err)
                         "7-bit gptq / gptq_v2 checkpoint as its planar gptq_p layout, and AutoGPTQ and "
                         "transformers take only 2, 3, 4 and 8 bits; use gptq_p (the default at this width)",
                         requested, b);
+    /* optimum's _replace_by_quant_layers builds GPTQModel's modules without
+     * the checkpoint format, and a 3-bit module is planar only when told */
+    if (b == 3 && *f == GPTQ_P)
+        return qerr_set(
+            err, "safetensors-int: --checkpoint-format gptq_p at 3 bits: transformers (through optimum) "
+                 "builds its GPTQ modules without the checkpoint format and would read planar 3-bit "
+                 "words as classic ones; use gptq_v2 (the default, which GPTQModel reads too)");
     return 0;
 }
 
@@ -222,7 +231,7 @@ static int write_int_config(const char *path, const ElasticModel *em, const Gptq
     cJSON_AddNumberToObject(q, "group_size", em->qc.group[b] > 0 ? em->qc.group[b] : -1);
     cJSON_AddBoolToObject(q, "desc_act", 0);
     cJSON_AddBoolToObject(q, "sym", 0);
-    /* GPTQModel reads "format" first, AutoGPTQ, optimum and vLLM read
+    /* GPTQModel reads "format" first, AutoGPTQ and optimum read
      * "checkpoint_format": both, as GPTQModel itself writes them */
     cJSON_AddStringToObject(q, "format", gptq_format_name(L->format));
     cJSON_AddStringToObject(q, "checkpoint_format", gptq_format_name(L->format));

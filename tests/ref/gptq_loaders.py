@@ -14,7 +14,8 @@ and runs this.
 The loaders (what each does with config.json's quantization_config and the
 per-linear qweight / qzeros / scales / g_idx):
 
-  AutoGPTQ 0.7 (AutoGPTQ/AutoGPTQ: auto_gptq/quantization/config.py,
+  AutoGPTQ 0.8.0.dev0 (AutoGPTQ/AutoGPTQ at 9f7d370, its last commit:
+    auto_gptq/quantization/config.py,
     nn_modules/qlinear/qlinear_cuda_old.py, its torch path)
     - checkpoint_format (absent = "gptq") must be gptq or marlin ("Unknown
       quantization format" otherwise); bits in 2, 3, 4, 8.
@@ -31,7 +32,7 @@ per-linear qweight / qzeros / scales / g_idx):
       4 bits of an 8-bit zero point (simulated as "AutoGPTQ CUDA").
     - W = scales[g_idx] * (q - z[g_idx]).
 
-  GPTQModel 7.3 (ModelCloud/GPTQModel: quantization/config.py
+  GPTQModel 7.3.4 (ModelCloud/GPTQModel at f4c327a: quantization/config.py
     from_quant_config and __post_init__, models/loader.py,
     nn_modules/qlinear/__init__.py, utils/planar_packing.py,
     utils/model.py)
@@ -54,7 +55,10 @@ per-linear qweight / qzeros / scales / g_idx):
     - bits in 2, 3, 4, 8 ("Only support quantization to [2,3,4,8] bits");
       "checkpoint_format" overrides "format"; v1 zero points are converted
       (+1) by GPTQModel's hf_convert_gptq_v1_to_v2_format, with no sym check;
-      then GPTQModel's kernels as above.
+      then GPTQModel's kernels as above, but built by optimum's
+      _replace_by_quant_layers (optimum/gptq/quantizer.py) without the
+      format and post-initialised without the config that would catch it,
+      so 3-bit words are always read as classic, gptq_p or not.
 
 The comparison: the fp16 export stores f16(W), W = (code - zero) * scale in
 fp32; the int export stores the code, the zero point and f16(scale). So per
@@ -268,11 +272,11 @@ def gptqmodel_format(q, transformers):
     return (f or c or "gptq").lower()
 
 
-def gptqmodel_modules(cfg, t, fmt, bits, zero_plus):
+def gptqmodel_modules(cfg, t, fmt, bits, zero_plus, told_format=True):
     q = cfg["quantization_config"]
     if fmt not in ("gptq", "gptq_v2", "gptq_p"):
         raise Refused("format %s is not simulated" % fmt)
-    planar = bits in (5, 6, 7) or (fmt == "gptq_p" and bits == 3)
+    planar = bits in (5, 6, 7) or (told_format and fmt == "gptq_p" and bits == 3)
     out = {}
     for j in range(cfg["num_hidden_layers"]):
         for p, (o, i) in linear_shapes(cfg).items():
@@ -305,7 +309,7 @@ def transformers(cfg, t):
     if bits not in (2, 3, 4, 8):
         raise Refused("Only support quantization to [2,3,4,8] bits but found %d" % bits)
     fmt = gptqmodel_format(q, True)
-    return gptqmodel_modules(cfg, t, fmt, bits, 1 if fmt == "gptq" else 0)
+    return gptqmodel_modules(cfg, t, fmt, bits, 1 if fmt == "gptq" else 0, told_format=False)
 
 
 LOADERS = [("AutoGPTQ", autogptq), ("AutoGPTQ CUDA", lambda cfg, t: autogptq(cfg, t, True)),
@@ -313,8 +317,8 @@ LOADERS = [("AutoGPTQ", autogptq), ("AutoGPTQ CUDA", lambda cfg, t: autogptq(cfg
 
 # Which loaders read quept's export in each checkpoint format at each width.
 READERS = {"gptq_v2": {b: {"GPTQModel", "transformers"} for b in (2, 3, 4, 8)},
-           "gptq_p": {**{b: {"GPTQModel"} for b in (5, 6, 7)},
-                      **{b: {"GPTQModel", "transformers"} for b in (2, 3, 4, 8)}},
+           "gptq_p": {**{b: {"GPTQModel"} for b in (3, 5, 6, 7)},
+                      **{b: {"GPTQModel", "transformers"} for b in (2, 4, 8)}},
            "gptq": {b: {"AutoGPTQ", "AutoGPTQ CUDA", "transformers"} for b in (2, 3, 4)}}
 
 
