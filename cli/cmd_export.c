@@ -17,6 +17,7 @@
 #include "base/paths.h"
 #include "cli.h"
 #include "export/export.h"
+#include "model/gptq_layout.h"
 
 static const char *HELP =
     "usage: quept export ARTIFACT (--bits B|LIST | --avg-bits X) --format F --out PATH [options]\n"
@@ -28,9 +29,10 @@ static const char *HELP =
     "\n"
     "  --format F       safetensors-fp16  HF Llama dir, dequantized F16 weights\n"
     "                                     (the only one for power-of-two artifacts)\n"
-    "                   safetensors-int   HF dir, GPTQ (v2) packed int32 codes,\n"
-    "                                     F16 scales, qzeros, g_idx (2/3/4/5/6/8\n"
-    "                                     bits; 5 and 6 are quept's extension)\n"
+    "                   safetensors-int   HF dir, GPTQ packed int32 codes, F16\n"
+    "                                     scales, qzeros, g_idx (2-8 bits: gptq_v2\n"
+    "                                     at 2/3/4/8, GPTQModel's planar gptq_p\n"
+    "                                     at 5/6/7)\n"
     "                   gguf              GGUF v3 for llama.cpp (llama arch;\n"
     "                                     qwen2 for a model with q/k/v biases)\n"
     "  --out PATH       output directory (safetensors-*) or file (gguf)\n"
@@ -42,6 +44,12 @@ static const char *HELP =
     "                   q5_1, q8_0\n"
     "  --force          with an explicit --gguf-type, store linears it cannot\n"
     "                   hold exactly as F16 instead of failing\n"
+    "  --checkpoint-format F  safetensors-int: auto (default: gptq_v2 at 2/3/4/8\n"
+    "                   bits for GPTQModel and transformers, gptq_p at 5/6/7 for\n"
+    "                   GPTQModel), gptq (v1, zero points minus one, for AutoGPTQ:\n"
+    "                   2/3/4/8 bits, in/out multiples of 32, no zero point 0,\n"
+    "                   none above 15 at 8 bits), gptq_v2, gptq_p (planar; not\n"
+    "                   at 3 bits)\n"
     "  --tokenizer TOK  gguf: the model's tokenizer.json (or its HF directory) or\n"
     "                   llama2.c tokenizer.bin, written as the tokenizer.ggml.*\n"
     "                   keys llama.cpp needs to run the file (Llama 2 style as\n"
@@ -97,9 +105,9 @@ int cmd_export(int argc, char **argv) {
         fputs(HELP, stdout);
         return 0;
     }
-    CliOpt o[] = {{"artifact", 1, 0},  {"bits", 1, 0},  {"format", 1, 0},   {"out", 1, 0},
-                  {"gguf-type", 1, 0}, {"force", 0, 0}, {"avg-bits", 1, 0}, {"proxy", 0, 0},
-                  {"tokenizer", 1, 0}, {"model", 1, 0}};
+    CliOpt o[] = {{"artifact", 1, 0},  {"bits", 1, 0},  {"format", 1, 0},           {"out", 1, 0},
+                  {"gguf-type", 1, 0}, {"force", 0, 0}, {"avg-bits", 1, 0},         {"proxy", 0, 0},
+                  {"tokenizer", 1, 0}, {"model", 1, 0}, {"checkpoint-format", 1, 0}};
     int no = sizeof o / sizeof o[0], npos = 0;
     const char *pos[1];
     QErr err = {{0}};
@@ -135,6 +143,16 @@ int cmd_export(int argc, char **argv) {
     }
     if (cli_get(o, no, "gguf-type") && kind != 2) {
         log_error("export: --gguf-type applies to --format gguf only");
+        return 2;
+    }
+    const char *ckpt = cli_get(o, no, "checkpoint-format");
+    if (ckpt && kind != 1) {
+        log_error("export: --checkpoint-format applies to --format safetensors-int only");
+        return 2;
+    }
+    GptqFormat ckpt_f;
+    if (ckpt && strcmp(ckpt, "auto") != 0 && gptq_format_parse(ckpt, &ckpt_f, &err) != 0) {
+        log_error("export: --checkpoint-format '%s' (auto, gptq, gptq_v2 or gptq_p)", ckpt);
         return 2;
     }
     PathArg inputs[] = {{"the artifact", art}, {"--tokenizer", cli_get(o, no, "tokenizer")}};
@@ -184,7 +202,7 @@ int cmd_export(int argc, char **argv) {
     }
     if (rc == 0)
         rc = kind == 0 ? export_fp16(&em, bits, out, &err) : elastic_switch_codes(&em, bits, &sw, &err);
-    if (rc == 0 && kind == 1) rc = export_int(&em, &sw, out, &err);
+    if (rc == 0 && kind == 1) rc = export_int(&em, &sw, ckpt, out, &err);
     if (rc == 0 && kind != 2 && tok_path) {
         int copied = 0;
         rc = export_hf_tokenizer_copy(tok_path, out, &copied, &err);

@@ -50,6 +50,14 @@ if ! command -v podman >/dev/null || ! command -v debootstrap >/dev/null; then
     { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq podman buildah runc debootstrap >/dev/null 2>&1; } || true
 fi
 command -v podman >/dev/null || echo "note: podman not installed; the container test skips"
+# Debian's PyTorch for /usr/bin/python3: test_gptq_loaders decodes the
+# safetensors-int exports the way the GPTQ loaders do (tests/ref/gptq_loaders.py)
+if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-torch >/dev/null 2>&1 ||
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-torch >/dev/null 2>&1; } || true
+fi
+/usr/bin/python3 -c 'import torch' 2>/dev/null || echo "note: no torch for /usr/bin/python3; test_gptq_loaders skips"
 for flavour in release asan; do
   bash deploy/build.sh "$flavour"
   dir=build; [ "$flavour" = asan ] && dir=build-asan

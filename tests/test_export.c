@@ -7,10 +7,17 @@
  *    reuses its buffers on a re-switch, refuses widths not in the artifact;
  *  - safetensors-fp16 loads back (our HF loader) with the logits of the
  *    switched model rounded to F16, q/k/v biases included;
- *  - safetensors-int at 2, 3, 4, 5, 6 and 8 bits unpacks (read three ways:
+ *  - safetensors-int at every width 2..8 unpacks (read independently:
  *    GPTQ's 32/b codes per word for 2/4/8, AutoGPTQ's 3-bit pack transcribed,
- *    the documented bit stream for 5/6) to the switched codes, zero points
- *    and F16 scales, q/k rows in HF order; q/k/v biases as F16;
+ *    GPTQModel's planar gptq_p planes for 5/6/7 and for 3 under gptq_p; v1
+ *    zero points plus one) to the switched codes, zero points and F16
+ *    scales, q/k rows in HF order; q/k/v biases as F16; config format keys;
+ *    quept's reader gives (code - zero) * scale exactly; the checkpoint
+ *    formats a loader would misread (gptq / gptq_v2 at 5-7 bits, v1 with a
+ *    zero point 0 or dims not multiples of 32, planar with such dims) are
+ *    refused, and so are a 5-bit export of an earlier quept and packed
+ *    linears without a GPTQ config (tests/test_gptq_loaders.c reads the
+ *    exports as the loaders do);
  *  - gguf parses with an independent reader (@huggingface/gguf, via node;
  *    skipped with a message when absent), has llama.cpp's metadata (value
  *    types too), names, shapes and types, and its Q4_1 / Q5_1 / Q8_0 blocks
@@ -18,8 +25,8 @@
  *    with biases is arch qwen2 with F32 biases in qwen2's (halves) row order;
  *    without --tokenizer it warns and has no tokenizer keys; with the Llama 2
  *    tokenizer on a vocab-32000 model every token, score and type matches;
- *  - bad input: unknown format, widths not in the artifact, widths or shapes
- *    the int packing does not support, Q4_1 requested where the grid does not
+ *  - bad input: unknown format, widths not in the artifact, shapes the int
+ *    packing does not support, an unknown --checkpoint-format, Q4_1 requested where the grid does not
  *    map, a tokenizer whose size is not the vocab's, --tokenizer off gguf;
  *  - a power-of-two artifact exports to safetensors-fp16 (logits as above)
  *    and safetensors-int / gguf refuse it, naming the cause. */
@@ -35,6 +42,7 @@
 #include "engine/qblock.h"
 #include "export/export.h"
 #include "fixtures.h"
+#include "model/gptq_layout.h"
 #include "model/safetensors.h"
 #include "nn/forward.h"
 
@@ -100,12 +108,35 @@ static int export_art(const char *art, const char *fmt, const int *bits, const c
         rc = elastic_switch_codes(&em, bits, &sw, err);
         if (rc == 0)
             rc = strcmp(fmt, "gguf") == 0 ? export_gguf(&em, &sw, out, go ? go : &none, err)
-                                          : export_int(&em, &sw, out, err);
+                                          : export_int(&em, &sw, NULL, out, err);
     }
     if (log) *log = stderr_end(saved);
     switched_free(&sw);
     elastic_free(&em);
     return rc;
+}
+
+/* safetensors-int in checkpoint format ckpt (NULL: the default). */
+static int export_art_fmt(const char *art, const int *bits, const char *ckpt, const char *out, QErr *err) {
+    ElasticModel em;
+    if (elastic_load(&em, art, err) != 0) return -1;
+    SwitchedModel sw = {0};
+    int rc = elastic_switch_codes(&em, bits, &sw, err);
+    if (rc == 0) rc = export_int(&em, &sw, ckpt, out, err);
+    switched_free(&sw);
+    elastic_free(&em);
+    return rc;
+}
+
+static void expect_int_fail(const char *art, const int *bits, const char *ckpt, const char *needle) {
+    char out[600];
+    snprintf(out, sizeof out, "%s/x", tmpdir);
+    QErr err = {{0}};
+    CHECK_MSG(export_art_fmt(art, bits, ckpt, out, &err) != 0, "export %s as %s should fail", art,
+              ckpt ? ckpt : "default");
+    CHECK_MSG(strstr(err.msg, needle), "export %s as %s: expected '%s' in: %s", art, ckpt ? ckpt : "default",
+              needle, err.msg);
+    CHECK_MSG(access(out, F_OK) != 0, "a refused export (%s) left %s behind", needle, out);
 }
 
 static void expect_export_fail(const char *art, const char *fmt, const int *bits, const GgufOptions *go,
@@ -258,7 +289,7 @@ static void test_fp16(const ElasticModel *em, const char *art) {
     model_free(&ld);
 }
 
-/* Three independent readings of the int32 packing (docs/formats.md, "safetensors-int packing"):
+/* Independent readings of the int32 words (docs/formats.md, "safetensors-int packing"):
  * 2/4/8 bits, GPTQ's pf = 32/b codes per word, code k at bits (k % pf)*b */
 static uint32_t unpack_pf(const uint32_t *w, size_t stride, int k, int b) {
     int pf = 32 / b;
@@ -278,33 +309,68 @@ static uint32_t unpack_gptq3(const uint32_t *w, size_t stride, int k) {
     if (m == 21) return (w1 >> 31) | ((w2 & 3) << 1);
     return (w2 >> (3 * (m - 22) + 2)) & 7;
 }
-/* 5/6 bits, the documented stream: code k at stream bits [k*b, k*b+b) */
-static uint32_t unpack_stream(const uint32_t *w, size_t stride, int k, int b) {
-    size_t p = (size_t)k * b;
-    uint64_t lo = w[(p / 32) * stride], hi = p % 32 + (size_t)b > 32 ? w[(p / 32 + 1) * stride] : 0;
-    return (uint32_t)(((lo | hi << 32) >> (p % 32)) & ((1u << b) - 1));
+/* GPTQModel's planar gptq_p words: a block of 32 codes in b words, the
+ * planes low bits first, each (width w, bit offset off) in w words starting
+ * at word off of the block, 32/w codes per word in code order */
+static uint32_t unpack_planar(const uint32_t *w, size_t stride, int k, int b) {
+    static const int planes[9][3][2] = {
+        [2] = {{2, 0}},         [3] = {{2, 0}, {1, 2}},         [4] = {{4, 0}}, [5] = {{4, 0}, {1, 4}},
+        [6] = {{4, 0}, {2, 4}}, [7] = {{4, 0}, {2, 4}, {1, 6}}, [8] = {{8, 0}}};
+    const uint32_t *blk = w + (size_t)(k / 32) * b * stride;
+    uint32_t v = 0;
+    for (int p = 0; p < 3 && planes[b][p][0]; p++) {
+        int wd = planes[b][p][0], off = planes[b][p][1], per = 32 / wd, m = k % 32;
+        v |= ((blk[(size_t)(off + m / per) * stride] >> (m % per * wd)) & ((1u << wd) - 1)) << off;
+    }
+    return v;
 }
-static uint32_t unpack(const uint32_t *w, size_t stride, int k, int b) {
-    return b == 3        ? unpack_gptq3(w, stride, k)
-           : 32 % b == 0 ? unpack_pf(w, stride, k, b)
-                         : unpack_stream(w, stride, k, b);
+static uint32_t unpack(const uint32_t *w, size_t stride, int k, int b, int planar) {
+    return planar   ? unpack_planar(w, stride, k, b)
+           : b == 3 ? unpack_gptq3(w, stride, k)
+                    : unpack_pf(w, stride, k, b);
+}
+
+/* gptq_put / gptq_get against the readings above for every format and
+ * width: 128 codes down one column (planar 3 bits included, which quept
+ * reads in GPTQModel's files but does not write) */
+static void test_layouts(void) {
+    for (int f = GPTQ_V1; f <= GPTQ_P; f++)
+        for (int b = 2; b <= 8; b++) {
+            const GptqLayout L = gptq_layout((GptqFormat)f, b);
+            uint32_t w[32] = {0}, codes[128];
+            for (int k = 0; k < 128; k++) {
+                codes[k] = (uint32_t)(k * 37 + b * 11 + k / 7) % (1u << b);
+                gptq_put(&L, w, 1, (size_t)k, codes[k]);
+            }
+            int bad = 0;
+            for (int k = 0; k < 128; k++)
+                bad += gptq_get(&L, w, 1, (size_t)k) != codes[k] || unpack(w, 1, k, b, L.planar) != codes[k];
+            CHECK_MSG(bad == 0, "%s at %d bits (%s words): %d of 128 codes differ",
+                      gptq_format_name(L.format), b, L.planar ? "planar" : "classic", bad);
+            CHECK(L.planar == ((b >= 5 && b <= 7) || (b == 3 && f == GPTQ_P)));
+        }
 }
 
 static const char *const HF_LIN[N_LIN] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
                                           "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
                                           "mlp.down_proj"};
 
-/* safetensors-int at b bits: config, shapes, and every code, zero point and
- * scale unpacked equal to the switch (q/k rows in HF order); biases. */
-static void test_int(const ElasticModel *em, const char *art, int b) {
+/* safetensors-int at b bits in checkpoint format fmt (NULL: the default):
+ * config, shapes, and every code, zero point and scale unpacked equal to the
+ * switch (q/k rows in HF order); biases; quept's reader. The expected
+ * format: gptq_v2 at 2/3/4/8 bits, gptq_p at 5/6/7; planar words at 5/6/7
+ * and under gptq_p at 3; zero points minus one under gptq (v1). */
+static void test_int(const ElasticModel *em, const char *art, int b, const char *fmt) {
     char dir[512], path[600];
     const ModelConfig *c = &em->cfg;
-    snprintf(dir, sizeof dir, "%s/int%d_%d", tmpdir, b, c->has_qkv_bias);
+    const char *want_fmt = fmt ? fmt : b >= 5 && b <= 7 ? "gptq_p" : "gptq_v2";
+    const int planar = (b >= 5 && b <= 7) || (b == 3 && strcmp(want_fmt, "gptq_p") == 0);
+    const int zoff = strcmp(want_fmt, "gptq") == 0;
+    snprintf(dir, sizeof dir, "%s/int%d_%d_%s", tmpdir, b, c->has_qkv_bias, want_fmt);
     int *bits = malloc((size_t)c->n_layers * sizeof *bits);
     for (int j = 0; j < c->n_layers; j++) bits[j] = b;
     QErr err = {{0}};
-    CHECK_MSG(export_art(art, "safetensors-int", bits, dir, NULL, NULL, &err) == 0, "export %s to %s: %s",
-              art, dir, err.msg);
+    CHECK_MSG(export_art_fmt(art, bits, fmt, dir, &err) == 0, "export %s to %s: %s", art, dir, err.msg);
     snprintf(path, sizeof path, "%s/config.json", dir);
     size_t n;
     char *cj = slurp(path, &n);
@@ -313,6 +379,12 @@ static void test_int(const ElasticModel *em, const char *art, int b) {
     CHECK_MSG(qcfg != NULL, "config.json has no quantization_config");
     cJSON *bits_j = cJSON_GetObjectItemCaseSensitive(qcfg, "bits");
     CHECK(cJSON_IsNumber(bits_j) && bits_j->valueint == b);
+    static const char *const FMT_KEYS[2] = {"format", "checkpoint_format"};
+    for (int k = 0; k < 2; k++) {
+        cJSON *f = cJSON_GetObjectItemCaseSensitive(qcfg, FMT_KEYS[k]);
+        CHECK_MSG(cJSON_IsString(f) && strcmp(f->valuestring, want_fmt) == 0, "%d bits: %s should be %s", b,
+                  FMT_KEYS[k], want_fmt);
+    }
     cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
     CHECK(cJSON_IsString(mt) && strcmp(mt->valuestring, c->has_qkv_bias ? "qwen2" : "llama") == 0);
     /* one value of rms_norm_eps in every config.json: the shortest decimal
@@ -364,16 +436,16 @@ static void test_int(const ElasticModel *em, const char *art, int b) {
                 int o = hf_src(c, l, r);
                 for (int i = 0; i < sl->in; i++) {
                     int g = gi[i];
-                    uint32_t code = unpack(qw + r, (size_t)sl->out, i, b);
-                    uint32_t z = unpack(qz + (size_t)g * zcols, 1, r, b);
+                    uint32_t code = unpack(qw + r, (size_t)sl->out, i, b, planar);
+                    uint32_t z = unpack(qz + (size_t)g * zcols, 1, r, b, planar) + (uint32_t)zoff;
                     float s = f16_to_float(sc[(size_t)g * sl->out + r]);
                     size_t gk = (size_t)o * sl->ng + i / sl->group;
                     bad += g != i / sl->group || code != sl->codes[(size_t)o * sl->in + i] ||
                            (float)z != sl->zeros[gk] || s != r16(sl->scales[gk]);
                 }
             }
-            CHECK_MSG(bad == 0, "%d bits: block %d %s: %d weights differ after unpacking", b, j, HF_LIN[l],
-                      bad);
+            CHECK_MSG(bad == 0, "%d bits (%s): block %d %s: %d weights differ after unpacking", b, want_fmt,
+                      j, HF_LIN[l], bad);
             const float *bias = bias_of(&em->base.blocks[j], l);
             if (!c->has_qkv_bias || !bias) {
                 CHECK_MSG(tb == NULL, "%s: unexpected bias", nm);
@@ -407,7 +479,8 @@ static void test_int(const ElasticModel *em, const char *art, int b) {
                     bad += wl[(size_t)r * sl->in + i] != want;
                 }
             }
-            CHECK_MSG(bad == 0, "%d bits: block %d %s read back: %d weights differ", b, j, HF_LIN[l], bad);
+            CHECK_MSG(bad == 0, "%d bits (%s): block %d %s read back: %d weights differ", b, want_fmt, j,
+                      HF_LIN[l], bad);
         }
     if (lrc == 0) model_free(&back);
     switched_free(&sw);
@@ -847,8 +920,135 @@ static void test_hf_tokenizer_files(const char *art, int vocab) {
     CHECK_MSG(access(out, F_OK) != 0, "a refused export left %s", out);
 }
 
+/* A copy of the export src as dst whose config.json's quantization_config
+ * has key set to value (NULL: removed; key NULL: the whole object removed);
+ * the weights are a symlink. */
+static void config_variant(const char *src, const char *dst, const char *key, const char *value) {
+    char path[700], target[700];
+    CHECK(mkdir(dst, 0700) == 0);
+    snprintf(target, sizeof target, "%s/model.safetensors", src);
+    snprintf(path, sizeof path, "%s/model.safetensors", dst);
+    CHECK(symlink(target, path) == 0);
+    snprintf(path, sizeof path, "%s/config.json", src);
+    size_t n;
+    char *text = slurp(path, &n);
+    cJSON *root = text ? cJSON_Parse(text) : NULL;
+    CHECK_MSG(root != NULL, "%s: cannot parse", path);
+    free(text);
+    if (!root) return;
+    cJSON *q = cJSON_GetObjectItemCaseSensitive(root, "quantization_config");
+    if (!key)
+        cJSON_DeleteItemFromObjectCaseSensitive(root, "quantization_config");
+    else if (!value)
+        cJSON_DeleteItemFromObjectCaseSensitive(q, key);
+    else if (cJSON_GetObjectItemCaseSensitive(q, key))
+        cJSON_ReplaceItemInObjectCaseSensitive(q, key, cJSON_CreateString(value));
+    else
+        cJSON_AddStringToObject(q, key, value);
+    text = cJSON_Print(root);
+    snprintf(path, sizeof path, "%s/config.json", dst);
+    FILE *f = fopen(path, "w");
+    CHECK(f && fputs(text, f) >= 0);
+    if (f) fclose(f);
+    cJSON_free(text);
+    cJSON_Delete(root);
+}
+
+static void expect_load_fail(const char *dir, const char *needle) {
+    Model m;
+    QErr err = {{0}};
+    int rc = model_load(&m, dir, &err);
+    CHECK_MSG(rc != 0, "model_load %s should fail", dir);
+    if (rc == 0) model_free(&m);
+    CHECK_MSG(strstr(err.msg, needle), "model_load %s: expected '%s' in: %s", dir, needle, err.msg);
+}
+
+/* The checkpoint formats on an artifact with every width 2..8: each layout
+ * read back; what a loader would misread refused; what quept's reader
+ * cannot place refused. */
+static void test_int_formats(void) {
+    ModelConfig c = small_cfg(2);
+    QuantConfig qc;
+    small_qc(&qc, METHOD_QUEPT);
+    QErr err = {{0}};
+    CHECK(quant_parse_bits(&qc, "2-8", &err) == 0);
+    ElasticModel em;
+    build(&em, &c, &qc, 41);
+    char art[512];
+    snprintf(art, sizeof art, "%s/all.qept", tmpdir);
+    CHECK_MSG(elastic_write(&em, art, &err) == 0, "%s", err.msg);
+    test_int(&em, art, 7, NULL);                                /* planar, no longer refused */
+    test_int(&em, art, 5, "gptq_p");                            /* the default, asked for */
+    test_int(&em, art, 4, "gptq_v2");                           /* the default, asked for */
+    for (int b = 2; b <= 4; b++) test_int(&em, art, b, "gptq"); /* v1, zero - 1 */
+    int b5[2] = {5, 5}, b6[2] = {6, 6}, b4[2] = {4, 4}, b8[2] = {8, 8}, b3[2] = {3, 3};
+    expect_int_fail(art, b3, "gptq_p", "transformers (through optimum) builds its GPTQ modules without");
+    expect_int_fail(art, b8, "gptq", "AutoGPTQ's 8-bit CUDA kernels keep 4 bits of a v1 zero point");
+    expect_int_fail(art, b5, "gptq_v2", "GPTQModel reads a 5-, 6- or 7-bit gptq / gptq_v2 checkpoint");
+    expect_int_fail(art, b6, "gptq", "use gptq_p");
+    expect_int_fail(art, b4, "v3", "unknown --checkpoint-format 'v3'");
+    /* v1 cannot hold a zero point 0 (a group whose range starts at 0) */
+    SwitchedModel sw = {0};
+    CHECK(elastic_switch_codes(&em, b4, &sw, &err) == 0);
+    SwitchedLinear *up = &sw.lin[1][LIN_UP];
+    up->zeros[(size_t)2 * up->ng] = 0.0f;
+    char out[600];
+    snprintf(out, sizeof out, "%s/x", tmpdir);
+    CHECK(export_int(&em, &sw, "gptq", out, &err) != 0);
+    CHECK_MSG(strstr(err.msg, "layers.1.mlp.up_proj: row 2 group 0 has zero point 0"), "%s", err.msg);
+    CHECK_MSG(access(out, F_OK) != 0, "a refused v1 export left %s behind", out);
+    CHECK_MSG(export_int(&em, &sw, NULL, out, &err) == 0, "gptq_v2 holds zero point 0: %s", err.msg);
+    /* v1 at 8 bits with every zero point in [1, 15]: written, read back */
+    CHECK(elastic_switch_codes(&em, b8, &sw, &err) == 0);
+    for (int j = 0; j < c.n_layers; j++)
+        for (int l = 0; l < N_LIN; l++)
+            for (int k = 0; k < sw.lin[j][l].out * sw.lin[j][l].ng; k++)
+                sw.lin[j][l].zeros[k] = (float)(1 + k % 15);
+    snprintf(out, sizeof out, "%s/v1_8", tmpdir);
+    CHECK_MSG(export_int(&em, &sw, "gptq", out, &err) == 0, "v1 at 8 bits, zero points <= 15: %s", err.msg);
+    Model back;
+    int lrc = model_load(&back, out, &err);
+    CHECK_MSG(lrc == 0, "%s", err.msg);
+    for (int j = 0; lrc == 0 && j < c.n_layers; j++)
+        for (int l = 0; l < N_LIN; l++) {
+            const SwitchedLinear *sl = &sw.lin[j][l];
+            const float *wl = *qblock_linear_slot(&back.blocks[j], l);
+            int bad = 0;
+            for (int r = 0; r < sl->out; r++)
+                for (int i = 0; i < sl->in; i++) {
+                    size_t o = (size_t)hf_src(&c, l, r), gk = o * sl->ng + i / sl->group;
+                    float want = ((float)sl->codes[o * sl->in + i] - sl->zeros[gk]) * r16(sl->scales[gk]);
+                    bad += wl[(size_t)r * sl->in + i] != want;
+                }
+            CHECK_MSG(bad == 0, "v1 8 bits: block %d %s read back: %d weights differ", j, HF_LIN[l], bad);
+        }
+    if (lrc == 0) model_free(&back);
+    switched_free(&sw);
+    /* the reader: a 5-bit export of an earlier quept (bit stream, marked by
+     * quept_packing) and packed linears without a GPTQ config are refused */
+    char src[600], dst[600];
+    snprintf(src, sizeof src, "%s/int5_0_gptq_p", tmpdir);
+    snprintf(dst, sizeof dst, "%s/legacy5", tmpdir);
+    config_variant(src, dst, "quept_packing", "little-endian bit stream of b-bit codes in int32 words");
+    expect_load_fail(dst, "export of an earlier quept");
+    snprintf(dst, sizeof dst, "%s/noqcfg", tmpdir);
+    config_variant(src, dst, NULL, NULL);
+    expect_load_fail(dst, "no GPTQ quantization_config");
+    snprintf(dst, sizeof dst, "%s/badfmt", tmpdir);
+    config_variant(src, dst, "format", "gptq_v3");
+    expect_load_fail(dst, "quantization_config.format must be");
+    /* the command line: a value it does not know, a format it does not apply to */
+    char a[4096];
+    snprintf(a, sizeof a, "%s --bits 4 --format safetensors-int --checkpoint-format v3 --out %s", art, out);
+    expect_fail(a, "--checkpoint-format 'v3' (auto, gptq, gptq_v2 or gptq_p)");
+    snprintf(a, sizeof a, "%s --bits 4 --format gguf --checkpoint-format gptq --out %s.gguf", art, out);
+    expect_fail(a, "--checkpoint-format applies to --format safetensors-int only");
+    elastic_free(&em);
+}
+
 int main(void) {
     test_switch_codes();
+    test_layouts();
     scratch_dir(tmpdir, sizeof tmpdir, "export");
     ModelConfig c = small_cfg(2);
     QuantConfig qc;
@@ -860,7 +1060,7 @@ int main(void) {
     QErr err = {{0}};
     CHECK_MSG(elastic_write(&em, art, &err) == 0, "%s", err.msg);
     test_fp16(&em, art);
-    for (int bi = 0; bi < qc.n_bits; bi++) test_int(&em, art, qc.bits[bi]); /* 2, 3, 4, 5, 6, 8 */
+    for (int bi = 0; bi < qc.n_bits; bi++) test_int(&em, art, qc.bits[bi], NULL); /* 2, 3, 4, 5, 6, 8 */
     test_gguf(&em, art, 4, 5, "Q4_1", "Q5_1");
     test_gguf(&em, art, 6, 2, "Q8_0", "Q4_1");
     char a[4096], o[600];
@@ -911,9 +1111,11 @@ int main(void) {
         build(&em, &c48, &rq, 8);
         snprintf(art, sizeof art, "%s/c48.qept", tmpdir);
         CHECK_MSG(elastic_write(&em, art, &err) == 0, "%s", err.msg);
-        int b7[1] = {7}, b3[1] = {3};
-        expect_export_fail(art, "safetensors-int", b7, NULL, "7 bits is not supported");
+        int b7[1] = {7}, b3[1] = {3}, b4[1] = {4};
+        expect_export_fail(art, "safetensors-int", b7, NULL, "packs whole blocks of 32 codes");
         expect_export_fail(art, "safetensors-int", b3, NULL, "does not fill whole int32 words");
+        /* 48*4 bits fill whole words (gptq_v2 is fine), but AutoGPTQ's rows are in//32*b */
+        expect_int_fail(art, b4, "gptq", "AutoGPTQ allocates in//32*4 = 4 qweight rows");
         elastic_free(&em);
     }
 
@@ -928,13 +1130,14 @@ int main(void) {
         snprintf(art, sizeof art, "%s/bias%d.qept", tmpdir, halves);
         CHECK_MSG(elastic_write(&em, art, &err) == 0, "%s", err.msg);
         test_fp16(&em, art);
-        test_int(&em, art, 3);
-        test_int(&em, art, 4);
+        test_int(&em, art, 3, NULL);
+        test_int(&em, art, 4, "gptq");
         test_gguf(&em, art, 4, 5, "Q4_1", "Q5_1");
         test_gguf(&em, art, 6, 2, "Q8_0", "Q4_1");
         elastic_free(&em);
     }
     test_tokenizer_keys();
+    test_int_formats();
 
     /* power-of-two artifact: the F16 export carries the switched (±s·2^E)
      * weights; the integer formats refuse it, naming the cause */

@@ -1,9 +1,10 @@
 /* export.h — the writers behind `quept export` (cmd_export.c parses the
  * command line, switches the artifact and calls one of these).
  *
- *   export_safetensors.c  safetensors-fp16 (HF dir, dequantized F16) and
- *                         safetensors-int (HF dir, GPTQ v2 int32 bit-stream
- *                         packing, 2/3/4/5/6/8 bits)
+ *   export_safetensors.c  safetensors-fp16 (HF dir, dequantized F16)
+ *   export_gptq.c         safetensors-int (HF dir, GPTQ int32 words: gptq_v2
+ *                         at 2/3/4/8 bits, GPTQModel's planar gptq_p at
+ *                         5/6/7, or v1 gptq for AutoGPTQ on request)
  *   export_gguf.c         GGUF v3 for llama.cpp (llama or qwen2 arch, exact
  *                         Q4_1/Q5_1/Q8_0 where the grid maps, tokenizer keys)
  *   export_rows.c         the q/k row order each format wants
@@ -23,8 +24,12 @@ int export_src_row(const ModelConfig *c, int l, int r, int want_halves);
 /* safetensors-fp16: switch to bits[] (dequantized) and write an HF dir. */
 int export_fp16(const ElasticModel *em, const int *bits, const char *dir, QErr *err);
 
-/* safetensors-int: the switched codes in GPTQ v2 layout (one width). */
-int export_int(const ElasticModel *em, const SwitchedModel *sw, const char *dir, QErr *err);
+/* safetensors-int: the switched codes as a GPTQ checkpoint (one width).
+ * checkpoint_format: NULL or "auto" (gptq_v2 at 2/3/4/8 bits, gptq_p at
+ * 5/6/7), "gptq", "gptq_v2" or "gptq_p" (--checkpoint-format); a format or
+ * shape some loader would misread is refused, naming it. */
+int export_int(const ElasticModel *em, const SwitchedModel *sw, const char *checkpoint_format,
+               const char *dir, QErr *err);
 
 /* The tokenizer files an HF export carries (NULL-terminated): copied from
  * --tokenizer (the source model directory, or its tokenizer.json) when

@@ -38,6 +38,8 @@ typedef struct {
     int n_shards;
     HfMapEntry *map; /* sorted by name (indexed only) */
     int n_map;
+    int has_gptq;    /* config.json has a GPTQ quantization_config */
+    GptqLayout gptq; /* its layout (for GPTQ-packed linears) */
 } HfImpl;
 
 /* ------------------------------------------------------------------------ */
@@ -218,7 +220,8 @@ static int is_linear(BlockTensor t) {
 }
 
 /* The parts of a linear stored as GPTQ packed integers (gptq_layout.h)
- * instead of "<proj>.weight": quept's own safetensors-int export. */
+ * instead of "<proj>.weight": quept's own safetensors-int export, laid out
+ * as the config's quantization_config says. */
 static const char *const GPTQ_PARTS[4] = {"qweight", "qzeros", "scales", "g_idx"};
 
 /* "model.layers.J.<proj>.weight" -> "model.layers.J.<proj>.<part>" */
@@ -245,7 +248,8 @@ static int hf_read_linear(const HfImpl *h, const char *name, int64_t out, int64_
         parts[p].t = hf_find(h, pn, &parts[p].st, err);
         if (!parts[p].t) return qerr_wrap(err, "GPTQ-packed linear '%s'", name);
     }
-    return gptq_dequantize(name, &parts[0], &parts[1], &parts[2], &parts[3], (int)out, (int)in, w, err);
+    return gptq_dequantize(name, &h->gptq, &parts[0], &parts[1], &parts[2], &parts[3], (int)out, (int)in, w,
+                           err);
 }
 
 static void block_name(char *buf, size_t n, int j, BlockTensor t) {
@@ -396,8 +400,9 @@ static int cfg_bool(const cJSON *root, const char *key, int def, int *out, const
     return 0;
 }
 
-/* Parses config.json into c; *is_qwen2 tells whether model_type is "qwen2". */
-static int parse_config(const char *path, ModelConfig *c, int *is_qwen2, QErr *err) {
+/* Parses config.json into c; *is_qwen2 tells whether model_type is "qwen2";
+ * a GPTQ quantization_config sets h->gptq and h->has_gptq. */
+static int parse_config(const char *path, ModelConfig *c, int *is_qwen2, HfImpl *h, QErr *err) {
     char *text = NULL;
     size_t len = 0;
     if (file_read_all(path, &text, &len, err) != 0) return -1;
@@ -469,6 +474,12 @@ static int parse_config(const char *path, ModelConfig *c, int *is_qwen2, QErr *e
         cfg_float(root, "rms_norm_eps", 1e-6f, &c->norm_eps, path, err) ||
         cfg_bool(root, "tie_word_embeddings", 0, &c->tied_classifier, path, err))
         goto out;
+    const cJSON *qc = cJSON_GetObjectItemCaseSensitive(root, "quantization_config");
+    const cJSON *qm = cJSON_IsObject(qc) ? cJSON_GetObjectItemCaseSensitive(qc, "quant_method") : NULL;
+    if (cJSON_IsString(qm) && strcmp(qm->valuestring, "gptq") == 0) {
+        if (gptq_layout_from_config(qc, path, &h->gptq, err) != 0) goto out;
+        h->has_gptq = 1;
+    }
     c->rope_halves = 1;
     rc = 0;
 out:
@@ -646,6 +657,11 @@ static int check_all_tensors(const HfImpl *h, const ModelConfig *c, QErr *err) {
                     gptq_part_name(pn, sizeof pn, name, GPTQ_PARTS[p]);
                     if (!hf_find(h, pn, &st, err)) return qerr_wrap(err, "GPTQ-packed linear '%s'", name);
                 }
+                if (!h->has_gptq)
+                    return qerr_set(err,
+                                    "%s: GPTQ-packed linear '%s' but config.json has no GPTQ "
+                                    "quantization_config (its bits and format)",
+                                    h->dir, name);
                 continue;
             }
             if (hf_check(h, name, s.ndim, s.d0, s.d1, err) != 0) return -1;
@@ -686,7 +702,7 @@ int hf_open(const char *dir, ModelConfig *cfg, void **impl, const ModelBackend *
         qerr_set(err, "%s: not a Hugging Face model directory: no config.json", h->dir);
         goto fail;
     }
-    if (parse_config(cpath, &c, &is_qwen2, err) != 0) goto fail;
+    if (parse_config(cpath, &c, &is_qwen2, h, err) != 0) goto fail;
 
     char single[HF_PATH_MAX], index[HF_PATH_MAX];
     if (join(single, sizeof single, h->dir, "model.safetensors", err) != 0 ||
