@@ -53,6 +53,23 @@ static long n_diff(const float *a, const float *b, size_t n) {
     return k;
 }
 
+/* Logits of a and b on ts: mean KL(a || b) into *kld, the number of logits
+ * that differ bitwise into *nd (of *n). 0, or -1 when out of memory. */
+static int compare_logits(const Model *a, const Model *b, const TokenSet *ts, double *kld, long *nd,
+                          size_t *n) {
+    const int B = ts->n_seq, T = ts->seq_len, V = a->cfg.vocab_size;
+    float *la = logits_of(a, ts->tokens, B, T), *lb = logits_of(b, ts->tokens, B, T);
+    int rc = la && lb ? 0 : -1;
+    if (rc == 0) {
+        *n = (size_t)B * T * V;
+        *kld = mean_kld(la, lb, (size_t)B * T, V);
+        *nd = n_diff(la, lb, *n);
+    }
+    free(la);
+    free(lb);
+    return rc;
+}
+
 /* The activation-outlier variant of the model at path, written to out and
  * compared with the original: logits on ts, and every tensor's change. */
 static void check_act_variant(const char *path, const char *out, float alpha, int K, int exact) {
@@ -103,12 +120,12 @@ static void check_act_variant(const char *path, const char *out, float alpha, in
     TokenSet ts;
     int B = 8, T = c->seq_len < 128 ? c->seq_len : 128;
     CHECK(sample_sequences(&a, B, T, 5, 1.0f, &ts, NULL, NULL, &err) == 0);
-    float *la = logits_of(&a, ts.tokens, B, T), *lb = logits_of(&b, ts.tokens, B, T);
-    CHECK(la && lb);
-    if (la && lb) {
-        size_t n = (size_t)B * T * c->vocab_size;
-        double kld = mean_kld(la, lb, (size_t)B * T, c->vocab_size);
-        long nd = n_diff(la, lb, n);
+    double kld;
+    long nd;
+    size_t n;
+    const int ok = compare_logits(&a, &b, &ts, &kld, &nd, &n) == 0;
+    CHECK(ok);
+    if (ok) {
         printf("alpha %g, %d channels: mean KLD %.3g, %ld of %zu logits differ\n", (double)alpha, K, kld, nd,
                n);
         CHECK_MSG(kld < 1e-6, "mean KLD %.3g to the original", kld);
@@ -119,8 +136,6 @@ static void check_act_variant(const char *path, const char *out, float alpha, in
         CHECK_MSG(fabs(ra.ppl - rb.ppl) <= 1e-5 * ra.ppl, "PPL %.6f vs %.6f", ra.ppl, rb.ppl);
         CHECK_MSG(rb.kld_mean < 1e-6, "evaluate: mean KLD %.3g", rb.kld_mean);
     }
-    free(la);
-    free(lb);
     tokens_free(&ts);
     model_free(&a);
     model_free(&b);
@@ -200,17 +215,15 @@ static void check_pad(const char *path, const char *out, int dim_to, int ffn_to)
     TokenSet ts;
     int B = 4, T = c->seq_len < 64 ? c->seq_len : 64;
     CHECK(sample_sequences(&a, B, T, 5, 1.0f, &ts, NULL, NULL, &err) == 0);
-    float *la = logits_of(&a, ts.tokens, B, T), *lb = logits_of(&b, ts.tokens, B, T);
-    CHECK(la && lb);
-    if (la && lb) {
-        size_t n = (size_t)B * T * c->vocab_size;
-        double kld = mean_kld(la, lb, (size_t)B * T, c->vocab_size);
-        long nd = n_diff(la, lb, n);
+    double kld;
+    long nd;
+    size_t n;
+    const int ok = compare_logits(&a, &b, &ts, &kld, &nd, &n) == 0;
+    CHECK(ok);
+    if (ok) {
         printf("padded %dx%d -> %dx%d: mean KLD %.3g, %ld of %zu logits differ\n", C, H, C2, H2, kld, nd, n);
         CHECK_MSG(kld < 1e-9, "padded: mean KLD %.3g to the original", kld);
     }
-    free(la);
-    free(lb);
     tokens_free(&ts);
     model_free(&a);
     model_free(&b);
