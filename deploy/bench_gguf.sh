@@ -8,8 +8,9 @@
 #   VARIANTS=orig SEEDS=0 bash deploy/bench_gguf.sh
 #
 # Needs build/quept and llama-perplexity, llama-quantize, llama-imatrix
-# (tests/llama_check/build_tools.sh builds them into tests/llama_check/bin;
-# LLAMA_BIN points elsewhere). Variants:
+# (`bash tests/llama_check/build_tools.sh llama-perplexity llama-quantize
+# llama-imatrix` builds them into tests/llama_check/bin; LLAMA_BIN points
+# elsewhere). Variants:
 #   orig     stories260K (dim 64, FFN 172: no row fits a 256-weight
 #            super-block, so llama-quantize falls back for K-quants)
 #   pad256   quept stress --pad-dim 256 --pad-ffn 256: the same function
@@ -37,7 +38,7 @@ VARIANTS=${VARIANTS:-orig pad256}
 TYPES=${TYPES:-Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_M Q4_K_M Q5_K_M Q6_K}
 IDV=$PWD/tests/llama_check/id_vocab.pl
 for t in llama-perplexity llama-quantize llama-imatrix; do
-  [ -x "$LB/$t" ] || { echo "bench_gguf: $LB/$t not found (bash tests/llama_check/build_tools.sh)" >&2; exit 2; }
+  [ -x "$LB/$t" ] || { echo "bench_gguf: $LB/$t not found (bash tests/llama_check/build_tools.sh $t)" >&2; exit 2; }
 done
 [ -x "$Q" ] || { echo "bench_gguf: $Q not found (bash deploy/build.sh)" >&2; exit 2; }
 mkdir -p "$OUT"

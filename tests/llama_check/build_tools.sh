@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds llama.cpp's llama-perplexity, llama-quantize and llama-imatrix (the
-# last two for deploy/bench_gguf.sh) from the source
+# Builds llama.cpp tools — by default llama-perplexity (the ctest
+# llama_perplexity); deploy/bench_gguf.sh asks for llama-quantize and
+# llama-imatrix too — from the source
 # bundle node-llama-cpp ships (node_modules/node-llama-cpp/llama/
 # gitRelease.bundle, the llama.cpp release its prebuilt binaries come from)
 # into tests/llama_check/bin/. Portable CPU code (-DGGML_NATIVE=OFF), no
@@ -8,18 +9,20 @@
 # (its sources must not meet our own tools, e.g. deploy/format.sh), only the
 # binaries land in bin/ (ignored by git).
 #
-#   bash tests/llama_check/build_tools.sh     (after npm install --prefix tests/llama_check)
+#   bash tests/llama_check/build_tools.sh [TOOL...]   (after npm install --prefix tests/llama_check)
 #
-# Does nothing when bin/ already holds the tools built from the same bundle.
+# Does nothing when bin/ already holds the tools built from the same bundle;
+# a new bundle empties bin/ first.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 bundle="$here/node_modules/node-llama-cpp/llama/gitRelease.bundle"
 [ -f "$bundle" ] || { echo "build_tools.sh: $bundle not found (npm install --prefix tests/llama_check first)" >&2; exit 1; }
 stamp="$(sha256sum "$bundle" | cut -c1-16)"
-tools="llama-perplexity llama-quantize llama-imatrix"
+tools="${*:-llama-perplexity}"
+[ "$(cat "$here/bin/.bundle" 2>/dev/null)" = "$stamp" ] || rm -rf "$here/bin"
 up_to_date=1
 for t in $tools; do [ -x "$here/bin/$t" ] || up_to_date=0; done
-if [ $up_to_date = 1 ] && [ "$(cat "$here/bin/.bundle" 2>/dev/null)" = "$stamp" ]; then
+if [ $up_to_date = 1 ]; then
   echo "$tools up to date in $here/bin"
   exit 0
 fi
@@ -27,7 +30,6 @@ command -v g++ >/dev/null || { echo "build_tools.sh: g++ not found (apt-get inst
 work=$(mktemp -d "${TMPDIR:-/tmp}/quept-llama-build-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 src="$work/src"
-rm -rf "$here/bin"
 mkdir -p "$here/bin"
 git clone -q "$bundle" "$src"
 start=$(date +%s)
