@@ -7,9 +7,10 @@ that tests/test_actquant.c reads.
 
 Run with Debian's interpreter (python3-torch 1.13):
     /usr/bin/python3 tests/ref/actquant_ref.py [out_path]
-Deterministic (numpy PCG64 with fixed seeds); self-contained (the block, the
-weight quantizer and TEQ are written out again here, in the style of
-qblock_ref.py and teq_golden.py; nothing is imported from them).
+Deterministic (numpy PCG64 with fixed seeds). The weight quantizer and the
+block's helpers come from teq_golden.py (the weight-only TEQ reference, also
+independent of the C code); the block forward, TEQ with placement 0 and the
+activation quantizer are written here.
 
 The activation quantizer is QuEPT's ActQuantizer
 (xuke225/QuEPT src/llm/quantize/quantizer.py), written as it is there:
@@ -77,6 +78,10 @@ import sys
 import numpy as np
 import torch
 
+# the parts shared with the weight-only TEQ reference, unchanged
+from teq_golden import (bad_groups, eff_group, eff_rank, fakequant, frac_dist, lin_shapes, model_bytes,
+                        recon_loss, rmsnorm, ste_round, tens)
+
 MAGIC = b"AQBK"
 VERSION = 1
 MARGIN_ROUND = 2e-3
@@ -89,24 +94,7 @@ MODEL = dict(C=48, H=80, NH=4, NKV=2, hd=12, B=2, T=5, theta=10000.0, eps=1e-5)
 MODEL_SEED = 27
 
 
-def lin_shapes(m):
-    C, H, QD, KVD = m["C"], m["H"], m["NH"] * m["hd"], m["NKV"] * m["hd"]
-    return [(QD, C), (KVD, C), (KVD, C), (C, QD), (H, C), (H, C), (C, H)]
-
-
-def eff_group(group, inn):
-    return inn if group <= 0 or group > inn else group
-
-
-def eff_rank(rank, out, inn):
-    return min(rank, min(out, inn))
-
-
 # ---------------------------------------------------------------- quantizers
-
-def ste_round(x):
-    return x + (x.round() - x).detach()
-
 
 def clamp_ste(x, lo, hi):
     return x + (x.clamp(lo, hi) - x).detach()
@@ -123,54 +111,6 @@ def act_quant(x, bits, sites=None):
     if sites is not None:
         sites.append((x.detach(), s.detach(), code.detach()))
     return code * s
-
-
-def fakequant(W, Bd, Bu, gamma, beta, bits, group, rank, mode):
-    out, inn = W.shape
-    ng = (inn + group - 1) // group
-    qmax = float(2 ** bits - 1)
-    A = Bd[:, :rank] @ Bu[:rank, :] if rank > 0 else torch.zeros_like(W)
-    X = W + A if mode == 0 else W
-    blocks, codes, diag = [], [], []
-    for k in range(ng):
-        c0, c1 = k * group, min((k + 1) * group, inn)
-        Xg = X[:, c0:c1]
-        xmax = Xg.amax(dim=1, keepdim=True)
-        xmin = Xg.amin(dim=1, keepdim=True)
-        xmax_c = torch.sigmoid(gamma[:, k:k + 1]) * xmax
-        xmin_c = torch.sigmoid(beta[:, k:k + 1]) * xmin
-        s_raw = (xmax_c - xmin_c) / qmax
-        s = s_raw + (s_raw.clamp(min=1e-5) - s_raw).detach()
-        zr = (xmin_c / s).detach()
-        z = -zr.round()
-        u = Xg / s if mode == 0 else W[:, c0:c1] / s + A[:, c0:c1] / s
-        q = torch.clamp(ste_round(u) + z, 0.0, qmax)
-        blocks.append((q - z) * s)
-        codes.append(q.detach())
-        diag.append((u.detach(), zr, s_raw.detach(), Xg.detach()))
-    return torch.cat(blocks, dim=1), torch.cat(codes, dim=1), diag
-
-
-def frac_dist(x):
-    return (x - torch.floor(x) - 0.5).abs()
-
-
-def bad_groups(diag):
-    rb, gb, arg = [], [], []
-    for (u, zr, s_raw, Xg) in diag:
-        bad = (frac_dist(u) < MARGIN_ROUND).any(dim=1, keepdim=True)
-        bad |= frac_dist(zr) < MARGIN_ROUND
-        bad |= (s_raw - 1e-5).abs() < 1e-3 * 1e-5
-        gap_bad = torch.zeros_like(bad)
-        if Xg.shape[1] > 1:
-            srt, _ = Xg.sort(dim=1)
-            rng = srt[:, -1:] - srt[:, :1]
-            for gap in (srt[:, -1:] - srt[:, -2:-1], srt[:, 1:2] - srt[:, :1]):
-                gap_bad |= gap < MARGIN_GAP * rng
-        rb.append(bad)
-        gb.append(gap_bad)
-        arg.append((Xg.argmax(dim=1), Xg.argmin(dim=1)))
-    return torch.cat(rb, dim=1).numpy(), torch.cat(gb, dim=1).numpy(), arg
 
 
 def bad_tokens(sites, B, T):
@@ -193,10 +133,6 @@ def bad_tokens(sites, B, T):
 
 
 # -------------------------------------------------------------------- block
-
-def rmsnorm(x, w, eps):
-    return x * torch.rsqrt((x * x).mean(dim=-1, keepdim=True) + eps) * w
-
 
 def rope(x, T, hd, theta, halves):
     half = hd // 2
@@ -238,11 +174,6 @@ def block_forward(m, norms, Wq, x, halves, bias, abits, sites=None):
     ln2 = aq(rmsnorm(h1, norms["mlp_norm"], eps))
     swi = torch.nn.functional.silu(ln2 @ Wq[4].T) * (ln2 @ Wq[5].T)
     return h1 + aq(swi) @ Wq[6].T
-
-
-def recon_loss(out, target, l2, B, C):
-    d = out - target
-    return ((d * d).sum() if l2 else d.abs().sum()) / (B * C)
 
 
 # --------------------------------------------------------------------- TEQ
@@ -314,20 +245,6 @@ def make_model():
         W[rng.random((out, inn)) < 0.02] *= 4.0
         w[name] = W
     return {k: v.astype(np.float32) for k, v in w.items()}
-
-
-def model_bytes(w):
-    m = MODEL
-    hdr = struct.pack("<7i", m["C"], m["H"], m["NH"], m["NKV"], m["hd"], m["B"], m["T"])
-    hdr += struct.pack("<2f", m["theta"], m["eps"])
-    order = ("attn_norm", "wq", "wk", "wv", "wo", "bq", "bk", "bv", "mlp_norm",
-             "w_gate", "w_up", "w_down")
-    return hdr + b"".join(np.ascontiguousarray(w[n], dtype="<f4").tobytes() for n in order)
-
-
-def tens(a, dtype=torch.float64, grad=False):
-    t = torch.from_numpy(np.asarray(a)).to(dtype)
-    return t.requires_grad_(True) if grad else t
 
 
 def quantize_all(w, s, P, spec, mode, placement, dtype):
