@@ -6,6 +6,7 @@
 #
 #   bash deploy/bench_gguf.sh                    # variants orig pad256, seeds 0 1
 #   VARIANTS=orig SEEDS=0 bash deploy/bench_gguf.sh
+#   CONFIGS='default|' bash deploy/bench_gguf.sh  # quept configs, one per line: name|flags
 #
 # Needs build/quept and llama-perplexity, llama-quantize, llama-imatrix
 # (`bash tests/llama_check/build_tools.sh llama-perplexity llama-quantize
@@ -23,7 +24,8 @@
 # be written and are left out), llama-perplexity scores the held-out ids
 # through quept's KL-divergence base file (quept eval --kld-base-out on the
 # full-precision model; llama-perplexity scores the second half of each
-# 256-token chunk). quept: the default calibration (--seed s), exported at
+# 256-token chunk). quept: each config of CONFIGS (default: the defaults,
+# and --gguf-grid: groups of 32, the blocks of the legacy types) with --seed s, exported at
 # 4 bits as Q4_1, 5 bits as Q5_1 and 7 bits as Q8_0 — the types it writes
 # exactly; other types are "-" (no K-quants yet).
 # Artifacts and logs are kept in OUT (default runs/bench-gguf) and reused.
@@ -36,6 +38,8 @@ OUT=${OUT:-runs/bench-gguf}
 SEEDS=${SEEDS:-0 1}
 VARIANTS=${VARIANTS:-orig pad256}
 TYPES=${TYPES:-Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_M Q4_K_M Q5_K_M Q6_K}
+CONFIGS=${CONFIGS:-default|
+g32|--gguf-grid}
 IDV=$PWD/tests/llama_check/id_vocab.pl
 for t in llama-perplexity llama-quantize llama-imatrix; do
   [ -x "$LB/$t" ] || { echo "bench_gguf: $LB/$t not found (bash tests/llama_check/build_tools.sh $t)" >&2; exit 2; }
@@ -92,18 +96,23 @@ for v in $VARIANTS; do
     "$LB/llama-imatrix" -m "$D/f16.gguf" -f "$OUT/data/cal.txt" -o "$D/imatrix.gguf" -c 256 -b 256 -t 1 \
       >"$D/imatrix.log" 2>&1 || { echo "bench_gguf: llama-imatrix failed (see $D/imatrix.log)" >&2; exit 1; }
   fi
-  for s in $SEEDS; do
-    if [ ! -s "$D/quept-s$s.qept" ]; then
-      t0=$(date +%s)
-      $Q calibrate --model "$M" --data "$OUT/data/cal.qtok" --out "$D/quept-s$s.qept" --seed "$s" --quiet 2>/dev/null
-      echo "$(( $(date +%s) - t0 ))" >"$D/quept-s$s.secs"
-    fi
-  done
+  while IFS='|' read -r cn cflags; do
+    [ -n "$cn" ] || continue
+    for s in $SEEDS; do
+      a="$D/quept-$cn-s$s.qept"
+      if [ ! -s "$a" ]; then
+        t0=$(date +%s)
+        # shellcheck disable=SC2086
+        $Q calibrate --model "$M" --data "$OUT/data/cal.qtok" --out "$a" --seed "$s" $cflags --quiet 2>/dev/null
+        echo "$(( $(date +%s) - t0 ))" >"$D/quept-$cn-s$s.secs"
+      fi
+    done
+  done <<<"$CONFIGS"
   read -r fbytes fppl fkld <<<"$(score "$D/f16.gguf" "$D/f16.log")"
   echo
   echo "== $v ($M): llama-perplexity on 16 x 256 held-out ids (second half of each chunk), KLD vs the"
   echo "   full-precision model; F16 file: $fbytes bytes, PPL $fppl, KLD $fkld"
-  printf '%-8s %-16s %10s %10s %10s\n' type method bytes PPL KLD
+  printf '%-8s %-22s %10s %10s %10s\n' type method bytes PPL KLD
   for t in $TYPES; do
     rows=()
     for im in none imatrix; do
@@ -118,25 +127,33 @@ for v in $VARIANTS; do
       rows+=("$name $(score "$f" "$D/lq-$t-$im.log")")
     done
     qe=$(quept_export_of "$t")
-    for s in $SEEDS; do
-      if [ -n "$qe" ]; then
-        read -r qb qt <<<"$qe"
-        f="$D/quept-$t-s$s.gguf"
-        [ -s "$f" ] || $Q export "$D/quept-s$s.qept" --bits "$qb" --format gguf --gguf-type "$qt" --force \
-          --tokenizer "$OUT/data/tok.bin" --out "$f" 2>/dev/null
-        rows+=("quept(${qb}b,s$s) $(score "$f" "$D/quept-$t-s$s.log")")
-      else
-        rows+=("quept(s$s) - - -")
-      fi
-    done
+    while IFS='|' read -r cn cflags; do
+      [ -n "$cn" ] || continue
+      for s in $SEEDS; do
+        if [ -n "$qe" ]; then
+          read -r qb qt <<<"$qe"
+          f="$D/quept-$cn-$t-s$s.gguf"
+          [ -s "$f" ] || $Q export "$D/quept-$cn-s$s.qept" --bits "$qb" --format gguf --gguf-type "$qt" --force \
+            --tokenizer "$OUT/data/tok.bin" --out "$f" 2>/dev/null
+          rows+=("quept:$cn(${qb}b,s$s) $(score "$f" "$D/quept-$cn-$t-s$s.log")")
+        else
+          rows+=("quept:$cn(s$s) - - -")
+        fi
+      done
+    done <<<"$CONFIGS"
     best=$(printf '%s\n' "${rows[@]}" | awk '$4 != "-" && $4 != "nan" { if (b == "" || $4 + 0 < m) { m = $4 + 0; b = $1 } } END { print b }')
     for r in "${rows[@]}"; do
       read -r name bytes ppl kld <<<"$r"
       mark=""; [ "$name" = "$best" ] && mark=" *"
-      printf '%-8s %-16s %10s %10s %10s%s\n' "$t" "$name" "$bytes" "$ppl" "$kld" "$mark"
+      printf '%-8s %-22s %10s %10s %10s%s\n' "$t" "$name" "$bytes" "$ppl" "$kld" "$mark"
     done
   done
-  for s in $SEEDS; do echo "quept calibration, seed $s: $(cat "$D/quept-s$s.secs" 2>/dev/null || echo '?') s wall"; done
+  while IFS='|' read -r cn _; do
+    [ -n "$cn" ] || continue
+    for s in $SEEDS; do
+      echo "quept calibration, $cn, seed $s: $(cat "$D/quept-$cn-s$s.secs" 2>/dev/null || echo '?') s wall"
+    done
+  done <<<"$CONFIGS"
 done
 echo
 echo "* = lowest KLD of the type. quept's Q8_0 file holds 7-bit codes (the same size as llama-quantize's Q8_0)."

@@ -381,6 +381,15 @@ static void test_cli_rules(void) {
     quant_config_reference(&want);
     want.epochs = 3;
     CHECK(PARSE(&q, &err, "--epochs", "3", "--reference-method") == 0 && memcmp(&q, &want, sizeof q) == 0);
+    /* --gguf-grid: groups of 32 at every width, after --reference-method,
+     * before the group flags wherever they stand */
+    quant_config_reference(&want);
+    for (int b = QBITS_MIN; b <= QBITS_MAX; b++) want.group[b] = b <= 4 ? 64 : 32;
+    CHECK(PARSE(&q, &err, "--group-low", "64", "--gguf-grid", "--reference-method") == 0 &&
+          memcmp(&q, &want, sizeof q) == 0);
+    quant_config_default(&want);
+    for (int b = QBITS_MIN; b <= QBITS_MAX; b++) want.group[b] = 32;
+    CHECK(PARSE(&q, &err, "--gguf-grid") == 0 && memcmp(&q, &want, sizeof q) == 0);
     /* --format pot first: its widths and groups, then the flags */
     quant_config_default(&want);
     quant_config_set_pot(&want);

@@ -42,6 +42,11 @@ static void pot_preset(QuantConfig *qc) {
     if (qc->format == QFORMAT_POT) quant_config_set_pot(qc);
 }
 
+/* --gguf-grid: the groups of GGUF's legacy block types at every width */
+static void gguf_grid_preset(QuantConfig *qc) {
+    for (int b = QBITS_MIN; b <= QBITS_MAX; b++) qc->group[b] = 32;
+}
+
 /* Rows with a key are the map, in this order (the artifact's bytes depend on
  * it). Rows with a flag are the command line and the help, in this order. */
 /* One row per setting reads as a table: */
@@ -50,6 +55,11 @@ const QSetting QCONFIG_TABLE[] = {
     {.flag = "reference-method", .type = QS_PRESET, .preset = quant_config_reference,
      .help = "start from the faithful QuEPT reference settings (merged stream, absolute ranks, "
              "clipping logits 4.0, shared-rank gradients, no fallback); the other flags still apply"},
+    {.flag = "gguf-grid", .type = QS_PRESET, .preset = gguf_grid_preset,
+     .help = "groups of 32 at every width: the blocks of GGUF's Q4_1 / Q5_1 / Q8_0, so quept export --format "
+             "gguf stores each linear whose rows are multiples of 32 in those types with the calibrated codes "
+             "(the default groups, 128 and per channel, leave the file's per-32 scales unused); --group-low / "
+             "--group-high still apply"},
     {.flag = "method", .arg = "M", .type = QS_ENUM, .off = F(method), NAMES(METHOD_NAMES), .key = "method",
      .help = "quept: learnable clipping per bit and cascaded low-rank adapters, trained on the multi-bit "
              "objective; rtn: round to nearest on the same grid and groups; gptq: GPTQ for each bit"},
