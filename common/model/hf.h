@@ -5,6 +5,7 @@
 #ifndef QUEPT_HF_H
 #define QUEPT_HF_H
 
+#include "gptq_layout.h"
 #include "model.h"
 
 /* Reorders the rows of a q or k projection (n_heads * head_dim rows of in_dim
@@ -21,5 +22,12 @@ void rope_permute_qk_rows(float *w, int n_heads, int head_dim, int in_dim, int t
 /* f as the shortest decimal that reads back as f (1e-05, not
  * 9.99999974737875e-06): how every config.json we write holds a float. */
 double hf_json_float(float f);
+
+/* config.json (hf_config.c): the model config of path, whether it is a
+ * Qwen2 model (q/k/v biases), and its GPTQ quantization_config when it has
+ * one (*has_gptq 1, *gptq the layout); and the config hf_write_dir writes. */
+int hf_parse_config(const char *path, ModelConfig *c, int *is_qwen2, int *has_gptq, GptqLayout *gptq,
+                    QErr *err);
+int hf_write_config(const char *path, const ModelConfig *c, int tied, int dtype_f16, QErr *err);
 
 #endif
