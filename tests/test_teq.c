@@ -54,6 +54,7 @@
 #include "engine/teq.h"
 #include "fixtures.h"
 #include "golden.h"
+#include "model/pad.h"
 #include "model/stress.h"
 #include "nn/forward.h"
 
@@ -494,6 +495,34 @@ static void test_awq_and_log(void) {
     model_free(&orig);
 }
 
+/* Dead channels (the tiny model zero-padded to twice its width: half the
+ * normed activations are 0) keep scale 1 at the AWQ start, and the live
+ * ones stay where the unpadded model puts them: before, log(0) in the
+ * geometric mean drove them to the clip limit, the TEQ-folded weights to
+ * ~1e5 and their F16 export to infinity. */
+static void test_awq_dead_channels(void) {
+    Model m;
+    if (tiny_model(&m, 1, 21) != 0) return;
+    QErr err = {{0}};
+    TokenSet ts;
+    CHECK(sample_sequences(&m, 8, 16, 9, 1.0f, &ts, NULL, NULL, &err) == 0);
+    const int C = m.cfg.dim;
+    int none[64] = {0};
+    float med_orig, med_pad;
+    max_outlier_scale(&m, &ts, none, 1, 0, 0, &med_orig);
+    CHECK(model_pad(&m, 2 * C, 0, &err) == 0);
+    int dead[128] = {0};
+    for (int i = C; i < 2 * C; i++) dead[i] = 1;
+    float s_dead = max_outlier_scale(&m, &ts, dead, 1, 0, 0, &med_pad);
+    printf("AWQ start, padded model: dead channels' largest scale %.3g, median live %.3g (unpadded %.3g)\n",
+           s_dead, med_pad, med_orig);
+    CHECK_MSG(s_dead == 1.0f, "dead channels start at scale %g, expected 1", s_dead);
+    CHECK_MSG(med_pad < 4.0f * med_orig && med_pad > 0.25f * med_orig,
+              "live channels' median scale %g, unpadded %g", med_pad, med_orig);
+    tokens_free(&ts);
+    model_free(&m);
+}
+
 static void test_bad_placement(const char *model, const char *data) {
     char cmd[2400];
     snprintf(cmd, sizeof cmd,
@@ -526,6 +555,7 @@ int main(void) {
     test_equivalence(TEQ_NORM, 0);
     test_equivalence(TEQ_WIDE, 1);
     test_awq_and_log();
+    test_awq_dead_channels();
 
     scratch_dir(tmpdir, sizeof tmpdir, "teq");
     char model[600], data[600];

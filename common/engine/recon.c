@@ -104,7 +104,8 @@ static void compute_targets(const ModelConfig *c, const QuantConfig *qc, const B
 
 /* AWQ-style start of the TEQ scales (qc->teq_init): per norm group,
  * s_c = (a_c / geometric mean of a)^alpha with a_c the mean |x_c| of the
- * normed full-precision activations (absmean, 2C: attention norm, MLP norm),
+ * normed full-precision activations (channels below 1e-6 of the largest
+ * are dead: s_c = 1, outside the mean) (absmean, 2C: attention norm, MLP norm),
  * alpha from {0, 1/4, 1/2, 3/4, 1}: the one with the lowest round-to-nearest
  * loss on the first sequences (at most 8, whole batches), summed over the
  * widths, each relative to its loss at alpha = 0 (so every width counts
@@ -119,10 +120,17 @@ static void teq_init_awq(const ModelConfig *c, const QuantConfig *qc, QBlockPara
     double *logs = absmean; /* turned into log(a_c) - mean log(a), in place */
     int groups[2] = {TEQ_ATTN, TEQ_MLP};
     for (int k = 0; k < 2; k++) {
-        double gm = 0.0;
-        for (int i = 0; i < C; i++) gm += log(logs[k * C + i] + 1e-30);
-        gm /= C;
-        for (int i = 0; i < C; i++) logs[k * C + i] = log(logs[k * C + i] + 1e-30) - gm;
+        /* a dead channel (no activation: zero padding, pruned weights) keeps
+         * scale 1 and stays out of the mean; with it in, log(0) would pull
+         * the mean down and blow the live channels' scales up */
+        double *a = logs + k * C, amax = 0.0, gm = 0.0;
+        for (int i = 0; i < C; i++) amax = a[i] > amax ? a[i] : amax;
+        const double dead = 1e-6 * amax;
+        int live = 0;
+        for (int i = 0; i < C; i++)
+            if (a[i] > dead) gm += log(a[i] + 1e-30), live++;
+        gm = live ? gm / live : 0.0;
+        for (int i = 0; i < C; i++) a[i] = a[i] > dead ? log(a[i] + 1e-30) - gm : 0.0;
     }
     double ref[QMAX_NBITS], best = INFINITY;
     float best_alpha = 0.0f;
