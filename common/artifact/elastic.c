@@ -548,6 +548,7 @@ int elastic_switch(const ElasticModel *em, const int *bits, Model *out, QErr *er
         }
         int bi = bis[j];
         dst->act_bits = quant_act_bits(q, bi); /* the width's paired activation quantization */
+        dst->down_had = src->down_had;         /* a rotated artifact's online transform */
         for (int l = 0; l < N_LIN; l++) {
             const float *W = qblock_linear_weight(src, l);
             float *Wq = *qblock_linear_slot(dst, l);

@@ -278,3 +278,13 @@ static void transform(float *x, const Hadamard *h, const float *B, float *work) 
 void hadamard_transform(float *x, const Hadamard *h, float *work) { transform(x, h, h->Hm, work); }
 
 void hadamard_transform_t(float *x, const Hadamard *h, float *work) { transform(x, h, h->Hmt, work); }
+
+void hadamard_transform_rows(float *x, int N, const Hadamard *h, int transpose, float *work) {
+    for (int r = 0; r < N; r++) {
+        float *row = x + (size_t)r * h->n;
+        if (transpose)
+            hadamard_transform_t(row, h, work);
+        else
+            hadamard_transform(row, h, work);
+    }
+}

@@ -87,8 +87,10 @@ int model_fold_down_hadamard(Model *m, QErr *err) {
         return qerr_set(err, "out of memory");
     }
     /* row w of W_down -> w Hh = (Hh^T w^T)^T */
-    for (int j = 0; j < m->cfg.n_layers; j++)
+    for (int j = 0; j < m->cfg.n_layers; j++) {
         for (int r = 0; r < d; r++) hadamard_transform_t(m->blocks[j].w_down + (size_t)r * hd, &h, work);
+        m->blocks[j].down_had = 1; /* the forward transforms the down input online */
+    }
     free(work);
     hadamard_free(&h);
     return 0;

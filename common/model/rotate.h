@@ -32,11 +32,12 @@ int model_rotate_hadamard(Model *m, uint64_t seed, QErr *err);
 /* QuaRot's online rotation of the down_proj input, its weight half: in every
  * block W_down (dim, hidden) -> W_down Hh, Hh = H / sqrt(hidden) the
  * normalised Hadamard matrix of the FFN width. Since Hh Hh^T = I,
- * W_down h = (W_down Hh)(Hh^T h): the forward must then transform the
+ * W_down h = (W_down Hh)(Hh^T h): the forward then transforms the
  * down_proj input online, h -> Hh^T h (hadamard_transform_t), before the
- * (quantized) matmul. The block forward does not do that yet: a model folded
- * here computes its function only with that step added. Fails, changing
- * nothing, when hidden_dim has no Hadamard matrix here. */
+ * (quantized) matmul. Sets BlockWeights.down_had on every block, which makes
+ * block_forward, the training step and decode_step do that, so the folded
+ * model computes the original function. Fails, changing nothing, when
+ * hidden_dim has no Hadamard matrix here. */
 int model_fold_down_hadamard(Model *m, QErr *err);
 
 #endif
