@@ -18,7 +18,12 @@
  *      gradients run through the online transform's backward;
  *   5. whole models: model_rotate_hadamard + model_fold_down_hadamard keeps
  *      the logits (mean KLD < 1e-9), and decode_step on the rotated model
- *      agrees with model_forward (1e-4 relative). */
+ *      agrees with model_forward (1e-4 relative);
+ *   6. calibrate --rotate hadamard (rtn, gptq, quept at W4A4 / W8A8 on a
+ *      tiny model): the artifact records rotate and its seed, its base is
+ *      the rotated model (KLD to the original < 1e-9), switching carries the
+ *      online transform (W8A8 KLD < 0.05); no rotate key without it. */
+#define _GNU_SOURCE /* memmem */
 #include <string.h>
 
 #include "check.h"
@@ -238,7 +243,80 @@ static void check_model(const char *what, Model *m) {
     free(lp), free(lq), free(z0), free(z1);
 }
 
+/* mean KLD of b's next-token distributions to a's on B sequences of T */
+static double mean_kld(const Model *a, const Model *b, int B, int T) {
+    const int V = a->cfg.vocab_size;
+    int tok[64];
+    for (int i = 0; i < B * T; i++) tok[i] = (i * 5 + 2) % V;
+    float *z0 = logits_of(a, tok, B, T), *z1 = logits_of(b, tok, B, T);
+    double *lp = malloc(sizeof(double) * V), *lq = malloc(sizeof(double) * V), kld = 0;
+    for (int r = 0; r < B * T; r++) {
+        log_softmax_row(lp, z0 + (size_t)r * V, V);
+        log_softmax_row(lq, z1 + (size_t)r * V, V);
+        kld += kl_divergence(lp, lq, V) / (B * T);
+    }
+    free(lp), free(lq), free(z0), free(z1);
+    return kld;
+}
+
+/* 6: calibrate --rotate hadamard (rtn, GPTQ and QuEPT at W4A4/W8A8) records
+ * the rotation, stores the rotated base (its function the original's) and
+ * switches with the online transform; without --rotate the quant map has no
+ * rotate key (older artifacts read as none) */
+static void check_calibrate(void) {
+    char dir[64], model[128], data[128], art[128];
+    scratch_dir(dir, sizeof dir, "rotate_online");
+    snprintf(model, sizeof model, "%s/m.bin", dir);
+    snprintf(data, sizeof data, "%s/d.qtok", dir);
+    snprintf(art, sizeof art, "%s/a.qept", dir);
+    write_tiny(model, data, 2, 8, 16);
+    Model m0;
+    QErr err = {{0}};
+    CHECK_MSG(model_load(&m0, model, &err) == 0, "%s", err.msg);
+    const QuantMethod methods[3] = {METHOD_RTN, METHOD_GPTQ, METHOD_QUEPT};
+    for (int k = 0; k < 3; k++) {
+        QuantConfig qc;
+        tiny_quant_config(&qc, 1);
+        qc.method = methods[k];
+        if (qc.method != METHOD_QUEPT) qc.teq = TEQ_OFF;
+        CHECK(quant_parse_bits(&qc, "4,8", &err) == 0 && quant_parse_act_bits(&qc, NULL, "4,8", &err) == 0);
+        qc.rotate = ROTATE_HADAMARD;
+        qc.rotate_seed = 6;
+        ElasticModel em;
+        if (calibrate_and_load(model, data, art, &qc, &em) != 0) continue;
+        CHECK(em.qc.rotate == ROTATE_HADAMARD && em.qc.rotate_seed == 6);
+        for (int j = 0; j < em.cfg.n_layers; j++) CHECK(em.base.blocks[j].down_had == 1);
+        double kb = mean_kld(&m0, &em.base, 2, 16);
+        Model q = {0};
+        int bits[2] = {8, 8};
+        CHECK_MSG(elastic_switch(&em, bits, &q, &err) == 0, "%s", err.msg);
+        q.tok_emb = em.base.tok_emb, q.final_norm = em.base.final_norm, q.classifier = em.base.classifier;
+        CHECK(q.blocks[0].down_had == 1 && q.blocks[1].act_bits == 8);
+        double k8 = mean_kld(&m0, &q, 2, 16);
+        printf("calibrate --method %s --rotate hadamard: rotated base vs original KLD %.3g (tol 1e-9), W8A8 "
+               "%.3g\n",
+               quant_method_name(qc.method), kb, k8);
+        CHECK(kb < 1e-9);
+        CHECK(k8 < 0.05);
+        q.tok_emb = q.final_norm = q.classifier = NULL;
+        model_free(&q);
+        elastic_free(&em);
+    }
+    QuantConfig qc;
+    tiny_quant_config(&qc, 0);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    qconfig_pack(&pk, &qc);
+    CHECK(memmem(sb.data, sb.size, "rotate", 6) == NULL);
+    msgpack_sbuffer_destroy(&sb);
+    model_free(&m0);
+    scratch_remove(dir);
+}
+
 int main(void) {
+    check_calibrate();
     ModelConfig c1 = llama_config(48, 172, 2, 4, 2, 64, 32); /* FFN 172: Williamson, not symmetric */
     ModelConfig c2 = llama_config(72, 92, 2, 4, 2, 50, 32);  /* FFN 92: Williamson; dim 72 Paley II */
     check_block("dim 48, FFN 172", &c1);

@@ -437,6 +437,7 @@ int elastic_load(ElasticModel *em, const char *path, QErr *err) {
     for (int j = 0; rc == 0 && j < c.n_layers; j++) {
         BlockWeights *bw = &m->blocks[j];
         rc = block_weights_alloc(bw, &c, err);
+        bw->down_had = q.rotate == ROTATE_HADAMARD; /* the stored base is rotated: the online transform */
         snprintf(name, sizeof name, "blk.%d.attn_norm", j);
         rc = rc || read_f32(r, name, bw->attn_norm, c.dim, err);
         snprintf(name, sizeof name, "blk.%d.mlp_norm", j);

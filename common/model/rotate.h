@@ -40,4 +40,31 @@ int model_rotate_hadamard(Model *m, uint64_t seed, QErr *err);
  * hidden_dim has no Hadamard matrix here. */
 int model_fold_down_hadamard(Model *m, QErr *err);
 
+/* --- the calibration's rotation (QuantConfig.rotate), block by block ---
+ * Both steps above at once: the residual rotation with seed, then the
+ * down_proj fold with down_had set. The same arithmetic whether a whole
+ * model is rotated (model_rotate_full) or a worker rotates the blocks it
+ * loads and the coordinator the embeddings (rotate_block,
+ * rotate_embeddings, rotate_head), so both give the same bytes. */
+typedef struct {
+    Hadamard hd, hh;        /* the model width's and the FFN width's transforms */
+    float *s;               /* (dim) the seeded +-1 signs */
+    float *col, *work, *hw; /* scratch: (dim), (dim), (hidden) */
+} RotatePlan;
+
+/* Fails when dim or hidden_dim has no Hadamard matrix here. */
+int rotate_plan_init(RotatePlan *rp, const ModelConfig *c, uint64_t seed, QErr *err);
+void rotate_plan_free(RotatePlan *rp);
+/* One block: norms folded into the linears reading them (norms 1), the
+ * residual rotation, the down_proj fold; sets b->down_had. */
+void rotate_block(RotatePlan *rp, const ModelConfig *c, BlockWeights *b);
+/* tok_emb (vocab, dim) <- tok_emb Q. */
+void rotate_embeddings(RotatePlan *rp, const ModelConfig *c, float *tok_emb);
+/* classifier (vocab, dim) <- classifier diag(final_norm) Q, final_norm <- 1.
+ * The classifier must not alias the embeddings (untie first). */
+void rotate_head(RotatePlan *rp, const ModelConfig *c, float *final_norm, float *classifier);
+/* The whole model: untied, every block, head, embeddings. Fails, changing
+ * nothing, as rotate_plan_init. */
+int model_rotate_full(Model *m, uint64_t seed, QErr *err);
+
 #endif
