@@ -22,7 +22,10 @@
  *   6. calibrate --rotate hadamard (rtn, gptq, quept at W4A4 / W8A8 on a
  *      tiny model): the artifact records rotate and its seed, its base is
  *      the rotated model (KLD to the original < 1e-9), switching carries the
- *      online transform (W8A8 KLD < 0.05); no rotate key without it. */
+ *      online transform (W8A8 KLD < 0.05); no rotate key without it;
+ *   7. its exports: safetensors-fp16 folds the transform back into W_down
+ *      (KLD to the switched weights < 1e-4), safetensors-int and gguf are
+ *      refused, naming why. */
 #define _GNU_SOURCE /* memmem */
 #include <string.h>
 
@@ -30,6 +33,7 @@
 #include "engine/qblock.h"
 #include "engine/recon_step.h"
 #include "eval/metrics.h"
+#include "export/export.h"
 #include "fixtures.h"
 #include "model/rotate.h"
 #include "nn/forward.h"
@@ -259,6 +263,41 @@ static double mean_kld(const Model *a, const Model *b, int B, int T) {
     return kld;
 }
 
+/* 7: exports of a rotated artifact switched to bits: safetensors-fp16 folds
+ * the online transform back (the HF model computes the switched weights'
+ * function without it: KLD < 1e-4, fp16 rounding), safetensors-int and gguf
+ * are refused with the reason; q is the switched model (activation
+ * quantization is cleared here: no export carries it) */
+static void check_exports(const ElasticModel *em, Model *q, int *bits, const char *dir) {
+    char out[160];
+    snprintf(out, sizeof out, "%s/hf", dir);
+    QErr err = {{0}};
+    Model e = {0};
+    CHECK_MSG(export_fp16(em, bits, out, &err) == 0 && model_load(&e, out, &err) == 0, "%s", err.msg);
+    for (int j = 0; j < q->cfg.n_layers; j++) {
+        q->blocks[j].act_bits = 0;
+        CHECK(e.blocks && e.blocks[j].down_had == 0);
+    }
+    double k = e.blocks ? mean_kld(q, &e, 2, 16) : 1;
+    printf("safetensors-fp16 of the rotated W8 artifact (down_proj transform folded back) vs the switched "
+           "weights: KLD %.3g (tol 1e-4)\n",
+           k);
+    CHECK(k < 1e-4);
+    model_free(&e);
+    SwitchedModel sw = {0};
+    CHECK_MSG(elastic_switch_codes(em, bits, &sw, &err) == 0, "%s", err.msg);
+    snprintf(out, sizeof out, "%s/int", dir);
+    CHECK(export_int(em, &sw, NULL, out, &err) != 0 && strstr(err.msg, "safetensors-int") &&
+          strstr(err.msg, "--rotate hadamard") && strstr(err.msg, "safetensors-fp16"));
+    printf("refused: %s\n", err.msg);
+    snprintf(out, sizeof out, "%s/m.gguf", dir);
+    GgufOptions go = {0};
+    CHECK(export_gguf(em, &sw, out, &go, &err) != 0 && strstr(err.msg, "gguf") &&
+          strstr(err.msg, "--rotate hadamard"));
+    CHECK(access(out, F_OK) != 0);
+    switched_free(&sw);
+}
+
 /* 6: calibrate --rotate hadamard (rtn, GPTQ and QuEPT at W4A4/W8A8) records
  * the rotation, stores the rotated base (its function the original's) and
  * switches with the online transform; without --rotate the quant map has no
@@ -298,6 +337,7 @@ static void check_calibrate(void) {
                quant_method_name(qc.method), kb, k8);
         CHECK(kb < 1e-9);
         CHECK(k8 < 0.05);
+        if (qc.method == METHOD_RTN) check_exports(&em, &q, bits, dir);
         q.tok_emb = q.final_norm = q.classifier = NULL;
         model_free(&q);
         elastic_free(&em);

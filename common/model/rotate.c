@@ -96,6 +96,28 @@ int model_fold_down_hadamard(Model *m, QErr *err) {
     return 0;
 }
 
+int model_unfold_down_hadamard(Model *m, QErr *err) {
+    const int d = m->cfg.dim, hd = m->cfg.hidden_dim;
+    int any = 0;
+    for (int j = 0; j < m->cfg.n_layers; j++) any |= m->blocks[j].down_had;
+    if (!any) return 0;
+    Hadamard h;
+    if (hadamard_init(&h, hd, err) != 0) return qerr_wrap(err, "down_proj Hadamard of the FFN width %d", hd);
+    float *work = malloc(sizeof(float) * hd);
+    if (!work) {
+        hadamard_free(&h);
+        return qerr_set(err, "out of memory");
+    }
+    for (int j = 0; j < m->cfg.n_layers; j++) {
+        if (!m->blocks[j].down_had) continue;
+        for (int r = 0; r < d; r++) hadamard_transform(m->blocks[j].w_down + (size_t)r * hd, &h, work);
+        m->blocks[j].down_had = 0;
+    }
+    free(work);
+    hadamard_free(&h);
+    return 0;
+}
+
 /* ---- the calibration's rotation, block by block (rotate.h) ---- */
 
 int rotate_plan_init(RotatePlan *rp, const ModelConfig *c, uint64_t seed, QErr *err) {

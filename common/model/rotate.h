@@ -40,6 +40,13 @@ int model_rotate_hadamard(Model *m, uint64_t seed, QErr *err);
  * hidden_dim has no Hadamard matrix here. */
 int model_fold_down_hadamard(Model *m, QErr *err);
 
+/* The fold undone for a plain runtime: in every block with down_had,
+ * W_down <- W_down Hh^T (row w -> H w / sqrt(hidden), hadamard_transform),
+ * so the block computes its function without the online transform;
+ * down_had cleared. The residual rotation stays (it is in the weights). On
+ * a quantized W_down the result is dense: no longer on the code grid. */
+int model_unfold_down_hadamard(Model *m, QErr *err);
+
 /* --- the calibration's rotation (QuantConfig.rotate), block by block ---
  * Both steps above at once: the residual rotation with seed, then the
  * down_proj fold with down_had set. The same arithmetic whether a whole
