@@ -169,8 +169,8 @@ const QSetting QCONFIG_TABLE[] = {
              "spread. The artifact stores the rotated weights; not with --teq-placement wide"},
     {.flag = "rotate-seed", .arg = "S", .type = QS_SEED, .off = F(rotate_seed), .lo = 0, .hi = 0x7fffffff,
      .key = "rotate_seed", .with = "rotate",
-     .help = "the rotation's random signs (independent of --seed, so calibrations with different seeds "
-             "share one rotation)"},
+     .help = "with --rotate hadamard: the seed of the rotation's random signs (independent of --seed, so "
+             "calibrations with different seeds share one rotation); without a rotation it has no effect"},
 };
 /* clang-format on */
 const int QCONFIG_TABLE_N = (int)(sizeof QCONFIG_TABLE / sizeof QCONFIG_TABLE[0]);
