@@ -20,6 +20,7 @@
 #include "base/numeric.h"
 #include "base/paths.h"
 #include "base/sha256.h"
+#include "model/rotate.h"
 #include "nn/forward.h"
 #include "pipeline/pipeline.h"
 
@@ -120,6 +121,13 @@ static int write_embeddings(Coord *c, const TokenSet *ts, QErr *err) {
     size_t n = (size_t)ts->n_seq * ts->seq_len * c->spec.dim;
     float *x = rc == 0 ? malloc(n * sizeof(float)) : NULL;
     if (rc == 0 && !x) rc = qerr_set(err, "out of memory for the embeddings");
+    if (rc == 0 && c->spec.qc.rotate == ROTATE_HADAMARD) { /* the embeddings model_rotate_full makes */
+        RotatePlan rp;
+        const ModelConfig *mc = model_source_config(src);
+        rc = rotate_plan_init(&rp, mc, c->spec.qc.rotate_seed, err);
+        if (rc == 0) rotate_embeddings(&rp, mc, emb);
+        rotate_plan_free(&rp);
+    }
     if (rc == 0) {
         embed_forward(x, emb, ts->tokens, ts->n_seq * ts->seq_len, c->spec.dim);
         for (int a = 0;
@@ -663,6 +671,10 @@ static int merge(Coord *c, const TokenSet *ts, QErr *err) {
     double t0 = now_seconds();
     Model m;
     if (model_load(&m, o->model_path, err) != 0) return -1;
+    if (pipeline_rotate(&m, &c->spec.qc, err) != 0) { /* as the workers rotated their blocks */
+        model_free(&m);
+        return -1;
+    }
     ElasticModel em;
     int rc = elastic_alloc(&em, &m.cfg, &c->spec.qc, err);
     if (rc != 0) {

@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "engine/recon.h"
 #include "base/numeric.h"
+#include "model/rotate.h"
 #include "nn/block.h"
 #include "proto/transport.h"
 
@@ -218,6 +219,13 @@ int shard_task_run(ShardTask *t, void *pipe, atomic_int *cancel, QErr *err) {
     /* only this shard's blocks are ever read */
     for (int j = a->block_begin; rc == 0 && j < a->block_end; j++)
         rc = model_source_load_block(src, j, &w[j - a->block_begin], err);
+    if (rc == 0 && qc->rotate == ROTATE_HADAMARD) { /* the blocks model_rotate_full makes */
+        RotatePlan rp;
+        rc = rotate_plan_init(&rp, &c, qc->rotate_seed, err);
+        for (int j = a->block_begin; rc == 0 && j < a->block_end; j++)
+            rotate_block(&rp, &c, &w[j - a->block_begin]);
+        rotate_plan_free(&rp);
+    }
     Streams st;
     memset(&st, 0, sizeof st);
     if (rc == 0) rc = streams_init(&st, qc, a->n_seq, a->T, c.dim, err);

@@ -437,6 +437,7 @@ int elastic_load(ElasticModel *em, const char *path, QErr *err) {
     for (int j = 0; rc == 0 && j < c.n_layers; j++) {
         BlockWeights *bw = &m->blocks[j];
         rc = block_weights_alloc(bw, &c, err);
+        bw->down_had = q.rotate == ROTATE_HADAMARD; /* the stored base is rotated: the online transform */
         snprintf(name, sizeof name, "blk.%d.attn_norm", j);
         rc = rc || read_f32(r, name, bw->attn_norm, c.dim, err);
         snprintf(name, sizeof name, "blk.%d.mlp_norm", j);
@@ -548,6 +549,7 @@ int elastic_switch(const ElasticModel *em, const int *bits, Model *out, QErr *er
         }
         int bi = bis[j];
         dst->act_bits = quant_act_bits(q, bi); /* the width's paired activation quantization */
+        dst->down_had = src->down_had;         /* a rotated artifact's online transform */
         for (int l = 0; l < N_LIN; l++) {
             const float *W = qblock_linear_weight(src, l);
             float *Wq = *qblock_linear_slot(dst, l);

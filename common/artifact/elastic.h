@@ -11,7 +11,11 @@
  *             rank, ...; "teq": "norm"|"wide" and "lr_teq" only when TEQ was
  *             used — its scales are already folded into the stored base
  *             weights and norms; "act_bits" [bit index] only when a width
- *             quantizes activations, 16 for none — absent = weight-only)
+ *             quantizes activations, 16 for none — absent = weight-only;
+             "rotate": "hadamard" and "rotate_seed" only when the model was
+             rotated before calibration — the stored base is the rotated
+             model and every block's down_proj input is transformed online,
+             BlockWeights.down_had; absent = none)
  *   "ranks":  [linear][bit index] adapter ranks (same for every block)
  *   "losses": [block][bit index] [rtn, init, final] calibration losses
  *   "choice": [block][bit index] 0 trained, 1 adapters dropped, 2 RTN

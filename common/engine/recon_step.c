@@ -41,6 +41,9 @@
  * datty live in a->aq instead of a->swi, a->ln2 and a->atty. Without it
  * the step's arithmetic is exactly the weight-only one.
  *
+ * With w->down_had (a rotated block) swi is transformed online as in
+ * block_forward, and dswi mapped back as in block_backward.
+ *
  * With TEQ (teq.h) the step runs on the transformed block and also needs the
  * quantizer's input gradient of each linear (a third slice of b->work, from
  * fq_backward_w, reduced into the scales' bracket at once), the attention
@@ -229,7 +232,7 @@ static void step_forward(const ModelConfig *c, const WeightSrc *src, BlockActs *
     matmul_forward(a->gate, in, W_(LIN_GATE), NULL, N, C, H);
     matmul_forward(a->up, in, W_(LIN_UP), NULL, N, C, H);
     swiglu_forward(a->swi, a->gate, a->up, (size_t)N * H);
-    /* online Hadamard of the down input: here, on a->swi, before its quantization */
+    if (w->down_had) block_down_had(a, a->swi, N, 1); /* online Hadamard, before the quantization */
     matmul_forward(a->tmp, block_linear_input(a, a->swi, N, H, ab), W_(LIN_DOWN), NULL, N, H, C);
     residual_forward(out, a->h1, a->tmp, NC);
 #undef W_
@@ -440,7 +443,7 @@ double recon_step_bit(const ModelConfig *c, const QuantConfig *qc, const QBlockP
     float *dswi = ab ? a->aq : a->swi;
     gemm0(0, N, H, C, dh1, C, S, H, 0.0f, dswi, H); /* dswi = dout W_down */
     if (ab) actquant_backward(dswi, dswi, a->swi, N, H, ab);
-    /* (online Hadamard: its transpose on dswi here) */
+    if (w->down_had) block_down_had(a, dswi, N, 0); /* the online Hadamard's backward */
     swiglu_backward_inplace(a->gate, a->up, dswi, (size_t)N * H);
     in = block_linear_input(a, a->ln2, N, C, ab);
     linear_backward(c, qc, p, w, b, bi, LIN_GATE, a->gate, in, N); /* dW_gate = dgate^T ln2 */

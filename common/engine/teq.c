@@ -60,6 +60,7 @@ void teq_transform(const QBlockParams *p, const ModelConfig *c, const BlockWeigh
         divide_vec(w->bv, tw->bv, KVD, group_scales(p, TEQ_O));
     }
     BlockWeights *dst = tw;
+    tw->down_had = w->down_had; /* the online rotation is part of the block's structure */
     for (int l = 0; l < N_LIN; l++) {
         int out, in;
         qblock_linear_shape(c, l, &out, &in);

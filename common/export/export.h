@@ -21,8 +21,15 @@
  * the target order, map to themselves. The same map orders q/k biases. */
 int export_src_row(const ModelConfig *c, int l, int r, int want_halves);
 
-/* safetensors-fp16: switch to bits[] (dequantized) and write an HF dir. */
+/* safetensors-fp16: switch to bits[] (dequantized) and write an HF dir. A
+ * rotated artifact (QuantConfig.rotate) gets the down_proj input's online
+ * transform folded back into the dequantized W_down
+ * (model_unfold_down_hadamard): a plain checkpoint with the same function. */
 int export_fp16(const ElasticModel *em, const int *bits, const char *dir, QErr *err);
+
+/* The refusal of safetensors-int and gguf for a rotated artifact (the
+ * online down_proj transform has no place in either; format names it). */
+int export_refuse_rotated(const char *format, QErr *err);
 
 /* safetensors-int: the switched codes as a GPTQ checkpoint (one width).
  * checkpoint_format: NULL or "auto" (gptq_v2 at 2/3/4/8 bits, gptq_p at

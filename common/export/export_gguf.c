@@ -294,6 +294,7 @@ static const char *const GG_LIN[N_LIN] = {"attn_q",   "attn_k", "attn_v",  "attn
 int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *path, const GgufOptions *opt,
                 QErr *err) {
     const ModelConfig *c = &em->cfg;
+    if (sw && em->qc.rotate != ROTATE_NONE) return export_refuse_rotated("gguf", err);
     const char *req = opt->type, *arch = c->has_qkv_bias ? "qwen2" : "llama";
     const int force = opt->force, halves = c->has_qkv_bias; /* qwen2: NEOX (halves) rope */
     int want = -1;                                          /* auto */

@@ -253,6 +253,7 @@ int export_int(const ElasticModel *em, const SwitchedModel *sw, const char *chec
                const char *dir, QErr *err) {
     const ModelConfig *c = &em->cfg;
     const int b = sw->bits[0];
+    if (em->qc.rotate != ROTATE_NONE) return export_refuse_rotated("safetensors-int", err);
     for (int j = 1; j < c->n_layers; j++)
         if (sw->bits[j] != b)
             return qerr_set(err, "safetensors-int: one width for every block is required (GPTQ's "

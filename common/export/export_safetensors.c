@@ -4,10 +4,12 @@
  * HF's "halves" order, q/k/v biases of a Qwen2 model included); and the
  * clean-up both HF exports share. safetensors-int is export_gptq.c. */
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "export.h"
 #include "model/hf.h"
+#include "model/rotate.h"
 
 /* A failed export leaves no debris: when it made the directory, the files it
  * writes and the directory go again (a directory that was there is left as
@@ -27,10 +29,23 @@ void export_remove_debris(const char *dir, int made_dir) {
     rmdir(dir);
 }
 
+int export_refuse_rotated(const char *format, QErr *err) {
+    return qerr_set(err,
+                    "%s: the artifact was calibrated with --rotate hadamard: its down_proj codes are in the "
+                    "Hadamard basis and need the input transformed online (h -> H^T h / sqrt(hidden)) before "
+                    "the matmul, an operation %s has no way to express; folding it back into the weights "
+                    "would leave them dense, off the quantization grid. Use --format safetensors-fp16 (the "
+                    "transform folded into the dequantized down_proj weights)",
+                    format, strcmp(format, "gguf") == 0 ? "llama.cpp's graph" : "a GPTQ checkpoint");
+}
+
 int export_fp16(const ElasticModel *em, const int *bits, const char *dir, QErr *err) {
     int made_dir = access(dir, F_OK) != 0;
     Model q = {0};
     int rc = elastic_switch(em, bits, &q, err); /* copies the q/k/v biases too */
+    /* a rotated artifact (--rotate hadamard): the down_proj input's online
+     * transform folded into the dequantized W_down, a plain checkpoint */
+    if (rc == 0) rc = model_unfold_down_hadamard(&q, err);
     if (rc == 0) {
         q.tok_emb = em->base.tok_emb;
         q.final_norm = em->base.final_norm;

@@ -64,5 +64,8 @@ void hadamard_free(Hadamard *h);
 void hadamard_transform(float *x, const Hadamard *h, float *work);
 /* x (n) <- H^T x / sqrt(n), the inverse of hadamard_transform. */
 void hadamard_transform_t(float *x, const Hadamard *h, float *work);
+/* Each of the N rows of x (N, n): hadamard_transform_t (transpose = 1) or
+ * hadamard_transform (0). */
+void hadamard_transform_rows(float *x, int N, const Hadamard *h, int transpose, float *work);
 
 #endif

@@ -49,6 +49,12 @@ typedef struct {
      * on a block's quantized view (engine/qblock.h, a switched artifact);
      * loaders and block_weights_alloc leave it 0. */
     int act_bits;
+    /* QuaRot's online rotation of the down_proj input (model/rotate.h,
+     * docs/rotation.md): 1 when w_down was folded by model_fold_down_hadamard,
+     * so the forward must transform the SwiGLU output h -> H^T h / sqrt(hidden)
+     * (per token, before its activation quantization); 0 = none. Loaders and
+     * block_weights_alloc leave it 0; the rotation and a rotated artifact set it. */
+    int down_had;
 } BlockWeights;
 
 typedef enum { MODEL_FMT_LLAMA2C_LEGACY, MODEL_FMT_LLAMA2C_V1, MODEL_FMT_HF } ModelFormat;

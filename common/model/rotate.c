@@ -87,9 +87,114 @@ int model_fold_down_hadamard(Model *m, QErr *err) {
         return qerr_set(err, "out of memory");
     }
     /* row w of W_down -> w Hh = (Hh^T w^T)^T */
-    for (int j = 0; j < m->cfg.n_layers; j++)
+    for (int j = 0; j < m->cfg.n_layers; j++) {
         for (int r = 0; r < d; r++) hadamard_transform_t(m->blocks[j].w_down + (size_t)r * hd, &h, work);
+        m->blocks[j].down_had = 1; /* the forward transforms the down input online */
+    }
     free(work);
     hadamard_free(&h);
+    return 0;
+}
+
+int model_unfold_down_hadamard(Model *m, QErr *err) {
+    const int d = m->cfg.dim, hd = m->cfg.hidden_dim;
+    int any = 0;
+    for (int j = 0; j < m->cfg.n_layers; j++) any |= m->blocks[j].down_had;
+    if (!any) return 0;
+    Hadamard h;
+    if (hadamard_init(&h, hd, err) != 0) return qerr_wrap(err, "down_proj Hadamard of the FFN width %d", hd);
+    float *work = malloc(sizeof(float) * hd);
+    if (!work) {
+        hadamard_free(&h);
+        return qerr_set(err, "out of memory");
+    }
+    for (int j = 0; j < m->cfg.n_layers; j++) {
+        if (!m->blocks[j].down_had) continue;
+        for (int r = 0; r < d; r++) hadamard_transform(m->blocks[j].w_down + (size_t)r * hd, &h, work);
+        m->blocks[j].down_had = 0;
+    }
+    free(work);
+    hadamard_free(&h);
+    return 0;
+}
+
+/* ---- the calibration's rotation, block by block (rotate.h) ---- */
+
+int rotate_plan_init(RotatePlan *rp, const ModelConfig *c, uint64_t seed, QErr *err) {
+    memset(rp, 0, sizeof *rp);
+    if (hadamard_init(&rp->hd, c->dim, err) != 0)
+        return qerr_wrap(err, "Hadamard rotation of the model width %d", c->dim);
+    if (hadamard_init(&rp->hh, c->hidden_dim, err) != 0) {
+        hadamard_free(&rp->hd);
+        return qerr_wrap(err, "down_proj Hadamard of the FFN width %d", c->hidden_dim);
+    }
+    rp->s = malloc(sizeof(float) * c->dim);
+    rp->col = malloc(sizeof(float) * c->dim);
+    rp->work = malloc(sizeof(float) * c->dim);
+    rp->hw = malloc(sizeof(float) * c->hidden_dim);
+    if (!rp->s || !rp->col || !rp->work || !rp->hw) {
+        rotate_plan_free(rp);
+        return qerr_set(err, "out of memory");
+    }
+    Rng rng; /* the signs exactly as model_rotate_hadamard draws them */
+    rng_seed(&rng, seed);
+    for (int i = 0; i < c->dim; i++) rp->s[i] = rng_uniform(&rng) < 0.5f ? -1.0f : 1.0f;
+    return 0;
+}
+
+void rotate_plan_free(RotatePlan *rp) {
+    hadamard_free(&rp->hd);
+    hadamard_free(&rp->hh);
+    free(rp->s), free(rp->col), free(rp->work), free(rp->hw);
+    memset(rp, 0, sizeof *rp);
+}
+
+void rotate_block(RotatePlan *rp, const ModelConfig *c, BlockWeights *b) {
+    const int d = c->dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    fold_norm(b->wq, qd, d, b->attn_norm);
+    fold_norm(b->wk, kvd, d, b->attn_norm);
+    fold_norm(b->wv, kvd, d, b->attn_norm);
+    fold_norm(b->w_gate, c->hidden_dim, d, b->mlp_norm);
+    fold_norm(b->w_up, c->hidden_dim, d, b->mlp_norm);
+    for (int i = 0; i < d; i++) b->attn_norm[i] = b->mlp_norm[i] = 1.0f;
+    rotate_inputs(b->wq, qd, &rp->hd, rp->s, rp->work);
+    rotate_inputs(b->wk, kvd, &rp->hd, rp->s, rp->work);
+    rotate_inputs(b->wv, kvd, &rp->hd, rp->s, rp->work);
+    rotate_inputs(b->w_gate, c->hidden_dim, &rp->hd, rp->s, rp->work);
+    rotate_inputs(b->w_up, c->hidden_dim, &rp->hd, rp->s, rp->work);
+    rotate_outputs(b->wo, qd, &rp->hd, rp->s, rp->col, rp->work);
+    rotate_outputs(b->w_down, c->hidden_dim, &rp->hd, rp->s, rp->col, rp->work);
+    for (int r = 0; r < d; r++) hadamard_transform_t(b->w_down + (size_t)r * c->hidden_dim, &rp->hh, rp->hw);
+    b->down_had = 1;
+}
+
+void rotate_embeddings(RotatePlan *rp, const ModelConfig *c, float *tok_emb) {
+    rotate_inputs(tok_emb, c->vocab_size, &rp->hd, rp->s, rp->work);
+}
+
+void rotate_head(RotatePlan *rp, const ModelConfig *c, float *final_norm, float *classifier) {
+    fold_norm(classifier, c->vocab_size, c->dim, final_norm);
+    for (int i = 0; i < c->dim; i++) final_norm[i] = 1.0f;
+    rotate_inputs(classifier, c->vocab_size, &rp->hd, rp->s, rp->work);
+}
+
+int model_rotate_full(Model *m, uint64_t seed, QErr *err) {
+    ModelConfig *c = &m->cfg;
+    RotatePlan rp;
+    if (rotate_plan_init(&rp, c, seed, err) != 0) return -1;
+    if (c->tied_classifier) { /* untie: the classifier gets the final norm folded in, the embeddings do not */
+        float *cls = malloc(sizeof(float) * (size_t)c->vocab_size * c->dim);
+        if (!cls) {
+            rotate_plan_free(&rp);
+            return qerr_set(err, "out of memory");
+        }
+        memcpy(cls, m->tok_emb, sizeof(float) * (size_t)c->vocab_size * c->dim);
+        m->classifier = cls;
+        c->tied_classifier = 0;
+    }
+    for (int j = 0; j < c->n_layers; j++) rotate_block(&rp, c, &m->blocks[j]);
+    rotate_head(&rp, c, m->final_norm, m->classifier);
+    rotate_embeddings(&rp, c, m->tok_emb);
+    rotate_plan_free(&rp);
     return 0;
 }

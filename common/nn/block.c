@@ -49,6 +49,11 @@ int block_acts_init(BlockActs *a, const ModelConfig *c, int B, int T, int save_a
     a->swi = malloc(N * H * sizeof(float));
     a->tmp = malloc(N * C * sizeof(float));
     int rc = rope_table_init(&a->rope, T, c->head_dim, c->rope_theta, c->rope_halves);
+    if (rc == 0 && hadamard_supported(c->hidden_dim, NULL, NULL)) {
+        rc = hadamard_init(&a->had, c->hidden_dim, err);
+        a->had_work = malloc(H * sizeof(float));
+        if (!a->had_work) rc = -1;
+    }
     if (rc != 0 || !a->ln1 || !a->ln1_rstd || !a->q || !a->k || !a->v || !a->att || !a->atty || !a->h1 ||
         !a->ln2 || !a->ln2_rstd || !a->gate || !a->up || !a->swi || !a->tmp) {
         block_acts_free(a);
@@ -86,6 +91,8 @@ void block_acts_free(BlockActs *a) {
     free(a->up);
     free(a->swi);
     free(a->tmp);
+    free(a->had_work);
+    hadamard_free(&a->had);
     rope_table_free(&a->rope);
     memset(a, 0, sizeof *a);
 }
@@ -95,6 +102,11 @@ const float *block_linear_input(BlockActs *a, float *inp, int N, int C, int bits
     float *q = a->aq ? a->aq : inp;
     actquant_forward(q, inp, N, C, bits);
     return q;
+}
+
+void block_down_had(BlockActs *a, float *x, int N, int transpose) {
+    assert(a->had.n > 0 && "down_had on a FFN width without a Hadamard matrix");
+    hadamard_transform_rows(x, N, &a->had, transpose, a->had_work);
 }
 
 void block_forward(const ModelConfig *c, const BlockWeights *w, BlockActs *a, const float *x, float *out) {
@@ -121,7 +133,7 @@ void block_forward(const ModelConfig *c, const BlockWeights *w, BlockActs *a, co
     matmul_forward(a->gate, in, w->w_gate, NULL, N, C, H);
     matmul_forward(a->up, in, w->w_up, NULL, N, C, H);
     swiglu_forward(a->swi, a->gate, a->up, (size_t)N * H);
-    /* online Hadamard of the down input: here, on a->swi, before its quantization */
+    if (w->down_had) block_down_had(a, a->swi, N, 1); /* online Hadamard, before the quantization */
     matmul_forward(a->tmp, block_linear_input(a, a->swi, N, H, ab), w->w_down, NULL, N, H, C);
     residual_forward(out, a->h1, a->tmp, NC);
 }
@@ -171,7 +183,7 @@ void block_backward(const ModelConfig *c, const BlockWeights *w, BlockActs *a, c
     memcpy(dh1, dout, NC * sizeof(float));
     matmul_backward(dswi, g->w_down, NULL, dout, block_linear_input(a, a->swi, N, H, ab), w->w_down, N, H, C);
     if (ab) actquant_backward(dswi, dswi, a->swi, N, H, ab);
-    /* (online Hadamard: its transpose on dswi here) */
+    if (w->down_had) block_down_had(a, dswi, N, 0); /* the online Hadamard's backward */
     swiglu_backward(dgate, dup, dswi, a->gate, a->up, NHid);
     in = block_linear_input(a, a->ln2, N, C, ab);
     matmul_backward(dln2, g->w_gate, NULL, dgate, in, w->w_gate, N, C, H);

@@ -12,14 +12,18 @@
  * With w->act_bits (activation quantization, actquant.h) the four inputs of
  * the linears are fake-quantized per token just before their matmuls: ln1
  * (once, for Wq, Wk, Wv), atty (Wo), ln2 (once, for Wgate, Wup) and swi
- * (Wdown). An online Hadamard rotation of the down input would go right
- * before its quantization (marked "online Hadamard" in block.c, in
- * recon_step.c and in decode_step). act_bits 0 runs exactly the
- * weight-only arithmetic.
+ * (Wdown). act_bits 0 runs exactly the weight-only arithmetic.
+ *
+ * With w->down_had (a block rotated by model/rotate.h) swi is transformed
+ * online per token, swi <- H^T swi / sqrt(H) (hadamard_transform_t), right
+ * after SwiGLU and before its quantization and Wdown; a->swi keeps the
+ * transformed rows. The backward maps the gradient back by H / sqrt(H)
+ * (the map is orthogonal). down_had 0 runs exactly the unrotated arithmetic.
  */
 #ifndef QUEPT_BLOCK_H
 #define QUEPT_BLOCK_H
 
+#include "../model/hadamard.h"
 #include "../model/model.h"
 #include "layers.h"
 
@@ -37,10 +41,15 @@ typedef struct {
                                linear(s) with activation quantization (block_acts_init_aq);
                                NULL quantizes ln1/atty/ln2/swi in place (forward only) */
     RopeTable rope;
+    Hadamard had;    /* the down input's transform (had.n == hidden_dim when the
+                        FFN width has a Hadamard matrix, else had.n == 0) */
+    float *had_work; /* (hidden_dim) its scratch */
 } BlockActs;
 
 /* Allocates activations for batches of B sequences of T tokens.
- * save_att=0 keeps one (T,T) attention scratch (inference only). */
+ * save_att=0 keeps one (T,T) attention scratch (inference only). The down
+ * input's Hadamard plan is built when hidden_dim is supported
+ * (hadamard_supported), so a block with down_had can run on any BlockActs. */
 int block_acts_init(BlockActs *a, const ModelConfig *c, int B, int T, int save_att, QErr *err);
 /* Lays out a->aq, which a block_backward after a block_forward with
  * activation quantization needs (the forward keeps the unquantized inputs). */
@@ -52,6 +61,11 @@ size_t block_acts_bytes(const ModelConfig *c, int B, int T, int save_att);
  * fake-quantized at `bits` (actquant_forward), into a->aq when laid out,
  * else in place. */
 const float *block_linear_input(BlockActs *a, float *inp, int N, int C, int bits);
+
+/* The down input's online transform on x (N, hidden) in place:
+ * H^T x / sqrt(hidden) per row (transpose = 1, the forward), or H x /
+ * sqrt(hidden) (0, the backward). a->had must be built. */
+void block_down_had(BlockActs *a, float *x, int N, int transpose);
 
 /* out (N,C) = block(x). out must not alias x (backward needs x). With
  * w->act_bits and no a->aq, ln1/atty/ln2/swi are left quantized: no

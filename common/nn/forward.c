@@ -3,6 +3,7 @@
 
 #include "actquant.h"
 
+#include <assert.h>
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -76,6 +77,9 @@ int decode_state_init(DecodeState *ds, const ModelConfig *c, int max_T, QErr *er
     ds->tmp = malloc(C * sizeof(float));
     ds->logits = malloc((size_t)c->vocab_size * sizeof(float));
     int rc = rope_table_init(&ds->rope, max_T, c->head_dim, c->rope_theta, c->rope_halves);
+    /* the down input's online transform (BlockWeights.down_had); its scratch is ds->up */
+    if (rc == 0 && hadamard_supported(c->hidden_dim, NULL, NULL))
+        rc = hadamard_init(&ds->had, c->hidden_dim, err);
     if (rc != 0 || !ds->k_cache || !ds->v_cache || !ds->x || !ds->xb || !ds->q || !ds->att || !ds->atty ||
         !ds->h1 || !ds->gate || !ds->up || !ds->tmp || !ds->logits) {
         decode_state_free(ds);
@@ -97,6 +101,7 @@ void decode_state_free(DecodeState *ds) {
     free(ds->up);
     free(ds->tmp);
     free(ds->logits);
+    hadamard_free(&ds->had);
     rope_table_free(&ds->rope);
     memset(ds, 0, sizeof *ds);
 }
@@ -157,7 +162,10 @@ const float *decode_step(const Model *m, DecodeState *ds, int token, int pos) {
         matmul_forward(ds->gate, ds->xb, w->w_gate, NULL, 1, C, H);
         matmul_forward(ds->up, ds->xb, w->w_up, NULL, 1, C, H);
         swiglu_forward(ds->gate, ds->gate, ds->up, (size_t)H);
-        /* online Hadamard of the down input: here, before its quantization */
+        if (w->down_had) { /* online Hadamard of the down input, before its quantization */
+            assert(ds->had.n == H && "down_had on a FFN width without a Hadamard matrix");
+            hadamard_transform_t(ds->gate, &ds->had, ds->up);
+        }
         if (ab) actquant_forward(ds->gate, ds->gate, 1, H, ab);
         matmul_forward(ds->tmp, ds->gate, w->w_down, NULL, 1, H, C);
         residual_forward(ds->x, ds->h1, ds->tmp, (size_t)C);

@@ -30,6 +30,8 @@ typedef struct {
     float *k_cache, *v_cache; /* (L, max_T, KVD) */
     float *x, *xb, *q, *k, *v, *att, *atty, *h1, *gate, *up, *tmp, *logits;
     RopeTable rope;
+    Hadamard had; /* the down input's online transform (BlockWeights.down_had);
+                     had.n == 0 when hidden_dim has no Hadamard matrix */
 } DecodeState;
 
 int decode_state_init(DecodeState *ds, const ModelConfig *c, int max_T, QErr *err);

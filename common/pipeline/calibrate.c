@@ -40,7 +40,7 @@ int calibrate_run(const CalibJob *job, const QuantConfig *qc, QErr *err) {
     if (quant_config_validate(qc, err) != 0) return -1;
     Model m;
     if (model_load(&m, job->model_path, err) != 0) return -1;
-    if (model_check_finite(&m, err) != 0) {
+    if (model_check_finite(&m, err) != 0 || pipeline_rotate(&m, qc, err) != 0) {
         qerr_wrap(err, "%s", job->model_path);
         model_free(&m);
         return -1;

@@ -10,6 +10,7 @@
 #include "../base/numeric.h"
 #include "../base/sha256.h"
 #include "../engine/teq.h"
+#include "../model/rotate.h"
 
 int pipeline_load_job(const CalibJob *job, const QuantConfig *qc, const ModelConfig *c, TokenSet *ts,
                       char model_sha256[65], char data_sha256[65], QErr *err) {
@@ -28,6 +29,12 @@ int pipeline_load_job(const CalibJob *job, const QuantConfig *qc, const ModelCon
     if (rc == 0) rc = sha256_path_hex(data, data_sha256, err);
     if (rc != 0) tokens_free(ts);
     return rc;
+}
+
+int pipeline_rotate(Model *m, const QuantConfig *qc, QErr *err) {
+    if (qc->rotate == ROTATE_NONE) return 0;
+    if (model_rotate_full(m, qc->rotate_seed, err) != 0) return qerr_wrap(err, "--rotate hadamard");
+    return 0;
 }
 
 void pipeline_fold_teq(QBlockParams *p, const ModelConfig *c, BlockWeights *w, int j, int quiet) {

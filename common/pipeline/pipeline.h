@@ -21,6 +21,11 @@ typedef struct {
 int pipeline_load_job(const CalibJob *job, const QuantConfig *qc, const ModelConfig *c, TokenSet *ts,
                       char model_sha256[65], char data_sha256[65], QErr *err);
 
+/* The calibration's rotation of a whole model m (qc->rotate hadamard:
+ * model_rotate_full with qc->rotate_seed; nothing for none), as the workers
+ * rotate the blocks they load. */
+int pipeline_rotate(Model *m, const QuantConfig *qc, QErr *err);
+
 /* Block j's TEQ scales go into its base weights w (what the artifact stores
  * and every later consumer — GPTQ, switch, export — sees); logs their range
  * unless quiet. Nothing to do for a block without TEQ scales. */

@@ -123,6 +123,13 @@ int quant_config_validate(const QuantConfig *qc, QErr *err) {
     if (qc->teq != TEQ_OFF && qc->teq != TEQ_NORM && qc->teq != TEQ_WIDE)
         return qerr_set(err, "--teq-placement: unknown placement %d", (int)qc->teq);
     if (!(qc->lr_teq >= 0.0f)) return qerr_set(err, "--lr-teq must be >= 0");
+    if (qc->rotate != ROTATE_NONE && qc->rotate != ROTATE_HADAMARD)
+        return qerr_set(err, "--rotate: unknown rotation %d", (int)qc->rotate);
+    if (qc->rotate == ROTATE_HADAMARD && qc->teq == TEQ_WIDE)
+        return qerr_set(err,
+                        "--rotate hadamard with --teq-placement wide is not implemented (the down scales "
+                        "divide up's rows and multiply down's columns, which the online Hadamard between "
+                        "them does not commute with); use --teq-placement norm or off");
     if (qc->teq != TEQ_OFF && qc->format == QFORMAT_POT)
         return qerr_set(err,
                         "--teq with --format pot is not implemented (the TEQ scales need the weight gradient "

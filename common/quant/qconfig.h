@@ -31,6 +31,13 @@ typedef enum { QFORMAT_INT = 0, QFORMAT_POT = 1 } WeightFormat;
  *         norm), folded into the RMSNorm weights (the published placement)
  *   WIDE  also o (folded into v's rows) and down (folded into up's rows) */
 typedef enum { TEQ_OFF = 0, TEQ_NORM = 1, TEQ_WIDE = 2 } TeqPlacement;
+/* Rotation of the model before calibration (docs/rotation.md):
+ *   NONE      the model as it is
+ *   HADAMARD  QuaRot / QuEPT's --pre_rotate + --down_online_had: the norms
+ *             folded, the residual stream rotated by a seeded +-1-diagonal
+ *             Hadamard matrix (rotate_seed), W_down folded with the FFN
+ *             Hadamard and its input transformed online at run time */
+typedef enum { ROTATE_NONE = 0, ROTATE_HADAMARD = 1 } RotateKind;
 
 /* The four bit groups of the multi-bit objective. */
 #define QN_GROUPS 4
@@ -77,6 +84,10 @@ typedef struct {
                                    act_bits[i] bits (nn/actquant.h) whenever the weights
                                    are at bits[i]; 0 = none (weight-only), in [2, 8]
                                    otherwise; 0 past n_bits */
+    RotateKind rotate;        /* the model is rotated before calibration; the artifact
+                                   stores the rotated base and runs the online transform */
+    uint64_t rotate_seed;     /* the rotation's random signs (0 by default, not --seed:
+                                   calibrations with different seeds share one rotation) */
 } QuantConfig;
 
 /* The reference weight-only defaults (faithful QuEPT). */

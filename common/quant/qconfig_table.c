@@ -31,10 +31,12 @@ static const char *const LOSS_NAMES[] = {"l1", "l2"};                           
 static const char *const TEQ_NAMES[] = {"off", "norm", "wide"};                     /* TeqPlacement */
 static const char *const FORMAT_NAMES[] = {"int", "pot"};                           /* WeightFormat */
 static const char *const TEQ_INIT_NAMES[] = {"ones", "awq"};                        /* teq_init */
+static const char *const ROTATE_NAMES[] = {"none", "hadamard"};                     /* RotateKind */
 
 /* QS_ENUM fields are read and written as int */
 _Static_assert(sizeof(QuantMethod) == sizeof(int) && sizeof(StreamMode) == sizeof(int) &&
-                   sizeof(TeqPlacement) == sizeof(int) && sizeof(WeightFormat) == sizeof(int),
+                   sizeof(TeqPlacement) == sizeof(int) && sizeof(WeightFormat) == sizeof(int) &&
+                   sizeof(RotateKind) == sizeof(int),
                "enum fields must be int-sized");
 
 /* --format pot brings its widths, groups and Γ's learning rate */
@@ -168,6 +170,17 @@ const QSetting QCONFIG_TABLE[] = {
              "input of every linear is fake-quantized per token (dynamic, symmetric, abs-max, round to "
              "nearest) whenever the weights are at the paired width, in calibration and at evaluation; "
              "e.g. --bits 4,5,6,8 --act-bits 4,5,6,8 (the reference's W4A4 ... W8A8), or 8,8,8,8 (W4A8 ...)"},
+    {.flag = "rotate", .arg = "R", .type = QS_ENUM, .off = F(rotate), NAMES(ROTATE_NAMES), .key = "rotate",
+     .codec = QS_OPTIONAL | QS_IF_SET,
+     .help = "rotate the model before calibration (the reference's --pre_rotate --down_online_had): hadamard "
+             "folds the RMSNorms into the linears, spins the residual stream by a Hadamard matrix with seeded "
+             "random signs and folds the FFN width's Hadamard into down_proj, whose input is then transformed "
+             "online (calibration, evaluation, sampling); the function is unchanged, activation outliers are "
+             "spread. The artifact stores the rotated weights; not with --teq-placement wide"},
+    {.flag = "rotate-seed", .arg = "S", .type = QS_SEED, .off = F(rotate_seed), .lo = 0, .hi = 0x7fffffff,
+     .key = "rotate_seed", .with = "rotate",
+     .help = "with --rotate hadamard: the seed of the rotation's random signs (independent of --seed, so "
+             "calibrations with different seeds share one rotation); without a rotation it has no effect"},
 };
 /* clang-format on */
 const int QCONFIG_TABLE_N = (int)(sizeof QCONFIG_TABLE / sizeof QCONFIG_TABLE[0]);
