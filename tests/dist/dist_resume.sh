@@ -1,8 +1,9 @@
 #!/bin/bash
 # Resume after failure: the coordinator SIGKILLed (by a test hook at an exact
-# point, and from outside at a random point) and restarted; a worker killed
-# mid-block; a corrupt journal entry; a checkpoint of another job. Every
-# resumed artifact is byte-identical to an uninterrupted run.
+# point, and from outside at a random point) and restarted — also for a
+# weight-activation job with Hadamard rotation; a worker killed mid-block; a
+# corrupt journal entry; a checkpoint of another job. Every resumed artifact
+# is byte-identical to an uninterrupted run.
 . "$(dirname "$0")/lib.sh"
 EPOCHS=3
 make_data
@@ -20,6 +21,17 @@ calib a.qept --workers 2 2>a2.log || { cat a2.log; fail "resume"; }
 grep -q "journaled already" a2.log || fail "resume did not read the journal"
 cmp ref.qept a.qept || fail "resumed artifact differs"
 pass "coordinator SIGKILL + restart: byte-identical, no orphans"
+
+# 1b. the same for a weight-activation job with rotation: the journal replays
+# activation-quantized streams through the online Hadamard
+WA=(--rotate hadamard --rotate-seed 5 --bits 4,8 --act-bits 4,8)
+calib wref.qept --workers 2 "${WA[@]}" --quiet 2>/dev/null || fail "uninterrupted W-A run"
+QUEPT_TEST_COORD_DIE_AFTER=2 calib w.qept --workers 2 "${WA[@]}" --quiet 2>/dev/null
+[ $? -eq 137 ] || fail "W-A coordinator did not die by SIGKILL"
+calib w.qept --workers 2 "${WA[@]}" 2>w2.log || { cat w2.log; fail "W-A resume"; }
+grep -q "journaled already" w2.log || fail "W-A resume did not read the journal"
+cmp wref.qept w.qept || fail "resumed W-A artifact differs"
+pass "W4A4/W8A8 with rotation: coordinator SIGKILL + restart byte-identical"
 
 # 2. SIGKILL from outside while a block trains; workers notice and exit
 EPOCHS=12 calib big.qept --workers 2 --quiet 2>/dev/null || fail "12-epoch reference"
