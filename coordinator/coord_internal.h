@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "coord.h"
+#include "data/tokens.h"
 #include "journal.h"
 #include "status.h"
 
@@ -65,6 +66,18 @@ typedef struct {
     LocalSlot local[COORD_MAX_WORKERS];
     int lock_fd; /* the checkpoint's lock (journal_lock), -1 none */
 } Coord;
+
+/* coord.c: 1 to retry an I/O failure once more (for up to a minute, unless
+ * interrupted), 0 to give up */
+int coord_retry_io(int attempt, QErr *err);
+
+/* coord_job.c */
+int coord_load_job(Coord *c, TokenSet *ts, QErr *err); /* model, data, config, journal */
+int coord_check_finished(const CoordOpts *o, char *done_path, size_t n, int *already, QErr *err);
+int coord_write_embeddings(Coord *c, const TokenSet *ts, QErr *err); /* shard 0's input */
+void coord_scan_journal(Coord *c);                                   /* inputs and blocks already journaled */
+int coord_param_sizes(Coord *c, QErr *err);
+int coord_merge(Coord *c, const TokenSet *ts, QErr *err); /* the artifact from the journal */
 
 /* coord_status.c */
 char *coord_status_json(const Coord *c); /* malloc'd; journal_status_json: status.h */
