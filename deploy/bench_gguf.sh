@@ -20,14 +20,17 @@
 # (seed 1), held-out = 16 x 256 (seed 7), both from stories260K. The model
 # has no tokenizer file, so tests/llama_check/id_vocab.pl gives it a
 # vocabulary in which every id is one character: llama-imatrix reads the
-# calibration ids as text (ids of space and non-ASCII bytes, ~16 %, cannot
+# calibration ids as text (BOS, space and non-ASCII byte ids, ~11 %, cannot
 # be written and are left out), llama-perplexity scores the held-out ids
 # through quept's KL-divergence base file (quept eval --kld-base-out on the
 # full-precision model; llama-perplexity scores the second half of each
 # 256-token chunk). quept: each config of CONFIGS (default: the defaults,
 # and --gguf-grid: groups of 32, the blocks of the legacy types) with --seed s, exported at
 # 4 bits as Q4_1, 5 bits as Q5_1 and 7 bits as Q8_0 — the types it writes
-# exactly; other types are "-" (no K-quants yet).
+# exactly; other types are "-" (no K-quants yet). llama-quantize keeps the
+# token embeddings (and an untied head) in F16 as quept does
+# (--token-embedding-type f16 --output-tensor-type f16), so each type
+# compares the linears.
 # Artifacts and logs are kept in OUT (default runs/bench-gguf) and reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -118,8 +121,9 @@ for v in $VARIANTS; do
     for im in none imatrix; do
       f="$D/lq-$t-$im.gguf"
       if [ ! -s "$f" ]; then
-        args=()
-        [ $im = imatrix ] && args=(--imatrix "$D/imatrix.gguf")
+        # the embeddings stay F16, as in quept's files: the types compare the linears
+        args=(--token-embedding-type f16 --output-tensor-type f16)
+        [ $im = imatrix ] && args+=(--imatrix "$D/imatrix.gguf")
         "$LB/llama-quantize" "${args[@]}" "$D/f16.gguf" "$f" "$t" 1 >"$D/lq-$t-$im.qlog" 2>&1 ||
           { echo "bench_gguf: llama-quantize $t failed (see $D/lq-$t-$im.qlog)" >&2; exit 1; }
       fi
