@@ -64,14 +64,15 @@ lp_figures() {
   echo "${ppl:-nan} ${kld:-nan}"
 }
 # score FILE.gguf LOG: llama-perplexity on the held-out base; prints "bytes ppl kld".
-# Its asynchronous log may lose the summary at exit: rerun (at most 3 times).
+# Its asynchronous log may lose the summary (or part of it) at exit: rerun,
+# at most 3 times.
 score() {
   local f=$1 log=$2 try
-  if [ ! -s "$log" ] || [ "$(lp_figures "$log")" = "nan nan" ]; then
+  if [ ! -s "$log" ] || [[ "$(lp_figures "$log")" == *nan* ]]; then
     for try in 1 2 3; do
       "$LB/llama-perplexity" -m "$f" --kl-divergence-base "$D/base.kld" --kl-divergence -c 256 -b 256 -t 1 \
         --no-warmup >"$log" 2>&1 || { echo "bench_gguf: llama-perplexity failed on $f (see $log)" >&2; exit 1; }
-      [ "$(lp_figures "$log")" != "nan nan" ] && break
+      [[ "$(lp_figures "$log")" == *nan* ]] || break
     done
   fi
   echo "$(stat -c %s "$f") $(lp_figures "$log")"
