@@ -50,6 +50,19 @@ static char *replace(const char *s, size_t n, const char *a, const char *b, size
 
 /* ByteLevel: each character of the byte map back to its byte; other
  * characters (e.g. of added tokens) stay as they are. */
+/* The pieces v[0..m) joined into one malloc'd NUL-terminated string. */
+static char *join_pieces(const Tok *v, size_t m, size_t *len) {
+    size_t tot = 0;
+    for (size_t i = 0; i < m; i++) tot += v[i].n;
+    char *s = malloc(tot + 1);
+    if (!s) return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < m; i++) memcpy(s + o, v[i].p, v[i].n), o += v[i].n;
+    s[o] = 0;
+    *len = tot;
+    return s;
+}
+
 static int dec_byte_level(const HfTokenizer *t, Tok *tk) {
     char *d = malloc(tk->n + 1);
     if (!d) return -1;
@@ -149,20 +162,19 @@ int hf_tokenizer_decode(const HfTokenizer *t, const int *ids, size_t n, int skip
     for (int d = 0; d < t->n_dec; d++) {
         const HfDec *dc = &t->dec[d];
         if (dc->kind == DEC_FUSE) {
-            size_t tot = 0;
-            for (size_t i = 0; i < m; i++) tot += v[i].n;
-            char *f = malloc(tot + 1);
+            size_t tot;
+            char *f = join_pieces(v, m, &tot);
             if (!f) goto oom;
-            size_t o = 0;
-            for (size_t i = 0; i < m; i++) memcpy(f + o, v[i].p, v[i].n), o += v[i].n;
-            f[o] = 0;
             for (size_t i = 0; i < m; i++) free(v[i].p), v[i].p = NULL;
             v[0].p = f, v[0].n = tot;
             m = 1;
-        } else if (dc->kind == DEC_BYTEFALLBACK) {
-            if (dec_byte_fallback(v, m) != 0) goto oom;
+            continue;
         }
-        for (size_t i = 0; i < m && dc->kind != DEC_FUSE && dc->kind != DEC_BYTEFALLBACK; i++) {
+        if (dc->kind == DEC_BYTEFALLBACK) {
+            if (dec_byte_fallback(v, m) != 0) goto oom;
+            continue;
+        }
+        for (size_t i = 0; i < m; i++) {
             if (dc->kind == DEC_BYTELEVEL) {
                 if (dec_byte_level(t, &v[i]) != 0) goto oom;
             } else if (dc->kind == DEC_STRIP) {
@@ -179,13 +191,9 @@ int hf_tokenizer_decode(const HfTokenizer *t, const int *ids, size_t n, int skip
             }
         }
     }
-    size_t tot = 0;
-    for (size_t i = 0; i < m; i++) tot += v[i].n;
-    char *out = malloc(tot + 1);
+    size_t tot;
+    char *out = join_pieces(v, m, &tot);
     if (!out) goto oom;
-    size_t o = 0;
-    for (size_t i = 0; i < m; i++) memcpy(out + o, v[i].p, v[i].n), o += v[i].n;
-    out[o] = 0;
     toks_free(v, m);
     *text = out, *len = tot;
     return 0;

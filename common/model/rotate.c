@@ -77,29 +77,13 @@ int model_rotate_hadamard(Model *m, uint64_t seed, QErr *err) {
     return 0;
 }
 
-int model_fold_down_hadamard(Model *m, QErr *err) {
-    const int d = m->cfg.dim, hd = m->cfg.hidden_dim;
-    Hadamard h;
-    if (hadamard_init(&h, hd, err) != 0) return qerr_wrap(err, "down_proj Hadamard of the FFN width %d", hd);
-    float *work = malloc(sizeof(float) * hd);
-    if (!work) {
-        hadamard_free(&h);
-        return qerr_set(err, "out of memory");
-    }
-    /* row w of W_down -> w Hh = (Hh^T w^T)^T */
-    for (int j = 0; j < m->cfg.n_layers; j++) {
-        for (int r = 0; r < d; r++) hadamard_transform_t(m->blocks[j].w_down + (size_t)r * hd, &h, work);
-        m->blocks[j].down_had = 1; /* the forward transforms the down input online */
-    }
-    free(work);
-    hadamard_free(&h);
-    return 0;
-}
-
-int model_unfold_down_hadamard(Model *m, QErr *err) {
+/* Every row w of W_down -> w Hh (fold: flag set, the forward then
+ * transforms the down input online) or back -> w Hh^T (unfold: the flagged
+ * blocks only, flag cleared). */
+static int down_rows_hadamard(Model *m, int fold, QErr *err) {
     const int d = m->cfg.dim, hd = m->cfg.hidden_dim;
     int any = 0;
-    for (int j = 0; j < m->cfg.n_layers; j++) any |= m->blocks[j].down_had;
+    for (int j = 0; j < m->cfg.n_layers; j++) any |= fold || m->blocks[j].down_had;
     if (!any) return 0;
     Hadamard h;
     if (hadamard_init(&h, hd, err) != 0) return qerr_wrap(err, "down_proj Hadamard of the FFN width %d", hd);
@@ -109,14 +93,25 @@ int model_unfold_down_hadamard(Model *m, QErr *err) {
         return qerr_set(err, "out of memory");
     }
     for (int j = 0; j < m->cfg.n_layers; j++) {
-        if (!m->blocks[j].down_had) continue;
-        for (int r = 0; r < d; r++) hadamard_transform(m->blocks[j].w_down + (size_t)r * hd, &h, work);
-        m->blocks[j].down_had = 0;
+        BlockWeights *b = &m->blocks[j];
+        if (!fold && !b->down_had) continue;
+        for (int r = 0; r < d; r++) { /* w Hh = (Hh^T w^T)^T */
+            float *row = b->w_down + (size_t)r * hd;
+            if (fold)
+                hadamard_transform_t(row, &h, work);
+            else
+                hadamard_transform(row, &h, work);
+        }
+        b->down_had = fold;
     }
     free(work);
     hadamard_free(&h);
     return 0;
 }
+
+int model_fold_down_hadamard(Model *m, QErr *err) { return down_rows_hadamard(m, 1, err); }
+
+int model_unfold_down_hadamard(Model *m, QErr *err) { return down_rows_hadamard(m, 0, err); }
 
 /* ---- the calibration's rotation, block by block (rotate.h) ---- */
 
