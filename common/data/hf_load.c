@@ -484,11 +484,7 @@ static int load_added(HfTokenizer *t, const cJSON *list, QErr *err) {
     return 0;
 }
 
-int hf_is_special(const HfTokenizer *t, int id) {
-    for (int i = 0; i < t->n_added; i++)
-        if (t->added[i].id == id) return t->added[i].special;
-    return 0;
-}
+int hf_is_special(const HfTokenizer *t, int id) { return hf_tokenizer_added(t, id) == 2; }
 
 static int token_named(const HfTokenizer *t, const cJSON *v) {
     if (cJSON_IsObject(v)) v = cJSON_GetObjectItemCaseSensitive(v, "content");
