@@ -214,9 +214,9 @@ static void print_text(const char *path, long long fsize, const ArtReader *r, co
            st->fp16_lin > 0 ? (double)fsize / st->fp16_lin : 0.0,
            st->packed4 > 0 ? (double)fsize / st->packed4 : 0.0);
 
-    static const char *ch[3] = {"T", "A", "R"};
+    static const char *ch[4] = {"T", "A", "R", "G"};
     printf("\ncalibration loss per block and bit (rtn -> final; choice T trained, A adapters dropped, R "
-           "rtn):\n  %-5s",
+           "rtn, G GPTQ-rounded stored codes):\n  %-5s",
            "block");
     for (int bi = 0; bi < NB; bi++) printf(" %18db ", q->bits[bi]);
     printf("\n");
@@ -224,7 +224,7 @@ static void print_text(const char *path, long long fsize, const ArtReader *r, co
         printf("  %-5d", j);
         for (int bi = 0; bi < NB; bi++)
             printf(" %9.4g->%-7.4g %s", em->stats[j].loss_rtn[bi], em->stats[j].loss_final[bi],
-                   ch[em->stats[j].choice[bi] >= 0 && em->stats[j].choice[bi] <= 2 ? em->stats[j].choice[bi]
+                   ch[em->stats[j].choice[bi] >= 0 && em->stats[j].choice[bi] <= 3 ? em->stats[j].choice[bi]
                                                                                    : 0]);
         printf("\n");
     }

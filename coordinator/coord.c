@@ -241,11 +241,7 @@ static int assign_shard(Coord *c, int k, int wi, QErr *err) {
         Msg p;
         msg_init(&p, MSG_PARAMS);
         p.assign = m.assign, p.block = sh->begin + i, p.n_bits = s->qc.n_bits, p.stats = st[i];
-        int64_t a1 = (int64_t)raw[i].n_lwc, a2 = (int64_t)raw[i].n_adapter, a3 = (int64_t)raw[i].n_teq;
-        sent = msg_add_tensor(&p, "lwc", MSG_F32, 1, &a1, raw[i].lwc, err) == 0 &&
-               msg_add_tensor(&p, "adapter", MSG_F32, 1, &a2, raw[i].adapter, err) == 0 &&
-               (a3 == 0 || msg_add_tensor(&p, "teq", MSG_F32, 1, &a3, raw[i].teq, err) == 0) &&
-               send_to(c, wi, &p) == 0;
+        sent = msg_add_params(&p, &raw[i], err) == 0 && send_to(c, wi, &p) == 0;
     }
     art_close(r);
     for (int i = 0; raw && i <= n_rep; i++) qblock_params_free(&raw[i]);
@@ -391,6 +387,17 @@ static int on_result(Coord *c, int k, const Msg *m, QErr *err) {
     memset(&view, 0, sizeof view);
     view.lwc = lwc->data, view.adapter = ad->data, view.n_lwc = c->n_lwc, view.n_adapter = c->n_adapter;
     view.teq = teq ? teq->data : NULL, view.n_teq = nt;
+    const MsgTensor *rc_codes = msg_tensor(m, "rq_codes"), *rc_grid = msg_tensor(m, "rq_grid");
+    view.flat_codes = rc_codes ? rc_codes->data : NULL, view.n_flat_codes = rc_codes ? rc_codes->nbytes : 0;
+    view.flat_grid = rc_grid ? rc_grid->data : NULL;
+    view.n_flat_grid = rc_grid ? rc_grid->nbytes / sizeof(float) : 0;
+    /* the stored codes must be what the choices need, and decodable */
+    QBlockParams check;
+    if (qblock_params_restore_raw(&check, &c->mcfg, &c->spec.qc, m->block, &view, m->stats.choice, &e) != 0) {
+        log_warn("coordinator: result for block %d: %s; ignored", m->block, e.msg);
+        return 0;
+    }
+    qblock_params_free(&check);
     int rc;
     for (int a = 0;
          (rc = journal_write_block(c->o->ckpt_dir, &c->spec, m->block, &view, &m->stats, err)) != 0 &&

@@ -60,6 +60,7 @@ typedef struct {
     ShardRec shards[JOURNAL_MAX_SHARDS];
     BlockRec *blocks;               /* [n_layers] */
     size_t n_lwc, n_adapter, n_teq; /* parameter sizes of every block */
+    ModelConfig mcfg;               /* the model's (coord_param_sizes): checks a result's stored codes */
     double t_start, t_last_hb;
     int blocks_done_at_start, blocks_journaled_now;
     long tokens_per_block;

@@ -126,6 +126,12 @@ void coord_scan_journal(Coord *c) {
             ReconStats st;
             int b = journal_read_block(c->o->ckpt_dir, j, s, &raw, &st, &e);
             int fits = raw.n_lwc == c->n_lwc && raw.n_adapter == c->n_adapter && raw.n_teq == c->n_teq;
+            QBlockParams check; /* and its stored codes are what its choices need */
+            if (b == 0 && fits &&
+                qblock_params_restore_raw(&check, &c->mcfg, &s->qc, j, &raw, st.choice, &e) != 0)
+                fits = 0;
+            else if (b == 0 && fits)
+                qblock_params_free(&check);
             qblock_params_free(&raw);
             if (b != 0 || !fits) {
                 if (b == 0) log_warn("journal: block %d has parameters of the wrong size; recomputing", j);
@@ -150,6 +156,7 @@ int coord_param_sizes(Coord *c, QErr *err) {
     QBlockParams p;
     if (qblock_params_init(&p, &mc, &c->spec.qc, 0, err) != 0) return -1;
     c->n_lwc = p.n_lwc, c->n_adapter = p.n_adapter, c->n_teq = p.n_teq;
+    c->mcfg = mc;
     qblock_params_free(&p);
     return 0;
 }
@@ -178,8 +185,7 @@ int coord_merge(Coord *c, const TokenSet *ts, QErr *err) {
                 err, "block %d vanished from the journal before the merge (run again to recompute it)", j);
             break;
         }
-        rc = qblock_params_restore(&em.params[j], &m.cfg, &c->spec.qc, j, raw.lwc, raw.n_lwc, raw.adapter,
-                                   raw.n_adapter, raw.teq, raw.n_teq, em.stats[j].choice, err);
+        rc = qblock_params_restore_raw(&em.params[j], &m.cfg, &c->spec.qc, j, &raw, em.stats[j].choice, err);
         qblock_params_free(&raw);
         if (rc == 0) pipeline_fold_teq(&em.params[j], &m.cfg, &m.blocks[j], j, 1);
     }

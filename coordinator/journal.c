@@ -306,16 +306,19 @@ int journal_write_block(const char *dir, const JobSpec *spec, int block, const Q
     int rc = art_writer_add(w, "lwc", ART_F32, 1, &nl, p->lwc, 0, err);
     if (rc == 0) rc = art_writer_add(w, "adapter", ART_F32, 1, &na, p->adapter, 0, err);
     if (rc == 0 && nt) rc = art_writer_add(w, "teq", ART_F32, 1, &nt, p->teq, 0, err);
+    int64_t nc = (int64_t)p->n_flat_codes, ng = (int64_t)p->n_flat_grid;
+    if (rc == 0 && nc) rc = art_writer_add(w, "rq_codes", ART_U8, 1, &nc, p->flat_codes, 1, err);
+    if (rc == 0 && nc) rc = art_writer_add(w, "rq_grid", ART_F32, 1, &ng, p->flat_grid, 0, err);
     if (rc == 0) rc = art_writer_write(w, path, err);
     art_writer_free(w);
     return rc;
 }
 
-static int read_f32_tensor(ArtReader *r, const char *name, float **out, size_t *n, QErr *err) {
+static int read_tensor(ArtReader *r, const char *name, ArtDtype dtype, void **out, size_t *n, QErr *err) {
     int i = art_find(r, name);
     const ArtTensorInfo *ti = art_tensor_info(r, i);
-    if (!ti || ti->dtype != ART_F32 || ti->ndim != 1)
-        return qerr_set(err, "tensor %s missing or not f32[n]", name);
+    if (!ti || ti->dtype != dtype || ti->ndim != 1)
+        return qerr_set(err, "tensor %s missing or not %s[n]", name, dtype == ART_U8 ? "u8" : "f32");
     *n = (size_t)ti->numel;
     *out = malloc(ti->raw_bytes ? ti->raw_bytes : 1);
     if (!*out) return qerr_set(err, "out of memory");
@@ -325,6 +328,10 @@ static int read_f32_tensor(ArtReader *r, const char *name, float **out, size_t *
         return -1;
     }
     return 0;
+}
+
+static int read_f32_tensor(ArtReader *r, const char *name, float **out, size_t *n, QErr *err) {
+    return read_tensor(r, name, ART_F32, (void **)out, n, err);
 }
 
 int journal_read_block(const char *dir, int block, const JobSpec *spec, QBlockParams *p, ReconStats *st,
@@ -350,6 +357,10 @@ int journal_read_block(const char *dir, int block, const JobSpec *spec, QBlockPa
     if (rc == 0) rc = read_f32_tensor(r, "lwc", &p->lwc, &p->n_lwc, err);
     if (rc == 0) rc = read_f32_tensor(r, "adapter", &p->adapter, &p->n_adapter, err);
     if (rc == 0 && art_find(r, "teq") >= 0) rc = read_f32_tensor(r, "teq", &p->teq, &p->n_teq, err);
+    if (rc == 0 && art_find(r, "rq_codes") >= 0) {
+        rc = read_tensor(r, "rq_codes", ART_U8, (void **)&p->flat_codes, &p->n_flat_codes, err);
+        if (rc == 0) rc = read_f32_tensor(r, "rq_grid", &p->flat_grid, &p->n_flat_grid, err);
+    }
     art_close(r);
     if (rc != 0) {
         qblock_params_free(p);

@@ -22,7 +22,8 @@ void msg_init(Msg *m, MsgType type) {
     m->type = type;
 }
 
-static size_t dtype_size(MsgDtype dt) { return dt == MSG_BF16 ? 2 : 4; }
+static size_t dtype_size(MsgDtype dt) { return dt == MSG_U8 ? 1 : dt == MSG_BF16 ? 2 : 4; }
+static const char *dtype_name(MsgDtype dt) { return dt == MSG_U8 ? "u8" : dt == MSG_BF16 ? "bf16" : "f32"; }
 
 int msg_add_tensor(Msg *m, const char *name, MsgDtype dt, int ndim, const int64_t *shape, const void *data,
                    QErr *err) {
@@ -174,7 +175,7 @@ int msg_encode(const Msg *m, int compress, MsgFrames *out, QErr *err) {
         }
         msgpack_pack_array(&pk, 5);
         mp_pack_str(&pk, t->name);
-        mp_pack_str(&pk, t->dtype == MSG_BF16 ? "bf16" : "f32");
+        mp_pack_str(&pk, dtype_name(t->dtype));
         msgpack_pack_array(&pk, (size_t)t->ndim);
         for (int d = 0; d < t->ndim; d++) msgpack_pack_int64(&pk, t->shape[d]);
         mp_pack_str(&pk, lz ? "lz4" : "raw");
@@ -253,8 +254,10 @@ static int parse_tensors(const msgpack_object *map, const uint8_t *const *frames
             t->dtype = MSG_F32;
         else if (strcmp(dt, "bf16") == 0)
             t->dtype = MSG_BF16;
+        else if (strcmp(dt, "u8") == 0)
+            t->dtype = MSG_U8;
         else
-            return qerr_set(err, "tensor %s: dtype '%s' (expected f32 or bf16)", t->name, dt);
+            return qerr_set(err, "tensor %s: dtype '%s' (expected f32, bf16 or u8)", t->name, dt);
         int lz = strcmp(codec, "lz4") == 0;
         if (!lz && strcmp(codec, "raw") != 0)
             return qerr_set(err, "tensor %s: codec '%s' (expected raw or lz4)", t->name, codec);
@@ -313,6 +316,56 @@ static int require_tensor(const Msg *m, const char *name, int ndim, QErr *err) {
     const MsgTensor *t = msg_tensor(m, name);
     if (!t) return qerr_set(err, "%s message without tensor \"%s\"", TYPE_NAMES[m->type], name);
     if (t->ndim != ndim) return qerr_set(err, "tensor %s: %d dimensions, expected %d", name, t->ndim, ndim);
+    return 0;
+}
+
+/* A block's parameters: f32 lwc, adapter (and teq), and the stored codes
+ * of QB_GPTQ bits as u8 rq_codes with f32 rq_grid — both or neither. */
+static int check_params(const Msg *m, QErr *err) {
+    if (require_tensor(m, "lwc", 1, err) || require_tensor(m, "adapter", 1, err)) return -1;
+    static const char *const f32[] = {"lwc", "adapter", "teq", "rq_grid"};
+    for (int i = 0; i < 4; i++) {
+        const MsgTensor *t = msg_tensor(m, f32[i]);
+        if (t && (t->dtype != MSG_F32 || t->ndim != 1))
+            return qerr_set(err, "tensor %s: expected f32 with 1 dimension", f32[i]);
+    }
+    const MsgTensor *codes = msg_tensor(m, "rq_codes"), *grid = msg_tensor(m, "rq_grid");
+    if (!codes != !grid) return qerr_set(err, "tensors rq_codes and rq_grid come together (one is missing)");
+    if (codes && (codes->dtype != MSG_U8 || codes->ndim != 1))
+        return qerr_set(err, "tensor rq_codes: expected u8 with 1 dimension");
+    return 0;
+}
+
+static int copy_tensor(const MsgTensor *t, void **out, size_t *n, size_t elem, QErr *err) {
+    *out = malloc(t && t->nbytes ? t->nbytes : 1);
+    if (!*out) return qerr_set(err, "out of memory for tensor %s", t ? t->name : "");
+    *n = t ? t->nbytes / elem : 0;
+    if (t && t->nbytes) memcpy(*out, t->data, t->nbytes);
+    return 0;
+}
+
+int msg_add_params(Msg *m, const QBlockParams *raw, QErr *err) {
+    int64_t nl = (int64_t)raw->n_lwc, na = (int64_t)raw->n_adapter, nt = (int64_t)raw->n_teq;
+    int64_t nc = (int64_t)raw->n_flat_codes, ng = (int64_t)raw->n_flat_grid;
+    if (msg_add_tensor(m, "lwc", MSG_F32, 1, &nl, raw->lwc, err) != 0 ||
+        msg_add_tensor(m, "adapter", MSG_F32, 1, &na, raw->adapter, err) != 0 ||
+        (nt && msg_add_tensor(m, "teq", MSG_F32, 1, &nt, raw->teq, err) != 0) ||
+        (nc && msg_add_tensor(m, "rq_codes", MSG_U8, 1, &nc, raw->flat_codes, err) != 0) ||
+        (nc && msg_add_tensor(m, "rq_grid", MSG_F32, 1, &ng, raw->flat_grid, err) != 0))
+        return -1;
+    return 0;
+}
+
+int msg_take_params(const Msg *m, QBlockParams *raw, QErr *err) {
+    const MsgTensor *teq = msg_tensor(m, "teq"), *codes = msg_tensor(m, "rq_codes");
+    if (copy_tensor(msg_tensor(m, "lwc"), (void **)&raw->lwc, &raw->n_lwc, sizeof(float), err) ||
+        copy_tensor(msg_tensor(m, "adapter"), (void **)&raw->adapter, &raw->n_adapter, sizeof(float), err) ||
+        copy_tensor(teq, (void **)&raw->teq, &raw->n_teq, sizeof(float), err))
+        return -1;
+    if (codes && (copy_tensor(codes, (void **)&raw->flat_codes, &raw->n_flat_codes, 1, err) ||
+                  copy_tensor(msg_tensor(m, "rq_grid"), (void **)&raw->flat_grid, &raw->n_flat_grid,
+                              sizeof(float), err)))
+        return -1;
     return 0;
 }
 
@@ -410,8 +463,7 @@ int msg_decode(const uint8_t *const *frames, const size_t *lens, int n, Msg *m, 
     if (rc == 0) rc = parse_tensors(h, frames, lens, n, m, err);
     if (rc == 0) {
         if (m->type == MSG_ACTIVATIONS) rc = require_tensor(m, "x", 3, err);
-        if (m->type == MSG_PARAMS || m->type == MSG_RESULT)
-            rc = require_tensor(m, "lwc", 1, err) || require_tensor(m, "adapter", 1, err);
+        if (m->type == MSG_PARAMS || m->type == MSG_RESULT) rc = check_params(m, err);
     }
     msgpack_unpacked_destroy(&up);
     if (rc != 0) {

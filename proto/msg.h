@@ -40,8 +40,8 @@
 #include "base/err.h"
 #include "engine/recon.h"
 
-#define PROTO_VERSION     2
-#define PROTO_MAX_TENSORS 4
+#define PROTO_VERSION     3
+#define PROTO_MAX_TENSORS 6
 #define PROTO_MAX_HEADER  ((size_t)1 << 20)         /* bytes of frame 0 */
 #define PROTO_MAX_TENSOR  ((size_t)512 << 20)       /* decoded bytes of one tensor */
 #define PROTO_MAX_FRAME   (PROTO_MAX_TENSOR + 4096) /* ZMQ_MAXMSGSIZE on every socket */
@@ -60,7 +60,7 @@ typedef enum {
     MSG_N_TYPES
 } MsgType;
 
-typedef enum { MSG_F32 = 0, MSG_BF16 = 1 } MsgDtype;
+typedef enum { MSG_F32 = 0, MSG_BF16 = 1, MSG_U8 = 2 } MsgDtype;
 
 typedef struct {
     char name[16];
@@ -112,6 +112,14 @@ int msg_add_tensor(Msg *m, const char *name, MsgDtype dt, int ndim, const int64_
                    QErr *err);
 /* The tensor called name, or NULL. */
 const MsgTensor *msg_tensor(const Msg *m, const char *name);
+
+/* A block's raw parameters (lwc, adapter, teq, and the flattened stored
+ * codes rq_codes/rq_grid of QB_GPTQ bits when there are any) as tensors of
+ * an outgoing params/result message (borrowed), and back: copies into raw's
+ * arrays (malloc'd; free with qblock_params_free). msg_decode has checked
+ * their dtypes. */
+int msg_add_params(Msg *m, const QBlockParams *raw, QErr *err);
+int msg_take_params(const Msg *m, QBlockParams *raw, QErr *err);
 
 /* compress: LZ4 each tensor frame (kept raw where that is not smaller). */
 int msg_encode(const Msg *m, int compress, MsgFrames *out, QErr *err);

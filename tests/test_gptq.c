@@ -474,10 +474,83 @@ static void test_spec_check(void) {
     CHECK(gptq_quantize(&ok, W, H, Q, NULL, NULL, NULL, NULL, &err) == 0);
 }
 
+/* The fixed-grid entry point (QuEPT's GPTQ candidate):
+ *  - fed the grids plain GPTQ chose, it is plain GPTQ bit for bit (the same
+ *    column loop; plain GPTQ is checked against the PyTorch golden above);
+ *  - with a diagonal H it is round-to-nearest on the given grid: the codes
+ *    fakequant gives with learned clipping (sigmoid logits < 1);
+ *  - on correlated inputs it lowers the output error of that clipped grid's
+ *    rounding, at every width;
+ *  - a scale that is not finite and > 0 is refused, naming the group. */
+static void test_fixed_grid(void) {
+    Rng g;
+    rng_seed(&g, 77);
+    const int out = 24, in = 96, N = 256, group = 32, ng = in / group;
+    float *X = zalloc((size_t)N * in), *W = zalloc((size_t)out * in);
+    float *Q = zalloc((size_t)out * in), *Q2 = zalloc((size_t)out * in), *R = zalloc((size_t)out * in);
+    float *S = zalloc((size_t)out * ng), *Z = zalloc((size_t)out * ng);
+    float *gam = zalloc((size_t)out * ng), *bet = zalloc((size_t)out * ng);
+    uint8_t *c1 = calloc((size_t)out * in, 1), *c2 = calloc((size_t)out * in, 1);
+    make_x(&g, X, N, in);
+    fill_normal(&g, W, (size_t)out * in, 0.05f);
+    float *H = make_h(X, N, in);
+    QErr err = {{0}};
+    for (int bits = 2; bits <= 8; bits++) {
+        GptqSpec s = gptq_spec_make(out, in, bits, group);
+        s.block_size = 40; /* groups reach past lazy blocks */
+        CHECK_MSG(gptq_quantize(&s, W, H, Q, c1, S, Z, NULL, &err) == 0, "%s", err.msg);
+        CHECK_MSG(gptq_quantize_grid(&s, W, H, S, Z, Q2, c2, NULL, &err) == 0, "%s", err.msg);
+        CHECK_MSG(memcmp(c1, c2, (size_t)out * in) == 0 && memcmp(Q, Q2, sizeof(float) * out * in) == 0,
+                  "bits %d: fixed grid fed plain GPTQ's grids differs from plain GPTQ", bits);
+
+        /* a clipped grid (logits 1.5 .. 3.5) */
+        for (size_t k = 0; k < (size_t)out * ng; k++) {
+            gam[k] = 1.5f + 2.0f * rng_uniform(&g);
+            bet[k] = 1.5f + 2.0f * rng_uniform(&g);
+        }
+        FqSpec fs = {out, in, bits, group, 0, 0, FQ_ADAPTER_BEFORE_QUANT, 1, FQ_FORMAT_INT};
+        fq_quantize_codes(&fs, W, NULL, NULL, gam, bet, c1, S, Z, NULL);
+        fq_forward(&fs, W, NULL, NULL, gam, bet, R, NULL);
+        float *Hd = zalloc((size_t)in * in);
+        for (int i = 0; i < in; i++) Hd[(size_t)i * in + i] = H[(size_t)i * in + i];
+        CHECK_MSG(gptq_quantize_grid(&s, W, Hd, S, Z, Q2, c2, NULL, &err) == 0, "%s", err.msg);
+        CHECK_MSG(memcmp(c1, c2, (size_t)out * in) == 0 && memcmp(R, Q2, sizeof(float) * out * in) == 0,
+                  "bits %d: fixed grid with diagonal H is not the clipped grid's rounding", bits);
+        free(Hd);
+        CHECK_MSG(gptq_quantize_grid(&s, W, H, S, Z, Q2, c2, NULL, &err) == 0, "%s", err.msg);
+        double eg = out_err(X, N, Q2, W, out, in), er = out_err(X, N, R, W, out, in);
+        printf("fixed clipped grid %d bits: out err GPTQ %.5g nearest %.5g (%.3f)\n", bits, eg, er, eg / er);
+        CHECK_MSG(eg < 0.95 * er, "bits %d: GPTQ on the fixed grid %.5g not below its rounding %.5g", bits,
+                  eg, er);
+    }
+    GptqSpec s = gptq_spec_make(out, in, 4, group);
+    S[5] = 0.0f;
+    CHECK(gptq_quantize_grid(&s, W, H, S, Z, Q2, c2, NULL, &err) == -1 && strstr(err.msg, "group 5"));
+    S[5] = NAN;
+    CHECK(gptq_quantize_grid(&s, W, H, S, Z, Q2, c2, NULL, &err) == -1 && strstr(err.msg, "scale"));
+    S[5] = 0.1f;
+    Z[3] = INFINITY;
+    CHECK(gptq_quantize_grid(&s, W, H, S, Z, Q2, c2, NULL, &err) == -1 && strstr(err.msg, "zero"));
+    CHECK(gptq_quantize_grid(&s, W, H, NULL, Z, Q2, c2, NULL, &err) == -1);
+    free(X);
+    free(W);
+    free(Q);
+    free(Q2);
+    free(R);
+    free(S);
+    free(Z);
+    free(gam);
+    free(bet);
+    free(c1);
+    free(c2);
+    free(H);
+}
+
 int main(void) {
     test_spec_check();
     test_golden();
     test_diagonal_is_rtn();
+    test_fixed_grid();
     test_dead();
     test_retry();
     test_large_random();

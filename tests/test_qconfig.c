@@ -15,10 +15,12 @@
  * the bytes elastic_pack_quant_config (common/artifact/elastic.c at a60a8bd,
  * the last commit before the table) packed for it. */
 
-/* The settings newer than the golden bytes (issue 13) at the values that
+/* The settings newer than the golden bytes (issue 13: the step floor, the
+ * GPTQ candidate) at the values that
  * leave them out of the map, and TEQ at its defaults of the time. */
 static void golden_era(QuantConfig *q) {
     q->min_steps = 0;
+    q->fallback_gptq = 0;
     q->teq = TEQ_OFF, q->teq_init = 0, q->teq_log = 0, q->lr_teq = 1e-3f;
 }
 

@@ -100,32 +100,139 @@ static void test_rtn_choice(void) {
 
 /* recon_block with the fallback: what the block holds at every bit is no
  * worse than RTN on the held-out sequences, and an RTN choice is exactly RTN. */
-static void test_fallback_block(const Model *m, const TokenSet *ts) {
+/* The block-level tests' config: 3 epochs, no step floor, groups of 16 at
+ * 2-4 bits, a quarter of the sequences held out. */
+static void block_test_config(QuantConfig *qc) {
+    quant_config_default(qc);
+    qc->epochs = 3, qc->min_steps = 0;
+    qc->group[2] = qc->group[3] = qc->group[4] = 16;
+    qc->holdout = 0.25f;
+}
+
+/* recon_block on block 0 of m, its streams started from ts's embeddings. */
+static void recon_first_block(const Model *m, const TokenSet *ts, const QuantConfig *qc, QBlockParams *p,
+                              ReconStats *rs) {
     const ModelConfig c = m->cfg;
-    const int n_seq = ts->n_seq, T = ts->seq_len;
     QErr err = {{0}};
-    QuantConfig qc;
-    quant_config_default(&qc);
-    qc.epochs = 3, qc.min_steps = 0;
-    qc.group[2] = qc.group[3] = qc.group[4] = 16;
-    qc.holdout = 0.25f;
     Streams st;
-    CHECK(streams_init(&st, &qc, n_seq, T, c.dim, &err) == 0);
-    embed_forward(st.fp, m->tok_emb, ts->tokens, n_seq * T, c.dim); /* fp32 streams: plain floats */
+    CHECK(streams_init(&st, qc, ts->n_seq, ts->seq_len, c.dim, &err) == 0);
+    embed_forward(st.fp, m->tok_emb, ts->tokens, ts->n_seq * ts->seq_len,
+                  c.dim); /* fp32 streams: plain floats */
     streams_reset_q(&st);
+    CHECK_MSG(recon_block(&c, qc, 0, &m->blocks[0], &st, p, rs, NULL, NULL, &err) == 0, "%s", err.msg);
+    streams_free(&st);
+}
+
+static void test_fallback_block(const Model *m, const TokenSet *ts) {
+    QuantConfig qc;
+    block_test_config(&qc);
     QBlockParams p;
     ReconStats rs;
-    CHECK_MSG(recon_block(&c, &qc, 0, &m->blocks[0], &st, &p, &rs, NULL, NULL, &err) == 0, "%s", err.msg);
-    int n_choice[3] = {0};
+    recon_first_block(m, ts, &qc, &p, &rs);
+    int n_choice[4] = {0};
     for (int bi = 0; bi < qc.n_bits; bi++) {
         n_choice[rs.choice[bi]]++;
         CHECK_MSG(rs.hold_final[bi] <= rs.hold_rtn[bi], "%d bits: held-out %.6f above RTN %.6f", qc.bits[bi],
                   rs.hold_final[bi], rs.hold_rtn[bi]);
         if (rs.choice[bi] == QB_RTN) CHECK(rs.hold_final[bi] == rs.hold_rtn[bi]);
     }
-    printf("fallback choices: trained %d, no adapter %d, rtn %d\n", n_choice[0], n_choice[1], n_choice[2]);
+    printf("fallback choices: trained %d, no adapter %d, rtn %d, gptq %d\n", n_choice[0], n_choice[1],
+           n_choice[2], n_choice[3]);
     qblock_params_free(&p);
-    streams_free(&st);
+}
+
+/* The GPTQ candidate of the fallback (fallback_gptq, gptq_round.h), on the
+ * same block and data with it on and off (identical training, so the first
+ * choice is the same): it only ever lowers a bit's held-out loss; a QB_GPTQ
+ * bit builds exactly its stored codes; the codes survive the flat form the
+ * wire and the journal carry, and a malformed flat form is refused. */
+static void test_gptq_choice(const Model *m, const TokenSet *ts) {
+    const ModelConfig c = m->cfg;
+    QErr err = {{0}};
+    QuantConfig qc;
+    block_test_config(&qc);
+    QBlockParams p[2];
+    ReconStats rs[2];
+    for (int on = 0; on < 2; on++) {
+        qc.fallback_gptq = on;
+        recon_first_block(m, ts, &qc, &p[on], &rs[on]);
+    }
+    int n_gptq = 0;
+    for (int bi = 0; bi < qc.n_bits; bi++) {
+        CHECK(rs[0].choice[bi] != QB_GPTQ);
+        CHECK_MSG(rs[1].hold_final[bi] <= rs[0].hold_final[bi],
+                  "%d bits: held-out %.6f with the candidate, %.6f without", qc.bits[bi],
+                  rs[1].hold_final[bi], rs[0].hold_final[bi]);
+        if (rs[1].choice[bi] != QB_GPTQ) {
+            CHECK(rs[1].choice[bi] == rs[0].choice[bi] && rs[1].hold_final[bi] == rs[0].hold_final[bi]);
+            continue;
+        }
+        n_gptq++;
+        CHECK(rs[1].hold_final[bi] < rs[0].hold_final[bi]);
+        printf("%d bits: GPTQ candidate kept, held-out %.5f -> %.5f\n", qc.bits[bi], rs[0].hold_final[bi],
+               rs[1].hold_final[bi]);
+        /* what the block builds is its stored codes, dequantized */
+        float *wq[N_LIN];
+        BlockWeights view;
+        for (int l = 0; l < N_LIN; l++)
+            wq[l] = malloc(sizeof(float) * (size_t)p[1].lin[l].out * p[1].lin[l].in);
+        qblock_build(&p[1], &m->blocks[0], bi, p[1].lwc, p[1].adapter, wq, NULL, &view);
+        for (int l = 0; l < N_LIN; l++) {
+            const QLinear *q = &p[1].lin[l];
+            const GptqLinear *g = &p[1].rounded[l][bi];
+            size_t n = (size_t)q->out * q->in;
+            float *d = malloc(sizeof(float) * n);
+            fq_dequantize(&q->spec[bi], g->codes, g->scales, g->zeros, d);
+            CHECK_MSG(memcmp(d, wq[l], n * sizeof(float)) == 0, "%s at %d bits is not its stored codes",
+                      LIN_NAMES[l], qc.bits[bi]);
+            int in_range = 1;
+            for (size_t k = 0; k < n; k++) in_range &= g->codes[k] <= (1 << qc.bits[bi]) - 1;
+            CHECK(in_range);
+            free(d);
+            free(wq[l]);
+        }
+    }
+    printf("GPTQ candidate kept at %d of %d widths\n", n_gptq, qc.n_bits);
+    CHECK_MSG(n_gptq > 0, "the GPTQ candidate won no width on this block");
+
+    /* the flat form and back */
+    CHECK(qblock_rounded_flatten(&p[1], &err) == 0);
+    QBlockParams back;
+    CHECK_MSG(qblock_params_restore_raw(&back, &c, &qc, 0, &p[1], rs[1].choice, &err) == 0, "%s", err.msg);
+    for (int bi = 0; bi < qc.n_bits; bi++)
+        for (int l = 0; l < N_LIN && rs[1].choice[bi] == QB_GPTQ; l++) {
+            const QLinear *q = &p[1].lin[l];
+            size_t ng = (size_t)q->out * fq_ngroups(&q->spec[bi]);
+            CHECK(memcmp(back.rounded[l][bi].codes, p[1].rounded[l][bi].codes, (size_t)q->out * q->in) == 0);
+            CHECK(memcmp(back.rounded[l][bi].scales, p[1].rounded[l][bi].scales, ng * sizeof(float)) == 0);
+            CHECK(memcmp(back.rounded[l][bi].zeros, p[1].rounded[l][bi].zeros, ng * sizeof(float)) == 0);
+        }
+    qblock_params_free(&back);
+    /* malformed: one code short, a code past 2^b - 1, a zero scale, a choice of 3 without codes */
+    p[1].n_flat_codes--;
+    CHECK(qblock_params_restore_raw(&back, &c, &qc, 0, &p[1], rs[1].choice, &err) == -1 &&
+          strstr(err.msg, "stored codes"));
+    p[1].n_flat_codes++;
+    uint8_t keep = p[1].flat_codes[3];
+    p[1].flat_codes[3] = 255;
+    int first_gptq = 0;
+    while (rs[1].choice[first_gptq] != QB_GPTQ) first_gptq++;
+    int rc = qblock_params_restore_raw(&back, &c, &qc, 0, &p[1], rs[1].choice, &err);
+    if (qc.bits[first_gptq] < 8) CHECK(rc == -1 && strstr(err.msg, "exceeds"));
+    if (rc == 0) qblock_params_free(&back);
+    p[1].flat_codes[3] = keep;
+    float ks = p[1].flat_grid[0];
+    p[1].flat_grid[0] = 0.0f;
+    CHECK(qblock_params_restore_raw(&back, &c, &qc, 0, &p[1], rs[1].choice, &err) == -1 &&
+          strstr(err.msg, "scale"));
+    p[1].flat_grid[0] = ks;
+    CHECK(qblock_params_restore_raw(&back, &c, &qc, 0, &p[0], rs[1].choice, &err) == -1 &&
+          strstr(err.msg, "the choices need"));
+    QuantConfig pot = qc;
+    pot.format = QFORMAT_POT;
+    CHECK(qblock_params_restore_raw(&back, &c, &pot, 0, &p[1], rs[1].choice, &err) == -1);
+    qblock_params_free(&p[0]);
+    qblock_params_free(&p[1]);
 }
 
 /* The training budget: --epochs, raised by --min-steps to ceil(N / steps
@@ -254,8 +361,12 @@ static void test_bf16_streams(const Model *m, const TokenSet *ts) {
         qc.holdout = 0.25f;
         qc.stream = modes[mi];
         /* the streams' storage alone: TEQ's AWQ-style start reads the
-         * (rounded) streams and may pick another exponent, a different run */
+         * (rounded) streams and may pick another exponent, a different run;
+         * the GPTQ candidate solves on a Hessian of 192 tokens here (rank
+         * below the FFN width), whose solution moves a lot with the inputs'
+         * rounding (test_gptq_choice tests it) */
         qc.teq = TEQ_OFF;
+        qc.fallback_gptq = 0;
         ReconStats rs[2];
         QBlockParams p[2];
         Streams st[2], init16;
@@ -365,7 +476,7 @@ static void test_pipeline(void) {
          * what the artifact holds is no worse than round-to-nearest's */
         for (int j = 0; j < em.cfg.n_layers; j++)
             for (int bi = 0; bi < em.qc.n_bits; bi++)
-                CHECK_MSG(em.stats[j].choice[bi] >= QB_TRAINED && em.stats[j].choice[bi] <= QB_RTN,
+                CHECK_MSG(em.stats[j].choice[bi] >= QB_TRAINED && em.stats[j].choice[bi] <= QB_GPTQ,
                           "choice %d", em.stats[j].choice[bi]);
         /* switching twice gives the same weights; 8 bits differs from 2 */
         int b8[2] = {8, 8}, b2[2] = {2, 2};
@@ -455,6 +566,7 @@ int main(void) {
         CHECK_MSG(rc == 0, "%s", err.msg);
         if (rc == 0) {
             test_fallback_block(&m, &ts);
+            test_gptq_choice(&m, &ts);
             test_bf16_streams(&m, &ts);
             test_min_steps(&m, &ts);
             tokens_free(&ts);

@@ -81,19 +81,8 @@ int shard_task_add(ShardTask *t, const Msg *m, QErr *err) {
             return qerr_set(err, "parameters for %d bit widths, the job has %d", m->n_bits, a->qc.n_bits);
         if (t->replay_seen[k]) return qerr_set(err, "parameters for block %d sent twice", m->block);
         /* the layout needs the model config: kept raw until the compute thread builds it */
-        const MsgTensor *lwc = msg_tensor(m, "lwc"), *ad = msg_tensor(m, "adapter"),
-                        *teq = msg_tensor(m, "teq");
         QBlockParams *p = &t->replay[k];
-        p->n_lwc = lwc->nbytes / sizeof(float);
-        p->n_adapter = ad->nbytes / sizeof(float);
-        p->n_teq = teq ? teq->nbytes / sizeof(float) : 0;
-        p->lwc = malloc(lwc->nbytes ? lwc->nbytes : 1);
-        p->adapter = malloc(ad->nbytes ? ad->nbytes : 1);
-        p->teq = malloc(p->n_teq ? teq->nbytes : 1);
-        if (!p->lwc || !p->adapter || !p->teq) return qerr_set(err, "out of memory");
-        memcpy(p->lwc, lwc->data, lwc->nbytes);
-        memcpy(p->adapter, ad->data, ad->nbytes);
-        if (p->n_teq) memcpy(p->teq, teq->data, teq->nbytes);
+        if (msg_take_params(m, p, err) != 0) return -1;
         memcpy(p->choice, m->stats.choice, sizeof p->choice);
         t->replay_seen[k] = 1;
         t->replay_received++;
@@ -168,12 +157,18 @@ static int send_result(RunCtx *r, int block, const QBlockParams *p, const ReconS
     m.block = block;
     m.stats = *st;
     m.n_bits = r->t->assign.qc.n_bits;
-    int64_t nl = (int64_t)p->n_lwc, na = (int64_t)p->n_adapter, nt = (int64_t)p->n_teq;
-    if (msg_add_tensor(&m, "lwc", MSG_F32, 1, &nl, p->lwc, r->err) != 0 ||
-        msg_add_tensor(&m, "adapter", MSG_F32, 1, &na, p->adapter, r->err) != 0 ||
-        (nt && msg_add_tensor(&m, "teq", MSG_F32, 1, &nt, p->teq, r->err) != 0))
+    QBlockParams flat = *p; /* the stored codes, flattened for the wire (freed below) */
+    flat.flat_codes = NULL, flat.flat_grid = NULL;
+    if (qblock_rounded_flatten(&flat, r->err) != 0) {
+        free(flat.flat_codes);
+        free(flat.flat_grid);
         return -1;
-    return send_msg(r, &m);
+    }
+    int rc = msg_add_params(&m, &flat, r->err);
+    if (rc == 0) rc = send_msg(r, &m);
+    free(flat.flat_codes);
+    free(flat.flat_grid);
+    return rc;
 }
 
 /* The full-precision pass through the shard on a copy of its input: the
@@ -249,8 +244,7 @@ int shard_task_run(ShardTask *t, void *pipe, atomic_int *cancel, QErr *err) {
     }
     for (int j = a->block_begin; rc == 0 && j < a->block_start; j++) {
         QBlockParams *raw = &t->replay[j - a->block_begin], p;
-        rc = qblock_params_restore(&p, &c, qc, j, raw->lwc, raw->n_lwc, raw->adapter, raw->n_adapter,
-                                   raw->teq, raw->n_teq, raw->choice, err);
+        rc = qblock_params_restore_raw(&p, &c, qc, j, raw, raw->choice, err);
         if (rc == 0) {
             rc = recon_replay_block(&c, qc, j, &w[j - a->block_begin], &st, &p, err);
             qblock_params_free(&p);

@@ -183,6 +183,46 @@ static int check_gptq_linear(const GptqLinear *g, size_t n_codes, size_t ng, int
     return 0;
 }
 
+/* blk.J.L.codes.B (u8, out x in), blk.J.L.scales.B / zeros.B (out, ng). */
+static int write_codes(ArtWriter *w, int j, int l, int bits, const GptqLinear *g, int out, int in, int group,
+                       QErr *err) {
+    char name[128];
+    int ng = (in + group - 1) / group;
+    int64_t shape[2] = {out, in};
+    snprintf(name, sizeof name, "blk.%d.%s.codes.%d", j, LIN_NAMES[l], bits);
+    int rc = art_writer_add(w, name, ART_U8, 2, shape, g->codes, 1, err);
+    snprintf(name, sizeof name, "blk.%d.%s.scales.%d", j, LIN_NAMES[l], bits);
+    rc = rc || add_f32(w, name, g->scales, out, ng, err);
+    snprintf(name, sizeof name, "blk.%d.%s.zeros.%d", j, LIN_NAMES[l], bits);
+    return rc || add_f32(w, name, g->zeros, out, ng, err);
+}
+
+/* Reads what write_codes wrote into g (alloc: allocate g's arrays first)
+ * and checks every code and group. */
+static int read_codes(ArtReader *r, const char *path, int j, int l, int bits, GptqLinear *g, int out, int in,
+                      int group, int alloc, QErr *err) {
+    char name[128];
+    size_t ng = (size_t)out * ((in + group - 1) / group), n = (size_t)out * in;
+    if (alloc) {
+        g->codes = malloc(n);
+        g->scales = malloc(ng * sizeof(float));
+        g->zeros = malloc(ng * sizeof(float));
+        if (!g->codes || !g->scales || !g->zeros) return qerr_set(err, "out of memory");
+    }
+    snprintf(name, sizeof name, "blk.%d.%s.codes.%d", j, LIN_NAMES[l], bits);
+    int ti = art_find(r, name);
+    const ArtTensorInfo *info = ti >= 0 ? art_tensor_info(r, ti) : NULL;
+    if (!info || info->dtype != ART_U8 || (size_t)info->numel != n)
+        return qerr_set(err, "%s: missing or malformed tensor '%s'", path, name);
+    int rc = art_read(r, ti, g->codes, n, err);
+    snprintf(name, sizeof name, "blk.%d.%s.scales.%d", j, LIN_NAMES[l], bits);
+    rc = rc || read_f32(r, name, g->scales, ng, err);
+    snprintf(name, sizeof name, "blk.%d.%s.zeros.%d", j, LIN_NAMES[l], bits);
+    rc = rc || read_f32(r, name, g->zeros, ng, err);
+    snprintf(name, sizeof name, "blk.%d.%s.*.%d", j, LIN_NAMES[l], bits);
+    return rc || check_gptq_linear(g, n, ng, bits, name, err);
+}
+
 static void base_sizes(const ModelConfig *c, int l, size_t *n) {
     int out, in;
     qblock_linear_shape(c, l, &out, &in);
@@ -223,7 +263,7 @@ int elastic_write(const ElasticModel *em, const char *path, QErr *err) {
             msgpack_pack_double(pk, em->stats[j].loss_final[bi]);
         }
     }
-    mp_pack_str(pk, "choice"); /* per block and bit: 0 trained, 1 no adapter, 2 RTN */
+    mp_pack_str(pk, "choice"); /* per block and bit: 0 trained, 1 no adapter, 2 RTN, 3 stored codes */
     msgpack_pack_array(pk, (size_t)c->n_layers);
     for (int j = 0; j < c->n_layers; j++) {
         msgpack_pack_array(pk, (size_t)q->n_bits);
@@ -292,18 +332,14 @@ int elastic_write(const ElasticModel *em, const char *path, QErr *err) {
                     rc = rc || add_f32(w, name, p->lwc + ql->off_beta[bi], ql->out, ng, err);
                 }
             }
-            if (rc == 0 && q->method == METHOD_GPTQ) {
-                for (int bi = 0; rc == 0 && bi < q->n_bits; bi++) {
-                    const GptqLinear *g = &em->gptq[j][l][bi];
-                    int ng = (in + quant_group(q, q->bits[bi], in) - 1) / quant_group(q, q->bits[bi], in);
-                    int64_t shape[2] = {out, in};
-                    snprintf(name, sizeof name, "blk.%d.%s.codes.%d", j, LIN_NAMES[l], q->bits[bi]);
-                    rc = art_writer_add(w, name, ART_U8, 2, shape, g->codes, 1, err);
-                    snprintf(name, sizeof name, "blk.%d.%s.scales.%d", j, LIN_NAMES[l], q->bits[bi]);
-                    rc = rc || add_f32(w, name, g->scales, out, ng, err);
-                    snprintf(name, sizeof name, "blk.%d.%s.zeros.%d", j, LIN_NAMES[l], q->bits[bi]);
-                    rc = rc || add_f32(w, name, g->zeros, out, ng, err);
-                }
+            for (int bi = 0; rc == 0 && bi < q->n_bits; bi++) {
+                /* stored codes: every bit of gptq, the QB_GPTQ bits of quept */
+                if (q->method == METHOD_GPTQ)
+                    rc = write_codes(w, j, l, q->bits[bi], &em->gptq[j][l][bi], out, in,
+                                     quant_group(q, q->bits[bi], in), err);
+                else if (q->method == METHOD_QUEPT && em->params[j].choice[bi] == QB_GPTQ)
+                    rc = write_codes(w, j, l, q->bits[bi], &em->params[j].rounded[l][bi], out, in,
+                                     quant_group(q, q->bits[bi], in), err);
             }
         }
     }
@@ -381,8 +417,10 @@ int elastic_load_meta(ElasticModel *em, const ArtReader *r, QErr *err) {
             for (int bi = 0; rc == 0 && bi < q.n_bits; bi++) {
                 int64_t v;
                 rc = mp_obj_int(&cb->via.array.ptr[bi], "choice", &v, err);
-                if (rc == 0 && (v < QB_TRAINED || v > QB_RTN))
-                    rc = qerr_set(err, "key \"choice\"[%d][%d]: %lld is not 0, 1 or 2", j, bi, (long long)v);
+                if (rc == 0 && (v < QB_TRAINED || v > QB_GPTQ || (v == QB_GPTQ && q.format != QFORMAT_INT)))
+                    rc = qerr_set(err,
+                                  "key \"choice\"[%d][%d]: %lld is not 0, 1, 2 or 3 (3: integer codes only)",
+                                  j, bi, (long long)v);
                 if (rc == 0) em->stats[j].choice[bi] = (int)v;
             }
         }
@@ -478,33 +516,16 @@ int elastic_load(ElasticModel *em, const char *path, QErr *err) {
                     rc = rc || read_f32(r, name, p->lwc + ql->off_beta[bi], ng, err);
                 }
             }
-            if (rc == 0 && q.method == METHOD_GPTQ) {
-                int out, in;
-                qblock_linear_shape(&c, l, &out, &in);
-                for (int bi = 0; rc == 0 && bi < q.n_bits; bi++) {
-                    GptqLinear *g = &em->gptq[j][l][bi];
-                    int gs = quant_group(&q, q.bits[bi], in);
-                    size_t ng = (size_t)out * ((in + gs - 1) / gs);
-                    g->codes = malloc((size_t)out * in);
-                    g->scales = malloc(ng * sizeof(float));
-                    g->zeros = malloc(ng * sizeof(float));
-                    if (!g->codes || !g->scales || !g->zeros) {
-                        rc = qerr_set(err, "out of memory");
-                        break;
-                    }
-                    snprintf(name, sizeof name, "blk.%d.%s.codes.%d", j, LIN_NAMES[l], q.bits[bi]);
-                    int ti = art_find(r, name);
-                    const ArtTensorInfo *ti_info = ti >= 0 ? art_tensor_info(r, ti) : NULL;
-                    if (!ti_info || ti_info->dtype != ART_U8 || (size_t)ti_info->numel != (size_t)out * in)
-                        rc = qerr_set(err, "%s: missing or malformed tensor '%s'", path, name);
-                    rc = rc || art_read(r, ti, g->codes, (size_t)out * in, err);
-                    snprintf(name, sizeof name, "blk.%d.%s.scales.%d", j, LIN_NAMES[l], q.bits[bi]);
-                    rc = rc || read_f32(r, name, g->scales, ng, err);
-                    snprintf(name, sizeof name, "blk.%d.%s.zeros.%d", j, LIN_NAMES[l], q.bits[bi]);
-                    rc = rc || read_f32(r, name, g->zeros, ng, err);
-                    snprintf(name, sizeof name, "blk.%d.%s.*.%d", j, LIN_NAMES[l], q.bits[bi]);
-                    rc = rc || check_gptq_linear(g, (size_t)out * in, ng, q.bits[bi], name, err);
-                }
+            int out, in;
+            qblock_linear_shape(&c, l, &out, &in);
+            for (int bi = 0; rc == 0 && bi < q.n_bits; bi++) {
+                int gs = quant_group(&q, q.bits[bi], in);
+                if (q.method == METHOD_GPTQ)
+                    rc = read_codes(r, path, j, l, q.bits[bi], &em->gptq[j][l][bi], out, in, gs, 1, err);
+                else if (q.method == METHOD_QUEPT && em->params[j].choice[bi] == QB_GPTQ)
+                    rc = qblock_rounded_alloc(&em->params[j], bi, err) ||
+                         read_codes(r, path, j, l, q.bits[bi], &em->params[j].rounded[l][bi], out, in, gs, 0,
+                                    err);
             }
         }
     }
@@ -555,7 +576,10 @@ int elastic_switch(const ElasticModel *em, const int *bits, Model *out, QErr *er
             float *Wq = *qblock_linear_slot(dst, l);
             int o, in;
             qblock_linear_shape(c, l, &o, &in);
-            if (q->method == METHOD_QUEPT) {
+            if (q->method == METHOD_QUEPT && em->params[j].choice[bi] == QB_GPTQ) {
+                const GptqLinear *g = &em->params[j].rounded[l][bi];
+                fq_dequantize(&em->params[j].lin[l].spec[bi], g->codes, g->scales, g->zeros, Wq);
+            } else if (q->method == METHOD_QUEPT) {
                 const QBlockParams *p = &em->params[j];
                 const QLinear *ql = &p->lin[l];
                 fq_forward(&ql->spec[bi], W, p->adapter + ql->off_Bd, p->adapter + ql->off_Bu,

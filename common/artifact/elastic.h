@@ -32,7 +32,8 @@
  *   blk.J.mlp_norm, blk.J.{wq,wk,wv,wo,w_gate,w_up,w_down} (fp32 base), blk.J.{bq,bk,bv};
  *   quept: blk.J.L.Bd (out,R), blk.J.L.Bu (R,in), blk.J.L.gamma.B / beta.B (out,ng)
  *          (PoT: gamma.B = the scale refinement Γ, beta.B = the data-free scale s0)
- *   gptq:  blk.J.L.codes.B (u8, out x in), blk.J.L.scales.B / zeros.B (out,ng)
+ *   gptq:  blk.J.L.codes.B (u8, out x in), blk.J.L.scales.B / zeros.B (out,ng); the same
+ *          three for a quept bit B whose choice is 3 (stored codes)
  * Nothing that varies between runs (time, host, path) is stored. */
 #ifndef QUEPT_ELASTIC_H
 #define QUEPT_ELASTIC_H
@@ -45,12 +46,6 @@
 #include "container.h"
 
 #define ELASTIC_VERSION QCONFIG_ELASTIC_VERSION /* the "quant" map's elastic_version */
-
-/* GPTQ's per-bit result for one linear: codes, scales, zeros. */
-typedef struct {
-    uint8_t *codes;
-    float *scales, *zeros;
-} GptqLinear;
 
 /* What a calibration produced (also what the artifact holds once loaded). */
 typedef struct {

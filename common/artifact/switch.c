@@ -86,6 +86,14 @@ oom:
     return qerr_set(err, "switch: out of memory");
 }
 
+/* Stored codes (gptq, or a quept QB_GPTQ bit): a copy; sl's group is set. */
+static void copy_codes(SwitchedLinear *sl, const GptqLinear *g) {
+    size_t ng = (size_t)sl->out * (size_t)sl->ng;
+    memcpy(sl->codes, g->codes, (size_t)sl->out * (size_t)sl->in);
+    memcpy(sl->scales, g->scales, ng * sizeof(float));
+    memcpy(sl->zeros, g->zeros, ng * sizeof(float));
+}
+
 /* One linear of one block at the block's current width. */
 static void switch_linear(const ElasticModel *em, SwitchedModel *out, int j, int l, float *work) {
     const QuantConfig *q = &em->qc;
@@ -100,6 +108,10 @@ static void switch_linear(const ElasticModel *em, SwitchedModel *out, int j, int
         sl->format = sp->format;
         sl->group = sp->group;
         sl->ng = fq_ngroups(sp);
+        if (p->choice[bi] == QB_GPTQ) { /* stored codes */
+            copy_codes(sl, &p->rounded[l][bi]);
+            return;
+        }
         const float *Wm = out->merged ? out->merged[j][l][bi] : NULL;
         if (Wm) { /* the adapted weight is cached: only the group pass is left */
             FqSpec s0 = *sp;
@@ -120,14 +132,10 @@ static void switch_linear(const ElasticModel *em, SwitchedModel *out, int j, int
     sl->format = sp.format;
     sl->group = sp.group;
     sl->ng = fq_ngroups(&sp);
-    size_t ng = (size_t)sl->out * (size_t)sl->ng;
     if (q->method == METHOD_RTN) {
         fq_quantize_codes(&sp, W, NULL, NULL, NULL, NULL, sl->codes, sl->scales, sl->zeros, NULL);
     } else {
-        const GptqLinear *g = &em->gptq[j][l][bi];
-        memcpy(sl->codes, g->codes, (size_t)sl->out * (size_t)sl->in);
-        memcpy(sl->scales, g->scales, ng * sizeof(float));
-        memcpy(sl->zeros, g->zeros, ng * sizeof(float));
+        copy_codes(sl, &em->gptq[j][l][bi]);
     }
 }
 
@@ -207,7 +215,7 @@ int elastic_switch_cache(const ElasticModel *em, SwitchedModel *out, QErr *err) 
             const float *W = qblock_linear_weight(&em->base.blocks[j], l);
             for (int bi = 0; bi < q->n_bits; bi++) {
                 const FqSpec *sp = &ql->spec[bi];
-                if (sp->rank == 0) continue; /* W itself: nothing to cache */
+                if (sp->rank == 0 || p->choice[bi] == QB_GPTQ) continue; /* W itself, or stored codes */
                 int same = -1;
                 for (int k = 0; k < bi && same < 0; k++)
                     if (ql->spec[k].rank == sp->rank && out->merged[j][l][k]) same = k;
@@ -249,7 +257,8 @@ void switch_bytes(const ElasticModel *em, const SwitchedModel *s, const int *bit
             int g = quant_group(q, bits[j], in);
             double n = (double)o * in, ng = (double)o * ((in + g - 1) / g);
             wr += n + 8.0 * ng; /* codes (1 byte) + scales + zeros */
-            if (q->method == METHOD_GPTQ) {
+            if (q->method == METHOD_GPTQ ||
+                (q->method == METHOD_QUEPT && em->params[j].choice[bi] == QB_GPTQ)) {
                 rd += n + 8.0 * ng;
                 continue;
             }

@@ -124,6 +124,7 @@ int qblock_params_init(QBlockParams *p, const ModelConfig *c, const QuantConfig 
 
 void qblock_set_choice(QBlockParams *p, int bi, int choice) {
     p->choice[bi] = choice;
+    if (choice == QB_GPTQ) return;
     for (int l = 0; l < N_LIN && choice != QB_TRAINED; l++) {
         QLinear *q = &p->lin[l];
         q->spec[bi].rank = 0;
@@ -138,9 +139,98 @@ void qblock_set_choice(QBlockParams *p, int bi, int choice) {
     }
 }
 
+static size_t lin_groups(const QLinear *q, int bi) { return (size_t)q->out * fq_ngroups(&q->spec[bi]); }
+
+int qblock_rounded_alloc(QBlockParams *p, int bi, QErr *err) {
+    for (int l = 0; l < N_LIN; l++) {
+        const QLinear *q = &p->lin[l];
+        GptqLinear *g = &p->rounded[l][bi];
+        if (g->codes) continue;
+        g->codes = calloc((size_t)q->out * q->in, 1);
+        g->scales = calloc(lin_groups(q, bi), sizeof(float));
+        g->zeros = calloc(lin_groups(q, bi), sizeof(float));
+        if (!g->codes || !g->scales || !g->zeros) {
+            qblock_rounded_free(p, bi);
+            return qerr_set(err, "out of memory for the stored codes of %d bits", p->bits[bi]);
+        }
+    }
+    return 0;
+}
+
+void qblock_rounded_free(QBlockParams *p, int bi) {
+    for (int l = 0; l < N_LIN; l++) {
+        GptqLinear *g = &p->rounded[l][bi];
+        free(g->codes);
+        free(g->scales);
+        free(g->zeros);
+        g->codes = NULL, g->scales = g->zeros = NULL;
+    }
+}
+
+void qblock_rounded_sizes(const QBlockParams *p, const int *choice, size_t *n_codes, size_t *n_grid) {
+    *n_codes = *n_grid = 0;
+    for (int bi = 0; bi < p->n_bits; bi++)
+        for (int l = 0; l < N_LIN && choice[bi] == QB_GPTQ; l++) {
+            *n_codes += (size_t)p->lin[l].out * p->lin[l].in;
+            *n_grid += 2 * lin_groups(&p->lin[l], bi);
+        }
+}
+
+void qblock_rounded_pack(const QBlockParams *p, uint8_t *codes, float *grid) {
+    for (int bi = 0; bi < p->n_bits; bi++)
+        for (int l = 0; l < N_LIN && p->choice[bi] == QB_GPTQ; l++) {
+            const QLinear *q = &p->lin[l];
+            const GptqLinear *g = &p->rounded[l][bi];
+            size_t nc = (size_t)q->out * q->in, ng = lin_groups(q, bi);
+            memcpy(codes, g->codes, nc);
+            memcpy(grid, g->scales, ng * sizeof(float));
+            memcpy(grid + ng, g->zeros, ng * sizeof(float));
+            codes += nc, grid += 2 * ng;
+        }
+}
+
+int qblock_rounded_flatten(QBlockParams *p, QErr *err) {
+    free(p->flat_codes);
+    free(p->flat_grid);
+    qblock_rounded_sizes(p, p->choice, &p->n_flat_codes, &p->n_flat_grid);
+    p->flat_codes = malloc(p->n_flat_codes ? p->n_flat_codes : 1);
+    p->flat_grid = malloc((p->n_flat_grid ? p->n_flat_grid : 1) * sizeof(float));
+    if (!p->flat_codes || !p->flat_grid) return qerr_set(err, "out of memory for the stored codes");
+    qblock_rounded_pack(p, p->flat_codes, p->flat_grid);
+    return 0;
+}
+
+/* Fills the QB_GPTQ bits' codes from the flattened arrays, checking them. */
+static int rounded_unpack(QBlockParams *p, int block, const uint8_t *codes, const float *grid, QErr *err) {
+    for (int bi = 0; bi < p->n_bits; bi++) {
+        if (p->choice[bi] != QB_GPTQ) continue;
+        if (qblock_rounded_alloc(p, bi, err) != 0) return -1;
+        const int qmax = (1 << p->bits[bi]) - 1;
+        for (int l = 0; l < N_LIN; l++) {
+            const QLinear *q = &p->lin[l];
+            GptqLinear *g = &p->rounded[l][bi];
+            size_t nc = (size_t)q->out * q->in, ng = lin_groups(q, bi);
+            for (size_t k = 0; k < nc; k++)
+                if (codes[k] > qmax)
+                    return qerr_set(err, "block %d %s %d bits: stored code %d at %zu exceeds %d", block,
+                                    LIN_NAMES[l], p->bits[bi], codes[k], k, qmax);
+            for (size_t k = 0; k < ng; k++)
+                if (!(grid[k] > 0.0f) || !isfinite(grid[k]) || !isfinite(grid[ng + k]))
+                    return qerr_set(err, "block %d %s %d bits: stored group %zu has scale %g, zero %g", block,
+                                    LIN_NAMES[l], p->bits[bi], k, (double)grid[k], (double)grid[ng + k]);
+            memcpy(g->codes, codes, nc);
+            memcpy(g->scales, grid, ng * sizeof(float));
+            memcpy(g->zeros, grid + ng, ng * sizeof(float));
+            codes += nc, grid += 2 * ng;
+        }
+    }
+    return 0;
+}
+
 int qblock_params_restore(QBlockParams *p, const ModelConfig *c, const QuantConfig *qc, int block,
                           const float *lwc, size_t n_lwc, const float *adapter, size_t n_adapter,
-                          const float *teq, size_t n_teq, const int *choice, QErr *err) {
+                          const float *teq, size_t n_teq, const int *choice, const uint8_t *codes,
+                          size_t n_codes, const float *grid, size_t n_grid, QErr *err) {
     if (qblock_params_init(p, c, qc, block, err) != 0) return -1;
     if (n_lwc != p->n_lwc || n_adapter != p->n_adapter || n_teq != p->n_teq) {
         qerr_set(err,
@@ -150,16 +240,36 @@ int qblock_params_restore(QBlockParams *p, const ModelConfig *c, const QuantConf
         return -1;
     }
     for (int bi = 0; bi < qc->n_bits; bi++)
-        if (choice[bi] < QB_TRAINED || choice[bi] > QB_RTN) {
+        if (choice[bi] < QB_TRAINED || choice[bi] > QB_GPTQ ||
+            (choice[bi] == QB_GPTQ && qc->format != QFORMAT_INT)) {
             qblock_params_free(p);
-            return qerr_set(err, "block %d: choice %d is not 0, 1 or 2", block, choice[bi]);
+            return qerr_set(err, "block %d: choice %d is not 0, 1, 2 or 3 (3: integer codes only)", block,
+                            choice[bi]);
         }
+    size_t need_codes, need_grid;
+    qblock_rounded_sizes(p, choice, &need_codes, &need_grid);
+    if (n_codes != need_codes || n_grid != need_grid) {
+        qblock_params_free(p);
+        return qerr_set(err, "block %d: %zu stored codes and %zu grid values, the choices need %zu and %zu",
+                        block, n_codes, n_grid, need_codes, need_grid);
+    }
     if (n_lwc) memcpy(p->lwc, lwc, n_lwc * sizeof(float));
     if (n_adapter) memcpy(p->adapter, adapter, n_adapter * sizeof(float));
     if (n_teq) memcpy(p->teq, teq, n_teq * sizeof(float));
     /* after the copy: an RTN choice rewrites its logits to the same 20.0 */
     for (int bi = 0; bi < qc->n_bits; bi++) qblock_set_choice(p, bi, choice[bi]);
+    if (rounded_unpack(p, block, codes, grid, err) != 0) {
+        qblock_params_free(p);
+        return -1;
+    }
     return 0;
+}
+
+int qblock_params_restore_raw(QBlockParams *p, const ModelConfig *c, const QuantConfig *qc, int block,
+                              const QBlockParams *raw, const int *choice, QErr *err) {
+    return qblock_params_restore(p, c, qc, block, raw->lwc, raw->n_lwc, raw->adapter, raw->n_adapter,
+                                 raw->teq, raw->n_teq, choice, raw->flat_codes, raw->n_flat_codes,
+                                 raw->flat_grid, raw->n_flat_grid, err);
 }
 
 void qblock_params_init_scales(QBlockParams *p, const BlockWeights *w) {
@@ -172,6 +282,10 @@ void qblock_params_init_scales(QBlockParams *p, const BlockWeights *w) {
 }
 
 void qblock_params_free(QBlockParams *p) {
+    for (int bi = 0; bi < QMAX_NBITS; bi++) qblock_rounded_free(p, bi);
+    free(p->flat_codes);
+    free(p->flat_grid);
+    p->flat_codes = NULL, p->flat_grid = NULL, p->n_flat_codes = p->n_flat_grid = 0;
     free(p->lwc);
     free(p->adapter);
     free(p->teq);
@@ -189,6 +303,12 @@ void qblock_build(const QBlockParams *p, const BlockWeights *base, int bi, const
         const QLinear *q = &p->lin[l];
         const FqSpec *s = &q->spec[bi];
         const float *W = qblock_linear_weight(base, l);
+        if (p->choice[bi] == QB_GPTQ) {
+            const GptqLinear *g = &p->rounded[l][bi];
+            fq_dequantize(s, g->codes, g->scales, g->zeros, wq[l]);
+            *qblock_linear_slot(view, l) = wq[l];
+            continue;
+        }
         fq_forward(s, W, adapter + q->off_Bd, adapter + q->off_Bu, lwc + q->off_gamma[bi],
                    lwc + q->off_beta[bi], wq[l], scratch ? scratch[l] : NULL);
         *qblock_linear_slot(view, l) = wq[l];

@@ -27,8 +27,18 @@ typedef struct {
     FqSpec spec[QMAX_NBITS];                            /* per bit index */
 } QLinear;
 
-/* What block j uses at a bit, chosen after training (QuantConfig.fallback). */
-enum { QB_TRAINED = 0, QB_NO_ADAPTER = 1, QB_RTN = 2 };
+/* What block j uses at a bit, chosen after training (QuantConfig.fallback).
+ * QB_GPTQ: stored codes (QBlockParams.rounded) — GPTQ's error feedback on
+ * the grid of the configuration chosen before it (QuantConfig.fallback_gptq). */
+enum { QB_TRAINED = 0, QB_NO_ADAPTER = 1, QB_RTN = 2, QB_GPTQ = 3 };
+
+/* Stored integer weights of one linear at one width: codes (out, in), one
+ * per byte; scales, zeros (out, ng); W = (codes - zeros) * scales. The
+ * GPTQ method's per-bit result, and QuEPT's QB_GPTQ choice. */
+typedef struct {
+    uint8_t *codes;
+    float *scales, *zeros;
+} GptqLinear;
 
 /* TEQ scale vectors (QuantConfig.teq), one per group of linears sharing an
  * input: ATTN (dim) for q/k/v, MLP (dim) for gate/up, O (n_kv_heads*head_dim,
@@ -49,6 +59,16 @@ typedef struct {
     int teq_len[TEQ_NGROUPS];
     size_t teq_off[TEQ_NGROUPS], n_teq;
     float *teq;
+    /* QB_GPTQ: the stored codes of every linear at bit index bi (allocated
+     * only for the bits with that choice; freed by qblock_params_free) */
+    GptqLinear rounded[N_LIN][QMAX_NBITS];
+    /* the same codes flattened (qblock_rounded_pack), only in a QBlockParams
+     * that carries raw arrays between the wire, the journal and
+     * qblock_params_restore (as lwc/adapter/teq are then raw); freed by
+     * qblock_params_free */
+    uint8_t *flat_codes;
+    float *flat_grid;
+    size_t n_flat_codes, n_flat_grid;
 } QBlockParams;
 
 /* Shapes (out, in) of the seven linears of a block. */
@@ -67,19 +87,45 @@ void qblock_params_free(QBlockParams *p);
  * weights (fq_pot_init_scales); nothing for integer codes. */
 void qblock_params_init_scales(QBlockParams *p, const BlockWeights *w);
 
+/* The stored codes of every QB_GPTQ bit, flattened for the journal and the
+ * wire: bits in order, linears in order within a bit; codes (out*in each)
+ * in one u8 array, grids (scales then zeros, out*ng each) in one f32 array.
+ * Sizes for a choice vector (before any codes exist), then the copy. */
+void qblock_rounded_sizes(const QBlockParams *p, const int *choice, size_t *n_codes, size_t *n_grid);
+void qblock_rounded_pack(const QBlockParams *p, uint8_t *codes, float *grid);
+/* p->flat_codes / flat_grid allocated and packed from p->rounded (the form
+ * the wire and the journal carry). */
+int qblock_rounded_flatten(QBlockParams *p, QErr *err);
+
 /* Parameters saved before (journal, wire): the layout of qblock_params_init
  * filled from lwc/adapter (sizes must match it), then every bit's choice
- * applied — exactly the state recon_block returned. */
+ * applied — exactly the state recon_block returned. codes/grid: the
+ * QB_GPTQ bits' stored codes as qblock_rounded_pack flattened them (sizes
+ * must be what the choices need; every code <= 2^b - 1, every scale finite
+ * and > 0, every zero finite). */
 int qblock_params_restore(QBlockParams *p, const ModelConfig *c, const QuantConfig *qc, int block,
                           const float *lwc, size_t n_lwc, const float *adapter, size_t n_adapter,
-                          const float *teq, size_t n_teq, const int *choice, QErr *err);
+                          const float *teq, size_t n_teq, const int *choice, const uint8_t *codes,
+                          size_t n_codes, const float *grid, size_t n_grid, QErr *err);
+
+/* qblock_params_restore from the raw arrays of a QBlockParams (as the
+ * journal and the wire fill them: lwc, adapter, teq, flat_codes, flat_grid). */
+int qblock_params_restore_raw(QBlockParams *p, const ModelConfig *c, const QuantConfig *qc, int block,
+                              const QBlockParams *raw, const int *choice, QErr *err);
+
+/* Allocates bit bi's stored codes (every linear; zeroed). */
+int qblock_rounded_alloc(QBlockParams *p, int bi, QErr *err);
+void qblock_rounded_free(QBlockParams *p, int bi);
 
 /* Applies a choice at bit index bi: QB_NO_ADAPTER sets the bit's ranks to 0;
  * QB_RTN also sets its clipping logits to 20 (sigmoid(20) == 1.0f: the
- * round-to-nearest grid, exactly); PoT: Γ = 0 (the data-free scales). */
+ * round-to-nearest grid, exactly); PoT: Γ = 0 (the data-free scales).
+ * QB_GPTQ only records the choice: the bit's weights are its stored codes
+ * (p->rounded[.][bi], which the caller fills). */
 void qblock_set_choice(QBlockParams *p, int bi, int choice);
 
-/* Fake-quantized weights at bit index bi. view: a copy of base whose linear
+/* Fake-quantized weights at bit index bi (a QB_GPTQ bit: its stored codes,
+ * dequantized; scratch is then not filled — no backward follows a choice). view: a copy of base whose linear
  * pointers are redirected to wq[l] (caller-owned (out,in) buffers), with
  * the width's activation quantization (view->act_bits = p->act_bits[bi]);
  * scratch[l] (fq_scratch_floats) is filled for a following backward, may be NULL. */

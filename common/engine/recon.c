@@ -9,6 +9,7 @@
 #include "../base/numeric.h"
 #include "../base/rng.h"
 #include "../nn/block.h"
+#include "gptq_round.h"
 #include "optim.h"
 #include "teq.h"
 #include "tome.h"
@@ -348,9 +349,16 @@ int recon_block(const ModelConfig *c, const QuantConfig *qc, int block, const Bl
             goto done;
         }
     }
-    if (qc->fallback && quept)
-        choose_fallbacks(c, qc, p, wt, &b, st, target, n_hold ? n_train : 0, n_hold ? n_hold : n_seq, T,
-                         stats);
+    if (qc->fallback && quept) {
+        int s_hold = n_hold ? n_train : 0, n_judge = n_hold ? n_hold : n_seq;
+        choose_fallbacks(c, qc, p, wt, &b, st, target, s_hold, n_judge, T, stats);
+        if (qc->fallback_gptq &&
+            gptq_round_candidates(c, qc, p, wt, &b, st, n_train, s_hold, n_judge,
+                                  target + (size_t)s_hold * stride, stats, block, err) != 0) {
+            rc = -1;
+            goto done;
+        }
+    }
     /* rtn / gptq with TEQ: round-to-nearest of the transformed weights (for
      * gptq a proxy: GPTQ itself runs after the scales are folded) */
     for (int bi = 0; bi < qc->n_bits; bi++) {

@@ -27,8 +27,8 @@ int recon_stats_parse(const msgpack_object *map, ReconStats *s, int n, QErr *err
     for (int i = 0; i < n; i++) {
         int64_t v;
         if (mp_obj_int(&c->via.array.ptr[i], "choice", &v, err) != 0) return -1;
-        if (v < QB_TRAINED || v > QB_RTN)
-            return qerr_set(err, "key \"choice\": %lld is not 0, 1 or 2", (long long)v);
+        if (v < QB_TRAINED || v > QB_GPTQ)
+            return qerr_set(err, "key \"choice\": %lld is not 0, 1, 2 or 3", (long long)v);
         s->choice[i] = (int)v;
     }
     return 0;

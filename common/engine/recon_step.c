@@ -150,7 +150,8 @@ int recon_step_init(ReconStep *b, const ModelConfig *c, const QBlockParams *p, i
 }
 
 /* Where the step's fake-quantized weights come from: bit index bi of p on
- * w, trained (fq_forward) or round-to-nearest (fq_rtn). */
+ * w, trained (fq_forward; a QB_GPTQ bit's stored codes) or round-to-nearest
+ * (fq_rtn). */
 typedef struct {
     const QBlockParams *p;
     const BlockWeights *w;
@@ -188,7 +189,10 @@ static const float *build_weight(const WeightSrc *s, int l, float *buf, float *s
         const size_t wo = (size_t)o0 * q->in, go = (size_t)o0 * ng;
         if (s->no_quant)
             memcpy(buf + wo, W + wo, (size_t)m * q->in * sizeof(float));
-        else if (s->rtn && sp->format == FQ_FORMAT_POT) { /* the stored data-free scales, Γ = 0 */
+        else if (!s->rtn && s->p->choice[s->bi] == QB_GPTQ) { /* stored codes (no backward follows) */
+            const GptqLinear *g = &s->p->rounded[l][s->bi];
+            fq_dequantize(&sl, g->codes + wo, g->scales + go, g->zeros + go, buf + wo);
+        } else if (s->rtn && sp->format == FQ_FORMAT_POT) { /* the stored data-free scales, Γ = 0 */
             FqSpec r = sl;
             r.rank = 0;
             r.lwc = 0;

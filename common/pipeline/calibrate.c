@@ -8,6 +8,7 @@
 #include "../base/log.h"
 #include "../base/numeric.h"
 #include "../nn/forward.h"
+#include "../engine/gptq_round.h"
 #include "../quant/gptq.h"
 
 typedef struct {
@@ -101,7 +102,7 @@ int calibrate_run(const CalibJob *job, const QuantConfig *qc, QErr *err) {
         if (rc == 0 && !job->quiet && (qc->method != METHOD_RTN || qc->teq)) {
             fprintf(stderr, "block %d/%d done in %.1fs; loss per bit (rtn -> final):", j + 1, c->n_layers,
                     now_seconds() - t0);
-            static const char *mark[3] = {"", "(no adapter)", "(rtn)"};
+            static const char *mark[4] = {"", "(no adapter)", "(rtn)", "(gptq)"};
             for (int bi = 0; bi < qc->n_bits; bi++)
                 fprintf(stderr, " %d:%.4f->%.4f%s", qc->bits[bi], em.stats[j].loss_rtn[bi],
                         em.stats[j].loss_final[bi], mark[em.stats[j].choice[bi]]);
@@ -149,17 +150,14 @@ static int gptq_block(ElasticModel *em, int j, float *const *streams_q, int n_se
             int nb = n_seq - s0 < B ? n_seq - s0 : B, N = nb * T;
             a.B = nb;
             block_forward(c, w, &a, streams_q[bi] + s0 * stride, out);
-            gptq_accumulate_h(H[LIN_Q], a.ln1, N, c->dim);
-            gptq_accumulate_h(H[LIN_O], a.atty, N, c->n_heads * c->head_dim);
-            gptq_accumulate_h(H[LIN_GATE], a.ln2, N, c->dim);
-            gptq_accumulate_h(H[LIN_DOWN], a.swi, N, c->hidden_dim);
+            block_hessians_accumulate(c, &a, N, H);
         }
         BlockWeights view = *w;
         view.act_bits = quant_act_bits(qc, bi); /* the stream sees the width's activation quantization */
         for (int l = 0; l < N_LIN && rc == 0; l++) {
             int o, in;
             qblock_linear_shape(c, l, &o, &in);
-            const float *Hl = H[l == LIN_K || l == LIN_V ? LIN_Q : l == LIN_UP ? LIN_GATE : l];
+            const float *Hl = H[block_hessian_of(l)];
             int gs = quant_group(qc, qc->bits[bi], in);
             size_t ng = (size_t)o * ((in + gs - 1) / gs);
             GptqLinear *g = &em->gptq[j][l][bi];

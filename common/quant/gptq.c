@@ -158,8 +158,10 @@ static void minmax(const float *x, int n, float *xmax, float *xmin) {
     *xmin = mn;
 }
 
-int gptq_quantize(const GptqSpec *s, const float *W, const float *H, float *What, uint8_t *codes,
-                  float *scales, float *zeros, GptqInfo *info, QErr *err) {
+/* fixed_grid: scales/zeros are inputs (gptq_quantize_grid), else outputs
+ * computed at each group start (gptq_quantize). */
+static int gptq_run(const GptqSpec *s, const float *W, const float *H, float *What, uint8_t *codes,
+                    float *scales, float *zeros, int fixed_grid, GptqInfo *info, QErr *err) {
     if (gptq_spec_check(s, err) != 0) return -1;
     if (!W || !H || !What) return qerr_set(err, "gptq: W, H and What must not be NULL");
     if (What == W || What == H) return qerr_set(err, "gptq: What must not alias W or H");
@@ -211,7 +213,10 @@ int gptq_quantize(const GptqSpec *s, const float *W, const float *H, float *What
             float *e = E + (size_t)o * (size_t)nb;
             uint8_t *cd = codes ? codes + (size_t)o * n : NULL;
             for (int i = i1; i < i2; i++) {
-                if (i % g == 0) {
+                if (i % g == 0 && fixed_grid) {
+                    gs[o] = scales[(size_t)o * (size_t)ng + (size_t)(i / g)];
+                    gz[o] = zeros[(size_t)o * (size_t)ng + (size_t)(i / g)];
+                } else if (i % g == 0) {
                     /* The group's current weights: columns before i2 are up
                      * to date in w; later ones still lack this block's
                      * updates from columns i1..i-1. */
@@ -265,4 +270,23 @@ int gptq_quantize(const GptqSpec *s, const float *W, const float *H, float *What
         info->loss = loss;
     }
     return 0;
+}
+
+int gptq_quantize(const GptqSpec *s, const float *W, const float *H, float *What, uint8_t *codes,
+                  float *scales, float *zeros, GptqInfo *info, QErr *err) {
+    return gptq_run(s, W, H, What, codes, scales, zeros, 0, info, err);
+}
+
+int gptq_quantize_grid(const GptqSpec *s, const float *W, const float *H, const float *scales,
+                       const float *zeros, float *What, uint8_t *codes, GptqInfo *info, QErr *err) {
+    if (gptq_spec_check(s, err) != 0) return -1;
+    if (!scales || !zeros) return qerr_set(err, "gptq: the fixed grid's scales and zeros must not be NULL");
+    const size_t n = (size_t)s->out * (size_t)((s->in + s->group - 1) / s->group);
+    for (size_t k = 0; k < n; k++)
+        if (!(scales[k] > 0.0f) || !isfinite(scales[k]) || !isfinite(zeros[k]))
+            return qerr_set(err,
+                            "gptq: fixed grid group %zu: scale %g, zero %g (expected a finite scale > 0)", k,
+                            (double)scales[k], (double)zeros[k]);
+    /* the grid is only read: the cast lets one loop serve both entry points */
+    return gptq_run(s, W, H, What, codes, (float *)scales, (float *)zeros, 1, info, err);
 }

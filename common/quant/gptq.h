@@ -103,4 +103,14 @@ int gptq_hinv_upper(const float *H, int in, float damp, float *U, GptqInfo *info
 int gptq_quantize(const GptqSpec *s, const float *W, const float *H, float *What, uint8_t *codes,
                   float *scales, float *zeros, GptqInfo *info, QErr *err);
 
+/* GPTQ's error feedback on a FIXED grid: scales and zeros (out, ng) are
+ * given (e.g. QuEPT's learned clipping grid of the adapted weight) and
+ * only read; every column is rounded on its group's given (s, z) instead of
+ * a grid taken from the current weights. Otherwise as gptq_quantize:
+ *   q = clamp(round(w/s) + z, 0, qmax), What = (q - z)*s.
+ * With H diagonal there is no feedback and the result is round-to-nearest
+ * on the grid. A scale that is not finite and > 0 is an error. */
+int gptq_quantize_grid(const GptqSpec *s, const float *W, const float *H, const float *scales,
+                       const float *zeros, float *What, uint8_t *codes, GptqInfo *info, QErr *err);
+
 #endif

@@ -33,6 +33,7 @@ void quant_config_reference(QuantConfig *qc) {
     qc->prefix_grad_stop = 0;
     qc->holdout = 0.0f;
     qc->fallback = 0;
+    qc->fallback_gptq = 0;
     qc->gptq_damp = 0.01f;
     qc->seed = 0;
     qc->format = QFORMAT_INT;
@@ -56,6 +57,9 @@ void quant_config_default(QuantConfig *qc) {
     for (int b = 5; b <= QBITS_MAX; b++) qc->lwc_init[b] = 8.0f;
     qc->holdout = 0.125f;
     qc->fallback = 1;
+    /* the fallback also tries GPTQ's error feedback on the trained grid:
+     * what closes the gap to GPTQ at 5-8 bits (docs/defaults.md) */
+    qc->fallback_gptq = 1;
     /* a budget of at least 840 steps per block (15 epochs of the quick
      * start's 128 sequences): 16 sequences no longer get ~105 steps */
     qc->min_steps = 840;

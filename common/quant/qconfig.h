@@ -66,6 +66,8 @@ typedef struct {
     float holdout;        /* share of calibration sequences held out of training for the fallback */
     int fallback;         /* per block and bit: keep the adapters, drop them, or fall back to
                                    RTN — whichever has the lowest held-out loss */
+    int fallback_gptq;    /* with fallback: also try GPTQ's error feedback on the chosen grid
+                             (stored codes, QB_GPTQ) and keep it where it is lower */
     float gptq_damp;
     uint64_t seed;
     WeightFormat format;      /* int (default) | pot; the lwc array holds PoT's

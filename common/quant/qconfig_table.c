@@ -122,6 +122,11 @@ const QSetting QCONFIG_TABLE[] = {
      .codec = QS_OPTIONAL,
      .help = "per block and bit, keep the trained adapters, drop them, or fall back to RTN, whichever "
              "has the lowest held-out loss"},
+    {.flag = "fallback-gptq", .no_flag = "no-fallback-gptq", .type = QS_BOOL, .off = F(fallback_gptq),
+     .key = "fallback_gptq", .codec = QS_OPTIONAL | QS_IF_SET,
+     .help = "with --fallback, also try GPTQ's error feedback on each width's chosen grid (Hessians "
+             "from the width's stream) and keep its codes where the held-out loss is lower; adds one "
+             "byte per weight to the artifact for each width that keeps them (integer codes only)"},
     {.type = QS_FLOAT, .off = F(gptq_damp), .key = "gptq_damp", .codec = QS_OPTIONAL,
      .help = "GPTQ's damping, a share of the Hessian's mean diagonal"},
     {.flag = "seed", .arg = "S", .type = QS_SEED, .off = F(seed), .lo = 0, .hi = 0x7fffffff, .key = "seed",
