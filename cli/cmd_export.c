@@ -41,7 +41,9 @@ static const char *HELP =
     "  --proxy          with --avg-bits: cost = calibration loss, not sensitivity\n"
     "  --gguf-type T    auto (default: Q4_1 for <=4 bits, Q5_1 for 5, Q8_0 for\n"
     "                   6-8 where the grid maps exactly, else F16), f16, q4_1,\n"
-    "                   q5_1, q8_0\n"
+    "                   q5_1, q8_0; an artifact calibrated with --rotate hadamard\n"
+    "                   takes f16 only (dequantized, its online down_proj\n"
+    "                   transform folded into the weights)\n"
     "  --force          with an explicit --gguf-type, store linears it cannot\n"
     "                   hold exactly as F16 instead of failing\n"
     "  --checkpoint-format F  safetensors-int: auto (default: gptq_v2 at 2/3/4/8\n"
@@ -200,7 +202,9 @@ int cmd_export(int argc, char **argv) {
     } else if (rc == 0) {
         rc = cli_parse_block_bits(cli_get(o, no, "bits"), em.cfg.n_layers, bits, &err);
     }
-    if (rc == 0)
+    /* a rotated artifact reaches GGUF dequantized, the online transform folded (F16 only) */
+    const int gguf_dq = kind == 2 && em.qc.rotate != ROTATE_NONE;
+    if (rc == 0 && !gguf_dq)
         rc = kind == 0 ? export_fp16(&em, bits, out, &err) : elastic_switch_codes(&em, bits, &sw, &err);
     if (rc == 0 && kind == 1) rc = export_int(&em, &sw, ckpt, out, &err);
     if (rc == 0 && kind != 2 && tok_path) {
@@ -216,7 +220,8 @@ int cmd_export(int argc, char **argv) {
                           .force = cli_get(o, no, "force") != NULL,
                           .vocab = tok_path ? &vocab : NULL,
                           .tok_path = tok_path};
-        rc = export_gguf(&em, &sw, out, &go, &err);
+        rc = gguf_dq ? export_gguf_rotated_f16(&em, bits, out, &go, &err)
+                     : export_gguf(&em, &sw, out, &go, &err);
     }
     if (rc)
         log_error("export: %s", err.msg);

@@ -87,4 +87,13 @@ typedef struct {
 int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *path, const GgufOptions *opt,
                 QErr *err);
 
+/* A rotated artifact (QuantConfig.rotate) as GGUF: switched to bits[]
+ * (dequantized), the down_proj input's online transform folded back into
+ * W_down as export_fp16 does, every linear F16 (the only type that can hold
+ * the folded weight; opt->type must be f16, anything else is refused as
+ * export_refuse_rotated says). Activation widths are not carried (as in
+ * every export; the command warns). */
+int export_gguf_rotated_f16(const ElasticModel *em, const int *bits, const char *path, const GgufOptions *opt,
+                            QErr *err);
+
 #endif

@@ -34,6 +34,7 @@
 #include "base/bytebuf.h"
 #include "base/log.h"
 #include "export.h"
+#include "model/rotate.h"
 #include "model/safetensors.h"
 
 enum { GG_F32 = 0, GG_F16 = 1, GG_Q4_1 = 3, GG_Q5_1 = 7, GG_Q8_0 = 8 };
@@ -478,5 +479,24 @@ int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *pat
     bytebuf_free(&kv);
     bytebuf_free(&ti);
     free(ts);
+    return rc;
+}
+
+int export_gguf_rotated_f16(const ElasticModel *em, const int *bits, const char *path, const GgufOptions *opt,
+                            QErr *err) {
+    if (!opt->type || strcmp(opt->type, "f16") != 0) return export_refuse_rotated("gguf", err);
+    ElasticModel dq;
+    memset(&dq, 0, sizeof dq);
+    dq.cfg = em->cfg;
+    int rc = elastic_switch(em, bits, &dq.base, err);
+    if (rc == 0) rc = model_unfold_down_hadamard(&dq.base, err);
+    if (rc == 0) {
+        dq.base.tok_emb = em->base.tok_emb;
+        dq.base.final_norm = em->base.final_norm;
+        dq.base.classifier = em->base.classifier;
+        rc = export_gguf(&dq, NULL, path, opt, err);
+    }
+    dq.base.tok_emb = dq.base.final_norm = dq.base.classifier = NULL;
+    model_free(&dq.base);
     return rc;
 }

@@ -34,9 +34,10 @@ int export_refuse_rotated(const char *format, QErr *err) {
                     "%s: the artifact was calibrated with --rotate hadamard: its down_proj codes are in the "
                     "Hadamard basis and need the input transformed online (h -> H^T h / sqrt(hidden)) before "
                     "the matmul, an operation %s has no way to express; folding it back into the weights "
-                    "would leave them dense, off the quantization grid. Use --format safetensors-fp16 (the "
+                    "would leave them dense, off the quantization grid. Use --format safetensors-fp16%s (the "
                     "transform folded into the dequantized down_proj weights)",
-                    format, strcmp(format, "gguf") == 0 ? "llama.cpp's graph" : "a GPTQ checkpoint");
+                    format, strcmp(format, "gguf") == 0 ? " or --gguf-type f16" : "",
+                    strcmp(format, "gguf") == 0 ? "llama.cpp's graph" : "a GPTQ checkpoint");
 }
 
 int export_fp16(const ElasticModel *em, const int *bits, const char *dir, QErr *err) {
