@@ -319,8 +319,33 @@ static int require_tensor(const Msg *m, const char *name, int ndim, QErr *err) {
     return 0;
 }
 
+/* rq_codes.K: piece K of a block's stored codes. */
+static void piece_name(char *buf, size_t n, int k) { snprintf(buf, n, "rq_codes.%d", k); }
+
+/* Pieces rq_codes.0 .. rq_codes.(n-1) present (n >= 0); -1 with err if one
+ * is not u8 1-D or the numbering has a gap. */
+static int count_pieces(const Msg *m, int *n, QErr *err) {
+    int found = 0, top = -1;
+    for (int i = 0; i < m->n_tensors; i++) {
+        int k;
+        char tail;
+        if (sscanf(m->t[i].name, "rq_codes.%d%c", &k, &tail) != 1) continue;
+        if (k < 0 || k >= PROTO_MAX_CODE_PIECES)
+            return qerr_set(err, "tensor %s: piece %d outside 0..%d", m->t[i].name, k,
+                            PROTO_MAX_CODE_PIECES - 1);
+        if (m->t[i].dtype != MSG_U8 || m->t[i].ndim != 1)
+            return qerr_set(err, "tensor %s: expected u8 with 1 dimension", m->t[i].name);
+        found++;
+        top = k > top ? k : top;
+    }
+    if (found != top + 1) return qerr_set(err, "tensors rq_codes.*: %d pieces numbered up to %d", found, top);
+    *n = found;
+    return 0;
+}
+
 /* A block's parameters: f32 lwc, adapter (and teq), and the stored codes
- * of QB_GPTQ bits as u8 rq_codes with f32 rq_grid — both or neither. */
+ * of QB_GPTQ bits as u8 pieces rq_codes.0.. with f32 rq_grid — both or
+ * neither. */
 static int check_params(const Msg *m, QErr *err) {
     if (require_tensor(m, "lwc", 1, err) || require_tensor(m, "adapter", 1, err)) return -1;
     static const char *const f32[] = {"lwc", "adapter", "teq", "rq_grid"};
@@ -329,10 +354,10 @@ static int check_params(const Msg *m, QErr *err) {
         if (t && (t->dtype != MSG_F32 || t->ndim != 1))
             return qerr_set(err, "tensor %s: expected f32 with 1 dimension", f32[i]);
     }
-    const MsgTensor *codes = msg_tensor(m, "rq_codes"), *grid = msg_tensor(m, "rq_grid");
-    if (!codes != !grid) return qerr_set(err, "tensors rq_codes and rq_grid come together (one is missing)");
-    if (codes && (codes->dtype != MSG_U8 || codes->ndim != 1))
-        return qerr_set(err, "tensor rq_codes: expected u8 with 1 dimension");
+    int pieces;
+    if (count_pieces(m, &pieces, err) != 0) return -1;
+    if (!pieces != !msg_tensor(m, "rq_grid"))
+        return qerr_set(err, "tensors rq_codes.* and rq_grid come together (one is missing)");
     return 0;
 }
 
@@ -344,29 +369,60 @@ static int copy_tensor(const MsgTensor *t, void **out, size_t *n, size_t elem, Q
     return 0;
 }
 
-int msg_add_params(Msg *m, const QBlockParams *raw, QErr *err) {
+int msg_add_params_split(Msg *m, const QBlockParams *raw, size_t piece, QErr *err) {
     int64_t nl = (int64_t)raw->n_lwc, na = (int64_t)raw->n_adapter, nt = (int64_t)raw->n_teq;
-    int64_t nc = (int64_t)raw->n_flat_codes, ng = (int64_t)raw->n_flat_grid;
+    int64_t ng = (int64_t)raw->n_flat_grid;
     if (msg_add_tensor(m, "lwc", MSG_F32, 1, &nl, raw->lwc, err) != 0 ||
         msg_add_tensor(m, "adapter", MSG_F32, 1, &na, raw->adapter, err) != 0 ||
-        (nt && msg_add_tensor(m, "teq", MSG_F32, 1, &nt, raw->teq, err) != 0) ||
-        (nc && msg_add_tensor(m, "rq_codes", MSG_U8, 1, &nc, raw->flat_codes, err) != 0) ||
-        (nc && msg_add_tensor(m, "rq_grid", MSG_F32, 1, &ng, raw->flat_grid, err) != 0))
+        (nt && msg_add_tensor(m, "teq", MSG_F32, 1, &nt, raw->teq, err) != 0))
         return -1;
-    return 0;
+    if (!raw->n_flat_codes) return 0;
+    if (piece < 1 || (raw->n_flat_codes + piece - 1) / piece > PROTO_MAX_CODE_PIECES)
+        return qerr_set(err,
+                        "the block's stored codes (%zu bytes) need more than %d pieces of %zu bytes; "
+                        "calibrate with --no-fallback-gptq or in one process",
+                        raw->n_flat_codes, PROTO_MAX_CODE_PIECES, piece);
+    for (size_t off = 0, k = 0; off < raw->n_flat_codes; off += piece, k++) {
+        char name[32];
+        piece_name(name, sizeof name, (int)k);
+        int64_t n = (int64_t)(raw->n_flat_codes - off < piece ? raw->n_flat_codes - off : piece);
+        if (msg_add_tensor(m, name, MSG_U8, 1, &n, raw->flat_codes + off, err) != 0) return -1;
+    }
+    return msg_add_tensor(m, "rq_grid", MSG_F32, 1, &ng, raw->flat_grid, err);
+}
+
+int msg_add_params(Msg *m, const QBlockParams *raw, QErr *err) {
+    return msg_add_params_split(m, raw, PROTO_MAX_TENSOR, err);
 }
 
 int msg_take_params(const Msg *m, QBlockParams *raw, QErr *err) {
-    const MsgTensor *teq = msg_tensor(m, "teq"), *codes = msg_tensor(m, "rq_codes");
+    const MsgTensor *teq = msg_tensor(m, "teq");
     if (copy_tensor(msg_tensor(m, "lwc"), (void **)&raw->lwc, &raw->n_lwc, sizeof(float), err) ||
         copy_tensor(msg_tensor(m, "adapter"), (void **)&raw->adapter, &raw->n_adapter, sizeof(float), err) ||
         copy_tensor(teq, (void **)&raw->teq, &raw->n_teq, sizeof(float), err))
         return -1;
-    if (codes && (copy_tensor(codes, (void **)&raw->flat_codes, &raw->n_flat_codes, 1, err) ||
-                  copy_tensor(msg_tensor(m, "rq_grid"), (void **)&raw->flat_grid, &raw->n_flat_grid,
-                              sizeof(float), err)))
-        return -1;
-    return 0;
+    int pieces;
+    if (count_pieces(m, &pieces, err) != 0) return -1;
+    if (!pieces) return 0;
+    size_t total = 0;
+    for (int k = 0; k < pieces; k++) {
+        char name[32];
+        piece_name(name, sizeof name, k);
+        total += msg_tensor(m, name)->nbytes;
+    }
+    raw->flat_codes = malloc(total ? total : 1);
+    if (!raw->flat_codes) return qerr_set(err, "out of memory for %zu bytes of stored codes", total);
+    raw->n_flat_codes = total;
+    size_t off = 0;
+    for (int k = 0; k < pieces; k++) {
+        char name[32];
+        piece_name(name, sizeof name, k);
+        const MsgTensor *t = msg_tensor(m, name);
+        memcpy(raw->flat_codes + off, t->data, t->nbytes);
+        off += t->nbytes;
+    }
+    return copy_tensor(msg_tensor(m, "rq_grid"), (void **)&raw->flat_grid, &raw->n_flat_grid, sizeof(float),
+                       err);
 }
 
 static int decode_fields(const msgpack_object *h, Msg *m, QErr *err) {

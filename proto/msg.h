@@ -40,12 +40,13 @@
 #include "base/err.h"
 #include "engine/recon.h"
 
-#define PROTO_VERSION     3
-#define PROTO_MAX_TENSORS 6
-#define PROTO_MAX_HEADER  ((size_t)1 << 20)         /* bytes of frame 0 */
-#define PROTO_MAX_TENSOR  ((size_t)512 << 20)       /* decoded bytes of one tensor */
-#define PROTO_MAX_FRAME   (PROTO_MAX_TENSOR + 4096) /* ZMQ_MAXMSGSIZE on every socket */
-#define PROTO_CHUNK_BYTES ((size_t)64 << 20)        /* activations are sent in chunks of about this */
+#define PROTO_VERSION         3
+#define PROTO_MAX_CODE_PIECES 8 /* rq_codes.0..7: a block's stored GPTQ codes, <= 512 MiB each */
+#define PROTO_MAX_TENSORS     (4 + PROTO_MAX_CODE_PIECES)
+#define PROTO_MAX_HEADER      ((size_t)1 << 20)         /* bytes of frame 0 */
+#define PROTO_MAX_TENSOR      ((size_t)512 << 20)       /* decoded bytes of one tensor */
+#define PROTO_MAX_FRAME       (PROTO_MAX_TENSOR + 4096) /* ZMQ_MAXMSGSIZE on every socket */
+#define PROTO_CHUNK_BYTES     ((size_t)64 << 20)        /* activations are sent in chunks of about this */
 
 typedef enum {
     MSG_REGISTER = 0,
@@ -114,11 +115,16 @@ int msg_add_tensor(Msg *m, const char *name, MsgDtype dt, int ndim, const int64_
 const MsgTensor *msg_tensor(const Msg *m, const char *name);
 
 /* A block's raw parameters (lwc, adapter, teq, and the flattened stored
- * codes rq_codes/rq_grid of QB_GPTQ bits when there are any) as tensors of
+ * codes rq_codes.K/rq_grid of QB_GPTQ bits when there are any) as tensors of
  * an outgoing params/result message (borrowed), and back: copies into raw's
  * arrays (malloc'd; free with qblock_params_free). msg_decode has checked
  * their dtypes. */
 int msg_add_params(Msg *m, const QBlockParams *raw, QErr *err);
+/* The same with the stored codes cut into pieces rq_codes.0, rq_codes.1, ...
+ * of at most `piece` bytes (msg_add_params: PROTO_MAX_TENSOR, the frame
+ * limit; more than PROTO_MAX_CODE_PIECES pieces is an error saying what to
+ * do); msg_take_params joins them in order. */
+int msg_add_params_split(Msg *m, const QBlockParams *raw, size_t piece, QErr *err);
 int msg_take_params(const Msg *m, QBlockParams *raw, QErr *err);
 
 /* compress: LZ4 each tensor frame (kept raw where that is not smaller). */

@@ -181,9 +181,10 @@ static void expect_refused(const uint8_t *const *fr, const size_t *len, int n, c
         CHECK_MSG(strstr(err.msg, want) != NULL, "%s: message '%s' lacks '%s'", what, err.msg, want);
 }
 
-/* A result carrying stored codes (QB_GPTQ bits): u8 rq_codes and f32
- * rq_grid come through intact (msg_add_params / msg_take_params); one
- * without the other, or either of the wrong dtype, is refused. */
+/* A result carrying stored codes (QB_GPTQ bits): u8 pieces rq_codes.K and
+ * f32 rq_grid come through intact, in one piece or cut in several and joined
+ * (msg_add_params[_split] / msg_take_params); codes without a grid, either
+ * of the wrong dtype, or a gap in the pieces are refused. */
 static void test_params_codes(void) {
     float lwc[6] = {1, 2, 3, 4, 5, 6}, ad[4] = {-1, -2, -3, -4}, grid[4] = {0.5f, 0.25f, 3, 4};
     uint8_t codes[10] = {0, 1, 2, 3, 250, 251, 7, 8, 9, 255};
@@ -192,26 +193,34 @@ static void test_params_codes(void) {
     raw.lwc = lwc, raw.n_lwc = 6, raw.adapter = ad, raw.n_adapter = 4;
     raw.flat_codes = codes, raw.n_flat_codes = 10, raw.flat_grid = grid, raw.n_flat_grid = 4;
     QErr err = {{0}};
-    for (int variant = 0; variant < 4; variant++) {
+    static const char *const want[6] = {"", "come together", "rq_codes.0", "rq_grid", "", "pieces"};
+    for (int variant = 0; variant < 6; variant++) {
         Msg m;
         msg_init(&m, MSG_RESULT);
         m.block = 1, m.n_bits = 1;
         m.stats.choice[0] = QB_GPTQ;
-        if (variant == 0) CHECK_MSG(msg_add_params(&m, &raw, &err) == 0, "%s", err.msg);
         int64_t n6 = 6, n4 = 4, n10 = 10;
-        if (variant > 0) {
+        switch (variant) {
+        case 0: CHECK_MSG(msg_add_params(&m, &raw, &err) == 0, "%s", err.msg); break;
+        case 4: /* pieces of 3 bytes: rq_codes.0..3, the last one short */
+            CHECK_MSG(msg_add_params_split(&m, &raw, 3, &err) == 0 && m.n_tensors == 7, "%s", err.msg);
+            break;
+        default:
             msg_add_tensor(&m, "lwc", MSG_F32, 1, &n6, lwc, &err);
             msg_add_tensor(&m, "adapter", MSG_F32, 1, &n4, ad, &err);
+            if (variant == 1) msg_add_tensor(&m, "rq_codes.0", MSG_U8, 1, &n10, codes, &err); /* no grid */
+            if (variant == 2) msg_add_tensor(&m, "rq_codes.0", MSG_F32, 1, &n4, grid, &err);  /* f32 codes */
+            if (variant == 5) {                                                               /* a gap */
+                msg_add_tensor(&m, "rq_codes.0", MSG_U8, 1, &n4, codes, &err);
+                msg_add_tensor(&m, "rq_codes.2", MSG_U8, 1, &n4, codes, &err);
+            }
+            if (variant != 1) /* the grid; u8 in variant 3, with no codes */
+                msg_add_tensor(&m, "rq_grid", variant == 3 ? MSG_U8 : MSG_F32, 1, variant == 3 ? &n10 : &n4,
+                               variant == 3 ? (const void *)codes : (const void *)grid, &err);
         }
-        if (variant == 1) msg_add_tensor(&m, "rq_codes", MSG_U8, 1, &n10, codes, &err); /* no grid */
-        if (variant == 2) {                                                             /* codes as f32 */
-            msg_add_tensor(&m, "rq_codes", MSG_F32, 1, &n4, grid, &err);
-            msg_add_tensor(&m, "rq_grid", MSG_F32, 1, &n4, grid, &err);
-        }
-        if (variant == 3) msg_add_tensor(&m, "rq_grid", MSG_U8, 1, &n10, codes, &err); /* grid as u8 */
         MsgFrames f;
         CHECK(msg_encode(&m, variant & 1, &f, &err) == 0);
-        if (variant == 0) {
+        if (variant == 0 || variant == 4) {
             Msg d;
             CHECK_MSG(msg_decode((const uint8_t *const *)f.data, f.len, f.n, &d, &err) == 0, "%s", err.msg);
             QBlockParams back;
@@ -219,18 +228,20 @@ static void test_params_codes(void) {
             CHECK_MSG(msg_take_params(&d, &back, &err) == 0, "%s", err.msg);
             CHECK(back.n_lwc == 6 && back.n_adapter == 4 && back.n_teq == 0 && back.n_flat_codes == 10 &&
                   back.n_flat_grid == 4);
-            CHECK(memcmp(back.flat_codes, codes, 10) == 0 && memcmp(back.flat_grid, grid, sizeof grid) == 0 &&
-                  memcmp(back.lwc, lwc, sizeof lwc) == 0 && memcmp(back.adapter, ad, sizeof ad) == 0);
+            CHECK(back.flat_codes && memcmp(back.flat_codes, codes, 10) == 0 &&
+                  memcmp(back.flat_grid, grid, sizeof grid) == 0 && memcmp(back.lwc, lwc, sizeof lwc) == 0 &&
+                  memcmp(back.adapter, ad, sizeof ad) == 0);
             CHECK(d.stats.choice[0] == QB_GPTQ);
             qblock_params_free(&back);
             msg_free(&d);
         } else {
-            static const char *const want[4] = {"", "come together", "rq_codes", "rq_grid"};
             expect_refused((const uint8_t *const *)f.data, f.len, f.n, want[variant],
                            "malformed stored codes");
         }
         msg_frames_free(&f);
     }
+    /* more pieces than the protocol allows: refused when the message is built */
+    CHECK(msg_add_params_split(&(Msg){.type = MSG_RESULT}, &raw, 1, &err) == -1 && strstr(err.msg, "pieces"));
 }
 
 static void test_malformed(void) {
