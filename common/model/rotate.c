@@ -32,51 +32,6 @@ static void rotate_outputs(float *W, int cols, const Hadamard *h, const float *s
     }
 }
 
-int model_rotate_hadamard(Model *m, uint64_t seed, QErr *err) {
-    const ModelConfig *c = &m->cfg;
-    const int d = c->dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-    Hadamard h;
-    if (hadamard_init(&h, d, err) != 0) return qerr_wrap(err, "Hadamard rotation of the model width %d", d);
-    float *s = malloc(sizeof(float) * d), *col = malloc(sizeof(float) * d), *work = malloc(sizeof(float) * d);
-    float *cls = c->tied_classifier ? malloc(sizeof(float) * (size_t)c->vocab_size * d) : NULL;
-    if (!s || !col || !work || (c->tied_classifier && !cls)) {
-        free(s), free(col), free(work), free(cls);
-        hadamard_free(&h);
-        return qerr_set(err, "out of memory");
-    }
-    Rng rng;
-    rng_seed(&rng, seed);
-    for (int i = 0; i < d; i++) s[i] = rng_uniform(&rng) < 0.5f ? -1.0f : 1.0f;
-    if (cls) { /* untie: the classifier gets the final norm folded in, the embeddings do not */
-        memcpy(cls, m->tok_emb, sizeof(float) * (size_t)c->vocab_size * d);
-        m->classifier = cls;
-        m->cfg.tied_classifier = 0;
-    }
-    for (int j = 0; j < c->n_layers; j++) {
-        BlockWeights *b = &m->blocks[j];
-        fold_norm(b->wq, qd, d, b->attn_norm);
-        fold_norm(b->wk, kvd, d, b->attn_norm);
-        fold_norm(b->wv, kvd, d, b->attn_norm);
-        fold_norm(b->w_gate, c->hidden_dim, d, b->mlp_norm);
-        fold_norm(b->w_up, c->hidden_dim, d, b->mlp_norm);
-        for (int i = 0; i < d; i++) b->attn_norm[i] = b->mlp_norm[i] = 1.0f;
-        rotate_inputs(b->wq, qd, &h, s, work);
-        rotate_inputs(b->wk, kvd, &h, s, work);
-        rotate_inputs(b->wv, kvd, &h, s, work);
-        rotate_inputs(b->w_gate, c->hidden_dim, &h, s, work);
-        rotate_inputs(b->w_up, c->hidden_dim, &h, s, work);
-        rotate_outputs(b->wo, qd, &h, s, col, work);
-        rotate_outputs(b->w_down, c->hidden_dim, &h, s, col, work);
-    }
-    fold_norm(m->classifier, c->vocab_size, d, m->final_norm);
-    for (int i = 0; i < d; i++) m->final_norm[i] = 1.0f;
-    rotate_inputs(m->classifier, c->vocab_size, &h, s, work);
-    rotate_inputs(m->tok_emb, c->vocab_size, &h, s, work);
-    free(s), free(col), free(work);
-    hadamard_free(&h);
-    return 0;
-}
-
 /* Every row w of W_down -> w Hh (fold: flag set, the forward then
  * transforms the down input online) or back -> w Hh^T (unfold: the flagged
  * blocks only, flag cleared). */
@@ -115,26 +70,31 @@ int model_unfold_down_hadamard(Model *m, QErr *err) { return down_rows_hadamard(
 
 /* ---- the calibration's rotation, block by block (rotate.h) ---- */
 
-int rotate_plan_init(RotatePlan *rp, const ModelConfig *c, uint64_t seed, QErr *err) {
+/* with_down: also the FFN width's transform (rotate_block's down_proj fold) */
+static int plan_init(RotatePlan *rp, const ModelConfig *c, uint64_t seed, int with_down, QErr *err) {
     memset(rp, 0, sizeof *rp);
     if (hadamard_init(&rp->hd, c->dim, err) != 0)
         return qerr_wrap(err, "Hadamard rotation of the model width %d", c->dim);
-    if (hadamard_init(&rp->hh, c->hidden_dim, err) != 0) {
+    if (with_down && hadamard_init(&rp->hh, c->hidden_dim, err) != 0) {
         hadamard_free(&rp->hd);
         return qerr_wrap(err, "down_proj Hadamard of the FFN width %d", c->hidden_dim);
     }
     rp->s = malloc(sizeof(float) * c->dim);
     rp->col = malloc(sizeof(float) * c->dim);
     rp->work = malloc(sizeof(float) * c->dim);
-    rp->hw = malloc(sizeof(float) * c->hidden_dim);
-    if (!rp->s || !rp->col || !rp->work || !rp->hw) {
+    rp->hw = with_down ? malloc(sizeof(float) * c->hidden_dim) : NULL;
+    if (!rp->s || !rp->col || !rp->work || (with_down && !rp->hw)) {
         rotate_plan_free(rp);
         return qerr_set(err, "out of memory");
     }
-    Rng rng; /* the signs exactly as model_rotate_hadamard draws them */
+    Rng rng;
     rng_seed(&rng, seed);
     for (int i = 0; i < c->dim; i++) rp->s[i] = rng_uniform(&rng) < 0.5f ? -1.0f : 1.0f;
     return 0;
+}
+
+int rotate_plan_init(RotatePlan *rp, const ModelConfig *c, uint64_t seed, QErr *err) {
+    return plan_init(rp, c, seed, 1, err);
 }
 
 void rotate_plan_free(RotatePlan *rp) {
@@ -144,7 +104,9 @@ void rotate_plan_free(RotatePlan *rp) {
     memset(rp, 0, sizeof *rp);
 }
 
-void rotate_block(RotatePlan *rp, const ModelConfig *c, BlockWeights *b) {
+/* Norms folded into the linears reading them (norms 1), and the residual
+ * rotation of every linear that reads or writes the residual stream. */
+static void rotate_block_residual(RotatePlan *rp, const ModelConfig *c, BlockWeights *b) {
     const int d = c->dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     fold_norm(b->wq, qd, d, b->attn_norm);
     fold_norm(b->wk, kvd, d, b->attn_norm);
@@ -159,7 +121,12 @@ void rotate_block(RotatePlan *rp, const ModelConfig *c, BlockWeights *b) {
     rotate_inputs(b->w_up, c->hidden_dim, &rp->hd, rp->s, rp->work);
     rotate_outputs(b->wo, qd, &rp->hd, rp->s, rp->col, rp->work);
     rotate_outputs(b->w_down, c->hidden_dim, &rp->hd, rp->s, rp->col, rp->work);
-    for (int r = 0; r < d; r++) hadamard_transform_t(b->w_down + (size_t)r * c->hidden_dim, &rp->hh, rp->hw);
+}
+
+void rotate_block(RotatePlan *rp, const ModelConfig *c, BlockWeights *b) {
+    rotate_block_residual(rp, c, b);
+    for (int r = 0; r < c->dim; r++)
+        hadamard_transform_t(b->w_down + (size_t)r * c->hidden_dim, &rp->hh, rp->hw);
     b->down_had = 1;
 }
 
@@ -173,10 +140,12 @@ void rotate_head(RotatePlan *rp, const ModelConfig *c, float *final_norm, float 
     rotate_inputs(classifier, c->vocab_size, &rp->hd, rp->s, rp->work);
 }
 
-int model_rotate_full(Model *m, uint64_t seed, QErr *err) {
+/* The whole model: untied, every block (with_down: rotate_block, else the
+ * residual rotation alone), head, embeddings. */
+static int rotate_model(Model *m, uint64_t seed, int with_down, QErr *err) {
     ModelConfig *c = &m->cfg;
     RotatePlan rp;
-    if (rotate_plan_init(&rp, c, seed, err) != 0) return -1;
+    if (plan_init(&rp, c, seed, with_down, err) != 0) return -1;
     if (c->tied_classifier) { /* untie: the classifier gets the final norm folded in, the embeddings do not */
         float *cls = malloc(sizeof(float) * (size_t)c->vocab_size * c->dim);
         if (!cls) {
@@ -187,9 +156,18 @@ int model_rotate_full(Model *m, uint64_t seed, QErr *err) {
         m->classifier = cls;
         c->tied_classifier = 0;
     }
-    for (int j = 0; j < c->n_layers; j++) rotate_block(&rp, c, &m->blocks[j]);
+    for (int j = 0; j < c->n_layers; j++) {
+        if (with_down)
+            rotate_block(&rp, c, &m->blocks[j]);
+        else
+            rotate_block_residual(&rp, c, &m->blocks[j]);
+    }
     rotate_head(&rp, c, m->final_norm, m->classifier);
     rotate_embeddings(&rp, c, m->tok_emb);
     rotate_plan_free(&rp);
     return 0;
 }
+
+int model_rotate_hadamard(Model *m, uint64_t seed, QErr *err) { return rotate_model(m, seed, 0, err); }
+
+int model_rotate_full(Model *m, uint64_t seed, QErr *err) { return rotate_model(m, seed, 1, err); }
