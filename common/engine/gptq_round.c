@@ -99,7 +99,8 @@ int gptq_round_candidates(const ModelConfig *c, const QuantConfig *qc, QBlockPar
         const int before = p->choice[bi];
         double best = stats->hold_final[bi];
         int best_grid = -1;
-        int ranked = 0; /* does the first choice use adapters at all? */
+        GptqLinear kept[N_LIN] = {{0}}; /* the best candidate's codes so far (swapped out of p) */
+        int ranked = 0;                 /* does the first choice use adapters at all? */
         for (int l = 0; l < N_LIN; l++) ranked |= p->lin[l].spec[bi].rank > 0;
         for (int grid = 0; rc == 0 && grid < N_GRIDS; grid++) {
             if (grid == GRID_OWN_PLAIN && !ranked) continue; /* GRID_OWN already was */
@@ -107,16 +108,24 @@ int gptq_round_candidates(const ModelConfig *c, const QuantConfig *qc, QBlockPar
             if ((rc = round_bit(c, qc, p, w, bi, grid, H, X, What, work, block, err)) != 0) break;
             p->choice[bi] = QB_GPTQ;
             double loss = recon_eval_loss_streams(c, qc, p, w, b, bi, 0, st, slot, s_hold, target, n_hold);
-            if (loss < best) best = loss, best_grid = grid;
+            if (loss < best) {
+                best = loss, best_grid = grid;
+                for (int l = 0; l < N_LIN;
+                     l++) { /* keep these codes; the next candidate gets the old buffers */
+                    GptqLinear t = kept[l];
+                    kept[l] = p->rounded[l][bi], p->rounded[l][bi] = t;
+                }
+            }
         }
-        p->choice[bi] = before;
-        qblock_rounded_free(p, bi);
-        /* rebuilt rather than kept: one set of codes per bit at a time */
-        if (rc == 0 && best_grid >= 0 &&
-            (rc = round_bit(c, qc, p, w, bi, best_grid, H, X, What, work, block, err)) == 0) {
+        qblock_rounded_free(p, bi); /* the last losing candidate's buffers */
+        for (int l = 0; l < N_LIN; l++) p->rounded[l][bi] = kept[l];
+        if (rc == 0 && best_grid >= 0) {
             p->choice[bi] = QB_GPTQ;
             stats->choice[bi] = QB_GPTQ;
             stats->hold_final[bi] = best;
+        } else {
+            p->choice[bi] = before;
+            qblock_rounded_free(p, bi);
         }
     }
     for (int l = 0; l < N_LIN; l++) free(H[l]);
