@@ -161,28 +161,6 @@ static int read_f32(const ArtReader *r, const char *name, float *dst, size_t n, 
     return floats_check_finite(dst, n, what, err);
 }
 
-/* GPTQ's codes, scales and zero points of one linear at `bits`: codes below
- * 2^bits, scales positive, zero points whole numbers a float holds exactly
- * (they come from nearbyintf), so a tampered artifact (CRCs recomputed) is
- * refused at load instead of switching to wrong weights or leaking into a
- * neighbouring nibble of a packed export. */
-static int check_gptq_linear(const GptqLinear *g, size_t n_codes, size_t ng, int bits, const char *name,
-                             QErr *err) {
-    const unsigned qmax = (1u << bits) - 1u;
-    for (size_t i = 0; i < n_codes; i++)
-        if (g->codes[i] > qmax)
-            return qerr_set(err, "tensor '%s': code %u at index %zu exceeds %u (%d bits)", name, g->codes[i],
-                            i, qmax, bits);
-    for (size_t i = 0; i < ng; i++) {
-        if (!(g->scales[i] > 0.0f))
-            return qerr_set(err, "tensor '%s': scale %g at group %zu is not positive", name, g->scales[i], i);
-        if (g->zeros[i] != nearbyintf(g->zeros[i]) || fabsf(g->zeros[i]) > 16777216.0f)
-            return qerr_set(err, "tensor '%s': zero point %g at group %zu is not a whole number within 2^24",
-                            name, g->zeros[i], i);
-    }
-    return 0;
-}
-
 /* blk.J.L.codes.B (u8, out x in), blk.J.L.scales.B / zeros.B (out, ng). */
 static int write_codes(ArtWriter *w, int j, int l, int bits, const GptqLinear *g, int out, int in, int group,
                        QErr *err) {
@@ -219,8 +197,8 @@ static int read_codes(ArtReader *r, const char *path, int j, int l, int bits, Gp
     rc = rc || read_f32(r, name, g->scales, ng, err);
     snprintf(name, sizeof name, "blk.%d.%s.zeros.%d", j, LIN_NAMES[l], bits);
     rc = rc || read_f32(r, name, g->zeros, ng, err);
-    snprintf(name, sizeof name, "blk.%d.%s.*.%d", j, LIN_NAMES[l], bits);
-    return rc || check_gptq_linear(g, n, ng, bits, name, err);
+    snprintf(name, sizeof name, "tensor 'blk.%d.%s.*.%d'", j, LIN_NAMES[l], bits);
+    return rc || gptq_linear_check(g, n, ng, bits, name, err);
 }
 
 static void base_sizes(const ModelConfig *c, int l, size_t *n) {

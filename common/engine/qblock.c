@@ -1,6 +1,7 @@
 #include "qblock.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -200,27 +201,40 @@ int qblock_rounded_flatten(QBlockParams *p, QErr *err) {
     return 0;
 }
 
+int gptq_linear_check(const GptqLinear *g, size_t n_codes, size_t ng, int bits, const char *what, QErr *err) {
+    const unsigned qmax = (1u << bits) - 1u;
+    for (size_t i = 0; i < n_codes; i++)
+        if (g->codes[i] > qmax)
+            return qerr_set(err, "%s: code %u at index %zu exceeds %u (%d bits)", what, g->codes[i], i, qmax,
+                            bits);
+    for (size_t i = 0; i < ng; i++) {
+        if (!(g->scales[i] > 0.0f))
+            return qerr_set(err, "%s: scale %g at group %zu is not positive", what, (double)g->scales[i], i);
+        if (!isfinite(g->scales[i]))
+            return qerr_set(err, "%s: scale %g at group %zu is non-finite", what, (double)g->scales[i], i);
+        if (g->zeros[i] != nearbyintf(g->zeros[i]) || fabsf(g->zeros[i]) > 16777216.0f)
+            return qerr_set(err, "%s: zero point %g at group %zu is not a whole number within 2^24", what,
+                            (double)g->zeros[i], i);
+    }
+    return 0;
+}
+
 /* Fills the QB_GPTQ bits' codes from the flattened arrays, checking them. */
 static int rounded_unpack(QBlockParams *p, int block, const uint8_t *codes, const float *grid, QErr *err) {
     for (int bi = 0; bi < p->n_bits; bi++) {
         if (p->choice[bi] != QB_GPTQ) continue;
         if (qblock_rounded_alloc(p, bi, err) != 0) return -1;
-        const int qmax = (1 << p->bits[bi]) - 1;
         for (int l = 0; l < N_LIN; l++) {
             const QLinear *q = &p->lin[l];
             GptqLinear *g = &p->rounded[l][bi];
             size_t nc = (size_t)q->out * q->in, ng = lin_groups(q, bi);
-            for (size_t k = 0; k < nc; k++)
-                if (codes[k] > qmax)
-                    return qerr_set(err, "block %d %s %d bits: stored code %d at %zu exceeds %d", block,
-                                    LIN_NAMES[l], p->bits[bi], codes[k], k, qmax);
-            for (size_t k = 0; k < ng; k++)
-                if (!(grid[k] > 0.0f) || !isfinite(grid[k]) || !isfinite(grid[ng + k]))
-                    return qerr_set(err, "block %d %s %d bits: stored group %zu has scale %g, zero %g", block,
-                                    LIN_NAMES[l], p->bits[bi], k, (double)grid[k], (double)grid[ng + k]);
             memcpy(g->codes, codes, nc);
             memcpy(g->scales, grid, ng * sizeof(float));
             memcpy(g->zeros, grid + ng, ng * sizeof(float));
+            char what[96];
+            snprintf(what, sizeof what, "block %d %s %d bits: stored codes", block, LIN_NAMES[l],
+                     p->bits[bi]);
+            if (gptq_linear_check(g, nc, ng, p->bits[bi], what, err) != 0) return -1;
             codes += nc, grid += 2 * ng;
         }
     }

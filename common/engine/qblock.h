@@ -40,6 +40,14 @@ typedef struct {
     float *scales, *zeros;
 } GptqLinear;
 
+/* Checks stored codes from outside (artifact, journal, wire) before they are
+ * used: every code <= 2^bits - 1, every scale finite and > 0, every zero a
+ * whole number within 2^24 — so a corrupt or hostile file is refused instead
+ * of switching to wrong weights or leaking into a neighbouring nibble of a
+ * packed export. n_codes = out*in, ng = out*groups; what names them in the
+ * error. */
+int gptq_linear_check(const GptqLinear *g, size_t n_codes, size_t ng, int bits, const char *what, QErr *err);
+
 /* TEQ scale vectors (QuantConfig.teq), one per group of linears sharing an
  * input: ATTN (dim) for q/k/v, MLP (dim) for gate/up, O (n_kv_heads*head_dim,
  * one per row of v) for o, DOWN (hidden) for down. See teq.h. */
