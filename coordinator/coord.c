@@ -383,30 +383,23 @@ static int on_result(Coord *c, int k, const Msg *m, QErr *err) {
         log_warn("coordinator: result for block %d has %s; ignored", m->block, e.msg);
         return 0;
     }
-    QBlockParams view;
-    memset(&view, 0, sizeof view);
-    view.lwc = lwc->data, view.adapter = ad->data, view.n_lwc = c->n_lwc, view.n_adapter = c->n_adapter;
-    view.teq = teq ? teq->data : NULL, view.n_teq = nt;
-    /* the stored codes (joined from their pieces) must be what the choices
-     * need, and decodable */
-    QBlockParams codes, check;
-    memset(&codes, 0, sizeof codes);
-    if (msg_take_params(m, &codes, &e) != 0 ||
-        qblock_params_restore_raw(&check, &c->mcfg, &c->spec.qc, m->block, &codes, m->stats.choice, &e) !=
-            0) {
+    /* the block's arrays as the journal stores them (the codes joined from
+     * their pieces), which must be what the choices need, and decodable */
+    QBlockParams raw, check;
+    memset(&raw, 0, sizeof raw);
+    if (msg_take_params(m, &raw, &e) != 0 ||
+        qblock_params_restore_raw(&check, &c->mcfg, &c->spec.qc, m->block, &raw, m->stats.choice, &e) != 0) {
         log_warn("coordinator: result for block %d: %s; ignored", m->block, e.msg);
-        qblock_params_free(&codes);
+        qblock_params_free(&raw);
         return 0;
     }
     qblock_params_free(&check);
-    view.flat_codes = codes.flat_codes, view.n_flat_codes = codes.n_flat_codes;
-    view.flat_grid = codes.flat_grid, view.n_flat_grid = codes.n_flat_grid;
     int rc;
     for (int a = 0;
-         (rc = journal_write_block(c->o->ckpt_dir, &c->spec, m->block, &view, &m->stats, err)) != 0 &&
+         (rc = journal_write_block(c->o->ckpt_dir, &c->spec, m->block, &raw, &m->stats, err)) != 0 &&
          coord_retry_io(a, err);
          a++) {}
-    qblock_params_free(&codes);
+    qblock_params_free(&raw);
     if (rc != 0) return -1;
     BlockRec *b = &c->blocks[m->block];
     b->done = 1;
