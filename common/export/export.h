@@ -27,6 +27,13 @@ int export_src_row(const ModelConfig *c, int l, int r, int want_halves);
  * (model_unfold_down_hadamard): a plain checkpoint with the same function. */
 int export_fp16(const ElasticModel *em, const int *bits, const char *dir, QErr *err);
 
+/* What export_fp16 and export_gguf_rotated_f16 write: em switched to
+ * bits[] (dequantized), a rotated artifact's online down_proj transform
+ * folded back, the embeddings, final norm and head borrowed from em (q
+ * holds nothing on failure). Release with export_dequantized_free. */
+int export_dequantized(const ElasticModel *em, const int *bits, Model *q, QErr *err);
+void export_dequantized_free(Model *q);
+
 /* The refusal of safetensors-int and gguf for a rotated artifact (the
  * online down_proj transform has no place in either; format names it). */
 int export_refuse_rotated(const char *format, QErr *err);

@@ -34,7 +34,6 @@
 #include "base/bytebuf.h"
 #include "base/log.h"
 #include "export.h"
-#include "model/rotate.h"
 #include "model/safetensors.h"
 
 enum { GG_F32 = 0, GG_F16 = 1, GG_Q4_1 = 3, GG_Q5_1 = 7, GG_Q8_0 = 8 };
@@ -488,15 +487,10 @@ int export_gguf_rotated_f16(const ElasticModel *em, const int *bits, const char 
     ElasticModel dq;
     memset(&dq, 0, sizeof dq);
     dq.cfg = em->cfg;
-    int rc = elastic_switch(em, bits, &dq.base, err);
-    if (rc == 0) rc = model_unfold_down_hadamard(&dq.base, err);
+    int rc = export_dequantized(em, bits, &dq.base, err);
     if (rc == 0) {
-        dq.base.tok_emb = em->base.tok_emb;
-        dq.base.final_norm = em->base.final_norm;
-        dq.base.classifier = em->base.classifier;
         rc = export_gguf(&dq, NULL, path, opt, err);
+        export_dequantized_free(&dq.base);
     }
-    dq.base.tok_emb = dq.base.final_norm = dq.base.classifier = NULL;
-    model_free(&dq.base);
     return rc;
 }

@@ -40,21 +40,34 @@ int export_refuse_rotated(const char *format, QErr *err) {
                     strcmp(format, "gguf") == 0 ? "llama.cpp's graph" : "a GPTQ checkpoint");
 }
 
-int export_fp16(const ElasticModel *em, const int *bits, const char *dir, QErr *err) {
-    int made_dir = access(dir, F_OK) != 0;
-    Model q = {0};
-    int rc = elastic_switch(em, bits, &q, err); /* copies the q/k/v biases too */
+int export_dequantized(const ElasticModel *em, const int *bits, Model *q, QErr *err) {
+    memset(q, 0, sizeof *q);
+    int rc = elastic_switch(em, bits, q, err); /* copies the q/k/v biases too */
     /* a rotated artifact (--rotate hadamard): the down_proj input's online
      * transform folded into the dequantized W_down, a plain checkpoint */
-    if (rc == 0) rc = model_unfold_down_hadamard(&q, err);
+    if (rc == 0) rc = model_unfold_down_hadamard(q, err);
     if (rc == 0) {
-        q.tok_emb = em->base.tok_emb;
-        q.final_norm = em->base.final_norm;
-        q.classifier = em->base.classifier;
-        rc = hf_write_dir(dir, &q, 1, err);
+        q->tok_emb = em->base.tok_emb;
+        q->final_norm = em->base.final_norm;
+        q->classifier = em->base.classifier;
     }
-    q.tok_emb = q.final_norm = q.classifier = NULL;
-    model_free(&q);
+    if (rc != 0) export_dequantized_free(q);
+    return rc;
+}
+
+void export_dequantized_free(Model *q) {
+    q->tok_emb = q->final_norm = q->classifier = NULL; /* the artifact's, borrowed */
+    model_free(q);
+}
+
+int export_fp16(const ElasticModel *em, const int *bits, const char *dir, QErr *err) {
+    int made_dir = access(dir, F_OK) != 0;
+    Model q;
+    int rc = export_dequantized(em, bits, &q, err);
+    if (rc == 0) {
+        rc = hf_write_dir(dir, &q, 1, err);
+        export_dequantized_free(&q);
+    }
     if (rc != 0) export_remove_debris(dir, made_dir);
     return rc;
 }
