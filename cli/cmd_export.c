@@ -175,6 +175,14 @@ int cmd_export(int argc, char **argv) {
         elastic_free(&em);
         return 1;
     }
+    if (em.qc.format == QFORMAT_GGUF && kind == 1) {
+        log_error("export: %s holds GGUF block types (calibrated with --format gguf); safetensors-int "
+                  "stores GPTQ's integer grids, which cannot hold them: use --format gguf (the codes as "
+                  "calibrated) or safetensors-fp16",
+                  art);
+        elastic_free(&em);
+        return 1;
+    }
     if (quant_has_act(&em.qc))
         log_warn("export: %s was calibrated with activation quantization (quept calibrate --act-bits); the "
                  "exported weights carry none of it: a runtime that keeps activations in full precision runs "

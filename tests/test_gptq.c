@@ -61,7 +61,7 @@ static double out_err(const float *X, int N, const float *What, const float *W, 
 }
 
 static double rtn_err(const float *X, int N, const float *W, int out, int in, int bits, int group) {
-    FqSpec fs = {out, in, bits, group, 0, 0, FQ_ADAPTER_BEFORE_QUANT, 0, FQ_FORMAT_INT};
+    FqSpec fs = {out, in, bits, group, 0, 0, FQ_ADAPTER_BEFORE_QUANT, 0, FQ_FORMAT_INT, 0};
     float *Wr = zalloc((size_t)out * in);
     fq_rtn(&fs, W, Wr);
     double e = out_err(X, N, Wr, W, out, in);
@@ -168,7 +168,7 @@ static int run_case(Reader *r, int pi, int out, int in, int N, float damp, const
         CHECK_CLOSE(er, errs[1], 0, TOL_RTN_REL);
         CHECK_MSG(eg < er, "problem %d bits %d: GPTQ out err %.6g not below RTN %.6g", pi, bits, eg, er);
         CHECK(info.retries == 0 && info.damp_used == damp);
-        FqSpec fs = {out, in, bits, group, 0, 0, FQ_ADAPTER_BEFORE_QUANT, 0, FQ_FORMAT_INT};
+        FqSpec fs = {out, in, bits, group, 0, 0, FQ_ADAPTER_BEFORE_QUANT, 0, FQ_FORMAT_INT, 0};
         fq_dequantize(&fs, codes, S, Z, D);
         CHECK_MSG(memcmp(D, Q, nw * sizeof(float)) == 0,
                   "problem %d bits %d: dequantized codes "
@@ -355,7 +355,7 @@ static void test_diagonal_is_rtn(void) {
         s.block_size = 32;
         QErr err = {{0}};
         CHECK_MSG(gptq_quantize(&s, W, H, Q, NULL, NULL, NULL, NULL, &err) == 0, "%s", err.msg);
-        FqSpec fs = {out, in, bits, group, 0, 0, FQ_ADAPTER_BEFORE_QUANT, 0, FQ_FORMAT_INT};
+        FqSpec fs = {out, in, bits, group, 0, 0, FQ_ADAPTER_BEFORE_QUANT, 0, FQ_FORMAT_INT, 0};
         fq_rtn(&fs, W, R);
         CHECK_MSG(memcmp(Q, R, (size_t)out * in * sizeof(float)) == 0,
                   "bits %d: GPTQ with diagonal H differs from RTN", bits);
@@ -508,7 +508,7 @@ static void test_fixed_grid(void) {
             gam[k] = 1.5f + 2.0f * rng_uniform(&g);
             bet[k] = 1.5f + 2.0f * rng_uniform(&g);
         }
-        FqSpec fs = {out, in, bits, group, 0, 0, FQ_ADAPTER_BEFORE_QUANT, 1, FQ_FORMAT_INT};
+        FqSpec fs = {out, in, bits, group, 0, 0, FQ_ADAPTER_BEFORE_QUANT, 1, FQ_FORMAT_INT, 0};
         fq_quantize_codes(&fs, W, NULL, NULL, gam, bet, c1, S, Z, NULL);
         fq_forward(&fs, W, NULL, NULL, gam, bet, R, NULL);
         float *Hd = zalloc((size_t)in * in);

@@ -8,6 +8,7 @@
 
 #include "check.h"
 #include "cli/calib_flags.h"
+#include "quant/ggml_quant.h"
 #include "quant/qconfig_table.h"
 
 /* ---- golden bytes ----
@@ -145,6 +146,11 @@ static void change_row(const QSetting *r, QuantConfig *q) {
     case QS_PRESET: break;
     case QS_ACT_BITS:
         for (int i = 0; i < q->n_bits; i++) q->act_bits[i] = i % 2 ? 0 : 4 + i % 5;
+        break;
+    case QS_GGUF_TYPES: /* only with --format gguf */
+        quant_config_set_gguf(q);
+        q->teq = TEQ_OFF, q->lr_teq = 1e-3f;
+        q->gguf_type[4] = q->gguf_type[4] == GQ_Q4_0 ? GQ_Q4_K : GQ_Q4_0;
         break;
     }
     if (r->preset) r->preset(q); /* --reference-method; pot's widths and groups */

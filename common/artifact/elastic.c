@@ -567,7 +567,8 @@ int elastic_switch(const ElasticModel *em, const int *bits, Model *out, QErr *er
                             .in = in,
                             .bits = bits[j],
                             .group = quant_group(q, bits[j], in),
-                            .format = (int)q->format};
+                            .format = (int)q->format,
+                            .gtype = quant_gtype(q, bits[j], in)};
                 if (q->method == METHOD_RTN)
                     fq_rtn(&s, W, Wq);
                 else {

@@ -1,6 +1,8 @@
 /* mixed.c — per-block bit assignment under an average bit budget (mixed.h). */
 #include "mixed.h"
 
+#include "../quant/ggml_quant.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -136,7 +138,10 @@ double true_bits_per_weight(const ElasticModel *em, const int *bits) {
             qblock_linear_shape(c, l, &o, &in);
             int gs = quant_group(&em->qc, bits[j], in);
             double ng = (double)o * ((in + gs - 1) / gs);
-            num += (double)bits[j] * o * in + (em->qc.format == QFORMAT_POT ? 16.0 : 32.0) * ng;
+            if (em->qc.format == QFORMAT_GGUF) /* the ggml blocks, as the file holds them */
+                num += 8.0 * o * (double)gq_row_bytes(quant_gtype(&em->qc, bits[j], in), in);
+            else
+                num += (double)bits[j] * o * in + (em->qc.format == QFORMAT_POT ? 16.0 : 32.0) * ng;
             den += (double)o * in;
         }
     return den > 0 ? num / den : 0.0;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "../base/rng.h"
+#include "../quant/ggml_quant.h"
 
 void switched_free(SwitchedModel *s) {
     if (s->lin)
@@ -15,6 +16,7 @@ void switched_free(SwitchedModel *s) {
                 free(s->lin[j][l].codes);
                 free(s->lin[j][l].scales);
                 free(s->lin[j][l].zeros);
+                free(s->lin[j][l].packed);
             }
     if (s->merged)
         for (int j = 0; j < s->n_layers; j++)
@@ -64,6 +66,15 @@ static int switched_alloc(const ElasticModel *em, SwitchedModel *s, QErr *err) {
             sl->scales = malloc(ng * sizeof(float));
             sl->zeros = malloc(ng * sizeof(float));
             if (!sl->codes || !sl->scales || !sl->zeros) goto oom;
+            if (em->qc.format == QFORMAT_GGUF) { /* the widest row of ggml blocks */
+                size_t rb = 0;
+                for (int bi = 0; bi < em->qc.n_bits; bi++) {
+                    int b = em->qc.bits[bi];
+                    size_t r = gq_row_bytes(quant_gtype(&em->qc, b, sl->in), sl->in);
+                    if (r > rb) rb = r;
+                }
+                if (!(sl->packed = malloc((size_t)sl->out * rb))) goto oom;
+            }
             if (em->qc.method == METHOD_QUEPT)
                 for (int bi = 0; bi < em->qc.n_bits; bi++) {
                     size_t w = fq_work_floats(&em->params[j].lin[l].spec[bi]);
@@ -108,6 +119,13 @@ static void switch_linear(const ElasticModel *em, SwitchedModel *out, int j, int
         sl->format = sp->format;
         sl->group = sp->group;
         sl->ng = fq_ngroups(sp);
+        if (sp->format == FQ_FORMAT_GGUF) {
+            sl->gtype = sp->gtype;
+            sl->row_bytes = gq_row_bytes(sp->gtype, sl->in);
+            fq_quantize_packed(sp, W, p->adapter + ql->off_Bd, p->adapter + ql->off_Bu,
+                               p->lwc + ql->off_gamma[bi], p->lwc + ql->off_beta[bi], sl->packed, work);
+            return;
+        }
         if (p->choice[bi] == QB_GPTQ) { /* stored codes */
             copy_codes(sl, &p->rounded[l][bi]);
             return;
@@ -128,10 +146,17 @@ static void switch_linear(const ElasticModel *em, SwitchedModel *out, int j, int
                  .in = sl->in,
                  .bits = b,
                  .group = quant_group(q, b, sl->in),
-                 .format = (int)q->format};
+                 .format = (int)q->format,
+                 .gtype = quant_gtype(q, b, sl->in)};
     sl->format = sp.format;
     sl->group = sp.group;
     sl->ng = fq_ngroups(&sp);
+    if (sp.format == FQ_FORMAT_GGUF) { /* rtn: factors 1, no adapter */
+        sl->gtype = sp.gtype;
+        sl->row_bytes = gq_row_bytes(sp.gtype, sl->in);
+        fq_quantize_packed(&sp, W, NULL, NULL, NULL, NULL, sl->packed, NULL);
+        return;
+    }
     if (q->method == METHOD_RTN) {
         fq_quantize_codes(&sp, W, NULL, NULL, NULL, NULL, sl->codes, sl->scales, sl->zeros, NULL);
     } else {
@@ -203,7 +228,8 @@ int elastic_switch_codes(const ElasticModel *em, const int *bits, SwitchedModel 
 int elastic_switch_cache(const ElasticModel *em, SwitchedModel *out, QErr *err) {
     const ModelConfig *c = &em->cfg;
     const QuantConfig *q = &em->qc;
-    if (q->method != METHOD_QUEPT || q->adapter_mode != 0 || q->format != QFORMAT_INT) return 0;
+    if (q->method != METHOD_QUEPT || q->adapter_mode != 0 || q->format != QFORMAT_INT)
+        return 0; /* gguf: not yet */
     if (!out->lin && switched_alloc(em, out, err) != 0) return -1;
     if (out->merged) return 0;
     out->merged = calloc((size_t)c->n_layers, sizeof *out->merged);
@@ -239,6 +265,11 @@ int elastic_switch_cache(const ElasticModel *em, SwitchedModel *out, QErr *err) 
 }
 
 void switched_dequantize(const SwitchedLinear *l, float *W) {
+    if (l->format == FQ_FORMAT_GGUF) {
+        for (int o = 0; o < l->out; o++)
+            gq_dequantize_row(l->gtype, l->packed + (size_t)o * l->row_bytes, l->in, W + (size_t)o * l->in);
+        return;
+    }
     FqSpec s = {.out = l->out, .in = l->in, .bits = l->bits, .group = l->group, .format = l->format};
     fq_dequantize(&s, l->codes, l->scales, l->zeros, W);
 }
@@ -256,7 +287,10 @@ void switch_bytes(const ElasticModel *em, const SwitchedModel *s, const int *bit
             qblock_linear_shape(c, l, &o, &in);
             int g = quant_group(q, bits[j], in);
             double n = (double)o * in, ng = (double)o * ((in + g - 1) / g);
-            wr += n + 8.0 * ng; /* codes (1 byte) + scales + zeros */
+            if (q->format == QFORMAT_GGUF)
+                wr += (double)o * (double)gq_row_bytes(quant_gtype(q, bits[j], in), in); /* ggml blocks */
+            else
+                wr += n + 8.0 * ng; /* codes (1 byte) + scales + zeros */
             if (q->method == METHOD_GPTQ ||
                 (q->method == METHOD_QUEPT && em->params[j].choice[bi] == QB_GPTQ)) {
                 rd += n + 8.0 * ng;

@@ -11,6 +11,9 @@
  * The last group of a row is shorter when in % group != 0.
  * Power-of-two artifacts (format pot) give PoT codes instead: codes =
  * (sign << (b-1)) | E, W = ±scales·2^E (an exponent add, pot.h), zeros 0.
+ * GGUF artifacts (format gguf) give the ggml blocks of each row in packed
+ * (fq_quantize_packed), whose ggml dequantization is elastic_switch's
+ * weight bitwise; codes/scales/zeros are not filled.
  *
  * Per method: quept runs fq_quantize_codes with the block's parameters at b
  * (adapter prefix + learned clipping, the choice applied at load); rtn runs it
@@ -43,6 +46,10 @@ typedef struct {
     int ng;                /* ceil(in / group) */
     uint8_t *codes;        /* (out, in) */
     float *scales, *zeros; /* (out, ng) */
+    int gtype;             /* format gguf: the ggml type of the rows (GQ_F16: none fits),
+                              and codes/scales/zeros are unused: */
+    uint8_t *packed;       /* (out, row_bytes): the ggml blocks, rows in order */
+    size_t row_bytes;      /* gq_row_bytes(gtype, in) */
 } SwitchedLinear;
 
 typedef struct {

@@ -70,6 +70,7 @@ int qblock_params_init(QBlockParams *p, const ModelConfig *c, const QuantConfig 
             s->mode = qc->adapter_mode;
             s->lwc = qc->lwc && qc->method == METHOD_QUEPT;
             s->format = (int)qc->format;
+            s->gtype = quant_gtype(qc, b, q->in);
             if (fq_spec_check(s, err) != 0) return qerr_wrap(err, "block %d %s", block, LIN_NAMES[l]);
             size_t ng = (size_t)q->out * fq_ngroups(s);
             q->off_gamma[bi] = nl;

@@ -35,8 +35,11 @@
 #include "base/log.h"
 #include "export.h"
 #include "model/safetensors.h"
+#include "quant/fakequant.h"
+#include "quant/ggml_quant.h"
 
-enum { GG_F32 = 0, GG_F16 = 1, GG_Q4_1 = 3, GG_Q5_1 = 7, GG_Q8_0 = 8 };
+/* ggml type numbers (ggml_quant.h's GgmlType) */
+enum { GG_F32 = GQ_F32, GG_F16 = GQ_F16, GG_Q4_1 = GQ_Q4_1, GG_Q5_1 = GQ_Q5_1, GG_Q8_0 = GQ_Q8_0 };
 enum { GV_U32 = 4, GV_I32 = 5, GV_F32 = 6, GV_BOOL = 7, GV_STRING = 8, GV_ARRAY = 9 };
 #define GGUF_ALIGN 32
 
@@ -124,49 +127,57 @@ typedef struct {
 } GTensor;
 
 /* llama.cpp's llama_ftype of a file whose linears are mostly `type` (its
- * enum: ALL_F32 0, MOSTLY_F16 1, MOSTLY_Q4_1 3, MOSTLY_Q8_0 7, MOSTLY_Q5_1 9),
- * and GGML's quantization version of the block formats we write (2). */
+ * enum llama_ftype: MOSTLY_F16 1, Q4_0 2, Q4_1 3, Q8_0 7, Q5_0 8, Q5_1 9,
+ * Q2_K 10, Q3_K_S 11, Q4_K_S 14, Q5_K_S 16, Q6_K 18, IQ4_NL 25: a file of
+ * one K-type is its _S mix), and GGML's quantization version of the block
+ * formats we write (2). */
 #define GGUF_QUANTIZATION_VERSION 2
 static uint32_t llama_ftype_of(int type) {
     switch (type) {
-    case GG_F16: return 1;
-    case GG_Q4_1: return 3;
-    case GG_Q8_0: return 7;
-    case GG_Q5_1: return 9;
+    case GQ_F16: return 1;
+    case GQ_Q4_0: return 2;
+    case GQ_Q4_1: return 3;
+    case GQ_Q8_0: return 7;
+    case GQ_Q5_0: return 8;
+    case GQ_Q5_1: return 9;
+    case GQ_Q2_K: return 10;
+    case GQ_Q3_K: return 11;
+    case GQ_Q4_K: return 14;
+    case GQ_Q5_K: return 16;
+    case GQ_Q6_K: return 18;
+    case GQ_IQ4_NL: return 25;
     default: return 0;
     }
 }
 
-/* The type holding the most linear weights (ties: the wider type): what
- * general.file_type names, so llama.cpp reports the type instead of
- * guessing it. */
+static uint64_t type_bytes(int type, int64_t ne0, int64_t ne1) {
+    if (type == GG_F32) return (uint64_t)ne0 * (uint64_t)ne1 * 4;
+    return (uint64_t)gq_row_bytes(type, (int)ne0) * (uint64_t)ne1;
+}
+
+/* The type holding the most linear weights (ties: the one with more bytes
+ * per weight): what general.file_type names, so llama.cpp reports the type
+ * instead of guessing it. */
 static int main_linear_type(const GTensor *ts, int k) {
-    static const int by_width[] = {GG_Q4_1, GG_Q5_1, GG_Q8_0, GG_F16, GG_F32};
-    uint64_t n[5] = {0};
+    static const int all[] = {GQ_F32,  GQ_F16,  GQ_Q4_0, GQ_Q4_1, GQ_Q5_0, GQ_Q5_1,  GQ_Q8_0,
+                              GQ_Q2_K, GQ_Q3_K, GQ_Q4_K, GQ_Q5_K, GQ_Q6_K, GQ_IQ4_NL};
+    enum { NT = sizeof all / sizeof all[0] };
+    uint64_t n[NT] = {0};
     for (int i = 0; i < k; i++)
         if (!ts[i].f32)
-            for (int w = 0; w < 5; w++)
-                if (ts[i].type == by_width[w]) n[w] += (uint64_t)ts[i].ne[0] * (uint64_t)ts[i].ne[1];
-    int best = 0;
-    for (int w = 1; w < 5; w++)
-        if (n[w] >= n[best]) best = w;
-    return by_width[best];
-}
-
-static uint64_t type_bytes(int type, int64_t ne0, int64_t ne1) {
-    uint64_t n = (uint64_t)ne0 * (uint64_t)ne1;
-    switch (type) {
-    case GG_F32: return n * 4;
-    case GG_F16: return n * 2;
-    case GG_Q4_1: return n / 32 * 20;
-    case GG_Q5_1: return n / 32 * 24;
-    default: return n / 32 * 34; /* Q8_0 */
+            for (int w = 0; w < NT; w++)
+                if (ts[i].type == all[w]) n[w] += (uint64_t)ts[i].ne[0] * (uint64_t)ts[i].ne[1];
+    int best = -1;
+    for (int w = 0; w < NT; w++) {
+        if (!n[w]) continue;
+        if (best < 0 || n[w] > n[best] ||
+            (n[w] == n[best] && type_bytes(all[w], 256, 1) > type_bytes(all[best], 256, 1)))
+            best = w;
     }
+    return best < 0 ? GQ_F16 : all[best];
 }
 
-static const char *type_name(int t) {
-    return t == GG_F32 ? "F32" : t == GG_F16 ? "F16" : t == GG_Q4_1 ? "Q4_1" : t == GG_Q5_1 ? "Q5_1" : "Q8_0";
-}
+static const char *type_name(int t) { return gq_type_name(t) ? gq_type_name(t) : "?"; }
 
 /* 1 when the linear's grid maps onto block type t exactly (see the top). */
 static int gguf_maps(const SwitchedLinear *sl, int t, char *why, size_t nwhy) {
@@ -194,11 +205,37 @@ static int gguf_maps(const SwitchedLinear *sl, int t, char *why, size_t nwhy) {
     return 1;
 }
 
+/* A GGUF artifact's linear: its ggml blocks as calibrated (t == sl->gtype),
+ * or F16 of their dequantization (t == F16), rows in the target order. */
+static int write_linear_packed(FILE *f, const ModelConfig *c, int l, const SwitchedLinear *sl, int t,
+                               int halves, QErr *err) {
+    const int in = sl->in;
+    size_t rowbytes = type_bytes(t, in, 1);
+    uint8_t *row = malloc(rowbytes);
+    float *w = malloc((size_t)in * sizeof *w);
+    int rc = row && w ? 0 : qerr_set(err, "out of memory");
+    for (int r = 0; rc == 0 && r < sl->out; r++) {
+        const uint8_t *src = sl->packed + (size_t)export_src_row(c, l, r, halves) * sl->row_bytes;
+        if (t == sl->gtype) {
+            memcpy(row, src, rowbytes);
+        } else {
+            gq_dequantize_row(sl->gtype, src, in, w);
+            uint16_t *h = (uint16_t *)row;
+            for (int i = 0; i < in; i++) h[i] = float_to_f16(w[i]);
+        }
+        if (fwrite(row, 1, rowbytes, f) != rowbytes) rc = qerr_set(err, "write failed: %s", strerror(errno));
+    }
+    free(row);
+    free(w);
+    return rc;
+}
+
 /* Writes one linear's rows (target order) in type t. */
 static int write_linear(FILE *f, const ModelConfig *c, int l, const SwitchedLinear *sl, int t, int halves,
                         QErr *err) {
     const int in = sl->in, ng = sl->ng;
     size_t rowbytes = type_bytes(t, in, 1);
+    if (sl->format == FQ_FORMAT_GGUF) return write_linear_packed(f, c, l, sl, t, halves, err);
     uint8_t *row = malloc(rowbytes);
     if (!row) return qerr_set(err, "out of memory");
     for (int r = 0; r < sl->out; r++) {
@@ -352,9 +389,28 @@ int export_gguf(const ElasticModel *em, const SwitchedModel *sw, const char *pat
         for (int l = 0; rc == 0 && l < N_LIN && sw; l++) {
             const SwitchedLinear *sl = &sw->lin[j][l];
             int t = want;
-            if (t < 0) t = sl->bits <= 4 ? GG_Q4_1 : sl->bits == 5 ? GG_Q5_1 : GG_Q8_0;
             char why[128];
-            if (!gguf_maps(sl, t, why, sizeof why)) {
+            if (sl->format == FQ_FORMAT_GGUF) { /* calibrated in its type: written as it is */
+                const int asked = em->qc.gguf_type[sl->bits];
+                if (want >= 0 && want != GG_F16 && want != sl->gtype) {
+                    rc = qerr_set(err,
+                                  "gguf: blk.%d.%s at %d bits was calibrated as %s; --gguf-type %s would "
+                                  "re-encode its codes (use --gguf-type auto, or f16)",
+                                  j, GG_LIN[l], sl->bits, type_name(sl->gtype), type_name(want));
+                    break;
+                }
+                if (want < 0) t = sl->gtype;
+                if (sl->gtype != asked)
+                    log_info("export: blk.%d.%s: rows of %d do not fit %s's %d-weight blocks: %s, as "
+                             "llama-quantize falls back",
+                             j, GG_LIN[l], sl->in, type_name(asked), gq_block_elems(asked),
+                             type_name(sl->gtype));
+            } else if (t < 0) {
+                t = sl->bits <= 4 ? GG_Q4_1 : sl->bits == 5 ? GG_Q5_1 : GG_Q8_0;
+            }
+            if (sl->format == FQ_FORMAT_GGUF) {
+                /* nothing to check: the blocks are the type's */
+            } else if (!gguf_maps(sl, t, why, sizeof why)) {
                 if (want >= 0 && !force)
                     rc = qerr_set(err,
                                   "gguf: blk.%d.%s (%d bits) cannot be stored as %s exactly: %s "

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "../base/err.h"
+#include "../base/f16.h"
 #include "../base/mapfile.h"
 
 #define ST_MAX_DIMS   8
@@ -79,10 +80,7 @@ int st_read_f32(const SafeTensors *st, const StTensor *t, float *out, size_t exp
 /* Formats "[a, b, c]" into buf (always NUL-terminated). */
 void st_format_shape(char *buf, size_t n, int ndim, const int64_t *shape);
 
-/* --- scalar conversions (plain bit manipulation, round-to-nearest-even) --- */
-uint16_t float_to_f16(float f); /* overflow → ±inf, NaN stays (quiet) NaN */
-float f16_to_float(uint16_t h); /* exact, incl. subnormals, inf, NaN */
-/* bf16: base/bf16.h */
+/* scalar conversions: float_to_f16 / f16_to_float in base/f16.h, bf16 in base/bf16.h */
 
 /* --- writer --- */
 typedef struct {

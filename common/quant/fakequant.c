@@ -25,6 +25,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "fakequant_rows.h"
+#include "ggml_quant.h"
 #include "pot.h"
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
@@ -57,8 +59,9 @@ int fq_spec_check(const FqSpec *s, QErr *err) {
                         "(adapter after scaling)",
                         s->mode);
     if (s->lwc != 0 && s->lwc != 1) return qerr_set(err, "fakequant: lwc %d: expected 0 or 1", s->lwc);
-    if (s->format != FQ_FORMAT_INT && s->format != FQ_FORMAT_POT)
-        return qerr_set(err, "fakequant: format %d: expected 0 (int) or 1 (pot)", s->format);
+    if (s->format != FQ_FORMAT_INT && s->format != FQ_FORMAT_POT && s->format != FQ_FORMAT_GGUF)
+        return qerr_set(err, "fakequant: format %d: expected 0 (int), 1 (pot) or 2 (gguf)", s->format);
+    if (s->format == FQ_FORMAT_GGUF) return fq_gguf_spec_check(s, err);
     if (s->format == FQ_FORMAT_POT && (s->bits < POT_BITS_MIN || s->bits > POT_BITS_MAX))
         return qerr_set(err, "fakequant: power-of-two codes at %d bits: expected %d..%d", s->bits,
                         POT_BITS_MIN, POT_BITS_MAX);
@@ -346,7 +349,7 @@ static float grp_dscale_ties_x_avx2(const float *x, const float *dy, int n, floa
 /* ------------------------------------------------------------------------ */
 
 /* Rows per chunk (see the top of the file). */
-static int chunk_rows(const FqSpec *s) {
+int fq_chunk_rows(const FqSpec *s) {
     int r = FQ_CHUNK_FLOATS / s->in;
     if (r < FQ_CHUNK_MIN_ROWS) r = FQ_CHUNK_MIN_ROWS;
     return r < s->out ? r : s->out;
@@ -363,8 +366,8 @@ static void adapter_rows(const FqSpec *s, const float *Bd, const float *Bu, int 
 /* Rows [o0, o0+m): fills buf (m, in) with X = W + A (mode 0) or A (mode 1)
  * when rank > 0; returns the rows the grid statistics come from (X in buf,
  * or W's rows) and sets *adapter to A's rows in mode 1 (NULL otherwise). */
-static const float *prepare_rows(const FqSpec *s, const float *W, const float *Bd, const float *Bu, int o0,
-                                 int m, float *buf, const float **adapter) {
+const float *fq_prepare_rows(const FqSpec *s, const float *W, const float *Bd, const float *Bu, int o0, int m,
+                             float *buf, const float **adapter) {
     const float *Wr = W + (size_t)o0 * s->in;
     *adapter = NULL;
     if (s->rank == 0) return Wr;
@@ -379,7 +382,7 @@ static const float *prepare_rows(const FqSpec *s, const float *W, const float *B
 }
 
 void fq_merge_adapter(const FqSpec *s, const float *W, const float *Bd, const float *Bu, float *X) {
-    const int rc = chunk_rows(s);
+    const int rc = fq_chunk_rows(s);
     for (int o0 = 0; o0 < s->out; o0 += rc) {
         const int m = s->out - o0 < rc ? s->out - o0 : rc;
         float *buf = X + (size_t)o0 * s->in;
@@ -416,14 +419,14 @@ static float pot_scale(const FqSpec *s, const float *gamma, const float *beta, s
 
 static void pot_forward(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
                         const float *beta, float *What, float *scratch) {
-    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = chunk_rows(s);
+    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = fq_chunk_rows(s);
     const size_t ngt = (size_t)out * (size_t)ng;
     const int emax = pot_emax(s->bits);
     for (int o0 = 0; o0 < out; o0 += rc) {
         const int m = out - o0 < rc ? out - o0 : rc;
         float *Wh = What + (size_t)o0 * in;
         const float *A;
-        const float *X = prepare_rows(s, W, Bd, Bu, o0, m, Wh, &A);
+        const float *X = fq_prepare_rows(s, W, Bd, Bu, o0, m, Wh, &A);
         for (int o = 0; o < m; o++)
             for (int k = 0; k < ng; k++) {
                 const size_t off = (size_t)o * in + (size_t)k * g, gi = (size_t)(o0 + o) * ng + k;
@@ -442,7 +445,7 @@ static void pot_forward(const FqSpec *s, const float *W, const float *Bd, const 
 static void pot_backward(const FqSpec *s, const float *W, const float *Bd, const float *Bu,
                          const float *scratch, const float *dWhat, float *dgamma, float *dBd, float *dBu,
                          float *work) {
-    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = chunk_rows(s);
+    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = fq_chunk_rows(s);
     const size_t ngt = (size_t)out * (size_t)ng;
     const int emax = pot_emax(s->bits);
     for (int o0 = 0; o0 < out; o0 += rc) {
@@ -450,7 +453,7 @@ static void pot_backward(const FqSpec *s, const float *W, const float *Bd, const
         const float *A;
         /* X = W + A bitwise as the forward built it (rank > 0: in work, then
          * overwritten group by group with dX) */
-        const float *X = prepare_rows(s, W, Bd, Bu, o0, m, work, &A);
+        const float *X = fq_prepare_rows(s, W, Bd, Bu, o0, m, work, &A);
         for (int o = 0; o < m; o++)
             for (int k = 0; k < ng; k++) {
                 const size_t off = (size_t)o * in + (size_t)k * g, gi = (size_t)(o0 + o) * ng + k;
@@ -470,11 +473,11 @@ static void pot_backward(const FqSpec *s, const float *W, const float *Bd, const
 
 static void pot_codes(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
                       const float *beta, uint8_t *codes, float *scales, float *zeros, float *work) {
-    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = chunk_rows(s);
+    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = fq_chunk_rows(s);
     for (int o0 = 0; o0 < out; o0 += rc) {
         const int m = out - o0 < rc ? out - o0 : rc;
         const float *A;
-        const float *X = prepare_rows(s, W, Bd, Bu, o0, m, work, &A);
+        const float *X = fq_prepare_rows(s, W, Bd, Bu, o0, m, work, &A);
         uint8_t *cr = codes + (size_t)o0 * in;
         for (int o = 0; o < m; o++)
             for (int k = 0; k < ng; k++) {
@@ -506,7 +509,7 @@ void fq_pot_init_scales(const FqSpec *s, const float *W, float *s0) {
 static void int_groups(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
                        const float *beta, float *What, uint8_t *codes, float *work, float *scales,
                        float *zeros, float *extremes) {
-    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = chunk_rows(s);
+    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = fq_chunk_rows(s);
     const size_t ngt = (size_t)out * (size_t)ng;
     const float qmax = (float)((1 << s->bits) - 1);
     const int avx2 = fq_use_avx2();
@@ -515,7 +518,7 @@ static void int_groups(const FqSpec *s, const float *W, const float *Bd, const f
         float *Wh = codes ? NULL : What + (size_t)o0 * in;
         uint8_t *cr = codes ? codes + (size_t)o0 * in : NULL;
         const float *A;
-        const float *X = prepare_rows(s, W, Bd, Bu, o0, m, codes ? work : Wh, &A);
+        const float *X = fq_prepare_rows(s, W, Bd, Bu, o0, m, codes ? work : Wh, &A);
         const float *Wr = W + (size_t)o0 * in;
         for (int o = 0; o < m; o++) {
             for (int k = 0; k < ng; k++) {
@@ -556,6 +559,10 @@ void fq_forward(const FqSpec *s, const float *W, const float *Bd, const float *B
         pot_forward(s, W, Bd, Bu, gamma, beta, What, scratch);
         return;
     }
+    if (s->format == FQ_FORMAT_GGUF) {
+        fq_gguf_forward(s, W, Bd, Bu, gamma, beta, What, scratch);
+        return;
+    }
     const size_t ngt = (size_t)s->out * (size_t)fq_ngroups(s);
     if (scratch)
         int_groups(s, W, Bd, Bu, gamma, beta, What, NULL, NULL, scratch, scratch + ngt, scratch + 2 * ngt);
@@ -573,7 +580,11 @@ static void backward_impl(const FqSpec *s, const float *W, const float *Bd, cons
         pot_backward(s, W, Bd, Bu, scratch, dWhat, dgamma, dBd, dBu, work);
         return;
     }
-    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = chunk_rows(s);
+    if (s->format == FQ_FORMAT_GGUF) {
+        fq_gguf_backward(s, W, Bd, Bu, gamma, beta, scratch, dWhat, dgamma, dbeta, dBd, dBu, dW, work);
+        return;
+    }
+    const int out = s->out, in = s->in, g = s->group, ng = fq_ngroups(s), rc = fq_chunk_rows(s);
     const size_t ngt = (size_t)out * (size_t)ng;
     const float qmax = (float)((1 << s->bits) - 1);
     const int mode0 = s->mode == FQ_ADAPTER_BEFORE_QUANT;
@@ -584,7 +595,7 @@ static void backward_impl(const FqSpec *s, const float *W, const float *Bd, cons
         /* The forward's chunk and sgemm: work holds X (mode 0) or A (mode 1)
          * bitwise as the forward saw it; it is overwritten group by group
          * with dX / dA. */
-        const float *X = prepare_rows(s, W, Bd, Bu, o0, m, work, &A);
+        const float *X = fq_prepare_rows(s, W, Bd, Bu, o0, m, work, &A);
         const float *Wr = W + (size_t)o0 * in;
         for (int o = 0; o < m; o++) {
             for (int k = 0; k < ng; k++) {

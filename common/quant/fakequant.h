@@ -54,6 +54,12 @@
  * (the floor on 1 + Γ passes the gradient). The scales never depend on X,
  * so nothing flows through a max/min; zeros are 0 in fq_quantize_codes.
  *
+ * GGUF block types (format == FQ_FORMAT_GGUF, ggml_quant.h): the same calls
+ * quantize X = W + A (mode 0 only) row by row with the ggml type gtype, the
+ * clipping factors sigmoid(gamma), sigmoid(beta) per sub-block (the group);
+ * scratch holds GQ_STATE floats per group (the same 4). fq_quantize_codes
+ * and fq_dequantize do not apply: fq_quantize_packed gives the ggml blocks.
+ *
  * Cost per call: forward one (out x rank x in) sgemm + O(out*in);
  * backward three such sgemms + O(out*in). Nothing allocates. */
 #ifndef QUEPT_FAKEQUANT_H
@@ -65,7 +71,7 @@
 #include "../base/err.h"
 
 enum { FQ_ADAPTER_BEFORE_QUANT = 0, FQ_ADAPTER_AFTER_SCALE = 1 };
-enum { FQ_FORMAT_INT = 0, FQ_FORMAT_POT = 1 };
+enum { FQ_FORMAT_INT = 0, FQ_FORMAT_POT = 1, FQ_FORMAT_GGUF = 2 };
 
 typedef struct {
     int out, in; /* W is (out, in) */
@@ -77,7 +83,10 @@ typedef struct {
     int lwc;     /* 1: clip factors sigmoid(gamma), sigmoid(beta);
                     0: factors 1 (plain min/max grid), gamma/beta unused
                     (PoT: 1 = refinement gamma used, 0 = gamma ignored) */
-    int format;  /* FQ_FORMAT_INT (0, default) or FQ_FORMAT_POT (bits 2..5, mode 0) */
+    int format;  /* FQ_FORMAT_INT (0, default), FQ_FORMAT_POT (bits 2..5, mode 0) or
+                    FQ_FORMAT_GGUF (mode 0; ggml_quant.h) */
+    int gtype;   /* FQ_FORMAT_GGUF: the row's ggml type (GgmlType; GQ_F16 for a row
+                    that fits no block type); group = its sub-block (F16: in) */
 } FqSpec;
 
 /* Validates a spec (ranges above, products fit in int). The functions below
@@ -145,6 +154,13 @@ void fq_quantize_codes(const FqSpec *s, const float *W, const float *Bd, const f
  * add, zeros unused). */
 void fq_dequantize(const FqSpec *s, const uint8_t *codes, const float *scales, const float *zeros,
                    float *What);
+
+/* FQ_FORMAT_GGUF: the ggml blocks of fq_forward's result, rows in order
+ * (out * gq_row_bytes(gtype, in) bytes), whose ggml dequantization is
+ * fq_forward's What bitwise. gamma/beta NULL: factors 1 (RTN). work: as
+ * fq_quantize_codes. */
+void fq_quantize_packed(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
+                        const float *beta, uint8_t *packed, float *work);
 
 /* PoT: the data-free scale of every group of W (out, in) into s0 (out, ng)
  * (pot_search_scale per group). */

@@ -1,5 +1,7 @@
 #include "qconfig.h"
 
+#include "ggml_quant.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +75,45 @@ void quant_config_default(QuantConfig *qc) {
     qc->lr_teq = 1e-2f;
 }
 
+/* --format gguf: a ggml type of b-bit codes for every width b, and the
+ * parts of quept the file format cannot carry refused; other formats: no
+ * types. */
+static int validate_gguf(const QuantConfig *qc, QErr *err) {
+    if (qc->format != QFORMAT_GGUF) {
+        for (int b = 0; b <= QBITS_MAX; b++)
+            if (qc->gguf_type[b]) return qerr_set(err, "--gguf-types needs --format gguf");
+        return 0;
+    }
+    for (int b = 0; b <= QBITS_MAX; b++) {
+        int t = qc->gguf_type[b];
+        if (t == 0) continue;
+        if (!gq_is_block_type(t))
+            return qerr_set(err, "--gguf-types: %d bits: ggml type %d is not a block type quept writes", b,
+                            t);
+        if (gq_code_bits(t) != b)
+            return qerr_set(err, "--gguf-types: %s has %d-bit codes, not %d", gq_type_name(t),
+                            gq_code_bits(t), b);
+    }
+    for (int i = 0; i < qc->n_bits; i++)
+        if (!qc->gguf_type[qc->bits[i]])
+            return qerr_set(
+                err,
+                "--format gguf: no GGUF type for %d bits (7 has none; the types: 2 q2_k, 3 q3_k, "
+                "4 q4_0|q4_1|q4_k|iq4_nl, 5 q5_0|q5_1|q5_k, 6 q6_k, 8 q8_0; set with --gguf-types)",
+                qc->bits[i]);
+    if (qc->method == METHOD_GPTQ)
+        return qerr_set(err, "--format gguf: GPTQ on GGUF's block types is not implemented (use --method "
+                             "quept or rtn)");
+    if (qc->fallback_gptq)
+        return qerr_set(err, "--format gguf: --fallback-gptq is for integer codes (use --no-fallback-gptq)");
+    if (qc->adapter_mode != 0) return qerr_set(err, "--format gguf needs --adapter-mode 0");
+    if (qc->rotate != ROTATE_NONE)
+        return qerr_set(err,
+                        "--format gguf with --rotate: llama.cpp cannot run the online Hadamard transform "
+                        "of down_proj's input");
+    return 0;
+}
+
 int quant_config_validate(const QuantConfig *qc, QErr *err) {
     if (qc->n_bits < 1 || qc->n_bits > QMAX_NBITS) return qerr_set(err, "--bits: need 1 to 7 bit widths");
     for (int i = 0; i < qc->n_bits; i++) {
@@ -98,8 +139,9 @@ int quant_config_validate(const QuantConfig *qc, QErr *err) {
     if (!(qc->holdout >= 0.0f && qc->holdout < 1.0f)) return qerr_set(err, "--holdout must be in [0, 1)");
     if (qc->adapter_mode != 0 && qc->adapter_mode != 1) return qerr_set(err, "--adapter-mode must be 0 or 1");
     if (qc->act_bf16 != 0 && qc->act_bf16 != 1) return qerr_set(err, "bf16_activations must be 0 or 1");
-    if (qc->format != QFORMAT_INT && qc->format != QFORMAT_POT)
+    if (qc->format != QFORMAT_INT && qc->format != QFORMAT_POT && qc->format != QFORMAT_GGUF)
         return qerr_set(err, "unknown weight format %d", (int)qc->format);
+    if (validate_gguf(qc, err) != 0) return -1;
     if (qc->format == QFORMAT_POT) {
         for (int i = 0; i < qc->n_bits; i++)
             if (qc->bits[i] < 2 || qc->bits[i] > 5)
@@ -243,7 +285,16 @@ int quant_has_act(const QuantConfig *qc) {
     return 0;
 }
 
+int quant_gtype(const QuantConfig *qc, int bit, int in) {
+    if (qc->format != QFORMAT_GGUF) return 0;
+    return gq_row_type(qc->gguf_type[bit], in);
+}
+
 int quant_group(const QuantConfig *qc, int bit, int in) {
+    if (qc->format == QFORMAT_GGUF) {
+        int t = quant_gtype(qc, bit, in);
+        return t == GQ_F16 ? in : gq_sub_elems(t);
+    }
     int g = qc->group[bit];
     return (g <= 0 || g > in) ? in : g;
 }
@@ -291,15 +342,29 @@ void quant_config_set_pot(QuantConfig *qc) {
     qc->teq = TEQ_OFF; /* not implemented for PoT codes (quant_config_validate) */
 }
 
-const char *quant_format_name(WeightFormat f) { return f == QFORMAT_POT ? "pot" : "int"; }
+void quant_config_set_gguf(QuantConfig *qc) {
+    static const int bits[] = {2, 3, 4, 5, 6, 8};
+    static const int type[QBITS_MAX + 1] = {0, 0, GQ_Q2_K, GQ_Q3_K, GQ_Q4_K, GQ_Q5_K, GQ_Q6_K, 0, GQ_Q8_0};
+    qc->format = QFORMAT_GGUF;
+    qc->n_bits = 6;
+    memcpy(qc->bits, bits, sizeof bits);
+    memcpy(qc->gguf_type, type, sizeof type);
+    qc->fallback_gptq = 0;
+}
+
+const char *quant_format_name(WeightFormat f) {
+    return f == QFORMAT_POT ? "pot" : f == QFORMAT_GGUF ? "gguf" : "int";
+}
 
 int quant_parse_format(const char *s, WeightFormat *f, QErr *err) {
     if (strcmp(s, "int") == 0)
         *f = QFORMAT_INT;
     else if (strcmp(s, "pot") == 0)
         *f = QFORMAT_POT;
+    else if (strcmp(s, "gguf") == 0)
+        *f = QFORMAT_GGUF;
     else
-        return qerr_set(err, "--format: expected int or pot, got '%s'", s);
+        return qerr_set(err, "--format: expected int, pot or gguf, got '%s'", s);
     return 0;
 }
 

@@ -24,7 +24,9 @@ typedef enum { STREAM_MERGED = 0, STREAM_PER_GROUP = 1, STREAM_FP = 2, STREAM_PE
 /* Weight code format (values equal fakequant.h's FQ_FORMAT_*):
  *   INT  asymmetric integer codes, W = (code - zero)·scale (QuEPT's grid)
  *   POT  sign + exponent codes, W = ±scale·2^E (PoTPTQ; bits 2..5, pot.h) */
-typedef enum { QFORMAT_INT = 0, QFORMAT_POT = 1 } WeightFormat;
+/*   GGUF ggml's block types, one per width (gguf_type[b]; ggml_quant.h): the
+ *        grid, its sub-blocks and quantized scales are the type's own */
+typedef enum { QFORMAT_INT = 0, QFORMAT_POT = 1, QFORMAT_GGUF = 2 } WeightFormat;
 /* TEQ (trainable equivalent transformation, DESIGN.md §2): which groups of
  * linears sharing an input get a trained per-input-channel scale.
  *   NORM  q/k/v (after the attention norm) and gate/up (after the MLP
@@ -70,25 +72,27 @@ typedef struct {
                              (stored codes, QB_GPTQ) and keep it where it is lower */
     float gptq_damp;
     uint64_t seed;
-    WeightFormat format;      /* int (default) | pot; the lwc array holds PoT's
+    WeightFormat format;          /* int (default) | pot; the lwc array holds PoT's
                                    refinement Γ (gamma) and data-free scale (beta) */
-    float pot_l2;             /* PoT: L2 penalty pot_l2·ΣΓ² per linear and bit */
-    TeqPlacement teq;         /* TEQ scales, trained with the block, folded at the end */
-    float lr_teq;             /* their AdamW learning rate */
-    int teq_init;             /* 0: every scale starts at 1; 1: AWQ-style, s = (mean|x_c| / their
+    float pot_l2;                 /* PoT: L2 penalty pot_l2·ΣΓ² per linear and bit */
+    int gguf_type[QBITS_MAX + 1]; /* format gguf: the ggml type (GgmlType) of width b, whose
+                                     codes have b bits; 0 elsewhere */
+    TeqPlacement teq;             /* TEQ scales, trained with the block, folded at the end */
+    float lr_teq;                 /* their AdamW learning rate */
+    int teq_init;                 /* 0: every scale starts at 1; 1: AWQ-style, s = (mean|x_c| / their
                                    geometric mean)^a with a from a grid, per block (recon.c) */
-    int teq_log;              /* 1: AdamW steps the scales' logarithm (a step moves a scale by a
+    int teq_log;                  /* 1: AdamW steps the scales' logarithm (a step moves a scale by a
                                    ratio, so it can reach large ratios); 0: the scales themselves */
-    int act_bf16;             /* the activation streams (engine/streams.h) are stored
+    int act_bf16;                 /* the activation streams (engine/streams.h) are stored
                                    in bf16, computed on in fp32 (0: fp32 storage) */
-    int act_bits[QMAX_NBITS]; /* activation quantization paired with bits[i]: the
+    int act_bits[QMAX_NBITS];     /* activation quantization paired with bits[i]: the
                                    inputs of every linear fake-quantized per token at
                                    act_bits[i] bits (nn/actquant.h) whenever the weights
                                    are at bits[i]; 0 = none (weight-only), in [2, 8]
                                    otherwise; 0 past n_bits */
-    RotateKind rotate;        /* the model is rotated before calibration; the artifact
+    RotateKind rotate;            /* the model is rotated before calibration; the artifact
                                    stores the rotated base and runs the online transform */
-    uint64_t rotate_seed;     /* the rotation's random signs (0 by default, not --seed:
+    uint64_t rotate_seed;         /* the rotation's random signs (0 by default, not --seed:
                                    calibrations with different seeds share one rotation) */
 } QuantConfig;
 
@@ -108,8 +112,16 @@ int quant_act_bits(const QuantConfig *qc, int bi);
 /* Whether any width quantizes activations. */
 int quant_has_act(const QuantConfig *qc);
 
-/* Group size at bit b for a row of `in` elements (capped at in). */
+/* Group size at bit b for a row of `in` elements (capped at in); format
+ * gguf: the sub-block of the row's type (quant_gtype; F16: in). */
 int quant_group(const QuantConfig *qc, int bit, int in);
+/* Format gguf: the ggml type a row of `in` weights is stored in at bit b
+ * (gguf_type[b], or llama-quantize's fallback when the row does not fit its
+ * block: gq_row_type); 0 for the other formats. */
+int quant_gtype(const QuantConfig *qc, int bit, int in);
+/* Switches qc to GGUF's block types: bits 2,3,4,5,6,8 as Q2_K, Q3_K, Q4_K,
+ * Q5_K, Q6_K, Q8_0; no GPTQ candidate in the fallback. */
+void quant_config_set_gguf(QuantConfig *qc);
 /* Adapter rank at bit b for an (out, in) layer (0 for rtn/gptq). */
 int quant_rank(const QuantConfig *qc, int bit, int out, int in);
 /* Index of bit b in qc->bits, or -1. */

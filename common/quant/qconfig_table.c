@@ -18,6 +18,8 @@
  * you do):  quept calibrate --help-markdown > docs/calibration-flags.md */
 #include "qconfig_table.h"
 
+#include "ggml_quant.h"
+
 #include <stdint.h>
 #include <string.h>
 
@@ -29,7 +31,7 @@ static const char *const METHOD_NAMES[] = {"quept", "rtn", "gptq"};             
 static const char *const STREAM_NAMES[] = {"merged", "per-group", "fp", "per-bit"}; /* StreamMode */
 static const char *const LOSS_NAMES[] = {"l1", "l2"};                               /* loss_l2 */
 static const char *const TEQ_NAMES[] = {"off", "norm", "wide"};                     /* TeqPlacement */
-static const char *const FORMAT_NAMES[] = {"int", "pot"};                           /* WeightFormat */
+static const char *const FORMAT_NAMES[] = {"int", "pot", "gguf"};                   /* WeightFormat */
 static const char *const TEQ_INIT_NAMES[] = {"ones", "awq"};                        /* teq_init */
 static const char *const ROTATE_NAMES[] = {"none", "hadamard"};                     /* RotateKind */
 
@@ -39,9 +41,11 @@ _Static_assert(sizeof(QuantMethod) == sizeof(int) && sizeof(StreamMode) == sizeo
                    sizeof(RotateKind) == sizeof(int),
                "enum fields must be int-sized");
 
-/* --format pot brings its widths, groups and Γ's learning rate */
-static void pot_preset(QuantConfig *qc) {
+/* --format pot brings its widths, groups and Γ's learning rate; --format
+ * gguf its widths and types */
+static void format_preset(QuantConfig *qc) {
     if (qc->format == QFORMAT_POT) quant_config_set_pot(qc);
+    if (qc->format == QFORMAT_GGUF) quant_config_set_gguf(qc);
 }
 
 /* --gguf-grid: the groups of GGUF's legacy block types at every width */
@@ -144,11 +148,20 @@ const QSetting QCONFIG_TABLE[] = {
     {.flag = "lr-teq", .arg = "X", .type = QS_FLOAT, .off = F(lr_teq), .lo = 0, .hi = 10, .key = "lr_teq",
      .with = "teq", .help = "TEQ scale learning rate"},
     {.flag = "format", .arg = "F", .type = QS_ENUM, .off = F(format), NAMES(FORMAT_NAMES), .key = "format",
-     .codec = QS_OPTIONAL | QS_IF_SET, .preset = pot_preset,
-     .help = "weight codes: int, or pot (sign + exponent, value ±s·2^E, bits 2-5): data-free scales, "
+     .codec = QS_OPTIONAL | QS_IF_SET, .preset = format_preset,
+     .help = "weight codes: int; pot (sign + exponent, value ±s·2^E, bits 2-5): data-free scales, "
              "refined by --method quept (Γ in place of the clipping logits); --method rtn or --epochs 0: "
              "data-free only. pot first sets --bits 2-5, groups of 128 at every width and --lr-lwc "
-             "3e-4; the other flags still apply"},
+             "3e-4; or gguf: each width is a GGUF block type of llama.cpp, calibrated against the type's "
+             "own quantizer (sub-blocks, quantized scales and mins) so export writes the codes calibration "
+             "saw; gguf first sets --bits 2,3,4,5,6,8 as Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_0 (--gguf-types "
+             "changes them) and --no-fallback-gptq; the other flags still apply"},
+    {.flag = "gguf-types", .arg = "LIST", .type = QS_GGUF_TYPES, .off = F(gguf_type), .key = "gguf_types",
+     .codec = QS_OPTIONAL | QS_IF_SET,
+     .help = "with --format gguf: the GGUF type of some widths, e.g. 4=q4_0,5=q5_0 (2 q2_k; 3 q3_k; 4 q4_0, "
+             "q4_1, q4_k or iq4_nl; 5 q5_0, q5_1 or q5_k; 6 q6_k; 8 q8_0); a row that does not fit a type's "
+             "block gets llama-quantize's fallback (Q2_K/Q3_K: IQ4_NL, Q4_K: Q5_0, Q5_K: Q5_1, Q6_K: Q8_0; "
+             "F16 when not a multiple of 32)"},
     {.flag = "pot-l2", .arg = "X", .type = QS_FLOAT, .off = F(pot_l2), .lo = 0, .hi = 1e6, .key = "pot_l2",
      .with = "format", .help = "pot: L2 penalty X·ΣΓ² on the scale refinements"},
     {.flag = "bf16-activations", .type = QS_BOOL, .off = F(act_bf16), .key = "bf16_activations",
@@ -230,6 +243,11 @@ static void enum_list(const QSetting *r, const char *sep, const char *last, char
 static int is_packed(const QSetting *r, const QuantConfig *qc) {
     if (r->with && !(r = row_by_key(r->with))) return 0;
     if (r->type == QS_ACT_BITS) return !(r->codec & QS_IF_SET) || quant_has_act(qc);
+    if (r->type == QS_GGUF_TYPES && (r->codec & QS_IF_SET)) {
+        for (int b = 0; b <= QBITS_MAX; b++)
+            if (((const int *)cfield(r, qc))[b]) return 1;
+        return 0;
+    }
     return !(r->codec & QS_IF_SET) || *(const int *)cfield(r, qc) != 0;
 }
 
@@ -257,7 +275,8 @@ void qconfig_pack(msgpack_packer *pk, const QuantConfig *qc) {
         case QS_SEED: mp_pack_kv_int(pk, r->key, (int64_t)(*(const uint64_t *)p)); break;
         case QS_ENUM: mp_pack_kv_str(pk, r->key, enum_name(r, *(const int *)p)); break;
         case QS_BITS: pack_ints(pk, r->key, qc->bits, qc->n_bits); break;
-        case QS_INTS: pack_ints(pk, r->key, (const int *)p, QBITS_MAX + 1); break;
+        case QS_INTS:
+        case QS_GGUF_TYPES: pack_ints(pk, r->key, (const int *)p, QBITS_MAX + 1); break;
         case QS_FLOATS:
             mp_pack_str(pk, r->key);
             msgpack_pack_array(pk, QBITS_MAX + 1);
@@ -328,7 +347,8 @@ static int read_row(const msgpack_object *m, const QSetting *r, QuantConfig *qc,
         return 0;
     }
     case QS_BITS: return read_ints(m, k, qc->bits, QMAX_NBITS, &qc->n_bits, err);
-    case QS_INTS: return read_ints(m, k, (int *)p, QBITS_MAX + 1, NULL, err);
+    case QS_INTS:
+    case QS_GGUF_TYPES: return read_ints(m, k, (int *)p, QBITS_MAX + 1, NULL, err);
     case QS_FLOATS: {
         const msgpack_object *a;
         if (mp_map_array(m, k, &a, err) != 0) return -1;
@@ -388,6 +408,29 @@ int qconfig_cli_opts(CliOpt *o, int max) {
     return n;
 }
 
+/* "4=q4_0,5=q5_1" into types[b] (other widths unchanged) */
+static int parse_gguf_types(const char *v, int *types, QErr *err) {
+    char buf[256];
+    if (strlen(v) >= sizeof buf) return qerr_set(err, "--gguf-types: list too long");
+    snprintf(buf, sizeof buf, "%s", v);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        char *end = NULL;
+        long b = eq ? strtol(tok, &end, 10) : -1;
+        if (!eq || end != eq || b < QBITS_MIN || b > QBITS_MAX)
+            return qerr_set(err, "--gguf-types: '%s': expected WIDTH=TYPE with a width in 2..8, e.g. 4=q4_0",
+                            tok);
+        int t = gq_type_parse(eq + 1, 0);
+        if (t < 0)
+            return qerr_set(err,
+                            "--gguf-types: '%s': unknown type (q2_k, q3_k, q4_0, q4_1, q4_k, iq4_nl, q5_0, "
+                            "q5_1, q5_k, q6_k, q8_0)",
+                            eq + 1);
+        types[b] = t;
+    }
+    return 0;
+}
+
 /* r's flags from o into qc: --flag, then --no-flag (which wins). */
 static int apply_row(const QSetting *r, const CliOpt *o, int no, QuantConfig *qc, QErr *err) {
     void *p = field(r, qc);
@@ -429,6 +472,9 @@ static int apply_row(const QSetting *r, const CliOpt *o, int no, QuantConfig *qc
             break;
         case QS_ACT_BITS:
             if (quant_parse_act_bits(qc, cli_get(o, no, "bits"), v, err) != 0) return -1;
+            break;
+        case QS_GGUF_TYPES:
+            if (parse_gguf_types(v, (int *)p, err) != 0) return -1;
             break;
         case QS_CONST:
         case QS_PRESET: break;
@@ -514,6 +560,14 @@ static void value_str(const QSetting *r, const QuantConfig *qc, char *buf, size_
         break;
     case QS_BITS: bits_str(qc, buf, n); break;
     case QS_INTS: snprintf(buf, n, "%d", ((const int *)p)[r->bit_lo]); break;
+    case QS_GGUF_TYPES:
+        buf[0] = '\0';
+        for (int b = 0, len = 0; b <= QBITS_MAX && len < (int)n; b++)
+            if (((const int *)p)[b])
+                len += snprintf(buf + len, n - (size_t)len, "%s%d=%s", len ? "," : "", b,
+                                gq_type_name(((const int *)p)[b]));
+        if (!buf[0]) snprintf(buf, n, "none");
+        break;
     case QS_FLOATS: snprintf(buf, n, "%g", ((const float *)p)[r->bit_lo]); break;
     case QS_CONST: snprintf(buf, n, "%g", r->lo); break;
     case QS_PRESET: break;
@@ -642,6 +696,7 @@ void qconfig_print_markdown(FILE *f) {
         case QS_ACT_BITS:
             snprintf(cell, sizeof cell, "widths, one per `--bits` width, e.g. `4,5,6,8`");
             break;
+        case QS_GGUF_TYPES: snprintf(cell, sizeof cell, "width=type list, e.g. `4=q4_0,5=q5_0`"); break;
         default: snprintf(cell, sizeof cell, "flag"); break;
         }
         md_cell(f, cell);

@@ -20,18 +20,21 @@
 #define QCONFIG_ELASTIC_VERSION 1
 
 typedef enum {
-    QS_BOOL,     /* int 0/1: --flag sets it, --no-flag clears it (and wins) */
-    QS_INT,      /* int, command line in [lo, hi] */
-    QS_FLOAT,    /* float, command line in [lo, hi]; packed as a double */
-    QS_SEED,     /* uint64_t, command line in [lo, hi]; the map holds [0, 2^32) */
-    QS_ENUM,     /* an enum (int-sized) by name: names[value] */
-    QS_BITS,     /* the bit widths (bits, n_bits): "2-8", "2,3,4" */
-    QS_INTS,     /* int[QBITS_MAX + 1] by bit; --flag sets bits bit_lo..bit_hi */
-    QS_FLOATS,   /* float[QBITS_MAX + 1] by bit, likewise */
-    QS_CONST,    /* no field: the key always holds lo (elastic_version) */
-    QS_PRESET,   /* no field, no key: --flag runs preset (--reference-method) */
-    QS_ACT_BITS, /* int[QMAX_NBITS] paired with bits (act_bits): --flag pairs its list with
+    QS_BOOL,       /* int 0/1: --flag sets it, --no-flag clears it (and wins) */
+    QS_INT,        /* int, command line in [lo, hi] */
+    QS_FLOAT,      /* float, command line in [lo, hi]; packed as a double */
+    QS_SEED,       /* uint64_t, command line in [lo, hi]; the map holds [0, 2^32) */
+    QS_ENUM,       /* an enum (int-sized) by name: names[value] */
+    QS_BITS,       /* the bit widths (bits, n_bits): "2-8", "2,3,4" */
+    QS_INTS,       /* int[QBITS_MAX + 1] by bit; --flag sets bits bit_lo..bit_hi */
+    QS_FLOATS,     /* float[QBITS_MAX + 1] by bit, likewise */
+    QS_CONST,      /* no field: the key always holds lo (elastic_version) */
+    QS_PRESET,     /* no field, no key: --flag runs preset (--reference-method) */
+    QS_ACT_BITS,   /* int[QMAX_NBITS] paired with bits (act_bits): --flag pairs its list with
                     --bits'; the map holds n_bits entries, 16 for none */
+    QS_GGUF_TYPES, /* int[QBITS_MAX + 1] of ggml types by bit (gguf_type): --flag takes
+                      "4=q4_0,5=q5_1"; the map holds the type numbers; QS_IF_SET: packed
+                      when any is set */
 } QSetType;
 
 /* How a key travels in the map (QSetting.codec). */
