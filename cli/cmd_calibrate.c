@@ -147,8 +147,11 @@ int cmd_calibrate(int argc, char **argv) {
         log_error("calibrate: %s", err.msg);
         return 1;
     }
-    log_info("wrote %s (%s%s%s, bits %d-%d)", job.out_path, quant_method_name(qc.method),
-             qc.teq ? " + TEQ " : "", qc.teq ? quant_teq_name(qc.teq) : "", qc.bits[0],
-             qc.bits[qc.n_bits - 1]);
+    char widths[64];
+    for (int bi = 0, n = 0; bi < qc.n_bits; bi++)
+        n += snprintf(widths + n, sizeof widths - (size_t)n, "%s%d", bi ? "," : "", qc.bits[bi]);
+    log_info("wrote %s (%s%s%s, %s codes, bits %s)", job.out_path, quant_method_name(qc.method),
+             qc.teq ? " + TEQ " : "", qc.teq ? quant_teq_name(qc.teq) : "", quant_format_name(qc.format),
+             widths);
     return 0;
 }

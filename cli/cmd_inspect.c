@@ -11,6 +11,7 @@
 #include "artifact/mixed.h"
 #include "base/log.h"
 #include "cli.h"
+#include "quant/ggml_quant.h"
 
 static const char *HELP = "usage: quept inspect A [--json]\n"
                           "\n"
@@ -169,10 +170,14 @@ static void print_text(const char *path, long long fsize, const ArtReader *r, co
            c->dim, c->hidden_dim, L, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, c->seq_len,
            c->has_qkv_bias ? ", qkv bias" : "", c->tied_classifier ? ", tied head" : "");
     printf("method      %s\n", quant_method_name(q->method));
-    printf("codes       %s%s\n", quant_format_name(q->format),
-           q->format == QFORMAT_POT ? " (power of two: sign + exponent, gamma = scale refinement, "
-                                      "beta = data-free scale)"
-                                    : " (integer)");
+    printf("codes       %s%s", quant_format_name(q->format),
+           q->format == QFORMAT_POT    ? " (power of two: sign + exponent, gamma = scale refinement, "
+                                         "beta = data-free scale)"
+           : q->format == QFORMAT_GGUF ? " (GGUF block types:"
+                                       : " (integer)");
+    for (int bi = 0; q->format == QFORMAT_GGUF && bi < NB; bi++)
+        printf(" %d %s%s", q->bits[bi], gq_type_name(q->gguf_type[q->bits[bi]]), bi + 1 < NB ? "," : ")");
+    printf("\n");
     printf("bits       ");
     for (int bi = 0; bi < NB; bi++) printf(" %d", q->bits[bi]);
     if (quant_has_act(q)) { /* weight-activation pairs (16: that width is weight-only) */

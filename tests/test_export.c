@@ -45,6 +45,7 @@
 #include "model/gptq_layout.h"
 #include "model/safetensors.h"
 #include "nn/forward.h"
+#include "quant/ggml_quant.h"
 
 static char tmpdir[256];
 
@@ -1046,6 +1047,114 @@ static void test_int_formats(void) {
     elastic_free(&em);
 }
 
+/* --format gguf artifacts (synthetic, quept and rtn): the switch yields the
+ * ggml blocks of each width's type (llama-quantize's fallback where a row
+ * does not fit: 64-wide rows of Q4_K -> Q5_0, of Q2_K -> IQ4_NL; 96-wide
+ * rows of Q6_K -> Q8_0), whose dequantization is elastic_switch's weight
+ * bitwise; export --format gguf writes those bytes unchanged (file rows in
+ * llama.cpp's q/k order), names each tensor's type as the independent
+ * reader sees it, and refuses to re-encode them as another type. */
+static void test_gguf_format(void) {
+    static const char *gl[N_LIN] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
+                                    "ffn_gate", "ffn_up", "ffn_down"};
+    for (int mi = 0; mi < 2; mi++)
+        for (int wide = 0; wide < 2; wide++) {
+            ModelConfig c =
+                wide ? llama_config(256, 512, 2, 4, 2, 96, 32) : llama_config(64, 96, 2, 4, 2, 96, 32);
+            QuantConfig qc;
+            small_qc(&qc, mi ? METHOD_RTN : METHOD_QUEPT);
+            quant_config_set_gguf(&qc);
+            if (!wide) qc.gguf_type[4] = GQ_Q4_K, qc.gguf_type[5] = GQ_Q5_0;
+            QErr err = {{0}};
+            CHECK_MSG(quant_config_validate(&qc, &err) == 0, "%s", err.msg);
+            ElasticModel em;
+            build(&em, &c, &qc, 21 + mi);
+            char art[512], out[600];
+            snprintf(art, sizeof art, "%s/gguf_%d_%d.qept", tmpdir, mi, wide);
+            CHECK_MSG(elastic_write(&em, art, &err) == 0, "%s", err.msg);
+            SwitchedModel sw = {0};
+            Model q = {0};
+            for (int bi = 0; bi < qc.n_bits; bi++) {
+                const int b = qc.bits[bi], bits[2] = {b, b};
+                CHECK_MSG(elastic_switch_codes(&em, bits, &sw, &err) == 0, "%s", err.msg);
+                CHECK_MSG(elastic_switch(&em, bits, &q, &err) == 0, "%s", err.msg);
+                for (int j = 0; j < 2; j++)
+                    for (int l = 0; l < N_LIN; l++) {
+                        const SwitchedLinear *sl = &sw.lin[j][l];
+                        const int want = gq_row_type(qc.gguf_type[b], sl->in);
+                        CHECK_MSG(sl->format == FQ_FORMAT_GGUF && sl->gtype == want,
+                                  "%d bits %s: type %s, expected %s", b, gl[l], gq_type_name(sl->gtype),
+                                  gq_type_name(want));
+                        if (!wide && qc.gguf_type[b] == GQ_Q4_K) CHECK(sl->in != 64 || sl->gtype == GQ_Q5_0);
+                        if (!wide && qc.gguf_type[b] == GQ_Q2_K)
+                            CHECK(sl->in != 64 || sl->gtype == GQ_IQ4_NL);
+                        if (!wide && qc.gguf_type[b] == GQ_Q6_K) CHECK(sl->in != 96 || sl->gtype == GQ_Q8_0);
+                        if (wide) CHECK(sl->gtype == qc.gguf_type[b]);
+                        size_t n = (size_t)sl->out * sl->in;
+                        float *w = malloc(n * sizeof(float));
+                        switched_dequantize(sl, w);
+                        CHECK_MSG(memcmp(w, qblock_linear_weight(&q.blocks[j], l), n * sizeof(float)) == 0,
+                                  "gguf %s %d bits block %d %s: blocks differ from elastic_switch",
+                                  quant_method_name(qc.method), b, j, gl[l]);
+                        free(w);
+                    }
+            }
+            /* export: blocks {2, 8}, {4, 5}, {3, 6} */
+            int pairs[3][2] = {{2, 8}, {4, 5}, {3, 6}};
+            for (int pi = 0; pi < 3; pi++) {
+                snprintf(out, sizeof out, "%s/gguf_%d_%d_%d.gguf", tmpdir, mi, wide, pi);
+                CHECK_MSG(export_art(art, "gguf", pairs[pi], out, NULL, NULL, &err) == 0, "export %s: %s",
+                          art, err.msg);
+                CHECK_MSG(elastic_switch_codes(&em, pairs[pi], &sw, &err) == 0, "%s", err.msg);
+                cJSON *root = gguf_read(out);
+                if (!root) continue;
+                cJSON *tensors = cJSON_GetObjectItemCaseSensitive(root, "tensors");
+                size_t fsz;
+                char *bytes = slurp(out, &fsz);
+                size_t data_off =
+                    (size_t)cJSON_GetObjectItemCaseSensitive(root, "tensor_data_offset")->valuedouble;
+                for (int j = 0; j < 2; j++)
+                    for (int l = 0; l < N_LIN; l++) {
+                        const SwitchedLinear *sl = &sw.lin[j][l];
+                        char nm[96];
+                        snprintf(nm, sizeof nm, "blk.%d.%s.weight", j, gl[l]);
+                        cJSON *t = find_tensor(tensors, nm);
+                        CHECK_MSG(t != NULL, "missing %s", nm);
+                        if (!t) continue;
+                        const char *type = cJSON_GetObjectItemCaseSensitive(t, "type")->valuestring;
+                        CHECK_MSG(strcmp(type, gq_type_name(sl->gtype)) == 0, "%s is %s, expected %s", nm,
+                                  type, gq_type_name(sl->gtype));
+                        const uint8_t *p = (const uint8_t *)bytes + data_off +
+                                           (size_t)cJSON_GetObjectItemCaseSensitive(t, "offset")->valuedouble;
+                        int bad = 0;
+                        for (int r = 0; r < sl->out; r++)
+                            bad += memcmp(p + (size_t)r * sl->row_bytes,
+                                          sl->packed + (size_t)row_src(&c, l, r, 0) * sl->row_bytes,
+                                          sl->row_bytes) != 0;
+                        CHECK_MSG(bad == 0, "%s: %d rows differ from the switched blocks", nm, bad);
+                    }
+                cJSON *ft = cJSON_GetObjectItemCaseSensitive(
+                    cJSON_GetObjectItemCaseSensitive(root, "metadata"), "general.file_type");
+                CHECK(cJSON_IsNumber(ft) && ft->valueint > 0);
+                free(bytes);
+                cJSON_Delete(root);
+            }
+            /* the codes are the type's: no re-encoding, no GPTQ packing */
+            GgufOptions q41 = {.type = "q4_1"};
+            int b44[2] = {4, 4};
+            expect_export_fail(art, "gguf", b44, &q41, "would re-encode its codes");
+            GgufOptions f16 = {.type = "f16"};
+            snprintf(out, sizeof out, "%s/gguf_%d_%d_f16.gguf", tmpdir, mi, wide);
+            CHECK_MSG(export_art(art, "gguf", b44, out, &f16, NULL, &err) == 0, "f16: %s", err.msg);
+            char a[2048];
+            snprintf(a, sizeof a, "%s --bits 4 --format safetensors-int --out %s/gx", art, tmpdir);
+            expect_fail(a, "holds GGUF block types");
+            switched_free(&sw);
+            model_free(&q);
+            elastic_free(&em);
+        }
+}
+
 int main(void) {
     test_switch_codes();
     test_layouts();
@@ -1062,6 +1171,7 @@ int main(void) {
     test_fp16(&em, art);
     for (int bi = 0; bi < qc.n_bits; bi++) test_int(&em, art, qc.bits[bi], NULL); /* 2, 3, 4, 5, 6, 8 */
     test_gguf(&em, art, 4, 5, "Q4_1", "Q5_1");
+    test_gguf_format();
     test_gguf(&em, art, 6, 2, "Q8_0", "Q4_1");
     char a[4096], o[600];
     snprintf(o, sizeof o, "%s/x", tmpdir);
