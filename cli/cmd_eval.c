@@ -167,7 +167,9 @@ static int assign_mixed(const ElasticModel *em, double avg, int proxy, int *bits
         printf("avg_bits    %.4f (%g is not reachable: closest below)\n", achieved, avg);
     else
         printf("avg_bits    %.4f\n", achieved);
-    printf("bits/weight %.4f (with an fp16 scale + zero per group)\n", bpw);
+    printf("bits/weight %.4f (%s)\n", bpw,
+           em->qc.format == QFORMAT_GGUF ? "the GGUF blocks of the linears, as the file stores them"
+                                         : "with an fp16 scale + zero per group");
     return 0;
 }
 

@@ -24,13 +24,22 @@
 # be written and are left out), llama-perplexity scores the held-out ids
 # through quept's KL-divergence base file (quept eval --kld-base-out on the
 # full-precision model; llama-perplexity scores the second half of each
-# 256-token chunk). quept: each config of CONFIGS (default: the defaults,
-# and --gguf-grid: groups of 32, the blocks of the legacy types) with --seed s, exported at
-# 4 bits as Q4_1, 5 bits as Q5_1 and 7 bits as Q8_0 — the types it writes
-# exactly; other types are "-" (no K-quants yet). llama-quantize keeps the
-# token embeddings (and an untied head) in F16 as quept does
+# 256-token chunk). quept: each config of CONFIGS with --seed s —
+# by default `gguf` (quept calibrate --format gguf: widths 2,3,4,5,6,8
+# calibrated as Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_0) and `legacy` (--format
+# gguf --bits 4,5 --gguf-types 4=q4_0,5=q5_0) — exported with
+# `quept export --format gguf` at the width whose type the row names (the
+# codes as calibrated; rows that fit no block get llama-quantize's
+# fallback). llama-quantize runs three ways: its ftype as it ships (a
+# K-quant ftype mixes types: Q2_K raises attn_v / ffn_down, Q4_K_S the first
+# attn_v …), with the imatrix, and with the imatrix and --pure (every linear
+# in the one type: the same types and the same size as quept's file). It
+# keeps the token embeddings (and an untied head) in F16 as quept does
 # (--token-embedding-type f16 --output-tensor-type f16), so each type
-# compares the linears.
+# compares the linears. For the _M mixes (llama-quantize raises attn_v and
+# ffn_down of some layers), quept's row is its per-block mix of the `gguf`
+# artifact's types (export --avg-bits, chosen from the sensitivity table)
+# at the largest budget whose file is no larger than llama-quantize's.
 # Artifacts and logs are kept in OUT (default runs/bench-gguf) and reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,9 +49,9 @@ MODEL=${MODEL:-$PWD/../shared/models/stories260K.bin}
 OUT=${OUT:-runs/bench-gguf}
 SEEDS=${SEEDS:-0 1}
 VARIANTS=${VARIANTS:-orig pad256}
-TYPES=${TYPES:-Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_M Q4_K_M Q5_K_M Q6_K}
-CONFIGS=${CONFIGS:-default|
-g32|--gguf-grid}
+TYPES=${TYPES:-Q2_K Q3_K_S Q3_K_M Q4_0 Q4_K_S Q4_K_M Q5_0 Q5_K_S Q5_K_M Q6_K Q8_0}
+CONFIGS=${CONFIGS:-gguf|--format gguf
+legacy|--format gguf --bits 4,5 --gguf-types 4=q4_0,5=q5_0}
 IDV=$PWD/tests/llama_check/id_vocab.pl
 for t in llama-perplexity llama-quantize llama-imatrix; do
   [ -x "$LB/$t" ] || { echo "bench_gguf: $LB/$t not found (bash tests/llama_check/build_tools.sh $t)" >&2; exit 2; }
@@ -52,9 +61,13 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 
-# quept's exact exports: type -> "bits gguf-type"
+# quept's file of a llama-quantize type: type -> "config width" ("" when none)
 quept_export_of() {
-  case "$1" in Q4_1) echo "4 q4_1" ;; Q5_1) echo "5 q5_1" ;; Q8_0) echo "7 q8_0" ;; *) echo "" ;; esac
+  case "$1" in
+    Q2_K) echo "gguf 2" ;; Q3_K_S) echo "gguf 3" ;; Q4_K_S) echo "gguf 4" ;; Q5_K_S) echo "gguf 5" ;;
+    Q6_K) echo "gguf 6" ;; Q8_0) echo "gguf 8" ;; Q4_0) echo "legacy 4" ;; Q5_0) echo "legacy 5" ;;
+    *) echo "" ;;
+  esac
 }
 # llama-perplexity's log -> "ppl kld" (its summary lines), "nan nan" when absent
 lp_figures() {
@@ -119,33 +132,51 @@ for v in $VARIANTS; do
   printf '%-8s %-22s %10s %10s %10s\n' type method bytes PPL KLD
   for t in $TYPES; do
     rows=()
-    for im in none imatrix; do
+    for im in none imatrix pure; do
       f="$D/lq-$t-$im.gguf"
       if [ ! -s "$f" ]; then
         # the embeddings stay F16, as in quept's files: the types compare the linears
         args=(--token-embedding-type f16 --output-tensor-type f16)
-        [ $im = imatrix ] && args+=(--imatrix "$D/imatrix.gguf")
+        [ $im != none ] && args+=(--imatrix "$D/imatrix.gguf")
+        [ $im = pure ] && args+=(--pure)
         "$LB/llama-quantize" "${args[@]}" "$D/f16.gguf" "$f" "$t" 1 >"$D/lq-$t-$im.qlog" 2>&1 ||
           { echo "bench_gguf: llama-quantize $t failed (see $D/lq-$t-$im.qlog)" >&2; exit 1; }
       fi
-      name="llama-quantize"; [ $im = imatrix ] && name="llama-quantize+im"
+      name="llama-quantize"; [ $im = imatrix ] && name="llama-quantize+im"; [ $im = pure ] && name="llama-q+im+pure"
       rows+=("$name $(score "$f" "$D/lq-$t-$im.log")")
     done
     qe=$(quept_export_of "$t")
     while IFS='|' read -r cn cflags; do
       [ -n "$cn" ] || continue
+      read -r qc qb <<<"${qe:-- -}"
+      [ "$qc" = "$cn" ] || continue
       for s in $SEEDS; do
-        if [ -n "$qe" ]; then
-          read -r qb qt <<<"$qe"
-          f="$D/quept-$cn-$t-s$s.gguf"
-          [ -s "$f" ] || $Q export "$D/quept-$cn-s$s.qept" --bits "$qb" --format gguf --gguf-type "$qt" --force \
-            --tokenizer "$OUT/data/tok.bin" --out "$f" 2>/dev/null
-          rows+=("quept:$cn(${qb}b,s$s) $(score "$f" "$D/quept-$cn-$t-s$s.log")")
-        else
-          rows+=("quept:$cn(s$s) - - -")
-        fi
+        f="$D/quept-$cn-$t-s$s.gguf"
+        [ -s "$f" ] || $Q export "$D/quept-$cn-s$s.qept" --bits "$qb" --format gguf \
+          --tokenizer "$OUT/data/tok.bin" --out "$f" 2>/dev/null
+        rows+=("quept:$cn(${qb}b,s$s) $(score "$f" "$D/quept-$cn-$t-s$s.log")")
       done
     done <<<"$CONFIGS"
+    # a llama-quantize mix (_M: attn_v / ffn_down raised) against quept's
+    # per-block mix from the sensitivity table (export --avg-bits) at the
+    # largest budget, in steps of 0.05, whose file fits the imatrix file
+    case "$t" in *_M)
+      if [[ "$CONFIGS" == gguf\|* || "$CONFIGS" == *$'\n'gguf\|* ]]; then
+        target=$(stat -c %s "$D/lq-$t-imatrix.gguf")
+        for s in $SEEDS; do
+          f="$D/quept-gguf-$t-s$s.gguf"
+          if [ ! -s "$f" ]; then
+            for a in $(seq 8 -0.05 2); do
+              $Q export "$D/quept-gguf-s$s.qept" --avg-bits "$a" --format gguf --tokenizer "$OUT/data/tok.bin" \
+                --out "$f.tmp" >/dev/null 2>&1 || continue
+              if [ "$(stat -c %s "$f.tmp")" -le "$target" ]; then mv "$f.tmp" "$f"; echo "$a" >"$f.avg"; break; fi
+            done
+            rm -f "$f.tmp"
+          fi
+          [ -s "$f" ] && rows+=("quept:gguf(mix$(cat "$f.avg"),s$s) $(score "$f" "$D/quept-gguf-$t-s$s.log")")
+        done
+      fi ;;
+    esac
     best=$(printf '%s\n' "${rows[@]}" | awk '$4 != "-" && $4 != "nan" { if (b == "" || $4 + 0 < m) { m = $4 + 0; b = $1 } } END { print b }')
     for r in "${rows[@]}"; do
       read -r name bytes ppl kld <<<"$r"
@@ -161,4 +192,4 @@ for v in $VARIANTS; do
   done <<<"$CONFIGS"
 done
 echo
-echo "* = lowest KLD of the type. quept's Q8_0 file holds 7-bit codes (the same size as llama-quantize's Q8_0)."
+echo "* = lowest KLD of the type (llama-q+im+pure: every linear in the type, the size of quept's file)."

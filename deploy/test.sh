@@ -22,10 +22,12 @@ fi
 # the optional GPU builds are left out (--omit=optional: 85 MB instead of 725)
 (command -v npm >/dev/null && npm install --prefix tests/llama_check --omit=optional --ignore-scripts --no-audit --no-fund --silent) ||
   echo "note: npm unavailable; test_llama_cpp skips"
-# llama-perplexity from the llama.cpp source node-llama-cpp
-# ships (for the ctest llama_perplexity); a few minutes, once per bundle
+# llama-perplexity and llama-quantize from the llama.cpp source node-llama-cpp
+# ships (the ctest llama_perplexity; test_llama_cpp's F32 dequantization of
+# every GGUF type); a few minutes, once per bundle
 if [ -d tests/llama_check/node_modules/node-llama-cpp ]; then
-  bash tests/llama_check/build_tools.sh || echo "note: llama.cpp tools not built; llama_perplexity skips"
+  bash tests/llama_check/build_tools.sh llama-perplexity llama-quantize ||
+    echo "note: llama.cpp tools not built; llama_perplexity and test_llama_cpp's F32 check skip"
 fi
 # the Kubernetes checks (tests/k8s_check): a YAML parser and the API schemas
 # (kubernetes-models); the manifests are rendered with `kubectl kustomize`
