@@ -15,7 +15,8 @@
 #   orig     stories260K (dim 64, FFN 172: no row fits a 256-weight
 #            super-block, so llama-quantize falls back for K-quants)
 #   pad256   quept stress --pad-dim 256 --pad-ffn 256: the same function
-#            (KLD 1.4e-11), every row a multiple of 256
+#            (KLD 1.4e-11); every row a multiple of 256 except attn_output's
+#            64 (the heads keep their size: it gets llama-quantize's fallback)
 # Data, the same ids for every method: calibration = quept sample 128 x 256
 # (seed 1), held-out = 16 x 256 (seed 7), both from stories260K. The model
 # has no tokenizer file, so tests/llama_check/id_vocab.pl gives it a

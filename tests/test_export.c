@@ -42,18 +42,13 @@
 #include "engine/qblock.h"
 #include "export/export.h"
 #include "fixtures.h"
+#include "gguf_json.h"
 #include "model/gptq_layout.h"
 #include "model/safetensors.h"
 #include "nn/forward.h"
 #include "quant/ggml_quant.h"
 
 static char tmpdir[256];
-
-static int run_status(const char *cmd) {
-    int st;
-    free(run_capture(cmd, &st));
-    return st;
-}
 
 static char *slurp(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
@@ -546,28 +541,6 @@ static void check_gguf_linear(const char *file_bytes, size_t data_off, cJSON *t,
             p += q5 ? 24 : 20;
         }
     CHECK_MSG(bad == 0, "%s (%s): %d weights differ", name, type, bad);
-}
-
-/* The file as @huggingface/gguf reads it (tests/gguf_check/check.mjs), or
- * NULL with a note when node or the package is missing. */
-static cJSON *gguf_read(const char *path) {
-    char check[512], mod[600], cmd[2048];
-    snprintf(check, sizeof check, "%s/gguf_check/check.mjs", QUEPT_TEST_DATA "/..");
-    snprintf(mod, sizeof mod, "%s/gguf_check/node_modules/@huggingface/gguf/package.json",
-             QUEPT_TEST_DATA "/..");
-    if (run_status("node --version > /dev/null 2>&1") != 0 || access(mod, R_OK) != 0) {
-        fprintf(stderr, "NOTE: independent GGUF check skipped: node or @huggingface/gguf missing "
-                        "(npm ci --prefix tests/gguf_check)\n");
-        return NULL;
-    }
-    snprintf(cmd, sizeof cmd, "node %s %s", check, path);
-    int st;
-    char *js = run_capture(cmd, &st);
-    CHECK_MSG(st == 0, "%s failed", cmd);
-    cJSON *root = js ? cJSON_Parse(js) : NULL;
-    free(js);
-    CHECK_MSG(root != NULL, "check.mjs printed no JSON");
-    return root;
 }
 
 /* The GGUF value type of key k as the reader saw it: "UINT32", or

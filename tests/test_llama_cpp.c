@@ -90,6 +90,7 @@
 #include "check.h"
 #include "eval/metrics.h"
 #include "fixtures.h"
+#include "gguf_json.h"
 
 #define N_EVAL 4
 #define T_EVAL 64
@@ -188,28 +189,6 @@ static const char *expected_type(const char *type, const char *fb, int n) {
 /* Input width of linear l (q, k, v, o, gate, up, down) */
 static int linear_in(const ModelConfig *c, int l) {
     return l == 3 ? c->n_heads * c->head_dim : l == 6 ? c->hidden_dim : c->dim;
-}
-
-/* The file as @huggingface/gguf reads it (tests/gguf_check/check.mjs, as
- * test_export uses it), or NULL with a note when its package is missing. */
-static cJSON *gguf_read(const char *path) {
-    char check[512], mod[600], cmd[2048];
-    snprintf(check, sizeof check, "%s/../gguf_check/check.mjs", QUEPT_TEST_DATA);
-    snprintf(mod, sizeof mod, "%s/../gguf_check/node_modules/@huggingface/gguf/package.json",
-             QUEPT_TEST_DATA);
-    if (access(mod, R_OK) != 0) {
-        fprintf(stderr, "NOTE: per-tensor GGUF types not read: @huggingface/gguf missing "
-                        "(npm ci --prefix tests/gguf_check); llama.cpp's type set still checked\n");
-        return NULL;
-    }
-    snprintf(cmd, sizeof cmd, "node %s %s", check, path);
-    int st;
-    char *js = run_capture(cmd, &st);
-    CHECK_MSG(exit_code(st) == 0, "%s failed", cmd);
-    cJSON *root = js && exit_code(st) == 0 ? cJSON_Parse(js) : NULL;
-    free(js);
-    CHECK_MSG(root != NULL, "check.mjs printed no JSON for %s", path);
-    return root;
 }
 
 /* One width of a --format gguf calibration: the type its rows are calibrated

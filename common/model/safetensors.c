@@ -44,18 +44,6 @@ int st_dtype_parse(const char *s, StDtype *out) {
     return -1;
 }
 
-static uint32_t f32_bits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-
-static float bits_f32(uint32_t u) {
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 /* ------------------------------------------------------------------------ */
 /* little helpers                                                            */
 
