@@ -12,6 +12,7 @@
 #include "artifact/elastic.h"
 #include "base/mapfile.h"
 #include "check.h"
+#include "quant/ggml_quant.h"
 #include "data/tokens.h"
 #include "fixtures.h"
 #include "pipeline/calibrate.h"
@@ -231,6 +232,97 @@ static void test_gptq_choice(const Model *m, const TokenSet *ts) {
     QuantConfig pot = qc;
     pot.format = QFORMAT_POT;
     CHECK(qblock_params_restore_raw(&back, &c, &pot, 0, &p[1], rs[1].choice, &err) == -1);
+    qblock_params_free(&p[0]);
+    qblock_params_free(&p[1]);
+}
+
+/* The GPTQ candidate on GGUF grids (--format gguf): on the tiny model's
+ * rows of 32 and 48 (the K-types fall back: Q2_K/Q3_K to IQ4_NL, which has
+ * no uniform grid and keeps its nearest codes, Q4_K to Q5_0, Q5_K to Q5_1,
+ * Q6_K to Q8_0; the 48-wide down_proj is F16) and on a 256-wide block (real
+ * K-quants), with 4=q4_1 in one of them: it only ever lowers a width's
+ * held-out loss; a kept width holds grid indices within its type's range,
+ * and what the block builds from them is bitwise the ggml dequantization of
+ * the blocks switch and export write (fq_quantize_packed with the same
+ * indices); the indices survive the flat form; an index past the type's
+ * range is refused. */
+static void test_gptq_choice_gguf(const Model *m, const TokenSet *ts, int q41) {
+    const ModelConfig c = m->cfg;
+    QErr err = {{0}};
+    QuantConfig qc;
+    block_test_config(&qc);
+    quant_config_set_gguf(&qc);
+    if (q41) qc.gguf_type[4] = GQ_Q4_1;
+    CHECK_MSG(quant_config_validate(&qc, &err) == 0, "%s", err.msg);
+    QBlockParams p[2];
+    ReconStats rs[2];
+    for (int on = 0; on < 2; on++) {
+        qc.fallback_gptq = on;
+        recon_first_block(m, ts, &qc, &p[on], &rs[on]);
+    }
+    int n_gptq = 0;
+    for (int bi = 0; bi < qc.n_bits; bi++) {
+        CHECK(rs[0].choice[bi] != QB_GPTQ);
+        CHECK_MSG(rs[1].hold_final[bi] <= rs[0].hold_final[bi],
+                  "gguf %d bits: held-out %.6f with the candidate, %.6f without", qc.bits[bi],
+                  rs[1].hold_final[bi], rs[0].hold_final[bi]);
+        if (rs[1].choice[bi] != QB_GPTQ) continue;
+        n_gptq++;
+        printf("gguf %d bits (dim %d): GPTQ candidate kept, held-out %.5f -> %.5f\n", qc.bits[bi], c.dim,
+               rs[0].hold_final[bi], rs[1].hold_final[bi]);
+        float *wq[N_LIN];
+        BlockWeights view;
+        for (int l = 0; l < N_LIN; l++)
+            wq[l] = malloc(sizeof(float) * (size_t)p[1].lin[l].out * p[1].lin[l].in);
+        qblock_build(&p[1], &m->blocks[0], bi, p[1].lwc, p[1].adapter, wq, NULL, &view);
+        for (int l = 0; l < N_LIN; l++) {
+            const QLinear *q = &p[1].lin[l];
+            const FqSpec *sp = &q->spec[bi];
+            const GptqLinear *g = &p[1].rounded[l][bi];
+            size_t n = (size_t)q->out * q->in, rb = gq_row_bytes(sp->gtype, q->in);
+            int bad = 0;
+            for (size_t k = 0; k < n; k++)
+                bad += g->codes[k] > gq_index_max(sp->gtype) && sp->gtype != GQ_F16;
+            CHECK_MSG(bad == 0, "%s (%s): %d indices out of range", LIN_NAMES[l], gq_type_name(sp->gtype),
+                      bad);
+            uint8_t *packed = malloc((size_t)q->out * rb);
+            float *d = malloc(sizeof(float) * n), *work = malloc(sizeof(float) * n);
+            fq_quantize_packed(sp, qblock_linear_weight(&m->blocks[0], l), p[1].adapter + q->off_Bd,
+                               p[1].adapter + q->off_Bu, p[1].lwc + q->off_gamma[bi],
+                               p[1].lwc + q->off_beta[bi], g->codes, packed, work);
+            for (int o = 0; o < q->out; o++)
+                gq_dequantize_row(sp->gtype, packed + (size_t)o * rb, q->in, d + (size_t)o * q->in);
+            CHECK_MSG(memcmp(d, wq[l], n * sizeof(float)) == 0,
+                      "gguf %s at %d bits: the blocks are not what the block builds", LIN_NAMES[l],
+                      qc.bits[bi]);
+            free(packed), free(d), free(work), free(wq[l]);
+        }
+    }
+    printf("gguf (dim %d): GPTQ candidate kept at %d of %d widths\n", c.dim, n_gptq, qc.n_bits);
+    CHECK_MSG(n_gptq > 0, "the GGUF GPTQ candidate won no width on this block");
+    CHECK(qblock_rounded_flatten(&p[1], &err) == 0);
+    QBlockParams back;
+    CHECK_MSG(qblock_params_restore_raw(&back, &c, &qc, 0, &p[1], rs[1].choice, &err) == 0, "%s", err.msg);
+    for (int bi = 0; bi < qc.n_bits; bi++)
+        for (int l = 0; l < N_LIN && rs[1].choice[bi] == QB_GPTQ; l++)
+            CHECK(memcmp(back.rounded[l][bi].codes, p[1].rounded[l][bi].codes,
+                         (size_t)p[1].lin[l].out * p[1].lin[l].in) == 0);
+    qblock_params_free(&back);
+    /* an index past the type's range (linear 0 of the first kept width) */
+    int first = 0;
+    while (rs[1].choice[first] != QB_GPTQ) first++;
+    const int t0 = p[1].lin[0].spec[first].gtype;
+    size_t off = 0;
+    for (int bi = 0; bi < first; bi++)
+        for (int l = 0; l < N_LIN && rs[1].choice[bi] == QB_GPTQ; l++)
+            off += (size_t)p[1].lin[l].out * p[1].lin[l].in;
+    if (t0 != GQ_F16 && qblock_code_bits(&p[1].lin[0].spec[first]) < 8) {
+        uint8_t keep = p[1].flat_codes[off];
+        p[1].flat_codes[off] = 255;
+        CHECK(qblock_params_restore_raw(&back, &c, &qc, 0, &p[1], rs[1].choice, &err) == -1 &&
+              strstr(err.msg, "exceeds"));
+        p[1].flat_codes[off] = keep;
+    }
     qblock_params_free(&p[0]);
     qblock_params_free(&p[1]);
 }
@@ -567,8 +659,18 @@ int main(void) {
         if (rc == 0) {
             test_fallback_block(&m, &ts);
             test_gptq_choice(&m, &ts);
+            test_gptq_choice_gguf(&m, &ts, 1);
             test_bf16_streams(&m, &ts);
             test_min_steps(&m, &ts);
+            tokens_free(&ts);
+        }
+        model_free(&m);
+    }
+    /* a 256-wide block: the K-quants themselves */
+    ModelConfig wide = llama_config(256, 256, 1, 4, 2, 64, 32);
+    if (model_init_random(&m, &wide, 23, &err) == 0) {
+        if (sample_sequences(&m, 16, 16, 9, 1.0f, &ts, NULL, NULL, &err) == 0) {
+            test_gptq_choice_gguf(&m, &ts, 0);
             tokens_free(&ts);
         }
         model_free(&m);

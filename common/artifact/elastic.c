@@ -177,8 +177,9 @@ static int write_codes(ArtWriter *w, int j, int l, int bits, const GptqLinear *g
 
 /* Reads what write_codes wrote into g (alloc: allocate g's arrays first)
  * and checks every code and group. */
-static int read_codes(ArtReader *r, const char *path, int j, int l, int bits, GptqLinear *g, int out, int in,
-                      int group, int alloc, QErr *err) {
+/* code_bits: the codes' range (the width; a GGUF row's type's) */
+static int read_codes(ArtReader *r, const char *path, int j, int l, int bits, int code_bits, GptqLinear *g,
+                      int out, int in, int group, int alloc, QErr *err) {
     char name[128];
     size_t ng = (size_t)out * ((in + group - 1) / group), n = (size_t)out * in;
     if (alloc) {
@@ -198,7 +199,7 @@ static int read_codes(ArtReader *r, const char *path, int j, int l, int bits, Gp
     snprintf(name, sizeof name, "blk.%d.%s.zeros.%d", j, LIN_NAMES[l], bits);
     rc = rc || read_f32(r, name, g->zeros, ng, err);
     snprintf(name, sizeof name, "tensor 'blk.%d.%s.*.%d'", j, LIN_NAMES[l], bits);
-    return rc || gptq_linear_check(g, n, ng, bits, name, err);
+    return rc || gptq_linear_check(g, n, ng, code_bits, name, err);
 }
 
 static void base_sizes(const ModelConfig *c, int l, size_t *n) {
@@ -395,10 +396,11 @@ int elastic_load_meta(ElasticModel *em, const ArtReader *r, QErr *err) {
             for (int bi = 0; rc == 0 && bi < q.n_bits; bi++) {
                 int64_t v;
                 rc = mp_obj_int(&cb->via.array.ptr[bi], "choice", &v, err);
-                if (rc == 0 && (v < QB_TRAINED || v > QB_GPTQ || (v == QB_GPTQ && q.format != QFORMAT_INT)))
-                    rc = qerr_set(err,
-                                  "key \"choice\"[%d][%d]: %lld is not 0, 1, 2 or 3 (3: integer codes only)",
-                                  j, bi, (long long)v);
+                if (rc == 0 && (v < QB_TRAINED || v > QB_GPTQ || (v == QB_GPTQ && q.format == QFORMAT_POT)))
+                    rc = qerr_set(
+                        err,
+                        "key \"choice\"[%d][%d]: %lld is not 0, 1, 2 or 3 (3: integer and GGUF codes only)",
+                        j, bi, (long long)v);
                 if (rc == 0) em->stats[j].choice[bi] = (int)v;
             }
         }
@@ -499,11 +501,13 @@ int elastic_load(ElasticModel *em, const char *path, QErr *err) {
             for (int bi = 0; rc == 0 && bi < q.n_bits; bi++) {
                 int gs = quant_group(&q, q.bits[bi], in);
                 if (q.method == METHOD_GPTQ)
-                    rc = read_codes(r, path, j, l, q.bits[bi], &em->gptq[j][l][bi], out, in, gs, 1, err);
+                    rc = read_codes(r, path, j, l, q.bits[bi], q.bits[bi], &em->gptq[j][l][bi], out, in, gs,
+                                    1, err);
                 else if (q.method == METHOD_QUEPT && em->params[j].choice[bi] == QB_GPTQ)
                     rc = qblock_rounded_alloc(&em->params[j], bi, err) ||
-                         read_codes(r, path, j, l, q.bits[bi], &em->params[j].rounded[l][bi], out, in, gs, 0,
-                                    err);
+                         read_codes(r, path, j, l, q.bits[bi],
+                                    qblock_code_bits(&em->params[j].lin[l].spec[bi]),
+                                    &em->params[j].rounded[l][bi], out, in, gs, 0, err);
             }
         }
     }
@@ -556,7 +560,13 @@ int elastic_switch(const ElasticModel *em, const int *bits, Model *out, QErr *er
             qblock_linear_shape(c, l, &o, &in);
             if (q->method == METHOD_QUEPT && em->params[j].choice[bi] == QB_GPTQ) {
                 const GptqLinear *g = &em->params[j].rounded[l][bi];
-                fq_dequantize(&em->params[j].lin[l].spec[bi], g->codes, g->scales, g->zeros, Wq);
+                const QBlockParams *p = &em->params[j];
+                const QLinear *ql = &p->lin[l];
+                if (q->format == QFORMAT_GGUF) /* the indices on the calibrated GGUF grid */
+                    fq_gguf_from_index(&ql->spec[bi], W, p->adapter + ql->off_Bd, p->adapter + ql->off_Bu,
+                                       p->lwc + ql->off_gamma[bi], p->lwc + ql->off_beta[bi], g->codes, Wq);
+                else
+                    fq_dequantize(&ql->spec[bi], g->codes, g->scales, g->zeros, Wq);
             } else if (q->method == METHOD_QUEPT) {
                 const QBlockParams *p = &em->params[j];
                 const QLinear *ql = &p->lin[l];

@@ -123,7 +123,8 @@ static void switch_linear(const ElasticModel *em, SwitchedModel *out, int j, int
             sl->gtype = sp->gtype;
             sl->row_bytes = gq_row_bytes(sp->gtype, sl->in);
             fq_quantize_packed(sp, W, p->adapter + ql->off_Bd, p->adapter + ql->off_Bu,
-                               p->lwc + ql->off_gamma[bi], p->lwc + ql->off_beta[bi], sl->packed, work);
+                               p->lwc + ql->off_gamma[bi], p->lwc + ql->off_beta[bi],
+                               p->choice[bi] == QB_GPTQ ? p->rounded[l][bi].codes : NULL, sl->packed, work);
             return;
         }
         if (p->choice[bi] == QB_GPTQ) { /* stored codes */
@@ -154,7 +155,7 @@ static void switch_linear(const ElasticModel *em, SwitchedModel *out, int j, int
     if (sp.format == FQ_FORMAT_GGUF) { /* rtn: factors 1, no adapter */
         sl->gtype = sp.gtype;
         sl->row_bytes = gq_row_bytes(sp.gtype, sl->in);
-        fq_quantize_packed(&sp, W, NULL, NULL, NULL, NULL, sl->packed, NULL);
+        fq_quantize_packed(&sp, W, NULL, NULL, NULL, NULL, NULL, sl->packed, NULL);
         return;
     }
     if (q->method == METHOD_RTN) {

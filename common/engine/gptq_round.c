@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../quant/ggml_quant.h"
 #include "../quant/gptq.h"
 
 int block_hessian_of(int l) { return l == LIN_K || l == LIN_V ? HESS_ATTN : l == LIN_UP ? HESS_MLP : l; }
@@ -42,6 +43,36 @@ static void bit_hessians(const ModelConfig *c, const QuantConfig *qc, const Bloc
  * feedback now does itself). */
 enum { GRID_CHOSEN = 0, GRID_OWN = 1, GRID_OWN_PLAIN = 2, N_GRIDS };
 
+/* A GGUF linear's candidate (the chosen grid only): GPTQ on the equivalent
+ * integer grid of the calibrated GGUF grid (fq_gguf_gptq_grid), its codes
+ * turned back into grid indices and stored; the grid itself is recomputed
+ * from the parameters wherever the codes are used, so the stored scales
+ * and zeros are 1 and 0. IQ4_NL and F16 linears keep the nearest indices. */
+static int round_gguf(const QuantConfig *qc, QBlockParams *p, int l, int bi, const float *W, const float *Hl,
+                      float *X, float *What, int block, QErr *err) {
+    const QLinear *q = &p->lin[l];
+    const FqSpec *s = &q->spec[bi];
+    GptqLinear *g = &p->rounded[l][bi];
+    const size_t ng = (size_t)q->out * (size_t)fq_ngroups(s);
+    uint8_t *flip = malloc(ng);
+    int rc =
+        flip ? 0 : qerr_set(err, "block %d %s: out of memory for the GPTQ candidate", block, LIN_NAMES[l]);
+    if (rc == 0 &&
+        fq_gguf_gptq_grid(s, W, p->adapter + q->off_Bd, p->adapter + q->off_Bu, p->lwc + q->off_gamma[bi],
+                          p->lwc + q->off_beta[bi], X, g->codes, g->scales, g->zeros, flip) != 0)
+        rc = qerr_set(err, "block %d %s: out of memory for the GPTQ candidate", block, LIN_NAMES[l]);
+    if (rc == 0 && s->gtype != GQ_F16 && s->gtype != GQ_IQ4_NL) {
+        GptqSpec gs = gptq_spec_make(q->out, q->in, gq_code_bits(s->gtype), s->group);
+        gs.damp = qc->gptq_damp;
+        rc = gptq_quantize_grid(&gs, X, Hl, g->scales, g->zeros, What, g->codes, NULL, err);
+        if (rc == 0) fq_gguf_gptq_index(s, g->codes, flip, g->codes);
+        if (rc != 0) qerr_wrap(err, "block %d %s %d bits: GPTQ candidate", block, LIN_NAMES[l], s->bits);
+    }
+    for (size_t k = 0; rc == 0 && k < ng; k++) g->scales[k] = 1.0f, g->zeros[k] = 0.0f;
+    free(flip);
+    return rc;
+}
+
 /* Stored codes of every linear at bit index bi by candidate `grid`. X,
  * What: (out, in) scratch; work: fq_work_floats of the largest linear. */
 static int round_bit(const ModelConfig *c, const QuantConfig *qc, QBlockParams *p, const BlockWeights *w,
@@ -56,6 +87,13 @@ static int round_bit(const ModelConfig *c, const QuantConfig *qc, QBlockParams *
         GptqLinear *g = &p->rounded[l][bi];
         const float *W = qblock_linear_weight(w, l), *Bd = p->adapter + q->off_Bd,
                     *Bu = p->adapter + q->off_Bu;
+        if (s->format == FQ_FORMAT_GGUF) {
+            if (round_gguf(qc, p, l, bi, W, H[block_hessian_of(l)], X, What, block, err) != 0) {
+                qblock_rounded_free(p, bi);
+                return -1;
+            }
+            continue;
+        }
         /* the choice's grid (codes overwritten below), and the weight it rounds */
         fq_quantize_codes(s, W, Bd, Bu, p->lwc + q->off_gamma[bi], p->lwc + q->off_beta[bi], g->codes,
                           g->scales, g->zeros, work);
@@ -77,7 +115,7 @@ static int round_bit(const ModelConfig *c, const QuantConfig *qc, QBlockParams *
 int gptq_round_candidates(const ModelConfig *c, const QuantConfig *qc, QBlockParams *p, const BlockWeights *w,
                           ReconStep *b, const Streams *st, int n_train, int s_hold, int n_hold,
                           const float *target, ReconStats *stats, int block, QErr *err) {
-    if (qc->format != QFORMAT_INT || n_train < 1) return 0;
+    if (qc->format == QFORMAT_POT || n_train < 1) return 0;
     float *H[N_LIN] = {0};
     size_t max_w = 0;
     int rc = 0;
@@ -97,13 +135,19 @@ int gptq_round_candidates(const ModelConfig *c, const QuantConfig *qc, QBlockPar
         int slot = streams_slot(qc, qc->bits[bi]);
         bit_hessians(c, qc, w, b, st, slot, n_train, H);
         const int before = p->choice[bi];
+        /* a GGUF grid is recomputed from the parameters wherever the codes
+         * are used, with the spec a stored-codes width loads with: the
+         * trained one (dropping adapters or falling back to RTN changes the
+         * spec and the logits, which the codes alone do not record) */
+        if (qc->format == QFORMAT_GGUF && before != QB_TRAINED) continue;
         double best = stats->hold_final[bi];
         int best_grid = -1;
         GptqLinear kept[N_LIN] = {{0}}; /* the best candidate's codes so far (swapped out of p) */
         int ranked = 0;                 /* does the first choice use adapters at all? */
         for (int l = 0; l < N_LIN; l++) ranked |= p->lin[l].spec[bi].rank > 0;
         for (int grid = 0; rc == 0 && grid < N_GRIDS; grid++) {
-            if (grid == GRID_OWN_PLAIN && !ranked) continue; /* GRID_OWN already was */
+            if (grid == GRID_OWN_PLAIN && !ranked) continue;                 /* GRID_OWN already was */
+            if (grid != GRID_CHOSEN && qc->format == QFORMAT_GGUF) continue; /* the type fixes the grid */
             p->choice[bi] = before; /* the candidate rounds the first choice's weight */
             if ((rc = round_bit(c, qc, p, w, bi, grid, H, X, What, work, block, err)) != 0) break;
             p->choice[bi] = QB_GPTQ;

@@ -1,5 +1,7 @@
 #include "qblock.h"
 
+#include "../quant/ggml_quant.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,6 +204,11 @@ int qblock_rounded_flatten(QBlockParams *p, QErr *err) {
     return 0;
 }
 
+int qblock_code_bits(const FqSpec *s) {
+    if (s->format != FQ_FORMAT_GGUF) return s->bits;
+    return s->gtype == GQ_F16 ? 8 : gq_code_bits(s->gtype);
+}
+
 int gptq_linear_check(const GptqLinear *g, size_t n_codes, size_t ng, int bits, const char *what, QErr *err) {
     const unsigned qmax = (1u << bits) - 1u;
     for (size_t i = 0; i < n_codes; i++)
@@ -235,7 +242,7 @@ static int rounded_unpack(QBlockParams *p, int block, const uint8_t *codes, cons
             char what[96];
             snprintf(what, sizeof what, "block %d %s %d bits: stored codes", block, LIN_NAMES[l],
                      p->bits[bi]);
-            if (gptq_linear_check(g, nc, ng, p->bits[bi], what, err) != 0) return -1;
+            if (gptq_linear_check(g, nc, ng, qblock_code_bits(&q->spec[bi]), what, err) != 0) return -1;
             codes += nc, grid += 2 * ng;
         }
     }
@@ -256,10 +263,10 @@ int qblock_params_restore(QBlockParams *p, const ModelConfig *c, const QuantConf
     }
     for (int bi = 0; bi < qc->n_bits; bi++)
         if (choice[bi] < QB_TRAINED || choice[bi] > QB_GPTQ ||
-            (choice[bi] == QB_GPTQ && qc->format != QFORMAT_INT)) {
+            (choice[bi] == QB_GPTQ && qc->format == QFORMAT_POT)) {
             qblock_params_free(p);
-            return qerr_set(err, "block %d: choice %d is not 0, 1, 2 or 3 (3: integer codes only)", block,
-                            choice[bi]);
+            return qerr_set(err, "block %d: choice %d is not 0, 1, 2 or 3 (3: integer and GGUF codes only)",
+                            block, choice[bi]);
         }
     size_t need_codes, need_grid;
     qblock_rounded_sizes(p, choice, &need_codes, &need_grid);
@@ -320,7 +327,11 @@ void qblock_build(const QBlockParams *p, const BlockWeights *base, int bi, const
         const float *W = qblock_linear_weight(base, l);
         if (p->choice[bi] == QB_GPTQ) {
             const GptqLinear *g = &p->rounded[l][bi];
-            fq_dequantize(s, g->codes, g->scales, g->zeros, wq[l]);
+            if (s->format == FQ_FORMAT_GGUF) /* the indices on the calibrated GGUF grid */
+                fq_gguf_from_index(s, W, adapter + q->off_Bd, adapter + q->off_Bu, lwc + q->off_gamma[bi],
+                                   lwc + q->off_beta[bi], g->codes, wq[l]);
+            else
+                fq_dequantize(s, g->codes, g->scales, g->zeros, wq[l]);
             *qblock_linear_slot(view, l) = wq[l];
             continue;
         }

@@ -46,6 +46,9 @@ typedef struct {
  * of switching to wrong weights or leaking into a neighbouring nibble of a
  * packed export. n_codes = out*in, ng = out*groups; what names them in the
  * error. */
+/* The range of a linear's stored codes at spec s: its width, or for a
+ * GGUF row the bits of its type's grid indices (gq_index_max; F16: 8). */
+int qblock_code_bits(const FqSpec *s);
 int gptq_linear_check(const GptqLinear *g, size_t n_codes, size_t ng, int bits, const char *what, QErr *err);
 
 /* TEQ scale vectors (QuantConfig.teq), one per group of linears sharing an

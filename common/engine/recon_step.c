@@ -191,7 +191,11 @@ static const float *build_weight(const WeightSrc *s, int l, float *buf, float *s
             memcpy(buf + wo, W + wo, (size_t)m * q->in * sizeof(float));
         else if (!s->rtn && s->p->choice[s->bi] == QB_GPTQ) { /* stored codes (no backward follows) */
             const GptqLinear *g = &s->p->rounded[l][s->bi];
-            fq_dequantize(&sl, g->codes + wo, g->scales + go, g->zeros + go, buf + wo);
+            if (sp->format == FQ_FORMAT_GGUF) /* the indices on the calibrated GGUF grid */
+                fq_gguf_from_index(&sl, W + wo, Bd + (size_t)o0 * q->R, Bu, gam + go, bet + go, g->codes + wo,
+                                   buf + wo);
+            else
+                fq_dequantize(&sl, g->codes + wo, g->scales + go, g->zeros + go, buf + wo);
         } else if (s->rtn && sp->format == FQ_FORMAT_POT) { /* the stored data-free scales, Γ = 0 */
             FqSpec r = sl;
             r.rank = 0;

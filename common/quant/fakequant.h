@@ -160,7 +160,26 @@ void fq_dequantize(const FqSpec *s, const uint8_t *codes, const float *scales, c
  * fq_forward's What bitwise. gamma/beta NULL: factors 1 (RTN). work: as
  * fq_quantize_codes. */
 void fq_quantize_packed(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
-                        const float *beta, uint8_t *packed, float *work);
+                        const float *beta, const uint8_t *idx, uint8_t *packed, float *work);
+/* idx (out, in) NULL: the nearest codes; else the grid indices
+ * (gq_quantize_row_idx) to hold on the calibrated grid — a QB_GPTQ width's
+ * stored codes. fq_gguf_from_index: What (out, in) of those blocks,
+ * bitwise their ggml dequantization (no scratch, no work: X is built in
+ * What). */
+void fq_gguf_from_index(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
+                        const float *beta, const uint8_t *idx, float *What);
+/* GPTQ on a GGUF grid (the fallback's candidate): fills X (out, in) with
+ * what GPTQ rounds — W + A, minus each group's minimum m' for the
+ * asymmetric types — and scales / zeros (out, ng) of the equivalent integer
+ * grid q = clamp(round(x/s) + z, 0, 2^bits - 1) (s > 0, z whole; a group
+ * with a negative symmetric scale is mirrored: flip[g] = 1), idx (out, in)
+ * the nearest indices. IQ4_NL and F16 linears have no such grid: X gets
+ * What, idx the nearest indices, and scales/zeros/flip are untouched.
+ * fq_gguf_gptq_index turns GPTQ's codes back into grid indices. Returns -1
+ * when out of memory. */
+int fq_gguf_gptq_grid(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
+                      const float *beta, float *X, uint8_t *idx, float *scales, float *zeros, uint8_t *flip);
+void fq_gguf_gptq_index(const FqSpec *s, const uint8_t *codes, const uint8_t *flip, uint8_t *idx);
 
 /* PoT: the data-free scale of every group of W (out, in) into s0 (out, ng)
  * (pot_search_scale per group). */

@@ -5,6 +5,7 @@
  * sub-blocks computed on the stack (a block has at most 16). */
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fakequant_rows.h"
@@ -56,9 +57,11 @@ static void geometry(const FqSpec *s, int *bs, int *ns) {
     *ns = *bs / gq_sub_elems(s->gtype);
 }
 
-/* Forward (What) and/or packed blocks (rows of gq_row_bytes) */
+/* Forward (What) and/or packed blocks (rows of gq_row_bytes), and/or the
+ * grid indices (idx_out), with the codes taken from idx_in when given. */
 static void gguf_rows(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
-                      const float *beta, float *What, uint8_t *packed, float *work, float *scratch) {
+                      const float *beta, const uint8_t *idx_in, uint8_t *idx_out, float *What,
+                      uint8_t *packed, float *work, float *scratch) {
     const int out = s->out, in = s->in, rc = fq_chunk_rows(s), ng = fq_ngroups(s);
     int bs, ns;
     geometry(s, &bs, &ns);
@@ -72,12 +75,14 @@ static void gguf_rows(const FqSpec *s, const float *W, const float *Bd, const fl
             for (int b0 = 0; b0 < in; b0 += bs) {
                 const size_t off = (size_t)o * in + (size_t)b0,
                              gi = (size_t)(o0 + o) * ng + (size_t)(b0 / bs * ns);
+                const size_t e = (size_t)(o0 + o) * in + (size_t)b0; /* element index in the linear */
                 float fg[GQ_MAX_SUBS], fb[GQ_MAX_SUBS], st[GQ_MAX_SUBS * GQ_STATE];
                 const int lwc = block_factors(s, gamma, beta, gi, ns, fg, fb);
                 uint8_t *pk =
                     packed ? packed + (size_t)(o0 + o) * rowbytes + gq_row_bytes(s->gtype, b0) : NULL;
-                gq_quantize_row(s->gtype, X + off, bs, lwc ? fg : NULL, lwc ? fb : NULL,
-                                What ? buf + off : NULL, pk, s->gtype == GQ_F16 ? NULL : st);
+                gq_quantize_row_idx(s->gtype, X + off, bs, lwc ? fg : NULL, lwc ? fb : NULL,
+                                    idx_in ? idx_in + e : NULL, idx_out ? idx_out + e : NULL,
+                                    What ? buf + off : NULL, pk, s->gtype == GQ_F16 ? NULL : st);
                 if (scratch && s->gtype != GQ_F16)
                     memcpy(scratch + gi * GQ_STATE, st, (size_t)ns * GQ_STATE * sizeof *st);
             }
@@ -86,14 +91,60 @@ static void gguf_rows(const FqSpec *s, const float *W, const float *Bd, const fl
 
 void fq_gguf_forward(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
                      const float *beta, float *What, float *scratch) {
-    gguf_rows(s, W, Bd, Bu, gamma, beta, What, NULL, NULL, scratch);
+    gguf_rows(s, W, Bd, Bu, gamma, beta, NULL, NULL, What, NULL, NULL, scratch);
 }
 
 void fq_quantize_packed(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
-                        const float *beta, uint8_t *packed, float *work) {
+                        const float *beta, const uint8_t *idx, uint8_t *packed, float *work) {
     FqSpec r = *s;
     if (!gamma) r.lwc = 0;
-    gguf_rows(&r, W, Bd, Bu, gamma, beta, NULL, packed, work, NULL);
+    gguf_rows(&r, W, Bd, Bu, gamma, beta, idx, NULL, NULL, packed, work, NULL);
+}
+
+void fq_gguf_from_index(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
+                        const float *beta, const uint8_t *idx, float *What) {
+    gguf_rows(s, W, Bd, Bu, gamma, beta, idx, NULL, What, NULL, NULL, NULL);
+}
+
+int fq_gguf_gptq_grid(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,
+                      const float *beta, float *X, uint8_t *idx, float *scales, float *zeros, uint8_t *flip) {
+    const int t = s->gtype;
+    if (t == GQ_F16 || t == GQ_IQ4_NL || !gq_is_block_type(t)) { /* no uniform grid: nearest indices */
+        if (idx) gguf_rows(s, W, Bd, Bu, gamma, beta, NULL, idx, X, NULL, NULL, NULL);
+        return 0;
+    }
+    const int ng = fq_ngroups(s), g = s->group, sym = gq_type_symmetric(t), imax = gq_index_max(t);
+    const size_t ngt = (size_t)s->out * (size_t)ng;
+    float *state = malloc(ngt * GQ_STATE * sizeof *state);
+    if (!state) return -1;
+    /* What (into X) with the backward state: s' and m' of every group */
+    gguf_rows(s, W, Bd, Bu, gamma, beta, NULL, idx, X, NULL, NULL, state);
+    fq_merge_adapter(s, W, Bd, Bu, X); /* X = W + A: what GPTQ rounds */
+    for (size_t gi = 0; gi < ngt; gi++) {
+        const float sp = state[gi * GQ_STATE], mp = state[gi * GQ_STATE + 1];
+        float *xg = X + gi / (size_t)ng * (size_t)s->in + gi % (size_t)ng * (size_t)g;
+        flip[gi] = 0;
+        if (!sym) { /* value s'·q + m': GPTQ on X - m' with zero 0 */
+            for (int k = 0; k < g; k++) xg[k] -= mp;
+            scales[gi] = sp > 0.0f ? sp : 1e-30f, zeros[gi] = 0.0f;
+        } else if (sp >= 0.0f) { /* value s'·(idx + cmin): zero -cmin */
+            scales[gi] = sp > 0.0f ? sp : 1e-30f, zeros[gi] = (float)gq_sym_cmin_neg(t);
+        } else { /* s' < 0: the same grid mirrored, idx = imax - q */
+            scales[gi] = -sp, zeros[gi] = (float)(imax - gq_sym_cmin_neg(t));
+            flip[gi] = 1;
+        }
+    }
+    free(state);
+    return 0;
+}
+
+void fq_gguf_gptq_index(const FqSpec *s, const uint8_t *codes, const uint8_t *flip, uint8_t *idx) {
+    const int ng = fq_ngroups(s), g = s->group, imax = gq_index_max(s->gtype);
+    for (size_t e = 0; e < (size_t)s->out * (size_t)s->in; e++) {
+        const size_t gi = e / (size_t)s->in * (size_t)ng + e % (size_t)s->in / (size_t)g;
+        int q = codes[e] > imax ? imax : codes[e];
+        idx[e] = (uint8_t)(flip[gi] ? imax - q : q);
+    }
 }
 
 void fq_gguf_backward(const FqSpec *s, const float *W, const float *Bd, const float *Bu, const float *gamma,

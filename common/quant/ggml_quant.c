@@ -358,7 +358,7 @@ static float f16_round(float x) {
 
 /* One block of ti->block weights at x (row offset base). */
 static void quantize_block(const TypeInfo *ti, const float *x, int base, const float *fg, const float *fb,
-                           float *y, uint8_t *packed, float *state) {
+                           const uint8_t *idx_in, uint8_t *idx_out, float *y, uint8_t *packed, float *state) {
     const int bs = ti->block, sub = ti->sub, ns = bs / sub;
     float s[16], m[16], sq[16], mq[16]; /* raw and format-rounded per sub-block */
     int imax[16], imin[16];
@@ -442,22 +442,30 @@ static void quantize_block(const TypeInfo *ti, const float *x, int base, const f
         const float sp = sq[ti->kquant ? j : 0], mp = mq[ti->kquant ? j : 0];
         for (int i = j * sub; i < (j + 1) * sub; i++) {
             float v;
+            int idx; /* the grid index: IQ4_NL's level, c - cmin, or q */
             if (ti->t == GQ_IQ4_NL) {
-                const int k = sp != 0.0f ? iq4nl_index(x[i] / sp) : 8;
+                const int k = idx_in       ? (idx_in[i] > 15 ? 15 : idx_in[i])
+                              : sp != 0.0f ? iq4nl_index(x[i] / sp)
+                                           : 8;
                 L[i] = (uint8_t)k;
                 v = sp * (float)IQ4NL_LEVELS[k];
+                idx = k;
             } else if (ti->sym) {
-                int c = sp != 0.0f ? (int)nearest(x[i] / sp) : 0;
+                int c = idx_in ? idx_in[i] + ti->cmin : sp != 0.0f ? (int)nearest(x[i] / sp) : 0;
                 c = c < ti->cmin ? ti->cmin : c > ti->cmax ? ti->cmax : c;
                 L[i] = ti->t == GQ_Q8_0 ? (uint8_t)(int8_t)c : (uint8_t)(c - ti->cmin);
                 v = ti->t == GQ_Q6_K || ti->t == GQ_Q3_K ? sp * (float)c : (float)c * sp;
+                idx = c - ti->cmin;
             } else {
-                int q = sp != 0.0f ? (int)nearest((x[i] - mp) / sp) : 0;
+                int q = idx_in ? idx_in[i] : sp != 0.0f ? (int)nearest((x[i] - mp) / sp) : 0;
                 q = q < 0 ? 0 : q > ti->cmax ? ti->cmax : q;
                 L[i] = (uint8_t)q;
                 v = ti->kquant ? sp * (float)q + mp : (float)q * sp + mp;
+                idx = q;
             }
             if (y) y[i] = v;
+            if (idx_out) idx_out[i] = (uint8_t)idx;
+            (void)idx;
         }
         if (state) {
             float *st = state + (size_t)(base / sub + j) * GQ_STATE;
@@ -469,9 +477,24 @@ static void quantize_block(const TypeInfo *ti, const float *x, int base, const f
 
 void gq_quantize_row(int t, const float *x, int n, const float *fg, const float *fb, float *y,
                      uint8_t *packed, float *state) {
+    gq_quantize_row_idx(t, x, n, fg, fb, NULL, NULL, y, packed, state);
+}
+
+int gq_index_max(int t) {
+    const TypeInfo *ti = info(t);
+    if (!ti || !gq_is_block_type(t)) return 0;
+    return ti->t == GQ_IQ4_NL ? 15 : ti->cmax - ti->cmin;
+}
+
+int gq_type_symmetric(int t) { return info(t) ? info(t)->sym : 0; }
+int gq_sym_cmin_neg(int t) { return info(t) && info(t)->sym && t != GQ_IQ4_NL ? -info(t)->cmin : 0; }
+
+void gq_quantize_row_idx(int t, const float *x, int n, const float *fg, const float *fb,
+                         const uint8_t *idx_in, uint8_t *idx_out, float *y, uint8_t *packed, float *state) {
     const TypeInfo *ti = info(t);
     if (!ti) return;
     if (!gq_is_block_type(t)) { /* F16 (or F32): the value as the file stores it */
+        if (idx_out) memset(idx_out, 0, (size_t)n);
         for (int i = 0; i < n; i++) {
             const float v = t == GQ_F16 ? f16_round(x[i]) : x[i];
             if (y) y[i] = v;
@@ -483,7 +506,8 @@ void gq_quantize_row(int t, const float *x, int n, const float *fg, const float 
     const int bs = ti->block, ns = bs / ti->sub;
     for (int b0 = 0; b0 < n; b0 += bs) {
         const int j0 = b0 / ti->sub;
-        quantize_block(ti, x + b0, b0, fg ? fg + j0 : NULL, fb ? fb + j0 : NULL, y ? y + b0 : NULL,
+        quantize_block(ti, x + b0, b0, fg ? fg + j0 : NULL, fb ? fb + j0 : NULL, idx_in ? idx_in + b0 : NULL,
+                       idx_out ? idx_out + b0 : NULL, y ? y + b0 : NULL,
                        packed ? packed + (size_t)(b0 / bs) * (size_t)ti->bytes : NULL, state);
         (void)ns;
     }

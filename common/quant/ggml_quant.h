@@ -98,6 +98,22 @@ int gq_row_type(int want, int n);
 void gq_quantize_row(int t, const float *x, int n, const float *fg, const float *fb, float *y,
                      uint8_t *packed, float *state);
 
+/* Grid indices, the form GPTQ's error feedback rounds on: per weight
+ * IQ4_NL's level index, c - cmin (symmetric types: Q8_0 0..254) or q
+ * (asymmetric). The largest index of type t (0 for F16). */
+int gq_index_max(int t);
+/* 1 for the symmetric types (value s'·c), 0 for the asymmetric ones. */
+int gq_type_symmetric(int t);
+/* Symmetric types: -cmin, the index of code 0 (Q4_0 8, Q8_0 127 …). */
+int gq_sym_cmin_neg(int t);
+/* gq_quantize_row, with the indices written to idx_out (n; may be NULL)
+ * and, when idx_in is not NULL, the codes taken from idx_in instead of the
+ * nearest ones (clamped to the type's range): the grid (scales, mins, F16
+ * words) is still the one x and the factors give, so the blocks hold the
+ * given indices on the calibrated grid. F16 rows ignore both. */
+void gq_quantize_row_idx(int t, const float *x, int n, const float *fg, const float *fb,
+                         const uint8_t *idx_in, uint8_t *idx_out, float *y, uint8_t *packed, float *state);
+
 /* Given dy (n), OVERWRITES dx (n) with dL/dx and ADDS dL/dfg, dL/dfb (per
  * sub-block; NULL: not computed) — straight-through, see the top. x, fg, fb
  * and state as gq_quantize_row saw and left them. */

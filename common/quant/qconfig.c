@@ -104,8 +104,6 @@ static int validate_gguf(const QuantConfig *qc, QErr *err) {
     if (qc->method == METHOD_GPTQ)
         return qerr_set(err, "--format gguf: GPTQ on GGUF's block types is not implemented (use --method "
                              "quept or rtn)");
-    if (qc->fallback_gptq)
-        return qerr_set(err, "--format gguf: --fallback-gptq is for integer codes (use --no-fallback-gptq)");
     if (qc->adapter_mode != 0) return qerr_set(err, "--format gguf needs --adapter-mode 0");
     if (qc->rotate != ROTATE_NONE)
         return qerr_set(err,
@@ -349,7 +347,6 @@ void quant_config_set_gguf(QuantConfig *qc) {
     qc->n_bits = 6;
     memcpy(qc->bits, bits, sizeof bits);
     memcpy(qc->gguf_type, type, sizeof type);
-    qc->fallback_gptq = 0;
 }
 
 const char *quant_format_name(WeightFormat f) {

@@ -120,7 +120,7 @@ int quant_group(const QuantConfig *qc, int bit, int in);
  * block: gq_row_type); 0 for the other formats. */
 int quant_gtype(const QuantConfig *qc, int bit, int in);
 /* Switches qc to GGUF's block types: bits 2,3,4,5,6,8 as Q2_K, Q3_K, Q4_K,
- * Q5_K, Q6_K, Q8_0; no GPTQ candidate in the fallback. */
+ * Q5_K, Q6_K, Q8_0. */
 void quant_config_set_gguf(QuantConfig *qc);
 /* Adapter rank at bit b for an (out, in) layer (0 for rtn/gptq). */
 int quant_rank(const QuantConfig *qc, int bit, int out, int in);

@@ -130,7 +130,8 @@ const QSetting QCONFIG_TABLE[] = {
      .key = "fallback_gptq", .codec = QS_OPTIONAL | QS_IF_SET,
      .help = "with --fallback, also try GPTQ's error feedback on each width's chosen grid (Hessians "
              "from the width's stream) and keep its codes where the held-out loss is lower; adds one "
-             "byte per weight to the artifact for each width that keeps them (integer codes only)"},
+             "byte per weight to the artifact for each width that keeps them (integer and GGUF codes; "
+             "on a GGUF grid the learned grid stays and GPTQ picks the codes)"},
     {.type = QS_FLOAT, .off = F(gptq_damp), .key = "gptq_damp", .codec = QS_OPTIONAL,
      .help = "GPTQ's damping, a share of the Hessian's mean diagonal"},
     {.flag = "seed", .arg = "S", .type = QS_SEED, .off = F(seed), .lo = 0, .hi = 0x7fffffff, .key = "seed",
@@ -155,7 +156,7 @@ const QSetting QCONFIG_TABLE[] = {
              "3e-4; or gguf: each width is a GGUF block type of llama.cpp, calibrated against the type's "
              "own quantizer (sub-blocks, quantized scales and mins) so export writes the codes calibration "
              "saw; gguf first sets --bits 2,3,4,5,6,8 as Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_0 (--gguf-types "
-             "changes them) and --no-fallback-gptq; the other flags still apply"},
+             "changes them); the other flags still apply"},
     {.flag = "gguf-types", .arg = "LIST", .type = QS_GGUF_TYPES, .off = F(gguf_type), .key = "gguf_types",
      .codec = QS_OPTIONAL | QS_IF_SET,
      .help = "with --format gguf: the GGUF type of some widths, e.g. 4=q4_0,5=q5_0 (2 q2_k; 3 q3_k; 4 q4_0, "
