@@ -36,6 +36,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "artifact/mixed.h"
 #include "artifact/switch.h"
 #include "check.h"
 #include "data/tokenizer.h"
@@ -1122,6 +1123,20 @@ static void test_gguf_format(void) {
             char a[2048];
             snprintf(a, sizeof a, "%s --bits 4 --format safetensors-int --out %s/gx", art, tmpdir);
             expect_fail(a, "holds GGUF block types");
+            /* --avg-bits on a GGUF artifact: bits per weight of the linears' blocks, the file's size */
+            if (wide) {
+                int mb[2];
+                double ach = 0.0, want = 0.5 * (true_bits_per_weight(&em, (int[2]){3, 3}) +
+                                                true_bits_per_weight(&em, (int[2]){4, 4}));
+                CHECK_MSG(mixed_assign_bits(&em, want, 1, mb, &ach, &err) == 0, "%s", err.msg);
+                CHECK_MSG(ach <= want + 1e-9 && fabs(ach - true_bits_per_weight(&em, mb)) < 1e-9,
+                          "gguf --avg-bits %.4f: achieved %.4f, blocks %d %d (%.4f)", want, ach, mb[0], mb[1],
+                          true_bits_per_weight(&em, mb));
+                CHECK_MSG(mb[0] != mb[1] && (mb[0] == 3 || mb[0] == 4) && (mb[1] == 3 || mb[1] == 4),
+                          "a budget between 3 and 4 bits mixes them: %d %d", mb[0], mb[1]);
+                CHECK(mixed_assign_bits(&em, 1.0, 1, mb, &ach, &err) == -1 &&
+                      strstr(err.msg, "bits per weight"));
+            }
             switched_free(&sw);
             model_free(&q);
             elastic_free(&em);

@@ -106,6 +106,59 @@ int mixed_solve(const double *cost, const long *n, int L, const int *bit_list, i
     return rc;
 }
 
+/* GGUF artifacts: the budget is the file's own size — bits per weight of
+ * the linears' ggml blocks (rows that fall back counted in their type) —
+ * so the same DP runs on each width's bytes per block (every block of a
+ * Llama has the same shapes) in units of `base` bytes, made distinct per
+ * width (units * NB + bi) so the chosen width reads back from the total. */
+static int gguf_assign(const ElasticModel *em, const double *cost, double avg_bpw, int *bits_out,
+                       double *achieved, QErr *err) {
+    const ModelConfig *c = &em->cfg;
+    const QuantConfig *q = &em->qc;
+    const int L = c->n_layers, NB = q->n_bits;
+    const double P = (double)mixed_block_params(c, 0);
+    double bytes[QMAX_NBITS], bmax = 0.0;
+    for (int bi = 0; bi < NB; bi++) {
+        bytes[bi] = 0.0;
+        for (int l = 0; l < N_LIN; l++) {
+            int o, in;
+            qblock_linear_shape(c, l, &o, &in);
+            bytes[bi] += (double)o * (double)gq_row_bytes(quant_gtype(q, q->bits[bi], in), in);
+        }
+        bmax = bytes[bi] > bmax ? bytes[bi] : bmax;
+    }
+    const double lo = bytes[0] * 8.0 / P, hi = bytes[NB - 1] * 8.0 / P;
+    if (!(avg_bpw >= lo - 1e-9 && avg_bpw <= hi + 1e-9))
+        return qerr_set(
+            err,
+            "average of %g bits per weight is outside the GGUF artifact's range [%.4f, %.4f] (the "
+            "linears' ggml blocks at %d and %d bits)",
+            avg_bpw, lo, hi, q->bits[0], q->bits[NB - 1]);
+    double per = (double)MIXED_MAX_STATES / ((double)L * (double)L) / (double)NB / 2.0;
+    if (per > 100000.0) per = 100000.0;
+    const double base = ceil(bmax / per);
+    int units[QMAX_NBITS];
+    long n1[64];
+    long *n = L <= 64 ? n1 : malloc(sizeof(long) * (size_t)L);
+    if (!n) return qerr_set(err, "out of memory");
+    for (int j = 0; j < L; j++) n[j] = 1;
+    for (int bi = 0; bi < NB; bi++) units[bi] = (int)ceil(bytes[bi] / base) * NB + bi;
+    const double budget = floor(avg_bpw * P / 8.0 / base + 1e-9) * NB + (NB - 1);
+    double ach_units;
+    int rc =
+        mixed_solve(cost, n, L, units, NB, budget < units[0] ? units[0] : budget, bits_out, &ach_units, err);
+    if (n != n1) free(n);
+    if (rc != 0) return rc;
+    double total = 0.0;
+    for (int j = 0; j < L; j++) {
+        const int bi = bits_out[j] % NB;
+        bits_out[j] = q->bits[bi];
+        total += bytes[bi];
+    }
+    if (achieved) *achieved = total * 8.0 / (P * L);
+    return 0;
+}
+
 int mixed_assign_bits(const ElasticModel *em, double avg_bits, int use_proxy, int *bits_out,
                       double *achieved_avg, QErr *err) {
     const ModelConfig *c = &em->cfg;
@@ -123,7 +176,9 @@ int mixed_assign_bits(const ElasticModel *em, double avg_bits, int use_proxy, in
         for (int j = 0; j < L; j++)
             cost[(size_t)bi * L + j] =
                 (!use_proxy && em->sens) ? em->sens[(size_t)bi * L + j] : em->stats[j].loss_final[bi];
-    int rc = mixed_solve(cost, n, L, q->bits, NB, avg_bits, bits_out, achieved_avg, err);
+    int rc = q->format == QFORMAT_GGUF
+                 ? gguf_assign(em, cost, avg_bits, bits_out, achieved_avg, err)
+                 : mixed_solve(cost, n, L, q->bits, NB, avg_bits, bits_out, achieved_avg, err);
     free(cost);
     free(n);
     return rc;

@@ -31,7 +31,10 @@ long mixed_block_params(const ModelConfig *c, int j);
 int mixed_solve(const double *cost, const long *n, int L, const int *bit_list, int n_bits, double avg_bits,
                 int *bits_out, double *achieved_avg, QErr *err);
 
-/* avg_bits must lie in [min bit, max bit] of the artifact. */
+/* avg_bits must lie in [min bit, max bit] of the artifact. A GGUF artifact
+ * (--format gguf) reads avg_bits as bits per weight of its linears' ggml
+ * blocks — the file's size — and picks the least-cost widths whose blocks
+ * fit (achieved: in the same bits per weight). */
 int mixed_assign_bits(const ElasticModel *em, double avg_bits, int use_proxy, int *bits_out /*[n_layers]*/,
                       double *achieved_avg, QErr *err);
 
