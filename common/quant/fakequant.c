@@ -77,8 +77,6 @@ size_t fq_scratch_floats(const FqSpec *s) { return 4 * (size_t)s->out * (size_t)
 
 size_t fq_work_floats(const FqSpec *s) { return s->rank > 0 ? (size_t)s->out * (size_t)s->in : 0; }
 
-static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
-
 /* ------------------------------------------------------------------------ */
 /* Per-group kernels. n = group length, x contiguous.                        */
 
@@ -397,8 +395,8 @@ static void group_grid(const FqSpec *s, const float *row, int n, const float *ga
                        size_t gi, float qmax, int avx2, float *sc, float *z, float *xmax, float *xmin) {
     float fg = 1.0f, fb = 1.0f;
     if (s->lwc) {
-        fg = sigmoidf(gamma[gi]);
-        fb = sigmoidf(beta[gi]);
+        fg = fq_sigmoid(gamma[gi]);
+        fb = fq_sigmoid(beta[gi]);
     }
     if (avx2)
         grp_minmax_avx2(row, n, xmax, xmin);
@@ -606,8 +604,8 @@ static void backward_impl(const FqSpec *s, const float *W, const float *Bd, cons
                 const float *dy = dWhat + (size_t)(o0 + o) * in + (size_t)k * g;
                 float fg = 1.0f, fb = 1.0f;
                 if (s->lwc) {
-                    fg = sigmoidf(gamma[gi]);
-                    fb = sigmoidf(beta[gi]);
+                    fg = fq_sigmoid(gamma[gi]);
+                    fb = fq_sigmoid(beta[gi]);
                 }
                 /* ds flows unchanged through max(., 1e-5) into the range:
                  * s = (fg*xmax - fb*xmin)/qmax. In mode 0 with an adapter,

@@ -13,8 +13,6 @@
 
 #define GQ_MAX_SUBS 16 /* sub-blocks per block: 256 / 16 */
 
-static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
-
 int fq_gguf_spec_check(const FqSpec *s, QErr *err) {
     const int t = s->gtype;
     if (t != GQ_F16 && !gq_is_block_type(t))
@@ -41,8 +39,8 @@ static int block_factors(const FqSpec *s, const float *gamma, const float *beta,
                          float *fb) {
     if (!s->lwc || !gamma) return 0;
     for (int j = 0; j < k; j++) {
-        fg[j] = sigmoidf(gamma[gi + j]);
-        fb[j] = sigmoidf(beta[gi + j]);
+        fg[j] = fq_sigmoid(gamma[gi + j]);
+        fb[j] = fq_sigmoid(beta[gi + j]);
     }
     return 1;
 }

@@ -3,7 +3,12 @@
 #ifndef QUEPT_FAKEQUANT_ROWS_H
 #define QUEPT_FAKEQUANT_ROWS_H
 
+#include <math.h>
+
 #include "fakequant.h"
+
+/* The clipping factor of a logit. */
+static inline float fq_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 /* Rows per chunk: ~2 MB of floats, at least 128 rows (or all). */
 int fq_chunk_rows(const FqSpec *s);

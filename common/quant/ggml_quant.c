@@ -465,7 +465,6 @@ static void quantize_block(const TypeInfo *ti, const float *x, int base, const f
             }
             if (y) y[i] = v;
             if (idx_out) idx_out[i] = (uint8_t)idx;
-            (void)idx;
         }
         if (state) {
             float *st = state + (size_t)(base / sub + j) * GQ_STATE;
@@ -503,13 +502,12 @@ void gq_quantize_row_idx(int t, const float *x, int n, const float *fg, const fl
         }
         return;
     }
-    const int bs = ti->block, ns = bs / ti->sub;
+    const int bs = ti->block;
     for (int b0 = 0; b0 < n; b0 += bs) {
         const int j0 = b0 / ti->sub;
         quantize_block(ti, x + b0, b0, fg ? fg + j0 : NULL, fb ? fb + j0 : NULL, idx_in ? idx_in + b0 : NULL,
                        idx_out ? idx_out + b0 : NULL, y ? y + b0 : NULL,
                        packed ? packed + (size_t)(b0 / bs) * (size_t)ti->bytes : NULL, state);
-        (void)ns;
     }
 }
 
